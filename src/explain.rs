@@ -1,0 +1,307 @@
+//! `kekkai explain`: the merged policy and the numbered launch steps, each with what this plan
+//! does in it and why the step sits where it does.
+
+use serde_json::{Value, json};
+
+use crate::plan::landlock::access;
+use crate::plan::steps::{ORDER, Step};
+use crate::plan::{EntryKind, MountKind, Plan};
+use crate::policy::LoadedPolicy;
+use crate::policy::model::Compat;
+
+/// What this plan does in one step, as lines.
+pub fn details(plan: &Plan, step: Step) -> Vec<String> {
+    let mut out = Vec::new();
+    match step {
+        Step::Plan => {
+            out.push(format!("policy {} ({}), hash {}", plan.name, plan.sources.join(" ← "), plan.policy_hash));
+            let l = &plan.limits;
+            if l.any() {
+                let mut parts = Vec::new();
+                if let Some(m) = l.memory {
+                    parts.push(format!("memory {}", size(m)));
+                }
+                if let Some(m) = l.memory_high {
+                    parts.push(format!("memory-high {}", size(m)));
+                }
+                if let Some(m) = l.swap {
+                    parts.push(format!("swap {}", size(m)));
+                }
+                if let Some(p) = l.pids {
+                    parts.push(format!("pids {p}"));
+                }
+                if let Some(c) = l.cpu_millis {
+                    parts.push(format!("cpu {}", c as f64 / 1000.0));
+                }
+                if let Some(c) = &l.cpuset {
+                    parts.push(format!("cpuset {c}"));
+                }
+                if let Some(w) = l.cpu_weight {
+                    parts.push(format!("cpu-weight {w}"));
+                }
+                if let Some(w) = l.io_weight {
+                    parts.push(format!("io-weight {w}"));
+                }
+                out.push(format!("cgroup limits: {} ({})", parts.join(", "), compat(l.compat())));
+                if let Some(p) = &l.parent {
+                    out.push(format!("cgroup parent: {}", p.display()));
+                }
+            } else {
+                out.push("cgroup limits: none".into());
+            }
+        }
+        Step::Clone => {
+            let names: Vec<&str> = plan.namespaces.iter().map(|n| n.name()).collect();
+            out.push(format!("namespaces: {}", names.join(" ")));
+            if plan.userns_added {
+                out.push("user namespace added: the caller is unprivileged".into());
+            }
+            out.push(format!("network: {}", match plan.network {
+                crate::policy::model::Network::None => "none (loopback only)",
+                crate::policy::model::Network::Host => "host",
+            }));
+        }
+        Step::IdMaps => match &plan.userns {
+            Some(ns) => {
+                out.push(format!("uid_map: {}", ns.uid_map.trim_end().replace('\n', "; ")));
+                out.push(format!("gid_map: {}", ns.gid_map.trim_end().replace('\n', "; ")));
+                if ns.deny_setgroups {
+                    out.push("setgroups: deny".into());
+                }
+            }
+            None => out.push("no user namespace: ids switch directly in step 8".into()),
+        },
+        Step::Rootfs => {
+            let lowers: Vec<String> = plan.rootfs.lowers.iter().map(|p| p.display().to_string()).collect();
+            out.push(format!(
+                "root: {} over {} (skeleton tmpfs {})",
+                if plan.rootfs.writable { "writable throw-away layer" } else { "read-only" },
+                lowers.join(", "),
+                size(plan.rootfs.size)
+            ));
+            let mut overlays = Vec::new();
+            for e in &plan.rootfs.entries {
+                match &e.kind {
+                    EntryKind::Overlay(_) => overlays.push(format!("/{}", e.name)),
+                    EntryKind::Bind(p) => out.push(format!("/{}: recursive read-only bind of {} (host mounts below it)", e.name, p.display())),
+                    EntryKind::Symlink(t) => out.push(format!("/{} -> {}", e.name, t.display())),
+                    EntryKind::File(p) => out.push(format!("/{}: read-only bind of {}", e.name, p.display())),
+                    EntryKind::EmptyDir => out.push(format!("/{}: empty mount point", e.name)),
+                }
+            }
+            if !overlays.is_empty() {
+                out.insert(1, format!("overlays: {}", overlays.join(" ")));
+            }
+        }
+        Step::Mounts => {
+            if plan.mounts.is_empty() {
+                out.push("none".into());
+            }
+            for m in &plan.mounts {
+                let t = m.target.display();
+                out.push(match &m.kind {
+                    MountKind::Bind { source, writable, exec, .. } => format!(
+                        "{}: bind {} → {t} ({}{})",
+                        m.key,
+                        source.display(),
+                        if *writable { "writable" } else { "read-only" },
+                        if *exec { "" } else { ", noexec" }
+                    ),
+                    MountKind::Tmpfs { size: s, mode, exec } => format!(
+                        "{}: tmpfs {t} (size {}, mode {mode:04o}{})",
+                        m.key,
+                        size(*s),
+                        if *exec { "" } else { ", noexec" }
+                    ),
+                    MountKind::Hide => format!("{}: hide {t}", m.key),
+                    MountKind::Proc => format!("{}: proc {t}", m.key),
+                    MountKind::Dev => format!("{}: dev {t} (null zero full random urandom tty, pts, shm)", m.key),
+                    MountKind::Mqueue => format!("{}: mqueue {t}", m.key),
+                });
+            }
+        }
+        Step::PivotRoot => out.push(if plan.rootfs.writable {
+            "new root stays writable; writes vanish at exit".into()
+        } else {
+            "new root remounted read-only".into()
+        }),
+        Step::Environment => {
+            if let Some(h) = &plan.hostname {
+                out.push(format!("hostname: {h}"));
+            }
+            for r in &plan.rlimits {
+                out.push(format!(
+                    "rlimit {}: {}",
+                    r.name,
+                    if r.value == u64::MAX { "unlimited".into() } else { r.value.to_string() }
+                ));
+            }
+            out.push(format!("cwd: {}", plan.cwd.display()));
+            let names: Vec<String> = plan.env.vars.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+            out.push(format!("environment: {}", names.join(" ")));
+        }
+        Step::DropPrivileges => {
+            let id = &plan.identity;
+            out.push(format!(
+                "identity: uid {}{} gid {} groups [{}]",
+                id.uid,
+                id.user.as_deref().map(|u| format!(" ({u})")).unwrap_or_default(),
+                id.gid,
+                id.groups.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(" ")
+            ));
+            let keep = plan.caps.names();
+            out.push(if keep.is_empty() {
+                "capabilities: none (bounding, effective, permitted, inheritable and ambient sets empty)".into()
+            } else {
+                format!("capabilities kept: {}", keep.join(" "))
+            });
+        }
+        Step::NoNewPrivs => out.push("always".into()),
+        Step::Landlock => {
+            let l = &plan.landlock;
+            if !l.enabled {
+                out.push("disabled by the policy (landlock.enabled: false)".into());
+            } else {
+                out.push(format!("compat: {}; needs ABI {}", compat(l.compat), l.required_abi()));
+                for r in &l.rules {
+                    out.push(format!("{} {} [{}]", r.path.display(), access::summary(r.access), r.from));
+                }
+                let ports = |p: &Option<Vec<u16>>| match p {
+                    None => "not restricted".to_string(),
+                    Some(v) if v.is_empty() => "none".to_string(),
+                    Some(v) => v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" "),
+                };
+                out.push(format!("tcp bind: {}; tcp connect: {}", ports(&l.tcp_bind), ports(&l.tcp_connect)));
+                if !l.scopes.is_empty() {
+                    let s: Vec<&str> = l.scopes.iter().map(|s| match s {
+                        crate::policy::model::Scope::AbstractUnix => "abstract-unix",
+                        crate::policy::model::Scope::Signal => "signal",
+                    }).collect();
+                    out.push(format!("scopes: {}", s.join(" ")));
+                }
+            }
+        }
+        Step::CloseFds => out.push("keep 0 1 2".into()),
+        Step::Seccomp => {
+            let s = &plan.seccomp;
+            let preset = format!("{:?}", s.preset).to_lowercase();
+            out.push(format!("preset: {preset}; default action: {}", s.default_action));
+            if let Some(f) = &s.socket_families {
+                let names: Vec<&str> = f
+                    .iter()
+                    .filter_map(|n| crate::plan::names::SOCKET_FAMILIES.iter().find(|(_, v)| v == n).map(|(k, _)| *k))
+                    .collect();
+                out.push(format!("socket families: {}", if names.is_empty() { "none".into() } else { names.join(" ") }));
+            }
+            for f in &s.filters {
+                out.push(format!("filter: {} — {} instructions", f.name, f.program.len()));
+            }
+            for (name, why) in &s.reasons {
+                out.push(format!("rule {name}: {why}"));
+            }
+            if s.filters.is_empty() {
+                out.push("no filter installed".into());
+            }
+        }
+        Step::Exec => {
+            out.push(if plan.as_pid_1 {
+                "the program is PID 1".into()
+            } else {
+                "the program is PID 2 under kekkai's reaper (PID 1)".into()
+            });
+            if let Some(t) = plan.timeout {
+                out.push(format!("timeout: {:?}, then SIGKILL after {:?}", t, plan.timeout_grace));
+            }
+        }
+    }
+    out
+}
+
+fn compat(c: Compat) -> &'static str {
+    match c {
+        Compat::Hard => "hard",
+        Compat::BestEffort => "best-effort",
+    }
+}
+
+/// A byte count in the largest exact unit.
+pub fn size(n: u64) -> String {
+    for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+        if n >= 1 << shift && n % (1 << shift) == 0 {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+/// The human-readable explanation.
+pub fn human(loaded: &LoadedPolicy, plan: &Plan) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("policy: {}\n", plan.name));
+    if let Some(d) = &plan.description {
+        out.push_str(&format!("  {}\n", d.trim()));
+    }
+    out.push_str(&format!("sources: {}\n\n", plan.sources.join(" ← ")));
+    out.push_str("merged policy:\n");
+    let yaml = serde_yaml::to_string(&loaded.policy).unwrap_or_default();
+    for line in yaml.lines() {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out.push_str("\nlaunch steps:\n");
+    for info in ORDER.iter() {
+        let side = match info.side {
+            crate::plan::steps::Side::Parent => "parent",
+            crate::plan::steps::Side::Child => "child",
+        };
+        out.push_str(&format!("{:>3}. [{side}] {}: {}\n", info.number, info.step.name(), info.what));
+        out.push_str(&format!("       why here: {}\n", info.why));
+        for d in details(plan, info.step) {
+            out.push_str(&format!("       - {d}\n"));
+        }
+    }
+    out
+}
+
+/// The JSON explanation.
+pub fn json(loaded: &LoadedPolicy, plan: &Plan) -> Value {
+    let steps: Vec<Value> = ORDER
+        .iter()
+        .map(|info| {
+            json!({
+                "number": info.number,
+                "name": info.step.name(),
+                "side": info.side,
+                "what": info.what,
+                "why": info.why,
+                "details": details(plan, info.step),
+            })
+        })
+        .collect();
+    json!({
+        "policy": {
+            "name": plan.name,
+            "description": plan.description,
+            "sources": plan.sources,
+            "hash": plan.policy_hash,
+        },
+        "merged": serde_json::to_value(&loaded.policy).unwrap_or(Value::Null),
+        "steps": steps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case(0, "0")]
+    #[case(1023, "1023")]
+    #[case(1024, "1K")]
+    #[case(512 << 20, "512M")]
+    #[case((1 << 30) + 1, "1073741825")]
+    #[case(3 << 40, "3T")]
+    fn sizes(#[case] n: u64, #[case] want: &str) {
+        assert_eq!(size(n), want);
+    }
+}

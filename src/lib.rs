@@ -1,0 +1,16 @@
+//! kekkai (結界, "protective barrier"): a policy-driven secure sandbox launcher for Linux.
+//!
+//! Data flows one way: YAML → [`policy::LoadedPolicy`] (merged, every value traceable to its
+//! file, line and column) → [`plan::Plan`] (pure, complete, no syscalls) → launch. Everything a
+//! policy can get wrong fails in [`plan::compile`], before any process exists.
+
+#![deny(unsafe_code)]
+
+pub mod caller;
+pub mod cli_overrides;
+pub mod error;
+pub mod explain;
+pub mod plan;
+pub mod policy;
+pub mod schema;
+pub mod sys;

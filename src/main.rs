@@ -1,0 +1,231 @@
+//! The `kekkai` command line: run, check, explain, schema. One error reporter, documented exit
+//! codes (see `kekkai::error::exit`).
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use kekkai::caller::Caller;
+use kekkai::cli_overrides::Override;
+use kekkai::error::{Error, exit};
+use kekkai::plan::{self, Plan};
+use kekkai::policy::{self, LoadedPolicy, PolicySource};
+
+/// A policy-driven secure sandbox launcher for Linux.
+///
+/// One YAML policy covers namespaces, cgroup limits, capabilities, seccomp and Landlock,
+/// applied in a strict, documented order after pivot_root onto a read-only overlay root.
+#[derive(Parser)]
+#[command(name = "kekkai", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a program in a sandbox (the embedded default policy unless -p is given).
+    ///
+    /// The program's exit status passes through; killed by signal N gives 128+N; 124 the
+    /// policy's timeout fired; 125 kekkai failed before the program started; 126 the program
+    /// can't be executed; 127 it was not found.
+    Run(RunArgs),
+    /// Check policy files: exit 0 when all are valid, 1 otherwise.
+    Check(CheckArgs),
+    /// Show the merged policy and the numbered launch steps it compiles to.
+    Explain(ExplainArgs),
+    /// Print the JSON Schema of the policy language (for editors).
+    Schema,
+}
+
+/// Where the policy comes from, and command-line overrides on top of it.
+#[derive(clap::Args)]
+struct PolicyArgs {
+    /// Policy file, or the name of a shipped policy (default, untrusted, build, service).
+    #[arg(short = 'p', long = "policy", value_name = "FILE|NAME")]
+    policy: Option<String>,
+    /// Bind SRC (host) to DST (sandbox), writable. DST defaults to SRC.
+    #[arg(long = "bind", value_name = "SRC:DST")]
+    bind: Vec<String>,
+    /// Bind SRC (host) to DST (sandbox), read-only.
+    #[arg(long = "ro-bind", value_name = "SRC:DST")]
+    ro_bind: Vec<String>,
+    /// Mount a fresh tmpfs at DST.
+    #[arg(long = "tmpfs", value_name = "DST")]
+    tmpfs: Vec<String>,
+    /// Set an environment variable in the sandbox.
+    #[arg(long = "setenv", value_name = "NAME=VALUE")]
+    setenv: Vec<String>,
+    /// Remove an environment variable.
+    #[arg(long = "unsetenv", value_name = "NAME")]
+    unsetenv: Vec<String>,
+    /// Working directory inside the sandbox.
+    #[arg(long = "chdir", value_name = "DIR")]
+    chdir: Option<String>,
+    /// Host name inside the sandbox.
+    #[arg(long = "hostname", value_name = "NAME")]
+    hostname: Option<String>,
+    /// Network: `none` (own namespace, loopback only) or `host`.
+    #[arg(long = "net", value_name = "none|host")]
+    net: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// The program and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Policy files to check.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let sub = matches.subcommand().map(|(_, m)| m);
+    let code = match cli.cmd {
+        Cmd::Run(args) => report(run(&args, sub), exit::LAUNCH),
+        Cmd::Check(args) => check(&args),
+        Cmd::Explain(args) => report(explain(&args, sub), exit::INVALID),
+        Cmd::Schema => {
+            println!("{:#}", kekkai::schema::policy_schema());
+            0
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// The one error reporter: prints the error and returns the exit code for it.
+fn report(result: Result<i32, Error>, failure: i32) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(Error::Policy(diags)) => {
+            for d in &diags.0 {
+                eprintln!("{d}");
+            }
+            eprintln!(
+                "kekkai: the policy is invalid ({} error{})",
+                diags.0.len(),
+                if diags.0.len() == 1 { "" } else { "s" }
+            );
+            failure
+        }
+        Err(Error::Usage(msg)) => {
+            eprintln!("kekkai: {msg}");
+            exit::USAGE
+        }
+        Err(e) => {
+            eprintln!("kekkai: {e}");
+            failure
+        }
+    }
+}
+
+fn caller() -> Result<Caller, Error> {
+    Caller::current().map_err(|e| Error::io("reading the working directory", e))
+}
+
+/// The overrides in the order they were given on the command line.
+fn overrides(args: &PolicyArgs, m: Option<&ArgMatches>) -> Vec<Override> {
+    let mut out: Vec<(usize, Override)> = Vec::new();
+    let mut add = |id: &str, values: &[String], make: fn(String) -> Override| {
+        let idx: Vec<usize> = m
+            .and_then(|m| m.indices_of(id))
+            .map(|i| i.collect())
+            .unwrap_or_default();
+        for (n, v) in values.iter().enumerate() {
+            out.push((idx.get(n).copied().unwrap_or(usize::MAX), make(v.clone())));
+        }
+    };
+    add("bind", &args.bind, Override::Bind);
+    add("ro_bind", &args.ro_bind, Override::RoBind);
+    add("tmpfs", &args.tmpfs, Override::Tmpfs);
+    add("setenv", &args.setenv, Override::SetEnv);
+    add("unsetenv", &args.unsetenv, Override::UnsetEnv);
+    add("chdir", args.chdir.as_slice(), Override::Chdir);
+    add("hostname", args.hostname.as_slice(), Override::Hostname);
+    add("net", args.net.as_slice(), Override::Net);
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, o)| o).collect()
+}
+
+/// Loads the policy, applies the overrides and compiles the plan.
+fn load_and_compile(
+    args: &PolicyArgs,
+    m: Option<&ArgMatches>,
+    caller: &Caller,
+) -> Result<(LoadedPolicy, Plan), Error> {
+    let source = match &args.policy {
+        Some(p) => PolicySource::from_arg(p),
+        None => PolicySource::Shipped("default"),
+    };
+    let mut loaded = policy::load(&source, caller)?;
+    kekkai::cli_overrides::apply(&mut loaded, &overrides(args, m), &caller.pwd)?;
+    let plan = plan::compile(&loaded, caller)?;
+    Ok((loaded, plan))
+}
+
+fn run(args: &RunArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
+    let caller = caller()?;
+    let (_loaded, _plan) = load_and_compile(&args.policy, m, &caller)?;
+    Err(Error::Usage("`run` is not implemented yet".into()))
+}
+
+fn explain(args: &ExplainArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
+    let caller = caller()?;
+    let (loaded, plan) = load_and_compile(&args.policy, m, &caller)?;
+    if args.json {
+        println!("{:#}", kekkai::explain::json(&loaded, &plan));
+    } else {
+        print!("{}", kekkai::explain::human(&loaded, &plan));
+    }
+    Ok(0)
+}
+
+fn check(args: &CheckArgs) -> i32 {
+    let caller = match caller() {
+        Ok(c) => c,
+        Err(e) => return report(Err(e), exit::INVALID),
+    };
+    let mut failed = 0;
+    for file in &args.files {
+        let source = PolicySource::from_arg(file);
+        let result = policy::load(&source, &caller)
+            .and_then(|loaded| plan::compile(&loaded, &caller).map(|p| (loaded, p)));
+        match result {
+            Ok((_, plan)) => println!("ok: {} ({})", file, plan.name),
+            Err(diags) => {
+                failed += 1;
+                for d in &diags.0 {
+                    eprintln!("{d}");
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("kekkai: {failed} of {} polic{} invalid", args.files.len(), if args.files.len() == 1 { "y is" } else { "ies are" });
+        exit::INVALID
+    } else {
+        0
+    }
+}

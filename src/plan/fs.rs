@@ -1,0 +1,659 @@
+//! The root filesystem and the mount list, resolved against the host at plan time.
+//!
+//! The root is a private tmpfs "skeleton" holding one entry per top-level name of the lower
+//! layers: directories become read-only overlays of the same directory in every layer that has
+//! it (top first), symlinks are recreated, host pseudo-filesystems (/proc, /sys, /dev) become
+//! empty mount points, and a directory with host mounts below it is bind-mounted recursively
+//! (overlayfs can't take a lower directory with locked submounts inside a user namespace). The
+//! same shape serves root and unprivileged callers, host directories and unpacked images.
+//!
+//! Ordering in the launch: everything here is built in a staging directory after mount
+//! propagation is made private, and before `pivot_root`.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+
+use super::Diags;
+use super::units::{Amount, parse_mode, parse_size};
+use crate::policy::KeyPath;
+use crate::policy::model::{Mount, Namespace, Rootfs};
+
+/// Default size of the writable layer over the root.
+pub const DEFAULT_ROOT_SIZE: u64 = 256 << 20;
+/// Default size of a tmpfs mount.
+pub const DEFAULT_TMPFS_SIZE: u64 = 64 << 20;
+
+/// File systems that are windows into the host kernel, never passed through from the host.
+const PSEUDO_FS: &[&str] = &[
+    "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "securityfs", "debugfs",
+    "tracefs", "mqueue", "bpf", "configfs", "fusectl", "pstore", "hugetlbfs", "autofs",
+    "binfmt_misc", "efivarfs", "rpc_pipefs", "nsfs",
+];
+
+/// The planned root filesystem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RootfsPlan {
+    /// Lower layers, top first.
+    pub lowers: Vec<PathBuf>,
+    /// Writes go to a throw-away tmpfs layer.
+    pub writable: bool,
+    /// Size of that layer (and of the skeleton).
+    pub size: u64,
+    /// One entry per top-level name.
+    pub entries: Vec<RootEntry>,
+}
+
+/// One top-level name of the new root.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RootEntry {
+    /// The name, such as `usr`.
+    pub name: String,
+    /// How it is made.
+    pub kind: EntryKind,
+}
+
+/// How a top-level entry of the root is made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntryKind {
+    /// An overlay of these directories, top first.
+    Overlay(Vec<PathBuf>),
+    /// A recursive read-only bind of this host directory (it has host mounts below it).
+    Bind(PathBuf),
+    /// A symlink with this target.
+    Symlink(PathBuf),
+    /// A read-only bind of this file.
+    File(PathBuf),
+    /// An empty directory (a host pseudo filesystem's mount point).
+    EmptyDir,
+}
+
+/// A mount from the policy, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountPlan {
+    /// The policy key that asked for it (`mounts[2]`).
+    pub key: KeyPath,
+    /// Where it goes inside the sandbox.
+    pub target: PathBuf,
+    /// What it is.
+    pub kind: MountKind,
+}
+
+/// The kinds of mount.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MountKind {
+    /// Bind a host path.
+    Bind {
+        /// Canonical host path.
+        source: PathBuf,
+        /// Device and inode seen at plan time; the launch refuses a different object.
+        dev_ino: (u64, u64),
+        /// A directory (else a file or other node).
+        dir: bool,
+        /// Writes allowed.
+        writable: bool,
+        /// Executing files allowed.
+        exec: bool,
+    },
+    /// A fresh tmpfs.
+    Tmpfs {
+        /// Size in bytes.
+        size: u64,
+        /// Mode of its root.
+        mode: u32,
+        /// Executing files allowed.
+        exec: bool,
+    },
+    /// An empty read-only tmpfs over a directory, /dev/null over anything else.
+    Hide,
+    /// A fresh procfs.
+    Proc,
+    /// A minimal /dev.
+    Dev,
+    /// An mqueue filesystem.
+    Mqueue,
+}
+
+impl MountKind {
+    /// Short name for explain.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MountKind::Bind { .. } => "bind",
+            MountKind::Tmpfs { .. } => "tmpfs",
+            MountKind::Hide => "hide",
+            MountKind::Proc => "proc",
+            MountKind::Dev => "dev",
+            MountKind::Mqueue => "mqueue",
+        }
+    }
+}
+
+/// Checks and normalizes an absolute path: no `..`, no NUL; `.` and repeated `/` collapse.
+pub fn normalize_abs(text: &str) -> Result<PathBuf, String> {
+    if text.contains('\0') {
+        return Err("a path can't contain a NUL byte".into());
+    }
+    if !text.starts_with('/') {
+        return Err(format!("`{text}` is not an absolute path"));
+    }
+    let mut out = PathBuf::from("/");
+    for c in Path::new(text).components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(part) => out.push(part),
+            Component::ParentDir => {
+                return Err(format!("`{text}` contains `..`; write the path without it"));
+            }
+            Component::Prefix(_) => return Err(format!("`{text}` is not a Linux path")),
+        }
+    }
+    Ok(out)
+}
+
+/// A host mount point and its file system type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostMount {
+    /// Where it is mounted.
+    pub point: PathBuf,
+    /// Its file system type.
+    pub fstype: String,
+}
+
+/// Reads the caller's mount table (`/proc/self/mountinfo`).
+pub fn host_mounts() -> Vec<HostMount> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| parse_mountinfo(&t))
+        .unwrap_or_default()
+}
+
+/// Parses mountinfo lines: field 5 is the mount point, the first field after ` - ` the type.
+pub fn parse_mountinfo(text: &str) -> Vec<HostMount> {
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?;
+            let fstype = right.split(' ').next()?;
+            Some(HostMount {
+                point: PathBuf::from(OsStr::from_bytes(&unescape_mountinfo(point))),
+                fstype: fstype.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b.get(i) == Some(&b'\\') {
+            if let Some(oct) = b.get(i + 1..i + 4) {
+                if let Ok(v) = u8::from_str_radix(std::str::from_utf8(oct).unwrap_or("x"), 8) {
+                    out.push(v);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(b.get(i).copied().unwrap_or_default());
+        i += 1;
+    }
+    out
+}
+
+/// Plans the root filesystem.
+pub fn plan_rootfs(spec: Option<&Rootfs>, host: &[HostMount], diags: &mut Diags) -> RootfsPlan {
+    let here = KeyPath::root().key("rootfs");
+    let lower_texts: Vec<String> = spec
+        .and_then(|r| r.lower.clone())
+        .unwrap_or_else(|| vec!["/".into()]);
+    if lower_texts.is_empty() {
+        diags.push(here.key("lower"), "needs at least one layer");
+    }
+    let mut lowers = Vec::new();
+    for (i, text) in lower_texts.iter().enumerate() {
+        let at = here.key("lower").index(i);
+        match normalize_abs(text) {
+            Ok(p) => match std::fs::metadata(&p) {
+                Ok(m) if m.is_dir() => lowers.push(p),
+                Ok(_) => diags.push(at, format!("{} is not a directory", p.display())),
+                Err(e) => diags.push(
+                    at,
+                    format!("{}: {}", p.display(), crate::policy::describe_io(&e)),
+                ),
+            },
+            Err(e) => diags.push(at, e),
+        }
+    }
+    let size = match spec.and_then(|r| r.size.as_ref()) {
+        None => DEFAULT_ROOT_SIZE,
+        Some(s) => match parse_size(&s.0) {
+            Ok(Amount::Finite(n)) if n >= 1 << 20 => n,
+            Ok(Amount::Finite(_)) => {
+                diags.push(here.key("size"), "must be at least 1M");
+                DEFAULT_ROOT_SIZE
+            }
+            Ok(Amount::Unlimited) => {
+                diags.push(here.key("size"), "a tmpfs needs a finite size");
+                DEFAULT_ROOT_SIZE
+            }
+            Err(e) => {
+                diags.push(here.key("size"), e);
+                DEFAULT_ROOT_SIZE
+            }
+        },
+    };
+    let entries = root_entries(&lowers, host);
+    RootfsPlan {
+        lowers,
+        writable: spec.and_then(|r| r.writable).unwrap_or(false),
+        size,
+        entries,
+    }
+}
+
+/// Merges the top level of the layers into entries, as overlayfs would show them.
+fn root_entries(lowers: &[PathBuf], host: &[HostMount]) -> Vec<RootEntry> {
+    let mut entries: Vec<RootEntry> = Vec::new();
+    // Names a higher layer made opaque (a file or symlink hides lower directories).
+    let mut settled: Vec<String> = Vec::new();
+    for layer in lowers {
+        let Ok(dir) = std::fs::read_dir(layer) else {
+            continue;
+        };
+        let mut names: Vec<_> = dir.filter_map(Result::ok).collect();
+        names.sort_by_key(|e| e.file_name());
+        for e in names {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = layer.join(&name);
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if settled.contains(&name) {
+                continue;
+            }
+            let existing = entries.iter_mut().find(|x| x.name == name);
+            let ft = meta.file_type();
+            match existing {
+                Some(RootEntry {
+                    kind: EntryKind::Overlay(dirs),
+                    ..
+                }) if ft.is_dir() => dirs.push(path),
+                Some(_) => {}
+                None => {
+                    let kind = if ft.is_symlink() {
+                        settled.push(name.clone());
+                        match std::fs::read_link(&path) {
+                            Ok(t) => EntryKind::Symlink(t),
+                            Err(_) => continue,
+                        }
+                    } else if ft.is_dir() {
+                        match host_mount_state(&path, host) {
+                            MountState::Pseudo => {
+                                settled.push(name.clone());
+                                EntryKind::EmptyDir
+                            }
+                            MountState::HasSubmounts => {
+                                settled.push(name.clone());
+                                EntryKind::Bind(path)
+                            }
+                            MountState::Plain => EntryKind::Overlay(vec![path]),
+                        }
+                    } else if ft.is_file() {
+                        settled.push(name.clone());
+                        EntryKind::File(path)
+                    } else {
+                        // Sockets, FIFOs and device nodes at the top level are not passed on.
+                        continue;
+                    };
+                    entries.push(RootEntry { name, kind });
+                }
+            }
+        }
+    }
+    entries
+}
+
+enum MountState {
+    Pseudo,
+    HasSubmounts,
+    Plain,
+}
+
+fn host_mount_state(dir: &Path, host: &[HostMount]) -> MountState {
+    if host
+        .iter()
+        .any(|m| m.point == dir && PSEUDO_FS.contains(&m.fstype.as_str()))
+    {
+        return MountState::Pseudo;
+    }
+    if host
+        .iter()
+        .any(|m| m.point != dir && m.point.starts_with(dir))
+    {
+        return MountState::HasSubmounts;
+    }
+    MountState::Plain
+}
+
+/// Plans the mount list.
+pub fn plan_mounts(
+    mounts: &[Mount],
+    namespaces: &[Namespace],
+    rootfs: &RootfsPlan,
+    diags: &mut Diags,
+) -> Vec<MountPlan> {
+    let mut out = Vec::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let at = KeyPath::root().key("mounts").index(i);
+        if let Some(p) = plan_mount(m, &at, namespaces, rootfs, diags) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn plan_mount(
+    m: &Mount,
+    at: &KeyPath,
+    namespaces: &[Namespace],
+    rootfs: &RootfsPlan,
+    diags: &mut Diags,
+) -> Option<MountPlan> {
+    let kinds: Vec<(&str, &String)> = [
+        ("bind", &m.bind),
+        ("tmpfs", &m.tmpfs),
+        ("hide", &m.hide),
+        ("proc", &m.proc),
+        ("dev", &m.dev),
+        ("mqueue", &m.mqueue),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    .collect();
+    let (kind, value) = match kinds.as_slice() {
+        [one] => *one,
+        [] => {
+            diags.push(
+                at.clone(),
+                "a mount needs one of `bind`, `tmpfs`, `hide`, `proc`, `dev`, `mqueue`",
+            );
+            return None;
+        }
+        [_, (second, _), ..] => {
+            diags.push(
+                at.key(second),
+                "a mount has exactly one kind; split this entry in two",
+            );
+            return None;
+        }
+    };
+    // Options valid only for some kinds.
+    let only = |opt: &str, set: bool, allowed: &[&str], diags: &mut Diags| {
+        if set && !allowed.contains(&kind) {
+            diags.push(
+                at.key(opt),
+                format!("`{opt}` does not apply to a `{kind}` mount"),
+            );
+        }
+    };
+    only("to", m.to.is_some(), &["bind"], diags);
+    only("writable", m.writable.is_some(), &["bind"], diags);
+    only("optional", m.optional.is_some(), &["bind"], diags);
+    only("size", m.size.is_some(), &["tmpfs"], diags);
+    only("mode", m.mode.is_some(), &["tmpfs"], diags);
+    only("exec", m.exec.is_some(), &["bind", "tmpfs"], diags);
+
+    let value_at = at.key(kind);
+    let path = match normalize_abs(value) {
+        Ok(p) => p,
+        Err(e) => {
+            diags.push(value_at, e);
+            return None;
+        }
+    };
+    let need_ns = |ns: Namespace, why: &str, diags: &mut Diags| {
+        if !namespaces.contains(&ns) {
+            diags.push(
+                value_at.clone(),
+                format!("a `{kind}` mount needs the `{}` namespace: {why}", ns.name()),
+            );
+        }
+    };
+    let target_ok = |t: &Path, at: &KeyPath, diags: &mut Diags| {
+        if t == Path::new("/") {
+            diags.push(at.clone(), "can't mount over the root; use `rootfs` for that");
+            false
+        } else {
+            true
+        }
+    };
+    let exec = m.exec.unwrap_or(true);
+    let kind = match kind {
+        "bind" => {
+            let target = match &m.to {
+                Some(t) => match normalize_abs(t) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        diags.push(at.key("to"), e);
+                        return None;
+                    }
+                },
+                None => path.clone(),
+            };
+            let writable = m.writable.unwrap_or(false);
+            if path == Path::new("/") {
+                if !writable && target == Path::new("/") && rootfs.lowers.iter().any(|l| l == Path::new("/")) {
+                    // `${PWD}` is `/`: already visible read-only through the root.
+                    return None;
+                }
+                diags.push(
+                    value_at,
+                    "binding the host's `/` would expose /proc, /sys, /dev and every socket; use `rootfs: { lower: [/] }`",
+                );
+                return None;
+            }
+            let at_to = if m.to.is_some() { at.key("to") } else { value_at.clone() };
+            if !target_ok(&target, &at_to, diags) {
+                return None;
+            }
+            let source = match std::fs::canonicalize(&path) {
+                Ok(p) => p,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && m.optional == Some(true) => {
+                    return None;
+                }
+                Err(e) => {
+                    diags.push(
+                        value_at,
+                        format!(
+                            "{}: {} (add `optional: true` to skip a missing source)",
+                            path.display(),
+                            crate::policy::describe_io(&e)
+                        ),
+                    );
+                    return None;
+                }
+            };
+            if source == Path::new("/") {
+                diags.push(value_at, format!("{} resolves to `/`", path.display()));
+                return None;
+            }
+            let meta = match std::fs::metadata(&source) {
+                Ok(m) => m,
+                Err(e) => {
+                    diags.push(value_at, format!("{}: {}", source.display(), crate::policy::describe_io(&e)));
+                    return None;
+                }
+            };
+            let ft = meta.file_type();
+            if ft.is_block_device() || ft.is_char_device() {
+                diags.push(
+                    value_at,
+                    format!("{} is a device node; devices come only from a `dev` mount", source.display()),
+                );
+                return None;
+            }
+            if source.starts_with("/proc") || source.starts_with("/sys") {
+                diags.push(
+                    value_at,
+                    format!("{} is inside the host's /proc or /sys; binding it would leak the host kernel's view", source.display()),
+                );
+                return None;
+            }
+            MountKind::Bind {
+                dev_ino: (meta.dev(), meta.ino()),
+                dir: meta.is_dir(),
+                source,
+                writable,
+                exec,
+            }
+            .with_target(target, at.clone())
+        }
+        "tmpfs" => {
+            if !target_ok(&path, &value_at, diags) {
+                return None;
+            }
+            let size = match &m.size {
+                None => DEFAULT_TMPFS_SIZE,
+                Some(s) => match parse_size(&s.0) {
+                    Ok(Amount::Finite(n)) if n >= 4096 => n,
+                    Ok(Amount::Finite(_)) => {
+                        diags.push(at.key("size"), "a tmpfs needs at least 4K");
+                        return None;
+                    }
+                    Ok(Amount::Unlimited) => {
+                        diags.push(at.key("size"), "a tmpfs needs a finite size");
+                        return None;
+                    }
+                    Err(e) => {
+                        diags.push(at.key("size"), e);
+                        return None;
+                    }
+                },
+            };
+            let mode = match &m.mode {
+                None => 0o1777,
+                Some(s) => match parse_mode(&s.0) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        diags.push(at.key("mode"), e);
+                        return None;
+                    }
+                },
+            };
+            MountKind::Tmpfs { size, mode, exec }.with_target(path, at.clone())
+        }
+        "hide" => {
+            if !target_ok(&path, &value_at, diags) {
+                return None;
+            }
+            MountKind::Hide.with_target(path, at.clone())
+        }
+        "proc" => {
+            need_ns(Namespace::Pid, "a procfs without it shows every host process", diags);
+            if !target_ok(&path, &value_at, diags) {
+                return None;
+            }
+            MountKind::Proc.with_target(path, at.clone())
+        }
+        "dev" => {
+            if !target_ok(&path, &value_at, diags) {
+                return None;
+            }
+            MountKind::Dev.with_target(path, at.clone())
+        }
+        _ => {
+            need_ns(Namespace::Ipc, "message queues live in the ipc namespace", diags);
+            if !target_ok(&path, &value_at, diags) {
+                return None;
+            }
+            MountKind::Mqueue.with_target(path, at.clone())
+        }
+    };
+    Some(kind)
+}
+
+impl MountKind {
+    fn with_target(self, target: PathBuf, key: KeyPath) -> MountPlan {
+        MountPlan {
+            key,
+            target,
+            kind: self,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("/", Ok("/"))]
+    #[case("/usr//lib/./x/", Ok("/usr/lib/x"))]
+    #[case("usr", Err("not an absolute path"))]
+    #[case("/a/../b", Err("contains `..`"))]
+    #[case("/a\0b", Err("NUL"))]
+    fn normalize(#[case] input: &str, #[case] want: Result<&str, &str>) {
+        match (normalize_abs(input), want) {
+            (Ok(p), Ok(w)) => assert_eq!(p, PathBuf::from(w)),
+            (Err(e), Err(w)) => assert!(e.contains(w), "{e}"),
+            (got, want) => panic!("{got:?} vs {want:?}"),
+        }
+    }
+
+    #[test]
+    fn mountinfo_parses_points_types_and_escapes() {
+        let text = "22 27 0:21 / /proc rw,relatime - proc proc rw\n\
+                    28 27 0:25 / /mnt/with\\040space ro - tmpfs x ro\n\
+                    41 31 0:38 / /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw\n";
+        let m = parse_mountinfo(text);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].point, PathBuf::from("/proc"));
+        assert_eq!(m[0].fstype, "proc");
+        assert_eq!(m[1].point, PathBuf::from("/mnt/with space"));
+        assert_eq!(m[2].fstype, "cgroup2");
+    }
+
+    #[test]
+    fn host_root_entries() {
+        let host = vec![
+            HostMount { point: "/".into(), fstype: "ext4".into() },
+            HostMount { point: "/proc".into(), fstype: "proc".into() },
+            HostMount { point: "/dev".into(), fstype: "devtmpfs".into() },
+            HostMount { point: "/sys".into(), fstype: "sysfs".into() },
+            HostMount { point: "/mnt/x".into(), fstype: "tmpfs".into() },
+        ];
+        let entries = root_entries(&[PathBuf::from("/")], &host);
+        let kind = |n: &str| entries.iter().find(|e| e.name == n).map(|e| e.kind.clone());
+        assert_eq!(kind("proc"), Some(EntryKind::EmptyDir));
+        assert_eq!(kind("dev"), Some(EntryKind::EmptyDir));
+        assert_eq!(kind("usr"), Some(EntryKind::Overlay(vec!["/usr".into()])));
+        if std::path::Path::new("/mnt").is_dir() {
+            assert_eq!(kind("mnt"), Some(EntryKind::Bind("/mnt".into())));
+        }
+        if std::fs::symlink_metadata("/bin").is_ok_and(|m| m.file_type().is_symlink()) {
+            assert!(matches!(kind("bin"), Some(EntryKind::Symlink(_))));
+        }
+    }
+
+    #[test]
+    fn layers_merge_like_overlayfs() {
+        let top = std::env::temp_dir().join(format!("kekkai-layers-{}", std::process::id()));
+        let (a, b) = (top.join("a"), top.join("b"));
+        for d in [a.join("etc"), a.join("only-a"), b.join("etc"), b.join("only-b")] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(a.join("only-b-shadow"), "").unwrap();
+        std::fs::create_dir_all(b.join("only-b-shadow")).unwrap();
+        let entries = root_entries(&[a.clone(), b.clone()], &[]);
+        let kind = |n: &str| entries.iter().find(|e| e.name == n).map(|e| e.kind.clone());
+        assert_eq!(kind("etc"), Some(EntryKind::Overlay(vec![a.join("etc"), b.join("etc")])));
+        assert_eq!(kind("only-a"), Some(EntryKind::Overlay(vec![a.join("only-a")])));
+        assert_eq!(kind("only-b"), Some(EntryKind::Overlay(vec![b.join("only-b")])));
+        assert_eq!(kind("only-b-shadow"), Some(EntryKind::File(a.join("only-b-shadow"))));
+        std::fs::remove_dir_all(&top).unwrap();
+    }
+}

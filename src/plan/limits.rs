@@ -1,0 +1,316 @@
+//! cgroup limits, rlimits and the wall-clock timeout, parsed and checked.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Diags;
+use super::units::{Amount, parse_cpu, parse_duration, parse_size};
+use crate::policy::KeyPath;
+use crate::policy::model::{Compat, Limits, Rlimits};
+
+/// Default time between the timeout's SIGTERM and SIGKILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+
+/// cgroup limits to enforce.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LimitsPlan {
+    /// memory.max in bytes.
+    pub memory: Option<u64>,
+    /// memory.high in bytes.
+    pub memory_high: Option<u64>,
+    /// memory.swap.max in bytes.
+    pub swap: Option<u64>,
+    /// pids.max.
+    pub pids: Option<u64>,
+    /// CPU quota in thousandths of a CPU.
+    pub cpu_millis: Option<u64>,
+    /// cpuset.cpus.
+    pub cpuset: Option<String>,
+    /// cpu.weight.
+    pub cpu_weight: Option<u64>,
+    /// io.weight.
+    pub io_weight: Option<u64>,
+    /// Refuse to run (hard) or report (best-effort) when limits can't be enforced.
+    pub compat: Option<Compat>,
+    /// Explicit parent cgroup.
+    pub parent: Option<PathBuf>,
+}
+
+impl LimitsPlan {
+    /// Does the policy ask for any cgroup limit?
+    pub fn any(&self) -> bool {
+        self.memory.is_some()
+            || self.memory_high.is_some()
+            || self.swap.is_some()
+            || self.pids.is_some()
+            || self.cpu_millis.is_some()
+            || self.cpuset.is_some()
+            || self.cpu_weight.is_some()
+            || self.io_weight.is_some()
+    }
+
+    /// The compat level (hard unless the policy says otherwise).
+    pub fn compat(&self) -> Compat {
+        self.compat.unwrap_or(Compat::Hard)
+    }
+}
+
+/// A resource limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RlimitPlan {
+    /// The policy's name for it (`nofile`).
+    pub name: &'static str,
+    /// The RLIMIT_* number.
+    pub resource: u32,
+    /// The value for both soft and hard limit (`u64::MAX` is unlimited).
+    pub value: u64,
+}
+
+/// Plans the `limits` section.
+pub fn plan_limits(spec: Option<&Limits>, diags: &mut Diags) -> LimitsPlan {
+    let Some(l) = spec else {
+        return LimitsPlan::default();
+    };
+    let here = KeyPath::root().key("limits");
+    let size = |key: &str, v: &Option<crate::policy::model::Size>, min: u64, diags: &mut Diags| -> Option<u64> {
+        let v = v.as_ref()?;
+        match parse_size(&v.0) {
+            Ok(Amount::Finite(n)) if n >= min => Some(n),
+            Ok(Amount::Finite(_)) => {
+                diags.push(here.key(key), format!("must be at least {}K", min / 1024));
+                None
+            }
+            Ok(Amount::Unlimited) => Some(u64::MAX),
+            Err(e) => {
+                diags.push(here.key(key), e);
+                None
+            }
+        }
+    };
+    let memory = size("memory", &l.memory, 1 << 20, diags);
+    let memory_high = size("memory-high", &l.memory_high, 1 << 20, diags);
+    let swap = size("swap", &l.swap, 0, diags);
+    if let (Some(h), Some(m)) = (memory_high, memory) {
+        if h > m {
+            diags.push(here.key("memory-high"), "is above `memory`; it would never apply");
+        }
+    }
+    if swap.is_some() && l.memory.is_none() {
+        diags.push(here.key("swap"), "a swap limit needs a `memory` limit");
+    }
+    let count = |key: &str, v: Option<u64>, range: std::ops::RangeInclusive<u64>, diags: &mut Diags| {
+        let v = v?;
+        if range.contains(&v) {
+            Some(v)
+        } else {
+            diags.push(here.key(key), format!("{v} is out of range {}..{}", range.start(), range.end()));
+            None
+        }
+    };
+    let pids = count("pids", l.pids, 1..=4_194_304, diags);
+    let cpu_weight = count("cpu-weight", l.cpu_weight, 1..=10_000, diags);
+    let io_weight = count("io-weight", l.io_weight, 1..=10_000, diags);
+    let cpu_millis = l.cpu.as_ref().and_then(|c| match parse_cpu(&c.0) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            diags.push(here.key("cpu"), e);
+            None
+        }
+    });
+    let cpuset = l.cpuset.as_ref().and_then(|s| match check_cpuset(s) {
+        Ok(()) => Some(s.trim().to_owned()),
+        Err(e) => {
+            diags.push(here.key("cpuset"), e);
+            None
+        }
+    });
+    let parent = l.parent.as_ref().and_then(|p| {
+        match super::fs::normalize_abs(p) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                diags.push(here.key("parent"), format!("{e}; write a cgroup path such as /kekkai.slice"));
+                None
+            }
+        }
+    });
+    LimitsPlan {
+        memory,
+        memory_high,
+        swap,
+        pids,
+        cpu_millis,
+        cpuset,
+        cpu_weight,
+        io_weight,
+        compat: l.compat,
+        parent,
+    }
+}
+
+/// A cpuset list: `0-3,5,7-8`.
+fn check_cpuset(s: &str) -> Result<(), String> {
+    let bad = || format!("`{s}` is not a CPU list; write e.g. 0-1 or 0,2-3");
+    if s.trim().is_empty() {
+        return Err(bad());
+    }
+    for part in s.trim().split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let a: u32 = a.trim().parse().map_err(|_| bad())?;
+        let b: u32 = b.trim().parse().map_err(|_| bad())?;
+        if a > b || b > 8191 {
+            return Err(bad());
+        }
+    }
+    Ok(())
+}
+
+/// Plans the `rlimits` section.
+pub fn plan_rlimits(spec: Option<&Rlimits>, diags: &mut Diags) -> Vec<RlimitPlan> {
+    let Some(r) = spec else {
+        return Vec::new();
+    };
+    let here = KeyPath::root().key("rlimits");
+    let mut out = Vec::new();
+    let sized = [
+        ("nofile", libc::RLIMIT_NOFILE, &r.nofile),
+        ("nproc", libc::RLIMIT_NPROC, &r.nproc),
+        ("core", libc::RLIMIT_CORE, &r.core),
+        ("fsize", libc::RLIMIT_FSIZE, &r.fsize),
+        ("as", libc::RLIMIT_AS, &r.address_space),
+        ("stack", libc::RLIMIT_STACK, &r.stack),
+        ("memlock", libc::RLIMIT_MEMLOCK, &r.memlock),
+    ];
+    for (name, resource, value) in sized {
+        let Some(v) = value else { continue };
+        match parse_size(&v.0) {
+            Ok(Amount::Finite(n)) => {
+                if name == "nofile" && n < 3 {
+                    diags.push(here.key(name), "at least 3 (stdin, stdout, stderr)");
+                    continue;
+                }
+                if name == "nofile" && n > 1 << 30 {
+                    diags.push(here.key(name), "more than the kernel allows (nr_open)");
+                    continue;
+                }
+                out.push(RlimitPlan { name, resource, value: n });
+            }
+            Ok(Amount::Unlimited) => {
+                if name == "nofile" {
+                    diags.push(here.key(name), "can't be unlimited; give a number");
+                    continue;
+                }
+                out.push(RlimitPlan { name, resource, value: u64::MAX });
+            }
+            Err(e) => diags.push(here.key(name), e),
+        }
+    }
+    if let Some(cpu) = &r.cpu {
+        match parse_duration(&cpu.0) {
+            Ok(d) if d.as_secs() >= 1 => out.push(RlimitPlan {
+                name: "cpu",
+                resource: libc::RLIMIT_CPU,
+                value: d.as_secs(),
+            }),
+            Ok(_) => diags.push(here.key("cpu"), "at least 1s (RLIMIT_CPU counts whole seconds)"),
+            Err(e) => diags.push(here.key("cpu"), e),
+        }
+    }
+    out
+}
+
+/// Plans `timeout` and `timeout-grace`.
+pub fn plan_timeout(
+    timeout: Option<&crate::policy::model::Duration>,
+    grace: Option<&crate::policy::model::Duration>,
+    diags: &mut Diags,
+) -> (Option<Duration>, Duration) {
+    let parse = |key: &str, v: Option<&crate::policy::model::Duration>, diags: &mut Diags| {
+        let v = v?;
+        match parse_duration(&v.0) {
+            Ok(d) if d.is_zero() => {
+                diags.push(KeyPath::root().key(key), "must be above 0");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                diags.push(KeyPath::root().key(key), e);
+                None
+            }
+        }
+    };
+    let t = parse("timeout", timeout, diags);
+    let g = parse("timeout-grace", grace, diags).unwrap_or(DEFAULT_GRACE);
+    (t, g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn limits(yaml: &str) -> Result<LimitsPlan, Vec<(String, String)>> {
+        let spec: Limits = serde_yaml::from_str(yaml).unwrap();
+        let mut d = Diags::default();
+        let p = plan_limits(Some(&spec), &mut d);
+        if d.is_empty() { Ok(p) } else { Err(d.into_pairs()) }
+    }
+
+    #[test]
+    fn parses_every_limit() {
+        let p = limits("{memory: 512M, memory-high: 256M, swap: 0, pids: 128, cpu: 1.5, cpuset: 0-1, cpu-weight: 50, io-weight: 200, compat: best-effort, parent: /kekkai.slice}").unwrap();
+        assert_eq!(p.memory, Some(512 << 20));
+        assert_eq!(p.memory_high, Some(256 << 20));
+        assert_eq!(p.swap, Some(0));
+        assert_eq!(p.pids, Some(128));
+        assert_eq!(p.cpu_millis, Some(1500));
+        assert_eq!(p.cpuset.as_deref(), Some("0-1"));
+        assert_eq!((p.cpu_weight, p.io_weight), (Some(50), Some(200)));
+        assert_eq!(p.compat(), Compat::BestEffort);
+        assert_eq!(p.parent, Some(PathBuf::from("/kekkai.slice")));
+        assert!(p.any());
+    }
+
+    #[rstest]
+    #[case("{memory: 10k}", "limits.memory", "at least")]
+    #[case("{memory: lots}", "limits.memory", "not a size")]
+    #[case("{memory: 1G, memory-high: 2G}", "limits.memory-high", "above `memory`")]
+    #[case("{swap: 1G}", "limits.swap", "needs a `memory`")]
+    #[case("{pids: 0}", "limits.pids", "out of range")]
+    #[case("{cpu: 0}", "limits.cpu", "above 0")]
+    #[case("{cpu: fast}", "limits.cpu", "not a number")]
+    #[case("{cpuset: 3-1}", "limits.cpuset", "not a CPU list")]
+    #[case("{cpuset: a}", "limits.cpuset", "not a CPU list")]
+    #[case("{cpu-weight: 0}", "limits.cpu-weight", "out of range")]
+    #[case("{io-weight: 10001}", "limits.io-weight", "out of range")]
+    #[case("{parent: kekkai.slice}", "limits.parent", "not an absolute path")]
+    fn rejects(#[case] yaml: &str, #[case] path: &str, #[case] contains: &str) {
+        let errs = limits(yaml).unwrap_err();
+        assert!(errs.iter().any(|(p, m)| p == path && m.contains(contains)), "{errs:?}");
+    }
+
+    #[rstest]
+    #[case("{nofile: 1024}", "nofile", 1024)]
+    #[case("{core: 0}", "core", 0)]
+    #[case("{as: 4G}", "as", 4 << 30)]
+    #[case("{fsize: unlimited}", "fsize", u64::MAX)]
+    #[case("{cpu: 1m}", "cpu", 60)]
+    fn rlimits(#[case] yaml: &str, #[case] name: &str, #[case] value: u64) {
+        let spec: Rlimits = serde_yaml::from_str(yaml).unwrap();
+        let mut d = Diags::default();
+        let p = plan_rlimits(Some(&spec), &mut d);
+        assert!(d.is_empty());
+        assert_eq!((p[0].name, p[0].value), (name, value));
+    }
+
+    #[rstest]
+    #[case("{nofile: 2}", "rlimits.nofile")]
+    #[case("{nofile: unlimited}", "rlimits.nofile")]
+    #[case("{cpu: 100ms}", "rlimits.cpu")]
+    #[case("{stack: 1Q}", "rlimits.stack")]
+    fn bad_rlimits(#[case] yaml: &str, #[case] path: &str) {
+        let spec: Rlimits = serde_yaml::from_str(yaml).unwrap();
+        let mut d = Diags::default();
+        plan_rlimits(Some(&spec), &mut d);
+        assert_eq!(d.into_pairs()[0].0, path);
+    }
+}

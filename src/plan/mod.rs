@@ -1,0 +1,380 @@
+//! Policy → Plan: everything the launcher will do, decided before any process exists.
+//!
+//! Compilation is pure apart from reading the filesystem (to resolve paths, users and the host
+//! mount table). Every error it finds names the policy key that caused it, and all of them are
+//! reported at once. The plan holds absolute paths, syscall numbers, compiled BPF, Landlock
+//! access sets, cgroup values and the ordered launch steps.
+
+pub mod fs;
+pub mod identity;
+pub mod landlock;
+pub mod limits;
+pub mod names;
+pub mod seccomp;
+pub mod seccomp_presets;
+pub mod steps;
+pub mod units;
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::caller::Caller;
+use crate::policy::model::{Namespace, Network};
+use crate::policy::{Diagnostics, KeyPath, LoadedPolicy};
+
+pub use fs::{EntryKind, MountKind, MountPlan, RootEntry, RootfsPlan};
+pub use identity::{IdentityPlan, UserNsPlan};
+pub use landlock::LandlockPlan;
+pub use limits::{LimitsPlan, RlimitPlan};
+pub use seccomp::SeccompPlan;
+
+/// Errors found while compiling, by merged key path.
+#[derive(Debug, Default)]
+pub struct Diags(Vec<(KeyPath, String)>);
+
+impl Diags {
+    /// Records an error at a key path.
+    pub fn push(&mut self, path: KeyPath, message: impl Into<String>) {
+        self.0.push((path, message.into()));
+    }
+
+    /// No errors?
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The errors as (path, message) strings, for tests.
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        self.0.into_iter().map(|(p, m)| (p.to_string(), m)).collect()
+    }
+}
+
+/// "Did you mean" for compile errors.
+pub(crate) fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    crate::policy::suggest::closest(word, candidates)
+}
+
+/// The environment the program gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvPlan {
+    /// Variables, in order.
+    pub vars: Vec<(OsString, OsString)>,
+}
+
+/// Capabilities the program keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CapsPlan {
+    /// Bit N set: capability N stays in the bounding set (and effective/permitted/ambient).
+    pub keep: u64,
+}
+
+impl CapsPlan {
+    /// The kept capabilities' names.
+    pub fn names(&self) -> Vec<String> {
+        (0..64u8)
+            .filter(|n| self.keep & (1 << n) != 0)
+            .map(names::capability_name)
+            .collect()
+    }
+}
+
+/// Everything a launch does.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The policy's name.
+    pub name: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// The files merged, the policy first.
+    pub sources: Vec<String>,
+    /// A stable hash of the merged policy (FNV-1a 64 of its canonical YAML).
+    pub policy_hash: String,
+    /// Namespaces created, in a fixed order.
+    pub namespaces: Vec<Namespace>,
+    /// The user namespace was added because the caller is unprivileged.
+    pub userns_added: bool,
+    /// Identity of the program.
+    pub identity: IdentityPlan,
+    /// User namespace maps.
+    pub userns: Option<UserNsPlan>,
+    /// Host name.
+    pub hostname: Option<String>,
+    /// Root filesystem.
+    pub rootfs: RootfsPlan,
+    /// Mounts, in order.
+    pub mounts: Vec<MountPlan>,
+    /// Working directory inside.
+    pub cwd: PathBuf,
+    /// Environment.
+    pub env: EnvPlan,
+    /// cgroup limits.
+    pub limits: LimitsPlan,
+    /// rlimits.
+    pub rlimits: Vec<RlimitPlan>,
+    /// Wall-clock timeout.
+    pub timeout: Option<Duration>,
+    /// Grace between SIGTERM and SIGKILL on timeout.
+    pub timeout_grace: Duration,
+    /// Capabilities.
+    pub caps: CapsPlan,
+    /// Landlock.
+    pub landlock: LandlockPlan,
+    /// seccomp.
+    pub seccomp: SeccompPlan,
+    /// Network.
+    pub network: Network,
+    /// The program is PID 1 (no reaper).
+    pub as_pid_1: bool,
+}
+
+impl Plan {
+    /// The clone flags for the namespaces.
+    pub fn clone_flags(&self) -> u64 {
+        self.namespaces.iter().fold(0, |acc, ns| acc | namespace_flag(*ns))
+    }
+
+    /// Is there a user namespace?
+    pub fn has(&self, ns: Namespace) -> bool {
+        self.namespaces.contains(&ns)
+    }
+}
+
+/// The CLONE_NEW* flag of a namespace.
+pub fn namespace_flag(ns: Namespace) -> u64 {
+    let flag = match ns {
+        Namespace::User => libc::CLONE_NEWUSER,
+        Namespace::Mount => libc::CLONE_NEWNS,
+        Namespace::Pid => libc::CLONE_NEWPID,
+        Namespace::Net => libc::CLONE_NEWNET,
+        Namespace::Ipc => libc::CLONE_NEWIPC,
+        Namespace::Uts => libc::CLONE_NEWUTS,
+        Namespace::Cgroup => libc::CLONE_NEWCGROUP,
+        Namespace::Time => 0x80, // CLONE_NEWTIME
+    };
+    u64::try_from(flag).unwrap_or(0)
+}
+
+/// Namespaces a policy gets when it says nothing: all but time.
+pub const DEFAULT_NAMESPACES: [Namespace; 7] = [
+    Namespace::User,
+    Namespace::Mount,
+    Namespace::Pid,
+    Namespace::Net,
+    Namespace::Ipc,
+    Namespace::Uts,
+    Namespace::Cgroup,
+];
+
+/// Compiles a loaded policy for a caller.
+pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnostics> {
+    let p = &loaded.policy;
+    let mut d = Diags::default();
+
+    // Namespaces.
+    let mut namespaces: Vec<Namespace> = p
+        .namespaces
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAMESPACES.to_vec());
+    namespaces.sort();
+    namespaces.dedup();
+    if !namespaces.contains(&Namespace::Mount) {
+        d.push(
+            KeyPath::root().key("namespaces"),
+            "the `mount` namespace is required: kekkai always builds the sandbox its own root",
+        );
+    }
+    let mut userns_added = false;
+    if !caller.is_root() && !namespaces.contains(&Namespace::User) {
+        namespaces.push(Namespace::User);
+        namespaces.sort();
+        userns_added = true;
+    }
+    // `network` decides the net namespace; without it, the namespace list does.
+    let network = match p.network {
+        Some(n) => n,
+        None if namespaces.contains(&Namespace::Net) => Network::None,
+        None => Network::Host,
+    };
+    namespaces.retain(|ns| *ns != Namespace::Net);
+    if network == Network::None {
+        namespaces.push(Namespace::Net);
+        namespaces.sort();
+    }
+    let hostname = p.hostname.clone();
+    if let Some(h) = &hostname {
+        let at = KeyPath::root().key("hostname");
+        if !namespaces.contains(&Namespace::Uts) {
+            d.push(at, "setting a host name needs the `uts` namespace");
+        } else if h.is_empty()
+            || h.len() > 64
+            || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            d.push(at, format!("`{h}` is not a host name (1-64 of a-z, 0-9, `-`, `.`)"));
+        }
+    }
+
+    // Filesystem.
+    let host = fs::host_mounts();
+    let rootfs = fs::plan_rootfs(p.rootfs.as_ref(), &host, &mut d);
+    let mounts = fs::plan_mounts(p.mounts.as_deref().unwrap_or_default(), &namespaces, &rootfs, &mut d);
+    let cwd = match &p.cwd {
+        Some(c) => match fs::normalize_abs(c) {
+            Ok(p) => p,
+            Err(e) => {
+                d.push(KeyPath::root().key("cwd"), e);
+                PathBuf::from("/")
+            }
+        },
+        None => PathBuf::from("/"),
+    };
+
+    // Identity.
+    let userns = namespaces.contains(&Namespace::User);
+    let (identity, userns_plan) =
+        identity::plan(p.identity.as_ref(), caller, userns, &rootfs.lowers, &mut d);
+
+    // Environment.
+    let env = plan_env(p.env.as_ref(), caller, &mut d);
+
+    // Limits.
+    let limits = limits::plan_limits(p.limits.as_ref(), &mut d);
+    let rlimits = limits::plan_rlimits(p.rlimits.as_ref(), &mut d);
+    let (timeout, timeout_grace) =
+        limits::plan_timeout(p.timeout.as_ref(), p.timeout_grace.as_ref(), &mut d);
+
+    // Capabilities.
+    let mut caps = CapsPlan::default();
+    for (i, name) in p
+        .capabilities
+        .as_ref()
+        .and_then(|c| c.keep.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        match names::capability(name) {
+            Some(n) => caps.keep |= 1 << n,
+            None => {
+                let mut msg = format!("unknown capability `{name}`");
+                let all: Vec<String> = caps::all().iter().map(|c| c.to_string().to_ascii_lowercase()).collect();
+                let bare: Vec<&str> = all.iter().map(|s| s.trim_start_matches("cap_")).collect();
+                let lower = name.to_ascii_lowercase();
+                if let Some(best) = suggest(lower.trim_start_matches("cap_"), bare.iter().copied()) {
+                    msg.push_str(&format!(" (did you mean `{best}`?)"));
+                }
+                d.push(KeyPath::root().key("capabilities").key("keep").index(i), msg);
+            }
+        }
+    }
+
+    // Landlock and seccomp.
+    let landlock = landlock::plan(p.landlock.as_ref(), rootfs.writable, &mounts, &mut d);
+    let seccomp = seccomp::compile(p.seccomp.as_ref(), &mut d);
+
+    if !d.is_empty() {
+        return Err(Diagnostics(
+            d.0.iter().map(|(path, msg)| loaded.diag(path, msg.clone())).collect(),
+        ));
+    }
+    let Some(seccomp) = seccomp else {
+        return Err(Diagnostics(vec![loaded.diag(
+            &KeyPath::root().key("seccomp"),
+            "could not be compiled",
+        )]));
+    };
+    Ok(Plan {
+        name: p.name.clone().unwrap_or_else(|| "unnamed".into()),
+        description: p.description.clone(),
+        sources: loaded.chain().iter().map(|s| s.to_string()).collect(),
+        policy_hash: policy_hash(loaded),
+        namespaces,
+        userns_added,
+        identity,
+        userns: userns_plan,
+        hostname,
+        rootfs,
+        mounts,
+        cwd,
+        env,
+        limits,
+        rlimits,
+        timeout,
+        timeout_grace,
+        caps,
+        landlock,
+        seccomp,
+        network,
+        as_pid_1: p.as_pid_1.unwrap_or(false),
+    })
+}
+
+/// PATH for a program whose environment has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('=') && !name.contains('\0')
+}
+
+fn plan_env(spec: Option<&crate::policy::model::Env>, caller: &Caller, d: &mut Diags) -> EnvPlan {
+    let here = KeyPath::root().key("env");
+    let default = crate::policy::model::Env::default();
+    let spec = spec.unwrap_or(&default);
+    let mut vars: Vec<(OsString, OsString)> = Vec::new();
+    let clear = spec.clear.unwrap_or(true);
+    if clear {
+        for (i, name) in spec.keep.iter().flatten().enumerate() {
+            if !valid_env_name(name) {
+                d.push(here.key("keep").index(i), format!("`{name}` is not a variable name"));
+                continue;
+            }
+            if let Some((k, v)) = caller
+                .env
+                .iter()
+                .rev()
+                .find(|(k, _)| k.as_bytes() == name.as_bytes())
+            {
+                vars.push((k.clone(), v.clone()));
+            }
+        }
+    } else {
+        if spec.keep.is_some() {
+            d.push(here.key("keep"), "`keep` only applies with `clear: true`");
+        }
+        vars = caller.env.clone();
+    }
+    for (name, value) in spec.set.iter().flatten() {
+        if !valid_env_name(name) {
+            d.push(here.key("set").key(name), format!("`{name}` is not a variable name"));
+            continue;
+        }
+        if value.contains('\0') {
+            d.push(here.key("set").key(name), "a value can't contain a NUL byte");
+            continue;
+        }
+        vars.retain(|(k, _)| k.as_bytes() != name.as_bytes());
+        vars.push((name.into(), value.into()));
+    }
+    // `unset` comes last, so `--unsetenv` wins over a policy's `set`.
+    for (i, name) in spec.unset.iter().flatten().enumerate() {
+        if !valid_env_name(name) {
+            d.push(here.key("unset").index(i), format!("`{name}` is not a variable name"));
+        }
+        vars.retain(|(k, _)| k.as_bytes() != name.as_bytes());
+    }
+    if !vars.iter().any(|(k, _)| k == "PATH") {
+        vars.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    EnvPlan { vars }
+}
+
+fn policy_hash(loaded: &LoadedPolicy) -> String {
+    let text = serde_yaml::to_string(&loaded.policy).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}

@@ -1,0 +1,824 @@
+//! seccomp: the policy's syscall rules compiled to classic BPF at plan time.
+//!
+//! The kernel runs every installed filter on every syscall and takes the strictest verdict;
+//! among equal verdicts (two different errnos) the most recently installed filter wins. So
+//! the plan is a stack: an architecture guard (i386 and x32 calls kill the process), the main
+//! allowlist (default action for anything unlisted), then one filter per distinct deny action
+//! (for example `clone3` → ENOSYS), installed last so their errno is the one seen.
+//!
+//! Ordering in the launch: seccomp is installed last, after no_new_privs (required to install a
+//! filter without CAP_SYS_ADMIN) and after every other setup step, because the filter would
+//! otherwise apply to the launcher's own setup calls. `execve` must be allowed.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch, sock_filter,
+};
+
+use super::Diags;
+use super::names;
+use super::seccomp_presets::{self as presets, Group};
+use crate::policy::KeyPath;
+use crate::policy::model::{ArgCondition, Preset, Seccomp, SyscallRule};
+
+/// The most instructions one classic BPF program may have (BPF_MAXINSNS).
+pub const MAX_INSTRUCTIONS: usize = 4096;
+
+/// What a filter answers for a syscall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    /// Kill the whole process (SIGSYS).
+    KillProcess,
+    /// Kill the calling thread.
+    KillThread,
+    /// Send SIGSYS to the caller.
+    Trap,
+    /// Fail with this errno.
+    Errno(u32),
+    /// Allow, and log.
+    Log,
+    /// Allow.
+    Allow,
+}
+
+impl Action {
+    /// Parses `errno(EPERM)`, `errno(38)`, `kill`, `kill-process`, `kill-thread`, `trap`, `log`,
+    /// `allow`.
+    pub fn parse(text: &str) -> Result<Action, String> {
+        let t = text.trim();
+        if let Some(inner) = t.strip_prefix("errno(").and_then(|r| r.strip_suffix(')')) {
+            let inner = inner.trim();
+            let n = match inner.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => names::errno_number(inner)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| format!("`{inner}` is not an errno name such as EPERM"))?,
+            };
+            if n == 0 || n > 4095 {
+                return Err(format!("errno {n} is out of range 1..4095"));
+            }
+            return Ok(Action::Errno(n));
+        }
+        match t {
+            "kill" | "kill-process" => Ok(Action::KillProcess),
+            "kill-thread" => Ok(Action::KillThread),
+            "trap" => Ok(Action::Trap),
+            "log" => Ok(Action::Log),
+            "allow" => Ok(Action::Allow),
+            _ => Err(format!(
+                "`{t}` is not an action; use errno(NAME), kill, kill-thread, trap, log or allow"
+            )),
+        }
+    }
+
+    fn to_seccompiler(self) -> SeccompAction {
+        match self {
+            Action::KillProcess => SeccompAction::KillProcess,
+            Action::KillThread => SeccompAction::KillThread,
+            Action::Trap => SeccompAction::Trap,
+            Action::Errno(n) => SeccompAction::Errno(n),
+            Action::Log => SeccompAction::Log,
+            Action::Allow => SeccompAction::Allow,
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::KillProcess => f.write_str("kill"),
+            Action::KillThread => f.write_str("kill-thread"),
+            Action::Trap => f.write_str("trap"),
+            Action::Errno(n) => match names::errno_name(i32::try_from(*n).unwrap_or(0)) {
+                Some(name) => write!(f, "errno({name})"),
+                None => write!(f, "errno({n})"),
+            },
+            Action::Log => f.write_str("log"),
+            Action::Allow => f.write_str("allow"),
+        }
+    }
+}
+
+/// A comparison of one syscall argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cond {
+    /// Argument index, 0..5.
+    pub arg: u8,
+    /// Compare only the low 32 bits.
+    pub width32: bool,
+    /// The comparison.
+    pub op: Op,
+    /// The value compared with.
+    pub value: u64,
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// ==
+    Eq,
+    /// !=
+    Ne,
+    /// <
+    Lt,
+    /// <=
+    Le,
+    /// >
+    Gt,
+    /// >=
+    Ge,
+    /// (arg & mask) == value
+    MaskedEq(u64),
+}
+
+/// When a rule matches: always, or when one of the condition sets holds (each set is an AND).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// Any arguments.
+    Always,
+    /// When any of these all-of condition lists holds.
+    When(Vec<Vec<Cond>>),
+}
+
+impl Match {
+    fn or(&mut self, other: Match) {
+        match (&mut *self, other) {
+            (Match::Always, _) => {}
+            (_, Match::Always) => *self = Match::Always,
+            (Match::When(a), Match::When(b)) => a.extend(b),
+        }
+    }
+}
+
+/// One BPF program of the stack.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// What it is for.
+    pub name: String,
+    /// The program.
+    pub program: Vec<sock_filter>,
+}
+
+/// The compiled seccomp layer.
+#[derive(Debug, Clone)]
+pub struct SeccompPlan {
+    /// The preset the rules build on.
+    pub preset: Preset,
+    /// What unlisted syscalls get.
+    pub default_action: Action,
+    /// Allowed syscalls and when.
+    pub allowed: BTreeMap<i64, Match>,
+    /// Denied syscalls, by action, and when.
+    pub denied: BTreeMap<Action, BTreeMap<i64, Match>>,
+    /// Socket families `socket()` may create (None: any).
+    pub socket_families: Option<Vec<u64>>,
+    /// The reasons the policy gave, by syscall name.
+    pub reasons: Vec<(String, String)>,
+    /// Filters in installation order (empty for preset `none` without rules).
+    pub filters: Vec<Filter>,
+}
+
+impl SeccompPlan {
+    /// Total instructions across filters.
+    pub fn instructions(&self) -> usize {
+        self.filters.iter().map(|f| f.program.len()).sum()
+    }
+}
+
+/// Compiles the `seccomp` section.
+pub fn compile(spec: Option<&Seccomp>, diags: &mut Diags) -> Option<SeccompPlan> {
+    let here = KeyPath::root().key("seccomp");
+    let default = Seccomp::default();
+    let spec = spec.unwrap_or(&default);
+    let preset = spec.preset.unwrap_or(Preset::Default);
+    let mut default_action = match (preset, spec.default_action.as_deref()) {
+        (Preset::Log, None) => Action::Log,
+        (_, None) => Action::Errno(libc::EPERM as u32),
+        (_, Some(text)) => match Action::parse(text) {
+            Ok(Action::Allow) => {
+                diags.push(
+                    here.key("default-action"),
+                    "`allow` as the default action would make the allowlist meaningless; for a denylist use `preset: none` with `deny` rules",
+                );
+                return None;
+            }
+            Ok(a) => a,
+            Err(e) => {
+                diags.push(here.key("default-action"), e);
+                return None;
+            }
+        },
+    };
+    // What `deny` rules without their own action get.
+    let deny_action = default_action;
+    if preset == Preset::None {
+        default_action = Action::Allow;
+    }
+
+    let mut allowed: BTreeMap<i64, Match> = BTreeMap::new();
+    let mut denied: BTreeMap<Action, BTreeMap<i64, Match>> = BTreeMap::new();
+    let add_groups = |groups: &[Group], allowed: &mut BTreeMap<i64, Match>| {
+        for g in groups {
+            for name in g.syscalls {
+                if let Some(nr) = names::syscall_number(name) {
+                    allowed.insert(nr, Match::Always);
+                }
+            }
+        }
+    };
+    let conditioned = matches!(preset, Preset::Default | Preset::Strict | Preset::Log);
+    if conditioned {
+        add_groups(presets::BASE, &mut allowed);
+        if preset != Preset::Strict {
+            add_groups(presets::DEFAULT_ONLY, &mut allowed);
+        }
+        insert_conditioned(&mut allowed, &mut denied);
+    }
+
+    // Socket families.
+    let families_path = here.key("socket-families");
+    let socket_families = match &spec.socket_families {
+        Some(list) => {
+            let mut out = Vec::new();
+            for (i, name) in list.iter().enumerate() {
+                match names::socket_family(name) {
+                    Some(f) => out.push(f),
+                    None => {
+                        let mut msg = format!("unknown socket family `{name}`");
+                        let all = names::SOCKET_FAMILIES.iter().map(|(n, _)| *n);
+                        if let Some(best) = super::suggest(name, all) {
+                            msg.push_str(&format!(" (did you mean `{best}`?)"));
+                        }
+                        diags.push(families_path.index(i), msg);
+                    }
+                }
+            }
+            if preset == Preset::None {
+                diags.push(
+                    families_path.clone(),
+                    "`socket-families` needs a preset that filters socket(); `none` has no filter",
+                );
+            }
+            Some(out)
+        }
+        None if preset == Preset::Strict => Some(Vec::new()),
+        None if conditioned => Some(
+            presets::DEFAULT_FAMILIES
+                .iter()
+                .filter_map(|n| names::socket_family(n))
+                .collect(),
+        ),
+        None => None,
+    };
+    if let (Some(fams), true) = (&socket_families, conditioned) {
+        if let Some(nr) = names::syscall_number("socket") {
+            if fams.is_empty() {
+                allowed.remove(&nr);
+            } else {
+                let sets = fams
+                    .iter()
+                    .map(|f| vec![cond32(0, Op::Eq, *f)])
+                    .collect();
+                allowed.insert(nr, Match::When(sets));
+            }
+        }
+    }
+
+    // The policy's own rules.
+    let mut reasons = Vec::new();
+    let mut explicit_allow: BTreeMap<i64, KeyPath> = BTreeMap::new();
+    for (i, rule) in spec.allow.iter().flatten().enumerate() {
+        let at = here.key("allow").index(i);
+        let Some(r) = parse_rule(rule, &at, diags) else {
+            continue;
+        };
+        if r.action.is_some() {
+            diags.push(at.key("action"), "an `allow` rule can't have an action");
+            continue;
+        }
+        if r.matcher == Match::Always {
+            explicit_allow.insert(r.nr, at.clone());
+            // An explicit allow lifts the preset's own denial (e.g. clone3 → ENOSYS).
+            for rules in denied.values_mut() {
+                rules.remove(&r.nr);
+            }
+        }
+        if let Some(why) = r.why {
+            reasons.push((r.name.clone(), why));
+        }
+        match allowed.get_mut(&r.nr) {
+            Some(m) => m.or(r.matcher),
+            None => {
+                allowed.insert(r.nr, r.matcher);
+            }
+        }
+    }
+    for (i, rule) in spec.deny.iter().flatten().enumerate() {
+        let at = here.key("deny").index(i);
+        let Some(r) = parse_rule(rule, &at, diags) else {
+            continue;
+        };
+        if let (Match::Always, Some(allow_at)) = (&r.matcher, explicit_allow.get(&r.nr)) {
+            diags.push(
+                at.clone(),
+                format!("`{}` is both allowed (at {allow_at}) and denied", r.name),
+            );
+            continue;
+        }
+        if let Some(why) = r.why {
+            reasons.push((r.name.clone(), why));
+        }
+        let action = r.action.unwrap_or(deny_action);
+        if action == Action::Allow {
+            diags.push(at.key("action"), "a `deny` rule can't allow");
+            continue;
+        }
+        if action == default_action && r.matcher == Match::Always && preset != Preset::None {
+            // Plain removal from the allowlist: the default action applies.
+            allowed.remove(&r.nr);
+            continue;
+        }
+        let rules = denied.entry(action).or_default();
+        match rules.get_mut(&r.nr) {
+            Some(m) => m.or(r.matcher),
+            None => {
+                rules.insert(r.nr, r.matcher);
+            }
+        }
+    }
+    denied.retain(|_, rules| !rules.is_empty());
+
+    let mut plan = SeccompPlan {
+        preset,
+        default_action,
+        allowed,
+        denied,
+        socket_families: if conditioned { socket_families } else { None },
+        reasons,
+        filters: Vec::new(),
+    };
+    match build_filters(&plan) {
+        Ok(filters) => plan.filters = filters,
+        Err(e) => {
+            diags.push(here, e);
+            return None;
+        }
+    }
+    Some(plan)
+}
+
+/// The argument-conditioned entries of the presets.
+fn insert_conditioned(
+    allowed: &mut BTreeMap<i64, Match>,
+    denied: &mut BTreeMap<Action, BTreeMap<i64, Match>>,
+) {
+    let nr = |n: &str| names::syscall_number(n);
+    // ioctl: everything but terminal injection (TIOCSTI, CVE-2017-5226) and TIOCLINUX, compared
+    // as 32 bits so junk in the upper half can't slip past (CVE-2019-10063).
+    if let Some(n) = nr("ioctl") {
+        allowed.insert(
+            n,
+            Match::When(vec![vec![
+                cond32(1, Op::Ne, 0x5412),
+                cond32(1, Op::Ne, 0x541C),
+            ]]),
+        );
+    }
+    // clone: threads and processes, but no namespace flags.
+    if let Some(n) = nr("clone") {
+        allowed.insert(
+            n,
+            Match::When(vec![vec![Cond {
+                arg: 0,
+                width32: false,
+                op: Op::MaskedEq(0x7E02_0000),
+                value: 0,
+            }]]),
+        );
+    }
+    // personality: only the harmless values.
+    if let Some(n) = nr("personality") {
+        allowed.insert(
+            n,
+            Match::When(
+                presets::PERSONALITIES
+                    .iter()
+                    .map(|v| vec![cond32(0, Op::Eq, *v)])
+                    .collect(),
+            ),
+        );
+    }
+    // clone3's flags live in memory the filter can't read: answer ENOSYS so libc falls back to
+    // clone, whose flags it can.
+    if let Some(n) = nr("clone3") {
+        denied
+            .entry(Action::Errno(libc::ENOSYS as u32))
+            .or_default()
+            .insert(n, Match::Always);
+    }
+}
+
+fn cond32(arg: u8, op: Op, value: u64) -> Cond {
+    Cond {
+        arg,
+        width32: true,
+        op,
+        value,
+    }
+}
+
+struct ParsedRule {
+    name: String,
+    nr: i64,
+    matcher: Match,
+    action: Option<Action>,
+    why: Option<String>,
+}
+
+fn parse_rule(rule: &SyscallRule, at: &KeyPath, diags: &mut Diags) -> Option<ParsedRule> {
+    let (name, name_at, spec) = match rule {
+        SyscallRule::Name(n) => (n.as_str(), at.clone(), None),
+        SyscallRule::Rule(r) => match r.syscall.as_deref() {
+            Some(n) => (n, at.key("syscall"), Some(r)),
+            None => {
+                diags.push(at.clone(), "a rule needs `syscall: NAME`");
+                return None;
+            }
+        },
+    };
+    let Some(nr) = names::syscall_number(name) else {
+        let mut msg = format!("unknown syscall `{name}` (x86_64)");
+        if let Some(best) = super::suggest(name, names::syscall_names()) {
+            msg.push_str(&format!("; did you mean `{best}`?"));
+        }
+        diags.push(name_at, msg);
+        return None;
+    };
+    let mut matcher = Match::Always;
+    let mut action = None;
+    let mut why = None;
+    if let Some(spec) = spec {
+        if let Some(args) = &spec.args {
+            if args.is_empty() {
+                diags.push(at.key("args"), "an empty `args` list; leave it out to match any arguments");
+                return None;
+            }
+            let mut conds = Vec::new();
+            for (j, a) in args.iter().enumerate() {
+                conds.push(parse_cond(a, &at.key("args").index(j), diags)?);
+            }
+            matcher = Match::When(vec![conds]);
+        }
+        if let Some(text) = &spec.action {
+            match Action::parse(text) {
+                Ok(a) => action = Some(a),
+                Err(e) => {
+                    diags.push(at.key("action"), e);
+                    return None;
+                }
+            }
+        }
+        why = spec.why.clone();
+    }
+    Some(ParsedRule {
+        name: name.to_owned(),
+        nr,
+        matcher,
+        action,
+        why,
+    })
+}
+
+fn parse_cond(a: &ArgCondition, at: &KeyPath, diags: &mut Diags) -> Option<Cond> {
+    let Some(arg) = a.arg else {
+        diags.push(at.clone(), "a condition needs `arg: 0..5`");
+        return None;
+    };
+    if arg > 5 {
+        diags.push(at.key("arg"), format!("argument index {arg} is out of range 0..5"));
+        return None;
+    }
+    let width32 = match a.width {
+        Some(32) => true,
+        Some(64) => false,
+        Some(w) => {
+            diags.push(at.key("width"), format!("width {w}: use 32 or 64"));
+            return None;
+        }
+        None => {
+            diags.push(
+                at.clone(),
+                "a condition needs an explicit `width: 32` or `width: 64` (ioctl requests, flags and int arguments are 32-bit)",
+            );
+            return None;
+        }
+    };
+    let ops: Vec<(&str, Op, &Option<crate::policy::model::ArgValue>)> = vec![
+        ("eq", Op::Eq, &a.eq),
+        ("ne", Op::Ne, &a.ne),
+        ("lt", Op::Lt, &a.lt),
+        ("le", Op::Le, &a.le),
+        ("gt", Op::Gt, &a.gt),
+        ("ge", Op::Ge, &a.ge),
+    ];
+    let given: Vec<_> = ops.iter().filter(|(_, _, v)| v.is_some()).collect();
+    let [(key, op, Some(text))] = given.as_slice() else {
+        diags.push(at.clone(), "a condition needs exactly one of eq, ne, lt, le, gt, ge");
+        return None;
+    };
+    let value = value_of(&text.0, &at.key(key), width32, diags)?;
+    let op = match &a.mask {
+        None => *op,
+        Some(mask) if *op == Op::Eq => Op::MaskedEq(value_of(&mask.0, &at.key("mask"), width32, diags)?),
+        Some(_) => {
+            diags.push(at.key("mask"), "`mask` works with `eq` only");
+            return None;
+        }
+    };
+    Some(Cond {
+        arg,
+        width32,
+        op,
+        value,
+    })
+}
+
+fn value_of(text: &str, at: &KeyPath, width32: bool, diags: &mut Diags) -> Option<u64> {
+    let Some(v) = names::arg_value(text) else {
+        diags.push(
+            at.clone(),
+            format!("`{text}` is not a number or a known constant (TIOCSTI, AF_NETLINK, CLONE_NEWUSER, ...)"),
+        );
+        return None;
+    };
+    if width32 && v > u64::from(u32::MAX) {
+        // Negative numbers are written as 64-bit two's complement; keep their low half.
+        if text.trim().starts_with('-') {
+            return Some(v & 0xFFFF_FFFF);
+        }
+        diags.push(at.clone(), format!("{text} does not fit in 32 bits"));
+        return None;
+    }
+    Some(v)
+}
+
+fn to_rules(m: &Match) -> Result<Vec<SeccompRule>, String> {
+    match m {
+        Match::Always => Ok(Vec::new()),
+        Match::When(sets) => sets
+            .iter()
+            .map(|conds| {
+                let cs = conds
+                    .iter()
+                    .map(|c| {
+                        let op = match c.op {
+                            Op::Eq => SeccompCmpOp::Eq,
+                            Op::Ne => SeccompCmpOp::Ne,
+                            Op::Lt => SeccompCmpOp::Lt,
+                            Op::Le => SeccompCmpOp::Le,
+                            Op::Gt => SeccompCmpOp::Gt,
+                            Op::Ge => SeccompCmpOp::Ge,
+                            Op::MaskedEq(mask) => SeccompCmpOp::MaskedEq(mask),
+                        };
+                        let len = if c.width32 {
+                            SeccompCmpArgLen::Dword
+                        } else {
+                            SeccompCmpArgLen::Qword
+                        };
+                        SeccompCondition::new(c.arg, len, op, c.value).map_err(|e| e.to_string())
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                SeccompRule::new(cs).map_err(|e| e.to_string())
+            })
+            .collect(),
+    }
+}
+
+fn program(
+    rules: &BTreeMap<i64, Match>,
+    mismatch: Action,
+    matched: Action,
+) -> Result<Vec<sock_filter>, String> {
+    let mut map = BTreeMap::new();
+    for (nr, m) in rules {
+        map.insert(*nr, to_rules(m)?);
+    }
+    let filter = SeccompFilter::new(
+        map,
+        mismatch.to_seccompiler(),
+        matched.to_seccompiler(),
+        TargetArch::x86_64,
+    )
+    .map_err(|e| e.to_string())?;
+    let prog: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
+    Ok(prog)
+}
+
+fn build_filters(plan: &SeccompPlan) -> Result<Vec<Filter>, String> {
+    let mut filters = Vec::new();
+    if plan.preset == Preset::None && plan.denied.is_empty() {
+        return Ok(filters);
+    }
+    filters.push(Filter {
+        name: "architecture guard: i386 and x32 calls kill the process".into(),
+        program: arch_guard(),
+    });
+    if plan.preset != Preset::None {
+        filters.push(Filter {
+            name: format!(
+                "allowlist ({} syscalls); anything else: {}",
+                plan.allowed.len(),
+                plan.default_action
+            ),
+            program: program(&plan.allowed, plan.default_action, Action::Allow)?,
+        });
+    }
+    for (action, rules) in &plan.denied {
+        filters.push(Filter {
+            name: format!("deny → {action} ({} syscalls)", rules.len()),
+            program: program(rules, Action::Allow, *action)?,
+        });
+    }
+    for f in &filters {
+        if f.program.len() > MAX_INSTRUCTIONS {
+            return Err(format!(
+                "the filter \"{}\" has {} BPF instructions; the kernel's limit is {MAX_INSTRUCTIONS}: use fewer argument rules",
+                f.name,
+                f.program.len()
+            ));
+        }
+    }
+    Ok(filters)
+}
+
+/// The x32 ABI shares x86_64's audit architecture and marks its syscall numbers with bit 30;
+/// seccompiler checks only the architecture, so this filter rejects the bit (and, like every
+/// seccompiler filter, kills on a foreign architecture such as i386's `int 0x80`).
+fn arch_guard() -> Vec<sock_filter> {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    let ins = |code, jt, jf, k| sock_filter { code, jt, jf, k };
+    vec![
+        ins(LD_W_ABS, 0, 0, 4), // seccomp_data.arch
+        ins(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+        ins(RET_K, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
+        ins(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+        ins(JGE_K, 0, 1, X32_SYSCALL_BIT),
+        ins(RET_K, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
+        ins(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn compile_yaml(yaml: &str) -> Result<SeccompPlan, Vec<(String, String)>> {
+        let spec: Seccomp = serde_yaml::from_str(yaml).unwrap();
+        let mut diags = Diags::default();
+        let plan = compile(Some(&spec), &mut diags);
+        if diags.is_empty() {
+            Ok(plan.unwrap())
+        } else {
+            Err(diags.into_pairs())
+        }
+    }
+
+    fn nr(name: &str) -> i64 {
+        names::syscall_number(name).unwrap()
+    }
+
+    #[test]
+    fn every_preset_name_is_an_x86_64_syscall() {
+        for g in presets::BASE.iter().chain(presets::DEFAULT_ONLY).chain(presets::DENIED) {
+            for name in g.syscalls {
+                assert!(names::syscall_number(name).is_some(), "{name} ({})", g.why);
+            }
+        }
+    }
+
+    #[test]
+    fn no_syscall_is_both_in_an_allow_group_and_the_denied_list() {
+        for d in presets::DENIED.iter().flat_map(|g| g.syscalls) {
+            for g in presets::BASE.iter().chain(presets::DEFAULT_ONLY) {
+                assert!(!g.syscalls.contains(d), "{d} is allowed by \"{}\"", g.why);
+            }
+        }
+    }
+
+    #[rstest]
+    #[case("{}", "read", true)]
+    #[case("{}", "io_uring_setup", false)]
+    #[case("{}", "ptrace", false)]
+    #[case("{}", "mount", false)]
+    #[case("{preset: strict}", "read", true)]
+    #[case("{preset: strict}", "connect", false)]
+    #[case("{allow: [ptrace]}", "ptrace", true)]
+    #[case("{deny: [write]}", "write", false)]
+    fn allowlist(#[case] yaml: &str, #[case] name: &str, #[case] allowed: bool) {
+        let plan = compile_yaml(yaml).unwrap();
+        assert_eq!(plan.allowed.contains_key(&nr(name)), allowed, "{name}");
+    }
+
+    #[test]
+    fn default_stacks_guard_allowlist_and_enosys() {
+        let plan = compile_yaml("{}").unwrap();
+        assert_eq!(plan.filters.len(), 3);
+        assert!(plan.filters[0].name.starts_with("architecture guard"));
+        assert_eq!(
+            plan.denied.keys().copied().collect::<Vec<_>>(),
+            vec![Action::Errno(38)]
+        );
+        assert!(plan.instructions() < MAX_INSTRUCTIONS);
+    }
+
+    #[test]
+    fn none_without_rules_installs_nothing() {
+        assert!(compile_yaml("{preset: none}").unwrap().filters.is_empty());
+    }
+
+    #[test]
+    fn none_with_deny_rules_is_a_denylist() {
+        let plan = compile_yaml("{preset: none, deny: [ptrace]}").unwrap();
+        assert_eq!(plan.filters.len(), 2);
+        assert!(plan.denied[&Action::Errno(1)].contains_key(&nr("ptrace")));
+    }
+
+    #[test]
+    fn allowing_clone3_lifts_enosys() {
+        let plan = compile_yaml("{allow: [clone3]}").unwrap();
+        assert!(plan.denied.is_empty());
+        assert_eq!(plan.allowed[&nr("clone3")], Match::Always);
+    }
+
+    #[test]
+    fn a_deny_rule_with_args_and_an_action_gets_its_own_filter() {
+        let plan = compile_yaml(
+            "{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, eq: TIOCSETD}], action: kill, why: test}]}",
+        )
+        .unwrap();
+        let kill = &plan.denied[&Action::KillProcess];
+        assert_eq!(
+            kill[&nr("ioctl")],
+            Match::When(vec![vec![cond32(1, Op::Eq, 0x5423)]])
+        );
+        assert_eq!(plan.reasons, vec![("ioctl".into(), "test".into())]);
+    }
+
+    #[test]
+    fn socket_families_replace_the_default_set() {
+        let plan = compile_yaml("{socket-families: [unix]}").unwrap();
+        assert_eq!(
+            plan.allowed[&nr("socket")],
+            Match::When(vec![vec![cond32(0, Op::Eq, 1)]])
+        );
+    }
+
+    #[rstest]
+    #[case("{allow: [nosuchcall]}", "seccomp.allow[0]", "unknown syscall")]
+    #[case("{allow: [opne]}", "seccomp.allow[0]", "did you mean `open`")]
+    #[case("{allow: [ptrace], deny: [ptrace]}", "seccomp.deny[0]", "both allowed")]
+    #[case("{default-action: allow}", "seccomp.default-action", "meaningless")]
+    #[case("{default-action: errno(EWHAT)}", "seccomp.default-action", "errno name")]
+    #[case("{default-action: explode}", "seccomp.default-action", "not an action")]
+    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, eq: 5}]}]}", "seccomp.deny[0].args[0]", "explicit `width")]
+    #[case("{deny: [{syscall: ioctl, args: [{arg: 7, width: 32, eq: 5}]}]}", "seccomp.deny[0].args[0].arg", "out of range")]
+    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, width: 16, eq: 5}]}]}", "seccomp.deny[0].args[0].width", "32 or 64")]
+    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, width: 32}]}]}", "seccomp.deny[0].args[0]", "exactly one")]
+    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, eq: 1, ne: 2}]}]}", "seccomp.deny[0].args[0]", "exactly one")]
+    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, eq: TIOCFOO}]}]}", "seccomp.deny[0].args[0].eq", "known constant")]
+    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, eq: 0x100000000}]}]}", "seccomp.deny[0].args[0].eq", "32 bits")]
+    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, lt: 5, mask: 3}]}]}", "seccomp.deny[0].args[0].mask", "`eq` only")]
+    #[case("{deny: [{syscall: ioctl, args: []}]}", "seccomp.deny[0].args", "empty")]
+    #[case("{deny: [{args: [{arg: 0, width: 32, eq: 1}]}]}", "seccomp.deny[0]", "needs `syscall")]
+    #[case("{deny: [{syscall: read, action: allow}]}", "seccomp.deny[0].action", "can't allow")]
+    #[case("{allow: [{syscall: read, action: kill}]}", "seccomp.allow[0].action", "can't have an action")]
+    #[case("{socket-families: [unix, nope]}", "seccomp.socket-families[1]", "unknown socket family")]
+    #[case("{preset: none, socket-families: [unix]}", "seccomp.socket-families", "needs a preset")]
+    fn rejects(#[case] yaml: &str, #[case] path: &str, #[case] contains: &str) {
+        let errs = compile_yaml(yaml).unwrap_err();
+        assert!(
+            errs.iter().any(|(p, m)| p == path && m.contains(contains)),
+            "{errs:?}"
+        );
+    }
+
+    #[rstest]
+    #[case("errno(EPERM)", Action::Errno(1))]
+    #[case("errno(38)", Action::Errno(38))]
+    #[case("kill", Action::KillProcess)]
+    #[case("kill-thread", Action::KillThread)]
+    #[case("trap", Action::Trap)]
+    #[case("log", Action::Log)]
+    fn actions(#[case] text: &str, #[case] want: Action) {
+        assert_eq!(Action::parse(text), Ok(want));
+        assert_eq!(Action::parse(&want.to_string()), Ok(want));
+    }
+}

@@ -1,0 +1,207 @@
+//! Parsing the policy's quantities: sizes, durations, CPU amounts, octal modes.
+
+use std::time::Duration;
+
+/// A size, or no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amount {
+    /// This many (bytes, files, processes...).
+    Finite(u64),
+    /// No limit.
+    Unlimited,
+}
+
+/// Parses `512M`, `1G`, `1.5G`, `64k`, `4096`, `10MiB`, `unlimited`. Suffixes are powers of 1024.
+pub fn parse_size(text: &str) -> Result<Amount, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("max") || t == "infinity" {
+        return Ok(Amount::Unlimited);
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, suffix) = t.split_at(split);
+    if num.is_empty() {
+        return Err(format!("`{text}` is not a size; write e.g. 512M, 1G or 4096"));
+    }
+    let unit: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "`{text}`: unknown unit `{other}`; use K, M, G or T (powers of 1024)"
+            ));
+        }
+    };
+    let bytes = if num.contains('.') {
+        let f: f64 = num
+            .parse()
+            .map_err(|_| format!("`{text}` is not a size; write e.g. 512M, 1.5G or 4096"))?;
+        let v = f * unit as f64;
+        if !v.is_finite() || v >= u64::MAX as f64 {
+            return Err(format!("`{text}` is too large"));
+        }
+        v.round() as u64
+    } else {
+        num.parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(unit))
+            .ok_or_else(|| format!("`{text}` is too large"))?
+    };
+    Ok(Amount::Finite(bytes))
+}
+
+/// Parses `30s`, `2m`, `1h30m`, `250ms`, `1.5s`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let bad = || format!("`{text}` is not a duration; write e.g. 30s, 2m, 1h30m or 250ms");
+    if t.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(secs) = t.parse::<f64>() {
+        return seconds(secs).ok_or_else(bad);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(split);
+        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let n: f64 = num.parse().map_err(|_| bad())?;
+        let secs = match unit {
+            "ms" => n / 1000.0,
+            "s" => n,
+            "m" => n * 60.0,
+            "h" => n * 3600.0,
+            "d" => n * 86400.0,
+            _ => return Err(bad()),
+        };
+        total = total.checked_add(seconds(secs).ok_or_else(bad)?).ok_or_else(bad)?;
+        rest = next;
+    }
+    Ok(total)
+}
+
+fn seconds(secs: f64) -> Option<Duration> {
+    if secs.is_finite() && (0.0..1e12).contains(&secs) {
+        Some(Duration::from_secs_f64(secs))
+    } else {
+        None
+    }
+}
+
+/// Parses CPUs worth of time (`1.5`) into millicpus (1500).
+pub fn parse_cpu(text: &str) -> Result<u64, String> {
+    let f: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of CPUs; write e.g. 1.5 or 0.25"))?;
+    if !f.is_finite() || f <= 0.0 {
+        return Err(format!("`{text}`: the CPU amount must be above 0"));
+    }
+    if f > 4096.0 {
+        return Err(format!("`{text}`: more CPUs than any machine has"));
+    }
+    let milli = (f * 1000.0).round() as u64;
+    if milli == 0 {
+        return Err(format!("`{text}`: the smallest CPU amount is 0.001"));
+    }
+    Ok(milli)
+}
+
+/// Parses an octal mode: `1777`, `0755`, `755`.
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    if digits.is_empty() || digits.len() > 5 {
+        return Err(format!("`{text}` is not an octal mode; write e.g. \"0755\""));
+    }
+    let mode = u32::from_str_radix(digits, 8)
+        .map_err(|_| format!("`{text}` is not an octal mode; write e.g. \"0755\""))?;
+    if mode > 0o7777 {
+        return Err(format!("`{text}` is larger than 7777"));
+    }
+    Ok(mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("4096", Amount::Finite(4096))]
+    #[case("64k", Amount::Finite(65536))]
+    #[case("512M", Amount::Finite(512 << 20))]
+    #[case("512MiB", Amount::Finite(512 << 20))]
+    #[case("1G", Amount::Finite(1 << 30))]
+    #[case("1.5G", Amount::Finite(3 << 29))]
+    #[case(" 2 T ", Amount::Finite(2 << 40))]
+    #[case("0", Amount::Finite(0))]
+    #[case("unlimited", Amount::Unlimited)]
+    fn sizes(#[case] input: &str, #[case] want: Amount) {
+        assert_eq!(parse_size(input), Ok(want));
+    }
+
+    #[rstest]
+    #[case("12X")]
+    #[case("M")]
+    #[case("")]
+    #[case("-5")]
+    #[case("1.2.3G")]
+    #[case("99999999999999999999")]
+    #[case("99999999999T")]
+    fn bad_sizes(#[case] input: &str) {
+        assert!(parse_size(input).is_err(), "{input}");
+    }
+
+    #[rstest]
+    #[case("30", 30_000)]
+    #[case("30s", 30_000)]
+    #[case("2m", 120_000)]
+    #[case("1h30m", 5_400_000)]
+    #[case("250ms", 250)]
+    #[case("1.5s", 1500)]
+    fn durations(#[case] input: &str, #[case] millis: u128) {
+        assert_eq!(parse_duration(input).unwrap().as_millis(), millis);
+    }
+
+    #[rstest]
+    #[case("")]
+    #[case("5x")]
+    #[case("s")]
+    #[case("-1")]
+    #[case("1e30")]
+    #[case("NaN")]
+    fn bad_durations(#[case] input: &str) {
+        assert!(parse_duration(input).is_err(), "{input}");
+    }
+
+    #[rstest]
+    #[case("1.5", Ok(1500))]
+    #[case("0.25", Ok(250))]
+    #[case("2", Ok(2000))]
+    #[case("0", Err(()))]
+    #[case("-1", Err(()))]
+    #[case("abc", Err(()))]
+    #[case("0.0001", Err(()))]
+    fn cpus(#[case] input: &str, #[case] want: Result<u64, ()>) {
+        assert_eq!(parse_cpu(input).map_err(|_| ()), want);
+    }
+
+    #[rstest]
+    #[case("1777", Ok(0o1777))]
+    #[case("0755", Ok(0o755))]
+    #[case("0o700", Ok(0o700))]
+    #[case("9", Err(()))]
+    #[case("77777", Err(()))]
+    fn modes(#[case] input: &str, #[case] want: Result<u32, ()>) {
+        assert_eq!(parse_mode(input).map_err(|_| ()), want);
+    }
+}

@@ -1,0 +1,504 @@
+//! Loading a policy: YAML file(s) → one merged [`RawPolicy`] that remembers, for every value,
+//! the file, line and column it was written at.
+//!
+//! Order: bounded read → UTF-8 → structural scan (duplicate keys, depth, alias budget) → typed
+//! parse (unknown keys are errors) → variables → `extends` (recursively, cycles are errors) →
+//! `replace` / `remove` → merge. Nothing here touches the system beyond reading files.
+
+pub mod merge;
+pub mod model;
+pub mod path;
+pub mod shipped;
+pub mod suggest;
+pub mod vars;
+pub mod yaml;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+use crate::caller::Caller;
+pub use merge::Origin;
+use merge::{Node, merge, remove_entries};
+pub use model::RawPolicy;
+pub use path::KeyPath;
+use yaml::Pos;
+
+/// Where a policy is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// A policy shipped inside the binary, by name.
+    Shipped(&'static str),
+    /// A file.
+    File(PathBuf),
+}
+
+impl PolicySource {
+    /// Interprets `-p NAME`: an existing file or anything that looks like a path is a file;
+    /// otherwise a shipped policy's name.
+    pub fn from_arg(arg: &str) -> PolicySource {
+        let looks_like_path = arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml");
+        if !looks_like_path {
+            if let Some(name) = shipped::find(arg) {
+                return PolicySource::Shipped(name);
+            }
+        }
+        PolicySource::File(PathBuf::from(arg))
+    }
+
+    /// The name errors use for this source.
+    pub fn display_name(&self) -> String {
+        match self {
+            PolicySource::Shipped(name) => format!("<shipped>/{name}.yaml"),
+            PolicySource::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// A loaded source text (or a synthetic one, such as the command line).
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// How errors name it.
+    pub name: String,
+    /// Its text, when it has one to point into.
+    pub text: Option<String>,
+}
+
+/// One error a user can act on: where, which key, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// File name as given (or `<shipped>/NAME.yaml`, `<command line>`).
+    pub file: String,
+    /// Line and column, when known.
+    pub pos: Option<Pos>,
+    /// Key path inside that file (empty for the document root).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.file)?;
+        if let Some(pos) = self.pos {
+            write!(f, "{pos}:")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, " {}:", self.path)?;
+        }
+        write!(f, " {}", self.message)
+    }
+}
+
+/// All errors found in a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+impl From<Diagnostic> for Diagnostics {
+    fn from(d: Diagnostic) -> Self {
+        Diagnostics(vec![d])
+    }
+}
+
+/// A merged policy and the map back to its sources.
+#[derive(Debug, Clone)]
+pub struct LoadedPolicy {
+    /// The merged policy.
+    pub policy: RawPolicy,
+    /// Every file read, the policy itself first, then what it extends.
+    pub sources: Vec<SourceFile>,
+    /// The merged document, node by node with origins.
+    tree: Node,
+    /// Merged path → where it was written.
+    origins: HashMap<KeyPath, Origin>,
+}
+
+impl LoadedPolicy {
+    /// A diagnostic about the merged policy's `path`, placed in the file that wrote it.
+    pub fn diag(&self, path: &KeyPath, message: impl Into<String>) -> Diagnostic {
+        let mut probe = path.clone();
+        let origin = loop {
+            if let Some(o) = self.origins.get(&probe) {
+                // Keep the part of the path below the recorded node (e.g. a key that is absent).
+                let rest = path.segs().get(probe.segs().len()..).unwrap_or_default();
+                break Origin {
+                    file: o.file,
+                    path: o.path.join(rest),
+                };
+            }
+            if probe.is_root() {
+                break Origin {
+                    file: 0,
+                    path: path.clone(),
+                };
+            }
+            probe = probe.parent();
+        };
+        diag_in(&self.sources, origin.file, &origin.path, message)
+    }
+
+    /// The names of the files merged, the policy first.
+    pub fn chain(&self) -> Vec<&str> {
+        self.sources.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// Adds a synthetic source (such as the command line) and merges `overlay` from it on top,
+    /// with the same rules as `extends`. `overlay` must be valid policy YAML.
+    pub fn overlay(&mut self, name: &str, overlay: Value) -> Result<(), Diagnostics> {
+        let file = self.sources.len();
+        self.sources.push(SourceFile {
+            name: name.to_owned(),
+            text: None,
+        });
+        let mut tree = self.tree.clone();
+        merge(&mut tree, Node::from_value(overlay, file, KeyPath::root()));
+        *self = LoadedPolicy::finish(tree, std::mem::take(&mut self.sources))?;
+        Ok(())
+    }
+
+    fn finish(tree: Node, sources: Vec<SourceFile>) -> Result<LoadedPolicy, Diagnostics> {
+        let mut origins = HashMap::new();
+        tree.record(&KeyPath::root(), &mut origins);
+        let mut policy: RawPolicy = serde_yaml::from_value(tree.to_value()).map_err(|e| {
+            let last = sources.len().saturating_sub(1);
+            Diagnostics::from(diag_in(&sources, last, &KeyPath::root(), e.to_string()))
+        })?;
+        // Each file's own `version` was checked when it was read.
+        policy.version = Some(1);
+        Ok(LoadedPolicy {
+            policy,
+            sources,
+            tree,
+            origins,
+        })
+    }
+}
+
+fn diag_in(
+    sources: &[SourceFile],
+    file: usize,
+    path: &KeyPath,
+    message: impl Into<String>,
+) -> Diagnostic {
+    let source = sources.get(file);
+    Diagnostic {
+        file: source.map_or_else(|| "<policy>".into(), |s| s.name.clone()),
+        pos: source
+            .and_then(|s| s.text.as_deref())
+            .and_then(|t| yaml::locate(t, path)),
+        path: path.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Deepest chain of `extends`.
+const MAX_EXTENDS: usize = 16;
+
+/// Keys that belong to one file and are not merged.
+const PER_FILE_KEYS: [&str; 4] = ["version", "extends", "replace", "remove"];
+
+/// Loads a policy and everything it extends.
+pub fn load(source: &PolicySource, caller: &Caller) -> Result<LoadedPolicy, Diagnostics> {
+    let mut loader = Loader::new(caller);
+    let tree = loader.load(source, None)?;
+    LoadedPolicy::finish(tree, loader.sources)
+}
+
+/// Loads a policy from text, as if read from a file called `name` (tests, fuzzing).
+pub fn load_str(name: &str, text: &str, caller: &Caller) -> Result<LoadedPolicy, Diagnostics> {
+    let mut loader = Loader::new(caller);
+    let tree = loader.load_text(PolicySource::File(name.into()), name.into(), text.as_bytes())?;
+    LoadedPolicy::finish(tree, loader.sources)
+}
+
+struct Loader<'c> {
+    caller: &'c Caller,
+    sources: Vec<SourceFile>,
+    /// Identities of the files being loaded, outermost first (cycle detection).
+    stack: Vec<String>,
+}
+
+/// Where an `extends` was written, for errors about the file it names.
+struct Includer {
+    file: usize,
+    path: KeyPath,
+}
+
+impl<'c> Loader<'c> {
+    fn new(caller: &'c Caller) -> Self {
+        Loader {
+            caller,
+            sources: Vec::new(),
+            stack: Vec::new(),
+        }
+    }
+
+    fn fail(&self, file: usize, path: &KeyPath, msg: impl Into<String>) -> Diagnostics {
+        Diagnostics::from(diag_in(&self.sources, file, path, msg))
+    }
+
+    fn load(&mut self, source: &PolicySource, from: Option<Includer>) -> Result<Node, Diagnostics> {
+        let name = source.display_name();
+        let bytes = match source {
+            PolicySource::Shipped(n) => shipped::text(n).unwrap_or_default().as_bytes().to_vec(),
+            PolicySource::File(p) => match read_bounded(p) {
+                Ok(b) => b,
+                Err(msg) => {
+                    return Err(match from {
+                        Some(inc) => self.fail(inc.file, &inc.path, format!("{name}: {msg}")),
+                        None => Diagnostics::from(Diagnostic {
+                            file: name,
+                            pos: None,
+                            path: String::new(),
+                            message: msg,
+                        }),
+                    });
+                }
+            },
+        };
+        self.load_text(source.clone(), name, &bytes)
+    }
+
+    fn load_text(
+        &mut self,
+        source: PolicySource,
+        name: String,
+        bytes: &[u8],
+    ) -> Result<Node, Diagnostics> {
+        let file = self.sources.len();
+        let yaml_fail = |sources: &[SourceFile], e: yaml::YamlError| {
+            Diagnostics::from(Diagnostic {
+                file: sources.get(file).map_or_else(String::new, |s| s.name.clone()),
+                pos: e.pos,
+                path: e.path,
+                message: e.message,
+            })
+        };
+        self.sources.push(SourceFile {
+            name: name.clone(),
+            text: None,
+        });
+        let text = yaml::check_bytes(bytes).map_err(|e| yaml_fail(&self.sources, e))?;
+        if let Some(s) = self.sources.get_mut(file) {
+            s.text = Some(text.to_owned());
+        }
+        yaml::scan(text).map_err(|e| yaml_fail(&self.sources, e))?;
+        let typed: RawPolicy = serde_yaml::from_str(text)
+            .map_err(|e| yaml_fail(&self.sources, yaml::convert_error(&e)))?;
+        match typed.version {
+            Some(1) => {}
+            Some(v) => {
+                return Err(self.fail(
+                    file,
+                    &KeyPath::root().key("version"),
+                    format!("unsupported version {v}; this kekkai reads version 1"),
+                ));
+            }
+            None => {
+                return Err(self.fail(
+                    file,
+                    &KeyPath::root(),
+                    "version: required; start the policy with `version: 1`",
+                ));
+            }
+        }
+        let mut value: Value = serde_yaml::from_str(text)
+            .map_err(|e| yaml_fail(&self.sources, yaml::convert_error(&e)))?;
+        if value.is_null() {
+            value = Value::Mapping(Default::default());
+        }
+        vars::expand_tree(&mut value, &KeyPath::root(), self.caller, &["description"])
+            .map_err(|(path, msg)| self.fail(file, &path, msg))?;
+        let expanded: RawPolicy = serde_yaml::from_value(value.clone())
+            .map_err(|e| self.fail(file, &KeyPath::root(), e.to_string()))?;
+        if let Value::Mapping(map) = &mut value {
+            for key in PER_FILE_KEYS {
+                map.remove(key);
+            }
+        }
+        let node = Node::from_value(value, file, KeyPath::root());
+
+        let Some(extends) = expanded.extends.as_deref() else {
+            if expanded.replace.is_some() || expanded.remove.is_some() {
+                let key = if expanded.replace.is_some() { "replace" } else { "remove" };
+                return Err(self.fail(
+                    file,
+                    &KeyPath::root().key(key),
+                    "only meaningful in a policy that `extends` another",
+                ));
+            }
+            return Ok(node);
+        };
+        let extends_path = KeyPath::root().key("extends");
+        let parent = self.resolve_extends(extends, &source, file, &extends_path)?;
+        let own_id = identity(&source);
+        if self.stack.len() >= MAX_EXTENDS {
+            return Err(self.fail(
+                file,
+                &extends_path,
+                format!("`extends` chain is deeper than {MAX_EXTENDS}"),
+            ));
+        }
+        self.stack.push(own_id);
+        let parent_id = identity(&parent);
+        if self.stack.contains(&parent_id) {
+            let mut cycle = self.stack.clone();
+            cycle.push(parent_id);
+            return Err(self.fail(
+                file,
+                &extends_path,
+                format!("`extends` cycle: {}", cycle.join(" → ")),
+            ));
+        }
+        let mut base = self.load(
+            &parent,
+            Some(Includer {
+                file,
+                path: extends_path,
+            }),
+        )?;
+        self.stack.pop();
+
+        for (i, entry) in expanded.replace.iter().flatten().enumerate() {
+            let here = KeyPath::root().key("replace").index(i);
+            let Some(p) = KeyPath::parse_dotted(entry) else {
+                return Err(self.fail(file, &here, format!("`{entry}` is not a dotted key path")));
+            };
+            if !base.remove_path(&p) {
+                let mut msg = format!("`{entry}` is not set by the policy this extends");
+                let keys = base.keys_at(p.parent().segs());
+                let last = p.segs().last().map(|s| match s {
+                    path::Seg::Key(k) => k.as_str(),
+                    path::Seg::Index(_) => "",
+                });
+                if let Some(best) = last.and_then(|l| suggest::closest(l, keys.iter().map(String::as_str))) {
+                    msg.push_str(&format!(" (did you mean `{best}`?)"));
+                }
+                return Err(self.fail(file, &here, msg));
+            }
+        }
+        for (key, values) in expanded.remove.iter().flatten() {
+            let here = KeyPath::root().key("remove").key(key);
+            let Some(p) = KeyPath::parse_dotted(key) else {
+                return Err(self.fail(file, &here, format!("`{key}` is not a dotted key path")));
+            };
+            match remove_entries(&mut base, &p, values) {
+                None => {
+                    return Err(self.fail(
+                        file,
+                        &here,
+                        format!("`{key}` is not a list set by the policy this extends"),
+                    ));
+                }
+                Some(unmatched) => {
+                    if let Some(i) = unmatched.first() {
+                        return Err(self.fail(
+                            file,
+                            &here.index(*i),
+                            format!("no inherited entry of `{key}` equals this one"),
+                        ));
+                    }
+                }
+            }
+        }
+        merge(&mut base, node);
+        Ok(base)
+    }
+
+    fn resolve_extends(
+        &self,
+        name: &str,
+        from: &PolicySource,
+        file: usize,
+        at: &KeyPath,
+    ) -> Result<PolicySource, Diagnostics> {
+        let looks_like_path =
+            name.contains('/') || name.ends_with(".yaml") || name.ends_with(".yml");
+        if !looks_like_path {
+            return match shipped::find(name) {
+                Some(n) => Ok(PolicySource::Shipped(n)),
+                None => {
+                    let mut msg = format!("no shipped policy is called `{name}`");
+                    if let Some(best) = suggest::closest(name, shipped::names()) {
+                        msg.push_str(&format!(" (did you mean `{best}`?)"));
+                    }
+                    msg.push_str(&format!(
+                        "; shipped: {}; a file needs a path such as ./{name}.yaml",
+                        shipped::names().collect::<Vec<_>>().join(", ")
+                    ));
+                    Err(self.fail(file, at, msg))
+                }
+            };
+        }
+        match from {
+            PolicySource::Shipped(_) => Err(self.fail(
+                file,
+                at,
+                "a shipped policy can only extend shipped policies",
+            )),
+            PolicySource::File(p) => {
+                let dir = p.parent().unwrap_or_else(|| Path::new("."));
+                Ok(PolicySource::File(dir.join(name)))
+            }
+        }
+    }
+}
+
+fn identity(source: &PolicySource) -> String {
+    match source {
+        PolicySource::Shipped(n) => format!("<shipped>/{n}.yaml"),
+        PolicySource::File(p) => std::fs::canonicalize(p)
+            .unwrap_or_else(|_| p.clone())
+            .display()
+            .to_string(),
+    }
+}
+
+/// Reads a policy file: a regular file, at most [`yaml::MAX_FILE_BYTES`] bytes.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| describe_io(&e))?;
+    let meta = file.metadata().map_err(|e| describe_io(&e))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    let limit = u64::try_from(yaml::MAX_FILE_BYTES).unwrap_or(u64::MAX) + 1;
+    file.take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(|e| describe_io(&e))?;
+    if bytes.len() > yaml::MAX_FILE_BYTES {
+        return Err(format!(
+            "file is larger than {} bytes, the most a policy may be",
+            yaml::MAX_FILE_BYTES
+        ));
+    }
+    Ok(bytes)
+}
+
+/// An I/O error as a short sentence with the errno name: "no such file (ENOENT)".
+pub fn describe_io(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let errno = nix::errno::Errno::from_raw(code);
+            format!("{} ({errno:?})", errno.desc().to_lowercase())
+        }
+        None => e.to_string(),
+    }
+}
