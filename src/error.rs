@@ -24,6 +24,9 @@ pub enum Error {
     /// The policy (or a command-line override) is invalid.
     #[error("{0}")]
     Policy(#[from] Diagnostics),
+    /// A launch step failed.
+    #[error("{0}")]
+    Launch(#[from] crate::launch::StepError),
     /// The command line is wrong in a way clap can't see.
     #[error("{0}")]
     Usage(String),

@@ -10,6 +10,7 @@ pub mod caller;
 pub mod cli_overrides;
 pub mod error;
 pub mod explain;
+pub mod launch;
 pub mod plan;
 pub mod policy;
 pub mod schema;

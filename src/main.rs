@@ -187,8 +187,26 @@ fn load_and_compile(
 
 fn run(args: &RunArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     let caller = caller()?;
-    let (_loaded, _plan) = load_and_compile(&args.policy, m, &caller)?;
-    Err(Error::Usage("`run` is not implemented yet".into()))
+    let opts = kekkai::launch::Options::from_env();
+    opts.enter(kekkai::plan::steps::Step::Plan);
+    let (_loaded, plan) = load_and_compile(&args.policy, m, &caller)?;
+    let outcome = kekkai::launch::run(&plan, &args.command, &opts)?;
+    if let Some(e) = &outcome.setup_error {
+        return Err(Error::Launch(e.clone()));
+    }
+    if let Some((program, errno)) = &outcome.exec_error {
+        let e = nix::errno::Errno::from_raw(*errno);
+        eprintln!("kekkai: {program}: {} ({e:?})", e.desc().to_lowercase());
+    }
+    if let Some(enforced) = &outcome.enforced {
+        if !opts.quiet && !enforced.landlock.dropped.is_empty() {
+            eprintln!("kekkai: landlock (best-effort) dropped: {}", enforced.landlock.dropped.join("; "));
+        }
+    }
+    if outcome.timed_out {
+        eprintln!("kekkai: timed out after {:?}", plan.timeout.unwrap_or_default());
+    }
+    Ok(outcome.exit_code)
 }
 
 fn explain(args: &ExplainArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {

@@ -2,10 +2,10 @@
 //! launcher's child follows. `launch::child` runs them in exactly this order; a test holds the
 //! two together.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A launch step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
     /// Compile the plan and open the cgroup.

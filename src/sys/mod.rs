@@ -1,4 +1,286 @@
-//! The only module with `unsafe`: thin wrappers over system calls that nix and libc don't
-//! cover safely. Every block states the invariant that makes it sound.
+//! The only module with `unsafe`: thin wrappers over system calls that nix doesn't cover
+//! safely. Each wrapper returns `nix::Result` with the raw errno; every `unsafe` block states
+//! the invariant that makes it sound.
 
 #![allow(unsafe_code)]
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+/// `struct clone_args` (linux/sched.h), version 2 (with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// CLONE_INTO_CGROUP (linux/sched.h).
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Creates a child process with `clone3` and the given namespace flags, like `fork`: the
+/// child continues from here with `Ok(None)`, the parent gets `Ok(Some(pid))`. With
+/// `cgroup`, the child starts inside that cgroup v2 directory (CLONE_INTO_CGROUP).
+///
+/// The caller must be single-threaded (the launcher never starts threads): the child gets a
+/// copy of only the calling thread, as after `fork`.
+pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Option<Pid>> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = u64::try_from(fd.as_raw_fd()).map_err(|_| Errno::EBADF)?;
+    }
+    // SAFETY: `args` is a valid, initialised clone_args of the size passed, alive for the
+    // call. Without CLONE_VM the child runs on a copy-on-write copy of this address space and
+    // returns here like fork(2) does; no stack or TLS is shared, and the launcher is single-
+    // threaded, so no lock can be held by a thread that does not exist in the child.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(i32::try_from(pid).map_err(|_| Errno::EINVAL)?))),
+    }
+}
+
+/// `fork`: the program's process under the reaper. Same single-thread precondition as
+/// [`clone3`].
+pub fn fork() -> nix::Result<Option<Pid>> {
+    // SAFETY: the launcher's processes are single-threaded, so the child can keep running
+    // arbitrary Rust code (including allocation) until it calls execve.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => Ok(None),
+        nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
+    }
+}
+
+/// `struct mount_attr` (linux/mount.h).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// MOUNT_ATTR_* bits (linux/mount.h).
+pub mod mount_attr {
+    /// Read-only.
+    pub const RDONLY: u64 = 0x1;
+    /// Ignore setuid and setgid bits.
+    pub const NOSUID: u64 = 0x2;
+    /// No device access.
+    pub const NODEV: u64 = 0x4;
+    /// No program execution.
+    pub const NOEXEC: u64 = 0x8;
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], {set, clr})`: changes only the
+/// given attributes of the mount `fd` refers to (and of everything below it if `recursive`).
+pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, recursive: bool) -> nix::Result<()> {
+    let mut attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= 0x8000; // AT_RECURSIVE
+    }
+    let empty: &CStr = c"";
+    // SAFETY: `empty` is a NUL-terminated string and `attr` a valid mount_attr of the size
+    // passed; both outlive the call and the kernel only reads them. `fd` is a live descriptor
+    // borrowed for the duration of the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+            &mut attr as *mut MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `close_range(first, last, flags)`.
+pub fn close_range(first: u32, last: u32, cloexec: bool) -> nix::Result<()> {
+    let flags = if cloexec { libc::CLOSE_RANGE_CLOEXEC } else { 0 };
+    // SAFETY: close_range only closes (or marks close-on-exec) descriptors of this process;
+    // no Rust object in the launcher's child owns descriptors in the range other than ones it
+    // deliberately gives up here (the caller keeps its channel outside the range).
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
+    Errno::result(ret).map(drop)
+}
+
+/// Installs a classic BPF seccomp filter on the calling thread. The caller must have set
+/// no_new_privs (or hold CAP_SYS_ADMIN).
+pub fn seccomp_install(program: &[seccompiler::sock_filter]) -> nix::Result<()> {
+    let len = u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `seccompiler::sock_filter` is `#[repr(C)]` with the same layout as the kernel's
+    // `struct sock_filter` (u16, u8, u8, u32), `prog` points at `len` of them and the kernel
+    // copies the program in (copy_from_user) before returning; neither is used afterwards.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Gives `sig` a handler that does nothing. A PID 1 receives only signals it has a handler
+/// for, so the reaper needs one to see (and forward) what the supervisor sends; the signals
+/// stay blocked and are taken with `sigwaitinfo`.
+pub fn set_noop_handler(sig: Signal) -> nix::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(ignore_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler is an empty `extern "C"` function, trivially async-signal-safe.
+    unsafe { sigaction(sig, &action) }.map(drop)
+}
+
+/// Restores the default disposition of `sig` (in the program's process before exec).
+pub fn set_default_handler(sig: Signal) -> nix::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
+    let action = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+    unsafe { sigaction(sig, &action) }.map(drop)
+}
+
+/// Brings the loopback interface up (SIOCGIFFLAGS / SIOCSIFFLAGS on a datagram socket).
+pub fn loopback_up() -> nix::Result<()> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq naming "lo", alive for the call; SIOCGIFFLAGS writes
+    // only ifr_flags inside it.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: ifr_ifru is a union; SIOCGIFFLAGS just initialised its ifru_flags member.
+    unsafe {
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    }
+    // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
+}
+
+/// The raw fd number of a borrowed fd, for `/proc/self/fd/N` paths.
+pub fn fd_path(fd: BorrowedFd<'_>) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// Returns the raw number; used where an fd must be kept out of a close_range.
+pub fn raw(fd: BorrowedFd<'_>) -> RawFd {
+    fd.as_raw_fd()
+}
+
+/// Is capability `cap` in the bounding set? `Err(EINVAL)` past the last capability the
+/// running kernel knows.
+pub fn capbset_read(cap: u32) -> nix::Result<bool> {
+    // SAFETY: PR_CAPBSET_READ takes an integer and reads no memory of ours.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) };
+    Errno::result(ret).map(|r| r == 1)
+}
+
+/// Drops capability `cap` from the bounding set (needs CAP_SETPCAP).
+pub fn capbset_drop(cap: u32) -> nix::Result<()> {
+    // SAFETY: PR_CAPBSET_DROP takes an integer and reads no memory of ours.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// The running kernel's Landlock ABI version (`landlock_create_ruleset(NULL, 0,
+/// LANDLOCK_CREATE_RULESET_VERSION)`); `Err(ENOSYS/EOPNOTSUPP)` when unavailable.
+pub fn landlock_abi() -> nix::Result<i32> {
+    // SAFETY: with a NULL attribute pointer, size 0 and the VERSION flag the kernel reads no
+    // memory and only returns a number.
+    let ret = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) };
+    Errno::result(ret).map(|v| i32::try_from(v).unwrap_or(i32::MAX))
+}
+
+/// `_exit(code)`: ends the process at once, without running exit handlers or flushing stdio
+/// buffers that a fork inherited.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit only terminates the calling process; it touches no Rust-managed state.
+    unsafe { libc::_exit(code) }
+}
+
+/// `open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH [| AT_RECURSIVE])`:
+/// a detached copy of the mount at `fd` (and, if `recursive`, of the mounts below it), taken
+/// now — mounts made later anywhere else are not part of it.
+pub fn open_tree_clone(fd: BorrowedFd<'_>, recursive: bool) -> nix::Result<std::os::fd::OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    let empty: &CStr = c"";
+    // SAFETY: `empty` is NUL-terminated and outlives the call; `fd` is a live borrowed
+    // descriptor. On success the kernel returns a new descriptor that nothing else owns.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), empty.as_ptr(), flags) };
+    let raw = Errno::result(ret)?;
+    let raw = RawFd::try_from(raw).map_err(|_| Errno::EBADF)?;
+    // SAFETY: `raw` was just returned by open_tree and is owned by no one else.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+}
+
+/// `move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)`:
+/// attaches a detached tree onto the directory or file `target` refers to.
+pub fn move_mount_to(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()> {
+    const F_EMPTY_PATH: libc::c_uint = 0x4;
+    const T_EMPTY_PATH: libc::c_uint = 0x40;
+    let empty: &CStr = c"";
+    // SAFETY: both paths are the NUL-terminated empty string, alive for the call; both
+    // descriptors are live borrows. The kernel reads only these arguments.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            target.as_raw_fd(),
+            empty.as_ptr(),
+            F_EMPTY_PATH | T_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(drop)
+}

@@ -1,0 +1,89 @@
+//! Step 8: capabilities and ids.
+//!
+//! Every capability not in the keep-list leaves the bounding set (looping to the last one the
+//! running kernel knows, which may be past what the caps crate names), then the supplementary
+//! groups, gid and uid switch to the identity, then effective and permitted hold exactly the
+//! keep-list. For a non-root identity the kept capabilities are raised as ambient (which needs
+//! them inheritable too), so they survive execve; otherwise inheritable and ambient are empty.
+//! Ordering: after the mounts (which needed CAP_SYS_ADMIN); the bounding set first, while
+//! CAP_SETPCAP is still held.
+
+use std::collections::HashSet;
+
+use caps::{CapSet, Capability};
+use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
+
+use super::error::{StepError, Syscall};
+use crate::plan::Plan;
+use crate::plan::steps::Step;
+use crate::policy::KeyPath;
+
+fn caps_err(call: &str, e: caps::errors::CapsError) -> StepError {
+    StepError::msg(Step::DropPrivileges, format!("{call}: {e}"))
+}
+
+/// The kept capabilities as the caps crate's set.
+fn keep_set(keep: u64) -> HashSet<Capability> {
+    caps::all().into_iter().filter(|c| keep & (1u64 << c.index()) != 0).collect()
+}
+
+/// Applies step 8.
+pub fn drop_privileges(plan: &Plan) -> Result<(), StepError> {
+    let step = Step::DropPrivileges;
+    let keep = plan.caps.keep;
+    let key = KeyPath::root().key("capabilities").key("keep");
+    // 1. The bounding set, up to the last capability this kernel has.
+    for cap in 0..64u32 {
+        match crate::sys::capbset_read(cap) {
+            Ok(true) if keep & (1u64 << cap) == 0 => {
+                crate::sys::capbset_drop(cap).step(step, || format!("prctl(PR_CAPBSET_DROP, {cap})"))?;
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINVAL) => break,
+            Err(e) => return Err(StepError::sys(step, format!("prctl(PR_CAPBSET_READ, {cap})"), e)),
+        }
+    }
+    // 2. Ids. Keep the permitted set across the uid change when something is to be kept.
+    let id = &plan.identity;
+    let non_root = id.uid != 0;
+    if keep != 0 && non_root {
+        nix::sys::prctl::set_keepcaps(true).step(step, || "prctl(PR_SET_KEEPCAPS, 1)".into())?;
+    }
+    let may_setgroups = plan.userns.as_ref().is_none_or(|ns| !ns.deny_setgroups);
+    if may_setgroups {
+        let groups: Vec<Gid> = id.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        setgroups(&groups)
+            .step(step, || format!("setgroups({:?})", id.groups))
+            .map_err(|e| e.key(&KeyPath::root().key("identity").key("groups")))?;
+    }
+    let (gid, uid) = (Gid::from_raw(id.gid), Uid::from_raw(id.uid));
+    setresgid(gid, gid, gid)
+        .step(step, || format!("setresgid({0}, {0}, {0})", id.gid))
+        .map_err(|e| e.key(&KeyPath::root().key("identity").key("gid")))?;
+    setresuid(uid, uid, uid)
+        .step(step, || format!("setresuid({0}, {0}, {0})", id.uid))
+        .map_err(|e| e.key(&KeyPath::root().key("identity").key("uid")))?;
+    // 3. Effective, permitted, inheritable, ambient.
+    let kept = keep_set(keep);
+    let ambient = non_root && !kept.is_empty();
+    let inheritable = if ambient { kept.clone() } else { HashSet::new() };
+    caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| caps_err("capset(inheritable)", e))?;
+    caps::set(None, CapSet::Effective, &kept).map_err(|e| caps_err("capset(effective)", e).key(&key))?;
+    caps::set(None, CapSet::Permitted, &kept).map_err(|e| caps_err("capset(permitted)", e).key(&key))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| caps_err("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", e))?;
+    if ambient {
+        for c in &kept {
+            caps::raise(None, CapSet::Ambient, *c).map_err(|e| caps_err(&format!("prctl(PR_CAP_AMBIENT_RAISE, {c})"), e).key(&key))?;
+        }
+    }
+    if keep != 0 && non_root {
+        nix::sys::prctl::set_keepcaps(false).step(step, || "prctl(PR_SET_KEEPCAPS, 0)".into())?;
+    }
+    // Verify what the kernel now holds.
+    let eff = caps::read(None, CapSet::Effective).map_err(|e| caps_err("capget", e))?;
+    let perm = caps::read(None, CapSet::Permitted).map_err(|e| caps_err("capget", e))?;
+    if eff != kept || perm != kept {
+        return Err(StepError::msg(step, format!("capabilities after the drop are effective {eff:?}, permitted {perm:?}; expected {kept:?}")));
+    }
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! The sandbox's side of a launch: the strict order, one line per step.
+//!
+//! Each step consumes the previous state and returns the next, so the irreversible steps can't
+//! be reordered or skipped without the compiler noticing. `plan::steps::ORDER` describes the
+//! same sequence for `explain`; a test runs a traced launch and compares the two.
+
+use std::convert::Infallible;
+use std::ffi::OsString;
+use std::marker::PhantomData;
+
+use super::error::{StepError, Syscall};
+use super::report::{Enforced, LandlockReport};
+use super::rootfs::{self, Staged};
+use super::sync::{Channel, ToChild, ToParent};
+use super::{Options, caps, environment, exec, landlock, lockdown};
+use crate::plan::Plan;
+use crate::plan::steps::Step;
+
+/// Runs the sandbox's steps; never returns.
+pub fn main(plan: &Plan, command: &[OsString], chan: Channel, opts: &Options) -> ! {
+    let Err(err) = run(plan, command, &chan, opts);
+    // If the supervisor is gone there is nobody to tell; the exit status still says 125.
+    let _ = chan.send(&ToParent::Failed(err));
+    crate::sys::exit_now(crate::error::exit::LAUNCH)
+}
+
+/// THE order. The "why" of each position is in `plan::steps::ORDER`.
+fn run(plan: &Plan, command: &[OsString], chan: &Channel, opts: &Options) -> Result<Infallible, StepError> {
+    let c = Child::start(plan, chan, opts)?; //          3: the parent wrote our id maps
+    let c = c.build_root()?; //                          4: private propagation, overlay root
+    let c = c.mount_all()?; //                           5: the policy's mounts, in order
+    let c = c.pivot_root()?; //                          6: no path back to the host tree
+    let c = c.environment()?; //                         7: hostname, rlimits, cwd
+    let c = c.drop_privileges()?; //                     8: after the mounts needed CAP_SYS_ADMIN
+    let c = c.no_new_privs()?; //                        9: Landlock and seccomp require it
+    let c = c.landlock()?; //                           10: rules resolve in the new root
+    let c = c.close_fds()?; //                          11: no host fd reaches the program
+    let c = c.seccomp()?; //                            12: last, or it filters our own setup
+    Err(c.exec(command)) //                             13: execve, allowed by the filter
+}
+
+/// A state of the sandbox's first process.
+pub struct Child<'a, S> {
+    plan: &'a Plan,
+    chan: &'a Channel,
+    opts: &'a Options,
+    state: S,
+}
+
+/// The id maps are written.
+pub struct Mapped;
+/// The root is staged.
+pub struct RootBuilt(Staged);
+/// The policy's mounts are in place.
+pub struct Mounted(Staged);
+/// The root is the sandbox's own.
+pub struct Pivoted;
+/// Host name, rlimits and cwd are set.
+pub struct Configured;
+/// Capabilities and ids are final.
+pub struct Unprivileged;
+/// no_new_privs is set.
+pub struct NoNewPrivs;
+/// Landlock is enforced.
+pub struct Landlocked(LandlockReport);
+/// Only stdio and the channel are open.
+pub struct Closed(LandlockReport);
+/// seccomp is installed.
+pub struct Locked(PhantomData<()>);
+
+impl<'a, S> Child<'a, S> {
+    fn next<T>(self, state: T) -> Child<'a, T> {
+        Child { plan: self.plan, chan: self.chan, opts: self.opts, state }
+    }
+
+    fn enter(&self, step: Step) {
+        self.opts.enter(step);
+    }
+}
+
+impl<'a> Child<'a, Mapped> {
+    /// Waits for the supervisor's go-ahead (it writes the id maps first). Dies with the
+    /// supervisor from here on.
+    fn start(plan: &'a Plan, chan: &'a Channel, opts: &'a Options) -> Result<Self, StepError> {
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .step(Step::Clone, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
+        match chan.recv::<ToChild>() {
+            Ok(Some(ToChild::Go)) => {}
+            // The supervisor died before the go-ahead: nothing to do.
+            Ok(None) => crate::sys::exit_now(crate::error::exit::LAUNCH),
+            Err(e) => return Err(StepError::sys(Step::IdMaps, "read(channel)", e)),
+        }
+        if let Some(ns) = &plan.userns {
+            if ns.setup_as_root {
+                let root = nix::unistd::Uid::from_raw(0);
+                let rootg = nix::unistd::Gid::from_raw(0);
+                nix::unistd::setresgid(rootg, rootg, rootg).step(Step::IdMaps, || "setresgid(0, 0, 0)".into())?;
+                nix::unistd::setresuid(root, root, root).step(Step::IdMaps, || "setresuid(0, 0, 0)".into())?;
+            }
+        }
+        Ok(Child { plan, chan, opts, state: Mapped })
+    }
+
+    fn build_root(self) -> Result<Child<'a, RootBuilt>, StepError> {
+        self.enter(Step::Rootfs);
+        let staged = rootfs::build_root(self.plan)?;
+        Ok(self.next(RootBuilt(staged)))
+    }
+}
+
+impl<'a> Child<'a, RootBuilt> {
+    fn mount_all(self) -> Result<Child<'a, Mounted>, StepError> {
+        self.enter(Step::Mounts);
+        let mut staged = self.state.0;
+        rootfs::mount_all(self.plan, &mut staged)?;
+        Ok(Child { plan: self.plan, chan: self.chan, opts: self.opts, state: Mounted(staged) })
+    }
+}
+
+impl<'a> Child<'a, Mounted> {
+    fn pivot_root(self) -> Result<Child<'a, Pivoted>, StepError> {
+        self.enter(Step::PivotRoot);
+        let staged = self.state.0;
+        rootfs::pivot(staged)?;
+        Ok(Child { plan: self.plan, chan: self.chan, opts: self.opts, state: Pivoted })
+    }
+}
+
+impl<'a> Child<'a, Pivoted> {
+    fn environment(self) -> Result<Child<'a, Configured>, StepError> {
+        self.enter(Step::Environment);
+        environment::apply(self.plan)?;
+        Ok(self.next(Configured))
+    }
+}
+
+impl<'a> Child<'a, Configured> {
+    fn drop_privileges(self) -> Result<Child<'a, Unprivileged>, StepError> {
+        self.enter(Step::DropPrivileges);
+        caps::drop_privileges(self.plan)?;
+        // Changing ids cleared the parent-death signal: set it again, then make sure the
+        // supervisor did not die in between (its end of the channel would be closed).
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .step(Step::DropPrivileges, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
+        if super::peer_gone(self.chan) {
+            crate::sys::exit_now(crate::error::exit::LAUNCH);
+        }
+        // Nobody inside may read this process's memory or environment through /proc.
+        nix::sys::prctl::set_dumpable(false).step(Step::DropPrivileges, || "prctl(PR_SET_DUMPABLE, 0)".into())?;
+        Ok(self.next(Unprivileged))
+    }
+}
+
+impl<'a> Child<'a, Unprivileged> {
+    fn no_new_privs(self) -> Result<Child<'a, NoNewPrivs>, StepError> {
+        self.enter(Step::NoNewPrivs);
+        lockdown::no_new_privs()?;
+        Ok(self.next(NoNewPrivs))
+    }
+}
+
+impl<'a> Child<'a, NoNewPrivs> {
+    fn landlock(self) -> Result<Child<'a, Landlocked>, StepError> {
+        self.enter(Step::Landlock);
+        let report = landlock::restrict(&self.plan.landlock)?;
+        Ok(self.next(Landlocked(report)))
+    }
+}
+
+impl<'a> Child<'a, Landlocked> {
+    fn close_fds(self) -> Result<Child<'a, Closed>, StepError> {
+        self.enter(Step::CloseFds);
+        lockdown::close_fds(self.chan.fd())?;
+        let report = self.state.0;
+        Ok(Child { plan: self.plan, chan: self.chan, opts: self.opts, state: Closed(report) })
+    }
+}
+
+impl<'a> Child<'a, Closed> {
+    fn seccomp(self) -> Result<Child<'a, Locked>, StepError> {
+        self.enter(Step::Seccomp);
+        let installed = lockdown::seccomp(&self.plan.seccomp)?;
+        let enforced = Enforced {
+            landlock: self.state.0.clone(),
+            seccomp: installed,
+            no_new_privs: true,
+        };
+        self.chan
+            .send(&ToParent::Enforced(enforced))
+            .step(Step::Seccomp, || "write(channel, enforced)".into())?;
+        Ok(Child { plan: self.plan, chan: self.chan, opts: self.opts, state: Locked(PhantomData) })
+    }
+}
+
+impl Child<'_, Locked> {
+    fn exec(self, command: &[OsString]) -> StepError {
+        self.enter(Step::Exec);
+        exec::spawn(self.plan, command, self.chan)
+    }
+}

@@ -1,0 +1,215 @@
+//! Step 13: the program, and PID 1's minimal reaper.
+//!
+//! Unless the policy makes the program PID 1, the sandbox's first process stays behind as a
+//! reaper: it forks the program (PID 2), forwards to it the signals the supervisor sends,
+//! reaps every orphan, and reports the program's end over the channel. A PID 1 only receives
+//! signals it has a handler for, so the forwarded ones get an empty handler and stay blocked;
+//! they are taken from a signalfd. Signals the terminal sends (si_code SI_KERNEL) already
+//! reached the program, which shares the foreground process group, and are not forwarded twice.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+
+use super::error::{StepError, Syscall};
+use super::sync::{Channel, ToParent};
+use crate::plan::Plan;
+use crate::plan::steps::Step;
+
+/// Signals the supervisor forwards to the program.
+pub const FORWARDED: [Signal; 7] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// The forwarded signals and SIGCHLD.
+pub fn handled_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(s);
+    }
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+/// How the program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Ended {
+    /// exit(code).
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+impl Ended {
+    /// The shell convention: the code, or 128 + the signal.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Ended::Exited(c) => c,
+            Ended::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// Was this signal sent by a process (kill, sigqueue, tgkill) rather than the kernel/terminal?
+pub fn sent_by_process(code: i32) -> bool {
+    code == libc::SI_USER || code == libc::SI_QUEUE || code == libc::SI_TKILL
+}
+
+/// Step 13: runs the program, as PID 1 or under the reaper. Returns only on failure.
+pub fn spawn(plan: &Plan, command: &[OsString], chan: &Channel) -> StepError {
+    if plan.as_pid_1 {
+        return exec_program(plan, command, chan);
+    }
+    if let Err(e) = reaper(plan, command, chan) {
+        return e;
+    }
+    StepError::msg(Step::Exec, "the reaper returned")
+}
+
+fn reaper(plan: &Plan, command: &[OsString], chan: &Channel) -> Result<(), StepError> {
+    let step = Step::Exec;
+    for s in FORWARDED.iter().chain([Signal::SIGCHLD].iter()) {
+        crate::sys::set_noop_handler(*s).step(step, || format!("sigaction({s}, noop)"))?;
+    }
+    let set = handled_set();
+    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).step(step, || "signalfd(forwarded signals)".into())?;
+    let Some(program) = crate::sys::fork().step(step, || "fork()".into())? else {
+        // The program's process: default dispositions, nothing blocked, die with the reaper.
+        drop(sfd);
+        for s in FORWARDED.iter().chain([Signal::SIGCHLD].iter()) {
+            if let Err(e) = crate::sys::set_default_handler(*s) {
+                return Err(StepError::sys(step, format!("sigaction({s}, SIG_DFL)"), e));
+            }
+        }
+        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).step(step, || "sigprocmask(SIG_SETMASK, {})".into())?;
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).step(step, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
+        let e = exec_program(plan, command, chan);
+        return Err(e);
+    };
+    // PID 1's loop: no polling, no sleeping — one blocking read per event.
+    loop {
+        let info = match sfd.read_signal() {
+            Ok(Some(i)) => i,
+            Ok(None) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(StepError::sys(step, "read(signalfd)", e)),
+        };
+        let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
+        if signo == libc::SIGCHLD {
+            loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(pid, code)) if pid == program => finish(chan, Ended::Exited(code)),
+                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == program => finish(chan, Ended::Signaled(sig as i32)),
+                    Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                    Ok(_) => continue,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(StepError::sys(step, "waitpid(-1, WNOHANG)", e)),
+                }
+            }
+        } else if sent_by_process(info.ssi_code) && is_supervisor(info.ssi_pid) {
+            if let Ok(sig) = Signal::try_from(signo) {
+                // The program may already be gone; the next SIGCHLD tells.
+                let _ = kill(program, sig);
+            }
+        }
+    }
+}
+
+/// Signals from outside the sandbox's pid namespace carry pid 0; without a pid namespace the
+/// supervisor is the reaper's parent.
+fn is_supervisor(pid: u32) -> bool {
+    pid == 0 || i32::try_from(pid).ok() == Some(nix::unistd::getppid().as_raw())
+}
+
+/// Reports the program's end and exits PID 1 (which ends the pid namespace).
+fn finish(chan: &Channel, ended: Ended) -> ! {
+    let status = match ended {
+        Ended::Exited(c) => c << 8,
+        Ended::Signaled(s) => s,
+    };
+    // If the supervisor is gone there is no one left to tell; exit regardless.
+    let _ = chan.send(&ToParent::ProgramExited { status });
+    crate::sys::exit_now(0)
+}
+
+/// execve the program, searching the sandbox's PATH. Returns only on failure, after telling
+/// the supervisor.
+fn exec_program(plan: &Plan, command: &[OsString], chan: &Channel) -> StepError {
+    let step = Step::Exec;
+    let Some(program) = command.first() else {
+        return StepError::msg(step, "no program given");
+    };
+    let to_c = |s: &OsStr| CString::new(s.as_bytes().to_vec());
+    let argv: Result<Vec<CString>, _> = command.iter().map(|a| to_c(a)).collect();
+    let envp: Result<Vec<CString>, _> = plan
+        .env
+        .vars
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone().into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv)
+        })
+        .collect();
+    let (Ok(argv), Ok(envp)) = (argv, envp) else {
+        return StepError::msg(step, "an argument or environment entry contains a NUL byte");
+    };
+    let candidates: Vec<Vec<u8>> = if program.as_bytes().contains(&b'/') {
+        vec![program.as_bytes().to_vec()]
+    } else {
+        let path = plan
+            .env
+            .vars
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_bytes().to_vec())
+            .unwrap_or_else(|| crate::plan::DEFAULT_PATH.as_bytes().to_vec());
+        path.split(|b| *b == b':')
+            .map(|dir| {
+                let dir = if dir.is_empty() { b"." as &[u8] } else { dir };
+                let mut p = dir.to_vec();
+                p.push(b'/');
+                p.extend_from_slice(program.as_bytes());
+                p
+            })
+            .collect()
+    };
+    let mut decisive = Errno::ENOENT;
+    for c in candidates {
+        let Ok(path) = CString::new(c) else { continue };
+        let e = match nix::unistd::execve(&path, &argv, &envp) {
+            Err(e) => e,
+            Ok(never) => match never {},
+        };
+        // As a shell does: a candidate that exists but can't run beats one that does not exist.
+        match e {
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            Errno::EACCES => decisive = Errno::EACCES,
+            other => {
+                decisive = other;
+                break;
+            }
+        }
+    }
+    let _ = chan.send(&ToParent::ExecFailed {
+        program: program.to_string_lossy().into_owned(),
+        errno: decisive as i32,
+    });
+    let code = if decisive == Errno::ENOENT {
+        crate::error::exit::NOT_FOUND
+    } else {
+        crate::error::exit::NOT_EXECUTABLE
+    };
+    crate::sys::exit_now(code)
+}

@@ -1,0 +1,103 @@
+//! Executing a plan: the supervisor (`parent`), the sandbox's ordered steps (`child`), and one
+//! module per mechanism. Nothing here decides policy; it carries out the plan.
+
+pub mod caps;
+pub mod child;
+pub mod environment;
+pub mod error;
+pub mod exec;
+pub mod landlock;
+pub mod lockdown;
+pub mod parent;
+pub mod report;
+pub mod rootfs;
+pub mod sync;
+
+
+use crate::plan::steps::Step;
+pub use error::StepError;
+pub use exec::Ended;
+pub use parent::{Outcome, run};
+
+/// What a fault injection does at its step (debug builds, `KEKKAI_FAULT=STEP:abort|stop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// abort(): the process dies by SIGABRT.
+    Abort,
+    /// Block forever (until killed), to let a test kill the supervisor at this step.
+    Stop,
+}
+
+/// Launch options that are not policy.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Print each step's name to stderr as it starts (debug builds: `KEKKAI_TRACE_STEPS=1`).
+    pub trace_steps: bool,
+    /// Inject a fault at a step (debug builds only).
+    pub fault: Option<(Step, Fault)>,
+    /// Don't print what a best-effort layer dropped.
+    pub quiet: bool,
+}
+
+impl Options {
+    /// Reads the debug-only knobs from the environment (release builds ignore them).
+    pub fn from_env() -> Options {
+        let mut o = Options::default();
+        if cfg!(debug_assertions) {
+            o.trace_steps = std::env::var_os("KEKKAI_TRACE_STEPS").is_some_and(|v| v == "1");
+            if let Some(spec) = std::env::var("KEKKAI_FAULT").ok() {
+                if let Some((name, what)) = spec.split_once(':') {
+                    let step = Step::all().find(|s| s.name() == name);
+                    let fault = match what {
+                        "abort" => Some(Fault::Abort),
+                        "stop" => Some(Fault::Stop),
+                        _ => None,
+                    };
+                    if let (Some(s), Some(f)) = (step, fault) {
+                        o.fault = Some((s, f));
+                    }
+                }
+            }
+        }
+        o
+    }
+
+    /// Marks the start of a step: traces it and injects a fault if asked.
+    pub fn enter(&self, step: Step) {
+        if self.trace_steps {
+            eprintln!("kekkai-step: {}", step.name());
+        }
+        if let Some((s, fault)) = self.fault {
+            if s == step {
+                match fault {
+                    Fault::Abort => std::process::abort(),
+                    Fault::Stop => loop {
+                        nix::unistd::pause();
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// Has the other end of the channel closed?
+pub(crate) fn peer_gone(chan: &sync::Channel) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(chan.fd(), PollFlags::empty())];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+        Err(_) => false,
+    }
+}
+
+/// Is there nothing (more) to read on the channel right now?
+pub(crate) fn peer_gone_and_empty(chan: &sync::Channel) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(chan.fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => !fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)),
+        Err(_) => true,
+    }
+}

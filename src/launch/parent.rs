@@ -1,0 +1,226 @@
+//! The supervisor: creates the sandbox (steps 2 and 3), then waits for it in one blocking
+//! `poll` over the channel and a signalfd — forwarding signals, enforcing the timeout, and
+//! collecting how the program ended. No threads, no polling loops, no sleeping.
+
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::error::{StepError, Syscall};
+use super::exec::{Ended, handled_set, sent_by_process};
+use super::report::Enforced;
+use super::sync::{Channel, ToChild, ToParent};
+use super::{Options, child};
+use crate::plan::Plan;
+use crate::plan::steps::Step;
+
+/// How a launch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// How the program (or, failing that, the sandbox) ended.
+    pub ended: Ended,
+    /// The exit code kekkai should exit with.
+    pub exit_code: i32,
+    /// The policy's timeout fired.
+    pub timed_out: bool,
+    /// A setup step failed (exit code 125).
+    pub setup_error: Option<StepError>,
+    /// execve failed: (program, errno).
+    pub exec_error: Option<(String, i32)>,
+    /// What the sandbox reported as enforced.
+    pub enforced: Option<Enforced>,
+    /// Wall-clock time from clone to the end.
+    pub wall: Duration,
+}
+
+/// Steps 2 and 3, then supervision until the sandbox is gone.
+pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome, StepError> {
+    opts.enter(Step::Clone);
+    let set = handled_set();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).step(Step::Clone, || "sigprocmask(SIG_BLOCK, forwarded signals)".into())?;
+    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .step(Step::Clone, || "signalfd(forwarded signals)".into())?;
+    let (chan, child_chan) = Channel::pair().step(Step::Clone, || "socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)".into())?;
+    let flags = plan.clone_flags();
+    let start = Instant::now();
+    let pid = match crate::sys::clone3(flags, None) {
+        Ok(None) => {
+            drop(chan);
+            drop(sfd);
+            child::main(plan, command, child_chan, opts)
+        }
+        Ok(Some(pid)) => pid,
+        Err(e) => {
+            let names: Vec<&str> = plan.namespaces.iter().map(|n| n.name()).collect();
+            let mut err = StepError::sys(Step::Clone, format!("clone3(CLONE_NEW{{{}}})", names.join(",").to_uppercase()), e);
+            if e == Errno::EPERM || e == Errno::ENOSPC {
+                err = err.hint("unprivileged user namespaces may be disabled (kernel.unprivileged_userns_clone, user.max_user_namespaces, or an AppArmor restriction)");
+            }
+            return Err(err.key(&crate::policy::KeyPath::root().key("namespaces")));
+        }
+    };
+    drop(child_chan);
+    opts.enter(Step::IdMaps);
+    if let Err(e) = write_maps(plan, pid) {
+        // The child waits for Go and dies with us; make sure it is gone before reporting.
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Err(e);
+    }
+    if let Err(e) = chan.send(&ToChild::Go) {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Err(StepError::sys(Step::IdMaps, "write(channel, go)", e));
+    }
+    supervise(plan, pid, &chan, &sfd, start)
+}
+
+fn write_maps(plan: &Plan, pid: Pid) -> Result<(), StepError> {
+    let Some(ns) = &plan.userns else { return Ok(()) };
+    let step = Step::IdMaps;
+    let write = |file: &str, text: &str| {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, text).map_err(|e| {
+            StepError::sys(step, format!("write({path:?}, {:?})", text.trim_end()), Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+                .key(&crate::policy::KeyPath::root().key("identity"))
+        })
+    };
+    if ns.deny_setgroups {
+        write("setgroups", "deny")?;
+    }
+    write("uid_map", &ns.uid_map)?;
+    write("gid_map", &ns.gid_map)?;
+    Ok(())
+}
+
+struct State {
+    outcome: Outcome,
+    reported: Option<Ended>,
+    child_status: Option<Ended>,
+}
+
+fn supervise(plan: &Plan, pid: Pid, chan: &Channel, sfd: &SignalFd, start: Instant) -> Result<Outcome, StepError> {
+    let mut st = State {
+        outcome: Outcome {
+            ended: Ended::Exited(0),
+            exit_code: 0,
+            timed_out: false,
+            setup_error: None,
+            exec_error: None,
+            enforced: None,
+            wall: Duration::ZERO,
+        },
+        reported: None,
+        child_status: None,
+    };
+    let mut deadline = plan.timeout.map(|t| start + t);
+    let mut terminating = false;
+    let mut chan_open = true;
+    while st.child_status.is_none() {
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32 + 1).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if chan_open {
+            fds.push(PollFd::new(chan.fd(), PollFlags::POLLIN));
+        }
+        let ready = match poll(&mut fds, timeout) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(StepError::sys(Step::Exec, "poll(channel, signalfd)", e)),
+        };
+        let chan_ready = chan_open && fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        let sig_ready = fds.first().and_then(|f| f.revents()).is_some_and(|r| r.contains(PollFlags::POLLIN));
+        if chan_ready {
+            chan_open = read_message(chan, &mut st);
+        }
+        if sig_ready {
+            while let Ok(Some(info)) = sfd.read_signal() {
+                let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
+                if signo == libc::SIGCHLD {
+                    reap(pid, &mut st)?;
+                } else if sent_by_process(info.ssi_code) {
+                    if let Ok(sig) = Signal::try_from(signo) {
+                        // Forward to PID 1, which passes it on to the program.
+                        let _ = kill(pid, sig);
+                    }
+                }
+            }
+        }
+        if ready == 0 {
+            if let Some(d) = deadline {
+                if Instant::now() >= d {
+                    if terminating {
+                        // Grace is over: killing PID 1 ends every process of the namespace.
+                        let _ = kill(pid, Signal::SIGKILL);
+                        deadline = None;
+                    } else {
+                        st.outcome.timed_out = true;
+                        terminating = true;
+                        let _ = kill(pid, Signal::SIGTERM);
+                        deadline = Some(Instant::now() + plan.timeout_grace);
+                    }
+                }
+            }
+        }
+    }
+    // The sandbox is gone: read what it said last.
+    while chan_open && !super::peer_gone_and_empty(chan) {
+        chan_open = read_message(chan, &mut st);
+    }
+    st.outcome.wall = start.elapsed();
+    let ended = st.reported.or(st.child_status).unwrap_or(Ended::Exited(0));
+    st.outcome.ended = ended;
+    st.outcome.exit_code = if st.outcome.setup_error.is_some() {
+        crate::error::exit::LAUNCH
+    } else if st.outcome.timed_out {
+        crate::error::exit::TIMEOUT
+    } else if let Some((_, errno)) = &st.outcome.exec_error {
+        if *errno == libc::ENOENT { crate::error::exit::NOT_FOUND } else { crate::error::exit::NOT_EXECUTABLE }
+    } else {
+        ended.exit_code()
+    };
+    Ok(st.outcome)
+}
+
+/// Handles one message; returns whether the channel is still open.
+fn read_message(chan: &Channel, st: &mut State) -> bool {
+    match chan.recv::<ToParent>() {
+        Ok(Some(ToParent::Failed(e))) => st.outcome.setup_error = Some(e),
+        Ok(Some(ToParent::Enforced(e))) => st.outcome.enforced = Some(e),
+        Ok(Some(ToParent::ExecFailed { program, errno })) => st.outcome.exec_error = Some((program, errno)),
+        Ok(Some(ToParent::ProgramExited { status })) => {
+            st.reported = Some(if status & 0x7f == 0 { Ended::Exited((status >> 8) & 0xff) } else { Ended::Signaled(status & 0x7f) });
+        }
+        Ok(None) => return false,
+        Err(Errno::EAGAIN) => {}
+        Err(_) => return false,
+    }
+    true
+}
+
+fn reap(pid: Pid, st: &mut State) -> Result<(), StepError> {
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => st.child_status = Some(Ended::Exited(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => st.child_status = Some(Ended::Signaled(sig as i32)),
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => {}
+            Err(e) => return Err(StepError::sys(Step::Exec, format!("waitpid({pid})"), e)),
+        }
+        return Ok(());
+    }
+}
