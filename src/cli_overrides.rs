@@ -79,9 +79,10 @@ impl Override {
                 };
                 map(vec![("env", map(vec![("set", map(vec![(k, s(v))]))]))])
             }
-            Override::UnsetEnv(k) => {
-                map(vec![("env", map(vec![("unset", Value::Sequence(vec![s(k)]))]))])
-            }
+            Override::UnsetEnv(k) => map(vec![(
+                "env",
+                map(vec![("unset", Value::Sequence(vec![s(k)]))]),
+            )]),
             Override::Chdir(d) => map(vec![("cwd", s(d))]),
             Override::Hostname(h) => map(vec![("hostname", s(h))]),
             Override::Net(n) => match n.as_str() {
@@ -101,7 +102,11 @@ fn split_bind(v: &str) -> (&str, Option<&str>) {
 }
 
 /// Applies overrides, in order, on top of a loaded policy.
-pub fn apply(loaded: &mut LoadedPolicy, overrides: &[Override], cwd: &Path) -> Result<(), Diagnostics> {
+pub fn apply(
+    loaded: &mut LoadedPolicy,
+    overrides: &[Override],
+    cwd: &Path,
+) -> Result<(), Diagnostics> {
     for o in overrides {
         let name = format!("command line ({})", o.flag());
         let value = o.to_value(cwd).map_err(|msg| {
@@ -112,6 +117,15 @@ pub fn apply(loaded: &mut LoadedPolicy, overrides: &[Override], cwd: &Path) -> R
                 message: msg,
             })
         })?;
+        if let Override::UnsetEnv(var) = o {
+            // `--unsetenv` also takes back what the policy's `env.set` gives.
+            loaded.drop_key(
+                &crate::policy::KeyPath::root()
+                    .key("env")
+                    .key("set")
+                    .key(var),
+            )?;
+        }
         loaded.overlay(&name, value)?;
     }
     Ok(())

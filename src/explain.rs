@@ -14,7 +14,12 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
     let mut out = Vec::new();
     match step {
         Step::Plan => {
-            out.push(format!("policy {} ({}), hash {}", plan.name, plan.sources.join(" ← "), plan.policy_hash));
+            out.push(format!(
+                "policy {} ({}), hash {}",
+                plan.name,
+                plan.sources.join(" ← "),
+                plan.policy_hash
+            ));
             let l = &plan.limits;
             if l.any() {
                 let mut parts = Vec::new();
@@ -42,7 +47,11 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 if let Some(w) = l.io_weight {
                     parts.push(format!("io-weight {w}"));
                 }
-                out.push(format!("cgroup limits: {} ({})", parts.join(", "), compat(l.compat())));
+                out.push(format!(
+                    "cgroup limits: {} ({})",
+                    parts.join(", "),
+                    compat(l.compat())
+                ));
                 if let Some(p) = &l.parent {
                     out.push(format!("cgroup parent: {}", p.display()));
                 }
@@ -56,15 +65,24 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             if plan.userns_added {
                 out.push("user namespace added: the caller is unprivileged".into());
             }
-            out.push(format!("network: {}", match plan.network {
-                crate::policy::model::Network::None => "none (loopback only)",
-                crate::policy::model::Network::Host => "host",
-            }));
+            out.push(format!(
+                "network: {}",
+                match plan.network {
+                    crate::policy::model::Network::None => "none (loopback only)",
+                    crate::policy::model::Network::Host => "host",
+                }
+            ));
         }
         Step::IdMaps => match &plan.userns {
             Some(ns) => {
-                out.push(format!("uid_map: {}", ns.uid_map.trim_end().replace('\n', "; ")));
-                out.push(format!("gid_map: {}", ns.gid_map.trim_end().replace('\n', "; ")));
+                out.push(format!(
+                    "uid_map: {}",
+                    ns.uid_map.trim_end().replace('\n', "; ")
+                ));
+                out.push(format!(
+                    "gid_map: {}",
+                    ns.gid_map.trim_end().replace('\n', "; ")
+                ));
                 if ns.deny_setgroups {
                     out.push("setgroups: deny".into());
                 }
@@ -72,10 +90,19 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             None => out.push("no user namespace: ids switch directly in step 8".into()),
         },
         Step::Rootfs => {
-            let lowers: Vec<String> = plan.rootfs.lowers.iter().map(|p| p.display().to_string()).collect();
+            let lowers: Vec<String> = plan
+                .rootfs
+                .lowers
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
             out.push(format!(
                 "root: {} over {} (skeleton tmpfs {})",
-                if plan.rootfs.writable { "writable throw-away layer" } else { "read-only" },
+                if plan.rootfs.writable {
+                    "writable throw-away layer"
+                } else {
+                    "read-only"
+                },
                 lowers.join(", "),
                 size(plan.rootfs.size)
             ));
@@ -83,9 +110,15 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             for e in &plan.rootfs.entries {
                 match &e.kind {
                     EntryKind::Overlay(_) => overlays.push(format!("/{}", e.name)),
-                    EntryKind::Bind(p) => out.push(format!("/{}: recursive read-only bind of {} (host mounts below it)", e.name, p.display())),
+                    EntryKind::Bind(p) => out.push(format!(
+                        "/{}: recursive read-only bind of {} (host mounts below it)",
+                        e.name,
+                        p.display()
+                    )),
                     EntryKind::Symlink(t) => out.push(format!("/{} -> {}", e.name, t.display())),
-                    EntryKind::File(p) => out.push(format!("/{}: read-only bind of {}", e.name, p.display())),
+                    EntryKind::File(p) => {
+                        out.push(format!("/{}: read-only bind of {}", e.name, p.display()))
+                    }
                     EntryKind::EmptyDir => out.push(format!("/{}: empty mount point", e.name)),
                 }
             }
@@ -100,14 +133,23 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             for m in &plan.mounts {
                 let t = m.target.display();
                 out.push(match &m.kind {
-                    MountKind::Bind { source, writable, exec, .. } => format!(
+                    MountKind::Bind {
+                        source,
+                        writable,
+                        exec,
+                        ..
+                    } => format!(
                         "{}: bind {} → {t} ({}{})",
                         m.key,
                         source.display(),
                         if *writable { "writable" } else { "read-only" },
                         if *exec { "" } else { ", noexec" }
                     ),
-                    MountKind::Tmpfs { size: s, mode, exec } => format!(
+                    MountKind::Tmpfs {
+                        size: s,
+                        mode,
+                        exec,
+                    } => format!(
                         "{}: tmpfs {t} (size {}, mode {mode:04o}{})",
                         m.key,
                         size(*s),
@@ -115,7 +157,10 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                     ),
                     MountKind::Hide => format!("{}: hide {t}", m.key),
                     MountKind::Proc => format!("{}: proc {t}", m.key),
-                    MountKind::Dev => format!("{}: dev {t} (null zero full random urandom tty, pts, shm)", m.key),
+                    MountKind::Dev => format!(
+                        "{}: dev {t} (null zero full random urandom tty, pts, shm)",
+                        m.key
+                    ),
                     MountKind::Mqueue => format!("{}: mqueue {t}", m.key),
                 });
             }
@@ -133,11 +178,20 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 out.push(format!(
                     "rlimit {}: {}",
                     r.name,
-                    if r.value == u64::MAX { "unlimited".into() } else { r.value.to_string() }
+                    if r.value == u64::MAX {
+                        "unlimited".into()
+                    } else {
+                        r.value.to_string()
+                    }
                 ));
             }
             out.push(format!("cwd: {}", plan.cwd.display()));
-            let names: Vec<String> = plan.env.vars.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+            let names: Vec<String> = plan
+                .env
+                .vars
+                .iter()
+                .map(|(k, _)| k.to_string_lossy().into_owned())
+                .collect();
             out.push(format!("environment: {}", names.join(" ")));
         }
         Step::DropPrivileges => {
@@ -145,9 +199,16 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             out.push(format!(
                 "identity: uid {}{} gid {} groups [{}]",
                 id.uid,
-                id.user.as_deref().map(|u| format!(" ({u})")).unwrap_or_default(),
+                id.user
+                    .as_deref()
+                    .map(|u| format!(" ({u})"))
+                    .unwrap_or_default(),
                 id.gid,
-                id.groups.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(" ")
+                id.groups
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ));
             let keep = plan.caps.names();
             out.push(if keep.is_empty() {
@@ -162,21 +223,42 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             if !l.enabled {
                 out.push("disabled by the policy (landlock.enabled: false)".into());
             } else {
-                out.push(format!("compat: {}; needs ABI {}", compat(l.compat), l.required_abi()));
+                out.push(format!(
+                    "compat: {}; needs ABI {}",
+                    compat(l.compat),
+                    l.required_abi()
+                ));
                 for r in &l.rules {
-                    out.push(format!("{} {} [{}]", r.path.display(), access::summary(r.access), r.from));
+                    out.push(format!(
+                        "{} {} [{}]",
+                        r.path.display(),
+                        access::summary(r.access),
+                        r.from
+                    ));
                 }
                 let ports = |p: &Option<Vec<u16>>| match p {
                     None => "not restricted".to_string(),
                     Some(v) if v.is_empty() => "none".to_string(),
-                    Some(v) => v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" "),
+                    Some(v) => v
+                        .iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
                 };
-                out.push(format!("tcp bind: {}; tcp connect: {}", ports(&l.tcp_bind), ports(&l.tcp_connect)));
+                out.push(format!(
+                    "tcp bind: {}; tcp connect: {}",
+                    ports(&l.tcp_bind),
+                    ports(&l.tcp_connect)
+                ));
                 if !l.scopes.is_empty() {
-                    let s: Vec<&str> = l.scopes.iter().map(|s| match s {
-                        crate::policy::model::Scope::AbstractUnix => "abstract-unix",
-                        crate::policy::model::Scope::Signal => "signal",
-                    }).collect();
+                    let s: Vec<&str> = l
+                        .scopes
+                        .iter()
+                        .map(|s| match s {
+                            crate::policy::model::Scope::AbstractUnix => "abstract-unix",
+                            crate::policy::model::Scope::Signal => "signal",
+                        })
+                        .collect();
                     out.push(format!("scopes: {}", s.join(" ")));
                 }
             }
@@ -185,16 +267,35 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
         Step::Seccomp => {
             let s = &plan.seccomp;
             let preset = format!("{:?}", s.preset).to_lowercase();
-            out.push(format!("preset: {preset}; default action: {}", s.default_action));
+            out.push(format!(
+                "preset: {preset}; default action: {}",
+                s.default_action
+            ));
             if let Some(f) = &s.socket_families {
                 let names: Vec<&str> = f
                     .iter()
-                    .filter_map(|n| crate::plan::names::SOCKET_FAMILIES.iter().find(|(_, v)| v == n).map(|(k, _)| *k))
+                    .filter_map(|n| {
+                        crate::plan::names::SOCKET_FAMILIES
+                            .iter()
+                            .find(|(_, v)| v == n)
+                            .map(|(k, _)| *k)
+                    })
                     .collect();
-                out.push(format!("socket families: {}", if names.is_empty() { "none".into() } else { names.join(" ") }));
+                out.push(format!(
+                    "socket families: {}",
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(" ")
+                    }
+                ));
             }
             for f in &s.filters {
-                out.push(format!("filter: {} — {} instructions", f.name, f.program.len()));
+                out.push(format!(
+                    "filter: {} — {} instructions",
+                    f.name,
+                    f.program.len()
+                ));
             }
             for (name, why) in &s.reasons {
                 out.push(format!("rule {name}: {why}"));
@@ -210,7 +311,10 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 "the program is PID 2 under kekkai's reaper (PID 1)".into()
             });
             if let Some(t) = plan.timeout {
-                out.push(format!("timeout: {:?}, then SIGKILL after {:?}", t, plan.timeout_grace));
+                out.push(format!(
+                    "timeout: {:?}, then SIGKILL after {:?}",
+                    t, plan.timeout_grace
+                ));
             }
         }
     }
@@ -253,7 +357,12 @@ pub fn human(loaded: &LoadedPolicy, plan: &Plan) -> String {
             crate::plan::steps::Side::Parent => "parent",
             crate::plan::steps::Side::Child => "child",
         };
-        out.push_str(&format!("{:>3}. [{side}] {}: {}\n", info.number, info.step.name(), info.what));
+        out.push_str(&format!(
+            "{:>3}. [{side}] {}: {}\n",
+            info.number,
+            info.step.name(),
+            info.what
+        ));
         out.push_str(&format!("       why here: {}\n", info.why));
         for d in details(plan, info.step) {
             out.push_str(&format!("       - {d}\n"));

@@ -76,7 +76,12 @@ struct RunArgs {
     #[command(flatten)]
     policy: PolicyArgs,
     /// The program and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "COMMAND")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "COMMAND"
+    )]
     command: Vec<OsString>,
 }
 
@@ -200,11 +205,17 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     }
     if let Some(enforced) = &outcome.enforced {
         if !opts.quiet && !enforced.landlock.dropped.is_empty() {
-            eprintln!("kekkai: landlock (best-effort) dropped: {}", enforced.landlock.dropped.join("; "));
+            eprintln!(
+                "kekkai: landlock (best-effort) dropped: {}",
+                enforced.landlock.dropped.join("; ")
+            );
         }
     }
     if outcome.timed_out {
-        eprintln!("kekkai: timed out after {:?}", plan.timeout.unwrap_or_default());
+        eprintln!(
+            "kekkai: timed out after {:?}",
+            plan.timeout.unwrap_or_default()
+        );
     }
     Ok(outcome.exit_code)
 }
@@ -241,7 +252,15 @@ fn check(args: &CheckArgs) -> i32 {
         }
     }
     if failed > 0 {
-        eprintln!("kekkai: {failed} of {} polic{} invalid", args.files.len(), if args.files.len() == 1 { "y is" } else { "ies are" });
+        eprintln!(
+            "kekkai: {failed} of {} polic{} invalid",
+            args.files.len(),
+            if args.files.len() == 1 {
+                "y is"
+            } else {
+                "ies are"
+            }
+        );
         exit::INVALID
     } else {
         0

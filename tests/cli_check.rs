@@ -390,7 +390,6 @@ fn schema_requires_a_version() {
 #[case::empty("empty.yaml", b"".as_slice(), "empty.yaml:1:1: ")]
 #[case::only_a_comment("comment.yaml", b"# nothing\n".as_slice(), "comment.yaml:1:1: ")]
 #[case::two_documents("two.yaml", b"version: 1\n---\nversion: 1\n".as_slice(), "two.yaml:2:")]
-#[ignore = "BUG: empty and multi-document policies are reported without line:col"]
 fn check_places_document_level_errors(
     #[case] name: &str,
     #[case] contents: &[u8],

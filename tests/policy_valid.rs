@@ -112,7 +112,8 @@ fn working_directory(#[case] body: &str, #[case] want: &str) {
 }
 
 #[rstest]
-#[case::default("", "unnamed", None, false)]
+// Without a name, a policy is called after its file.
+#[case::default("", "policy", None, false)]
 #[case::named(
     "name: mine\ndescription: for tests\nas-pid-1: true",
     "mine",
@@ -376,7 +377,7 @@ fn env_caller() -> Caller {
 #[case::set_overrides_keep("env: {keep: [LANG], set: {LANG: C, HOME: /tmp}}", &[("HOME", "/tmp"), ("LANG", "C"), ("PATH", DEFAULT_PATH)])]
 #[case::no_clear_passes_all("env: {clear: false}", &[("PATH", "/usr/bin:/bin"), ("LANG", "C.UTF-8"), ("SECRET", "hunter2")])]
 #[case::no_clear_with_unset("env: {clear: false, unset: [SECRET]}", &[("PATH", "/usr/bin:/bin"), ("LANG", "C.UTF-8")])]
-#[case::unset_wins_over_set("env: {set: {A: x}, unset: [A]}", &[("PATH", DEFAULT_PATH)])]
+#[case::set_wins_over_unset("env: {set: {A: x}, unset: [A]}", &[("A", "x"), ("PATH", DEFAULT_PATH)])]
 fn environment(#[case] body: &str, #[case] want: &[(&str, &str)]) {
     let plan = compile_as(body, &env_caller());
     let want: Vec<(OsString, OsString)> = want.iter().map(|(k, v)| (k.into(), v.into())).collect();
@@ -983,7 +984,8 @@ fn per_file_keys_are_not_merged() {
     assert_eq!(loaded.policy.replace, None);
     assert_eq!(loaded.policy.remove, None);
     assert_eq!(loaded.policy.hostname, None);
-    assert_eq!(loaded.policy.name.as_deref(), Some("base"));
+    // A name describes its own file: it is not inherited.
+    assert_eq!(loaded.policy.name, None);
 }
 
 #[test]

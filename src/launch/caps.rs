@@ -24,7 +24,10 @@ fn caps_err(call: &str, e: caps::errors::CapsError) -> StepError {
 
 /// The kept capabilities as the caps crate's set.
 fn keep_set(keep: u64) -> HashSet<Capability> {
-    caps::all().into_iter().filter(|c| keep & (1u64 << c.index()) != 0).collect()
+    caps::all()
+        .into_iter()
+        .filter(|c| keep & (1u64 << c.index()) != 0)
+        .collect()
 }
 
 /// Applies step 8.
@@ -36,11 +39,18 @@ pub fn drop_privileges(plan: &Plan) -> Result<(), StepError> {
     for cap in 0..64u32 {
         match crate::sys::capbset_read(cap) {
             Ok(true) if keep & (1u64 << cap) == 0 => {
-                crate::sys::capbset_drop(cap).step(step, || format!("prctl(PR_CAPBSET_DROP, {cap})"))?;
+                crate::sys::capbset_drop(cap)
+                    .step(step, || format!("prctl(PR_CAPBSET_DROP, {cap})"))?;
             }
             Ok(_) => {}
             Err(nix::errno::Errno::EINVAL) => break,
-            Err(e) => return Err(StepError::sys(step, format!("prctl(PR_CAPBSET_READ, {cap})"), e)),
+            Err(e) => {
+                return Err(StepError::sys(
+                    step,
+                    format!("prctl(PR_CAPBSET_READ, {cap})"),
+                    e,
+                ));
+            }
         }
     }
     // 2. Ids. Keep the permitted set across the uid change when something is to be kept.
@@ -66,14 +76,23 @@ pub fn drop_privileges(plan: &Plan) -> Result<(), StepError> {
     // 3. Effective, permitted, inheritable, ambient.
     let kept = keep_set(keep);
     let ambient = non_root && !kept.is_empty();
-    let inheritable = if ambient { kept.clone() } else { HashSet::new() };
-    caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| caps_err("capset(inheritable)", e))?;
-    caps::set(None, CapSet::Effective, &kept).map_err(|e| caps_err("capset(effective)", e).key(&key))?;
-    caps::set(None, CapSet::Permitted, &kept).map_err(|e| caps_err("capset(permitted)", e).key(&key))?;
-    caps::clear(None, CapSet::Ambient).map_err(|e| caps_err("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", e))?;
+    let inheritable = if ambient {
+        kept.clone()
+    } else {
+        HashSet::new()
+    };
+    caps::set(None, CapSet::Inheritable, &inheritable)
+        .map_err(|e| caps_err("capset(inheritable)", e))?;
+    caps::set(None, CapSet::Effective, &kept)
+        .map_err(|e| caps_err("capset(effective)", e).key(&key))?;
+    caps::set(None, CapSet::Permitted, &kept)
+        .map_err(|e| caps_err("capset(permitted)", e).key(&key))?;
+    caps::clear(None, CapSet::Ambient)
+        .map_err(|e| caps_err("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", e))?;
     if ambient {
         for c in &kept {
-            caps::raise(None, CapSet::Ambient, *c).map_err(|e| caps_err(&format!("prctl(PR_CAP_AMBIENT_RAISE, {c})"), e).key(&key))?;
+            caps::raise(None, CapSet::Ambient, *c)
+                .map_err(|e| caps_err(&format!("prctl(PR_CAP_AMBIENT_RAISE, {c})"), e).key(&key))?;
         }
     }
     if keep != 0 && non_root {
@@ -83,7 +102,12 @@ pub fn drop_privileges(plan: &Plan) -> Result<(), StepError> {
     let eff = caps::read(None, CapSet::Effective).map_err(|e| caps_err("capget", e))?;
     let perm = caps::read(None, CapSet::Permitted).map_err(|e| caps_err("capget", e))?;
     if eff != kept || perm != kept {
-        return Err(StepError::msg(step, format!("capabilities after the drop are effective {eff:?}, permitted {perm:?}; expected {kept:?}")));
+        return Err(StepError::msg(
+            step,
+            format!(
+                "capabilities after the drop are effective {eff:?}, permitted {perm:?}; expected {kept:?}"
+            ),
+        ));
     }
     Ok(())
 }

@@ -25,7 +25,12 @@ pub fn main(plan: &Plan, command: &[OsString], chan: Channel, opts: &Options) ->
 }
 
 /// THE order. The "why" of each position is in `plan::steps::ORDER`.
-fn run(plan: &Plan, command: &[OsString], chan: &Channel, opts: &Options) -> Result<Infallible, StepError> {
+fn run(
+    plan: &Plan,
+    command: &[OsString],
+    chan: &Channel,
+    opts: &Options,
+) -> Result<Infallible, StepError> {
     let c = Child::start(plan, chan, opts)?; //          3: the parent wrote our id maps
     let c = c.build_root()?; //                          4: private propagation, overlay root
     let c = c.mount_all()?; //                           5: the policy's mounts, in order
@@ -70,7 +75,12 @@ pub struct Locked(PhantomData<()>);
 
 impl<'a, S> Child<'a, S> {
     fn next<T>(self, state: T) -> Child<'a, T> {
-        Child { plan: self.plan, chan: self.chan, opts: self.opts, state }
+        Child {
+            plan: self.plan,
+            chan: self.chan,
+            opts: self.opts,
+            state,
+        }
     }
 
     fn enter(&self, step: Step) {
@@ -94,11 +104,18 @@ impl<'a> Child<'a, Mapped> {
             if ns.setup_as_root {
                 let root = nix::unistd::Uid::from_raw(0);
                 let rootg = nix::unistd::Gid::from_raw(0);
-                nix::unistd::setresgid(rootg, rootg, rootg).step(Step::IdMaps, || "setresgid(0, 0, 0)".into())?;
-                nix::unistd::setresuid(root, root, root).step(Step::IdMaps, || "setresuid(0, 0, 0)".into())?;
+                nix::unistd::setresgid(rootg, rootg, rootg)
+                    .step(Step::IdMaps, || "setresgid(0, 0, 0)".into())?;
+                nix::unistd::setresuid(root, root, root)
+                    .step(Step::IdMaps, || "setresuid(0, 0, 0)".into())?;
             }
         }
-        Ok(Child { plan, chan, opts, state: Mapped })
+        Ok(Child {
+            plan,
+            chan,
+            opts,
+            state: Mapped,
+        })
     }
 
     fn build_root(self) -> Result<Child<'a, RootBuilt>, StepError> {
@@ -113,7 +130,12 @@ impl<'a> Child<'a, RootBuilt> {
         self.enter(Step::Mounts);
         let mut staged = self.state.0;
         rootfs::mount_all(self.plan, &mut staged)?;
-        Ok(Child { plan: self.plan, chan: self.chan, opts: self.opts, state: Mounted(staged) })
+        Ok(Child {
+            plan: self.plan,
+            chan: self.chan,
+            opts: self.opts,
+            state: Mounted(staged),
+        })
     }
 }
 
@@ -122,7 +144,12 @@ impl<'a> Child<'a, Mounted> {
         self.enter(Step::PivotRoot);
         let staged = self.state.0;
         rootfs::pivot(staged)?;
-        Ok(Child { plan: self.plan, chan: self.chan, opts: self.opts, state: Pivoted })
+        Ok(Child {
+            plan: self.plan,
+            chan: self.chan,
+            opts: self.opts,
+            state: Pivoted,
+        })
     }
 }
 
@@ -141,12 +168,15 @@ impl<'a> Child<'a, Configured> {
         // Changing ids cleared the parent-death signal: set it again, then make sure the
         // supervisor did not die in between (its end of the channel would be closed).
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-            .step(Step::DropPrivileges, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
+            .step(Step::DropPrivileges, || {
+                "prctl(PR_SET_PDEATHSIG, SIGKILL)".into()
+            })?;
         if super::peer_gone(self.chan) {
             crate::sys::exit_now(crate::error::exit::LAUNCH);
         }
         // Nobody inside may read this process's memory or environment through /proc.
-        nix::sys::prctl::set_dumpable(false).step(Step::DropPrivileges, || "prctl(PR_SET_DUMPABLE, 0)".into())?;
+        nix::sys::prctl::set_dumpable(false)
+            .step(Step::DropPrivileges, || "prctl(PR_SET_DUMPABLE, 0)".into())?;
         Ok(self.next(Unprivileged))
     }
 }
@@ -172,7 +202,12 @@ impl<'a> Child<'a, Landlocked> {
         self.enter(Step::CloseFds);
         lockdown::close_fds(self.chan.fd())?;
         let report = self.state.0;
-        Ok(Child { plan: self.plan, chan: self.chan, opts: self.opts, state: Closed(report) })
+        Ok(Child {
+            plan: self.plan,
+            chan: self.chan,
+            opts: self.opts,
+            state: Closed(report),
+        })
     }
 }
 
@@ -188,7 +223,12 @@ impl<'a> Child<'a, Closed> {
         self.chan
             .send(&ToParent::Enforced(enforced))
             .step(Step::Seccomp, || "write(channel, enforced)".into())?;
-        Ok(Child { plan: self.plan, chan: self.chan, opts: self.opts, state: Locked(PhantomData) })
+        Ok(Child {
+            plan: self.plan,
+            chan: self.chan,
+            opts: self.opts,
+            state: Locked(PhantomData),
+        })
     }
 }
 

@@ -38,15 +38,27 @@ pub fn apply(plan: &Plan) -> Result<(), StepError> {
     }
     for r in &plan.rlimits {
         let Some(res) = resource(r.resource) else {
-            return Err(StepError::msg(step, format!("unknown rlimit {}", r.resource)));
+            return Err(StepError::msg(
+                step,
+                format!("unknown rlimit {}", r.resource),
+            ));
         };
-        let v = if r.value == u64::MAX { libc::RLIM_INFINITY } else { r.value };
+        let v = if r.value == u64::MAX {
+            libc::RLIM_INFINITY
+        } else {
+            r.value
+        };
         setrlimit(res, v, v)
-            .step(step, || format!("setrlimit(RLIMIT_{}, {v}, {v})", r.name.to_uppercase()))
+            .step(step, || {
+                format!("setrlimit(RLIMIT_{}, {v}, {v})", r.name.to_uppercase())
+            })
             .map_err(|e| e.key(&KeyPath::root().key("rlimits").key(r.name)))?;
     }
     nix::unistd::chdir(plan.cwd.as_path())
         .step(step, || format!("chdir({:?})", plan.cwd))
-        .map_err(|e| e.key(&KeyPath::root().key("cwd")).hint("the working directory must exist inside the sandbox"))?;
+        .map_err(|e| {
+            e.key(&KeyPath::root().key("cwd"))
+                .hint("the working directory must exist inside the sandbox")
+        })?;
     Ok(())
 }

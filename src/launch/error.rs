@@ -64,7 +64,13 @@ impl StepError {
 impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let info = self.step.info();
-        write!(f, "step {} ({}): {}", info.number, self.step.name(), self.call)?;
+        write!(
+            f,
+            "step {} ({}): {}",
+            info.number,
+            self.step.name(),
+            self.call
+        )?;
         if let Some(e) = self.errno {
             let errno = nix::errno::Errno::from_raw(e);
             write!(f, " => {errno:?} ({})", errno.desc())?;

@@ -82,7 +82,8 @@ fn reaper(plan: &Plan, command: &[OsString], chan: &Channel) -> Result<(), StepE
         crate::sys::set_noop_handler(*s).step(step, || format!("sigaction({s}, noop)"))?;
     }
     let set = handled_set();
-    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).step(step, || "signalfd(forwarded signals)".into())?;
+    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)
+        .step(step, || "signalfd(forwarded signals)".into())?;
     let Some(program) = crate::sys::fork().step(step, || "fork()".into())? else {
         // The program's process: default dispositions, nothing blocked, die with the reaper.
         drop(sfd);
@@ -91,8 +92,10 @@ fn reaper(plan: &Plan, command: &[OsString], chan: &Channel) -> Result<(), StepE
                 return Err(StepError::sys(step, format!("sigaction({s}, SIG_DFL)"), e));
             }
         }
-        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).step(step, || "sigprocmask(SIG_SETMASK, {})".into())?;
-        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).step(step, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
+        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+            .step(step, || "sigprocmask(SIG_SETMASK, {})".into())?;
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+            .step(step, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
         let e = exec_program(plan, command, chan);
         return Err(e);
     };
@@ -107,8 +110,12 @@ fn reaper(plan: &Plan, command: &[OsString], chan: &Channel) -> Result<(), StepE
         if signo == libc::SIGCHLD {
             loop {
                 match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == program => finish(chan, Ended::Exited(code)),
-                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == program => finish(chan, Ended::Signaled(sig as i32)),
+                    Ok(WaitStatus::Exited(pid, code)) if pid == program => {
+                        finish(chan, Ended::Exited(code))
+                    }
+                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == program => {
+                        finish(chan, Ended::Signaled(sig as i32))
+                    }
                     Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
                     Ok(_) => continue,
                     Err(Errno::EINTR) => continue,

@@ -33,10 +33,14 @@ pub fn missing(plan: &LandlockPlan, abi: i32) -> Vec<String> {
     }
     if abi < 4 {
         if plan.tcp_bind.is_some() {
-            out.push(format!("landlock.tcp-bind needs ABI 4, the kernel has {abi}"));
+            out.push(format!(
+                "landlock.tcp-bind needs ABI 4, the kernel has {abi}"
+            ));
         }
         if plan.tcp_connect.is_some() {
-            out.push(format!("landlock.tcp-connect needs ABI 4, the kernel has {abi}"));
+            out.push(format!(
+                "landlock.tcp-connect needs ABI 4, the kernel has {abi}"
+            ));
         }
     }
     if abi < 6 && !plan.scopes.is_empty() {
@@ -100,7 +104,9 @@ pub fn restrict(plan: &LandlockPlan) -> Result<LandlockReport, StepError> {
                 continue;
             }
         };
-        let is_dir = std::fs::metadata(&rule.path).map(|m| m.is_dir()).unwrap_or(false);
+        let is_dir = std::fs::metadata(&rule.path)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
         let mut rights = BitFlags::<AccessFs>::from_bits_truncate(rule.access) & fs_handled;
         if !is_dir {
             rights &= file_rights;
@@ -110,10 +116,19 @@ pub fn restrict(plan: &LandlockPlan) -> Result<LandlockReport, StepError> {
         }
         created = created
             .add_rule(PathBeneath::new(fd, rights))
-            .map_err(|e| err(format!("landlock_add_rule({}, {}): {e}", rule.path.display(), access::summary(rule.access))))?;
+            .map_err(|e| {
+                err(format!(
+                    "landlock_add_rule({}, {}): {e}",
+                    rule.path.display(),
+                    access::summary(rule.access)
+                ))
+            })?;
     }
     if net_ok {
-        for (ports, right) in [(&plan.tcp_bind, AccessNet::BindTcp), (&plan.tcp_connect, AccessNet::ConnectTcp)] {
+        for (ports, right) in [
+            (&plan.tcp_bind, AccessNet::BindTcp),
+            (&plan.tcp_connect, AccessNet::ConnectTcp),
+        ] {
             for port in ports.iter().flatten() {
                 created = created
                     .add_rule(NetPort::new(*port, right))
@@ -121,7 +136,9 @@ pub fn restrict(plan: &LandlockPlan) -> Result<LandlockReport, StepError> {
             }
         }
     }
-    let status = created.restrict_self().map_err(|e| err(format!("landlock_restrict_self: {e}")))?;
+    let status = created
+        .restrict_self()
+        .map_err(|e| err(format!("landlock_restrict_self: {e}")))?;
     report.status = match status.ruleset {
         RulesetStatus::FullyEnforced => "fully-enforced",
         RulesetStatus::PartiallyEnforced => "partially-enforced",
@@ -131,7 +148,10 @@ pub fn restrict(plan: &LandlockPlan) -> Result<LandlockReport, StepError> {
     // We asked only for what this ABI supports, with hard compatibility: anything short of
     // full enforcement means the kernel and the crate disagree — refuse rather than guess.
     if status.ruleset != RulesetStatus::FullyEnforced {
-        return Err(err(format!("landlock_restrict_self reported {}", report.status)));
+        return Err(err(format!(
+            "landlock_restrict_self reported {}",
+            report.status
+        )));
     }
     if !status.no_new_privs {
         return Err(err("no_new_privs is not set after landlock_restrict_self"));

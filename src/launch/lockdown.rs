@@ -17,7 +17,10 @@ pub fn no_new_privs() -> Result<(), StepError> {
     nix::sys::prctl::set_no_new_privs().step(step, || "prctl(PR_SET_NO_NEW_PRIVS, 1)".into())?;
     match nix::sys::prctl::get_no_new_privs() {
         Ok(true) => Ok(()),
-        Ok(false) => Err(StepError::msg(step, "prctl(PR_GET_NO_NEW_PRIVS) reads 0 after setting it")),
+        Ok(false) => Err(StepError::msg(
+            step,
+            "prctl(PR_GET_NO_NEW_PRIVS) reads 0 after setting it",
+        )),
         Err(e) => Err(StepError::sys(step, "prctl(PR_GET_NO_NEW_PRIVS)", e)),
     }
 }
@@ -25,11 +28,14 @@ pub fn no_new_privs() -> Result<(), StepError> {
 /// Step 11: closes every descriptor above stderr except `keep` (the channel, close-on-exec).
 pub fn close_fds(keep: BorrowedFd<'_>) -> Result<(), StepError> {
     let step = Step::CloseFds;
-    let k = u32::try_from(crate::sys::raw(keep)).map_err(|_| StepError::msg(step, "negative descriptor"))?;
+    let k = u32::try_from(crate::sys::raw(keep))
+        .map_err(|_| StepError::msg(step, "negative descriptor"))?;
     if k > 3 {
-        crate::sys::close_range(3, k - 1, false).step(step, || format!("close_range(3, {}, 0)", k - 1))?;
+        crate::sys::close_range(3, k - 1, false)
+            .step(step, || format!("close_range(3, {}, 0)", k - 1))?;
     }
-    crate::sys::close_range(k.max(2) + 1, u32::MAX, false).step(step, || format!("close_range({}, ~0U, 0)", k.max(2) + 1))?;
+    crate::sys::close_range(k.max(2) + 1, u32::MAX, false)
+        .step(step, || format!("close_range({}, ~0U, 0)", k.max(2) + 1))?;
     Ok(())
 }
 
@@ -37,8 +43,13 @@ pub fn close_fds(keep: BorrowedFd<'_>) -> Result<(), StepError> {
 pub fn seccomp(plan: &SeccompPlan) -> Result<Vec<(String, usize)>, StepError> {
     let mut installed = Vec::new();
     for f in &plan.filters {
-        crate::sys::seccomp_install(&f.program)
-            .step(Step::Seccomp, || format!("seccomp(SECCOMP_SET_MODE_FILTER, 0, {{len: {}}}) [{}]", f.program.len(), f.name))?;
+        crate::sys::seccomp_install(&f.program).step(Step::Seccomp, || {
+            format!(
+                "seccomp(SECCOMP_SET_MODE_FILTER, 0, {{len: {}}}) [{}]",
+                f.program.len(),
+                f.name
+            )
+        })?;
         installed.push((f.name.clone(), f.program.len()));
     }
     Ok(installed)

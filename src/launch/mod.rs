@@ -13,7 +13,6 @@ pub mod report;
 pub mod rootfs;
 pub mod sync;
 
-
 use crate::plan::steps::Step;
 pub use error::StepError;
 pub use exec::Ended;
@@ -45,7 +44,7 @@ impl Options {
         let mut o = Options::default();
         if cfg!(debug_assertions) {
             o.trace_steps = std::env::var_os("KEKKAI_TRACE_STEPS").is_some_and(|v| v == "1");
-            if let Some(spec) = std::env::var("KEKKAI_FAULT").ok() {
+            if let Ok(spec) = std::env::var("KEKKAI_FAULT") {
                 if let Some((name, what)) = spec.split_once(':') {
                     let step = Step::all().find(|s| s.name() == name);
                     let fault = match what {
@@ -97,7 +96,9 @@ pub(crate) fn peer_gone_and_empty(chan: &sync::Channel) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let mut fds = [PollFd::new(chan.fd(), PollFlags::POLLIN)];
     match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(_) => !fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)),
+        Ok(_) => !fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN)),
         Err(_) => true,
     }
 }

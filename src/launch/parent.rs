@@ -44,10 +44,14 @@ pub struct Outcome {
 pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome, StepError> {
     opts.enter(Step::Clone);
     let set = handled_set();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).step(Step::Clone, || "sigprocmask(SIG_BLOCK, forwarded signals)".into())?;
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).step(Step::Clone, || {
+        "sigprocmask(SIG_BLOCK, forwarded signals)".into()
+    })?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .step(Step::Clone, || "signalfd(forwarded signals)".into())?;
-    let (chan, child_chan) = Channel::pair().step(Step::Clone, || "socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)".into())?;
+    let (chan, child_chan) = Channel::pair().step(Step::Clone, || {
+        "socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)".into()
+    })?;
     let flags = plan.clone_flags();
     let start = Instant::now();
     let pid = match crate::sys::clone3(flags, None) {
@@ -59,7 +63,11 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
         Ok(Some(pid)) => pid,
         Err(e) => {
             let names: Vec<&str> = plan.namespaces.iter().map(|n| n.name()).collect();
-            let mut err = StepError::sys(Step::Clone, format!("clone3(CLONE_NEW{{{}}})", names.join(",").to_uppercase()), e);
+            let mut err = StepError::sys(
+                Step::Clone,
+                format!("clone3(CLONE_NEW{{{}}})", names.join(",").to_uppercase()),
+                e,
+            );
             if e == Errno::EPERM || e == Errno::ENOSPC {
                 err = err.hint("unprivileged user namespaces may be disabled (kernel.unprivileged_userns_clone, user.max_user_namespaces, or an AppArmor restriction)");
             }
@@ -83,13 +91,19 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
 }
 
 fn write_maps(plan: &Plan, pid: Pid) -> Result<(), StepError> {
-    let Some(ns) = &plan.userns else { return Ok(()) };
+    let Some(ns) = &plan.userns else {
+        return Ok(());
+    };
     let step = Step::IdMaps;
     let write = |file: &str, text: &str| {
         let path = format!("/proc/{pid}/{file}");
         std::fs::write(&path, text).map_err(|e| {
-            StepError::sys(step, format!("write({path:?}, {:?})", text.trim_end()), Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-                .key(&crate::policy::KeyPath::root().key("identity"))
+            StepError::sys(
+                step,
+                format!("write({path:?}, {:?})", text.trim_end()),
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+            .key(&crate::policy::KeyPath::root().key("identity"))
         })
     };
     if ns.deny_setgroups {
@@ -106,7 +120,13 @@ struct State {
     child_status: Option<Ended>,
 }
 
-fn supervise(plan: &Plan, pid: Pid, chan: &Channel, sfd: &SignalFd, start: Instant) -> Result<Outcome, StepError> {
+fn supervise(
+    plan: &Plan,
+    pid: Pid,
+    chan: &Channel,
+    sfd: &SignalFd,
+    start: Instant,
+) -> Result<Outcome, StepError> {
     let mut st = State {
         outcome: Outcome {
             ended: Ended::Exited(0),
@@ -128,7 +148,8 @@ fn supervise(plan: &Plan, pid: Pid, chan: &Channel, sfd: &SignalFd, start: Insta
             None => PollTimeout::NONE,
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
-                PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32 + 1).unwrap_or(PollTimeout::MAX)
+                PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32 + 1)
+                    .unwrap_or(PollTimeout::MAX)
             }
         };
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
@@ -140,8 +161,15 @@ fn supervise(plan: &Plan, pid: Pid, chan: &Channel, sfd: &SignalFd, start: Insta
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(StepError::sys(Step::Exec, "poll(channel, signalfd)", e)),
         };
-        let chan_ready = chan_open && fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
-        let sig_ready = fds.first().and_then(|f| f.revents()).is_some_and(|r| r.contains(PollFlags::POLLIN));
+        let chan_ready = chan_open
+            && fds
+                .get(1)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty());
+        let sig_ready = fds
+            .first()
+            .and_then(|f| f.revents())
+            .is_some_and(|r| r.contains(PollFlags::POLLIN));
         if chan_ready {
             chan_open = read_message(chan, &mut st);
         }
@@ -187,7 +215,11 @@ fn supervise(plan: &Plan, pid: Pid, chan: &Channel, sfd: &SignalFd, start: Insta
     } else if st.outcome.timed_out {
         crate::error::exit::TIMEOUT
     } else if let Some((_, errno)) = &st.outcome.exec_error {
-        if *errno == libc::ENOENT { crate::error::exit::NOT_FOUND } else { crate::error::exit::NOT_EXECUTABLE }
+        if *errno == libc::ENOENT {
+            crate::error::exit::NOT_FOUND
+        } else {
+            crate::error::exit::NOT_EXECUTABLE
+        }
     } else {
         ended.exit_code()
     };
@@ -199,9 +231,15 @@ fn read_message(chan: &Channel, st: &mut State) -> bool {
     match chan.recv::<ToParent>() {
         Ok(Some(ToParent::Failed(e))) => st.outcome.setup_error = Some(e),
         Ok(Some(ToParent::Enforced(e))) => st.outcome.enforced = Some(e),
-        Ok(Some(ToParent::ExecFailed { program, errno })) => st.outcome.exec_error = Some((program, errno)),
+        Ok(Some(ToParent::ExecFailed { program, errno })) => {
+            st.outcome.exec_error = Some((program, errno))
+        }
         Ok(Some(ToParent::ProgramExited { status })) => {
-            st.reported = Some(if status & 0x7f == 0 { Ended::Exited((status >> 8) & 0xff) } else { Ended::Signaled(status & 0x7f) });
+            st.reported = Some(if status & 0x7f == 0 {
+                Ended::Exited((status >> 8) & 0xff)
+            } else {
+                Ended::Signaled(status & 0x7f)
+            });
         }
         Ok(None) => return false,
         Err(Errno::EAGAIN) => {}
@@ -214,7 +252,9 @@ fn reap(pid: Pid, st: &mut State) -> Result<(), StepError> {
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => st.child_status = Some(Ended::Exited(code)),
-            Ok(WaitStatus::Signaled(_, sig, _)) => st.child_status = Some(Ended::Signaled(sig as i32)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                st.child_status = Some(Ended::Signaled(sig as i32))
+            }
             Ok(WaitStatus::StillAlive) => {}
             Ok(_) => continue,
             Err(Errno::EINTR) => continue,

@@ -58,16 +58,35 @@ struct HostFds {
 }
 
 /// A detached copy of the mount tree at `fd`, with `set` applied to every mount in it.
-fn detached_tree(fd: BorrowedFd<'_>, recursive: bool, set: u64, step: Step, shown: &str) -> Result<OwnedFd, StepError> {
-    let tree = sys::open_tree_clone(fd, recursive)
-        .step(step, || format!("open_tree({shown:?}, OPEN_TREE_CLONE{})", if recursive { "|AT_RECURSIVE" } else { "" }))?;
-    sys::mount_setattr(tree.as_fd(), set, 0, recursive)
-        .step(step, || format!("mount_setattr({shown:?}, {set:#x}{})", if recursive { ", AT_RECURSIVE" } else { "" }))?;
+fn detached_tree(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    set: u64,
+    step: Step,
+    shown: &str,
+) -> Result<OwnedFd, StepError> {
+    let tree = sys::open_tree_clone(fd, recursive).step(step, || {
+        format!(
+            "open_tree({shown:?}, OPEN_TREE_CLONE{})",
+            if recursive { "|AT_RECURSIVE" } else { "" }
+        )
+    })?;
+    sys::mount_setattr(tree.as_fd(), set, 0, recursive).step(step, || {
+        format!(
+            "mount_setattr({shown:?}, {set:#x}{})",
+            if recursive { ", AT_RECURSIVE" } else { "" }
+        )
+    })?;
     Ok(tree)
 }
 
 /// Attaches a detached tree at `target` (an O_PATH descriptor of the mount point).
-fn attach(tree: &OwnedFd, target: BorrowedFd<'_>, step: Step, shown: &str) -> Result<(), StepError> {
+fn attach(
+    tree: &OwnedFd,
+    target: BorrowedFd<'_>,
+    step: Step,
+    shown: &str,
+) -> Result<(), StepError> {
     sys::move_mount_to(tree.as_fd(), target).step(step, || format!("move_mount(tree, {shown:?})"))
 }
 
@@ -88,25 +107,67 @@ fn open_path(path: &Path, dir: bool) -> nix::Result<OwnedFd> {
 /// Step 4: private propagation, the staging tmpfs, the skeleton and its overlays.
 pub fn build_root(plan: &Plan) -> Result<Staged, StepError> {
     let step = Step::Rootfs;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .step(step, || "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)".into())?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .step(step, || {
+        "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)".into()
+    })?;
     let host = open_host(plan)?;
 
     let size = plan.rootfs.size;
     let staging_opts = format!("size={size},mode=0700");
-    mount(Some("tmpfs"), STAGING, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(staging_opts.as_str()))
-        .step(step, || format!("mount(\"tmpfs\", {}, \"tmpfs\", MS_NOSUID|MS_NODEV, {})", cstr(STAGING), cstr(&staging_opts)))
-        .map_err(|e| e.hint("kekkai stages the new root on a private tmpfs over /tmp, which must be a directory"))?;
+    mount(
+        Some("tmpfs"),
+        STAGING,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(staging_opts.as_str()),
+    )
+    .step(step, || {
+        format!(
+            "mount(\"tmpfs\", {}, \"tmpfs\", MS_NOSUID|MS_NODEV, {})",
+            cstr(STAGING),
+            cstr(&staging_opts)
+        )
+    })
+    .map_err(|e| {
+        e.hint("kekkai stages the new root on a private tmpfs over /tmp, which must be a directory")
+    })?;
     for d in [NEW_ROOT, "/tmp/u", "/tmp/w"] {
-        nix::unistd::mkdir(d, Mode::from_bits_truncate(0o755)).step(step, || format!("mkdir({}, 0755)", cstr(d)))?;
+        nix::unistd::mkdir(d, Mode::from_bits_truncate(0o755))
+            .step(step, || format!("mkdir({}, 0755)", cstr(d)))?;
     }
     let root_opts = format!("size={size},mode=0755");
-    mount(Some("tmpfs"), NEW_ROOT, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(root_opts.as_str()))
-        .step(step, || format!("mount(\"tmpfs\", {}, \"tmpfs\", MS_NOSUID|MS_NODEV, {})", cstr(NEW_ROOT), cstr(&root_opts)))?;
-    let root = open_path(Path::new(NEW_ROOT), true).step(step, || format!("open({}, O_PATH)", cstr(NEW_ROOT)))?;
+    mount(
+        Some("tmpfs"),
+        NEW_ROOT,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(root_opts.as_str()),
+    )
+    .step(step, || {
+        format!(
+            "mount(\"tmpfs\", {}, \"tmpfs\", MS_NOSUID|MS_NODEV, {})",
+            cstr(NEW_ROOT),
+            cstr(&root_opts)
+        )
+    })?;
+    let root = open_path(Path::new(NEW_ROOT), true)
+        .step(step, || format!("open({}, O_PATH)", cstr(NEW_ROOT)))?;
     let mut seal = Vec::new();
     if !plan.rootfs.writable {
-        seal.push(root.try_clone().map_err(|e| StepError::sys(step, "dup(root)", Errno::from_raw(e.raw_os_error().unwrap_or(0))))?);
+        seal.push(root.try_clone().map_err(|e| {
+            StepError::sys(
+                step,
+                "dup(root)",
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })?);
     }
 
     for (i, (entry, lowers)) in plan.rootfs.entries.iter().zip(&host.entries).enumerate() {
@@ -114,40 +175,67 @@ pub fn build_root(plan: &Plan) -> Result<Staged, StepError> {
         let name = entry.name.as_str();
         match &entry.kind {
             EntryKind::Overlay(dirs) => {
-                mkdirat(&root, name, Mode::from_bits_truncate(0o755)).step(step, || format!("mkdir({})", cstr(&target)))?;
+                mkdirat(&root, name, Mode::from_bits_truncate(0o755))
+                    .step(step, || format!("mkdir({})", cstr(&target)))?;
                 let (upper, work) = (format!("/tmp/u/{i}"), format!("/tmp/w/{i}"));
                 for d in [&upper, &work] {
-                    nix::unistd::mkdir(d.as_str(), Mode::from_bits_truncate(0o755)).step(step, || format!("mkdir({})", cstr(d)))?;
+                    nix::unistd::mkdir(d.as_str(), Mode::from_bits_truncate(0o755))
+                        .step(step, || format!("mkdir({})", cstr(d)))?;
                 }
                 let lower: Vec<String> = lowers.iter().map(|fd| fd_path(fd.as_fd())).collect();
-                let opts = format!("lowerdir={},upperdir={upper},workdir={work}", lower.join(":"));
-                mount(Some("overlay"), target.as_str(), Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
-                    .step(step, || {
-                        let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-                        format!("mount(\"overlay\", {}, \"overlay\", MS_NOSUID|MS_NODEV, {}) [lower: {}]", cstr(&target), cstr(&opts), shown.join(":"))
-                    })
-                    .map_err(|e| e.key(&crate::policy::KeyPath::root().key("rootfs").key("lower")))?;
+                let opts = format!(
+                    "lowerdir={},upperdir={upper},workdir={work}",
+                    lower.join(":")
+                );
+                mount(
+                    Some("overlay"),
+                    target.as_str(),
+                    Some("overlay"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                    Some(opts.as_str()),
+                )
+                .step(step, || {
+                    let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                    format!(
+                        "mount(\"overlay\", {}, \"overlay\", MS_NOSUID|MS_NODEV, {}) [lower: {}]",
+                        cstr(&target),
+                        cstr(&opts),
+                        shown.join(":")
+                    )
+                })
+                .map_err(|e| e.key(&crate::policy::KeyPath::root().key("rootfs").key("lower")))?;
                 if !plan.rootfs.writable {
-                    seal.push(open_path(Path::new(&target), true).step(step, || format!("open({}, O_PATH)", cstr(&target)))?);
+                    seal.push(
+                        open_path(Path::new(&target), true)
+                            .step(step, || format!("open({}, O_PATH)", cstr(&target)))?,
+                    );
                 }
             }
             EntryKind::Bind(src) | EntryKind::File(src) => {
                 if matches!(entry.kind, EntryKind::Bind(_)) {
-                    mkdirat(&root, name, Mode::from_bits_truncate(0o755)).step(step, || format!("mkdir({})", cstr(&target)))?;
+                    mkdirat(&root, name, Mode::from_bits_truncate(0o755))
+                        .step(step, || format!("mkdir({})", cstr(&target)))?;
                 } else {
-                    create_file(root.as_fd(), name).step(step, || format!("create({})", cstr(&target)))?;
+                    create_file(root.as_fd(), name)
+                        .step(step, || format!("create({})", cstr(&target)))?;
                 }
                 let Some(tree) = lowers.first() else {
-                    return Err(StepError::msg(step, format!("no mount tree for {}", src.display())));
+                    return Err(StepError::msg(
+                        step,
+                        format!("no mount tree for {}", src.display()),
+                    ));
                 };
-                let at = open_path(Path::new(&target), false).step(step, || format!("open({}, O_PATH)", cstr(&target)))?;
+                let at = open_path(Path::new(&target), false)
+                    .step(step, || format!("open({}, O_PATH)", cstr(&target)))?;
                 attach(tree, at.as_fd(), step, &target)?;
             }
             EntryKind::Symlink(to) => {
-                symlinkat(to.as_path(), &root, name).step(step, || format!("symlink({:?}, {})", to, cstr(&target)))?;
+                symlinkat(to.as_path(), &root, name)
+                    .step(step, || format!("symlink({:?}, {})", to, cstr(&target)))?;
             }
             EntryKind::EmptyDir => {
-                mkdirat(&root, name, Mode::from_bits_truncate(0o755)).step(step, || format!("mkdir({})", cstr(&target)))?;
+                mkdirat(&root, name, Mode::from_bits_truncate(0o755))
+                    .step(step, || format!("mkdir({})", cstr(&target)))?;
             }
         }
     }
@@ -162,15 +250,30 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
         let fds = match &e.kind {
             EntryKind::Overlay(dirs) => dirs
                 .iter()
-                .map(|d| open_path(d, true).step(step, || format!("open({:?}, O_PATH|O_DIRECTORY)", d)))
+                .map(|d| {
+                    open_path(d, true).step(step, || format!("open({:?}, O_PATH|O_DIRECTORY)", d))
+                })
                 .collect::<Result<Vec<_>, _>>()?,
             EntryKind::Bind(p) => {
-                let fd = open_path(p, true).step(step, || format!("open({p:?}, O_PATH|O_DIRECTORY)"))?;
-                vec![detached_tree(fd.as_fd(), true, RO, step, &p.display().to_string())?]
+                let fd =
+                    open_path(p, true).step(step, || format!("open({p:?}, O_PATH|O_DIRECTORY)"))?;
+                vec![detached_tree(
+                    fd.as_fd(),
+                    true,
+                    RO,
+                    step,
+                    &p.display().to_string(),
+                )?]
             }
             EntryKind::File(p) => {
                 let fd = open_path(p, false).step(step, || format!("open({p:?}, O_PATH)"))?;
-                vec![detached_tree(fd.as_fd(), false, RO | mount_attr::NOEXEC, step, &p.display().to_string())?]
+                vec![detached_tree(
+                    fd.as_fd(),
+                    false,
+                    RO | mount_attr::NOEXEC,
+                    step,
+                    &p.display().to_string(),
+                )?]
             }
             EntryKind::Symlink(_) | EntryKind::EmptyDir => Vec::new(),
         };
@@ -180,15 +283,26 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
     let mut need_devices = false;
     for m in &plan.mounts {
         match &m.kind {
-            MountKind::Bind { source, dev_ino, dir, writable, exec } => {
+            MountKind::Bind {
+                source,
+                dev_ino,
+                dir,
+                writable,
+                exec,
+            } => {
                 // The plan resolved every symlink; refuse one that appeared since, and any
                 // object other than the one the plan saw.
                 let how = OpenHow::new()
                     .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
                     .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
                 let fd = openat2(nix::fcntl::AT_FDCWD, source.as_path(), how)
-                    .step(Step::Mounts, || format!("openat2(AT_FDCWD, {source:?}, O_PATH, RESOLVE_NO_SYMLINKS)"))
-                    .map_err(|e| e.key(&m.key.key("bind")).hint("the bind source changed since the policy was checked"))?;
+                    .step(Step::Mounts, || {
+                        format!("openat2(AT_FDCWD, {source:?}, O_PATH, RESOLVE_NO_SYMLINKS)")
+                    })
+                    .map_err(|e| {
+                        e.key(&m.key.key("bind"))
+                            .hint("the bind source changed since the policy was checked")
+                    })?;
                 let st = fstat(&fd).step(Step::Mounts, || format!("fstat({source:?})"))?;
                 if (st.st_dev, st.st_ino) != *dev_ino {
                     return Err(StepError::msg(Step::Mounts, format!("bind source {} is not the object the plan resolved (device/inode changed)", source.display()))
@@ -201,8 +315,14 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
                 if !exec {
                     set |= mount_attr::NOEXEC;
                 }
-                let tree = detached_tree(fd.as_fd(), *dir, set, Step::Mounts, &source.display().to_string())
-                    .map_err(|e| e.key(&m.key))?;
+                let tree = detached_tree(
+                    fd.as_fd(),
+                    *dir,
+                    set,
+                    Step::Mounts,
+                    &source.display().to_string(),
+                )
+                .map_err(|e| e.key(&m.key))?;
                 binds.push(Some(tree));
             }
             MountKind::Dev | MountKind::Hide => {
@@ -220,21 +340,42 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
                 Ok(fd) => devices.push((name, fd)),
                 // A host without /dev/tty (or the like) gives the sandbox none either.
                 Err(Errno::ENOENT | Errno::ENXIO) => {}
-                Err(e) => return Err(StepError::sys(Step::Mounts, format!("open({path:?}, O_PATH)"), e)),
+                Err(e) => {
+                    return Err(StepError::sys(
+                        Step::Mounts,
+                        format!("open({path:?}, O_PATH)"),
+                        e,
+                    ));
+                }
             }
         }
     }
-    Ok(HostFds { entries, binds, devices })
+    Ok(HostFds {
+        entries,
+        binds,
+        devices,
+    })
 }
 
 fn create_file(dir: BorrowedFd<'_>, name: &str) -> nix::Result<()> {
-    let fd = openat(dir, name, OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o644))?;
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )?;
     drop(fd);
     Ok(())
 }
 
 /// Binds a host device node (O_PATH `src`) onto `target` with the given attributes.
-fn bind_node(src: BorrowedFd<'_>, target: BorrowedFd<'_>, set: u64, step: Step, shown: &str) -> Result<(), StepError> {
+fn bind_node(
+    src: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    set: u64,
+    step: Step,
+    shown: &str,
+) -> Result<(), StepError> {
     let tree = detached_tree(src, false, set, step, shown)?;
     attach(&tree, target, step, shown)
 }
@@ -274,7 +415,12 @@ fn target_in_root(root: BorrowedFd<'_>, target: &Path, file: bool) -> nix::Resul
                 if last && file {
                     // O_PATH can't create; make the file in its confined parent.
                     let name = CString::new(part.as_bytes()).map_err(|_| Errno::EINVAL)?;
-                    let fd = openat(&parent, name.as_c_str(), OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o644))?;
+                    let fd = openat(
+                        &parent,
+                        name.as_c_str(),
+                        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                        Mode::from_bits_truncate(0o644),
+                    )?;
                     drop(fd);
                 } else {
                     mkdirat(&parent, *part, Mode::from_bits_truncate(0o755))?;
@@ -293,7 +439,8 @@ fn target_in_root(root: BorrowedFd<'_>, target: &Path, file: bool) -> nix::Resul
 pub fn mount_all(plan: &Plan, staged: &mut Staged) -> Result<(), StepError> {
     let binds = std::mem::take(&mut staged.host.binds);
     for (m, src) in plan.mounts.iter().zip(binds.iter()) {
-        mount_one(m, src.as_ref(), staged).map_err(|e| if e.key.is_none() { e.key(&m.key) } else { e })?;
+        mount_one(m, src.as_ref(), staged)
+            .map_err(|e| if e.key.is_none() { e.key(&m.key) } else { e })?;
     }
     Ok(())
 }
@@ -301,8 +448,18 @@ pub fn mount_all(plan: &Plan, staged: &mut Staged) -> Result<(), StepError> {
 fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Result<(), StepError> {
     let step = Step::Mounts;
     let t = m.target.display().to_string();
-    let rel = m.target.strip_prefix("/").unwrap_or(&m.target).to_path_buf();
-    let root = staged.root.try_clone().map_err(|e| StepError::sys(step, "dup(root)", Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
+    let rel = m
+        .target
+        .strip_prefix("/")
+        .unwrap_or(&m.target)
+        .to_path_buf();
+    let root = staged.root.try_clone().map_err(|e| {
+        StepError::sys(
+            step,
+            "dup(root)",
+            Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        )
+    })?;
     let root = root.as_fd();
     let is_file_bind = matches!(m.kind, MountKind::Bind { dir: false, .. });
     if matches!(m.kind, MountKind::Hide) {
@@ -313,7 +470,13 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
         let fd = match openat2(root, rel.as_path(), how) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Ok(()),
-            Err(e) => return Err(StepError::sys(step, format!("openat2(root, {t:?}, RESOLVE_IN_ROOT)"), e)),
+            Err(e) => {
+                return Err(StepError::sys(
+                    step,
+                    format!("openat2(root, {t:?}, RESOLVE_IN_ROOT)"),
+                    e,
+                ));
+            }
         };
         let st = fstat(&fd).step(step, || format!("fstat({t:?})"))?;
         let at = fd_path(fd.as_fd());
@@ -323,19 +486,26 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
             staged.seal.push(reopen(root, &rel, step, &t)?);
         } else {
             let Some((_, null)) = staged.host.devices.iter().find(|(n, _)| *n == "null") else {
-                return Err(StepError::msg(step, "the host has no /dev/null to hide a file with"));
+                return Err(StepError::msg(
+                    step,
+                    "the host has no /dev/null to hide a file with",
+                ));
             };
             bind_node(null.as_fd(), fd.as_fd(), RO | mount_attr::NOEXEC, step, &t)?;
         }
         return Ok(());
     }
-    let target = target_in_root(root, &m.target, is_file_bind)
-        .step(step, || format!("create mount point {t:?} in the new root (RESOLVE_IN_ROOT)"))?;
+    let target = target_in_root(root, &m.target, is_file_bind).step(step, || {
+        format!("create mount point {t:?} in the new root (RESOLVE_IN_ROOT)")
+    })?;
     let at = fd_path(target.as_fd());
     match &m.kind {
         MountKind::Bind { source, .. } => {
             let Some(tree) = src else {
-                return Err(StepError::msg(step, format!("no mount tree for {}", source.display())));
+                return Err(StepError::msg(
+                    step,
+                    format!("no mount tree for {}", source.display()),
+                ));
             };
             attach(tree, target.as_fd(), step, &t)?;
         }
@@ -345,8 +515,16 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
             if !exec {
                 flags |= MsFlags::MS_NOEXEC;
             }
-            mount(Some("tmpfs"), at.as_str(), Some("tmpfs"), flags, Some(opts.as_str()))
-                .step(step, || format!("mount(\"tmpfs\", {t:?}, \"tmpfs\", {flags:?}, {opts:?})"))?;
+            mount(
+                Some("tmpfs"),
+                at.as_str(),
+                Some("tmpfs"),
+                flags,
+                Some(opts.as_str()),
+            )
+            .step(step, || {
+                format!("mount(\"tmpfs\", {t:?}, \"tmpfs\", {flags:?}, {opts:?})")
+            })?;
         }
         MountKind::Proc => {
             mount(Some("proc"), at.as_str(), Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
@@ -354,8 +532,16 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
                 .map_err(|e| e.hint("a fresh procfs needs the pid namespace and, without root, a host /proc with nothing mounted over parts of it"))?;
         }
         MountKind::Mqueue => {
-            mount(Some("mqueue"), at.as_str(), Some("mqueue"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
-                .step(step, || format!("mount(\"mqueue\", {t:?}, \"mqueue\", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)"))?;
+            mount(
+                Some("mqueue"),
+                at.as_str(),
+                Some("mqueue"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                None::<&str>,
+            )
+            .step(step, || {
+                format!("mount(\"mqueue\", {t:?}, \"mqueue\", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)")
+            })?;
         }
         MountKind::Dev => mount_dev(root, &at, &rel, &t, staged)?,
         MountKind::Hide => {}
@@ -369,12 +555,20 @@ fn reopen(root: BorrowedFd<'_>, rel: &Path, step: Step, shown: &str) -> Result<O
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    openat2(root, rel, how).step(step, || format!("openat2(root, {shown:?}, O_PATH, RESOLVE_IN_ROOT)"))
+    openat2(root, rel, how).step(step, || {
+        format!("openat2(root, {shown:?}, O_PATH, RESOLVE_IN_ROOT)")
+    })
 }
 
 /// A minimal /dev: a small tmpfs with the host's null, zero, full, random, urandom and tty
 /// bound in, a private devpts instance, shm, and the fd links. Nothing else.
-fn mount_dev(root: BorrowedFd<'_>, at: &str, rel: &Path, shown: &str, staged: &mut Staged) -> Result<(), StepError> {
+fn mount_dev(
+    root: BorrowedFd<'_>,
+    at: &str,
+    rel: &Path,
+    shown: &str,
+    staged: &mut Staged,
+) -> Result<(), StepError> {
     let step = Step::Mounts;
     mount(Some("tmpfs"), at, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("size=64k,mode=0755"))
         .step(step, || format!("mount(\"tmpfs\", {shown:?}, \"tmpfs\", MS_NOSUID|MS_NODEV|MS_NOEXEC, \"size=64k,mode=0755\")"))?;
@@ -383,10 +577,17 @@ fn mount_dev(root: BorrowedFd<'_>, at: &str, rel: &Path, shown: &str, staged: &m
         let node = format!("{shown}/{name}");
         create_file(dev.as_fd(), name).step(step, || format!("create({node:?})"))?;
         let target = reopen(root, &rel.join(name), step, &node)?;
-        bind_node(src.as_fd(), target.as_fd(), mount_attr::NOSUID | mount_attr::NOEXEC, step, &node)?;
+        bind_node(
+            src.as_fd(),
+            target.as_fd(),
+            mount_attr::NOSUID | mount_attr::NOEXEC,
+            step,
+            &node,
+        )?;
     }
     for sub in ["pts", "shm"] {
-        mkdirat(&dev, sub, Mode::from_bits_truncate(0o755)).step(step, || format!("mkdir(\"{shown}/{sub}\")"))?;
+        mkdirat(&dev, sub, Mode::from_bits_truncate(0o755))
+            .step(step, || format!("mkdir(\"{shown}/{sub}\")"))?;
     }
     let pts_fd = reopen(root, &rel.join("pts"), step, shown)?;
     let pts = fd_path(pts_fd.as_fd());
@@ -415,7 +616,9 @@ pub fn pivot(staged: Staged) -> Result<(), StepError> {
     fchdir(&staged.root).step(step, || format!("fchdir({})", cstr(NEW_ROOT)))?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
     // removes it (and the staging tmpfs with it) from this namespace entirely.
-    pivot_root(".", ".").step(step, || format!("pivot_root({}, {})", cstr(NEW_ROOT), cstr(NEW_ROOT)))?;
+    pivot_root(".", ".").step(step, || {
+        format!("pivot_root({}, {})", cstr(NEW_ROOT), cstr(NEW_ROOT))
+    })?;
     umount2(".", MntFlags::MNT_DETACH).step(step, || "umount2(old root, MNT_DETACH)".into())?;
     nix::unistd::chdir("/").step(step, || "chdir(\"/\")".into())?;
     for fd in &staged.seal {

@@ -27,9 +27,26 @@ pub const DEFAULT_TMPFS_SIZE: u64 = 64 << 20;
 
 /// File systems that are windows into the host kernel, never passed through from the host.
 const PSEUDO_FS: &[&str] = &[
-    "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "securityfs", "debugfs",
-    "tracefs", "mqueue", "bpf", "configfs", "fusectl", "pstore", "hugetlbfs", "autofs",
-    "binfmt_misc", "efivarfs", "rpc_pipefs", "nsfs",
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "cgroup",
+    "cgroup2",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "mqueue",
+    "bpf",
+    "configfs",
+    "fusectl",
+    "pstore",
+    "hugetlbfs",
+    "autofs",
+    "binfmt_misc",
+    "efivarfs",
+    "rpc_pipefs",
+    "nsfs",
 ];
 
 /// The planned root filesystem.
@@ -418,13 +435,19 @@ fn plan_mount(
         if !namespaces.contains(&ns) {
             diags.push(
                 value_at.clone(),
-                format!("a `{kind}` mount needs the `{}` namespace: {why}", ns.name()),
+                format!(
+                    "a `{kind}` mount needs the `{}` namespace: {why}",
+                    ns.name()
+                ),
             );
         }
     };
     let target_ok = |t: &Path, at: &KeyPath, diags: &mut Diags| {
         if t == Path::new("/") {
-            diags.push(at.clone(), "can't mount over the root; use `rootfs` for that");
+            diags.push(
+                at.clone(),
+                "can't mount over the root; use `rootfs` for that",
+            );
             false
         } else {
             true
@@ -445,7 +468,10 @@ fn plan_mount(
             };
             let writable = m.writable.unwrap_or(false);
             if path == Path::new("/") {
-                if !writable && target == Path::new("/") && rootfs.lowers.iter().any(|l| l == Path::new("/")) {
+                if !writable
+                    && target == Path::new("/")
+                    && rootfs.lowers.iter().any(|l| l == Path::new("/"))
+                {
                     // `${PWD}` is `/`: already visible read-only through the root.
                     return None;
                 }
@@ -455,7 +481,11 @@ fn plan_mount(
                 );
                 return None;
             }
-            let at_to = if m.to.is_some() { at.key("to") } else { value_at.clone() };
+            let at_to = if m.to.is_some() {
+                at.key("to")
+            } else {
+                value_at.clone()
+            };
             if !target_ok(&target, &at_to, diags) {
                 return None;
             }
@@ -483,7 +513,10 @@ fn plan_mount(
             let meta = match std::fs::metadata(&source) {
                 Ok(m) => m,
                 Err(e) => {
-                    diags.push(value_at, format!("{}: {}", source.display(), crate::policy::describe_io(&e)));
+                    diags.push(
+                        value_at,
+                        format!("{}: {}", source.display(), crate::policy::describe_io(&e)),
+                    );
                     return None;
                 }
             };
@@ -491,7 +524,10 @@ fn plan_mount(
             if ft.is_block_device() || ft.is_char_device() {
                 diags.push(
                     value_at,
-                    format!("{} is a device node; devices come only from a `dev` mount", source.display()),
+                    format!(
+                        "{} is a device node; devices come only from a `dev` mount",
+                        source.display()
+                    ),
                 );
                 return None;
             }
@@ -552,7 +588,11 @@ fn plan_mount(
             MountKind::Hide.with_target(path, at.clone())
         }
         "proc" => {
-            need_ns(Namespace::Pid, "a procfs without it shows every host process", diags);
+            need_ns(
+                Namespace::Pid,
+                "a procfs without it shows every host process",
+                diags,
+            );
             if !target_ok(&path, &value_at, diags) {
                 return None;
             }
@@ -565,7 +605,11 @@ fn plan_mount(
             MountKind::Dev.with_target(path, at.clone())
         }
         _ => {
-            need_ns(Namespace::Ipc, "message queues live in the ipc namespace", diags);
+            need_ns(
+                Namespace::Ipc,
+                "message queues live in the ipc namespace",
+                diags,
+            );
             if !target_ok(&path, &value_at, diags) {
                 return None;
             }
@@ -620,11 +664,26 @@ mod tests {
     #[test]
     fn host_root_entries() {
         let host = vec![
-            HostMount { point: "/".into(), fstype: "ext4".into() },
-            HostMount { point: "/proc".into(), fstype: "proc".into() },
-            HostMount { point: "/dev".into(), fstype: "devtmpfs".into() },
-            HostMount { point: "/sys".into(), fstype: "sysfs".into() },
-            HostMount { point: "/mnt/x".into(), fstype: "tmpfs".into() },
+            HostMount {
+                point: "/".into(),
+                fstype: "ext4".into(),
+            },
+            HostMount {
+                point: "/proc".into(),
+                fstype: "proc".into(),
+            },
+            HostMount {
+                point: "/dev".into(),
+                fstype: "devtmpfs".into(),
+            },
+            HostMount {
+                point: "/sys".into(),
+                fstype: "sysfs".into(),
+            },
+            HostMount {
+                point: "/mnt/x".into(),
+                fstype: "tmpfs".into(),
+            },
         ];
         let entries = root_entries(&[PathBuf::from("/")], &host);
         let kind = |n: &str| entries.iter().find(|e| e.name == n).map(|e| e.kind.clone());
@@ -643,17 +702,34 @@ mod tests {
     fn layers_merge_like_overlayfs() {
         let top = std::env::temp_dir().join(format!("kekkai-layers-{}", std::process::id()));
         let (a, b) = (top.join("a"), top.join("b"));
-        for d in [a.join("etc"), a.join("only-a"), b.join("etc"), b.join("only-b")] {
+        for d in [
+            a.join("etc"),
+            a.join("only-a"),
+            b.join("etc"),
+            b.join("only-b"),
+        ] {
             std::fs::create_dir_all(d).unwrap();
         }
         std::fs::write(a.join("only-b-shadow"), "").unwrap();
         std::fs::create_dir_all(b.join("only-b-shadow")).unwrap();
         let entries = root_entries(&[a.clone(), b.clone()], &[]);
         let kind = |n: &str| entries.iter().find(|e| e.name == n).map(|e| e.kind.clone());
-        assert_eq!(kind("etc"), Some(EntryKind::Overlay(vec![a.join("etc"), b.join("etc")])));
-        assert_eq!(kind("only-a"), Some(EntryKind::Overlay(vec![a.join("only-a")])));
-        assert_eq!(kind("only-b"), Some(EntryKind::Overlay(vec![b.join("only-b")])));
-        assert_eq!(kind("only-b-shadow"), Some(EntryKind::File(a.join("only-b-shadow"))));
+        assert_eq!(
+            kind("etc"),
+            Some(EntryKind::Overlay(vec![a.join("etc"), b.join("etc")]))
+        );
+        assert_eq!(
+            kind("only-a"),
+            Some(EntryKind::Overlay(vec![a.join("only-a")]))
+        );
+        assert_eq!(
+            kind("only-b"),
+            Some(EntryKind::Overlay(vec![b.join("only-b")]))
+        );
+        assert_eq!(
+            kind("only-b-shadow"),
+            Some(EntryKind::File(a.join("only-b-shadow")))
+        );
         std::fs::remove_dir_all(&top).unwrap();
     }
 }

@@ -74,7 +74,11 @@ fn parse_db(text: &str, passwd: bool) -> Vec<DbEntry> {
         .collect()
 }
 
-fn resolve<'a>(id: &Id, db: &'a [DbEntry], what: &str) -> Result<(u32, Option<&'a DbEntry>), String> {
+fn resolve<'a>(
+    id: &Id,
+    db: &'a [DbEntry],
+    what: &str,
+) -> Result<(u32, Option<&'a DbEntry>), String> {
     let t = id.0.trim();
     if let Ok(n) = t.parse::<u32>() {
         if n == u32::MAX {
@@ -85,7 +89,10 @@ fn resolve<'a>(id: &Id, db: &'a [DbEntry], what: &str) -> Result<(u32, Option<&'
     match db.iter().find(|e| e.name == t) {
         Some(e) => Ok((e.id, Some(e))),
         None => {
-            let mut msg = format!("no {what} named `{t}` in the root's etc/{}", if what == "user" { "passwd" } else { "group" });
+            let mut msg = format!(
+                "no {what} named `{t}` in the root's etc/{}",
+                if what == "user" { "passwd" } else { "group" }
+            );
             if let Some(best) = super::suggest(t, db.iter().map(|e| e.name.as_str())) {
                 msg.push_str(&format!(" (did you mean `{best}`?)"));
             }
@@ -109,7 +116,11 @@ pub fn plan(
     let group = read_db(layers, "group");
     let rootless = !caller.is_root();
 
-    let (default_uid, default_gid) = if rootless { (caller.uid, caller.gid) } else { (0, 0) };
+    let (default_uid, default_gid) = if rootless {
+        (caller.uid, caller.gid)
+    } else {
+        (0, 0)
+    };
     let mut user = None;
     let mut user_gid = None;
     let uid = match &spec.uid {
@@ -175,19 +186,21 @@ pub fn plan(
             setup_as_root: false,
         }
     } else if let Some(map) = &spec.map {
-        let (inside, outside, count) = (
-            map.inside.unwrap_or(0),
-            map.outside,
-            map.count,
-        );
+        let (inside, outside, count) = (map.inside.unwrap_or(0), map.outside, map.count);
         let (Some(outside), Some(count)) = (outside, count) else {
-            diags.push(here.key("map"), "a map needs `outside` and `count` (and optionally `inside`, default 0)");
+            diags.push(
+                here.key("map"),
+                "a map needs `outside` and `count` (and optionally `inside`, default 0)",
+            );
             return (identity, None);
         };
         let end = u64::from(inside) + u64::from(count);
         let oend = u64::from(outside) + u64::from(count);
         if count == 0 || end > u64::from(u32::MAX) || oend > u64::from(u32::MAX) {
-            diags.push(here.key("map").key("count"), "the range must be non-empty and fit in 32-bit ids");
+            diags.push(
+                here.key("map").key("count"),
+                "the range must be non-empty and fit in 32-bit ids",
+            );
         }
         let covers = |id: u32| u64::from(id) >= u64::from(inside) && u64::from(id) < end;
         if !covers(uid) || !covers(gid) || identity.groups.iter().any(|g| !covers(*g)) {
@@ -197,7 +210,10 @@ pub fn plan(
             );
         }
         if !covers(0) {
-            diags.push(here.key("map").key("inside"), "the map must include id 0 inside (the setup runs as root inside)");
+            diags.push(
+                here.key("map").key("inside"),
+                "the map must include id 0 inside (the setup runs as root inside)",
+            );
         }
         let line = format!("{inside} {outside} {count}\n");
         UserNsPlan {
@@ -212,7 +228,9 @@ pub fn plan(
             let mut ids = ids.to_vec();
             ids.sort_unstable();
             ids.dedup();
-            ids.iter().map(|i| format!("{i} {i} 1\n")).collect::<String>()
+            ids.iter()
+                .map(|i| format!("{i} {i} 1\n"))
+                .collect::<String>()
         };
         let mut gids = vec![0, gid];
         gids.extend(&identity.groups);
@@ -241,11 +259,23 @@ mod tests {
         }
     }
 
-    fn run(yaml: &str, caller: &Caller, userns: bool) -> Result<(IdentityPlan, Option<UserNsPlan>), Vec<(String, String)>> {
+    type Planned = (IdentityPlan, Option<UserNsPlan>);
+
+    fn run(yaml: &str, caller: &Caller, userns: bool) -> Result<Planned, Vec<(String, String)>> {
         let spec: Identity = serde_yaml::from_str(yaml).unwrap();
         let mut diags = Diags::default();
-        let out = plan(Some(&spec), caller, userns, &[PathBuf::from("/")], &mut diags);
-        if diags.is_empty() { Ok(out) } else { Err(diags.into_pairs()) }
+        let out = plan(
+            Some(&spec),
+            caller,
+            userns,
+            &[PathBuf::from("/")],
+            &mut diags,
+        );
+        if diags.is_empty() {
+            Ok(out)
+        } else {
+            Err(diags.into_pairs())
+        }
     }
 
     #[test]
@@ -281,23 +311,83 @@ mod tests {
 
     #[test]
     fn root_may_map_a_range() {
-        let (_, ns) = run("{uid: 1000, map: {inside: 0, outside: 100000, count: 65536}}", &root_caller(), true).unwrap();
+        let (_, ns) = run(
+            "{uid: 1000, map: {inside: 0, outside: 100000, count: 65536}}",
+            &root_caller(),
+            true,
+        )
+        .unwrap();
         assert_eq!(ns.unwrap().uid_map, "0 100000 65536\n");
     }
 
     #[rstest]
-    #[case("{uid: no-such-user-here}", false, true, "identity.uid", "no user named")]
-    #[case("{gid: no-such-group-here}", false, true, "identity.gid", "no group named")]
+    #[case(
+        "{uid: no-such-user-here}",
+        false,
+        true,
+        "identity.uid",
+        "no user named"
+    )]
+    #[case(
+        "{gid: no-such-group-here}",
+        false,
+        true,
+        "identity.gid",
+        "no group named"
+    )]
     #[case("{uid: 4294967295}", false, true, "identity.uid", "not a valid")]
     #[case("{groups: [0]}", true, true, "identity.groups", "root caller")]
-    #[case("{map: {outside: 1, count: 2}}", true, true, "identity.map", "root caller")]
-    #[case("{map: {outside: 100000, count: 10}}", false, false, "identity.map", "needs the `user` namespace")]
-    #[case("{uid: 5000, map: {outside: 100000, count: 10}}", false, true, "identity.map", "does not cover")]
-    #[case("{map: {inside: 1, outside: 100000, count: 10}, uid: 2, gid: 2}", false, true, "identity.map.inside", "id 0")]
-    #[case("{map: {outside: 100000}}", false, true, "identity.map", "needs `outside` and `count`")]
-    fn rejects(#[case] yaml: &str, #[case] rootless: bool, #[case] userns: bool, #[case] path: &str, #[case] contains: &str) {
-        let caller = if rootless { Caller::for_tests() } else { root_caller() };
+    #[case(
+        "{map: {outside: 1, count: 2}}",
+        true,
+        true,
+        "identity.map",
+        "root caller"
+    )]
+    #[case(
+        "{map: {outside: 100000, count: 10}}",
+        false,
+        false,
+        "identity.map",
+        "needs the `user` namespace"
+    )]
+    #[case(
+        "{uid: 5000, map: {outside: 100000, count: 10}}",
+        false,
+        true,
+        "identity.map",
+        "does not cover"
+    )]
+    #[case(
+        "{map: {inside: 1, outside: 100000, count: 10}, uid: 2, gid: 2}",
+        false,
+        true,
+        "identity.map.inside",
+        "id 0"
+    )]
+    #[case(
+        "{map: {outside: 100000}}",
+        false,
+        true,
+        "identity.map",
+        "needs `outside` and `count`"
+    )]
+    fn rejects(
+        #[case] yaml: &str,
+        #[case] rootless: bool,
+        #[case] userns: bool,
+        #[case] path: &str,
+        #[case] contains: &str,
+    ) {
+        let caller = if rootless {
+            Caller::for_tests()
+        } else {
+            root_caller()
+        };
         let errs = run(yaml, &caller, userns).unwrap_err();
-        assert!(errs.iter().any(|(p, m)| p == path && m.contains(contains)), "{errs:?}");
+        assert!(
+            errs.iter().any(|(p, m)| p == path && m.contains(contains)),
+            "{errs:?}"
+        );
     }
 }

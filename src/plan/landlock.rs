@@ -170,7 +170,8 @@ pub fn plan(
     let root_access = match (&spec.read, root_writable) {
         (None, false) => READ | EXECUTE,
         (None, true) => READ | EXECUTE | WRITE,
-        (Some(_), _) => READ_DIR,
+        (Some(_), false) => READ_DIR,
+        (Some(_), true) => READ_DIR | WRITE,
     };
     rules.push(PathRule {
         path: PathBuf::from("/"),
@@ -183,11 +184,22 @@ pub fn plan(
     });
     for m in mounts {
         let (access, what) = match &m.kind {
-            MountKind::Bind { writable: false, exec, .. } => (READ | if *exec { EXECUTE } else { 0 }, "read-only bind"),
-            MountKind::Bind { writable: true, exec, .. } => {
-                (READ | WRITE | if *exec { EXECUTE } else { 0 }, "writable bind")
+            MountKind::Bind {
+                writable: false,
+                exec,
+                ..
+            } => (READ | if *exec { EXECUTE } else { 0 }, "read-only bind"),
+            MountKind::Bind {
+                writable: true,
+                exec,
+                ..
+            } => (
+                READ | WRITE | if *exec { EXECUTE } else { 0 },
+                "writable bind",
+            ),
+            MountKind::Tmpfs { exec, .. } => {
+                (READ | WRITE | if *exec { EXECUTE } else { 0 }, "tmpfs")
             }
-            MountKind::Tmpfs { exec, .. } => (READ | WRITE | if *exec { EXECUTE } else { 0 }, "tmpfs"),
             MountKind::Proc => (READ | WRITE_FILE, "proc"),
             MountKind::Dev => (DEVICE, "dev"),
             MountKind::Mqueue => (READ | WRITE, "mqueue"),
@@ -268,7 +280,11 @@ mod tests {
         MountPlan {
             key: KeyPath::root().key("mounts").index(0),
             target: target.into(),
-            kind: MountKind::Tmpfs { size: 1 << 20, mode: 0o1777, exec },
+            kind: MountKind::Tmpfs {
+                size: 1 << 20,
+                mode: 0o1777,
+                exec,
+            },
         }
     }
 

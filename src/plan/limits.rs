@@ -72,12 +72,19 @@ pub fn plan_limits(spec: Option<&Limits>, diags: &mut Diags) -> LimitsPlan {
         return LimitsPlan::default();
     };
     let here = KeyPath::root().key("limits");
-    let size = |key: &str, v: &Option<crate::policy::model::Size>, min: u64, diags: &mut Diags| -> Option<u64> {
+    let size = |key: &str,
+                v: &Option<crate::policy::model::Size>,
+                min: u64,
+                diags: &mut Diags|
+     -> Option<u64> {
         let v = v.as_ref()?;
         match parse_size(&v.0) {
             Ok(Amount::Finite(n)) if n >= min => Some(n),
             Ok(Amount::Finite(_)) => {
-                diags.push(here.key(key), format!("must be at least {}K", min / 1024));
+                diags.push(
+                    here.key(key),
+                    format!("must be at least {}", crate::explain::size(min)),
+                );
                 None
             }
             Ok(Amount::Unlimited) => Some(u64::MAX),
@@ -92,21 +99,28 @@ pub fn plan_limits(spec: Option<&Limits>, diags: &mut Diags) -> LimitsPlan {
     let swap = size("swap", &l.swap, 0, diags);
     if let (Some(h), Some(m)) = (memory_high, memory) {
         if h > m {
-            diags.push(here.key("memory-high"), "is above `memory`; it would never apply");
+            diags.push(
+                here.key("memory-high"),
+                "is above `memory`; it would never apply",
+            );
         }
     }
     if swap.is_some() && l.memory.is_none() {
         diags.push(here.key("swap"), "a swap limit needs a `memory` limit");
     }
-    let count = |key: &str, v: Option<u64>, range: std::ops::RangeInclusive<u64>, diags: &mut Diags| {
-        let v = v?;
-        if range.contains(&v) {
-            Some(v)
-        } else {
-            diags.push(here.key(key), format!("{v} is out of range {}..{}", range.start(), range.end()));
-            None
-        }
-    };
+    let count =
+        |key: &str, v: Option<u64>, range: std::ops::RangeInclusive<u64>, diags: &mut Diags| {
+            let v = v?;
+            if range.contains(&v) {
+                Some(v)
+            } else {
+                diags.push(
+                    here.key(key),
+                    format!("{v} is out of range {}..{}", range.start(), range.end()),
+                );
+                None
+            }
+        };
     let pids = count("pids", l.pids, 1..=4_194_304, diags);
     let cpu_weight = count("cpu-weight", l.cpu_weight, 1..=10_000, diags);
     let io_weight = count("io-weight", l.io_weight, 1..=10_000, diags);
@@ -124,15 +138,19 @@ pub fn plan_limits(spec: Option<&Limits>, diags: &mut Diags) -> LimitsPlan {
             None
         }
     });
-    let parent = l.parent.as_ref().and_then(|p| {
-        match super::fs::normalize_abs(p) {
+    let parent = l
+        .parent
+        .as_ref()
+        .and_then(|p| match super::fs::normalize_abs(p) {
             Ok(path) => Some(path),
             Err(e) => {
-                diags.push(here.key("parent"), format!("{e}; write a cgroup path such as /kekkai.slice"));
+                diags.push(
+                    here.key("parent"),
+                    format!("{e}; write a cgroup path such as /kekkai.slice"),
+                );
                 None
             }
-        }
-    });
+        });
     LimitsPlan {
         memory,
         memory_high,
@@ -192,14 +210,22 @@ pub fn plan_rlimits(spec: Option<&Rlimits>, diags: &mut Diags) -> Vec<RlimitPlan
                     diags.push(here.key(name), "more than the kernel allows (nr_open)");
                     continue;
                 }
-                out.push(RlimitPlan { name, resource, value: n });
+                out.push(RlimitPlan {
+                    name,
+                    resource,
+                    value: n,
+                });
             }
             Ok(Amount::Unlimited) => {
                 if name == "nofile" {
                     diags.push(here.key(name), "can't be unlimited; give a number");
                     continue;
                 }
-                out.push(RlimitPlan { name, resource, value: u64::MAX });
+                out.push(RlimitPlan {
+                    name,
+                    resource,
+                    value: u64::MAX,
+                });
             }
             Err(e) => diags.push(here.key(name), e),
         }
@@ -211,7 +237,10 @@ pub fn plan_rlimits(spec: Option<&Rlimits>, diags: &mut Diags) -> Vec<RlimitPlan
                 resource: libc::RLIMIT_CPU,
                 value: d.as_secs(),
             }),
-            Ok(_) => diags.push(here.key("cpu"), "at least 1s (RLIMIT_CPU counts whole seconds)"),
+            Ok(_) => diags.push(
+                here.key("cpu"),
+                "at least 1s (RLIMIT_CPU counts whole seconds)",
+            ),
             Err(e) => diags.push(here.key("cpu"), e),
         }
     }
@@ -252,7 +281,11 @@ mod tests {
         let spec: Limits = serde_yaml::from_str(yaml).unwrap();
         let mut d = Diags::default();
         let p = plan_limits(Some(&spec), &mut d);
-        if d.is_empty() { Ok(p) } else { Err(d.into_pairs()) }
+        if d.is_empty() {
+            Ok(p)
+        } else {
+            Err(d.into_pairs())
+        }
     }
 
     #[test]
@@ -273,7 +306,11 @@ mod tests {
     #[rstest]
     #[case("{memory: 10k}", "limits.memory", "at least")]
     #[case("{memory: lots}", "limits.memory", "not a size")]
-    #[case("{memory: 1G, memory-high: 2G}", "limits.memory-high", "above `memory`")]
+    #[case(
+        "{memory: 1G, memory-high: 2G}",
+        "limits.memory-high",
+        "above `memory`"
+    )]
     #[case("{swap: 1G}", "limits.swap", "needs a `memory`")]
     #[case("{pids: 0}", "limits.pids", "out of range")]
     #[case("{cpu: 0}", "limits.cpu", "above 0")]
@@ -285,7 +322,10 @@ mod tests {
     #[case("{parent: kekkai.slice}", "limits.parent", "not an absolute path")]
     fn rejects(#[case] yaml: &str, #[case] path: &str, #[case] contains: &str) {
         let errs = limits(yaml).unwrap_err();
-        assert!(errs.iter().any(|(p, m)| p == path && m.contains(contains)), "{errs:?}");
+        assert!(
+            errs.iter().any(|(p, m)| p == path && m.contains(contains)),
+            "{errs:?}"
+        );
     }
 
     #[rstest]

@@ -47,12 +47,18 @@ impl Diags {
 
     /// The errors as (path, message) strings, for tests.
     pub fn into_pairs(self) -> Vec<(String, String)> {
-        self.0.into_iter().map(|(p, m)| (p.to_string(), m)).collect()
+        self.0
+            .into_iter()
+            .map(|(p, m)| (p.to_string(), m))
+            .collect()
     }
 }
 
 /// "Did you mean" for compile errors.
-pub(crate) fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     crate::policy::suggest::closest(word, candidates)
 }
 
@@ -132,7 +138,9 @@ pub struct Plan {
 impl Plan {
     /// The clone flags for the namespaces.
     pub fn clone_flags(&self) -> u64 {
-        self.namespaces.iter().fold(0, |acc, ns| acc | namespace_flag(*ns))
+        self.namespaces
+            .iter()
+            .fold(0, |acc, ns| acc | namespace_flag(*ns))
     }
 
     /// Is there a user namespace?
@@ -209,16 +217,33 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
             d.push(at, "setting a host name needs the `uts` namespace");
         } else if h.is_empty()
             || h.len() > 64
-            || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            || !h
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         {
-            d.push(at, format!("`{h}` is not a host name (1-64 of a-z, 0-9, `-`, `.`)"));
+            d.push(
+                at,
+                format!("`{h}` is not a host name (1-64 of a-z, A-Z, 0-9, `-`, `.`)"),
+            );
         }
+    }
+
+    if p.as_pid_1 == Some(true) && !namespaces.contains(&Namespace::Pid) {
+        d.push(
+            KeyPath::root().key("as-pid-1"),
+            "needs the `pid` namespace: without it there is no PID 1 to be",
+        );
     }
 
     // Filesystem.
     let host = fs::host_mounts();
     let rootfs = fs::plan_rootfs(p.rootfs.as_ref(), &host, &mut d);
-    let mounts = fs::plan_mounts(p.mounts.as_deref().unwrap_or_default(), &namespaces, &rootfs, &mut d);
+    let mounts = fs::plan_mounts(
+        p.mounts.as_deref().unwrap_or_default(),
+        &namespaces,
+        &rootfs,
+        &mut d,
+    );
     let cwd = match &p.cwd {
         Some(c) => match fs::normalize_abs(c) {
             Ok(p) => p,
@@ -258,13 +283,20 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
             Some(n) => caps.keep |= 1 << n,
             None => {
                 let mut msg = format!("unknown capability `{name}`");
-                let all: Vec<String> = caps::all().iter().map(|c| c.to_string().to_ascii_lowercase()).collect();
+                let all: Vec<String> = caps::all()
+                    .iter()
+                    .map(|c| c.to_string().to_ascii_lowercase())
+                    .collect();
                 let bare: Vec<&str> = all.iter().map(|s| s.trim_start_matches("cap_")).collect();
                 let lower = name.to_ascii_lowercase();
-                if let Some(best) = suggest(lower.trim_start_matches("cap_"), bare.iter().copied()) {
+                if let Some(best) = suggest(lower.trim_start_matches("cap_"), bare.iter().copied())
+                {
                     msg.push_str(&format!(" (did you mean `{best}`?)"));
                 }
-                d.push(KeyPath::root().key("capabilities").key("keep").index(i), msg);
+                d.push(
+                    KeyPath::root().key("capabilities").key("keep").index(i),
+                    msg,
+                );
             }
         }
     }
@@ -275,17 +307,18 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
 
     if !d.is_empty() {
         return Err(Diagnostics(
-            d.0.iter().map(|(path, msg)| loaded.diag(path, msg.clone())).collect(),
+            d.0.iter()
+                .map(|(path, msg)| loaded.diag(path, msg.clone()))
+                .collect(),
         ));
     }
     let Some(seccomp) = seccomp else {
-        return Err(Diagnostics(vec![loaded.diag(
-            &KeyPath::root().key("seccomp"),
-            "could not be compiled",
-        )]));
+        return Err(Diagnostics(vec![
+            loaded.diag(&KeyPath::root().key("seccomp"), "could not be compiled"),
+        ]));
     };
     Ok(Plan {
-        name: p.name.clone().unwrap_or_else(|| "unnamed".into()),
+        name: p.name.clone().unwrap_or_else(|| loaded.default_name()),
         description: p.description.clone(),
         sources: loaded.chain().iter().map(|s| s.to_string()).collect(),
         policy_hash: policy_hash(loaded),
@@ -326,7 +359,10 @@ fn plan_env(spec: Option<&crate::policy::model::Env>, caller: &Caller, d: &mut D
     if clear {
         for (i, name) in spec.keep.iter().flatten().enumerate() {
             if !valid_env_name(name) {
-                d.push(here.key("keep").index(i), format!("`{name}` is not a variable name"));
+                d.push(
+                    here.key("keep").index(i),
+                    format!("`{name}` is not a variable name"),
+                );
                 continue;
             }
             if let Some((k, v)) = caller
@@ -339,29 +375,35 @@ fn plan_env(spec: Option<&crate::policy::model::Env>, caller: &Caller, d: &mut D
             }
         }
     } else {
-        if spec.keep.is_some() {
-            d.push(here.key("keep"), "`keep` only applies with `clear: true`");
-        }
+        // Without `clear`, everything is kept and `keep` (perhaps inherited) says nothing.
         vars = caller.env.clone();
+    }
+    for (i, name) in spec.unset.iter().flatten().enumerate() {
+        if !valid_env_name(name) {
+            d.push(
+                here.key("unset").index(i),
+                format!("`{name}` is not a variable name"),
+            );
+        }
+        vars.retain(|(k, _)| k.as_bytes() != name.as_bytes());
     }
     for (name, value) in spec.set.iter().flatten() {
         if !valid_env_name(name) {
-            d.push(here.key("set").key(name), format!("`{name}` is not a variable name"));
+            d.push(
+                here.key("set").key(name),
+                format!("`{name}` is not a variable name"),
+            );
             continue;
         }
         if value.contains('\0') {
-            d.push(here.key("set").key(name), "a value can't contain a NUL byte");
+            d.push(
+                here.key("set").key(name),
+                "a value can't contain a NUL byte",
+            );
             continue;
         }
         vars.retain(|(k, _)| k.as_bytes() != name.as_bytes());
         vars.push((name.into(), value.into()));
-    }
-    // `unset` comes last, so `--unsetenv` wins over a policy's `set`.
-    for (i, name) in spec.unset.iter().flatten().enumerate() {
-        if !valid_env_name(name) {
-            d.push(here.key("unset").index(i), format!("`{name}` is not a variable name"));
-        }
-        vars.retain(|(k, _)| k.as_bytes() != name.as_bytes());
     }
     if !vars.iter().any(|(k, _)| k == "PATH") {
         vars.push(("PATH".into(), DEFAULT_PATH.into()));

@@ -172,7 +172,11 @@ pub fn capability_name(n: u8) -> String {
     caps::all()
         .into_iter()
         .find(|c| c.index() == n)
-        .map(|c| c.to_string().trim_start_matches("CAP_").to_ascii_lowercase())
+        .map(|c| {
+            c.to_string()
+                .trim_start_matches("CAP_")
+                .to_ascii_lowercase()
+        })
         .unwrap_or_else(|| format!("cap_{n}"))
 }
 

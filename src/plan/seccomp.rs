@@ -202,12 +202,12 @@ pub fn compile(spec: Option<&Seccomp>, diags: &mut Diags) -> Option<SeccompPlan>
                     here.key("default-action"),
                     "`allow` as the default action would make the allowlist meaningless; for a denylist use `preset: none` with `deny` rules",
                 );
-                return None;
+                Action::Errno(libc::EPERM as u32)
             }
             Ok(a) => a,
             Err(e) => {
                 diags.push(here.key("default-action"), e);
-                return None;
+                Action::Errno(libc::EPERM as u32)
             }
         },
     };
@@ -272,15 +272,18 @@ pub fn compile(spec: Option<&Seccomp>, diags: &mut Diags) -> Option<SeccompPlan>
         ),
         None => None,
     };
+    if preset == Preset::Strict && socket_families.as_ref().is_some_and(|f| !f.is_empty()) {
+        // Asking strict for socket families means the program uses sockets: allow the calls.
+        if let Some(g) = presets::DEFAULT_ONLY.first() {
+            add_groups(std::slice::from_ref(g), &mut allowed);
+        }
+    }
     if let (Some(fams), true) = (&socket_families, conditioned) {
         if let Some(nr) = names::syscall_number("socket") {
             if fams.is_empty() {
                 allowed.remove(&nr);
             } else {
-                let sets = fams
-                    .iter()
-                    .map(|f| vec![cond32(0, Op::Eq, *f)])
-                    .collect();
+                let sets = fams.iter().map(|f| vec![cond32(0, Op::Eq, *f)]).collect();
                 allowed.insert(nr, Match::When(sets));
             }
         }
@@ -289,6 +292,12 @@ pub fn compile(spec: Option<&Seccomp>, diags: &mut Diags) -> Option<SeccompPlan>
     // The policy's own rules.
     let mut reasons = Vec::new();
     let mut explicit_allow: BTreeMap<i64, KeyPath> = BTreeMap::new();
+    if preset == Preset::None && spec.allow.as_ref().is_some_and(|a| !a.is_empty()) {
+        diags.push(
+            here.key("allow"),
+            "with `preset: none` every syscall is already allowed; `allow` rules need a preset",
+        );
+    }
     for (i, rule) in spec.allow.iter().flatten().enumerate() {
         let at = here.key("allow").index(i);
         let Some(r) = parse_rule(rule, &at, diags) else {
@@ -320,6 +329,13 @@ pub fn compile(spec: Option<&Seccomp>, diags: &mut Diags) -> Option<SeccompPlan>
         let Some(r) = parse_rule(rule, &at, diags) else {
             continue;
         };
+        if r.name == "execve" && r.matcher == Match::Always {
+            diags.push(
+                at.clone(),
+                "`execve` must stay allowed: the program itself is started with it",
+            );
+            continue;
+        }
         if let (Match::Always, Some(allow_at)) = (&r.matcher, explicit_allow.get(&r.nr)) {
             diags.push(
                 at.clone(),
@@ -331,9 +347,20 @@ pub fn compile(spec: Option<&Seccomp>, diags: &mut Diags) -> Option<SeccompPlan>
             reasons.push((r.name.clone(), why));
         }
         let action = r.action.unwrap_or(deny_action);
-        if action == Action::Allow {
-            diags.push(at.key("action"), "a `deny` rule can't allow");
+        if action == Action::Allow || action == Action::Log {
+            diags.push(
+                at.key("action"),
+                "a `deny` rule must deny: errno(NAME), kill, kill-thread or trap (for logging use `preset: log`)",
+            );
             continue;
+        }
+        if r.matcher == Match::Always {
+            // An explicit denial overrides whatever other answer the preset gave this call.
+            for (other, rules) in denied.iter_mut() {
+                if *other != action {
+                    rules.remove(&r.nr);
+                }
+            }
         }
         if action == default_action && r.matcher == Match::Always && preset != Preset::None {
             // Plain removal from the allowlist: the default action applies.
@@ -462,7 +489,10 @@ fn parse_rule(rule: &SyscallRule, at: &KeyPath, diags: &mut Diags) -> Option<Par
     if let Some(spec) = spec {
         if let Some(args) = &spec.args {
             if args.is_empty() {
-                diags.push(at.key("args"), "an empty `args` list; leave it out to match any arguments");
+                diags.push(
+                    at.key("args"),
+                    "an empty `args` list; leave it out to match any arguments",
+                );
                 return None;
             }
             let mut conds = Vec::new();
@@ -497,7 +527,10 @@ fn parse_cond(a: &ArgCondition, at: &KeyPath, diags: &mut Diags) -> Option<Cond>
         return None;
     };
     if arg > 5 {
-        diags.push(at.key("arg"), format!("argument index {arg} is out of range 0..5"));
+        diags.push(
+            at.key("arg"),
+            format!("argument index {arg} is out of range 0..5"),
+        );
         return None;
     }
     let width32 = match a.width {
@@ -525,13 +558,18 @@ fn parse_cond(a: &ArgCondition, at: &KeyPath, diags: &mut Diags) -> Option<Cond>
     ];
     let given: Vec<_> = ops.iter().filter(|(_, _, v)| v.is_some()).collect();
     let [(key, op, Some(text))] = given.as_slice() else {
-        diags.push(at.clone(), "a condition needs exactly one of eq, ne, lt, le, gt, ge");
+        diags.push(
+            at.clone(),
+            "a condition needs exactly one of eq, ne, lt, le, gt, ge",
+        );
         return None;
     };
     let value = value_of(&text.0, &at.key(key), width32, diags)?;
     let op = match &a.mask {
         None => *op,
-        Some(mask) if *op == Op::Eq => Op::MaskedEq(value_of(&mask.0, &at.key("mask"), width32, diags)?),
+        Some(mask) if *op == Op::Eq => {
+            Op::MaskedEq(value_of(&mask.0, &at.key("mask"), width32, diags)?)
+        }
         Some(_) => {
             diags.push(at.key("mask"), "`mask` works with `eq` only");
             return None;
@@ -612,7 +650,9 @@ fn program(
         TargetArch::x86_64,
     )
     .map_err(|e| e.to_string())?;
-    let prog: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
+    let prog: BpfProgram = filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| e.to_string())?;
     Ok(prog)
 }
 
@@ -697,7 +737,11 @@ mod tests {
 
     #[test]
     fn every_preset_name_is_an_x86_64_syscall() {
-        for g in presets::BASE.iter().chain(presets::DEFAULT_ONLY).chain(presets::DENIED) {
+        for g in presets::BASE
+            .iter()
+            .chain(presets::DEFAULT_ONLY)
+            .chain(presets::DENIED)
+        {
             for name in g.syscalls {
                 assert!(names::syscall_number(name).is_some(), "{name} ({})", g.why);
             }
@@ -786,22 +830,89 @@ mod tests {
     #[case("{allow: [opne]}", "seccomp.allow[0]", "did you mean `open`")]
     #[case("{allow: [ptrace], deny: [ptrace]}", "seccomp.deny[0]", "both allowed")]
     #[case("{default-action: allow}", "seccomp.default-action", "meaningless")]
-    #[case("{default-action: errno(EWHAT)}", "seccomp.default-action", "errno name")]
+    #[case(
+        "{default-action: errno(EWHAT)}",
+        "seccomp.default-action",
+        "errno name"
+    )]
     #[case("{default-action: explode}", "seccomp.default-action", "not an action")]
-    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, eq: 5}]}]}", "seccomp.deny[0].args[0]", "explicit `width")]
-    #[case("{deny: [{syscall: ioctl, args: [{arg: 7, width: 32, eq: 5}]}]}", "seccomp.deny[0].args[0].arg", "out of range")]
-    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, width: 16, eq: 5}]}]}", "seccomp.deny[0].args[0].width", "32 or 64")]
-    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, width: 32}]}]}", "seccomp.deny[0].args[0]", "exactly one")]
-    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, eq: 1, ne: 2}]}]}", "seccomp.deny[0].args[0]", "exactly one")]
-    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, eq: TIOCFOO}]}]}", "seccomp.deny[0].args[0].eq", "known constant")]
-    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, eq: 0x100000000}]}]}", "seccomp.deny[0].args[0].eq", "32 bits")]
-    #[case("{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, lt: 5, mask: 3}]}]}", "seccomp.deny[0].args[0].mask", "`eq` only")]
-    #[case("{deny: [{syscall: ioctl, args: []}]}", "seccomp.deny[0].args", "empty")]
-    #[case("{deny: [{args: [{arg: 0, width: 32, eq: 1}]}]}", "seccomp.deny[0]", "needs `syscall")]
-    #[case("{deny: [{syscall: read, action: allow}]}", "seccomp.deny[0].action", "can't allow")]
-    #[case("{allow: [{syscall: read, action: kill}]}", "seccomp.allow[0].action", "can't have an action")]
-    #[case("{socket-families: [unix, nope]}", "seccomp.socket-families[1]", "unknown socket family")]
-    #[case("{preset: none, socket-families: [unix]}", "seccomp.socket-families", "needs a preset")]
+    #[case(
+        "{deny: [{syscall: ioctl, args: [{arg: 1, eq: 5}]}]}",
+        "seccomp.deny[0].args[0]",
+        "explicit `width"
+    )]
+    #[case(
+        "{deny: [{syscall: ioctl, args: [{arg: 7, width: 32, eq: 5}]}]}",
+        "seccomp.deny[0].args[0].arg",
+        "out of range"
+    )]
+    #[case(
+        "{deny: [{syscall: ioctl, args: [{arg: 1, width: 16, eq: 5}]}]}",
+        "seccomp.deny[0].args[0].width",
+        "32 or 64"
+    )]
+    #[case(
+        "{deny: [{syscall: ioctl, args: [{arg: 1, width: 32}]}]}",
+        "seccomp.deny[0].args[0]",
+        "exactly one"
+    )]
+    #[case(
+        "{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, eq: 1, ne: 2}]}]}",
+        "seccomp.deny[0].args[0]",
+        "exactly one"
+    )]
+    #[case(
+        "{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, eq: TIOCFOO}]}]}",
+        "seccomp.deny[0].args[0].eq",
+        "known constant"
+    )]
+    #[case(
+        "{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, eq: 0x100000000}]}]}",
+        "seccomp.deny[0].args[0].eq",
+        "32 bits"
+    )]
+    #[case(
+        "{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, lt: 5, mask: 3}]}]}",
+        "seccomp.deny[0].args[0].mask",
+        "`eq` only"
+    )]
+    #[case(
+        "{deny: [{syscall: ioctl, args: []}]}",
+        "seccomp.deny[0].args",
+        "empty"
+    )]
+    #[case(
+        "{deny: [{args: [{arg: 0, width: 32, eq: 1}]}]}",
+        "seccomp.deny[0]",
+        "needs `syscall"
+    )]
+    #[case(
+        "{deny: [{syscall: read, action: allow}]}",
+        "seccomp.deny[0].action",
+        "must deny"
+    )]
+    #[case(
+        "{deny: [{syscall: read, action: log}]}",
+        "seccomp.deny[0].action",
+        "must deny"
+    )]
+    #[case("{deny: [execve]}", "seccomp.deny[0]", "must stay allowed")]
+    #[case("{preset: none, allow: [read]}", "seccomp.allow", "already allowed")]
+    #[case(
+        "{allow: [{syscall: read, action: kill}]}",
+        "seccomp.allow[0].action",
+        "can't have an action"
+    )]
+    #[case(
+        "{socket-families: [unix, nope]}",
+        "seccomp.socket-families[1]",
+        "unknown socket family"
+    )]
+    #[case(
+        "{preset: none, socket-families: [unix]}",
+        "seccomp.socket-families",
+        "needs a preset"
+    )]
     fn rejects(#[case] yaml: &str, #[case] path: &str, #[case] contains: &str) {
         let errs = compile_yaml(yaml).unwrap_err();
         assert!(

@@ -22,7 +22,9 @@ pub fn parse_size(text: &str) -> Result<Amount, String> {
         .unwrap_or(t.len());
     let (num, suffix) = t.split_at(split);
     if num.is_empty() {
-        return Err(format!("`{text}` is not a size; write e.g. 512M, 1G or 4096"));
+        return Err(format!(
+            "`{text}` is not a size; write e.g. 512M, 1G or 4096"
+        ));
     }
     let unit: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -61,7 +63,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if t.is_empty() {
         return Err(bad());
     }
-    if let Ok(secs) = t.parse::<f64>() {
+    if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        let secs: f64 = t.parse().map_err(|_| bad())?;
         return seconds(secs).ok_or_else(bad);
     }
     let mut total = Duration::ZERO;
@@ -71,7 +74,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(bad)?;
         let (num, tail) = rest.split_at(split);
-        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_len);
         let n: f64 = num.parse().map_err(|_| bad())?;
         let secs = match unit {
@@ -82,7 +87,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "d" => n * 86400.0,
             _ => return Err(bad()),
         };
-        total = total.checked_add(seconds(secs).ok_or_else(bad)?).ok_or_else(bad)?;
+        total = total
+            .checked_add(seconds(secs).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
         rest = next;
     }
     Ok(total)
@@ -120,7 +127,9 @@ pub fn parse_mode(text: &str) -> Result<u32, String> {
     let t = text.trim();
     let digits = t.strip_prefix("0o").unwrap_or(t);
     if digits.is_empty() || digits.len() > 5 {
-        return Err(format!("`{text}` is not an octal mode; write e.g. \"0755\""));
+        return Err(format!(
+            "`{text}` is not an octal mode; write e.g. \"0755\""
+        ));
     }
     let mode = u32::from_str_radix(digits, 8)
         .map_err(|_| format!("`{text}` is not an octal mode; write e.g. \"0755\""))?;

@@ -214,9 +214,7 @@ fn same(a: &Value, b: &Value) -> bool {
             x.to_string() == *y
         }
         (Value::Mapping(x), Value::Mapping(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
         (Value::Sequence(x), Value::Sequence(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w))
@@ -249,7 +247,11 @@ mod tests {
     #[case("m: {x: 1}", "m: {}", "{m: {x: 1}}")]
     #[case("l: [1]", "l: []", "{l: [1]}")]
     #[case("a: [1]", "a: x", "{a: x}")]
-    #[case("a: {deep: {er: [1]}}", "a: {deep: {er: [2], est: 3}}", "{a: {deep: {er: [1, 2], est: 3}}}")]
+    #[case(
+        "a: {deep: {er: [1]}}",
+        "a: {deep: {er: [2], est: 3}}",
+        "{a: {deep: {er: [1, 2], est: 3}}}"
+    )]
     fn merge_rules(#[case] base: &str, #[case] child: &str, #[case] want: &str) {
         let want: Value = serde_yaml::from_str(want).unwrap();
         assert_eq!(merged(base, child), want);
@@ -258,7 +260,10 @@ mod tests {
     #[test]
     fn origins_follow_values_through_a_merge() {
         let mut b = node("mounts: [{hide: /home}]\nlimits: {pids: 1}\n", 0);
-        merge(&mut b, node("mounts: [{tmpfs: /tmp}]\nlimits: {pids: 2}\n", 1));
+        merge(
+            &mut b,
+            node("mounts: [{tmpfs: /tmp}]\nlimits: {pids: 2}\n", 1),
+        );
         let mut map = HashMap::new();
         b.record(&KeyPath::root(), &mut map);
         let at = |p: KeyPath| map.get(&p).cloned().unwrap();
@@ -282,7 +287,10 @@ mod tests {
 
     #[test]
     fn remove_drops_equal_entries_and_reports_misses() {
-        let mut b = node("mounts: [{hide: /home}, {tmpfs: /tmp, size: 64M}]\nports: [80, 443]\n", 0);
+        let mut b = node(
+            "mounts: [{hide: /home}, {tmpfs: /tmp, size: 64M}]\nports: [80, 443]\n",
+            0,
+        );
         let vals: Vec<Value> = serde_yaml::from_str("[{hide: /home}, {hide: /nope}]").unwrap();
         let path = KeyPath::root().key("mounts");
         assert_eq!(remove_entries(&mut b, &path, &vals), Some(vec![1]));

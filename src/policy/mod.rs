@@ -41,7 +41,7 @@ impl PolicySource {
     /// otherwise a shipped policy's name.
     pub fn from_arg(arg: &str) -> PolicySource {
         let looks_like_path = arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml");
-        if !looks_like_path {
+        if !looks_like_path && !Path::new(arg).is_file() {
             if let Some(name) = shipped::find(arg) {
                 return PolicySource::Shipped(name);
             }
@@ -159,6 +159,30 @@ impl LoadedPolicy {
         self.sources.iter().map(|s| s.name.as_str()).collect()
     }
 
+    /// Removes a key from the merged policy (a command-line override that drops what the
+    /// policy set). Returns whether it was there.
+    pub fn drop_key(&mut self, path: &KeyPath) -> Result<bool, Diagnostics> {
+        let mut tree = self.tree.clone();
+        if !tree.remove_path(path) {
+            return Ok(false);
+        }
+        *self = LoadedPolicy::finish(tree, std::mem::take(&mut self.sources))?;
+        Ok(true)
+    }
+
+    /// A name for the policy when it gives none: its file's stem.
+    pub fn default_name(&self) -> String {
+        let first = self
+            .sources
+            .first()
+            .map(|s| s.name.as_str())
+            .unwrap_or("policy");
+        let base = first.rsplit('/').next().unwrap_or(first);
+        base.trim_end_matches(".yaml")
+            .trim_end_matches(".yml")
+            .to_owned()
+    }
+
     /// Adds a synthetic source (such as the command line) and merges `overlay` from it on top,
     /// with the same rules as `extends`. `overlay` must be valid policy YAML.
     pub fn overlay(&mut self, name: &str, overlay: Value) -> Result<(), Diagnostics> {
@@ -176,7 +200,7 @@ impl LoadedPolicy {
     fn finish(tree: Node, sources: Vec<SourceFile>) -> Result<LoadedPolicy, Diagnostics> {
         let mut origins = HashMap::new();
         tree.record(&KeyPath::root(), &mut origins);
-        let mut policy: RawPolicy = serde_yaml::from_value(tree.to_value()).map_err(|e| {
+        let mut policy: RawPolicy = typed(&tree.to_value()).map_err(|e| {
             let last = sources.len().saturating_sub(1);
             Diagnostics::from(diag_in(&sources, last, &KeyPath::root(), e.to_string()))
         })?;
@@ -200,12 +224,20 @@ fn diag_in(
     let source = sources.get(file);
     Diagnostic {
         file: source.map_or_else(|| "<policy>".into(), |s| s.name.clone()),
+        // A document without a single node still has a start.
         pos: source
             .and_then(|s| s.text.as_deref())
-            .and_then(|t| yaml::locate(t, path)),
+            .map(|t| yaml::locate(t, path).unwrap_or(Pos { line: 1, column: 1 })),
         path: path.to_string(),
         message: message.into(),
     }
+}
+
+/// Reads a parsed document into the typed model the same way the text was read: through YAML
+/// text, so that `name: 5` or `DEBUG: 1` stay acceptable as strings (deserializing a `Value`
+/// directly would be stricter than reading the file was).
+fn typed(value: &Value) -> Result<RawPolicy, serde_yaml::Error> {
+    serde_yaml::from_str(&serde_yaml::to_string(value)?)
 }
 
 /// Deepest chain of `extends`.
@@ -224,7 +256,11 @@ pub fn load(source: &PolicySource, caller: &Caller) -> Result<LoadedPolicy, Diag
 /// Loads a policy from text, as if read from a file called `name` (tests, fuzzing).
 pub fn load_str(name: &str, text: &str, caller: &Caller) -> Result<LoadedPolicy, Diagnostics> {
     let mut loader = Loader::new(caller);
-    let tree = loader.load_text(PolicySource::File(name.into()), name.into(), text.as_bytes())?;
+    let tree = loader.load_text(
+        PolicySource::File(name.into()),
+        name.into(),
+        text.as_bytes(),
+    )?;
     LoadedPolicy::finish(tree, loader.sources)
 }
 
@@ -284,9 +320,15 @@ impl<'c> Loader<'c> {
     ) -> Result<Node, Diagnostics> {
         let file = self.sources.len();
         let yaml_fail = |sources: &[SourceFile], e: yaml::YamlError| {
+            let source = sources.get(file);
+            // Errors about the stream as a whole carry no mark: place them where it goes wrong.
+            let pos = e.pos.or_else(|| {
+                let text = source.and_then(|s| s.text.as_deref())?;
+                Some(yaml::second_document(text).unwrap_or(Pos { line: 1, column: 1 }))
+            });
             Diagnostics::from(Diagnostic {
-                file: sources.get(file).map_or_else(String::new, |s| s.name.clone()),
-                pos: e.pos,
+                file: source.map_or_else(String::new, |s| s.name.clone()),
+                pos,
                 path: e.path,
                 message: e.message,
             })
@@ -300,9 +342,9 @@ impl<'c> Loader<'c> {
             s.text = Some(text.to_owned());
         }
         yaml::scan(text).map_err(|e| yaml_fail(&self.sources, e))?;
-        let typed: RawPolicy = serde_yaml::from_str(text)
+        let first: RawPolicy = serde_yaml::from_str(text)
             .map_err(|e| yaml_fail(&self.sources, yaml::convert_error(&e)))?;
-        match typed.version {
+        match first.version {
             Some(1) => {}
             Some(v) => {
                 return Err(self.fail(
@@ -326,8 +368,8 @@ impl<'c> Loader<'c> {
         }
         vars::expand_tree(&mut value, &KeyPath::root(), self.caller, &["description"])
             .map_err(|(path, msg)| self.fail(file, &path, msg))?;
-        let expanded: RawPolicy = serde_yaml::from_value(value.clone())
-            .map_err(|e| self.fail(file, &KeyPath::root(), e.to_string()))?;
+        let expanded: RawPolicy =
+            typed(&value).map_err(|e| self.fail(file, &KeyPath::root(), e.to_string()))?;
         if let Value::Mapping(map) = &mut value {
             for key in PER_FILE_KEYS {
                 map.remove(key);
@@ -337,7 +379,11 @@ impl<'c> Loader<'c> {
 
         let Some(extends) = expanded.extends.as_deref() else {
             if expanded.replace.is_some() || expanded.remove.is_some() {
-                let key = if expanded.replace.is_some() { "replace" } else { "remove" };
+                let key = if expanded.replace.is_some() {
+                    "replace"
+                } else {
+                    "remove"
+                };
                 return Err(self.fail(
                     file,
                     &KeyPath::root().key(key),
@@ -388,7 +434,9 @@ impl<'c> Loader<'c> {
                     path::Seg::Key(k) => k.as_str(),
                     path::Seg::Index(_) => "",
                 });
-                if let Some(best) = last.and_then(|l| suggest::closest(l, keys.iter().map(String::as_str))) {
+                if let Some(best) =
+                    last.and_then(|l| suggest::closest(l, keys.iter().map(String::as_str)))
+                {
                     msg.push_str(&format!(" (did you mean `{best}`?)"));
                 }
                 return Err(self.fail(file, &here, msg));
@@ -417,6 +465,10 @@ impl<'c> Loader<'c> {
                     }
                 }
             }
+        }
+        // A policy's name and description describe that file; they are not inherited.
+        for key in ["name", "description"] {
+            base.remove_path(&KeyPath::root().key(key));
         }
         merge(&mut base, node);
         Ok(base)

@@ -92,8 +92,9 @@ pub struct RawPolicy {
 }
 
 /// A Linux namespace type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[derive(JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Namespace {
     /// User namespace: ids and capabilities of its own.
@@ -204,7 +205,8 @@ pub struct Mount {
     /// A bind whose source does not exist is skipped instead of being an error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub optional: Option<bool>,
-    /// `false`: files here can't be executed (mounted noexec, no Landlock execute right).
+    /// `false`: files here can't be executed (the mount is noexec; Landlock grants no execute
+    /// right for it, though a broader rule such as the root's may still grant one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exec: Option<bool>,
     /// A fresh tmpfs at this path.
@@ -344,7 +346,9 @@ pub struct Landlock {
     /// `hard` (default) refuses to run when the kernel can't enforce every rule asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compat: Option<Compat>,
-    /// Extra paths readable (and their files executable), besides what the mounts imply.
+    /// Trees whose files may be read. Without this list the whole root is readable; with it,
+    /// the root only grants listing directories and file contents are readable only here (and
+    /// under the mounts).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read: Option<Vec<String>>,
     /// Extra paths writable.
@@ -568,7 +572,7 @@ text_scalar!(
         "description": "A size: a number of bytes, or a number with a K, M, G or T suffix (powers of 1024), or `unlimited`.",
         "anyOf": [
             { "type": "integer", "minimum": 0 },
-            { "type": "string", "pattern": "^(\\s*[0-9]+(\\.[0-9]+)?\\s*([KkMmGgTt](i?[Bb])?|[Bb])?\\s*|unlimited|max|.*\\$\\{.*)$" }
+            { "type": "string", "pattern": "^(\\s*[0-9]+(\\.[0-9]+)?\\s*([KkMmGgTt](i?[Bb])?|[Bb])?\\s*|unlimited|max|infinity|.*\\$\\{.*)$" }
         ]
     }
 );
@@ -581,7 +585,7 @@ text_scalar!(
         "description": "A duration: seconds as a number, or a number with ms, s, m or h (`1h30m`).",
         "anyOf": [
             { "type": "number", "minimum": 0 },
-            { "type": "string", "pattern": "^(([0-9]+(\\.[0-9]+)?(ms|s|m|h))+|[0-9]+|.*\\$\\{.*)$" }
+            { "type": "string", "pattern": "^(([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+|[0-9]+(\\.[0-9]+)?|.*\\$\\{.*)$" }
         ]
     }
 );
@@ -612,7 +616,7 @@ text_scalar!(
     "an octal mode such as \"0755\"",
     {
         "description": "Octal file mode, as a string: \"1777\", \"0755\".",
-        "anyOf": [ { "type": "string", "pattern": "^(0?[0-7]{3,4}|.*\\$\\{.*)$" }, { "type": "integer" } ]
+        "anyOf": [ { "type": "string", "pattern": "^((0o|0)?[0-7]{3,4}|.*\\$\\{.*)$" }, { "type": "integer" } ]
     }
 );
 

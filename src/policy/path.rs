@@ -119,7 +119,9 @@ mod tests {
     #[case("", None)]
     fn parse_dotted(#[case] input: &str, #[case] want: Option<&str>) {
         assert_eq!(
-            KeyPath::parse_dotted(input).map(|p| p.to_string()).as_deref(),
+            KeyPath::parse_dotted(input)
+                .map(|p| p.to_string())
+                .as_deref(),
             want
         );
     }

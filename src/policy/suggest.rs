@@ -22,7 +22,9 @@ pub fn distance(a: &str, b: &str) -> usize {
         for j in 1..=b.len() {
             let get = |i, j| d.get(at(i, j)).copied().unwrap_or(usize::MAX / 2);
             let cost = usize::from(a.get(i - 1) != b.get(j - 1));
-            let mut v = (get(i - 1, j) + 1).min(get(i, j - 1) + 1).min(get(i - 1, j - 1) + cost);
+            let mut v = (get(i - 1, j) + 1)
+                .min(get(i, j - 1) + 1)
+                .min(get(i - 1, j - 1) + cost);
             if i > 1 && j > 1 && a.get(i - 1) == b.get(j - 2) && a.get(i - 2) == b.get(j - 1) {
                 v = v.min(get(i - 2, j - 2) + 1);
             }

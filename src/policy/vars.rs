@@ -51,7 +51,9 @@ fn lookup(name: &str, caller: &Caller) -> Result<String, String> {
                 None => (spec, None),
             };
             if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("`${{{name}}}`: `{var}` is not an environment variable name"));
+                return Err(format!(
+                    "`${{{name}}}`: `{var}` is not an environment variable name"
+                ));
             }
             match (caller.env_var(var), default) {
                 (Some(v), _) => Ok(v.to_owned()),

@@ -58,15 +58,14 @@ pub fn check_bytes(bytes: &[u8]) -> Result<&str, YamlError> {
             ),
         });
     }
+    // A UTF-8 byte order mark is not part of the document.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match std::str::from_utf8(bytes) {
         Ok(text) => Ok(text),
         Err(e) => {
             let good = bytes.get(..e.valid_up_to()).unwrap_or_default();
             let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
-            let line_start = good
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
+            let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
             let column = String::from_utf8_lossy(good.get(line_start..).unwrap_or_default())
                 .chars()
                 .count()
@@ -93,11 +92,44 @@ pub fn convert_error(err: &serde_yaml::Error) -> YamlError {
         text = text.replacen(&mark, "", 1);
     }
     let (path, message) = split_path(&text);
+    let mut path = path.trim_start_matches('.').to_owned();
+    // Name the unknown key itself, not only the mapping it sits in.
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((key, _)) = rest.split_once('`') {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(key);
+        }
+    }
     YamlError {
         pos,
-        path: path.to_owned(),
+        path,
         message: super::suggest::annotate_unknown(message),
     }
+}
+
+/// Where the second document of a stream starts (`---` after content), for the error that
+/// policies hold one document.
+pub fn second_document(text: &str) -> Option<Pos> {
+    let mut seen_content = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_end();
+        if t == "---" || t.starts_with("--- ") || t == "..." {
+            if seen_content {
+                return Some(Pos {
+                    line: i + 1,
+                    column: 1,
+                });
+            }
+        } else if !t.trim_start().is_empty()
+            && !t.trim_start().starts_with('#')
+            && !t.starts_with('%')
+        {
+            seen_content = true;
+        }
+    }
+    None
 }
 
 /// serde_yaml prints `path: message`; the path is made of key characters, dots and indices.
@@ -450,7 +482,11 @@ mod tests {
     fn scan_rejects_alias_bombs() {
         let mut doc = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 0..8 {
-            let prev = if i == 0 { "a".to_string() } else { format!("l{}", i - 1) };
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("l{}", i - 1)
+            };
             doc.push_str(&format!(
                 "l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
             ));
@@ -475,8 +511,16 @@ mod tests {
     }
 
     #[rstest]
-    #[case("mounts[1].writable: invalid type", "mounts[1].writable", "invalid type")]
-    #[case("unknown field `x`, expected `y`", "", "unknown field `x`, expected `y`")]
+    #[case(
+        "mounts[1].writable: invalid type",
+        "mounts[1].writable",
+        "invalid type"
+    )]
+    #[case(
+        "unknown field `x`, expected `y`",
+        "",
+        "unknown field `x`, expected `y`"
+    )]
     #[case("found character: that", "", "found character: that")]
     fn split_path_cases(#[case] text: &str, #[case] path: &str, #[case] msg: &str) {
         assert_eq!(split_path(text), (path, msg));

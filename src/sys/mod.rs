@@ -61,7 +61,9 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Option<
     match ret {
         -1 => Err(Errno::last()),
         0 => Ok(None),
-        pid => Ok(Some(Pid::from_raw(i32::try_from(pid).map_err(|_| Errno::EINVAL)?))),
+        pid => Ok(Some(Pid::from_raw(
+            i32::try_from(pid).map_err(|_| Errno::EINVAL)?,
+        ))),
     }
 }
 
@@ -129,7 +131,11 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, recursive: bool) ->
 
 /// `close_range(first, last, flags)`.
 pub fn close_range(first: u32, last: u32, cloexec: bool) -> nix::Result<()> {
-    let flags = if cloexec { libc::CLOSE_RANGE_CLOEXEC } else { 0 };
+    let flags = if cloexec {
+        libc::CLOSE_RANGE_CLOEXEC
+    } else {
+        0
+    };
     // SAFETY: close_range only closes (or marks close-on-exec) descriptors of this process;
     // no Rust object in the launcher's child owns descriptors in the range other than ones it
     // deliberately gives up here (the caller keeps its channel outside the range).
@@ -186,7 +192,12 @@ pub fn set_default_handler(sig: Signal) -> nix::Result<()> {
 /// Brings the loopback interface up (SIOCGIFFLAGS / SIOCSIFFLAGS on a datagram socket).
 pub fn loopback_up() -> nix::Result<()> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
-    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
@@ -233,7 +244,14 @@ pub fn capbset_drop(cap: u32) -> nix::Result<()> {
 pub fn landlock_abi() -> nix::Result<i32> {
     // SAFETY: with a NULL attribute pointer, size 0 and the VERSION flag the kernel reads no
     // memory and only returns a number.
-    let ret = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    };
     Errno::result(ret).map(|v| i32::try_from(v).unwrap_or(i32::MAX))
 }
 
@@ -250,7 +268,8 @@ pub fn exit_now(code: i32) -> ! {
 pub fn open_tree_clone(fd: BorrowedFd<'_>, recursive: bool) -> nix::Result<std::os::fd::OwnedFd> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
     const AT_RECURSIVE: libc::c_uint = 0x8000;
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    let mut flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
         flags |= AT_RECURSIVE;
     }
