@@ -6,7 +6,6 @@
 
 use std::convert::Infallible;
 use std::ffi::OsString;
-use std::marker::PhantomData;
 
 use super::error::{StepError, Syscall};
 use super::report::{Enforced, LandlockReport};
@@ -60,26 +59,27 @@ pub struct RootBuilt(Staged);
 pub struct Mounted(Staged);
 /// The root is the sandbox's own.
 pub struct Pivoted;
-/// Host name, rlimits and cwd are set.
-pub struct Configured;
+/// Host name, rlimits and cwd are set (with notes on what differs from the policy).
+pub struct Configured(Vec<String>);
 /// Capabilities and ids are final.
-pub struct Unprivileged;
+pub struct Unprivileged(Vec<String>);
 /// no_new_privs is set.
-pub struct NoNewPrivs;
+pub struct NoNewPrivs(Vec<String>);
 /// Landlock is enforced.
-pub struct Landlocked(LandlockReport);
+pub struct Landlocked(Vec<String>, LandlockReport);
 /// Only stdio and the channel are open.
-pub struct Closed(LandlockReport);
+pub struct Closed(Vec<String>, LandlockReport);
 /// seccomp is installed.
-pub struct Locked(PhantomData<()>);
+pub struct Locked;
 
 impl<'a, S> Child<'a, S> {
-    fn next<T>(self, state: T) -> Child<'a, T> {
+    /// The next state, made from this one.
+    fn then<T>(self, f: impl FnOnce(S) -> T) -> Child<'a, T> {
         Child {
             plan: self.plan,
             chan: self.chan,
             opts: self.opts,
-            state,
+            state: f(self.state),
         }
     }
 
@@ -121,33 +121,30 @@ impl<'a> Child<'a, Mapped> {
     fn build_root(self) -> Result<Child<'a, RootBuilt>, StepError> {
         self.enter(Step::Rootfs);
         let staged = rootfs::build_root(self.plan)?;
-        Ok(self.next(RootBuilt(staged)))
+        Ok(self.then(|_| RootBuilt(staged)))
     }
 }
 
 impl<'a> Child<'a, RootBuilt> {
     fn mount_all(self) -> Result<Child<'a, Mounted>, StepError> {
         self.enter(Step::Mounts);
-        let mut staged = self.state.0;
-        rootfs::mount_all(self.plan, &mut staged)?;
-        Ok(Child {
-            plan: self.plan,
-            chan: self.chan,
-            opts: self.opts,
-            state: Mounted(staged),
-        })
+        let mut this = self;
+        rootfs::mount_all(this.plan, &mut this.state.0)?;
+        Ok(this.then(|RootBuilt(staged)| Mounted(staged)))
     }
 }
 
 impl<'a> Child<'a, Mounted> {
     fn pivot_root(self) -> Result<Child<'a, Pivoted>, StepError> {
         self.enter(Step::PivotRoot);
-        let staged = self.state.0;
-        rootfs::pivot(staged)?;
+        let plan = self.plan;
+        let chan = self.chan;
+        let opts = self.opts;
+        rootfs::pivot(self.state.0)?;
         Ok(Child {
-            plan: self.plan,
-            chan: self.chan,
-            opts: self.opts,
+            plan,
+            chan,
+            opts,
             state: Pivoted,
         })
     }
@@ -156,8 +153,8 @@ impl<'a> Child<'a, Mounted> {
 impl<'a> Child<'a, Pivoted> {
     fn environment(self) -> Result<Child<'a, Configured>, StepError> {
         self.enter(Step::Environment);
-        environment::apply(self.plan)?;
-        Ok(self.next(Configured))
+        let notes = environment::apply(self.plan)?;
+        Ok(self.then(|_| Configured(notes)))
     }
 }
 
@@ -177,7 +174,7 @@ impl<'a> Child<'a, Configured> {
         // Nobody inside may read this process's memory or environment through /proc.
         nix::sys::prctl::set_dumpable(false)
             .step(Step::DropPrivileges, || "prctl(PR_SET_DUMPABLE, 0)".into())?;
-        Ok(self.next(Unprivileged))
+        Ok(self.then(|Configured(notes)| Unprivileged(notes)))
     }
 }
 
@@ -185,7 +182,7 @@ impl<'a> Child<'a, Unprivileged> {
     fn no_new_privs(self) -> Result<Child<'a, NoNewPrivs>, StepError> {
         self.enter(Step::NoNewPrivs);
         lockdown::no_new_privs()?;
-        Ok(self.next(NoNewPrivs))
+        Ok(self.then(|Unprivileged(notes)| NoNewPrivs(notes)))
     }
 }
 
@@ -193,7 +190,7 @@ impl<'a> Child<'a, NoNewPrivs> {
     fn landlock(self) -> Result<Child<'a, Landlocked>, StepError> {
         self.enter(Step::Landlock);
         let report = landlock::restrict(&self.plan.landlock)?;
-        Ok(self.next(Landlocked(report)))
+        Ok(self.then(|NoNewPrivs(notes)| Landlocked(notes, report)))
     }
 }
 
@@ -201,13 +198,7 @@ impl<'a> Child<'a, Landlocked> {
     fn close_fds(self) -> Result<Child<'a, Closed>, StepError> {
         self.enter(Step::CloseFds);
         lockdown::close_fds(self.chan.fd())?;
-        let report = self.state.0;
-        Ok(Child {
-            plan: self.plan,
-            chan: self.chan,
-            opts: self.opts,
-            state: Closed(report),
-        })
+        Ok(self.then(|Landlocked(notes, report)| Closed(notes, report)))
     }
 }
 
@@ -215,20 +206,16 @@ impl<'a> Child<'a, Closed> {
     fn seccomp(self) -> Result<Child<'a, Locked>, StepError> {
         self.enter(Step::Seccomp);
         let installed = lockdown::seccomp(&self.plan.seccomp)?;
-        let enforced = Enforced {
-            landlock: self.state.0.clone(),
+        let chan = self.chan;
+        let locked = self.then(|Closed(notes, landlock)| Enforced {
+            landlock,
+            notes,
             seccomp: installed,
             no_new_privs: true,
-        };
-        self.chan
-            .send(&ToParent::Enforced(enforced))
+        });
+        chan.send(&ToParent::Enforced(locked.state.clone()))
             .step(Step::Seccomp, || "write(channel, enforced)".into())?;
-        Ok(Child {
-            plan: self.plan,
-            chan: self.chan,
-            opts: self.opts,
-            state: Locked(PhantomData),
-        })
+        Ok(locked.then(|_| Locked))
     }
 }
 

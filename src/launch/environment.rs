@@ -23,8 +23,10 @@ fn resource(n: u32) -> Option<Resource> {
     })
 }
 
-/// Applies step 7.
-pub fn apply(plan: &Plan) -> Result<(), StepError> {
+/// Applies step 7. Returns notes on what could not be done as asked but is not a loss of
+/// confinement (an rlimit the sandbox may not raise stays at the host's hard limit).
+pub fn apply(plan: &Plan) -> Result<Vec<String>, StepError> {
+    let mut notes = Vec::new();
     let step = Step::Environment;
     if let Some(h) = &plan.hostname {
         nix::unistd::sethostname(h)
@@ -37,6 +39,7 @@ pub fn apply(plan: &Plan) -> Result<(), StepError> {
             .map_err(|e| e.key(&KeyPath::root().key("network")))?;
     }
     for r in &plan.rlimits {
+        let key = KeyPath::root().key("rlimits").key(r.name);
         let Some(res) = resource(r.resource) else {
             return Err(StepError::msg(
                 step,
@@ -48,11 +51,28 @@ pub fn apply(plan: &Plan) -> Result<(), StepError> {
         } else {
             r.value
         };
-        setrlimit(res, v, v)
-            .step(step, || {
-                format!("setrlimit(RLIMIT_{}, {v}, {v})", r.name.to_uppercase())
-            })
-            .map_err(|e| e.key(&KeyPath::root().key("rlimits").key(r.name)))?;
+        let call = |v: u64| format!("setrlimit(RLIMIT_{}, {v}, {v})", r.name.to_uppercase());
+        match setrlimit(res, v, v) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EPERM) => {
+                // Raising a hard limit needs CAP_SYS_RESOURCE. A limit that can't be raised does
+                // not weaken the sandbox: keep the host's hard limit and say so.
+                let (_, hard) = nix::sys::resource::getrlimit(res).step(step, || {
+                    format!("getrlimit(RLIMIT_{})", r.name.to_uppercase())
+                })?;
+                if hard >= v {
+                    return Err(StepError::sys(step, call(v), nix::errno::Errno::EPERM).key(&key));
+                }
+                setrlimit(res, hard, hard)
+                    .step(step, || call(hard))
+                    .map_err(|e| e.key(&key))?;
+                notes.push(format!(
+                    "rlimits.{}: {v} is above the hard limit {hard}, and raising it needs CAP_SYS_RESOURCE; kept {hard}",
+                    r.name
+                ));
+            }
+            Err(e) => return Err(StepError::sys(step, call(v), e).key(&key)),
+        }
     }
     nix::unistd::chdir(plan.cwd.as_path())
         .step(step, || format!("chdir({:?})", plan.cwd))
@@ -60,5 +80,5 @@ pub fn apply(plan: &Plan) -> Result<(), StepError> {
             e.key(&KeyPath::root().key("cwd"))
                 .hint("the working directory must exist inside the sandbox")
         })?;
-    Ok(())
+    Ok(notes)
 }

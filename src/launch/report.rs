@@ -24,4 +24,6 @@ pub struct Enforced {
     pub seccomp: Vec<(String, usize)>,
     /// no_new_privs is set.
     pub no_new_privs: bool,
+    /// Things done differently from the policy without weakening the sandbox.
+    pub notes: Vec<String>,
 }

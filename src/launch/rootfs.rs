@@ -491,7 +491,14 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
                     "the host has no /dev/null to hide a file with",
                 ));
             };
-            bind_node(null.as_fd(), fd.as_fd(), RO | mount_attr::NOEXEC, step, &t)?;
+            // Not nodev: reading the hidden file reads /dev/null, i.e. nothing.
+            bind_node(
+                null.as_fd(),
+                fd.as_fd(),
+                mount_attr::RDONLY | mount_attr::NOSUID | mount_attr::NOEXEC,
+                step,
+                &t,
+            )?;
         }
         return Ok(());
     }

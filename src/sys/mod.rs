@@ -303,3 +303,57 @@ pub fn move_mount_to(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Resul
     };
     Errno::result(ret).map(drop)
 }
+
+/// A raw system call with up to six integer arguments, for the escape probe: the point is to
+/// call what the sandbox forbids, with arguments that do no harm when it is allowed.
+pub fn raw_syscall(nr: i64, args: [u64; 6]) -> nix::Result<i64> {
+    // SAFETY: the arguments are integers, or addresses of `'static` data the caller owns; the
+    // probe chooses them so that every call fails harmlessly or does nothing lasting when the
+    // sandbox lets it through. The kernel validates all of them.
+    let ret = unsafe {
+        libc::syscall(
+            nr as libc::c_long,
+            args[0],
+            args[1],
+            args[2],
+            args[3],
+            args[4],
+            args[5],
+        )
+    };
+    Errno::result(ret)
+}
+
+/// A 32-bit (i386) system call through `int 0x80`, with integer arguments; returns the raw
+/// result (a negative errno on failure).
+#[cfg(target_arch = "x86_64")]
+pub fn int80(nr: u32, a: u32, b: u32, c: u32) -> i64 {
+    let ret: i64;
+    // SAFETY: `int 0x80` enters the kernel's i386 entry point; with the arguments in eax, ebx,
+    // ecx and edx it returns in eax and clobbers nothing else the compiler relies on (r8-r11
+    // are saved by the kernel on this path). The probe passes only integers.
+    unsafe {
+        // rbx is reserved by LLVM: swap the first argument in and out around the call.
+        std::arch::asm!(
+            "xchg {a}, rbx",
+            "int 0x80",
+            "xchg {a}, rbx",
+            a = inout(reg) u64::from(a) => _,
+            inlateout("rax") u64::from(nr) => ret,
+            in("rcx") u64::from(b),
+            in("rdx") u64::from(c),
+            options(nostack)
+        );
+    }
+    // The i386 entry returns a 32-bit value in eax.
+    i64::from(ret as i32)
+}
+
+/// `pidfd_open(pid, 0)`: a descriptor that becomes readable when the process exits.
+pub fn pidfd_open(pid: Pid) -> nix::Result<std::os::fd::OwnedFd> {
+    // SAFETY: pidfd_open takes two integers; on success it returns a new descriptor.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let raw = RawFd::try_from(Errno::result(ret)?).map_err(|_| Errno::EBADF)?;
+    // SAFETY: `raw` was just returned by pidfd_open and is owned by no one else.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+}

@@ -1,0 +1,134 @@
+//! `kekkai-probe`: runs inside a sandbox and tries one thing, reporting exactly what the kernel
+//! answered — `ok <result>` or `errno <NAME>` on stdout, exit status 0 — so tests can assert
+//! the errno (or, when the sandbox kills it, the signal). Every operation is harmless when it
+//! is allowed.
+//!
+//! Usage: `kekkai-probe OP [ARGS...]`; see `ops()` below.
+
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
+
+fn report<T: std::fmt::Display>(r: Result<T, Errno>) -> ExitCode {
+    match r {
+        Ok(v) => println!("ok {v}"),
+        Err(e) => println!("errno {e:?}"),
+    }
+    ExitCode::SUCCESS
+}
+
+fn num(s: Option<&String>) -> u64 {
+    let Some(s) = s else { return 0 };
+    let t = s.trim();
+    let parsed = if let Some(h) = t.strip_prefix("0x") {
+        u64::from_str_radix(h, 16).ok()
+    } else if let Ok(n) = t.parse::<i64>() {
+        Some(n as u64)
+    } else {
+        kekkai::plan::names::arg_value(t)
+    };
+    parsed.unwrap_or(0)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(op) = args.first() else {
+        eprintln!("usage: kekkai-probe OP [ARGS...]");
+        return ExitCode::from(2);
+    };
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let mode = Mode::from_bits_truncate(0o644);
+    match op.as_str() {
+        // Files.
+        "read" => report(open(arg(1).as_str(), OFlag::O_RDONLY, mode).map(|fd| fd.as_raw_fd())),
+        "write" => report(open(arg(1).as_str(), OFlag::O_WRONLY, mode).map(|fd| fd.as_raw_fd())),
+        "create" => report(
+            open(arg(1).as_str(), OFlag::O_WRONLY | OFlag::O_CREAT, mode).map(|fd| fd.as_raw_fd()),
+        ),
+        "mkdir" => {
+            report(nix::unistd::mkdir(arg(1).as_str(), Mode::from_bits_truncate(0o755)).map(|()| 0))
+        }
+        "unlink" => report(nix::unistd::unlink(arg(1).as_str()).map(|()| 0)),
+        "readdir" => report(
+            nix::dir::Dir::open(arg(1).as_str(), OFlag::O_RDONLY, mode)
+                .map(|d| d.into_iter().count()),
+        ),
+        "exec" => {
+            let Ok(path) = CString::new(arg(1)) else {
+                return report::<i32>(Err(Errno::EINVAL));
+            };
+            let argv = [path.clone()];
+            let envp: [CString; 0] = [];
+            report::<i32>(nix::unistd::execve(&path, &argv, &envp).map(|n| match n {}))
+        }
+        // System calls with integer arguments: `syscall NAME|NR [A0..A5]`.
+        "syscall" => {
+            let nr = kekkai::plan::names::syscall_number(&arg(1))
+                .unwrap_or_else(|| num(args.get(1)) as i64);
+            let mut a = [0u64; 6];
+            for (i, slot) in a.iter_mut().enumerate() {
+                *slot = num(args.get(i + 2));
+            }
+            report(kekkai::sys::raw_syscall(nr, a))
+        }
+        // The x32 ABI: the same call with bit 30 set in the number.
+        "x32" => {
+            let nr = kekkai::plan::names::syscall_number(&arg(1)).unwrap_or(0) | 0x4000_0000;
+            report(kekkai::sys::raw_syscall(nr, [0; 6]))
+        }
+        // i386 through int 0x80: `int80 NR` (20 is getpid).
+        "int80" => {
+            let r = kekkai::sys::int80(num(args.get(1)) as u32, 0, 0, 0);
+            if r < 0 {
+                report::<i64>(Err(Errno::from_raw(-r as i32)))
+            } else {
+                report::<i64>(Ok(r))
+            }
+        }
+        // TIOCSTI on stdin, optionally with junk in the upper 32 bits of the request.
+        "tiocsti" => {
+            let high = num(args.get(1)) << 32;
+            let byte = b"x";
+            report(kekkai::sys::raw_syscall(
+                16,
+                [0, 0x5412 | high, byte.as_ptr() as u64, 0, 0, 0],
+            ))
+        }
+        "socket" => report(
+            kekkai::sys::raw_syscall(41, [num(args.get(1)), num(args.get(2)).max(1), 0, 0, 0, 0])
+                .inspect(|fd| {
+                    // The socket was only made to see whether it can be; its close can't fail
+                    // in a way that matters here.
+                    let _ = nix::unistd::close(*fd as i32);
+                }),
+        ),
+        // A TCP listener on loopback and a connection to it.
+        "tcp-loopback" => {
+            let r = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| {
+                let a = l.local_addr()?;
+                std::net::TcpStream::connect(a).map(|_| a.port())
+            });
+            report(r.map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0))))
+        }
+        "status" => {
+            let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            for line in text.lines() {
+                if line.starts_with("Cap")
+                    || line.starts_with("NoNewPrivs")
+                    || line.starts_with("Seccomp")
+                {
+                    println!("{line}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("kekkai-probe: unknown op {op}");
+            ExitCode::from(2)
+        }
+    }
+}

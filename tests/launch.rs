@@ -1,0 +1,640 @@
+//! `kekkai run`: real sandboxes, as root and as an unprivileged user. Negative results are
+//! asserted as exact errnos (reported by `kekkai-probe`) or signals, never as message text.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsFd;
+use std::process::Stdio;
+
+use rstest::rstest;
+use support::{Who, World, assert_code, code, skip, stderr, stdout, unavailable};
+
+fn probe(w: &World, who: Who, policy: &[&str], op: &[&str]) -> String {
+    let mut args: Vec<String> = vec!["run".into()];
+    args.extend(policy.iter().map(|s| s.to_string()));
+    args.push("--".into());
+    args.push(w.probe());
+    args.extend(op.iter().map(|s| s.to_string()));
+    let o = w.run(who, &args);
+    assert_code(&o, 0);
+    stdout(&o).trim().to_owned()
+}
+
+fn sh(w: &World, who: Who, script: &str) -> std::process::Output {
+    w.run(who, ["run", "--", "sh", "-c", script])
+}
+
+#[rstest]
+fn pid_1_is_the_reaper_and_only_sandbox_pids_are_visible(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("pids");
+    let o = sh(
+        &w,
+        who,
+        "tr '\\0' ' ' < /proc/1/cmdline; echo; echo $$; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '",
+    );
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("kekkai run"), "{out}");
+    assert_eq!(lines[1], "2", "the program is PID 2");
+    let pids: Vec<u32> = lines[2]
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(
+        pids.iter().all(|p| *p < 20),
+        "only the sandbox's own pids: {pids:?}"
+    );
+}
+
+#[rstest]
+fn the_hostname_is_the_policys(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("host");
+    let o = w.run(who, ["run", "--", "hostname"]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o).trim(), "kekkai");
+    let o = w.run(who, ["run", "--hostname", "other", "--", "hostname"]);
+    assert_eq!(stdout(&o).trim(), "other");
+}
+
+#[rstest]
+#[case("/x")]
+#[case("/usr/kekkai-test")]
+#[case("/etc/kekkai-test")]
+fn the_root_is_read_only(#[values(Who::Root, Who::Rootless)] who: Who, #[case] path: &str) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("rofs");
+    assert_eq!(probe(&w, who, &[], &["create", path]), "errno EROFS");
+}
+
+#[rstest]
+fn a_writable_root_forgets_its_changes(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("wroot");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nrootfs: { writable: true }\nidentity: { uid: 0, gid: 0 }\n",
+    );
+    let marker = "/etc/kekkai-writable-root-marker";
+    let o = w.run(
+        who,
+        [
+            "run",
+            "-p",
+            "./p.yaml",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo hi > {marker} && cat {marker}"),
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o).trim(), "hi");
+    assert!(
+        !std::path::Path::new(marker).exists(),
+        "the write reached the host"
+    );
+    assert_eq!(
+        probe(&w, who, &["-p", "./p.yaml"], &["read", marker]),
+        "errno ENOENT"
+    );
+}
+
+#[rstest]
+fn binds_are_read_only_unless_writable(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("binds");
+    let data = w.dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let ro = format!("{}:/data", data.display());
+    assert_eq!(
+        probe(&w, who, &["--ro-bind", &ro], &["create", "/data/x"]),
+        "errno EROFS"
+    );
+    assert!(probe(&w, who, &["--bind", &ro], &["create", "/data/x"]).starts_with("ok"));
+    assert!(
+        data.join("x").exists(),
+        "a writable bind writes through to the host"
+    );
+}
+
+#[rstest]
+fn the_host_file_shows_through_a_read_only_bind(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("hostname");
+    let o = w.run(
+        who,
+        ["run", "--ro-bind", "/etc/hostname:/h", "--", "cat", "/h"],
+    );
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        std::fs::read_to_string("/etc/hostname").unwrap()
+    );
+}
+
+#[rstest]
+fn hide_hides_directories_and_files(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("hide");
+    let secret_dir = w.dir.join("secrets");
+    w.dir.write("secrets/key", "s3cret");
+    let file = w.dir.write("token", "t0ken");
+    w.dir.write(
+        "p.yaml",
+        format!(
+            "version: 1\nextends: default\nmounts:\n  - {{ hide: {} }}\n  - {{ hide: {} }}\n",
+            secret_dir.display(),
+            file.display()
+        ),
+    );
+    let o = w.run(
+        who,
+        [
+            "run",
+            "-p",
+            "./p.yaml",
+            "--",
+            "sh",
+            "-c",
+            &format!("ls -A {}; cat {}", secret_dir.display(), file.display()),
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "", "hidden content leaked");
+    let key = format!("{}/key", secret_dir.display());
+    assert_eq!(
+        probe(&w, who, &["-p", "./p.yaml"], &["read", &key]),
+        "errno ENOENT"
+    );
+    assert_eq!(
+        probe(&w, who, &["-p", "./p.yaml"], &["create", &key]),
+        "errno EROFS"
+    );
+}
+
+#[rstest]
+fn proc_is_fresh(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("proc");
+    let o = sh(&w, who, "ls /proc | grep -cE '^[0-9]+$'");
+    assert_code(&o, 0);
+    let n: u32 = stdout(&o).trim().parse().unwrap();
+    assert!(n <= 5, "{n} processes visible");
+}
+
+#[rstest]
+fn dev_holds_only_the_minimal_nodes(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("dev");
+    let o = w.run(who, ["run", "--", "ls", "-A", "/dev"]);
+    assert_code(&o, 0);
+    let mut names: Vec<String> = stdout(&o).split_whitespace().map(String::from).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout",
+            "tty", "urandom", "zero"
+        ]
+    );
+    for node in ["/dev/kvm", "/dev/mem", "/dev/kmsg", "/dev/vda", "/dev/sda"] {
+        assert_eq!(
+            probe(&w, who, &[], &["read", node]),
+            "errno ENOENT",
+            "{node}"
+        );
+    }
+    let o = sh(
+        &w,
+        who,
+        "echo x > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c",
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "4\n4\n");
+}
+
+#[rstest]
+fn the_old_root_is_gone_and_the_host_mount_table_is_untouched(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("mounts");
+    let before = std::fs::read("/proc/self/mountinfo").unwrap();
+    let o = w.run(who, ["run", "--", "cat", "/proc/self/mountinfo"]);
+    assert_code(&o, 0);
+    let after = std::fs::read("/proc/self/mountinfo").unwrap();
+    assert_eq!(before, after, "the host's mount table changed");
+    let inside = stdout(&o);
+    let root_line = inside
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap();
+    assert!(
+        root_line.contains(" - tmpfs "),
+        "the root is kekkai's skeleton: {root_line}"
+    );
+    for line in inside.lines() {
+        let point = line.split(' ').nth(4).unwrap();
+        assert!(
+            !point.starts_with("/tmp/root") && !point.starts_with("/tmp/u/"),
+            "staging visible: {line}"
+        );
+        let host_root =
+            line.split(' ').nth(3) == Some("/") && point == "/" && !line.contains(" - tmpfs ");
+        assert!(!host_root, "the host's root is mounted: {line}");
+    }
+}
+
+#[rstest]
+#[case(&["true"], 0)]
+#[case(&["sh", "-c", "exit 42"], 42)]
+#[case(&["sh", "-c", "kill -9 $$"], 128 + 9)]
+#[case(&["./not-executable"], 126)]
+#[case(&["no-such-program-anywhere"], 127)]
+#[case(&["./no-such-file"], 127)]
+fn exit_codes_pass_through(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[case] cmd: &[&str],
+    #[case] want: i32,
+) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("exit");
+    w.dir.write("not-executable", "#!/bin/sh\necho no\n");
+    let mut args = vec!["run", "--"];
+    args.extend_from_slice(cmd);
+    let o = w.run(who, &args);
+    assert_code(&o, want);
+}
+
+#[rstest]
+fn a_setup_failure_is_125_and_names_the_step_and_key(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("fail");
+    let o = w.run(who, ["run", "--chdir", "/does/not/exist", "--", "true"]);
+    assert_code(&o, 125);
+    let err = stderr(&o);
+    assert!(
+        err.contains("step 7 (environment): chdir(\"/does/not/exist\") => ENOENT")
+            && err.contains("policy key: cwd"),
+        "{err}"
+    );
+}
+
+#[rstest]
+fn the_environment_is_what_the_policy_says(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("env");
+    let o = w
+        .command(who)
+        .env("KEKKAI_TEST_SECRET", "leak")
+        .env("TERM", "xterm")
+        .args(["run", "--setenv", "EXTRA=1", "--", "env"])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let mut names: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| l.split('=').next().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["EXTRA", "HOME", "LANG", "PATH", "TERM"]);
+    assert!(stdout(&o).contains("HOME=/tmp\n"));
+}
+
+#[rstest]
+fn the_network_is_loopback_only(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("net");
+    let o = sh(
+        &w,
+        who,
+        "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "lo\n");
+    assert!(probe(&w, who, &[], &["tcp-loopback"]).starts_with("ok "));
+}
+
+#[rstest]
+fn signals_reach_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("sig");
+    for (sig, code_want) in [
+        (nix::sys::signal::Signal::SIGTERM, 7),
+        (nix::sys::signal::Signal::SIGUSR1, 8),
+    ] {
+        let script = "trap 'exit 7' TERM; trap 'exit 8' USR1; echo ready; sleep 100 & wait";
+        let mut child = w
+            .command(who)
+            .args(["run", "--", "sh", "-c", script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, sig).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code_want), "{sig}");
+    }
+}
+
+/// The sandbox's processes: the supervisor's children, and theirs.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let text =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        for c in text
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            out.push(c);
+            todo.push(c);
+        }
+    }
+    out
+}
+
+#[rstest]
+fn killing_the_supervisor_leaves_no_sandbox_process(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("kill9");
+    let mut child = w
+        .command(who)
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "sleep 1000 & sleep 1000 & echo ready; wait",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let inside = descendants(child.id());
+    assert!(inside.len() >= 4, "reaper, sh and two sleeps: {inside:?}");
+    let pidfds: Vec<_> = inside
+        .iter()
+        .filter_map(|p| kekkai::sys::pidfd_open(nix::unistd::Pid::from_raw(*p as i32)).ok())
+        .collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Each pidfd becomes readable when its process is gone; wait at most 10 s for all.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for fd in &pidfds {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut fds = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let n = nix::poll::poll(
+            &mut fds,
+            nix::poll::PollTimeout::try_from(left.as_millis() as i32).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(n, 1, "a sandbox process outlived its supervisor");
+    }
+}
+
+#[rstest]
+fn every_shipped_policy_runs_a_shell(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values("default", "untrusted", "build", "service")] policy: &str,
+) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("shipped");
+    let o = w.run(who, ["run", "-p", policy, "--", "sh", "-c", "true"]);
+    assert_code(&o, 0);
+}
+
+#[rstest]
+fn the_readme_command_shows_the_sandbox(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("readme");
+    let o = sh(&w, who, "id; hostname; cat /proc/1/cmdline; ls /; touch /x");
+    // touch fails on the read-only root: its status is the script's.
+    assert_eq!(code(&o), 1);
+    let out = stdout(&o);
+    assert!(out.starts_with("uid=65534(nobody)"), "{out}");
+    assert!(out.contains("kekkai\n"));
+    assert!(out.contains("usr\n"));
+    assert!(stderr(&o).contains("/x"));
+}
+
+#[rstest]
+fn the_launch_follows_the_documented_order(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("order");
+    let o = w
+        .command(who)
+        .env("KEKKAI_TRACE_STEPS", "1")
+        .args(["run", "--", "true"])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let traced: Vec<String> = stderr(&o)
+        .lines()
+        .filter_map(|l| l.strip_prefix("kekkai-step: ").map(String::from))
+        .collect();
+    let documented: Vec<String> = kekkai::plan::steps::Step::all()
+        .map(|s| s.name().to_owned())
+        .collect();
+    assert_eq!(traced, documented);
+}
+
+#[rstest]
+fn the_program_can_be_pid_1(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("pid1");
+    w.dir
+        .write("p.yaml", "version: 1\nextends: default\nas-pid-1: true\n");
+    let o = w.run(
+        who,
+        ["run", "-p", "./p.yaml", "--", "sh", "-c", "echo $$; exit 3"],
+    );
+    assert_code(&o, 3);
+    assert_eq!(stdout(&o), "1\n");
+}
+
+#[rstest]
+fn stdio_passes_through_unchanged(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    use std::io::Write;
+    let w = World::new("stdio");
+    let input: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+    let mut child = w
+        .command(who)
+        .args(["run", "--", "sh", "-c", "cat; echo err >&2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert_code(&o, 0);
+    assert!(o.stdout == input, "binary data changed on the way through");
+    assert_eq!(stderr(&o), "err\n");
+}
+
+#[rstest]
+fn odd_path_names_are_not_mount_options(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("odd");
+    let odd = w.dir.write("a,b=c:d\\e/f", "odd");
+    let dir = odd.parent().unwrap().display().to_string();
+    let o = w.run(
+        who,
+        [
+            "run",
+            "--ro-bind",
+            &format!("{dir}:/odd"),
+            "--",
+            "cat",
+            "/odd/f",
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "odd");
+}
+
+#[rstest]
+fn a_symlink_can_not_lead_a_mount_out_of_the_root(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("symlink");
+    let data = w.dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    // Inside the sandbox, /data/up points at "/" — which must mean the sandbox's own root.
+    std::os::unix::fs::symlink("/", data.join("up")).unwrap();
+    let before = std::fs::read("/proc/self/mountinfo").unwrap();
+    let o = w.run(
+        who,
+        [
+            "run",
+            "--ro-bind",
+            &format!("{}:/data", data.display()),
+            "--tmpfs",
+            "/data/up/var/tmp/planted",
+            "--",
+            "sh",
+            "-c",
+            "grep -c planted /proc/self/mountinfo",
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "1\n");
+    assert_eq!(before, std::fs::read("/proc/self/mountinfo").unwrap());
+    assert!(
+        !std::path::Path::new("/var/tmp/planted").exists(),
+        "the mount point was created on the host"
+    );
+}
+
+#[rstest]
+fn the_host_network_can_be_shared(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("nethost");
+    let host = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .count();
+    let o = w.run(who, ["run", "--net", "host", "--", "cat", "/proc/net/dev"]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o).lines().count(), host);
+}
+
+#[rstest]
+fn mqueue_mounts_work(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("mqueue");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nmounts: [{ mqueue: /dev/mqueue }]\n",
+    );
+    let o = w.run(
+        who,
+        [
+            "run",
+            "-p",
+            "./p.yaml",
+            "--",
+            "sh",
+            "-c",
+            "grep -c ' /dev/mqueue .* mqueue ' /proc/self/mountinfo",
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "1\n");
+}

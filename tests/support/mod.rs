@@ -1,0 +1,208 @@
+//! Running real sandboxes from tests, as root and as an unprivileged user.
+//!
+//! The binaries are hard-linked (or copied) into a fresh world-readable directory, because the
+//! checkout may sit where the unprivileged test user can't enter. The unprivileged user is
+//! created by `scripts/setup-test-env` (`KEKKAI_TEST_USER`, default `kekkai-test`). A test
+//! that can't run here skips — except with `CI=true`, where a skip is a failure.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Who runs kekkai.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// The test process's own identity, which must be root.
+    Root,
+    /// The unprivileged test user.
+    Rootless,
+}
+
+/// Is this a CI run (where skipping is failing)?
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Skips the calling test (returns true) when `missing` is Some, or fails it in CI.
+pub fn skip(missing: Option<String>) -> bool {
+    match missing {
+        None => false,
+        Some(why) if in_ci() => panic!("CI=true: this test can't be skipped, but {why}"),
+        Some(why) => {
+            eprintln!("skipped: {why}");
+            true
+        }
+    }
+}
+
+/// The unprivileged test user's (uid, gid).
+pub fn test_user() -> Option<(u32, u32)> {
+    let name = std::env::var("KEKKAI_TEST_USER").unwrap_or_else(|_| "kekkai-test".into());
+    let user = nix::unistd::User::from_name(&name).ok().flatten()?;
+    Some((user.uid.as_raw(), user.gid.as_raw()))
+}
+
+/// Why `who` can't run here, if it can't.
+pub fn unavailable(who: Who) -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("the launch tests run as root (they also drive the unprivileged user)".into());
+    }
+    if who == Who::Rootless && test_user().is_none() {
+        return Some("no unprivileged test user: run scripts/setup-test-env".into());
+    }
+    None
+}
+
+/// A fresh directory (mode 0755) under /tmp, removed on drop.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// Creates it.
+    pub fn new(tag: &str) -> Scratch {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = PathBuf::from(format!("/tmp/kekkai-it-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Scratch(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A path below it.
+    pub fn join(&self, p: impl AsRef<Path>) -> PathBuf {
+        self.0.join(p)
+    }
+
+    /// Writes a file (readable by everyone) below it.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
+    }
+
+    /// Makes a path owned by the unprivileged test user (for writable binds).
+    pub fn give_to_test_user(&self, p: &Path) {
+        if let Some((uid, gid)) = test_user() {
+            nix::unistd::chown(
+                p,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .unwrap();
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A test's world: a scratch directory holding kekkai and the probe, used as the working
+/// directory of every run.
+pub struct World {
+    /// The scratch directory (also the working directory).
+    pub dir: Scratch,
+}
+
+fn place(bin: &str, dir: &Path) -> PathBuf {
+    let src = PathBuf::from(bin);
+    let name = src.file_name().unwrap();
+    let dst = dir.join(name);
+    if std::fs::hard_link(&src, &dst).is_err() {
+        std::fs::copy(&src, &dst).unwrap();
+    }
+    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dst
+}
+
+impl World {
+    /// A new world with fresh copies of the binaries.
+    pub fn new(tag: &str) -> World {
+        let dir = Scratch::new(tag);
+        place(env!("CARGO_BIN_EXE_kekkai"), dir.path());
+        place(env!("CARGO_BIN_EXE_kekkai-probe"), dir.path());
+        World { dir }
+    }
+
+    /// kekkai's path.
+    pub fn kekkai(&self) -> PathBuf {
+        self.dir.join("kekkai")
+    }
+
+    /// The probe's path (inside the sandbox it is at the same path: the default policy binds
+    /// the working directory read-only onto itself).
+    pub fn probe(&self) -> String {
+        self.dir.join("kekkai-probe").display().to_string()
+    }
+
+    /// A `kekkai` command run by `who`, in this world's directory, with a small environment.
+    pub fn command(&self, who: Who) -> Command {
+        let mut c = Command::new(self.kekkai());
+        c.current_dir(self.dir.path())
+            .env_clear()
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .env("LANG", "C.UTF-8")
+            .env("HOME", self.dir.path());
+        if who == Who::Rootless {
+            let (uid, gid) = test_user().expect("test user");
+            c.uid(uid).gid(gid);
+        }
+        c
+    }
+
+    /// Runs `kekkai ARGS...` and waits.
+    pub fn run<I, S>(&self, who: Who, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command(who).args(args).output().unwrap()
+    }
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The exit code, or 128+signal as a shell reports it.
+pub fn code(o: &Output) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    o.status
+        .code()
+        .unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0))
+}
+
+/// Asserts a run ended with `want`, showing its output otherwise.
+pub fn assert_code(o: &Output, want: i32) {
+    assert_eq!(
+        code(o),
+        want,
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
