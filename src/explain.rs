@@ -223,8 +223,12 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             if !l.enabled {
                 out.push("disabled by the policy (landlock.enabled: false)".into());
             } else {
+                let kernel = match crate::sys::landlock_abi() {
+                    Ok(abi) => format!("this kernel has ABI {abi}"),
+                    Err(e) => format!("this kernel has no Landlock ({e:?})"),
+                };
                 out.push(format!(
-                    "compat: {}; needs ABI {}",
+                    "compat: {}; the policy needs ABI {}, {kernel}",
                     compat(l.compat),
                     l.required_abi()
                 ));

@@ -88,6 +88,13 @@ fn normalise(text: &str, pwd: &Path) -> String {
                 Some("- identity: <caller>".into())
             }
             ("rootfs", t) if t.starts_with("- overlays: ") => Some("- overlays: <host>".into()),
+            ("landlock", t) if t.contains(", this kernel has ") => {
+                let head = t
+                    .rsplit_once(", this kernel has ")
+                    .map(|(h, _)| h)
+                    .unwrap_or(t);
+                Some(format!("{head}, this kernel has <kernel>"))
+            }
             ("rootfs", t) if t.starts_with("- /") => continue,
             _ => None,
         };

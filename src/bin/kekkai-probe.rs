@@ -106,6 +106,25 @@ fn main() -> ExitCode {
                     let _ = nix::unistd::close(*fd as i32);
                 }),
         ),
+        // Bind a TCP port on all addresses.
+        "tcp-bind" => {
+            let port = num(args.get(1)) as u16;
+            let r = std::net::TcpListener::bind(("0.0.0.0", port)).map(|_| port);
+            report(r.map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0))))
+        }
+        // The descriptors this process has open.
+        "fds" => {
+            let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            fds.sort();
+            println!("{}", fds.join(" "));
+            ExitCode::SUCCESS
+        }
         // A TCP listener on loopback and a connection to it.
         "tcp-loopback" => {
             let r = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| {
