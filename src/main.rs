@@ -37,6 +37,8 @@ enum Cmd {
     Explain(ExplainArgs),
     /// Print the JSON Schema of the policy language (for editors).
     Schema,
+    /// Remove cgroups left behind by sandboxes whose supervisor was killed.
+    Cleanup,
 }
 
 /// Where the policy comes from, and command-line overrides on top of it.
@@ -75,6 +77,9 @@ struct PolicyArgs {
 struct RunArgs {
     #[command(flatten)]
     policy: PolicyArgs,
+    /// Write a JSON record of what was enforced and how the run ended to FILE (`-`: stderr).
+    #[arg(long, value_name = "FILE")]
+    report: Option<String>,
     /// The program and its arguments.
     #[arg(
         trailing_var_arg = true,
@@ -116,6 +121,7 @@ fn main() -> ExitCode {
             println!("{:#}", kekkai::schema::policy_schema());
             0
         }
+        Cmd::Cleanup => cleanup(),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
@@ -196,6 +202,15 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     opts.enter(kekkai::plan::steps::Step::Plan);
     let (_loaded, plan) = load_and_compile(&args.policy, m, &caller)?;
     let outcome = kekkai::launch::run(&plan, &args.command, &opts)?;
+    if let Some(dest) = &args.report {
+        let report = kekkai::launch::report::RunReport::new(&plan, &outcome);
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+        if dest == "-" {
+            eprintln!("{text}");
+        } else if let Err(e) = std::fs::write(dest, format!("{text}\n")) {
+            eprintln!("kekkai: --report {dest}: {}", kekkai::policy::describe_io(&e));
+        }
+    }
     if let Some(e) = &outcome.setup_error {
         return Err(Error::Launch(e.clone()));
     }
@@ -203,21 +218,63 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         let e = nix::errno::Errno::from_raw(*errno);
         eprintln!("kekkai: {program}: {} ({e:?})", e.desc().to_lowercase());
     }
-    if let Some(enforced) = &outcome.enforced {
-        if !opts.quiet && !enforced.landlock.dropped.is_empty() {
-            eprintln!(
-                "kekkai: landlock (best-effort) dropped: {}",
-                enforced.landlock.dropped.join("; ")
-            );
+    if !opts.quiet {
+        let cg = &outcome.cgroup;
+        if !cg.dropped.is_empty() {
+            eprintln!("kekkai: cgroup limits (best-effort) dropped: {}", cg.dropped.join("; "));
+        }
+        if let Some(enforced) = &outcome.enforced {
+            if !enforced.landlock.dropped.is_empty() {
+                eprintln!("kekkai: landlock (best-effort) dropped: {}", enforced.landlock.dropped.join("; "));
+            }
+            for note in &enforced.notes {
+                eprintln!("kekkai: note: {note}");
+            }
+        }
+        for l in &cg.leftovers {
+            eprintln!("kekkai: cleanup: {l} (kekkai cleanup removes it later)");
         }
     }
-    if outcome.timed_out {
+    // A limit that ended the run is said plainly.
+    let stats = &outcome.cgroup.stats;
+    if stats.oom_kills > 0 {
+        let limit = plan.limits.memory.map(kekkai::explain::size).unwrap_or_else(|| "?".into());
+        eprintln!("kekkai: killed: out of memory (limit {limit})");
+    }
+    if stats.pids_limit_hits > 0 {
         eprintln!(
-            "kekkai: timed out after {:?}",
-            plan.timeout.unwrap_or_default()
+            "kekkai: {} fork/clone call(s) failed at the pids limit ({})",
+            stats.pids_limit_hits,
+            plan.limits.pids.unwrap_or_default()
         );
     }
+    if outcome.timed_out {
+        eprintln!("kekkai: timed out after {:?}", plan.timeout.unwrap_or_default());
+    }
     Ok(outcome.exit_code)
+}
+
+fn cleanup() -> i32 {
+    let h = kekkai::launch::cgroup::Hierarchies::read();
+    let mut dirs: Vec<std::path::PathBuf> = h.own_v2().into_iter().collect();
+    for (ctrls, _) in &h.v1_mounts {
+        if let Some(first) = ctrls.first() {
+            if let Some((_, own)) = h.own_v1(first) {
+                dirs.push(own);
+            }
+        }
+    }
+    let mut n = 0;
+    for d in dirs {
+        for removed in kekkai::launch::cgroup::remove_stale(&d) {
+            println!("removed {}", removed.display());
+            n += 1;
+        }
+    }
+    if n == 0 {
+        println!("nothing to clean up");
+    }
+    0
 }
 
 fn explain(args: &ExplainArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {

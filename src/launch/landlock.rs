@@ -100,7 +100,10 @@ pub fn restrict(plan: &LandlockPlan) -> Result<LandlockReport, StepError> {
         let fd = match PathFd::new(&rule.path) {
             Ok(fd) => fd,
             Err(_) => {
-                report.absent_paths.push(rule.path.display().to_string());
+                let shown = rule.path.display().to_string();
+                if !report.absent_paths.contains(&shown) {
+                    report.absent_paths.push(shown);
+                }
                 continue;
             }
         };

@@ -2,6 +2,7 @@
 //! module per mechanism. Nothing here decides policy; it carries out the plan.
 
 pub mod caps;
+pub mod cgroup;
 pub mod child;
 pub mod environment;
 pub mod error;

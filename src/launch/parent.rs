@@ -13,6 +13,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use super::cgroup::{self, CgroupStats, Cgroups, Controller, Hierarchies, Version};
 use super::error::{StepError, Syscall};
 use super::exec::{Ended, handled_set, sent_by_process};
 use super::report::Enforced;
@@ -38,23 +39,89 @@ pub struct Outcome {
     pub enforced: Option<Enforced>,
     /// Wall-clock time from clone to the end.
     pub wall: Duration,
+    /// CPU time of the sandbox, user and system, in milliseconds.
+    pub user_ms: u64,
+    /// System CPU time in milliseconds.
+    pub sys_ms: u64,
+    /// Largest resident set of any sandbox process, in bytes.
+    pub max_rss: u64,
+    /// Limits and what they saw.
+    pub cgroup: CgroupOutcome,
+}
+
+/// The cgroup side of a run, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupOutcome {
+    /// Where each controller was placed.
+    pub placed: Vec<(Controller, Version)>,
+    /// Limits a best-effort policy asked for and the host could not enforce.
+    pub dropped: Vec<String>,
+    /// What the cgroups recorded.
+    pub stats: CgroupStats,
+    /// Cleanup problems (a cgroup that could not be removed).
+    pub leftovers: Vec<String>,
+}
+
+/// The rest of step 1 (the cgroup), steps 2 and 3, then supervision until the sandbox is gone
+/// and its cgroup removed.
+pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome, StepError> {
+    let mut cg_out = CgroupOutcome::default();
+    let cgroups = if plan.limits.any() {
+        let h = Hierarchies::read();
+        let layout = cgroup::detect(&plan.limits, &h);
+        cg_out.dropped = cgroup::check_compat(&plan.limits, &layout)?;
+        Cgroups::create(&plan.limits, &layout, &h)?
+    } else {
+        None
+    };
+    if let Some(cg) = &cgroups {
+        cg_out.placed = cg.placed.iter().map(|(c, v, _)| (*c, *v)).collect();
+    }
+    // No sandbox process may outlive the run: orphans of a sandbox without a pid namespace
+    // become ours, so they can be reaped.
+    nix::sys::prctl::set_child_subreaper(true).step(Step::Clone, || "prctl(PR_SET_CHILD_SUBREAPER, 1)".into())?;
+    let result = launch(plan, command, opts, cgroups.as_ref());
+    if let Some(cg) = cgroups {
+        // Whatever is left (a timeout, no pid namespace): kill, reap, read, remove.
+        cg.kill_all();
+        reap_orphans();
+        cg_out.stats = cg.stats();
+        cg_out.leftovers = cg.remove();
+    } else {
+        reap_orphans();
+    }
+    let mut outcome = result?;
+    outcome.cgroup = cg_out;
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
+    if let Ok(u) = usage {
+        let ms = |t: nix::sys::time::TimeVal| (t.tv_sec() as u64) * 1000 + (t.tv_usec() as u64) / 1000;
+        outcome.user_ms = ms(u.user_time());
+        outcome.sys_ms = ms(u.system_time());
+        outcome.max_rss = u64::try_from(u.max_rss()).unwrap_or(0) * 1024;
+    }
+    Ok(outcome)
+}
+
+/// Reaps every child left (orphans of the sandbox reparented to us).
+fn reap_orphans() {
+    while let Ok(status) = waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
 }
 
 /// Steps 2 and 3, then supervision until the sandbox is gone.
-pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome, StepError> {
+fn launch(plan: &Plan, command: &[OsString], opts: &Options, cgroups: Option<&Cgroups>) -> Result<Outcome, StepError> {
     opts.enter(Step::Clone);
     let set = handled_set();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).step(Step::Clone, || {
-        "sigprocmask(SIG_BLOCK, forwarded signals)".into()
-    })?;
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).step(Step::Clone, || "sigprocmask(SIG_BLOCK, forwarded signals)".into())?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .step(Step::Clone, || "signalfd(forwarded signals)".into())?;
-    let (chan, child_chan) = Channel::pair().step(Step::Clone, || {
-        "socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)".into()
-    })?;
+    let (chan, child_chan) = Channel::pair().step(Step::Clone, || "socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)".into())?;
     let flags = plan.clone_flags();
     let start = Instant::now();
-    let pid = match crate::sys::clone3(flags, None) {
+    let pid = match crate::sys::clone3(flags, cgroups.and_then(|c| c.clone_target())) {
         Ok(None) => {
             drop(chan);
             drop(sfd);
@@ -63,11 +130,7 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
         Ok(Some(pid)) => pid,
         Err(e) => {
             let names: Vec<&str> = plan.namespaces.iter().map(|n| n.name()).collect();
-            let mut err = StepError::sys(
-                Step::Clone,
-                format!("clone3(CLONE_NEW{{{}}})", names.join(",").to_uppercase()),
-                e,
-            );
+            let mut err = StepError::sys(Step::Clone, format!("clone3(CLONE_NEW{{{}}})", names.join(",").to_uppercase()), e);
             if e == Errno::EPERM || e == Errno::ENOSPC {
                 err = err.hint("unprivileged user namespaces may be disabled (kernel.unprivileged_userns_clone, user.max_user_namespaces, or an AppArmor restriction)");
             }
@@ -76,16 +139,14 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
     };
     drop(child_chan);
     opts.enter(Step::IdMaps);
-    if let Err(e) = write_maps(plan, pid) {
-        // The child waits for Go and dies with us; make sure it is gone before reporting.
+    let ready = write_maps(plan, pid)
+        .and_then(|()| cgroups.map_or(Ok(()), |c| c.join(pid)))
+        .and_then(|()| chan.send(&ToChild::Go).step(Step::IdMaps, || "write(channel, go)".into()));
+    if let Err(e) = ready {
+        // The child is waiting for Go and dies with us; make sure it is gone before reporting.
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
         return Err(e);
-    }
-    if let Err(e) = chan.send(&ToChild::Go) {
-        let _ = kill(pid, Signal::SIGKILL);
-        let _ = waitpid(pid, None);
-        return Err(StepError::sys(Step::IdMaps, "write(channel, go)", e));
     }
     supervise(plan, pid, &chan, &sfd, start)
 }
@@ -136,6 +197,10 @@ fn supervise(
             exec_error: None,
             enforced: None,
             wall: Duration::ZERO,
+            user_ms: 0,
+            sys_ms: 0,
+            max_rss: 0,
+            cgroup: CgroupOutcome::default(),
         },
         reported: None,
         child_status: None,

@@ -2,6 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::launch::Outcome;
+use crate::launch::exec::Ended;
+use crate::plan::Plan;
+
 /// Landlock's outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LandlockReport {
@@ -26,4 +30,177 @@ pub struct Enforced {
     pub no_new_privs: bool,
     /// Things done differently from the policy without weakening the sandbox.
     pub notes: Vec<String>,
+}
+
+/// The JSON record `--report` writes: what was asked, what was enforced, how the run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The policy.
+    pub policy: PolicyInfo,
+    /// What was enforced.
+    pub enforced: EnforcedReport,
+    /// How the run ended.
+    pub ended: EndReport,
+    /// Time spent.
+    pub time: TimeReport,
+    /// Peak memory of the sandbox in bytes (cgroup peak where available, else the largest RSS).
+    pub peak_memory_bytes: u64,
+}
+
+/// Which policy ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyInfo {
+    /// Its name.
+    pub name: String,
+    /// Stable hash of the merged policy.
+    pub hash: String,
+    /// The files (and command-line layers) merged.
+    pub sources: Vec<String>,
+}
+
+/// One cgroup controller's placement and limit.
+#[derive(Debug, Clone, Serialize)]
+pub struct CgroupLimit {
+    /// The controller.
+    pub controller: crate::launch::cgroup::Controller,
+    /// The cgroup version that carries it.
+    pub version: crate::launch::cgroup::Version,
+    /// The limit, as the policy's values (e.g. `memory 512M`).
+    pub limit: String,
+}
+
+/// What was enforced.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnforcedReport {
+    /// Namespaces created.
+    pub namespaces: Vec<String>,
+    /// cgroup controllers in place.
+    pub cgroup: Vec<CgroupLimit>,
+    /// Limits a best-effort policy could not have.
+    pub cgroup_dropped: Vec<String>,
+    /// rlimits set (name, value; `unlimited` for none).
+    pub rlimits: Vec<(String, String)>,
+    /// Landlock's outcome.
+    pub landlock: Option<LandlockReport>,
+    /// seccomp filters installed (name, instructions).
+    pub seccomp: Vec<(String, usize)>,
+    /// Capabilities kept.
+    pub capabilities: Vec<String>,
+    /// no_new_privs was set.
+    pub no_new_privs: bool,
+    /// Things done differently from the policy without weakening the sandbox.
+    pub notes: Vec<String>,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndReport {
+    /// kekkai's exit code.
+    pub exit_code: i32,
+    /// The program's own exit status, if it exited.
+    pub exited: Option<i32>,
+    /// The signal that killed the program, if one did.
+    pub signal: Option<i32>,
+    /// The policy's timeout fired.
+    pub timed_out: bool,
+    /// The OOM killer killed a sandbox process.
+    pub oom_killed: bool,
+    /// Forks failed at the pids limit.
+    pub pids_limit_hit: bool,
+    /// A setup step failed (exit 125).
+    pub setup_error: Option<String>,
+    /// The program could not be executed: (program, errno name).
+    pub exec_error: Option<(String, String)>,
+}
+
+/// Time spent.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeReport {
+    /// Wall clock, in milliseconds.
+    pub wall_ms: u64,
+    /// User CPU time, in milliseconds.
+    pub user_ms: u64,
+    /// System CPU time, in milliseconds.
+    pub sys_ms: u64,
+}
+
+impl RunReport {
+    /// Assembles the report of a run.
+    pub fn new(plan: &Plan, outcome: &Outcome) -> RunReport {
+        let enforced = outcome.enforced.clone().unwrap_or_default();
+        let l = &plan.limits;
+        let size = crate::explain::size;
+        let cgroup = outcome
+            .cgroup
+            .placed
+            .iter()
+            .map(|(c, v)| {
+                use crate::launch::cgroup::Controller as C;
+                let mut parts = Vec::new();
+                match c {
+                    C::Memory => {
+                        if let Some(m) = l.memory {
+                            parts.push(format!("memory {}", size(m)));
+                        }
+                        if let Some(m) = l.memory_high {
+                            parts.push(format!("memory-high {}", size(m)));
+                        }
+                        if let Some(m) = l.swap {
+                            parts.push(format!("swap {}", size(m)));
+                        }
+                    }
+                    C::Pids => parts.extend(l.pids.map(|p| format!("pids {p}"))),
+                    C::Cpu => {
+                        parts.extend(l.cpu_millis.map(|m| format!("cpu {}", m as f64 / 1000.0)));
+                        parts.extend(l.cpu_weight.map(|w| format!("cpu-weight {w}")));
+                    }
+                    C::Cpuset => parts.extend(l.cpuset.as_ref().map(|c| format!("cpuset {c}"))),
+                    C::Io => parts.extend(l.io_weight.map(|w| format!("io-weight {w}"))),
+                }
+                CgroupLimit { controller: *c, version: *v, limit: parts.join(", ") }
+            })
+            .collect();
+        let (exited, signal) = match outcome.ended {
+            Ended::Exited(c) => (Some(c), None),
+            Ended::Signaled(s) => (None, Some(s)),
+        };
+        let stats = &outcome.cgroup.stats;
+        RunReport {
+            policy: PolicyInfo { name: plan.name.clone(), hash: plan.policy_hash.clone(), sources: plan.sources.clone() },
+            enforced: EnforcedReport {
+                namespaces: plan.namespaces.iter().map(|n| n.name().to_owned()).collect(),
+                cgroup,
+                cgroup_dropped: outcome.cgroup.dropped.clone(),
+                rlimits: plan
+                    .rlimits
+                    .iter()
+                    .map(|r| (r.name.to_owned(), if r.value == u64::MAX { "unlimited".into() } else { r.value.to_string() }))
+                    .collect(),
+                landlock: outcome.enforced.as_ref().map(|e| e.landlock.clone()),
+                seccomp: enforced.seccomp.clone(),
+                capabilities: plan.caps.names(),
+                no_new_privs: enforced.no_new_privs,
+                notes: enforced.notes.clone(),
+            },
+            ended: EndReport {
+                exit_code: outcome.exit_code,
+                exited,
+                signal,
+                timed_out: outcome.timed_out,
+                oom_killed: stats.oom_kills > 0,
+                pids_limit_hit: stats.pids_limit_hits > 0,
+                setup_error: outcome.setup_error.as_ref().map(|e| e.to_string()),
+                exec_error: outcome
+                    .exec_error
+                    .as_ref()
+                    .map(|(p, e)| (p.clone(), format!("{:?}", nix::errno::Errno::from_raw(*e)))),
+            },
+            time: TimeReport {
+                wall_ms: u64::try_from(outcome.wall.as_millis()).unwrap_or(u64::MAX),
+                user_ms: outcome.user_ms,
+                sys_ms: outcome.sys_ms,
+            },
+            peak_memory_bytes: stats.peak_memory.unwrap_or(outcome.max_rss),
+        }
+    }
 }

@@ -1,0 +1,534 @@
+//! cgroup limits: memory, pids, CPU quota and weight, cpuset, IO weight.
+//!
+//! A cgroup groups processes so the kernel can limit and account them together. cgroup v2 (one
+//! unified hierarchy) is the primary path; on hybrid hosts, where controllers still live on v1
+//! hierarchies, each controller goes where it is available — the choice is made per controller
+//! before anything runs, and `explain` and the run report show it.
+//!
+//! Placement: the sandbox's cgroup is created below the launcher's own cgroup (or below
+//! `limits.parent`), never anywhere else. On v2 the sandbox is created directly inside it
+//! (clone3 with CLONE_INTO_CGROUP), so it never runs outside its limits; when controllers must be
+//! enabled in a cgroup that holds processes, the launcher first moves itself into a leaf (the
+//! "no internal processes" rule systemd's `Delegate=yes` expects). On v1 the supervisor writes
+//! the child's pid into each cgroup (step 3) before the child may go on.
+//!
+//! Ordering: opened in step 1, before clone; joined in steps 2 and 3; killed, read and removed
+//! when the sandbox has ended.
+
+pub mod v1;
+pub mod v2;
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::error::StepError;
+use crate::plan::LimitsPlan;
+use crate::plan::steps::Step;
+use crate::policy::KeyPath;
+use crate::policy::model::Compat;
+
+/// A resource controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Controller {
+    /// memory.max / memory.limit_in_bytes, memory.high, swap.
+    Memory,
+    /// pids.max.
+    Pids,
+    /// CPU quota and weight.
+    Cpu,
+    /// CPUs the sandbox may use.
+    Cpuset,
+    /// IO weight.
+    Io,
+}
+
+impl Controller {
+    /// Its name on cgroup v2.
+    pub fn v2_name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Pids => "pids",
+            Controller::Cpu => "cpu",
+            Controller::Cpuset => "cpuset",
+            Controller::Io => "io",
+        }
+    }
+
+    /// Its name on cgroup v1.
+    pub fn v1_name(self) -> &'static str {
+        match self {
+            Controller::Io => "blkio",
+            other => other.v2_name(),
+        }
+    }
+
+    /// The policy key that asks for it.
+    pub fn key(self) -> KeyPath {
+        let k = match self {
+            Controller::Memory => "memory",
+            Controller::Pids => "pids",
+            Controller::Cpu => "cpu",
+            Controller::Cpuset => "cpuset",
+            Controller::Io => "io-weight",
+        };
+        KeyPath::root().key("limits").key(k)
+    }
+}
+
+/// The controllers a plan's limits need.
+pub fn needed(l: &LimitsPlan) -> Vec<Controller> {
+    let mut out = Vec::new();
+    if l.memory.is_some() || l.memory_high.is_some() || l.swap.is_some() {
+        out.push(Controller::Memory);
+    }
+    if l.pids.is_some() {
+        out.push(Controller::Pids);
+    }
+    if l.cpu_millis.is_some() || l.cpu_weight.is_some() {
+        out.push(Controller::Cpu);
+    }
+    if l.cpuset.is_some() {
+        out.push(Controller::Cpuset);
+    }
+    if l.io_weight.is_some() {
+        out.push(Controller::Io);
+    }
+    out
+}
+
+/// Which cgroup version carries a controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Version {
+    /// The unified hierarchy.
+    V2,
+    /// A v1 hierarchy.
+    V1,
+}
+
+/// The cgroup hierarchies this process sees.
+#[derive(Debug, Clone, Default)]
+pub struct Hierarchies {
+    /// Where cgroup2 is mounted.
+    pub v2_mount: Option<PathBuf>,
+    /// v1 mounts: (controllers of the hierarchy, mount point).
+    pub v1_mounts: Vec<(Vec<String>, PathBuf)>,
+    /// This process's cgroup per hierarchy: ("" for v2 or the v1 controller list, path).
+    pub own: Vec<(String, PathBuf)>,
+}
+
+impl Hierarchies {
+    /// Reads /proc/self/mountinfo and /proc/self/cgroup.
+    pub fn read() -> Hierarchies {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        Hierarchies::parse(&mountinfo, &cgroup)
+    }
+
+    /// Parses the two files.
+    pub fn parse(mountinfo: &str, cgroup: &str) -> Hierarchies {
+        let mut h = Hierarchies::default();
+        for line in mountinfo.lines() {
+            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let mut r = right.split(' ');
+            let (Some(fstype), Some(_src), Some(opts)) = (r.next(), r.next(), r.next()) else { continue };
+            let Some(point) = left.split(' ').nth(4) else { continue };
+            match fstype {
+                "cgroup2" if h.v2_mount.is_none() => h.v2_mount = Some(PathBuf::from(point)),
+                "cgroup" => {
+                    let ctrls: Vec<String> = opts
+                        .split(',')
+                        .filter(|o| !o.starts_with("name=") && !matches!(*o, "rw" | "ro" | "relatime" | "nosuid" | "nodev" | "noexec" | "clone_children" | "xattr"))
+                        .map(String::from)
+                        .collect();
+                    if !ctrls.is_empty() {
+                        h.v1_mounts.push((ctrls, PathBuf::from(point)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for line in cgroup.lines() {
+            let mut f = line.splitn(3, ':');
+            let (Some(_id), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else { continue };
+            h.own.push((ctrls.to_owned(), PathBuf::from(path)));
+        }
+        h
+    }
+
+    /// This process's v2 cgroup directory.
+    pub fn own_v2(&self) -> Option<PathBuf> {
+        let mount = self.v2_mount.as_ref()?;
+        let (_, path) = self.own.iter().find(|(c, _)| c.is_empty())?;
+        Some(join_cgroup(mount, path))
+    }
+
+    /// The v1 hierarchy carrying `controller`: (mount point, this process's cgroup directory).
+    pub fn own_v1(&self, controller: &str) -> Option<(PathBuf, PathBuf)> {
+        let (_, mount) = self.v1_mounts.iter().find(|(c, _)| c.iter().any(|x| x == controller))?;
+        let (_, path) = self
+            .own
+            .iter()
+            .find(|(c, _)| c.split(',').any(|x| x == controller))?;
+        Some((mount.clone(), join_cgroup(mount, path)))
+    }
+}
+
+/// `mount` + a cgroup path such as `/user.slice/x`.
+pub fn join_cgroup(mount: &Path, path: &Path) -> PathBuf {
+    mount.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// Where each controller will be, decided before anything is created.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Layout {
+    /// The v2 cgroup directory the sandbox's cgroup goes below (also used without controllers,
+    /// for placement and cgroup.kill).
+    pub v2_parent: Option<PathBuf>,
+    /// The launcher must move into a leaf before enabling controllers there.
+    pub v2_leaf_move: bool,
+    /// Controllers to enable in the v2 parent's subtree_control.
+    pub v2_enable: Vec<Controller>,
+    /// Controllers on v1: (controller, parent directory).
+    pub v1: Vec<(Controller, PathBuf)>,
+    /// Per controller: where it goes, or why it can't be enforced.
+    pub choices: Vec<(Controller, Result<Version, String>)>,
+}
+
+impl Layout {
+    /// What can't be enforced, as sentences.
+    pub fn missing(&self) -> Vec<String> {
+        self.choices
+            .iter()
+            .filter_map(|(c, r)| r.as_ref().err().map(|why| format!("{}: {why}", c.key())))
+            .collect()
+    }
+}
+
+fn writable(dir: &Path) -> bool {
+    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK).is_ok()
+}
+
+/// Decides where each needed controller goes. Reads /proc and /sys; creates nothing.
+pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
+    let mut layout = Layout::default();
+    // v2 parent: the configured one, else our own cgroup.
+    let v2_parent = match (&limits.parent, &h.v2_mount) {
+        (Some(p), Some(mount)) => Some(join_cgroup(mount, p)),
+        (None, Some(_)) => h.own_v2(),
+        _ => None,
+    };
+    if let Some(p) = &v2_parent {
+        if p.is_dir() && writable(p) {
+            layout.v2_parent = Some(p.clone());
+        }
+    }
+    let available_v2: Vec<String> = layout
+        .v2_parent
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p.join("cgroup.controllers")).ok())
+        .map(|t| t.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    for c in needed(limits) {
+        let choice = if available_v2.iter().any(|a| a == c.v2_name()) {
+            layout.v2_enable.push(c);
+            Ok(Version::V2)
+        } else {
+            match h.own_v1(c.v1_name()) {
+                Some((mount, own)) => {
+                    let parent = match &limits.parent {
+                        Some(p) => join_cgroup(&mount, p),
+                        None => own,
+                    };
+                    if !parent.is_dir() {
+                        Err(format!("the v1 {} cgroup {} does not exist", c.v1_name(), parent.display()))
+                    } else if !writable(&parent) {
+                        Err(format!(
+                            "no delegated cgroup: {} (v1 {}) is not writable by uid {}",
+                            parent.display(),
+                            c.v1_name(),
+                            nix::unistd::geteuid()
+                        ))
+                    } else if c == Controller::Io && !v1::has_io_weight(&parent) {
+                        Err("the v1 blkio controller here has no weight file (BFQ is not in use)".into())
+                    } else {
+                        layout.v1.push((c, parent));
+                        Ok(Version::V1)
+                    }
+                }
+                None => Err(match &layout.v2_parent {
+                    Some(p) => format!("the {} controller is neither enabled for {} (cgroup v2) nor mounted as cgroup v1", c.v2_name(), p.display()),
+                    None if v2_parent.is_some() => format!(
+                        "no delegated cgroup: {} is not writable by uid {}",
+                        v2_parent.as_deref().unwrap_or(Path::new("?")).display(),
+                        nix::unistd::geteuid()
+                    ),
+                    None => format!("no cgroup hierarchy offers the {} controller", c.v2_name()),
+                }),
+            }
+        };
+        layout.choices.push((c, choice));
+    }
+    // memory.high has no v1 equivalent.
+    if limits.memory_high.is_some() {
+        if let Some((_, Ok(Version::V1))) = layout.choices.iter().find(|(c, _)| *c == Controller::Memory) {
+            layout.choices.push((Controller::Memory, Err("memory-high has no cgroup v1 equivalent".into())));
+        }
+    }
+    if !layout.v2_enable.is_empty() {
+        if let Some(p) = &layout.v2_parent {
+            layout.v2_leaf_move = v2::holds_processes(p);
+        }
+    }
+    layout
+}
+
+/// Refuses (hard) or lists what is dropped (best-effort) when a limit can't be enforced.
+pub fn check_compat(limits: &LimitsPlan, layout: &Layout) -> Result<Vec<String>, StepError> {
+    let missing = layout.missing();
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    match limits.compat() {
+        Compat::BestEffort => Ok(missing),
+        Compat::Hard => Err(StepError::msg(Step::Plan, format!("cgroup limits can't be enforced: {}", missing.join("; ")))
+            .key(&KeyPath::root().key("limits").key("compat"))
+            .hint("run as root, or inside a delegated cgroup (systemd-run --user --scope -p Delegate=yes kekkai run ...), or set `limits.compat: best-effort` to run with rlimits only")),
+    }
+}
+
+/// A sandbox's cgroups, created and limited.
+#[derive(Debug)]
+pub struct Cgroups {
+    /// The v2 cgroup and its directory descriptor (for CLONE_INTO_CGROUP).
+    v2: Option<(PathBuf, OwnedFd)>,
+    /// v1 cgroups by controller.
+    v1: Vec<(Controller, PathBuf)>,
+    /// A v1 freezer cgroup for teardown, when there is one.
+    freezer: Option<PathBuf>,
+    /// Where each controller went, for the report.
+    pub placed: Vec<(Controller, Version, PathBuf)>,
+}
+
+/// What the cgroups saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CgroupStats {
+    /// The OOM killer killed something.
+    pub oom_kills: u64,
+    /// fork/clone failed at the pids limit.
+    pub pids_limit_hits: u64,
+    /// Peak memory use in bytes, where known.
+    pub peak_memory: Option<u64>,
+}
+
+/// The sandbox's cgroup name: unique, and naming its supervisor so that a later launch can
+/// tell a stale one (whose supervisor is gone) from a live one.
+pub fn name() -> String {
+    let pid = std::process::id();
+    format!("kekkai-{pid}-{}", start_time(pid).unwrap_or(0))
+}
+
+/// A process's start time in clock ticks after boot (field 22 of /proc/PID/stat).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(") ")?.1;
+    after.split(' ').nth(19)?.parse().ok()
+}
+
+/// Is the supervisor a `kekkai-PID-START` cgroup names still alive?
+fn owner_alive(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("kekkai-") else { return true };
+    let rest = rest.strip_prefix("launcher-").unwrap_or(rest);
+    let mut parts = rest.splitn(2, '-');
+    let (Some(pid), Some(start)) = (parts.next(), parts.next()) else { return true };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else { return true };
+    start_time(pid) == Some(start)
+}
+
+/// Removes empty cgroups left by supervisors that died (kill -9) below `dir`. Returns what it
+/// removed.
+pub fn remove_stale(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return removed };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("kekkai-") && !owner_alive(&name) {
+            // rmdir fails on a cgroup that still has processes or children: nothing is lost.
+            if std::fs::remove_dir(e.path()).is_ok() {
+                removed.push(e.path());
+            }
+        }
+    }
+    removed
+}
+
+/// Every directory stale cgroups may be in.
+pub fn stale_dirs(layout: &Layout) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = layout.v2_parent.iter().cloned().collect();
+    dirs.extend(layout.v1.iter().map(|(_, p)| p.clone()));
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+impl Cgroups {
+    /// Step 1: creates the sandbox's cgroups and writes the limits. On failure, removes what
+    /// it created.
+    pub fn create(limits: &LimitsPlan, layout: &Layout, h: &Hierarchies) -> Result<Option<Cgroups>, StepError> {
+        let name = name();
+        for dir in stale_dirs(layout) {
+            remove_stale(&dir);
+        }
+        let mut cg = Cgroups { v2: None, v1: Vec::new(), freezer: None, placed: Vec::new() };
+        if let Err(e) = cg.populate(&name, limits, layout, h) {
+            let _ = cg.remove();
+            return Err(e);
+        }
+        if cg.v2.is_none() && cg.v1.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(cg))
+    }
+
+    fn populate(&mut self, name: &str, limits: &LimitsPlan, layout: &Layout, h: &Hierarchies) -> Result<(), StepError> {
+        if let Some(parent) = &layout.v2_parent {
+            if layout.v2_leaf_move {
+                v2::move_into_leaf(parent, name)?;
+            }
+            v2::enable(parent, &layout.v2_enable)?;
+            let (dir, fd) = v2::create(parent, name, limits, &layout.v2_enable)?;
+            for c in &layout.v2_enable {
+                self.placed.push((*c, Version::V2, dir.clone()));
+            }
+            self.v2 = Some((dir, fd));
+        }
+        for (c, parent) in &layout.v1 {
+            let dir = v1::create(parent, name, *c, limits)?;
+            self.placed.push((*c, Version::V1, dir.clone()));
+            self.v1.push((*c, dir));
+        }
+        // Without a v2 cgroup, freeze-and-kill on v1 needs the freezer hierarchy.
+        if self.v2.is_none() && !self.v1.is_empty() {
+            if let Some((_, own)) = h.own_v1("freezer") {
+                if writable(&own) {
+                    self.freezer = v1::create_freezer(&own, name).ok();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The v2 cgroup directory for CLONE_INTO_CGROUP.
+    pub fn clone_target(&self) -> Option<BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.v2.as_ref().map(|(_, fd)| fd.as_fd())
+    }
+
+    /// Step 3: puts the child into the v1 cgroups (v2 placement happened at clone).
+    pub fn join(&self, pid: nix::unistd::Pid) -> Result<(), StepError> {
+        for dir in self.v1.iter().map(|(_, d)| d).chain(self.freezer.iter()) {
+            v1::join(dir, pid)?;
+        }
+        Ok(())
+    }
+
+    /// Kills whatever is still in the cgroups (the sandbox has ended or timed out).
+    pub fn kill_all(&self) {
+        if let Some((dir, _)) = &self.v2 {
+            v2::kill(dir);
+        } else if let Some(f) = &self.freezer {
+            v1::freeze_and_kill(f);
+        } else if let Some((_, d)) = self.v1.first() {
+            v1::kill_listed(d);
+        }
+    }
+
+    /// What the cgroups recorded.
+    pub fn stats(&self) -> CgroupStats {
+        let mut s = CgroupStats::default();
+        if let Some((dir, _)) = &self.v2 {
+            v2::stats(dir, &mut s);
+        }
+        for (c, dir) in &self.v1 {
+            v1::stats(*c, dir, &mut s);
+        }
+        s
+    }
+
+    /// Removes the cgroups (they must be empty).
+    pub fn remove(&self) -> Vec<String> {
+        let mut failed = Vec::new();
+        let dirs = self
+            .v1
+            .iter()
+            .map(|(_, d)| d.clone())
+            .chain(self.freezer.clone())
+            .chain(self.v2.as_ref().map(|(d, _)| d.clone()));
+        for d in dirs {
+            if let Err(e) = std::fs::remove_dir(&d) {
+                failed.push(format!("rmdir {}: {}", d.display(), crate::policy::describe_io(&e)));
+            }
+        }
+        failed
+    }
+}
+
+/// Writes a cgroup control file, naming it in the error.
+pub(crate) fn write_file(dir: &Path, file: &str, value: &str, key: Option<&KeyPath>) -> Result<(), StepError> {
+    let path = dir.join(file);
+    std::fs::write(&path, value).map_err(|e| {
+        let err = StepError::sys(
+            Step::Plan,
+            format!("write({:?}, {value:?})", path),
+            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        );
+        match key {
+            Some(k) => err.key(k),
+            None => err,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+        35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+        40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd\n\
+        41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+    const CGROUP: &str = "9:name=systemd:/\n4:memory:/process_api/x\n1:cpu:/\n0::/user.slice\n";
+
+    #[test]
+    fn parses_hybrid_hierarchies() {
+        let h = Hierarchies::parse(MOUNTINFO, CGROUP);
+        assert_eq!(h.v2_mount, Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(h.own_v2(), Some(PathBuf::from("/sys/fs/cgroup/unified/user.slice")));
+        assert_eq!(
+            h.own_v1("memory"),
+            Some((PathBuf::from("/sys/fs/cgroup/memory"), PathBuf::from("/sys/fs/cgroup/memory/process_api/x")))
+        );
+        assert_eq!(h.own_v1("pids"), None);
+        assert_eq!(h.v1_mounts.len(), 2, "name=systemd carries no controller");
+    }
+
+    #[test]
+    fn needed_controllers_follow_the_limits() {
+        let l = LimitsPlan { memory: Some(1 << 20), cpu_weight: Some(50), ..Default::default() };
+        assert_eq!(needed(&l), vec![Controller::Memory, Controller::Cpu]);
+        assert!(needed(&LimitsPlan::default()).is_empty());
+    }
+
+    #[test]
+    fn cgroup_names_carry_their_owner() {
+        let n = name();
+        assert!(n.starts_with(&format!("kekkai-{}-", std::process::id())));
+        assert!(owner_alive(&n));
+        assert!(!owner_alive("kekkai-1-1"), "pid 1 did not start at tick 1");
+        assert!(!owner_alive("kekkai-999999999-5"));
+        assert!(owner_alive("not-ours"));
+    }
+}
