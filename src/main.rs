@@ -208,7 +208,10 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         if dest == "-" {
             eprintln!("{text}");
         } else if let Err(e) = std::fs::write(dest, format!("{text}\n")) {
-            eprintln!("kekkai: --report {dest}: {}", kekkai::policy::describe_io(&e));
+            eprintln!(
+                "kekkai: --report {dest}: {}",
+                kekkai::policy::describe_io(&e)
+            );
         }
     }
     if let Some(e) = &outcome.setup_error {
@@ -221,11 +224,17 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     if !opts.quiet {
         let cg = &outcome.cgroup;
         if !cg.dropped.is_empty() {
-            eprintln!("kekkai: cgroup limits (best-effort) dropped: {}", cg.dropped.join("; "));
+            eprintln!(
+                "kekkai: cgroup limits (best-effort) dropped: {}",
+                cg.dropped.join("; ")
+            );
         }
         if let Some(enforced) = &outcome.enforced {
             if !enforced.landlock.dropped.is_empty() {
-                eprintln!("kekkai: landlock (best-effort) dropped: {}", enforced.landlock.dropped.join("; "));
+                eprintln!(
+                    "kekkai: landlock (best-effort) dropped: {}",
+                    enforced.landlock.dropped.join("; ")
+                );
             }
             for note in &enforced.notes {
                 eprintln!("kekkai: note: {note}");
@@ -238,7 +247,11 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     // A limit that ended the run is said plainly.
     let stats = &outcome.cgroup.stats;
     if stats.oom_kills > 0 {
-        let limit = plan.limits.memory.map(kekkai::explain::size).unwrap_or_else(|| "?".into());
+        let limit = plan
+            .limits
+            .memory
+            .map(kekkai::explain::size)
+            .unwrap_or_else(|| "?".into());
         eprintln!("kekkai: killed: out of memory (limit {limit})");
     }
     if stats.pids_limit_hits > 0 {
@@ -249,7 +262,10 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         );
     }
     if outcome.timed_out {
-        eprintln!("kekkai: timed out after {:?}", plan.timeout.unwrap_or_default());
+        eprintln!(
+            "kekkai: timed out after {:?}",
+            plan.timeout.unwrap_or_default()
+        );
     }
     Ok(outcome.exit_code)
 }

@@ -79,7 +79,8 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
     }
     // No sandbox process may outlive the run: orphans of a sandbox without a pid namespace
     // become ours, so they can be reaped.
-    nix::sys::prctl::set_child_subreaper(true).step(Step::Clone, || "prctl(PR_SET_CHILD_SUBREAPER, 1)".into())?;
+    nix::sys::prctl::set_child_subreaper(true)
+        .step(Step::Clone, || "prctl(PR_SET_CHILD_SUBREAPER, 1)".into())?;
     let result = launch(plan, command, opts, cgroups.as_ref());
     if let Some(cg) = cgroups {
         // Whatever is left (a timeout, no pid namespace): kill, reap, read, remove.
@@ -94,7 +95,8 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
     outcome.cgroup = cg_out;
     let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
     if let Ok(u) = usage {
-        let ms = |t: nix::sys::time::TimeVal| (t.tv_sec() as u64) * 1000 + (t.tv_usec() as u64) / 1000;
+        let ms =
+            |t: nix::sys::time::TimeVal| (t.tv_sec() as u64) * 1000 + (t.tv_usec() as u64) / 1000;
         outcome.user_ms = ms(u.user_time());
         outcome.sys_ms = ms(u.system_time());
         outcome.max_rss = u64::try_from(u.max_rss()).unwrap_or(0) * 1024;
@@ -112,13 +114,22 @@ fn reap_orphans() {
 }
 
 /// Steps 2 and 3, then supervision until the sandbox is gone.
-fn launch(plan: &Plan, command: &[OsString], opts: &Options, cgroups: Option<&Cgroups>) -> Result<Outcome, StepError> {
+fn launch(
+    plan: &Plan,
+    command: &[OsString],
+    opts: &Options,
+    cgroups: Option<&Cgroups>,
+) -> Result<Outcome, StepError> {
     opts.enter(Step::Clone);
     let set = handled_set();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).step(Step::Clone, || "sigprocmask(SIG_BLOCK, forwarded signals)".into())?;
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).step(Step::Clone, || {
+        "sigprocmask(SIG_BLOCK, forwarded signals)".into()
+    })?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .step(Step::Clone, || "signalfd(forwarded signals)".into())?;
-    let (chan, child_chan) = Channel::pair().step(Step::Clone, || "socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)".into())?;
+    let (chan, child_chan) = Channel::pair().step(Step::Clone, || {
+        "socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)".into()
+    })?;
     let flags = plan.clone_flags();
     let start = Instant::now();
     let pid = match crate::sys::clone3(flags, cgroups.and_then(|c| c.clone_target())) {
@@ -130,7 +141,11 @@ fn launch(plan: &Plan, command: &[OsString], opts: &Options, cgroups: Option<&Cg
         Ok(Some(pid)) => pid,
         Err(e) => {
             let names: Vec<&str> = plan.namespaces.iter().map(|n| n.name()).collect();
-            let mut err = StepError::sys(Step::Clone, format!("clone3(CLONE_NEW{{{}}})", names.join(",").to_uppercase()), e);
+            let mut err = StepError::sys(
+                Step::Clone,
+                format!("clone3(CLONE_NEW{{{}}})", names.join(",").to_uppercase()),
+                e,
+            );
             if e == Errno::EPERM || e == Errno::ENOSPC {
                 err = err.hint("unprivileged user namespaces may be disabled (kernel.unprivileged_userns_clone, user.max_user_namespaces, or an AppArmor restriction)");
             }
@@ -141,7 +156,10 @@ fn launch(plan: &Plan, command: &[OsString], opts: &Options, cgroups: Option<&Cg
     opts.enter(Step::IdMaps);
     let ready = write_maps(plan, pid)
         .and_then(|()| cgroups.map_or(Ok(()), |c| c.join(pid)))
-        .and_then(|()| chan.send(&ToChild::Go).step(Step::IdMaps, || "write(channel, go)".into()));
+        .and_then(|()| {
+            chan.send(&ToChild::Go)
+                .step(Step::IdMaps, || "write(channel, go)".into())
+        });
     if let Err(e) = ready {
         // The child is waiting for Go and dies with us; make sure it is gone before reporting.
         let _ = kill(pid, Signal::SIGKILL);

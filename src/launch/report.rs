@@ -157,7 +157,11 @@ impl RunReport {
                     C::Cpuset => parts.extend(l.cpuset.as_ref().map(|c| format!("cpuset {c}"))),
                     C::Io => parts.extend(l.io_weight.map(|w| format!("io-weight {w}"))),
                 }
-                CgroupLimit { controller: *c, version: *v, limit: parts.join(", ") }
+                CgroupLimit {
+                    controller: *c,
+                    version: *v,
+                    limit: parts.join(", "),
+                }
             })
             .collect();
         let (exited, signal) = match outcome.ended {
@@ -166,15 +170,32 @@ impl RunReport {
         };
         let stats = &outcome.cgroup.stats;
         RunReport {
-            policy: PolicyInfo { name: plan.name.clone(), hash: plan.policy_hash.clone(), sources: plan.sources.clone() },
+            policy: PolicyInfo {
+                name: plan.name.clone(),
+                hash: plan.policy_hash.clone(),
+                sources: plan.sources.clone(),
+            },
             enforced: EnforcedReport {
-                namespaces: plan.namespaces.iter().map(|n| n.name().to_owned()).collect(),
+                namespaces: plan
+                    .namespaces
+                    .iter()
+                    .map(|n| n.name().to_owned())
+                    .collect(),
                 cgroup,
                 cgroup_dropped: outcome.cgroup.dropped.clone(),
                 rlimits: plan
                     .rlimits
                     .iter()
-                    .map(|r| (r.name.to_owned(), if r.value == u64::MAX { "unlimited".into() } else { r.value.to_string() }))
+                    .map(|r| {
+                        (
+                            r.name.to_owned(),
+                            if r.value == u64::MAX {
+                                "unlimited".into()
+                            } else {
+                                r.value.to_string()
+                            },
+                        )
+                    })
                     .collect(),
                 landlock: outcome.enforced.as_ref().map(|e| e.landlock.clone()),
                 seccomp: enforced.seccomp.clone(),

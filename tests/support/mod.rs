@@ -57,6 +57,12 @@ pub fn unavailable(who: Who) -> Option<String> {
     None
 }
 
+/// A number unique within this test process.
+pub fn unique() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A fresh directory (mode 0755) under /tmp, removed on drop.
 pub struct Scratch(PathBuf);
 

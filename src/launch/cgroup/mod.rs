@@ -132,16 +132,34 @@ impl Hierarchies {
     pub fn parse(mountinfo: &str, cgroup: &str) -> Hierarchies {
         let mut h = Hierarchies::default();
         for line in mountinfo.lines() {
-            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
             let mut r = right.split(' ');
-            let (Some(fstype), Some(_src), Some(opts)) = (r.next(), r.next(), r.next()) else { continue };
-            let Some(point) = left.split(' ').nth(4) else { continue };
+            let (Some(fstype), Some(_src), Some(opts)) = (r.next(), r.next(), r.next()) else {
+                continue;
+            };
+            let Some(point) = left.split(' ').nth(4) else {
+                continue;
+            };
             match fstype {
                 "cgroup2" if h.v2_mount.is_none() => h.v2_mount = Some(PathBuf::from(point)),
                 "cgroup" => {
                     let ctrls: Vec<String> = opts
                         .split(',')
-                        .filter(|o| !o.starts_with("name=") && !matches!(*o, "rw" | "ro" | "relatime" | "nosuid" | "nodev" | "noexec" | "clone_children" | "xattr"))
+                        .filter(|o| {
+                            !o.starts_with("name=")
+                                && !matches!(
+                                    *o,
+                                    "rw" | "ro"
+                                        | "relatime"
+                                        | "nosuid"
+                                        | "nodev"
+                                        | "noexec"
+                                        | "clone_children"
+                                        | "xattr"
+                                )
+                        })
                         .map(String::from)
                         .collect();
                     if !ctrls.is_empty() {
@@ -153,7 +171,9 @@ impl Hierarchies {
         }
         for line in cgroup.lines() {
             let mut f = line.splitn(3, ':');
-            let (Some(_id), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else { continue };
+            let (Some(_id), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
             h.own.push((ctrls.to_owned(), PathBuf::from(path)));
         }
         h
@@ -168,7 +188,10 @@ impl Hierarchies {
 
     /// The v1 hierarchy carrying `controller`: (mount point, this process's cgroup directory).
     pub fn own_v1(&self, controller: &str) -> Option<(PathBuf, PathBuf)> {
-        let (_, mount) = self.v1_mounts.iter().find(|(c, _)| c.iter().any(|x| x == controller))?;
+        let (_, mount) = self
+            .v1_mounts
+            .iter()
+            .find(|(c, _)| c.iter().any(|x| x == controller))?;
         let (_, path) = self
             .own
             .iter()
@@ -209,7 +232,11 @@ impl Layout {
 }
 
 fn writable(dir: &Path) -> bool {
-    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK).is_ok()
+    nix::unistd::access(
+        dir,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+    )
+    .is_ok()
 }
 
 /// Decides where each needed controller goes. Reads /proc and /sys; creates nothing.
@@ -244,7 +271,11 @@ pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
                         None => own,
                     };
                     if !parent.is_dir() {
-                        Err(format!("the v1 {} cgroup {} does not exist", c.v1_name(), parent.display()))
+                        Err(format!(
+                            "the v1 {} cgroup {} does not exist",
+                            c.v1_name(),
+                            parent.display()
+                        ))
                     } else if !writable(&parent) {
                         Err(format!(
                             "no delegated cgroup: {} (v1 {}) is not writable by uid {}",
@@ -253,14 +284,21 @@ pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
                             nix::unistd::geteuid()
                         ))
                     } else if c == Controller::Io && !v1::has_io_weight(&parent) {
-                        Err("the v1 blkio controller here has no weight file (BFQ is not in use)".into())
+                        Err(
+                            "the v1 blkio controller here has no weight file (BFQ is not in use)"
+                                .into(),
+                        )
                     } else {
                         layout.v1.push((c, parent));
                         Ok(Version::V1)
                     }
                 }
                 None => Err(match &layout.v2_parent {
-                    Some(p) => format!("the {} controller is neither enabled for {} (cgroup v2) nor mounted as cgroup v1", c.v2_name(), p.display()),
+                    Some(p) => format!(
+                        "the {} controller is neither enabled for {} (cgroup v2) nor mounted as cgroup v1",
+                        c.v2_name(),
+                        p.display()
+                    ),
                     None if v2_parent.is_some() => format!(
                         "no delegated cgroup: {} is not writable by uid {}",
                         v2_parent.as_deref().unwrap_or(Path::new("?")).display(),
@@ -274,8 +312,15 @@ pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
     }
     // memory.high has no v1 equivalent.
     if limits.memory_high.is_some() {
-        if let Some((_, Ok(Version::V1))) = layout.choices.iter().find(|(c, _)| *c == Controller::Memory) {
-            layout.choices.push((Controller::Memory, Err("memory-high has no cgroup v1 equivalent".into())));
+        if let Some((_, Ok(Version::V1))) = layout
+            .choices
+            .iter()
+            .find(|(c, _)| *c == Controller::Memory)
+        {
+            layout.choices.push((
+                Controller::Memory,
+                Err("memory-high has no cgroup v1 equivalent".into()),
+            ));
         }
     }
     if !layout.v2_enable.is_empty() {
@@ -340,11 +385,17 @@ fn start_time(pid: u32) -> Option<u64> {
 
 /// Is the supervisor a `kekkai-PID-START` cgroup names still alive?
 fn owner_alive(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix("kekkai-") else { return true };
+    let Some(rest) = name.strip_prefix("kekkai-") else {
+        return true;
+    };
     let rest = rest.strip_prefix("launcher-").unwrap_or(rest);
     let mut parts = rest.splitn(2, '-');
-    let (Some(pid), Some(start)) = (parts.next(), parts.next()) else { return true };
-    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else { return true };
+    let (Some(pid), Some(start)) = (parts.next(), parts.next()) else {
+        return true;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return true;
+    };
     start_time(pid) == Some(start)
 }
 
@@ -352,7 +403,9 @@ fn owner_alive(name: &str) -> bool {
 /// removed.
 pub fn remove_stale(dir: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return removed };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return removed;
+    };
     for e in entries.filter_map(Result::ok) {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with("kekkai-") && !owner_alive(&name) {
@@ -377,12 +430,21 @@ pub fn stale_dirs(layout: &Layout) -> Vec<PathBuf> {
 impl Cgroups {
     /// Step 1: creates the sandbox's cgroups and writes the limits. On failure, removes what
     /// it created.
-    pub fn create(limits: &LimitsPlan, layout: &Layout, h: &Hierarchies) -> Result<Option<Cgroups>, StepError> {
+    pub fn create(
+        limits: &LimitsPlan,
+        layout: &Layout,
+        h: &Hierarchies,
+    ) -> Result<Option<Cgroups>, StepError> {
         let name = name();
         for dir in stale_dirs(layout) {
             remove_stale(&dir);
         }
-        let mut cg = Cgroups { v2: None, v1: Vec::new(), freezer: None, placed: Vec::new() };
+        let mut cg = Cgroups {
+            v2: None,
+            v1: Vec::new(),
+            freezer: None,
+            placed: Vec::new(),
+        };
         if let Err(e) = cg.populate(&name, limits, layout, h) {
             let _ = cg.remove();
             return Err(e);
@@ -393,7 +455,13 @@ impl Cgroups {
         Ok(Some(cg))
     }
 
-    fn populate(&mut self, name: &str, limits: &LimitsPlan, layout: &Layout, h: &Hierarchies) -> Result<(), StepError> {
+    fn populate(
+        &mut self,
+        name: &str,
+        limits: &LimitsPlan,
+        layout: &Layout,
+        h: &Hierarchies,
+    ) -> Result<(), StepError> {
         if let Some(parent) = &layout.v2_parent {
             if layout.v2_leaf_move {
                 v2::move_into_leaf(parent, name)?;
@@ -469,7 +537,11 @@ impl Cgroups {
             .chain(self.v2.as_ref().map(|(d, _)| d.clone()));
         for d in dirs {
             if let Err(e) = std::fs::remove_dir(&d) {
-                failed.push(format!("rmdir {}: {}", d.display(), crate::policy::describe_io(&e)));
+                failed.push(format!(
+                    "rmdir {}: {}",
+                    d.display(),
+                    crate::policy::describe_io(&e)
+                ));
             }
         }
         failed
@@ -477,7 +549,12 @@ impl Cgroups {
 }
 
 /// Writes a cgroup control file, naming it in the error.
-pub(crate) fn write_file(dir: &Path, file: &str, value: &str, key: Option<&KeyPath>) -> Result<(), StepError> {
+pub(crate) fn write_file(
+    dir: &Path,
+    file: &str,
+    value: &str,
+    key: Option<&KeyPath>,
+) -> Result<(), StepError> {
     let path = dir.join(file);
     std::fs::write(&path, value).map_err(|e| {
         let err = StepError::sys(
@@ -506,10 +583,16 @@ mod tests {
     fn parses_hybrid_hierarchies() {
         let h = Hierarchies::parse(MOUNTINFO, CGROUP);
         assert_eq!(h.v2_mount, Some(PathBuf::from("/sys/fs/cgroup/unified")));
-        assert_eq!(h.own_v2(), Some(PathBuf::from("/sys/fs/cgroup/unified/user.slice")));
+        assert_eq!(
+            h.own_v2(),
+            Some(PathBuf::from("/sys/fs/cgroup/unified/user.slice"))
+        );
         assert_eq!(
             h.own_v1("memory"),
-            Some((PathBuf::from("/sys/fs/cgroup/memory"), PathBuf::from("/sys/fs/cgroup/memory/process_api/x")))
+            Some((
+                PathBuf::from("/sys/fs/cgroup/memory"),
+                PathBuf::from("/sys/fs/cgroup/memory/process_api/x")
+            ))
         );
         assert_eq!(h.own_v1("pids"), None);
         assert_eq!(h.v1_mounts.len(), 2, "name=systemd carries no controller");
@@ -517,7 +600,11 @@ mod tests {
 
     #[test]
     fn needed_controllers_follow_the_limits() {
-        let l = LimitsPlan { memory: Some(1 << 20), cpu_weight: Some(50), ..Default::default() };
+        let l = LimitsPlan {
+            memory: Some(1 << 20),
+            cpu_weight: Some(50),
+            ..Default::default()
+        };
         assert_eq!(needed(&l), vec![Controller::Memory, Controller::Cpu]);
         assert!(needed(&LimitsPlan::default()).is_empty());
     }

@@ -17,11 +17,22 @@ pub fn has_io_weight(dir: &Path) -> bool {
 }
 
 fn mkdir(dir: &Path) -> Result<(), StepError> {
-    std::fs::create_dir(dir).map_err(|e| StepError::sys(Step::Plan, format!("mkdir({dir:?})"), nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))))
+    std::fs::create_dir(dir).map_err(|e| {
+        StepError::sys(
+            Step::Plan,
+            format!("mkdir({dir:?})"),
+            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        )
+    })
 }
 
 /// Creates `parent/name` in the controller's hierarchy and writes its limits.
-pub fn create(parent: &Path, name: &str, c: Controller, l: &LimitsPlan) -> Result<PathBuf, StepError> {
+pub fn create(
+    parent: &Path,
+    name: &str,
+    c: Controller,
+    l: &LimitsPlan,
+) -> Result<PathBuf, StepError> {
     let dir = parent.join(name);
     mkdir(&dir)?;
     let key = |k: &str| KeyPath::root().key("limits").key(k);
@@ -29,12 +40,27 @@ pub fn create(parent: &Path, name: &str, c: Controller, l: &LimitsPlan) -> Resul
         match c {
             Controller::Memory => {
                 if let Some(m) = l.memory {
-                    let v = if m == u64::MAX { "-1".to_string() } else { m.to_string() };
+                    let v = if m == u64::MAX {
+                        "-1".to_string()
+                    } else {
+                        m.to_string()
+                    };
                     write_file(&dir, "memory.limit_in_bytes", &v, Some(&key("memory")))?;
                     if let Some(swap) = l.swap {
-                        let total = if m == u64::MAX || swap == u64::MAX { "-1".to_string() } else { m.saturating_add(swap).to_string() };
-                        write_file(&dir, "memory.memsw.limit_in_bytes", &total, Some(&key("swap")))
-                            .map_err(|e| e.hint("swap accounting is off on this kernel (swapaccount=1)"))?;
+                        let total = if m == u64::MAX || swap == u64::MAX {
+                            "-1".to_string()
+                        } else {
+                            m.saturating_add(swap).to_string()
+                        };
+                        write_file(
+                            &dir,
+                            "memory.memsw.limit_in_bytes",
+                            &total,
+                            Some(&key("swap")),
+                        )
+                        .map_err(|e| {
+                            e.hint("swap accounting is off on this kernel (swapaccount=1)")
+                        })?;
                     }
                 }
             }
@@ -45,26 +71,51 @@ pub fn create(parent: &Path, name: &str, c: Controller, l: &LimitsPlan) -> Resul
             }
             Controller::Cpu => {
                 if let Some(m) = l.cpu_millis {
-                    write_file(&dir, "cpu.cfs_period_us", &super::v2::PERIOD_US.to_string(), Some(&key("cpu")))?;
-                    write_file(&dir, "cpu.cfs_quota_us", &(m * super::v2::PERIOD_US / 1000).to_string(), Some(&key("cpu")))?;
+                    write_file(
+                        &dir,
+                        "cpu.cfs_period_us",
+                        &super::v2::PERIOD_US.to_string(),
+                        Some(&key("cpu")),
+                    )?;
+                    write_file(
+                        &dir,
+                        "cpu.cfs_quota_us",
+                        &(m * super::v2::PERIOD_US / 1000).to_string(),
+                        Some(&key("cpu")),
+                    )?;
                 }
                 if let Some(w) = l.cpu_weight {
                     // cgroup v2's weight 100 is v1's 1024 shares.
-                    write_file(&dir, "cpu.shares", &(w * 1024 / 100).max(2).to_string(), Some(&key("cpu-weight")))?;
+                    write_file(
+                        &dir,
+                        "cpu.shares",
+                        &(w * 1024 / 100).max(2).to_string(),
+                        Some(&key("cpu-weight")),
+                    )?;
                 }
             }
             Controller::Cpuset => {
                 if let Some(cpus) = &l.cpuset {
                     // A v1 cpuset needs its memory nodes too: inherit the parent's.
-                    let mems = std::fs::read_to_string(parent.join("cpuset.mems")).unwrap_or_default();
+                    let mems =
+                        std::fs::read_to_string(parent.join("cpuset.mems")).unwrap_or_default();
                     write_file(&dir, "cpuset.mems", mems.trim(), Some(&key("cpuset")))?;
                     write_file(&dir, "cpuset.cpus", cpus, Some(&key("cpuset")))?;
                 }
             }
             Controller::Io => {
                 if let Some(w) = l.io_weight {
-                    let file = if dir.join("blkio.bfq.weight").exists() { "blkio.bfq.weight" } else { "blkio.weight" };
-                    write_file(&dir, file, &w.clamp(1, 1000).to_string(), Some(&key("io-weight")))?;
+                    let file = if dir.join("blkio.bfq.weight").exists() {
+                        "blkio.bfq.weight"
+                    } else {
+                        "blkio.weight"
+                    };
+                    write_file(
+                        &dir,
+                        file,
+                        &w.clamp(1, 1000).to_string(),
+                        Some(&key("io-weight")),
+                    )?;
                 }
             }
         }
@@ -116,7 +167,8 @@ pub fn freeze_and_kill(dir: &Path) {
 }
 
 fn field(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
 }
 
 /// Reads what this controller recorded.

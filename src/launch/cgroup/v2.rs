@@ -27,7 +27,11 @@ pub fn move_into_leaf(parent: &Path, name: &str) -> Result<(), StepError> {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => {
-            return Err(StepError::sys(Step::Plan, format!("mkdir({leaf:?})"), nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))));
+            return Err(StepError::sys(
+                Step::Plan,
+                format!("mkdir({leaf:?})"),
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            ));
         }
     }
     write_file(&leaf, "cgroup.procs", &std::process::id().to_string(), None)
@@ -38,18 +42,43 @@ pub fn enable(parent: &Path, controllers: &[Controller]) -> Result<(), StepError
     if controllers.is_empty() {
         return Ok(());
     }
-    let line: Vec<String> = controllers.iter().map(|c| format!("+{}", c.v2_name())).collect();
-    write_file(parent, "cgroup.subtree_control", &line.join(" "), Some(&KeyPath::root().key("limits")))
-        .map_err(|e| e.hint("the cgroup must be delegated to kekkai (systemd: Delegate=yes)"))
+    let line: Vec<String> = controllers
+        .iter()
+        .map(|c| format!("+{}", c.v2_name()))
+        .collect();
+    write_file(
+        parent,
+        "cgroup.subtree_control",
+        &line.join(" "),
+        Some(&KeyPath::root().key("limits")),
+    )
+    .map_err(|e| e.hint("the cgroup must be delegated to kekkai (systemd: Delegate=yes)"))
 }
 
 /// Creates the sandbox's cgroup and writes the limits its controllers carry.
-pub fn create(parent: &Path, name: &str, l: &LimitsPlan, controllers: &[Controller]) -> Result<(PathBuf, OwnedFd), StepError> {
+pub fn create(
+    parent: &Path,
+    name: &str,
+    l: &LimitsPlan,
+    controllers: &[Controller],
+) -> Result<(PathBuf, OwnedFd), StepError> {
     let dir = parent.join(name);
-    std::fs::create_dir(&dir).map_err(|e| StepError::sys(Step::Plan, format!("mkdir({dir:?})"), nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
+    std::fs::create_dir(&dir).map_err(|e| {
+        StepError::sys(
+            Step::Plan,
+            format!("mkdir({dir:?})"),
+            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        )
+    })?;
     let has = |c: Controller| controllers.contains(&c);
     let key = |k: &str| KeyPath::root().key("limits").key(k);
-    let max = |v: u64| if v == u64::MAX { "max".to_string() } else { v.to_string() };
+    let max = |v: u64| {
+        if v == u64::MAX {
+            "max".to_string()
+        } else {
+            v.to_string()
+        }
+    };
     let result = (|| {
         if has(Controller::Memory) {
             if let Some(v) = l.memory {
@@ -71,7 +100,12 @@ pub fn create(parent: &Path, name: &str, l: &LimitsPlan, controllers: &[Controll
         }
         if has(Controller::Cpu) {
             if let Some(m) = l.cpu_millis {
-                write_file(&dir, "cpu.max", &format!("{} {PERIOD_US}", m * PERIOD_US / 1000), Some(&key("cpu")))?;
+                write_file(
+                    &dir,
+                    "cpu.max",
+                    &format!("{} {PERIOD_US}", m * PERIOD_US / 1000),
+                    Some(&key("cpu")),
+                )?;
             }
             if let Some(w) = l.cpu_weight {
                 write_file(&dir, "cpu.weight", &w.to_string(), Some(&key("cpu-weight")))?;
@@ -84,10 +118,20 @@ pub fn create(parent: &Path, name: &str, l: &LimitsPlan, controllers: &[Controll
         }
         if has(Controller::Io) {
             if let Some(w) = l.io_weight {
-                write_file(&dir, "io.weight", &format!("default {w}"), Some(&key("io-weight")))?;
+                write_file(
+                    &dir,
+                    "io.weight",
+                    &format!("default {w}"),
+                    Some(&key("io-weight")),
+                )?;
             }
         }
-        open(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).step(Step::Plan, || format!("open({dir:?}, O_PATH)"))
+        open(
+            &dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .step(Step::Plan, || format!("open({dir:?}, O_PATH)"))
     })();
     match result {
         Ok(fd) => Ok((dir, fd)),
@@ -108,7 +152,8 @@ pub fn kill(dir: &Path) {
 }
 
 fn field(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
 }
 
 /// Reads memory.events, pids.events and memory.peak.

@@ -1,0 +1,622 @@
+//! cgroup limits, rlimits, the timeout and teardown, as root and as an unprivileged user (with
+//! and without a delegated cgroup). Every test checks that no cgroup it caused is left behind.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use kekkai::launch::cgroup::Hierarchies;
+use rstest::rstest;
+use support::{Who, World, assert_code, code, skip, stderr, stdout, test_user, unavailable};
+
+/// How the run is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// As root.
+    Root,
+    /// Unprivileged, inside a cgroup delegated to the test user.
+    Delegated,
+    /// Unprivileged, no delegation: hard limits refuse, best-effort drops them.
+    Plain,
+}
+
+impl Mode {
+    fn who(self) -> Who {
+        if self == Mode::Root {
+            Who::Root
+        } else {
+            Who::Rootless
+        }
+    }
+}
+
+/// The directories kekkai may create cgroups in, for this test process.
+fn cgroup_dirs() -> Vec<PathBuf> {
+    let h = Hierarchies::read();
+    let mut dirs: Vec<PathBuf> = h.own_v2().into_iter().collect();
+    for c in ["memory", "pids", "cpu", "cpuset", "freezer", "blkio"] {
+        if let Some((_, d)) = h.own_v1(c) {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
+
+/// kekkai cgroups below `dir` (recursively, to catch anything left in a delegated one).
+fn kekkai_cgroups(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.filter_map(Result::ok) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("kekkai-") {
+                    out.push(e.path());
+                }
+                if name.starts_with("kekkai-test-delegated") {
+                    out.extend(kekkai_cgroups(&e.path()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The tests of this file take turns: a cgroup another test is still using would look like
+/// residue.
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Asserts that running `f` leaves no kekkai cgroup behind.
+fn no_residue<T>(f: impl FnOnce() -> T) -> T {
+    let before: Vec<PathBuf> = cgroup_dirs()
+        .iter()
+        .flat_map(|d| kekkai_cgroups(d))
+        .collect();
+    let r = f();
+    let after: Vec<PathBuf> = cgroup_dirs()
+        .iter()
+        .flat_map(|d| kekkai_cgroups(d))
+        .collect();
+    let new: Vec<&PathBuf> = after.iter().filter(|p| !before.contains(p)).collect();
+    assert!(new.is_empty(), "cgroups left behind: {new:?}");
+    r
+}
+
+/// A cgroup delegated to the test user in every hierarchy, removed on drop.
+struct Delegated {
+    dirs: Vec<PathBuf>,
+}
+
+impl Delegated {
+    fn new() -> Delegated {
+        let (uid, gid) = test_user().unwrap();
+        let own = |p: &Path| {
+            nix::unistd::chown(
+                p,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .unwrap();
+        };
+        let name = format!(
+            "kekkai-test-delegated-{}-{}",
+            std::process::id(),
+            support::unique()
+        );
+        let mut dirs = Vec::new();
+        for parent in cgroup_dirs() {
+            let dir = parent.join(&name);
+            std::fs::create_dir(&dir).unwrap();
+            // A v1 cpuset starts empty; give it the parent's CPUs and memory nodes.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if dir.join(f).exists() {
+                    let v = std::fs::read_to_string(parent.join(f)).unwrap();
+                    std::fs::write(dir.join(f), v.trim()).unwrap();
+                }
+            }
+            own(&dir);
+            for f in [
+                "cgroup.procs",
+                "tasks",
+                "cgroup.subtree_control",
+                "cgroup.threads",
+            ] {
+                if dir.join(f).exists() {
+                    own(&dir.join(f));
+                }
+            }
+            dirs.push(dir);
+        }
+        Delegated { dirs }
+    }
+
+    fn enter(&self, pid: u32) {
+        for d in &self.dirs {
+            std::fs::write(d.join("cgroup.procs"), pid.to_string()).unwrap();
+        }
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// Runs `kekkai ARGS` in `mode`, placing it in a delegated cgroup when asked.
+fn run(w: &World, mode: Mode, args: &[&str]) -> Output {
+    if mode != Mode::Delegated {
+        return w.run(mode.who(), args);
+    }
+    let deleg = Delegated::new();
+    // The shell waits until it has been moved into the delegated cgroup, then becomes kekkai.
+    let kekkai = w.kekkai().display().to_string();
+    let mut shell = std::process::Command::new("sh");
+    shell
+        .args(["-c", "read go; exec \"$0\" \"$@\"", &kekkai])
+        .args(args);
+    let (uid, gid) = test_user().unwrap();
+    use std::os::unix::process::CommandExt;
+    shell
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .current_dir(w.dir.path())
+        .uid(uid)
+        .gid(gid)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = shell.spawn().unwrap();
+    deleg.enter(child.id());
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(deleg);
+    out
+}
+
+fn report(o: &Output) -> serde_json::Value {
+    let err = stderr(o);
+    let start = err
+        .find('{')
+        .unwrap_or_else(|| panic!("no report in:\n{err}"));
+    let end = err.rfind('}').unwrap();
+    serde_json::from_str(&err[start..=end]).unwrap()
+}
+
+fn available(mode: Mode) -> Option<String> {
+    unavailable(mode.who())
+}
+
+const ALLOCATE_256M: &str = "python3 -c 'x = bytearray(256 << 20); print(len(x))'";
+
+#[rstest]
+fn a_memory_limit_ends_the_run_with_an_oom_kill(#[values(Mode::Root, Mode::Delegated)] mode: Mode) {
+    if skip(available(mode)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("oom");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nlimits: { memory: 64M, swap: 0, compat: hard }\n",
+    );
+    let o = no_residue(|| {
+        run(
+            &w,
+            mode,
+            &[
+                "run",
+                "-p",
+                "./p.yaml",
+                "--report",
+                "-",
+                "--",
+                "sh",
+                "-c",
+                ALLOCATE_256M,
+            ],
+        )
+    });
+    assert_code(&o, 137);
+    assert!(
+        stderr(&o).contains("killed: out of memory (limit 64M)"),
+        "{}",
+        stderr(&o)
+    );
+    let r = report(&o);
+    assert_eq!(r["ended"]["oom_killed"], true);
+    assert_eq!(r["ended"]["exit_code"], 137);
+    assert!(
+        r["enforced"]["cgroup"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["controller"] == "memory")
+    );
+}
+
+#[rstest]
+fn a_pids_limit_stops_a_fork_loop(#[values(Mode::Root, Mode::Delegated)] mode: Mode) {
+    if skip(available(mode)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("pids");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nlimits: { pids: 32, compat: hard }\n",
+    );
+    let script = "import os, errno, time\nn = 0\nwhile True:\n    try:\n        pid = os.fork()\n    except OSError as e:\n        print(n, errno.errorcode[e.errno]); break\n    if pid == 0:\n        time.sleep(30); os._exit(0)\n    n += 1\n";
+    w.dir.write("fork.py", script);
+    let py = w.dir.join("fork.py").display().to_string();
+    let o = no_residue(|| {
+        run(
+            &w,
+            mode,
+            &[
+                "run", "-p", "./p.yaml", "--report", "-", "--", "python3", &py,
+            ],
+        )
+    });
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    let (n, err) = out.trim().split_once(' ').unwrap();
+    assert_eq!(err, "EAGAIN");
+    // 32 tasks: the reaper, python, and the children it could fork.
+    assert_eq!(n.parse::<u32>().unwrap(), 30, "{out}");
+    assert_eq!(report(&o)["ended"]["pids_limit_hit"], true);
+}
+
+#[rstest]
+fn hard_limits_refuse_to_run_without_a_delegated_cgroup() {
+    if skip(available(Mode::Plain)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("hard");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nlimits: { memory: 64M, compat: hard }\n",
+    );
+    let o = no_residue(|| run(&w, Mode::Plain, &["run", "-p", "./p.yaml", "--", "true"]));
+    assert_code(&o, 125);
+    let e = stderr(&o);
+    assert!(
+        e.contains("step 1 (plan)")
+            && e.contains("policy key: limits.compat")
+            && e.contains("Delegate=yes"),
+        "{e}"
+    );
+}
+
+#[rstest]
+fn best_effort_limits_run_and_report_what_was_dropped() {
+    if skip(available(Mode::Plain)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("besteffort");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nlimits: { memory: 64M, compat: best-effort }\n",
+    );
+    let o = no_residue(|| {
+        run(
+            &w,
+            Mode::Plain,
+            &["run", "-p", "./p.yaml", "--report", "-", "--", "true"],
+        )
+    });
+    assert_code(&o, 0);
+    let r = report(&o);
+    assert!(r["enforced"]["cgroup"].as_array().unwrap().is_empty());
+    let dropped = r["enforced"]["cgroup_dropped"].as_array().unwrap();
+    assert!(
+        dropped
+            .iter()
+            .any(|d| d.as_str().unwrap().starts_with("limits.memory")),
+        "{dropped:?}"
+    );
+    // The rlimits still hold.
+    assert!(
+        r["enforced"]["rlimits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x[0] == "nofile")
+    );
+}
+
+#[rstest]
+fn a_cpu_quota_holds_a_busy_loop_near_its_share(#[values(Mode::Root, Mode::Delegated)] mode: Mode) {
+    if skip(available(mode)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("cpu");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nlimits: { cpu: 0.25, compat: hard }\n",
+    );
+    let busy = "import time\nend = time.monotonic() + 2\nwhile time.monotonic() < end: pass\n";
+    w.dir.write("busy.py", busy);
+    let py = w.dir.join("busy.py").display().to_string();
+    let o = no_residue(|| {
+        run(
+            &w,
+            mode,
+            &[
+                "run", "-p", "./p.yaml", "--report", "-", "--", "python3", &py,
+            ],
+        )
+    });
+    assert_code(&o, 0);
+    let r = report(&o);
+    let cpu = r["time"]["user_ms"].as_u64().unwrap() + r["time"]["sys_ms"].as_u64().unwrap();
+    let wall = r["time"]["wall_ms"].as_u64().unwrap();
+    let share = cpu as f64 / wall as f64;
+    // A quarter of a CPU, with loose bounds: the point is "throttled", not the exact figure.
+    assert!(
+        (0.1..0.45).contains(&share),
+        "cpu {cpu} ms over {wall} ms wall = {share:.2}"
+    );
+}
+
+#[rstest]
+fn a_tmpfs_size_limit_holds(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("tmpfs");
+    let o = w.run(
+        who,
+        ["run", "--tmpfs", "/scratch", "--", "python3", "-c", "import errno\ntry:\n    open('/scratch/f','wb').write(b'x' * (65 << 20))\n    print('ok')\nexcept OSError as e:\n    print(errno.errorcode[e.errno])"],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o).trim(), "ENOSPC", "the default tmpfs size is 64M");
+}
+
+#[rstest]
+fn rlimits_are_seen_inside(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("rlimit");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nrlimits: { nofile: 200, core: 0, fsize: 1M }\n",
+    );
+    let script = "import resource as r\nfor x in (r.RLIMIT_NOFILE, r.RLIMIT_CORE, r.RLIMIT_FSIZE): print(*r.getrlimit(x))";
+    let o = w.run(
+        who,
+        ["run", "-p", "./p.yaml", "--", "python3", "-c", script],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "200 200\n0 0\n1048576 1048576\n");
+}
+
+/// The sandbox's processes: the supervisor's children, and theirs.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let text =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        for c in text
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            out.push(c);
+            todo.push(c);
+        }
+    }
+    out
+}
+
+/// Waits (at most 10 s, without sleeping) until every pid has exited.
+fn all_gone(pids: &[u32]) -> bool {
+    let fds: Vec<_> = pids
+        .iter()
+        .filter_map(|p| kekkai::sys::pidfd_open(nix::unistd::Pid::from_raw(*p as i32)).ok())
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    fds.iter().all(|fd| {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut p = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        nix::poll::poll(
+            &mut p,
+            nix::poll::PollTimeout::try_from(left.as_millis() as i32).unwrap(),
+        )
+        .unwrap()
+            == 1
+    })
+}
+
+#[rstest]
+fn a_timeout_is_124_and_leaves_no_process(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("timeout");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\ntimeout: 1s\ntimeout-grace: 1s\n",
+    );
+    // The shell ignores SIGTERM, so the grace period has to end with SIGKILL.
+    let mut child = w
+        .command(who)
+        .args([
+            "run",
+            "-p",
+            "./p.yaml",
+            "--",
+            "sh",
+            "-c",
+            "trap '' TERM; sleep 1000 & echo ready; wait; wait",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let inside = descendants(child.id());
+    let o = no_residue(|| child.wait_with_output().unwrap());
+    assert_code(&o, 124);
+    assert!(stderr(&o).contains("timed out"));
+    assert!(all_gone(&inside), "a sandbox process outlived the timeout");
+}
+
+#[test]
+fn a_killed_supervisor_leaves_nothing_and_its_cgroup_goes_with_the_next_run() {
+    if skip(available(Mode::Root)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("stale");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nlimits: { memory: 128M, pids: 64, compat: hard }\n",
+    );
+    let before: Vec<PathBuf> = cgroup_dirs()
+        .iter()
+        .flat_map(|d| kekkai_cgroups(d))
+        .collect();
+    let mut child = w
+        .command(Who::Root)
+        .args([
+            "run",
+            "-p",
+            "./p.yaml",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; sleep 1000",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let inside = descendants(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        all_gone(&inside),
+        "a sandbox process outlived its supervisor"
+    );
+    let stale: Vec<PathBuf> = cgroup_dirs()
+        .iter()
+        .flat_map(|d| kekkai_cgroups(d))
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert!(
+        !stale.is_empty(),
+        "the killed run's cgroup should still be there"
+    );
+    let o = w.run(Who::Root, ["run", "-p", "./p.yaml", "--", "true"]);
+    assert_code(&o, 0);
+    for p in &stale {
+        assert!(
+            !p.exists(),
+            "the next launch did not remove {}",
+            p.display()
+        );
+    }
+}
+
+#[rstest]
+fn cleanup_removes_stale_cgroups() {
+    if skip(available(Mode::Root)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("cleanup");
+    // A cgroup named after a supervisor that can't exist.
+    let dirs: Vec<PathBuf> = cgroup_dirs()
+        .iter()
+        .map(|d| d.join("kekkai-999999999-1"))
+        .collect();
+    for d in &dirs {
+        std::fs::create_dir(d).unwrap();
+    }
+    let o = w.run(Who::Root, ["cleanup"]);
+    assert_code(&o, 0);
+    for d in &dirs {
+        assert!(!d.exists(), "{} is still there", d.display());
+    }
+}
+
+#[rstest]
+fn fifty_concurrent_sandboxes_keep_their_own_limits(#[values(Mode::Root, Mode::Plain)] mode: Mode) {
+    if skip(available(mode)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("fifty");
+    let mut children = Vec::new();
+    no_residue(|| {
+        for i in 0..50u32 {
+            let mem = 32 + i; // MiB, all different
+            let policy = format!("p{i}.yaml");
+            w.dir.write(
+                &policy,
+                format!(
+                    "version: 1\nextends: default\nlimits: {{ memory: {mem}M, pids: {} }}\n",
+                    16 + i
+                ),
+            );
+            let child = w
+                .command(mode.who())
+                .args([
+                    "run",
+                    "-p",
+                    &format!("./{policy}"),
+                    "--report",
+                    "-",
+                    "--",
+                    "sh",
+                    "-c",
+                    "head -c 1000000 /dev/zero | wc -c",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            children.push((mem, child));
+        }
+        for (mem, child) in children {
+            let o = child.wait_with_output().unwrap();
+            assert_eq!(code(&o), 0, "{}", stderr(&o));
+            assert_eq!(stdout(&o), "1000000\n");
+            let r = report(&o);
+            let cg = r["enforced"]["cgroup"].as_array().unwrap();
+            if mode == Mode::Root {
+                let limit = cg.iter().find(|c| c["controller"] == "memory").unwrap()["limit"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                assert_eq!(limit, format!("memory {mem}M"));
+            }
+        }
+    });
+}
