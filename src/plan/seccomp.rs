@@ -212,7 +212,12 @@ pub fn compile(spec: Option<&Seccomp>, diags: &mut Diags) -> Option<SeccompPlan>
         },
     };
     // What `deny` rules without their own action get.
-    let deny_action = default_action;
+    // What `deny` rules without their own action get: the default action, unless that one
+    // does not deny (`log`).
+    let deny_action = match default_action {
+        Action::Log | Action::Allow => Action::Errno(libc::EPERM as u32),
+        other => other,
+    };
     if preset == Preset::None {
         default_action = Action::Allow;
     }
@@ -305,6 +310,13 @@ pub fn compile(spec: Option<&Seccomp>, diags: &mut Diags) -> Option<SeccompPlan>
         };
         if r.action.is_some() {
             diags.push(at.key("action"), "an `allow` rule can't have an action");
+            continue;
+        }
+        if r.name == "clone3" && r.matcher != Match::Always {
+            diags.push(
+                at.clone(),
+                "clone3's flags are in memory a seccomp filter can't read: allow it without `args`, or not at all",
+            );
             continue;
         }
         if r.matcher == Match::Always {
@@ -444,6 +456,9 @@ fn insert_conditioned(
             .entry(Action::Errno(libc::ENOSYS as u32))
             .or_default()
             .insert(n, Match::Always);
+        // Listed in the allowlist too, so that a stricter default action (kill, trap) can't
+        // outrank the ENOSYS that makes libc fall back to clone.
+        allowed.insert(n, Match::Always);
     }
 }
 
@@ -568,7 +583,15 @@ fn parse_cond(a: &ArgCondition, at: &KeyPath, diags: &mut Diags) -> Option<Cond>
     let op = match &a.mask {
         None => *op,
         Some(mask) if *op == Op::Eq => {
-            Op::MaskedEq(value_of(&mask.0, &at.key("mask"), width32, diags)?)
+            let mask = value_of(&mask.0, &at.key("mask"), width32, diags)?;
+            if value & !mask != 0 {
+                diags.push(
+                    at.key("eq"),
+                    format!("{value:#x} has bits outside the mask {mask:#x}; the condition could never hold"),
+                );
+                return None;
+            }
+            Op::MaskedEq(mask)
         }
         Some(_) => {
             diags.push(at.key("mask"), "`mask` works with `eq` only");
