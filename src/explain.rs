@@ -55,6 +55,30 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 if let Some(p) = &l.parent {
                     out.push(format!("cgroup parent: {}", p.display()));
                 }
+                // Where each controller would go on this host, for this caller.
+                let layout =
+                    crate::launch::cgroup::detect(l, &crate::launch::cgroup::Hierarchies::read());
+                for (c, choice) in &layout.choices {
+                    out.push(match choice {
+                        Ok(v) => format!(
+                            "cgroup placement: {} on cgroup {}",
+                            c.v2_name(),
+                            match v {
+                                crate::launch::cgroup::Version::V2 => "v2",
+                                crate::launch::cgroup::Version::V1 => "v1",
+                            }
+                        ),
+                        Err(why) => format!(
+                            "cgroup placement: {} {}: {why}",
+                            c.v2_name(),
+                            if l.compat() == Compat::Hard {
+                                "REFUSED (hard)"
+                            } else {
+                                "dropped (best-effort)"
+                            }
+                        ),
+                    });
+                }
             } else {
                 out.push("cgroup limits: none".into());
             }

@@ -6,6 +6,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod audit;
 pub mod caller;
 pub mod cli_overrides;
 pub mod error;

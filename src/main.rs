@@ -19,6 +19,12 @@ use kekkai::policy::{self, LoadedPolicy, PolicySource};
 #[derive(Parser)]
 #[command(name = "kekkai", version, propagate_version = true)]
 struct Cli {
+    /// Say more: what a best-effort layer dropped, notes on rlimits (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Say nothing but errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -39,6 +45,40 @@ enum Cmd {
     Schema,
     /// Remove cgroups left behind by sandboxes whose supervisor was killed.
     Cleanup,
+    /// Run escape probes inside a sandbox built from the policy; exit 1 if any escape works.
+    ///
+    /// Each probe tries one thing a sandboxed program should not be able to do (write the root,
+    /// mount, ptrace, io_uring, reach the host's network, read the supervisor's environment...)
+    /// in a way that is harmless when allowed, and is judged blocked, escaped, not applicable
+    /// (the policy grants it) or error. The policy's own `audit:` expectations are checked too.
+    Audit(AuditArgs),
+    /// (internal) The probe battery, run inside the sandbox by `audit`.
+    #[command(name = "__probe", hide = true)]
+    Probe {
+        /// `battery`.
+        what: String,
+        /// The probe context (JSON).
+        ctx: String,
+        /// Only this category.
+        only: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Only the probes of this category (fs, proc, sys, dev, process, caps, identity, kernel,
+    /// ns, seccomp, net, terminal, resources, leak, launcher, expect).
+    #[arg(long, value_name = "CATEGORY")]
+    only: Option<String>,
+    /// Run the probes that are safe to run unsandboxed, without a sandbox, to show each can
+    /// succeed (a broken probe must never look like a pass).
+    #[arg(long)]
+    control: bool,
 }
 
 /// Where the policy comes from, and command-line overrides on top of it.
@@ -113,8 +153,13 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let sub = matches.subcommand().map(|(_, m)| m);
+    let verbosity = if cli.quiet {
+        -1
+    } else {
+        i8::try_from(cli.verbose).unwrap_or(i8::MAX)
+    };
     let code = match cli.cmd {
-        Cmd::Run(args) => report(run(&args, sub), exit::LAUNCH),
+        Cmd::Run(args) => report(run(&args, sub, verbosity), exit::LAUNCH),
         Cmd::Check(args) => check(&args),
         Cmd::Explain(args) => report(explain(&args, sub), exit::INVALID),
         Cmd::Schema => {
@@ -122,6 +167,11 @@ fn main() -> ExitCode {
             0
         }
         Cmd::Cleanup => cleanup(),
+        Cmd::Audit(args) => report(audit(&args, sub), exit::LAUNCH),
+        Cmd::Probe { what, ctx, only } => match what.as_str() {
+            "battery" => kekkai::audit::battery(&ctx, only.as_deref()),
+            _ => exit::USAGE,
+        },
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
@@ -196,9 +246,10 @@ fn load_and_compile(
     Ok((loaded, plan))
 }
 
-fn run(args: &RunArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
+fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Error> {
     let caller = caller()?;
-    let opts = kekkai::launch::Options::from_env();
+    let mut opts = kekkai::launch::Options::from_env();
+    opts.quiet = verbosity < 1;
     opts.enter(kekkai::plan::steps::Step::Plan);
     let (_loaded, plan) = load_and_compile(&args.policy, m, &caller)?;
     let outcome = kekkai::launch::run(&plan, &args.command, &opts)?;
@@ -218,8 +269,10 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         return Err(Error::Launch(e.clone()));
     }
     if let Some((program, errno)) = &outcome.exec_error {
-        let e = nix::errno::Errno::from_raw(*errno);
-        eprintln!("kekkai: {program}: {} ({e:?})", e.desc().to_lowercase());
+        if verbosity >= 0 {
+            let e = nix::errno::Errno::from_raw(*errno);
+            eprintln!("kekkai: {program}: {} ({e:?})", e.desc().to_lowercase());
+        }
     }
     if !opts.quiet {
         let cg = &outcome.cgroup;
@@ -240,12 +293,17 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
                 eprintln!("kekkai: note: {note}");
             }
         }
-        for l in &cg.leftovers {
+    }
+    if verbosity >= 0 {
+        for l in &outcome.cgroup.leftovers {
             eprintln!("kekkai: cleanup: {l} (kekkai cleanup removes it later)");
         }
     }
     // A limit that ended the run is said plainly.
     let stats = &outcome.cgroup.stats;
+    if verbosity < 0 {
+        return Ok(outcome.exit_code);
+    }
     if stats.oom_kills > 0 {
         let limit = plan
             .limits
@@ -268,6 +326,77 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         );
     }
     Ok(outcome.exit_code)
+}
+
+fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
+    use kekkai::audit;
+    let caller = caller()?;
+    let (_loaded, plan) = load_and_compile(&args.policy, m, &caller)?;
+    let mut ctx = audit::context(&plan);
+    ctx.expectations = plan.audit.clone();
+    ctx.control = args.control;
+    let _fixtures = audit::fixtures(&mut ctx);
+    let secret = ctx.secret.clone().unwrap_or_default();
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("finding kekkai's own executable", e))?;
+    let mut cmd = std::process::Command::new(&exe);
+    let copy;
+    if args.control {
+        cmd.arg("__probe")
+            .arg("battery")
+            .arg(serde_json::to_string(&ctx).unwrap_or_default());
+        cmd.args(args.only.iter());
+    } else {
+        copy = audit::ProbeCopy::new().map_err(|e| Error::io("copying kekkai for the probe", e))?;
+        cmd.arg("run");
+        if let Some(p) = &args.policy.policy {
+            cmd.args(["-p", p]);
+        }
+        for o in overrides(&args.policy, m) {
+            let flag = o.flag();
+            let (name, value) = flag.split_once(' ').unwrap_or((&flag, ""));
+            cmd.args([name, value]);
+        }
+        cmd.arg("--ro-bind")
+            .arg(format!("{}:{}", copy.path().display(), audit::PROBE_PATH));
+        cmd.arg("--")
+            .args(audit::battery_command(&ctx, args.only.as_deref()));
+    }
+    cmd.env("KEKKAI_AUDIT_SECRET", &secret)
+        .stdout(std::process::Stdio::piped());
+    let out = cmd
+        .output()
+        .map_err(|e| Error::io("starting the sandbox", e))?;
+    let status = out.status.code().unwrap_or(128);
+    if status == exit::LAUNCH && out.stdout.is_empty() {
+        eprintln!("kekkai: audit: the sandbox did not start (see above); no probe ran");
+        return Ok(exit::LAUNCH);
+    }
+    let report = audit::judge(
+        &plan.name,
+        &plan.policy_hash,
+        args.control,
+        &String::from_utf8_lossy(&out.stdout),
+        args.only.as_deref(),
+        &ctx,
+    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.table());
+    }
+    if status != 0 {
+        eprintln!("kekkai: the probe battery ended with status {status}");
+        return Ok(1);
+    }
+    if args.control {
+        // A control run shows what the probes can do; it passes when they all ran.
+        return Ok(if report.summary.errors == 0 { 0 } else { 1 });
+    }
+    Ok(if report.passed() { 0 } else { 1 })
 }
 
 fn cleanup() -> i32 {

@@ -88,6 +88,7 @@ fn normalise(text: &str, pwd: &Path) -> String {
                 Some("- identity: <caller>".into())
             }
             ("rootfs", t) if t.starts_with("- overlays: ") => Some("- overlays: <host>".into()),
+            ("plan", t) if t.starts_with("- cgroup placement: ") => continue,
             ("landlock", t) if t.contains(", this kernel has ") => {
                 let head = t
                     .rsplit_once(", this kernel has ")

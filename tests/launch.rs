@@ -456,7 +456,14 @@ fn every_shipped_policy_runs_a_shell(
         return;
     }
     let w = World::new("shipped");
-    let o = w.run(who, ["run", "-p", policy, "--", "sh", "-c", "true"]);
+    // The service policy's limits are hard: unprivileged, it needs a delegated cgroup (and
+    // refuses to run without one, which tests/limits.rs checks).
+    let mode = match (who, policy) {
+        (Who::Root, _) => support::Mode::Root,
+        (Who::Rootless, "service") => support::Mode::Delegated,
+        (Who::Rootless, _) => support::Mode::Plain,
+    };
+    let o = support::run_as(&w, mode, &["run", "-p", policy, "--", "sh", "-c", "true"]);
     assert_code(&o, 0);
 }
 

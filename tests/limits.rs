@@ -4,47 +4,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use kekkai::launch::cgroup::Hierarchies;
 use rstest::rstest;
-use support::{Who, World, assert_code, code, skip, stderr, stdout, test_user, unavailable};
-
-/// How the run is placed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// As root.
-    Root,
-    /// Unprivileged, inside a cgroup delegated to the test user.
-    Delegated,
-    /// Unprivileged, no delegation: hard limits refuse, best-effort drops them.
-    Plain,
-}
-
-impl Mode {
-    fn who(self) -> Who {
-        if self == Mode::Root {
-            Who::Root
-        } else {
-            Who::Rootless
-        }
-    }
-}
-
-/// The directories kekkai may create cgroups in, for this test process.
-fn cgroup_dirs() -> Vec<PathBuf> {
-    let h = Hierarchies::read();
-    let mut dirs: Vec<PathBuf> = h.own_v2().into_iter().collect();
-    for c in ["memory", "pids", "cpu", "cpuset", "freezer", "blkio"] {
-        if let Some((_, d)) = h.own_v1(c) {
-            dirs.push(d);
-        }
-    }
-    dirs
-}
+use support::{
+    Mode, Who, World, assert_code, cgroup_dirs, code, run_as, skip, stderr, stdout, unavailable,
+};
 
 /// kekkai cgroups below `dir` (recursively, to catch anything left in a delegated one).
 fn kekkai_cgroups(dir: &Path) -> Vec<PathBuf> {
@@ -88,101 +56,6 @@ fn no_residue<T>(f: impl FnOnce() -> T) -> T {
     r
 }
 
-/// A cgroup delegated to the test user in every hierarchy, removed on drop.
-struct Delegated {
-    dirs: Vec<PathBuf>,
-}
-
-impl Delegated {
-    fn new() -> Delegated {
-        let (uid, gid) = test_user().unwrap();
-        let own = |p: &Path| {
-            nix::unistd::chown(
-                p,
-                Some(nix::unistd::Uid::from_raw(uid)),
-                Some(nix::unistd::Gid::from_raw(gid)),
-            )
-            .unwrap();
-        };
-        let name = format!(
-            "kekkai-test-delegated-{}-{}",
-            std::process::id(),
-            support::unique()
-        );
-        let mut dirs = Vec::new();
-        for parent in cgroup_dirs() {
-            let dir = parent.join(&name);
-            std::fs::create_dir(&dir).unwrap();
-            // A v1 cpuset starts empty; give it the parent's CPUs and memory nodes.
-            for f in ["cpuset.cpus", "cpuset.mems"] {
-                if dir.join(f).exists() {
-                    let v = std::fs::read_to_string(parent.join(f)).unwrap();
-                    std::fs::write(dir.join(f), v.trim()).unwrap();
-                }
-            }
-            own(&dir);
-            for f in [
-                "cgroup.procs",
-                "tasks",
-                "cgroup.subtree_control",
-                "cgroup.threads",
-            ] {
-                if dir.join(f).exists() {
-                    own(&dir.join(f));
-                }
-            }
-            dirs.push(dir);
-        }
-        Delegated { dirs }
-    }
-
-    fn enter(&self, pid: u32) {
-        for d in &self.dirs {
-            std::fs::write(d.join("cgroup.procs"), pid.to_string()).unwrap();
-        }
-    }
-}
-
-impl Drop for Delegated {
-    fn drop(&mut self) {
-        for d in &self.dirs {
-            let _ = std::fs::remove_dir(d);
-        }
-    }
-}
-
-/// Runs `kekkai ARGS` in `mode`, placing it in a delegated cgroup when asked.
-fn run(w: &World, mode: Mode, args: &[&str]) -> Output {
-    if mode != Mode::Delegated {
-        return w.run(mode.who(), args);
-    }
-    let deleg = Delegated::new();
-    // The shell waits until it has been moved into the delegated cgroup, then becomes kekkai.
-    let kekkai = w.kekkai().display().to_string();
-    let mut shell = std::process::Command::new("sh");
-    shell
-        .args(["-c", "read go; exec \"$0\" \"$@\"", &kekkai])
-        .args(args);
-    let (uid, gid) = test_user().unwrap();
-    use std::os::unix::process::CommandExt;
-    shell
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("LANG", "C.UTF-8")
-        .current_dir(w.dir.path())
-        .uid(uid)
-        .gid(gid)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = shell.spawn().unwrap();
-    deleg.enter(child.id());
-    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    drop(deleg);
-    out
-}
-
 fn report(o: &Output) -> serde_json::Value {
     let err = stderr(o);
     let start = err
@@ -210,7 +83,7 @@ fn a_memory_limit_ends_the_run_with_an_oom_kill(#[values(Mode::Root, Mode::Deleg
         "version: 1\nextends: default\nlimits: { memory: 64M, swap: 0, compat: hard }\n",
     );
     let o = no_residue(|| {
-        run(
+        run_as(
             &w,
             mode,
             &[
@@ -259,7 +132,7 @@ fn a_pids_limit_stops_a_fork_loop(#[values(Mode::Root, Mode::Delegated)] mode: M
     w.dir.write("fork.py", script);
     let py = w.dir.join("fork.py").display().to_string();
     let o = no_residue(|| {
-        run(
+        run_as(
             &w,
             mode,
             &[
@@ -287,7 +160,7 @@ fn hard_limits_refuse_to_run_without_a_delegated_cgroup() {
         "p.yaml",
         "version: 1\nextends: default\nlimits: { memory: 64M, compat: hard }\n",
     );
-    let o = no_residue(|| run(&w, Mode::Plain, &["run", "-p", "./p.yaml", "--", "true"]));
+    let o = no_residue(|| run_as(&w, Mode::Plain, &["run", "-p", "./p.yaml", "--", "true"]));
     assert_code(&o, 125);
     let e = stderr(&o);
     assert!(
@@ -310,7 +183,7 @@ fn best_effort_limits_run_and_report_what_was_dropped() {
         "version: 1\nextends: default\nlimits: { memory: 64M, compat: best-effort }\n",
     );
     let o = no_residue(|| {
-        run(
+        run_as(
             &w,
             Mode::Plain,
             &["run", "-p", "./p.yaml", "--report", "-", "--", "true"],
@@ -351,7 +224,7 @@ fn a_cpu_quota_holds_a_busy_loop_near_its_share(#[values(Mode::Root, Mode::Deleg
     w.dir.write("busy.py", busy);
     let py = w.dir.join("busy.py").display().to_string();
     let o = no_residue(|| {
-        run(
+        run_as(
             &w,
             mode,
             &[

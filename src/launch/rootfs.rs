@@ -325,7 +325,7 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
                 .map_err(|e| e.key(&m.key))?;
                 binds.push(Some(tree));
             }
-            MountKind::Dev | MountKind::Hide => {
+            MountKind::Dev | MountKind::Hide | MountKind::Proc => {
                 need_devices = true;
                 binds.push(None);
             }
@@ -537,6 +537,7 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
             mount(Some("proc"), at.as_str(), Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
                 .step(step, || format!("mount(\"proc\", {t:?}, \"proc\", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)"))
                 .map_err(|e| e.hint("a fresh procfs needs the pid namespace and, without root, a host /proc with nothing mounted over parts of it"))?;
+            harden_proc(root, &rel, &t, staged)?;
         }
         MountKind::Mqueue => {
             mount(
@@ -565,6 +566,69 @@ fn reopen(root: BorrowedFd<'_>, rel: &Path, step: Step, shown: &str) -> Result<O
     openat2(root, rel, how).step(step, || {
         format!("openat2(root, {shown:?}, O_PATH, RESOLVE_IN_ROOT)")
     })
+}
+
+/// Parts of a fresh procfs that still reach the host kernel: read-only (the sysctls, among them
+/// core_pattern, whose owner is the host's root), or hidden (as Docker does).
+const PROC_READ_ONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
+const PROC_HIDDEN_FILES: [&str; 6] = [
+    "kcore",
+    "keys",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+    "kallsyms",
+];
+const PROC_HIDDEN_DIRS: [&str; 2] = ["acpi", "scsi"];
+
+fn harden_proc(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    shown: &str,
+    staged: &mut Staged,
+) -> Result<(), StepError> {
+    let step = Step::Mounts;
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let find = |name: &str| openat2(root, rel.join(name).as_path(), how).ok();
+    for name in PROC_READ_ONLY {
+        let Some(fd) = find(name) else { continue };
+        let path = format!("{shown}/{name}");
+        let dir = fstat(&fd).is_ok_and(|st| {
+            SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+        });
+        let tree = detached_tree(fd.as_fd(), dir, RO | mount_attr::NOEXEC, step, &path)?;
+        attach(&tree, fd.as_fd(), step, &path)?;
+    }
+    for name in PROC_HIDDEN_FILES {
+        let Some(fd) = find(name) else { continue };
+        let Some((_, null)) = staged.host.devices.iter().find(|(n, _)| *n == "null") else {
+            continue;
+        };
+        bind_node(
+            null.as_fd(),
+            fd.as_fd(),
+            mount_attr::RDONLY | mount_attr::NOSUID | mount_attr::NOEXEC,
+            step,
+            &format!("{shown}/{name}"),
+        )?;
+    }
+    for name in PROC_HIDDEN_DIRS {
+        let Some(fd) = find(name) else { continue };
+        let at = fd_path(fd.as_fd());
+        mount(
+            Some("tmpfs"),
+            at.as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+            Some("size=4k,mode=0555"),
+        )
+        .step(step, || {
+            format!("mount(\"tmpfs\", \"{shown}/{name}\", \"tmpfs\", MS_RDONLY, \"size=4k\")")
+        })?;
+    }
+    Ok(())
 }
 
 /// A minimal /dev: a small tmpfs with the host's null, zero, full, random, urandom and tty

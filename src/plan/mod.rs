@@ -133,6 +133,8 @@ pub struct Plan {
     pub network: Network,
     /// The program is PID 1 (no reaper).
     pub as_pid_1: bool,
+    /// The policy's expectations for `kekkai audit`.
+    pub audit: Vec<crate::audit::Expectation>,
 }
 
 impl Plan {
@@ -301,6 +303,22 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         }
     }
 
+    // Audit expectations.
+    let mut audit = Vec::new();
+    if let Some(a) = &p.audit {
+        for (key, list, deny) in [
+            ("must-deny", &a.must_deny, true),
+            ("must-allow", &a.must_allow, false),
+        ] {
+            for (i, text) in list.iter().flatten().enumerate() {
+                match crate::audit::Expectation::parse(text, deny) {
+                    Ok(e) => audit.push(e),
+                    Err(msg) => d.push(KeyPath::root().key("audit").key(key).index(i), msg),
+                }
+            }
+        }
+    }
+
     // Landlock and seccomp.
     let landlock = landlock::plan(p.landlock.as_ref(), rootfs.writable, &mounts, &mut d);
     let seccomp = seccomp::compile(p.seccomp.as_ref(), &mut d);
@@ -340,6 +358,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         seccomp,
         network,
         as_pid_1: p.as_pid_1.unwrap_or(false),
+        audit,
     })
 }
 

@@ -89,6 +89,22 @@ pub struct RawPolicy {
     /// Run the program as PID 1 of the sandbox instead of under kekkai's minimal reaper.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub as_pid_1: Option<bool>,
+    /// What `kekkai audit` must find denied and allowed inside this sandbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Audit>,
+}
+
+/// A policy's own expectations, checked by `kekkai audit`: `read:/etc/shadow`, `write:/usr`,
+/// `exec:/tmp/x`, `connect:127.0.0.1:22`, `bind:8080`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Audit {
+    /// Attempts that must fail inside the sandbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub must_deny: Option<Vec<String>>,
+    /// Attempts that must work inside the sandbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub must_allow: Option<Vec<String>>,
 }
 
 /// A Linux namespace type.

@@ -7,10 +7,13 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::ffi::OsStr;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use kekkai::launch::cgroup::Hierarchies;
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Who runs kekkai.
@@ -211,4 +214,128 @@ pub fn assert_code(o: &Output, want: i32) {
         stdout(o),
         stderr(o)
     );
+}
+
+/// How the run is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// As root.
+    Root,
+    /// Unprivileged, inside a cgroup delegated to the test user.
+    Delegated,
+    /// Unprivileged, no delegation: hard limits refuse, best-effort drops them.
+    Plain,
+}
+
+impl Mode {
+    pub fn who(self) -> Who {
+        if self == Mode::Root {
+            Who::Root
+        } else {
+            Who::Rootless
+        }
+    }
+}
+
+/// The directories kekkai may create cgroups in, for this test process.
+pub fn cgroup_dirs() -> Vec<PathBuf> {
+    let h = Hierarchies::read();
+    let mut dirs: Vec<PathBuf> = h.own_v2().into_iter().collect();
+    for c in ["memory", "pids", "cpu", "cpuset", "freezer", "blkio"] {
+        if let Some((_, d)) = h.own_v1(c) {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
+
+/// A cgroup delegated to the test user in every hierarchy, removed on drop.
+pub struct Delegated {
+    dirs: Vec<PathBuf>,
+}
+
+impl Delegated {
+    pub fn new() -> Delegated {
+        let (uid, gid) = test_user().unwrap();
+        let own = |p: &Path| {
+            nix::unistd::chown(
+                p,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .unwrap();
+        };
+        let name = format!("kekkai-test-delegated-{}-{}", std::process::id(), unique());
+        let mut dirs = Vec::new();
+        for parent in cgroup_dirs() {
+            let dir = parent.join(&name);
+            std::fs::create_dir(&dir).unwrap();
+            // A v1 cpuset starts empty; give it the parent's CPUs and memory nodes.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if dir.join(f).exists() {
+                    let v = std::fs::read_to_string(parent.join(f)).unwrap();
+                    std::fs::write(dir.join(f), v.trim()).unwrap();
+                }
+            }
+            own(&dir);
+            for f in [
+                "cgroup.procs",
+                "tasks",
+                "cgroup.subtree_control",
+                "cgroup.threads",
+            ] {
+                if dir.join(f).exists() {
+                    own(&dir.join(f));
+                }
+            }
+            dirs.push(dir);
+        }
+        Delegated { dirs }
+    }
+
+    pub fn enter(&self, pid: u32) {
+        for d in &self.dirs {
+            std::fs::write(d.join("cgroup.procs"), pid.to_string()).unwrap();
+        }
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// Runs `kekkai ARGS` in `mode`, placing it in a delegated cgroup when asked.
+pub fn run_as(w: &World, mode: Mode, args: &[&str]) -> Output {
+    if mode != Mode::Delegated {
+        return w.run(mode.who(), args);
+    }
+    let deleg = Delegated::new();
+    // The shell waits until it has been moved into the delegated cgroup, then becomes kekkai.
+    let kekkai = w.kekkai().display().to_string();
+    let mut shell = std::process::Command::new("sh");
+    shell
+        .args(["-c", "read go; exec \"$0\" \"$@\"", &kekkai])
+        .args(args);
+    let (uid, gid) = test_user().unwrap();
+    use std::os::unix::process::CommandExt;
+    shell
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .current_dir(w.dir.path())
+        .uid(uid)
+        .gid(gid)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = shell.spawn().unwrap();
+    deleg.enter(child.id());
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(deleg);
+    out
 }
