@@ -324,10 +324,7 @@ pub fn fork_until_limit(limit: Option<u64>) -> Seen {
     for k in &kids {
         let _ = nix::sys::wait::waitpid(*k, None);
     }
-    match result {
-        Seen::Errno(e) => Seen::Errno(e),
-        other => other,
-    }
+    result
 }
 
 /// Allocates (and touches) memory up to 64 MiB past the limit, or 1 GiB without one.
