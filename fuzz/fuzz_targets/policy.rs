@@ -1,0 +1,10 @@
+//! Fuzz target `policy`: see `harness::policy` for what it feeds and what must hold.
+
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    harness::policy(data);
+});
