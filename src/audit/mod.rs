@@ -362,6 +362,12 @@ pub fn fill_tmpfs(dir: &str, size: Option<u64>) -> Seen {
     let Some(size) = size else {
         return Seen::NotApplicable("no tmpfs of known size to fill".into());
     };
+    if size > 256 << 20 {
+        return Seen::NotApplicable(format!(
+            "the {} MiB tmpfs is more than the probe fills (256 MiB)",
+            size >> 20
+        ));
+    }
     let path = format!("{dir}/.kekkai-audit-fill");
     let r = (|| -> std::io::Result<u64> {
         let mut f = std::fs::File::create(&path)?;
@@ -729,11 +735,9 @@ pub fn context(plan: &Plan) -> Ctx {
             .find(|(x, r)| *x == c && r.is_err())
             .and_then(|(_, r)| r.clone().err())
     };
-    let (read_target, exec_target) = if ll.enabled {
-        landlock_targets(plan, &visible)
-    } else {
-        (None, None)
-    };
+    // Targets come from the rules even when Landlock is off, so that a policy that turns it
+    // off shows what gets through.
+    let (read_target, exec_target) = landlock_targets(plan, &visible);
     Ctx {
         control: false,
         scratch: scratch.map_or_else(|| "/tmp".into(), |(p, _)| p.display().to_string()),
@@ -753,11 +757,7 @@ pub fn context(plan: &Plan) -> Ctx {
             .map(|r| r.value),
         landlock_read_target: read_target,
         landlock_exec_target: exec_target,
-        landlock_write_target: if ll.enabled {
-            scratch.map(|(p, _)| p.display().to_string())
-        } else {
-            None
-        },
+        landlock_write_target: scratch.map(|(p, _)| p.display().to_string()),
         landlock_write_denied: writable
             .iter()
             .find(|(p, _)| ll.enabled && !allows(ll, p, access::WRITE_FILE | access::MAKE_REG))

@@ -276,19 +276,11 @@ probes! {
     };
 
     // ── processes ───────────────────────────────────────────────────────────────────────────
-    "process.ptrace-pid-1", "seccomp", DENIED, true, |_| call("ptrace", [16 /* PTRACE_ATTACH */, 1, 0, 0, 0, 0]);
-    "process.ptrace-parent", "seccomp", DENIED, true, |_| {
-        let parent = nix::unistd::getppid().as_raw() as u64;
-        match raw_syscall(nr("ptrace"), [16, parent, 0, 0, 0, 0]) {
-            Ok(_) => {
-                // Let the parent go at once.
-                let _ = raw_syscall(nr("ptrace"), [17 /* PTRACE_DETACH */, parent, 0, 0, 0, 0]);
-                Seen::Done("attached to the parent process".into())
-            }
-            Err(e) => Seen::Errno(e),
-        }
-    };
-    "process.ptrace-traceme", "seccomp", EPERM, true, |_| call("ptrace", [0x4206 /* PTRACE_SEIZE */, 0, 0, 0, 0, 0]);
+    // PTRACE_SEIZE attaches without stopping the target; when the probe exits, the target is
+    // simply let go.
+    "process.ptrace-pid-1", "seccomp", DENIED, true, |_| call("ptrace", [0x4206 /* PTRACE_SEIZE */, 1, 0, 0, 0, 0]);
+    "process.ptrace-parent", "seccomp", DENIED, true, |_| call("ptrace", [0x4206, nix::unistd::getppid().as_raw() as u64, 0, 0, 0, 0]);
+    "process.ptrace-traceme", "seccomp", EPERM, true, |_| call("ptrace", [0 /* PTRACE_TRACEME */, 0, 0, 0, 0, 0]);
     "process.vm-readv", "seccomp", DENIED, true, |_| call("process_vm_readv", [1, 0, 0, 0, 0, 0]);
     "process.vm-writev", "seccomp", DENIED, true, |_| call("process_vm_writev", [1, 0, 0, 0, 0, 0]);
     "process.pidfd-getfd", "seccomp", DENIED, true, |_| call("pidfd_getfd", [u64::MAX, 0, 0, 0, 0, 0]);

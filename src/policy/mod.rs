@@ -525,7 +525,13 @@ fn identity(source: &PolicySource) -> String {
 
 /// Reads a policy file: a regular file, at most [`yaml::MAX_FILE_BYTES`] bytes.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|e| describe_io(&e))?;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| describe_io(&e))?;
     let meta = file.metadata().map_err(|e| describe_io(&e))?;
     if !meta.is_file() {
         return Err("not a regular file".into());
