@@ -26,6 +26,8 @@ pub enum Override {
     Hostname(String),
     /// `--net none|host`.
     Net(String),
+    /// `--pty` (pty) or `--no-pty` (inherit).
+    Terminal(String),
 }
 
 impl Override {
@@ -40,6 +42,8 @@ impl Override {
             Override::Chdir(v) => format!("--chdir {v}"),
             Override::Hostname(v) => format!("--hostname {v}"),
             Override::Net(v) => format!("--net {v}"),
+            Override::Terminal(v) if v == "pty" => "--pty".into(),
+            Override::Terminal(_) => "--no-pty".into(),
         }
     }
 
@@ -85,6 +89,7 @@ impl Override {
             )]),
             Override::Chdir(d) => map(vec![("cwd", s(d))]),
             Override::Hostname(h) => map(vec![("hostname", s(h))]),
+            Override::Terminal(t) => map(vec![("terminal", s(t))]),
             Override::Net(n) => match n.as_str() {
                 "none" | "host" => map(vec![("network", s(n))]),
                 _ => return Err("expected `none` or `host`".into()),

@@ -9,6 +9,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use kekkai::caller::Caller;
 use kekkai::cli_overrides::Override;
 use kekkai::error::{Error, exit};
+use kekkai::log;
 use kekkai::plan::{self, Plan};
 use kekkai::policy::{self, LoadedPolicy, PolicySource};
 
@@ -45,6 +46,16 @@ enum Cmd {
     Schema,
     /// Remove cgroups left behind by sandboxes whose supervisor was killed.
     Cleanup,
+    /// List the policies `-p NAME` finds, and where (./.kekkai/, ~/.config/kekkai/policies,
+    /// /etc/kekkai/policies, then the shipped ones).
+    Policies,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), generated from the command-line definitions.
+    Man,
     /// Run escape probes inside a sandbox built from the policy; exit 1 if any escape works.
     ///
     /// Each probe tries one thing a sandboxed program should not be able to do (write the root,
@@ -111,6 +122,12 @@ struct PolicyArgs {
     /// Network: `none` (own namespace, loopback only) or `host`.
     #[arg(long = "net", value_name = "none|host")]
     net: Option<String>,
+    /// Give the program its own pseudo-terminal when stdin is a terminal (the default).
+    #[arg(long = "pty", overrides_with = "no_pty")]
+    pty: bool,
+    /// Let the program use the caller's terminal directly.
+    #[arg(long = "no-pty")]
+    no_pty: bool,
 }
 
 #[derive(clap::Args)]
@@ -147,6 +164,13 @@ struct ExplainArgs {
 }
 
 fn main() -> ExitCode {
+    // The Rust runtime ignores SIGPIPE, and that disposition would pass on to every program
+    // kekkai starts (`kekkai run -- yes | head -1` would never end). Restore the default:
+    // writing to a closed pipe ends the writer, as Unix tools expect.
+    if let Err(e) = kekkai::sys::set_default_handler(nix::sys::signal::Signal::SIGPIPE) {
+        log::error(&format!("sigaction(SIGPIPE, SIG_DFL): {e}"));
+        return ExitCode::from(u8::try_from(exit::LAUNCH).unwrap_or(1));
+    }
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
@@ -167,6 +191,28 @@ fn main() -> ExitCode {
             0
         }
         Cmd::Cleanup => cleanup(),
+        Cmd::Policies => {
+            for (name, place, desc) in kekkai::policy::available() {
+                println!("{name:<16} {place}");
+                if !desc.is_empty() {
+                    println!("{:<16} {desc}", "");
+                }
+            }
+            0
+        }
+        Cmd::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "kekkai", &mut out);
+            use std::io::Write;
+            match std::io::stdout().write_all(&out) {
+                Ok(()) => 0,
+                Err(e) => report(Err(Error::io("writing the completions", e)), 1),
+            }
+        }
+        Cmd::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            Ok(()) => 0,
+            Err(e) => report(Err(Error::io("writing the manual page", e)), 1),
+        },
         Cmd::Audit(args) => report(audit(&args, sub), exit::LAUNCH),
         Cmd::Probe { what, ctx, only } => match what.as_str() {
             "battery" => kekkai::audit::battery(&ctx, only.as_deref()),
@@ -182,21 +228,21 @@ fn report(result: Result<i32, Error>, failure: i32) -> i32 {
         Ok(code) => code,
         Err(Error::Policy(diags)) => {
             for d in &diags.0 {
-                eprintln!("{d}");
+                log::emit(log::Level::Error, &d.to_string());
             }
-            eprintln!(
-                "kekkai: the policy is invalid ({} error{})",
+            log::error(&format!(
+                "the policy is invalid ({} error{})",
                 diags.0.len(),
                 if diags.0.len() == 1 { "" } else { "s" }
-            );
+            ));
             failure
         }
         Err(Error::Usage(msg)) => {
-            eprintln!("kekkai: {msg}");
+            log::error(&msg);
             exit::USAGE
         }
         Err(e) => {
-            eprintln!("kekkai: {e}");
+            log::error(&e.to_string());
             failure
         }
     }
@@ -226,6 +272,12 @@ fn overrides(args: &PolicyArgs, m: Option<&ArgMatches>) -> Vec<Override> {
     add("chdir", args.chdir.as_slice(), Override::Chdir);
     add("hostname", args.hostname.as_slice(), Override::Hostname);
     add("net", args.net.as_slice(), Override::Net);
+    if args.pty {
+        add("pty", &["pty".to_string()], Override::Terminal);
+    }
+    if args.no_pty {
+        add("no_pty", &["inherit".to_string()], Override::Terminal);
+    }
     out.sort_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, o)| o).collect()
 }
@@ -259,10 +311,10 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Err
         if dest == "-" {
             eprintln!("{text}");
         } else if let Err(e) = std::fs::write(dest, format!("{text}\n")) {
-            eprintln!(
-                "kekkai: --report {dest}: {}",
+            log::error(&format!(
+                "--report {dest}: {}",
                 kekkai::policy::describe_io(&e)
-            );
+            ));
         }
     }
     if let Some(e) = &outcome.setup_error {
@@ -271,32 +323,32 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Err
     if let Some((program, errno)) = &outcome.exec_error {
         if verbosity >= 0 {
             let e = nix::errno::Errno::from_raw(*errno);
-            eprintln!("kekkai: {program}: {} ({e:?})", e.desc().to_lowercase());
+            log::error(&format!("{program}: {} ({e:?})", e.desc().to_lowercase()));
         }
     }
     if !opts.quiet {
         let cg = &outcome.cgroup;
         if !cg.dropped.is_empty() {
-            eprintln!(
-                "kekkai: cgroup limits (best-effort) dropped: {}",
+            log::notice(&format!(
+                "cgroup limits (best-effort) dropped: {}",
                 cg.dropped.join("; ")
-            );
+            ));
         }
         if let Some(enforced) = &outcome.enforced {
             if !enforced.landlock.dropped.is_empty() {
-                eprintln!(
-                    "kekkai: landlock (best-effort) dropped: {}",
+                log::notice(&format!(
+                    "landlock (best-effort) dropped: {}",
                     enforced.landlock.dropped.join("; ")
-                );
+                ));
             }
             for note in &enforced.notes {
-                eprintln!("kekkai: note: {note}");
+                log::notice(&format!("note: {note}"));
             }
         }
     }
     if verbosity >= 0 {
         for l in &outcome.cgroup.leftovers {
-            eprintln!("kekkai: cleanup: {l} (kekkai cleanup removes it later)");
+            log::warn(&format!("cleanup: {l} (kekkai cleanup removes it later)"));
         }
     }
     // A limit that ended the run is said plainly.
@@ -310,20 +362,20 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Err
             .memory
             .map(kekkai::explain::size)
             .unwrap_or_else(|| "?".into());
-        eprintln!("kekkai: killed: out of memory (limit {limit})");
+        log::error(&format!("killed: out of memory (limit {limit})"));
     }
     if stats.pids_limit_hits > 0 {
-        eprintln!(
-            "kekkai: {} fork/clone call(s) failed at the pids limit ({})",
+        log::warn(&format!(
+            "{} fork/clone call(s) failed at the pids limit ({})",
             stats.pids_limit_hits,
             plan.limits.pids.unwrap_or_default()
-        );
+        ));
     }
     if outcome.timed_out {
-        eprintln!(
-            "kekkai: timed out after {:?}",
+        log::error(&format!(
+            "timed out after {:?}",
             plan.timeout.unwrap_or_default()
-        );
+        ));
     }
     Ok(outcome.exit_code)
 }
@@ -354,8 +406,10 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         }
         for o in overrides(&args.policy, m) {
             let flag = o.flag();
-            let (name, value) = flag.split_once(' ').unwrap_or((&flag, ""));
-            cmd.args([name, value]);
+            match flag.split_once(' ') {
+                Some((name, value)) => cmd.args([name, value]),
+                None => cmd.arg(&flag),
+            };
         }
         cmd.arg("--ro-bind")
             .arg(format!("{}:{}", copy.path().display(), audit::PROBE_PATH));
@@ -369,7 +423,7 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         .map_err(|e| Error::io("starting the sandbox", e))?;
     let status = out.status.code().unwrap_or(128);
     if status == exit::LAUNCH && out.stdout.is_empty() {
-        eprintln!("kekkai: audit: the sandbox did not start (see above); no probe ran");
+        log::error("audit: the sandbox did not start (see above); no probe ran");
         return Ok(exit::LAUNCH);
     }
     let report = audit::judge(
@@ -389,7 +443,7 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         print!("{}", report.table());
     }
     if status != 0 {
-        eprintln!("kekkai: the probe battery ended with status {status}");
+        log::error(&format!("the probe battery ended with status {status}"));
         return Ok(1);
     }
     if args.control {

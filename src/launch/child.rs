@@ -6,12 +6,13 @@
 
 use std::convert::Infallible;
 use std::ffi::OsString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::error::{StepError, Syscall};
 use super::report::{Enforced, LandlockReport};
 use super::rootfs::{self, Staged};
 use super::sync::{Channel, ToChild, ToParent};
-use super::{Options, caps, environment, exec, landlock, lockdown};
+use super::{Options, caps, environment, exec, landlock, lockdown, terminal};
 use crate::plan::Plan;
 use crate::plan::steps::Step;
 
@@ -21,6 +22,10 @@ pub fn main(plan: &Plan, command: &[OsString], chan: Channel, opts: &Options) ->
     // If the supervisor is gone there is nobody to tell; the exit status still says 125.
     let _ = chan.send(&ToParent::Failed(err));
     crate::sys::exit_now(crate::error::exit::LAUNCH)
+}
+
+fn raw(fd: BorrowedFd<'_>) -> u32 {
+    u32::try_from(crate::sys::raw(fd)).unwrap_or(0)
 }
 
 /// THE order. The "why" of each position is in `plan::steps::ORDER`.
@@ -48,6 +53,8 @@ pub struct Child<'a, S> {
     plan: &'a Plan,
     chan: &'a Channel,
     opts: &'a Options,
+    /// The program's terminal (the slave end of the sandbox's pseudo-terminal), from step 7.
+    tty: Option<OwnedFd>,
     state: S,
 }
 
@@ -79,6 +86,7 @@ impl<'a, S> Child<'a, S> {
             plan: self.plan,
             chan: self.chan,
             opts: self.opts,
+            tty: self.tty,
             state: f(self.state),
         }
     }
@@ -114,6 +122,7 @@ impl<'a> Child<'a, Mapped> {
             plan,
             chan,
             opts,
+            tty: None,
             state: Mapped,
         })
     }
@@ -137,14 +146,19 @@ impl<'a> Child<'a, RootBuilt> {
 impl<'a> Child<'a, Mounted> {
     fn pivot_root(self) -> Result<Child<'a, Pivoted>, StepError> {
         self.enter(Step::PivotRoot);
-        let plan = self.plan;
-        let chan = self.chan;
-        let opts = self.opts;
-        rootfs::pivot(self.state.0)?;
+        let Child {
+            plan,
+            chan,
+            opts,
+            tty,
+            state,
+        } = self;
+        rootfs::pivot(state.0)?;
         Ok(Child {
             plan,
             chan,
             opts,
+            tty,
             state: Pivoted,
         })
     }
@@ -154,7 +168,17 @@ impl<'a> Child<'a, Pivoted> {
     fn environment(self) -> Result<Child<'a, Configured>, StepError> {
         self.enter(Step::Environment);
         let notes = environment::apply(self.plan)?;
-        Ok(self.then(|_| Configured(notes)))
+        let mut this = self;
+        if this.opts.pty {
+            // The program's terminal lives in the sandbox's own devpts; the supervisor gets the
+            // master end and relays.
+            let (master, slave) = terminal::open_in_sandbox()?;
+            this.chan
+                .send_with_fd(&ToParent::PtyMaster, master.as_fd())
+                .step(Step::Environment, || "sendmsg(channel, pty master)".into())?;
+            this.tty = Some(slave);
+        }
+        Ok(this.then(|_| Configured(notes)))
     }
 }
 
@@ -197,7 +221,11 @@ impl<'a> Child<'a, NoNewPrivs> {
 impl<'a> Child<'a, Landlocked> {
     fn close_fds(self) -> Result<Child<'a, Closed>, StepError> {
         self.enter(Step::CloseFds);
-        lockdown::close_fds(self.chan.fd())?;
+        let mut keep = vec![raw(self.chan.fd())];
+        keep.extend(self.tty.as_ref().map(|t| raw(t.as_fd())));
+        // Socket activation's descriptors start at 3.
+        keep.extend(3..3 + self.plan.systemd.listen_fds);
+        lockdown::close_fds(&keep)?;
         Ok(self.then(|Landlocked(notes, report)| Closed(notes, report)))
     }
 }
@@ -222,6 +250,6 @@ impl<'a> Child<'a, Closed> {
 impl Child<'_, Locked> {
     fn exec(self, command: &[OsString]) -> StepError {
         self.enter(Step::Exec);
-        exec::spawn(self.plan, command, self.chan)
+        exec::spawn(self.plan, command, self.chan, self.tty)
     }
 }

@@ -8,6 +8,7 @@
 //! reached the program, which shares the foreground process group, and are not forwarded twice.
 
 use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use nix::errno::Errno;
@@ -66,17 +67,34 @@ pub fn sent_by_process(code: i32) -> bool {
 }
 
 /// Step 13: runs the program, as PID 1 or under the reaper. Returns only on failure.
-pub fn spawn(plan: &Plan, command: &[OsString], chan: &Channel) -> StepError {
+pub fn spawn(plan: &Plan, command: &[OsString], chan: &Channel, tty: Option<OwnedFd>) -> StepError {
     if plan.as_pid_1 {
+        if let Err(e) = take_terminal(plan, tty.as_ref()) {
+            return e;
+        }
         return exec_program(plan, command, chan);
     }
-    if let Err(e) = reaper(plan, command, chan) {
+    if let Err(e) = reaper(plan, command, chan, tty) {
         return e;
     }
     StepError::msg(Step::Exec, "the reaper returned")
 }
 
-fn reaper(plan: &Plan, command: &[OsString], chan: &Channel) -> Result<(), StepError> {
+/// In the program's process: its terminal, as the policy says.
+fn take_terminal(plan: &Plan, tty: Option<&OwnedFd>) -> Result<(), StepError> {
+    match tty {
+        Some(slave) => super::terminal::attach(slave),
+        None if plan.terminal == crate::policy::model::Terminal::None => super::terminal::detach(),
+        None => Ok(()),
+    }
+}
+
+fn reaper(
+    plan: &Plan,
+    command: &[OsString],
+    chan: &Channel,
+    tty: Option<OwnedFd>,
+) -> Result<(), StepError> {
     let step = Step::Exec;
     for s in FORWARDED.iter().chain([Signal::SIGCHLD].iter()) {
         crate::sys::set_noop_handler(*s).step(step, || format!("sigaction({s}, noop)"))?;
@@ -96,9 +114,13 @@ fn reaper(plan: &Plan, command: &[OsString], chan: &Channel) -> Result<(), StepE
             .step(step, || "sigprocmask(SIG_SETMASK, {})".into())?;
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
             .step(step, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
+        take_terminal(plan, tty.as_ref())?;
+        drop(tty);
         let e = exec_program(plan, command, chan);
         return Err(e);
     };
+    // Only the program holds its terminal: when it exits, the supervisor sees the end.
+    drop(tty);
     // PID 1's loop: no polling, no sleeping — one blocking read per event.
     loop {
         let info = match sfd.read_signal() {
@@ -157,9 +179,16 @@ fn exec_program(plan: &Plan, command: &[OsString], chan: &Channel) -> StepError 
     };
     let to_c = |s: &OsStr| CString::new(s.as_bytes().to_vec());
     let argv: Result<Vec<CString>, _> = command.iter().map(|a| to_c(a)).collect();
-    let envp: Result<Vec<CString>, _> = plan
-        .env
-        .vars
+    // systemd's LISTEN_PID and WATCHDOG_PID name the program, as it sees itself.
+    let me = nix::unistd::getpid().to_string();
+    let mut vars = plan.env.vars.clone();
+    if plan.systemd.listen_fds > 0 {
+        vars.push(("LISTEN_PID".into(), me.clone().into()));
+    }
+    if plan.systemd.watchdog {
+        vars.push(("WATCHDOG_PID".into(), me.into()));
+    }
+    let envp: Result<Vec<CString>, _> = vars
         .iter()
         .map(|(k, v)| {
             let mut kv = k.clone().into_vec();

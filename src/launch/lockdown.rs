@@ -5,8 +5,6 @@
 //! before seccomp so the filter never has to allow close_range for the launcher's sake, and
 //! seccomp is last of all: it would filter the launcher's own setup calls.
 
-use std::os::fd::BorrowedFd;
-
 use super::error::{StepError, Syscall};
 use crate::plan::SeccompPlan;
 use crate::plan::steps::Step;
@@ -25,17 +23,23 @@ pub fn no_new_privs() -> Result<(), StepError> {
     }
 }
 
-/// Step 11: closes every descriptor above stderr except `keep` (the channel, close-on-exec).
-pub fn close_fds(keep: BorrowedFd<'_>) -> Result<(), StepError> {
+/// Step 11: closes every descriptor above stderr except `keep` (the channel, the program's
+/// terminal, descriptors passed on purpose such as socket activation's).
+pub fn close_fds(keep: &[u32]) -> Result<(), StepError> {
     let step = Step::CloseFds;
-    let k = u32::try_from(crate::sys::raw(keep))
-        .map_err(|_| StepError::msg(step, "negative descriptor"))?;
-    if k > 3 {
-        crate::sys::close_range(3, k - 1, false)
-            .step(step, || format!("close_range(3, {}, 0)", k - 1))?;
+    let mut keep: Vec<u32> = keep.iter().copied().filter(|f| *f > 2).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 3u32;
+    for k in keep {
+        if k > first {
+            crate::sys::close_range(first, k - 1, false)
+                .step(step, || format!("close_range({first}, {}, 0)", k - 1))?;
+        }
+        first = k + 1;
     }
-    crate::sys::close_range(k.max(2) + 1, u32::MAX, false)
-        .step(step, || format!("close_range({}, ~0U, 0)", k.max(2) + 1))?;
+    crate::sys::close_range(first, u32::MAX, false)
+        .step(step, || format!("close_range({first}, ~0U, 0)"))?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ pub mod parent;
 pub mod report;
 pub mod rootfs;
 pub mod sync;
+pub mod terminal;
 
 use crate::plan::steps::Step;
 pub use error::StepError;
@@ -37,6 +38,9 @@ pub struct Options {
     pub fault: Option<(Step, Fault)>,
     /// Don't print what a best-effort layer dropped.
     pub quiet: bool,
+    /// Give the program a relayed pseudo-terminal (decided by the supervisor before clone:
+    /// `terminal: pty` and stdin is a terminal).
+    pub pty: bool,
 }
 
 impl Options {

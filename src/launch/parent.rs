@@ -18,6 +18,7 @@ use super::error::{StepError, Syscall};
 use super::exec::{Ended, handled_set, sent_by_process};
 use super::report::Enforced;
 use super::sync::{Channel, ToChild, ToParent};
+use super::terminal::Relay;
 use super::{Options, child};
 use crate::plan::Plan;
 use crate::plan::steps::Step;
@@ -65,6 +66,12 @@ pub struct CgroupOutcome {
 /// The rest of step 1 (the cgroup), steps 2 and 3, then supervision until the sandbox is gone
 /// and its cgroup removed.
 pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome, StepError> {
+    // A relayed pseudo-terminal only when there is a terminal to relay.
+    let opts = &Options {
+        pty: plan.terminal == crate::policy::model::Terminal::Pty
+            && nix::unistd::isatty(std::io::stdin()).unwrap_or(false),
+        ..opts.clone()
+    };
     let mut cg_out = CgroupOutcome::default();
     let cgroups = if plan.limits.any() {
         let h = Hierarchies::read();
@@ -194,6 +201,8 @@ fn write_maps(plan: &Plan, pid: Pid) -> Result<(), StepError> {
 }
 
 struct State {
+    /// The program's pseudo-terminal, relayed.
+    relay: Option<Relay>,
     outcome: Outcome,
     reported: Option<Ended>,
     child_status: Option<Ended>,
@@ -222,10 +231,12 @@ fn supervise(
         },
         reported: None,
         child_status: None,
+        relay: None,
     };
     let mut deadline = plan.timeout.map(|t| start + t);
     let mut terminating = false;
     let mut chan_open = true;
+    // One blocking poll per event: signals, the channel, and the terminal relay if there is one.
     while st.child_status.is_none() {
         let timeout = match deadline {
             None => PollTimeout::NONE,
@@ -235,32 +246,67 @@ fn supervise(
                     .unwrap_or(PollTimeout::MAX)
             }
         };
+        let stdin = std::io::stdin();
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        if chan_open {
+        let chan_at = chan_open.then(|| {
             fds.push(PollFd::new(chan.fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let (mut master_at, mut stdin_at) = (None, None);
+        if let Some(r) = st.relay.as_ref().filter(|r| r.master_open) {
+            let mut ev = PollFlags::POLLIN;
+            if r.has_pending() {
+                ev |= PollFlags::POLLOUT;
+            }
+            fds.push(PollFd::new(r.master_fd(), ev));
+            master_at = Some(fds.len() - 1);
+            if r.stdin_open && !r.has_pending() {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+                stdin_at = Some(fds.len() - 1);
+            }
         }
         let ready = match poll(&mut fds, timeout) {
             Ok(n) => n,
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(StepError::sys(Step::Exec, "poll(channel, signalfd)", e)),
+            Err(e) => {
+                return Err(StepError::sys(
+                    Step::Exec,
+                    "poll(channel, signalfd, terminal)",
+                    e,
+                ));
+            }
         };
-        let chan_ready = chan_open
-            && fds
-                .get(1)
+        let fired = |at: Option<usize>| {
+            at.and_then(|i| fds.get(i))
                 .and_then(|f| f.revents())
-                .is_some_and(|r| !r.is_empty());
-        let sig_ready = fds
-            .first()
-            .and_then(|f| f.revents())
-            .is_some_and(|r| r.contains(PollFlags::POLLIN));
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (chan_ready, master_ready, stdin_ready) =
+            (fired(chan_at), fired(master_at), fired(stdin_at));
+        let sig_ready = fired(Some(0));
+        drop(fds);
         if chan_ready {
             chan_open = read_message(chan, &mut st);
+        }
+        if let Some(r) = st.relay.as_mut() {
+            if master_ready {
+                r.flush();
+                r.to_stdout();
+            }
+            if stdin_ready {
+                r.from_stdin();
+            }
         }
         if sig_ready {
             while let Ok(Some(info)) = sfd.read_signal() {
                 let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
                 if signo == libc::SIGCHLD {
                     reap(pid, &mut st)?;
+                } else if signo == libc::SIGWINCH && st.relay.is_some() {
+                    // The caller's terminal changed size: the program's follows.
+                    if let Some(r) = &st.relay {
+                        r.resize();
+                    }
                 } else if sent_by_process(info.ssi_code) {
                     if let Ok(sig) = Signal::try_from(signo) {
                         // Forward to PID 1, which passes it on to the program.
@@ -285,6 +331,10 @@ fn supervise(
                 }
             }
         }
+    }
+    // The program's last output, then the caller's terminal back as it was.
+    if let Some(mut r) = st.relay.take() {
+        r.to_stdout();
     }
     // The sandbox is gone: read what it said last.
     while chan_open && !super::peer_gone_and_empty(chan) {
@@ -311,13 +361,15 @@ fn supervise(
 
 /// Handles one message; returns whether the channel is still open.
 fn read_message(chan: &Channel, st: &mut State) -> bool {
-    match chan.recv::<ToParent>() {
-        Ok(Some(ToParent::Failed(e))) => st.outcome.setup_error = Some(e),
-        Ok(Some(ToParent::Enforced(e))) => st.outcome.enforced = Some(e),
-        Ok(Some(ToParent::ExecFailed { program, errno })) => {
+    match chan.recv_with_fd::<ToParent>() {
+        Ok(Some((ToParent::Failed(e), _))) => st.outcome.setup_error = Some(e),
+        Ok(Some((ToParent::Enforced(e), _))) => st.outcome.enforced = Some(e),
+        Ok(Some((ToParent::ExecFailed { program, errno }, _))) => {
             st.outcome.exec_error = Some((program, errno))
         }
-        Ok(Some(ToParent::ProgramExited { status })) => {
+        Ok(Some((ToParent::PtyMaster, Some(master)))) => st.relay = Some(Relay::new(master)),
+        Ok(Some((ToParent::PtyMaster, None))) => {}
+        Ok(Some((ToParent::ProgramExited { status }, _))) => {
             st.reported = Some(if status & 0x7f == 0 {
                 Ended::Exited((status >> 8) & 0xff)
             } else {

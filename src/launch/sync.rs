@@ -33,6 +33,8 @@ pub enum ToParent {
         /// The errno that decides the exit code (ENOENT → 127, else 126).
         errno: i32,
     },
+    /// The pseudo-terminal's master end travels with this message (SCM_RIGHTS).
+    PtyMaster,
     /// The program ended (the reaper reports its raw wait status).
     ProgramExited {
         /// Raw wait status.
@@ -70,6 +72,67 @@ impl Channel {
         } else {
             Err(nix::errno::Errno::EMSGSIZE)
         }
+    }
+
+    /// Sends one message with a descriptor attached (SCM_RIGHTS).
+    pub fn send_with_fd<T: Serialize>(&self, msg: &T, fd: BorrowedFd<'_>) -> nix::Result<()> {
+        use std::os::fd::AsRawFd;
+        let bytes = serde_json::to_vec(msg).map_err(|_| nix::errno::Errno::EINVAL)?;
+        let iov = [std::io::IoSlice::new(&bytes)];
+        let fds = [fd.as_raw_fd()];
+        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+        nix::sys::socket::sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &iov,
+            &cmsg,
+            nix::sys::socket::MsgFlags::empty(),
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// Receives one message and the descriptor sent with it, if any.
+    pub fn recv_with_fd<T: for<'de> Deserialize<'de>>(
+        &self,
+    ) -> nix::Result<Option<(T, Option<OwnedFd>)>> {
+        use std::os::fd::AsRawFd;
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut cmsg_space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match nix::sys::socket::recvmsg::<()>(
+                self.0.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg_space),
+                nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+                Ok(msg) => {
+                    let mut fd = None;
+                    for c in msg.cmsgs()? {
+                        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                            for raw in fds {
+                                // Keep the first; a peer that sends more gets them closed.
+                                if fd.is_none() {
+                                    fd = Some(raw);
+                                } else {
+                                    let _ = nix::unistd::close(raw);
+                                }
+                            }
+                        }
+                    }
+                    break (msg.bytes, fd);
+                }
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let owned = fd.map(crate::sys::adopt_fd);
+        serde_json::from_slice(buf.get(..n).unwrap_or_default())
+            .map(|m| Some((m, owned)))
+            .map_err(|_| nix::errno::Errno::EBADMSG)
     }
 
     /// Receives one message; `Ok(None)` when the other end is closed.

@@ -135,7 +135,25 @@ pub struct Plan {
     pub as_pid_1: bool,
     /// The policy's expectations for `kekkai audit`.
     pub audit: Vec<crate::audit::Expectation>,
+    /// The program's terminal (pty only takes effect when stdin is a terminal).
+    pub terminal: crate::policy::model::Terminal,
+    /// What systemd handed the caller that passes on to the program.
+    pub systemd: SystemdPlan,
 }
+
+/// The systemd protocols kekkai passes through (from the caller's environment).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SystemdPlan {
+    /// Socket activation: this many descriptors from 3 (LISTEN_FDS, for this process).
+    pub listen_fds: u32,
+    /// sd_notify: the host socket, bound into the sandbox at [`NOTIFY_INSIDE`].
+    pub notify: Option<PathBuf>,
+    /// The watchdog is on (WATCHDOG_USEC): WATCHDOG_PID is set to the program's pid.
+    pub watchdog: bool,
+}
+
+/// Where the sd_notify socket appears inside the sandbox.
+pub const NOTIFY_INSIDE: &str = "/run/kekkai/notify";
 
 impl Plan {
     /// The clone flags for the namespaces.
@@ -262,8 +280,36 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     let (identity, userns_plan) =
         identity::plan(p.identity.as_ref(), caller, userns, &rootfs.lowers, &mut d);
 
-    // Environment.
-    let env = plan_env(p.env.as_ref(), caller, &mut d);
+    // Environment, and what systemd passes on.
+    let mut env = plan_env(p.env.as_ref(), caller, &mut d);
+    let systemd = plan_systemd(caller, &mut env);
+    let mut mounts = mounts;
+    if let Some(sock) = &systemd.notify {
+        match std::fs::metadata(sock) {
+            Ok(meta) => {
+                use std::os::unix::fs::MetadataExt;
+                mounts.push(MountPlan {
+                    key: KeyPath::root().key("env").key("NOTIFY_SOCKET"),
+                    target: PathBuf::from(NOTIFY_INSIDE),
+                    kind: MountKind::Bind {
+                        source: sock.clone(),
+                        dev_ino: (meta.dev(), meta.ino()),
+                        dir: false,
+                        writable: false,
+                        exec: false,
+                    },
+                });
+            }
+            Err(e) => d.push(
+                KeyPath::root(),
+                format!(
+                    "NOTIFY_SOCKET {}: {}",
+                    sock.display(),
+                    crate::policy::describe_io(&e)
+                ),
+            ),
+        }
+    }
 
     // Limits.
     let limits = limits::plan_limits(p.limits.as_ref(), &mut d);
@@ -359,6 +405,8 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         network,
         as_pid_1: p.as_pid_1.unwrap_or(false),
         audit,
+        terminal: p.terminal.unwrap_or(crate::policy::model::Terminal::Pty),
+        systemd,
     })
 }
 
@@ -428,6 +476,62 @@ fn plan_env(spec: Option<&crate::policy::model::Env>, caller: &Caller, d: &mut D
         vars.push(("PATH".into(), DEFAULT_PATH.into()));
     }
     EnvPlan { vars }
+}
+
+/// Socket activation and sd_notify from the caller's environment: the variables are passed on
+/// (rewritten for inside) whatever the policy's `env` says, since they are protocol, not data.
+fn plan_systemd(caller: &Caller, env: &mut EnvPlan) -> SystemdPlan {
+    let mut s = SystemdPlan::default();
+    let set = |env: &mut EnvPlan, k: &str, v: &str| {
+        env.vars.retain(|(name, _)| name != k);
+        env.vars.push((k.into(), v.into()));
+    };
+    let remove = |env: &mut EnvPlan, k: &str| env.vars.retain(|(name, _)| name != k);
+    for k in [
+        "LISTEN_PID",
+        "LISTEN_FDS",
+        "LISTEN_FDNAMES",
+        "NOTIFY_SOCKET",
+        "WATCHDOG_PID",
+        "WATCHDOG_USEC",
+    ] {
+        remove(env, k);
+    }
+    let ours = caller
+        .env_var("LISTEN_PID")
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    if let (true, Some(n)) = (
+        ours,
+        caller
+            .env_var("LISTEN_FDS")
+            .and_then(|n| n.parse::<u32>().ok()),
+    ) {
+        if n > 0 && n < 4096 {
+            s.listen_fds = n;
+            set(env, "LISTEN_FDS", &n.to_string());
+            if let Some(names) = caller.env_var("LISTEN_FDNAMES") {
+                set(env, "LISTEN_FDNAMES", names);
+            }
+        }
+    }
+    if let Some(sock) = caller
+        .env_var("NOTIFY_SOCKET")
+        .filter(|p| p.starts_with('/'))
+    {
+        s.notify = Some(PathBuf::from(sock));
+        set(env, "NOTIFY_SOCKET", NOTIFY_INSIDE);
+    }
+    if let Some(usec) = caller.env_var("WATCHDOG_USEC") {
+        let for_us = caller
+            .env_var("WATCHDOG_PID")
+            .is_none_or(|p| p.parse::<u32>().ok() == Some(std::process::id()));
+        if for_us {
+            s.watchdog = true;
+            set(env, "WATCHDOG_USEC", usec);
+        }
+    }
+    s
 }
 
 fn policy_hash(loaded: &LoadedPolicy) -> String {

@@ -37,16 +37,25 @@ pub enum PolicySource {
 }
 
 impl PolicySource {
-    /// Interprets `-p NAME`: an existing file or anything that looks like a path is a file;
-    /// otherwise a shipped policy's name.
+    /// Interprets `-p NAME`: anything that looks like a path (or names an existing file) is a
+    /// file; otherwise a name, looked up in [`search_dirs`] and then among the shipped policies.
     pub fn from_arg(arg: &str) -> PolicySource {
         let looks_like_path = arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml");
-        if !looks_like_path && !Path::new(arg).is_file() {
-            if let Some(name) = shipped::find(arg) {
-                return PolicySource::Shipped(name);
+        if looks_like_path || Path::new(arg).is_file() {
+            return PolicySource::File(PathBuf::from(arg));
+        }
+        for dir in search_dirs() {
+            for ext in ["yaml", "yml"] {
+                let p = dir.join(format!("{arg}.{ext}"));
+                if p.is_file() {
+                    return PolicySource::File(p);
+                }
             }
         }
-        PolicySource::File(PathBuf::from(arg))
+        match shipped::find(arg) {
+            Some(name) => PolicySource::Shipped(name),
+            None => PolicySource::File(PathBuf::from(arg)),
+        }
     }
 
     /// The name errors use for this source.
@@ -56,6 +65,67 @@ impl PolicySource {
             PolicySource::File(p) => p.display().to_string(),
         }
     }
+}
+
+/// Where `-p NAME` looks, in order: `./.kekkai/`, `$XDG_CONFIG_HOME/kekkai/policies` (or
+/// `~/.config/kekkai/policies`), `/etc/kekkai/policies`; then the shipped policies.
+pub fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from(".kekkai")];
+    match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => dirs.push(PathBuf::from(x).join("kekkai/policies")),
+        None => {
+            if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+                dirs.push(PathBuf::from(home).join(".config/kekkai/policies"));
+            }
+        }
+    }
+    dirs.push(PathBuf::from("/etc/kekkai/policies"));
+    dirs
+}
+
+/// Every policy `-p NAME` can find: (name, where, description), first match first.
+pub fn available() -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = Vec::new();
+    let describe = |text: &str| {
+        serde_yaml::from_str::<RawPolicy>(text)
+            .ok()
+            .and_then(|p| p.description)
+            .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    for dir in search_dirs() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut found: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        found.sort();
+        for p in found {
+            let (Some(stem), Some(ext)) = (p.file_stem(), p.extension()) else {
+                continue;
+            };
+            if ext != "yaml" && ext != "yml" {
+                continue;
+            }
+            let name = stem.to_string_lossy().into_owned();
+            if out.iter().any(|(n, _, _)| *n == name) {
+                continue;
+            }
+            let desc = read_bounded(&p)
+                .map(|b| describe(&String::from_utf8_lossy(&b)))
+                .unwrap_or_default();
+            out.push((name, p.display().to_string(), desc));
+        }
+    }
+    for name in shipped::names() {
+        if !out.iter().any(|(n, _, _)| n == name) {
+            out.push((
+                name.to_owned(),
+                "(shipped)".into(),
+                describe(shipped::text(name).unwrap_or_default()),
+            ));
+        }
+    }
+    out
 }
 
 /// A loaded source text (or a synthetic one, such as the command line).

@@ -89,9 +89,26 @@ pub struct RawPolicy {
     /// Run the program as PID 1 of the sandbox instead of under kekkai's minimal reaper.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub as_pid_1: Option<bool>,
+    /// The program's terminal when stdin is one: `pty` (default: a new pseudo-terminal the
+    /// supervisor relays, so the program never holds the caller's terminal), `inherit` (the
+    /// caller's terminal), `none` (no controlling terminal; stdin from /dev/null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<Terminal>,
     /// What `kekkai audit` must find denied and allowed inside this sandbox.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit: Option<Audit>,
+}
+
+/// How the program meets a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Terminal {
+    /// A new pseudo-terminal, relayed by the supervisor.
+    Pty,
+    /// The caller's terminal, shared.
+    Inherit,
+    /// No controlling terminal; stdin from /dev/null when it is a terminal.
+    None,
 }
 
 /// A policy's own expectations, checked by `kekkai audit`: `read:/etc/shadow`, `write:/usr`,

@@ -357,3 +357,49 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<std::os::fd::OwnedFd> {
     // SAFETY: `raw` was just returned by pidfd_open and is owned by no one else.
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
 }
+
+/// `ioctl(fd, TIOCSCTTY, 0)`: makes the terminal `fd` the controlling terminal of this (session
+/// leader) process.
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument and reads no memory of ours.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
+}
+
+/// `ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)`: the slave end of a pseudo-
+/// terminal, opened without a path lookup.
+pub fn pty_peer(master: BorrowedFd<'_>) -> nix::Result<std::os::fd::OwnedFd> {
+    const TIOCGPTPEER: libc::c_ulong = 0x5441;
+    // SAFETY: TIOCGPTPEER takes open flags as an integer and returns a new descriptor.
+    let ret = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    let raw = Errno::result(ret)?;
+    // SAFETY: `raw` was just returned by the kernel and is owned by no one else.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+}
+
+/// A terminal's window size.
+pub fn get_winsize(fd: BorrowedFd<'_>) -> nix::Result<libc::winsize> {
+    // SAFETY: winsize is plain old data; all-zero is a valid value.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one winsize into `ws`, which lives across the call.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) })?;
+    Ok(ws)
+}
+
+/// Sets a terminal's window size (the kernel signals SIGWINCH to its foreground group).
+pub fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> nix::Result<()> {
+    // SAFETY: TIOCSWINSZ reads one winsize from `ws`, which lives across the call.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws) }).map(drop)
+}
+
+/// Takes ownership of a descriptor the kernel just handed over (SCM_RIGHTS).
+pub fn adopt_fd(raw: RawFd) -> std::os::fd::OwnedFd {
+    // SAFETY: the caller passes a descriptor it has just received from recvmsg and that no
+    // other object owns; it is adopted exactly once.
+    unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
+}

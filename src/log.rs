@@ -1,0 +1,64 @@
+//! kekkai's own messages on stderr. Under systemd (JOURNAL_STREAM names stderr), each line gets a
+//! syslog priority prefix (`<3>` error, `<4>` warning, `<5>` notice, `<6>` info) so the journal
+//! records the level; otherwise messages read `kekkai: ...` as usual.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+/// A message's priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Something failed.
+    Error = 3,
+    /// Something is not as asked, but the run goes on.
+    Warning = 4,
+    /// Worth knowing (shown with -v).
+    Notice = 5,
+    /// Detail (shown with -v).
+    Info = 6,
+}
+
+static JOURNAL: OnceLock<bool> = OnceLock::new();
+
+/// Is stderr the journal stream systemd set up for this process?
+pub fn journal() -> bool {
+    *JOURNAL.get_or_init(|| {
+        let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+            return false;
+        };
+        let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+            return false;
+        };
+        let Ok(meta) = nix::sys::stat::fstat(std::io::stderr()) else {
+            return false;
+        };
+        dev.parse::<u64>().ok() == Some(meta.st_dev) && ino.parse::<u64>().ok() == Some(meta.st_ino)
+    })
+}
+
+/// Writes one message (possibly several lines), prefixed as the destination wants.
+pub fn emit(level: Level, msg: &str) {
+    let mut err = std::io::stderr().lock();
+    for line in msg.lines() {
+        let _ = if journal() {
+            writeln!(err, "<{}>{line}", level as u8)
+        } else {
+            writeln!(err, "{line}")
+        };
+    }
+}
+
+/// An error: `kekkai: MSG`.
+pub fn error(msg: &str) {
+    emit(Level::Error, &format!("kekkai: {msg}"));
+}
+
+/// A warning: `kekkai: MSG`.
+pub fn warn(msg: &str) {
+    emit(Level::Warning, &format!("kekkai: {msg}"));
+}
+
+/// A notice: `kekkai: MSG`.
+pub fn notice(msg: &str) {
+    emit(Level::Notice, &format!("kekkai: {msg}"));
+}
