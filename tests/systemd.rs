@@ -1,0 +1,340 @@
+//! kekkai under systemd: each example unit's ExecStart run the way systemd would (its
+//! environment, its descriptors), sd_notify, socket activation, journald prefixes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use rstest::rstest;
+use support::{Mode, Who, World, assert_code, skip, stderr, stdout, unavailable};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systemd")
+}
+
+/// Splits an ExecStart= command line with systemd's quoting (double and single quotes,
+/// backslash escapes inside double quotes are kept for the program to see).
+fn split_exec(line: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_arg = false;
+    for c in line.chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_arg = true;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if in_arg {
+                    args.push(std::mem::take(&mut cur));
+                    in_arg = false;
+                }
+            }
+            (_, c) => {
+                cur.push(c);
+                in_arg = true;
+            }
+        }
+    }
+    if in_arg {
+        args.push(cur);
+    }
+    args
+}
+
+/// The unit's ExecStart, with kekkai and the policy pointing at this checkout's copies. The
+/// policy is copied into the world, where the unprivileged user can read it.
+fn exec_start(w: &World, unit: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(examples().join(unit)).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    split_exec(line)
+        .into_iter()
+        .map(|a| {
+            if a == "/usr/bin/kekkai" {
+                w.kekkai().display().to_string()
+            } else if let Some(name) = a.strip_prefix("/etc/kekkai/policies/") {
+                let text = std::fs::read_to_string(examples().join(name)).unwrap();
+                w.dir.write(name, text).display().to_string()
+            } else {
+                a
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn exec_lines_split_like_systemd() {
+    assert_eq!(
+        split_exec("/a -p x -- sh -c \"echo 'hi there'\""),
+        ["/a", "-p", "x", "--", "sh", "-c", "echo 'hi there'"]
+    );
+    assert_eq!(split_exec("  a   'b c'  "), ["a", "b c"]);
+}
+
+#[rstest]
+fn a_notify_service_becomes_ready_and_stops_on_sigterm(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("notify");
+    let sock_path = w.dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let cmd = exec_start(&w, "kekkai-notify-demo.service");
+    // The service policy's limits are hard: unprivileged, it runs in a delegated cgroup.
+    let deleg = (who == Who::Rootless).then(support::Delegated::new);
+    let mut child = match &deleg {
+        None => w
+            .command(who)
+            .args(&cmd[1..])
+            .env("NOTIFY_SOCKET", &sock_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Some(d) => {
+            // Move the process in before kekkai looks at its cgroup: through a shell that waits.
+            let mut sh = std::process::Command::new("sh");
+            let (uid, gid) = support::test_user().unwrap();
+            use std::os::unix::process::CommandExt;
+            sh.args(["-c", "read go; exec \"$0\" \"$@\""])
+                .arg(w.kekkai())
+                .args(&cmd[1..]);
+            sh.env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("NOTIFY_SOCKET", &sock_path)
+                .current_dir(w.dir.path());
+            sh.uid(uid)
+                .gid(gid)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = sh.spawn().unwrap();
+            d.enter(child.id());
+            child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+            child
+        }
+    };
+    let mut buf = [0u8; 256];
+    let mut msgs = Vec::new();
+    for _ in 0..2 {
+        let n = sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no notification: {e}"));
+        msgs.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(msgs, ["READY=1", "STATUS=serving"]);
+    // systemctl stop: SIGTERM to the main process, forwarded to the program.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(deleg);
+    assert_eq!(
+        out.status.code(),
+        Some(128 + 15),
+        "python dies of the forwarded SIGTERM: {}",
+        stderr(&out)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn fetch(port: u16) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(mut s) => {
+                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+                let mut out = String::new();
+                s.read_to_string(&mut out).unwrap();
+                return out;
+            }
+            // systemd-socket-activate binds before it prints; retry until it listens.
+            Err(e)
+                if std::time::Instant::now() < deadline
+                    && e.kind() == std::io::ErrorKind::ConnectionRefused =>
+            {
+                let _ = nix::poll::poll(&mut [], nix::poll::PollTimeout::from(20u8));
+            }
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_socket_activated_service_serves_over_the_passed_socket() {
+    if skip(unavailable(Who::Root)) {
+        return;
+    }
+    let activate = Path::new("/usr/bin/systemd-socket-activate");
+    if skip((!activate.exists()).then(|| {
+        "systemd-socket-activate is missing (scripts/setup-test-env installs systemd)".into()
+    })) {
+        return;
+    }
+    let w = World::new("socket");
+    let port = free_port();
+    let cmd = exec_start(&w, "kekkai-socket-demo.service");
+    let mut child = std::process::Command::new(activate)
+        .arg("-l")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(&cmd)
+        .current_dir(w.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reply = fetch(port);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        reply.contains("hello from the sandbox"),
+        "{reply}\n{}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[rstest]
+fn listen_pid_and_fds_are_renumbered_for_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let activate = Path::new("/usr/bin/systemd-socket-activate");
+    if skip((!activate.exists()).then(|| "systemd-socket-activate is missing".into())) {
+        return;
+    }
+    let w = World::new("listenpid");
+    w.dir
+        .write("p.yaml", "version: 1\nextends: default\nnetwork: host\n");
+    let port = free_port();
+    let script = "import os, socket\n\
+        s = socket.socket(fileno=3)\n\
+        c, _ = s.accept()\n\
+        c.recv(4096)\n\
+        c.sendall(('pid=%d listen_pid=%s fds=%s names=%s' % (os.getpid(), os.environ['LISTEN_PID'], os.environ['LISTEN_FDS'], os.environ.get('LISTEN_FDNAMES'))).encode())\n";
+    let kekkai = w.kekkai().display().to_string();
+    let mut c = std::process::Command::new(activate);
+    c.arg("-l").arg(format!("127.0.0.1:{port}")).args([
+        "--fdname=web",
+        &kekkai,
+        "run",
+        "-p",
+        "./p.yaml",
+        "--",
+        "python3",
+        "-c",
+        script,
+    ]);
+    c.current_dir(w.dir.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if who == Who::Rootless {
+        use std::os::unix::process::CommandExt;
+        let (uid, gid) = support::test_user().unwrap();
+        c.uid(uid).gid(gid);
+    }
+    let mut child = c.spawn().unwrap();
+    let reply = fetch(port);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        reply,
+        "pid=2 listen_pid=2 fds=1 names=web",
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[rstest]
+fn under_the_journal_messages_carry_priorities(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let w = World::new("journal");
+    let log = w.dir.join("journal.log");
+    let file = std::fs::File::create(&log).unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let meta = file.metadata().unwrap();
+    let o = w
+        .command(who)
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .args(["run", "--", "no-such-program"])
+        .stderr(Stdio::from(file))
+        .output()
+        .unwrap();
+    assert_code(&o, 127);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.starts_with("<3>kekkai: no-such-program: no such file or directory (ENOENT)"),
+        "{text}"
+    );
+    // Not the journal: plain messages.
+    let o = w.run(who, ["run", "--", "no-such-program"]);
+    assert!(
+        stderr(&o).starts_with("kekkai: no-such-program"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn the_batch_unit_runs_to_completion() {
+    if skip(unavailable(Who::Root)) {
+        return;
+    }
+    let w = World::new("batch");
+    let cmd = exec_start(&w, "kekkai-batch.service");
+    let o = support::run_as(
+        &w,
+        Mode::Root,
+        &cmd[1..].iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "batch done\n");
+}
+
+#[test]
+fn every_example_policy_is_valid() {
+    let w = World::new("examples-check");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(examples())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3);
+    let o = w.run(
+        Who::Root,
+        std::iter::once("check".to_string()).chain(files.iter().map(|p| p.display().to_string())),
+    );
+    assert_code(&o, 0);
+}
