@@ -98,7 +98,7 @@ fn a_notify_service_becomes_ready_and_stops_on_sigterm(
     let cmd = exec_start(&w, "kekkai-notify-demo.service");
     // The service policy's limits are hard: unprivileged, it runs in a delegated cgroup.
     let deleg = (who == Who::Rootless).then(support::Delegated::new);
-    let mut child = match &deleg {
+    let child = match &deleg {
         None => w
             .command(who)
             .args(&cmd[1..])
@@ -201,7 +201,7 @@ fn a_socket_activated_service_serves_over_the_passed_socket() {
     let w = World::new("socket");
     let port = free_port();
     let cmd = exec_start(&w, "kekkai-socket-demo.service");
-    let mut child = std::process::Command::new(activate)
+    let child = std::process::Command::new(activate)
         .arg("-l")
         .arg(format!("127.0.0.1:{port}"))
         .args(&cmd)
@@ -261,7 +261,7 @@ fn listen_pid_and_fds_are_renumbered_for_the_program(#[values(Who::Root, Who::Ro
         let (uid, gid) = support::test_user().unwrap();
         c.uid(uid).gid(gid);
     }
-    let mut child = c.spawn().unwrap();
+    let child = c.spawn().unwrap();
     let reply = fetch(port);
     let out = child.wait_with_output().unwrap();
     assert_eq!(
