@@ -11,6 +11,7 @@ pub mod caller;
 pub mod cli_overrides;
 pub mod error;
 pub mod explain;
+pub mod export;
 pub mod launch;
 pub mod log;
 pub mod plan;

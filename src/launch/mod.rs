@@ -20,13 +20,16 @@ pub use error::StepError;
 pub use exec::Ended;
 pub use parent::{Outcome, run};
 
-/// What a fault injection does at its step (debug builds, `KEKKAI_FAULT=STEP:abort|stop`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a fault injection does at its step (debug builds,
+/// `KEKKAI_FAULT=STEP:abort|stop|wait:FIFO`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// abort(): the process dies by SIGABRT.
     Abort,
     /// Block forever (until killed), to let a test kill the supervisor at this step.
     Stop,
+    /// Block until a byte can be read from this FIFO, then go on (race tests).
+    Wait(std::path::PathBuf),
 }
 
 /// Launch options that are not policy.
@@ -55,7 +58,7 @@ impl Options {
                     let fault = match what {
                         "abort" => Some(Fault::Abort),
                         "stop" => Some(Fault::Stop),
-                        _ => None,
+                        _ => what.strip_prefix("wait:").map(|p| Fault::Wait(p.into())),
                     };
                     if let (Some(s), Some(f)) = (step, fault) {
                         o.fault = Some((s, f));
@@ -71,13 +74,20 @@ impl Options {
         if self.trace_steps {
             eprintln!("kekkai-step: {}", step.name());
         }
-        if let Some((s, fault)) = self.fault {
-            if s == step {
+        if let Some((s, fault)) = &self.fault {
+            if *s == step {
                 match fault {
                     Fault::Abort => std::process::abort(),
                     Fault::Stop => loop {
                         nix::unistd::pause();
                     },
+                    Fault::Wait(fifo) => {
+                        use std::io::Read;
+                        let mut byte = [0u8; 1];
+                        if let Ok(mut f) = std::fs::File::open(fifo) {
+                            let _ = f.read(&mut byte);
+                        }
+                    }
                 }
             }
         }

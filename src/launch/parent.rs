@@ -340,6 +340,21 @@ fn supervise(
     while chan_open && !super::peer_gone_and_empty(chan) {
         chan_open = read_message(chan, &mut st);
     }
+    // PID 1 died before the program started and said nothing: its setup crashed.
+    if st.outcome.enforced.is_none()
+        && st.outcome.setup_error.is_none()
+        && st.reported.is_none()
+        && st.outcome.exec_error.is_none()
+    {
+        if let Some(Ended::Signaled(sig)) = st.child_status {
+            let name =
+                Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.to_string());
+            st.outcome.setup_error = Some(StepError::msg(
+                Step::Exec,
+                format!("the sandbox's setup died before the program started (killed by {name})"),
+            ));
+        }
+    }
     st.outcome.wall = start.elapsed();
     let ended = st.reported.or(st.child_status).unwrap_or(Ended::Exited(0));
     st.outcome.ended = ended;
