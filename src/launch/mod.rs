@@ -35,8 +35,11 @@ pub enum Fault {
 /// Launch options that are not policy.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Print each step's name to stderr as it starts (debug builds: `KEKKAI_TRACE_STEPS=1`).
+    /// Print each step's name to stderr as it starts (`KEKKAI_TRACE_STEPS=1`; `=time` adds the
+    /// microseconds since the launcher started).
     pub trace_steps: bool,
+    /// With the trace: when the launcher started.
+    pub trace_start: Option<std::time::Instant>,
     /// Inject a fault at a step (debug builds only).
     pub fault: Option<(Step, Fault)>,
     /// Don't print what a best-effort layer dropped.
@@ -50,8 +53,16 @@ impl Options {
     /// Reads the debug-only knobs from the environment (release builds ignore them).
     pub fn from_env() -> Options {
         let mut o = Options::default();
+        match std::env::var_os("KEKKAI_TRACE_STEPS") {
+            Some(v) if v == "1" => o.trace_steps = true,
+            Some(v) if v == "time" => {
+                o.trace_steps = true;
+                o.trace_start = Some(std::time::Instant::now());
+            }
+            _ => {}
+        }
+        // Fault injection exists only in debug builds.
         if cfg!(debug_assertions) {
-            o.trace_steps = std::env::var_os("KEKKAI_TRACE_STEPS").is_some_and(|v| v == "1");
             if let Ok(spec) = std::env::var("KEKKAI_FAULT") {
                 if let Some((name, what)) = spec.split_once(':') {
                     let step = Step::all().find(|s| s.name() == name);
@@ -72,7 +83,10 @@ impl Options {
     /// Marks the start of a step: traces it and injects a fault if asked.
     pub fn enter(&self, step: Step) {
         if self.trace_steps {
-            eprintln!("kekkai-step: {}", step.name());
+            match self.trace_start {
+                Some(t) => eprintln!("kekkai-step: {} +{}us", step.name(), t.elapsed().as_micros()),
+                None => eprintln!("kekkai-step: {}", step.name()),
+            }
         }
         if let Some((s, fault)) = &self.fault {
             if *s == step {
