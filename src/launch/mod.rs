@@ -84,7 +84,11 @@ impl Options {
     pub fn enter(&self, step: Step) {
         if self.trace_steps {
             match self.trace_start {
-                Some(t) => eprintln!("kekkai-step: {} +{}us", step.name(), t.elapsed().as_micros()),
+                Some(t) => eprintln!(
+                    "kekkai-step: {} +{}us",
+                    step.name(),
+                    t.elapsed().as_micros()
+                ),
                 None => eprintln!("kekkai-step: {}", step.name()),
             }
         }

@@ -109,7 +109,10 @@ pub fn parse_cpu(text: &str) -> Result<u64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("`{text}` is not a number of CPUs; write e.g. 1.5 or 0.25"))?;
-    if !f.is_finite() || f <= 0.0 {
+    if !f.is_finite() {
+        return Err(format!("`{text}` is not a finite number of CPUs"));
+    }
+    if f <= 0.0 {
         return Err(format!("`{text}`: the CPU amount must be above 0"));
     }
     if f > 4096.0 {

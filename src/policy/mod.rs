@@ -438,8 +438,12 @@ impl<'c> Loader<'c> {
         }
         vars::expand_tree(&mut value, &KeyPath::root(), self.caller, &["description"])
             .map_err(|(path, msg)| self.fail(file, &path, msg))?;
-        let expanded: RawPolicy =
-            typed(&value).map_err(|e| self.fail(file, &KeyPath::root(), e.to_string()))?;
+        let expanded: RawPolicy = typed(&value).map_err(|e| {
+            // Positions in this error are in the re-emitted text: keep only path and message.
+            let e = yaml::convert_error(&e);
+            let path = KeyPath::parse_shown(&e.path).unwrap_or_else(KeyPath::root);
+            self.fail(file, &path, yaml::strip_marks(&e.message))
+        })?;
         if let Value::Mapping(map) = &mut value {
             for key in PER_FILE_KEYS {
                 map.remove(key);
@@ -577,7 +581,8 @@ impl<'c> Loader<'c> {
             )),
             PolicySource::File(p) => {
                 let dir = p.parent().unwrap_or_else(|| Path::new("."));
-                Ok(PolicySource::File(dir.join(name)))
+                // `Path::components` drops the `.` segments: `dir/./x.yaml` reads as `dir/x.yaml`.
+                Ok(PolicySource::File(dir.join(name).components().collect()))
             }
         }
     }

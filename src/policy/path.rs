@@ -79,6 +79,35 @@ impl KeyPath {
     }
 }
 
+impl KeyPath {
+    /// Parses a path as [`KeyPath`]'s `Display` prints it (`mounts[2].bind`); `""` is the root.
+    /// Returns `None` for anything else.
+    pub fn parse_shown(s: &str) -> Option<Self> {
+        let mut segs = Vec::new();
+        for part in s.split('.').filter(|p| !p.is_empty() || s.is_empty()) {
+            if part.is_empty() {
+                continue;
+            }
+            let (key, mut rest) = match part.find('[') {
+                Some(i) => part.split_at(i),
+                None => (part, ""),
+            };
+            if !key.is_empty() {
+                segs.push(Seg::Key(key.to_owned()));
+            }
+            while let Some(r) = rest.strip_prefix('[') {
+                let (n, after) = r.split_once(']')?;
+                segs.push(Seg::Index(n.parse().ok()?));
+                rest = after;
+            }
+            if !rest.is_empty() {
+                return None;
+            }
+        }
+        Some(KeyPath(segs))
+    }
+}
+
 impl From<Vec<Seg>> for KeyPath {
     fn from(segs: Vec<Seg>) -> Self {
         KeyPath(segs)

@@ -105,8 +105,70 @@ pub fn convert_error(err: &serde_yaml::Error) -> YamlError {
     YamlError {
         pos,
         path,
-        message: super::suggest::annotate_unknown(message),
+        message: super::suggest::annotate_unknown(&plain_types(message)),
     }
+}
+
+/// serde names Rust types in its messages (`expected u64`, `expected struct Mount`); a policy
+/// author thinks in YAML: whole numbers and mappings.
+fn plain_types(message: &str) -> String {
+    let mut out = message.replace(" as u128", "").replace(" as i128", "");
+    let ints = [
+        ("u8", "a whole number from 0 to 255"),
+        ("u16", "a whole number from 0 to 65535"),
+        ("u32", "a whole number from 0 to 4294967295"),
+        ("u64", "a whole number, 0 or more"),
+        ("usize", "a whole number, 0 or more"),
+        ("i32", "a whole number"),
+        ("i64", "a whole number"),
+    ];
+    for (int, plain) in ints {
+        let from = format!("expected {int}");
+        if let Some(i) = out.find(&from) {
+            let end = i + from.len();
+            if !out[end..].starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                out.replace_range(i..end, &format!("expected {plain}"));
+            }
+        }
+    }
+    if let Some(i) = out.find("expected struct ") {
+        let start = i + "expected struct ".len();
+        let len = out[start..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(out.len() - start);
+        out.replace_range(i..start + len, "expected a mapping of keys");
+    }
+    out
+}
+
+/// Removes every ` at line N column M` from a message (for errors about re-emitted text,
+/// whose positions mean nothing to the user).
+pub fn strip_marks(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(i) = rest.find(" at line ") {
+        let (head, tail) = rest.split_at(i);
+        out.push_str(head);
+        let after = &tail[" at line ".len()..];
+        let digits = |s: &str| s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let n = digits(after);
+        let mark_end = after
+            .get(n..)
+            .and_then(|t| t.strip_prefix(" column "))
+            .map(|t| {
+                let m = digits(t);
+                (m > 0).then(|| &t[m..])
+            });
+        match (n > 0, mark_end.flatten()) {
+            (true, Some(t)) => rest = t,
+            _ => {
+                out.push_str(" at line ");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Where the second document of a stream starts (`---` after content), for the error that
@@ -155,8 +217,135 @@ pub fn scan(text: &str) -> Result<(), YamlError> {
     };
     match seed.deserialize(serde_yaml::Deserializer::from_str(text)) {
         Ok(()) => Ok(()),
-        Err(e) => Err(convert_error(&e)),
+        Err(e) => {
+            let mut err = convert_error(&e);
+            // A syntax error carries no key path; name the keys the broken line sits under.
+            let ours = [
+                "duplicate key",
+                "nesting is deeper",
+                "the document expands",
+                "YAML tags",
+            ];
+            if err.path.is_empty() && !ours.iter().any(|m| err.message.starts_with(m)) {
+                // "while parsing a flow mapping at line 3 column 9": the construct that broke.
+                if let Some(pos) = last_mark(&err.message).or(err.pos) {
+                    err.path = enclosing_keys(text, pos);
+                }
+            }
+            Err(err)
+        }
     }
+}
+
+/// The last ` at line N column M` in a message.
+fn last_mark(message: &str) -> Option<Pos> {
+    let (_, tail) = message.rsplit_once(" at line ")?;
+    let (line, column) = tail.split_once(" column ")?;
+    let column: String = column.chars().take_while(char::is_ascii_digit).collect();
+    Some(Pos {
+        line: line.parse().ok()?,
+        column: column.parse().ok()?,
+    })
+}
+
+/// The block-style keys (and sequence indices) that enclose `pos`, read from indentation
+/// alone: what a reader would say the place is "under". Used only to label syntax errors,
+/// where no parse tree exists; flow collections name their key, not their inside.
+pub fn enclosing_keys(text: &str, pos: Pos) -> String {
+    let line = pos.line;
+    struct Entry {
+        indent: usize,
+        seg: String,
+        item: Option<usize>,
+    }
+    let mut stack: Vec<Entry> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        if i + 1 > line {
+            break;
+        }
+        let at_error = i + 1 == line;
+        // On the broken line itself only what comes before the error counts.
+        let full_indent = raw.len() - raw.trim_start_matches([' ', '\t']).len();
+        let raw = if at_error {
+            let cut = raw
+                .char_indices()
+                .nth(pos.column.saturating_sub(1))
+                .map_or(raw.len(), |(b, _)| b);
+            raw.get(..cut).unwrap_or(raw)
+        } else {
+            raw
+        };
+        let body = raw.trim_start_matches([' ', '\t']);
+        if body.is_empty() || body.starts_with('#') || body.starts_with("---") {
+            if at_error {
+                // Nothing before the error: the line is under what is less indented.
+                let indent = full_indent;
+                while stack.last().is_some_and(|top| top.indent >= indent) {
+                    stack.pop();
+                }
+            }
+            continue;
+        }
+        let mut indent = raw.len() - body.len();
+        let mut rest = body;
+        while let Some(after) =
+            rest.strip_prefix("- ")
+                .or(if rest == "-" { Some("") } else { None })
+        {
+            let mut next = 0;
+            while let Some(top) = stack.last() {
+                if top.indent > indent {
+                    stack.pop();
+                } else if top.indent == indent && top.item.is_some() {
+                    next = top.item.map_or(0, |n| n + 1);
+                    stack.pop();
+                    break;
+                } else {
+                    break;
+                }
+            }
+            stack.push(Entry {
+                indent,
+                seg: format!("[{next}]"),
+                item: Some(next),
+            });
+            let skipped = rest.len() - after.len();
+            let after_trim = after.trim_start_matches(' ');
+            indent += skipped + (after.len() - after_trim.len());
+            rest = after_trim;
+        }
+        let key = match rest.split_once(':') {
+            Some((k, v)) if v.is_empty() || v.starts_with([' ', '\t']) => k.trim(),
+            _ => {
+                if at_error {
+                    while stack.last().is_some_and(|top| top.indent >= indent) {
+                        stack.pop();
+                    }
+                }
+                continue;
+            }
+        };
+        let key = key.trim_matches(['"', '\'']);
+        if key.is_empty() || key.starts_with(['{', '[', '&', '*', '!', '?']) {
+            continue;
+        }
+        while stack.last().is_some_and(|top| top.indent >= indent) {
+            stack.pop();
+        }
+        stack.push(Entry {
+            indent,
+            seg: key.to_owned(),
+            item: None,
+        });
+    }
+    let mut out = String::new();
+    for e in &stack {
+        if e.item.is_none() && !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(&e.seg);
+    }
+    out
 }
 
 struct Scan<'b> {
@@ -271,9 +460,13 @@ impl<'de> Visitor<'de> for Scan<'_> {
         Ok(())
     }
     fn visit_enum<A: de::EnumAccess<'de>>(mut self, data: A) -> Result<(), A::Error> {
+        // serde_yaml hands a tagged node (`!name value`) over as an enum. A policy has no use
+        // for tags, and silently dropping one would read `!secret x` as plain `x`.
         self.take()?;
-        let (IgnoredAny, variant) = data.variant::<IgnoredAny>()?;
-        de::VariantAccess::newtype_variant_seed(variant, self.child())
+        let (tag, _variant) = data.variant::<String>()?;
+        Err(de::Error::custom(format!(
+            "YAML tags are not supported in a policy (found `!{tag}`)"
+        )))
     }
     fn visit_str<E: de::Error>(mut self, _: &str) -> Result<(), E> {
         self.take()
@@ -458,6 +651,94 @@ mod tests {
     #[case(KeyPath::root().key("mounts").index(7), 3, 3)]
     fn locate_finds_nodes(#[case] path: KeyPath, #[case] line: usize, #[case] column: usize) {
         assert_eq!(locate(DOC, &path), Some(Pos { line, column }));
+    }
+
+    #[rstest]
+    #[case("version: 1\nmounts:\n\t- x\n", 3, 1, "mounts")]
+    #[case("limits:\n  memory: 1G\n    pids: 3\n", 3, 9, "limits.memory")]
+    #[case(
+        "mounts:\n- bind: /a\n  to: /b\n- tmpfs: /t\n  size: [\n",
+        5,
+        9,
+        "mounts[1].size"
+    )]
+    #[case("mounts:\n  - a\n  - b\nlimits: {\nx\n", 4, 9, "limits")]
+    #[case("mounts:\n  - a\nlimits:\n", 3, 1, "")]
+    #[case("# c\n\nhostname: \"abc\n\n", 5, 1, "hostname")]
+    #[case("a:\n  - - b: 1\n      c: [\n", 3, 10, "a[0][0].c")]
+    #[case("a:\n  - x\n  - y\n  - z: [\n", 4, 8, "a[2].z")]
+    #[case("é: [\n", 1, 4, "é")]
+    #[case("version: 1\n? [a]\n: 1\n", 2, 3, "")]
+    fn enclosing_keys_label_syntax_errors(
+        #[case] doc: &str,
+        #[case] line: usize,
+        #[case] column: usize,
+        #[case] want: &str,
+    ) {
+        assert_eq!(enclosing_keys(doc, Pos { line, column }), want);
+    }
+
+    #[rstest]
+    #[case(
+        "invalid type: integer `-1`, expected u64",
+        "invalid type: integer `-1`, expected a whole number, 0 or more"
+    )]
+    #[case(
+        "invalid value: integer `70000`, expected u16",
+        "invalid value: integer `70000`, expected a whole number from 0 to 65535"
+    )]
+    #[case(
+        "invalid type: integer `99` as u128, expected u32",
+        "invalid type: integer `99`, expected a whole number from 0 to 4294967295"
+    )]
+    #[case(
+        "invalid type: string \"/usr\", expected struct Mount",
+        "invalid type: string \"/usr\", expected a mapping of keys"
+    )]
+    #[case(
+        "invalid type: sequence, expected struct RawPolicy",
+        "invalid type: sequence, expected a mapping of keys"
+    )]
+    #[case("expected u64x", "expected u64x")]
+    #[case("expected struct", "expected struct")]
+    fn plain_types_speak_yaml(#[case] msg: &str, #[case] want: &str) {
+        assert_eq!(plain_types(msg), want);
+    }
+
+    #[rstest]
+    #[case("while parsing a flow mapping at line 3 column 9", Some((3, 9)))]
+    #[case("a at line 1 column 2, b at line 30 column 4", Some((30, 4)))]
+    #[case("no mark", None)]
+    fn last_mark_reads_the_construct(#[case] msg: &str, #[case] want: Option<(usize, usize)>) {
+        assert_eq!(
+            last_mark(msg),
+            want.map(|(line, column)| Pos { line, column })
+        );
+    }
+
+    #[rstest]
+    #[case(
+        "invalid type: string \"1\", expected u32 at line 1 column 10",
+        "invalid type: string \"1\", expected u32"
+    )]
+    #[case("a at line 3 column 4 and at line 5 column 6.", "a and.")]
+    #[case("at line x column 1", "at line x column 1")]
+    #[case("seen at line 2", "seen at line 2")]
+    #[case("", "")]
+    fn strip_marks_removes_positions(#[case] msg: &str, #[case] want: &str) {
+        assert_eq!(strip_marks(msg), want);
+    }
+
+    #[rstest]
+    #[case("hostname: !host box\n", "hostname")]
+    #[case("mounts:\n  - !bind /a\n", "mounts[0]")]
+    fn scan_rejects_tags(#[case] doc: &str, #[case] path: &str) {
+        let err = scan(doc).unwrap_err();
+        assert_eq!(err.path, path);
+        assert!(
+            err.message.starts_with("YAML tags are not supported"),
+            "{err:?}"
+        );
     }
 
     #[rstest]
