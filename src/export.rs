@@ -51,6 +51,7 @@ pub const DIRECTIVES: &[&str] = &[
     "PrivateUsers",
     "RestrictNamespaces",
     "Environment",
+    "PassEnvironment",
     "UnsetEnvironment",
     "MemoryMax",
     "MemoryHigh",
@@ -98,6 +99,8 @@ const SYSTEMD_PROTOCOL_VARS: &[&str] = &[
     "NOTIFY_SOCKET",
     "WATCHDOG_PID",
     "WATCHDOG_USEC",
+    "JOURNAL_STREAM",
+    "INVOCATION_ID",
 ];
 
 /// Login variables systemd adds for `User=`, which kekkai passes only when the policy does.
@@ -216,9 +219,9 @@ fn header(plan: &Plan, o: &mut Out) {
          comment marks each part only kekkai can enforce.",
     );
     o.note(
-        "Paths, ids and kept environment values were resolved for the user who ran `kekkai \
-         export` (${PWD}, ${HOME}, ${UID} and the caller's variables are already expanded): \
-         review them before installing.",
+        "Paths and ids were resolved for the user who ran `kekkai export` (${PWD}, ${HOME}, \
+         ${UID} and the caller's variables are already expanded): review them before \
+         installing. The caller's environment values are never written here.",
     );
     o.note_line("");
     o.note(
@@ -571,11 +574,22 @@ fn environment(plan: &Plan, o: &mut Out) {
     o.note(
         "kekkai gives the program exactly these variables; systemd starts from its own \
          environment (PATH, LANG, and with User= also HOME, USER, LOGNAME, SHELL) and adds \
-         them: it can't clear the rest. Kept variables carry the values the exporting caller \
-         had.",
+         them: it can't clear the rest. Kept variables pass from the service manager's \
+         environment (PassEnvironment=), not from the exporting caller's.",
     );
+    let env = &plan.env;
+    if !env.clear {
+        o.note(
+            "env.clear is false: kekkai passes the caller's whole environment. A unit has no \
+             caller; only the variables below are set.",
+        );
+    }
     let mut have: BTreeSet<&str> = BTreeSet::new();
-    for (k, v) in &plan.env.vars {
+    for (k, v) in &env.vars {
+        if !env.from_policy.contains(k) {
+            // A value from the caller's environment: never written into a file.
+            continue;
+        }
         let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else {
             o.note(&format!(
                 "{}: not UTF-8, can't be written in a unit file: kekkai only.",
@@ -595,6 +609,16 @@ fn environment(plan: &Plan, o: &mut Out) {
             )),
         }
     }
+    let pass: Vec<&str> = env
+        .keep
+        .iter()
+        .map(String::as_str)
+        .filter(|k| !SYSTEMD_PROTOCOL_VARS.contains(k) && !have.contains(k))
+        .collect();
+    if !pass.is_empty() {
+        o.set("PassEnvironment", &pass.join(" "));
+    }
+    have.extend(pass);
     let unset: Vec<&str> = LOGIN_VARS
         .iter()
         .copied()
@@ -1252,7 +1276,7 @@ mod tests {
             "LimitNOFILE=1024",
             "LimitCORE=0",
             "Environment=\"HOME=/tmp\"",
-            "Environment=\"PATH=/usr/bin:/bin\"",
+            "PassEnvironment=PATH LANG LANGUAGE LC_ALL LC_CTYPE TERM TZ COLORTERM NO_COLOR",
             "UnsetEnvironment=LOGNAME SHELL USER",
             "RestrictNamespaces=yes",
             "ProtectKernelTunables=yes",
@@ -1620,6 +1644,11 @@ mod tests {
             .arg("--version")
             .output()
         else {
+            // scripts/setup-test-env installs systemd: in CI a missing parser is a failure.
+            assert!(
+                std::env::var_os("CI").is_none_or(|v| v != "true"),
+                "systemd-analyze not found (CI=true: a skip is a failure)"
+            );
             eprintln!("systemd-analyze not found: skipped");
             return;
         };

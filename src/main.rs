@@ -44,6 +44,9 @@ enum Cmd {
     Explain(ExplainArgs),
     /// Print the JSON Schema of the policy language (for editors).
     Schema,
+    /// Translate a policy for another enforcer: `systemd` prints a `[Service]` drop-in with
+    /// the hardening directives systemd can express, and comments for the rest.
+    Export(ExportArgs),
     /// Remove cgroups left behind by sandboxes whose supervisor was killed.
     Cleanup,
     /// List the policies `-p NAME` finds, and where (./.kekkai/, ~/.config/kekkai/policies,
@@ -163,6 +166,21 @@ struct ExplainArgs {
     json: bool,
 }
 
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// What to export to.
+    #[arg(value_enum)]
+    format: ExportFormat,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// A systemd unit drop-in (`[Service]` section).
+    Systemd,
+}
+
 fn main() -> ExitCode {
     // The Rust runtime ignores SIGPIPE, and that disposition would pass on to every program
     // kekkai starts (`kekkai run -- yes | head -1` would never end). Restore the default:
@@ -186,6 +204,7 @@ fn main() -> ExitCode {
         Cmd::Run(args) => report(run(&args, sub, verbosity), exit::LAUNCH),
         Cmd::Check(args) => check(&args),
         Cmd::Explain(args) => report(explain(&args, sub), exit::INVALID),
+        Cmd::Export(args) => report(export(&args, sub), exit::INVALID),
         Cmd::Schema => {
             println!("{:#}", kekkai::schema::policy_schema());
             0
@@ -483,6 +502,15 @@ fn explain(args: &ExplainArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         println!("{:#}", kekkai::explain::json(&loaded, &plan));
     } else {
         print!("{}", kekkai::explain::human(&loaded, &plan));
+    }
+    Ok(0)
+}
+
+fn export(args: &ExportArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
+    let caller = caller()?;
+    let (_, plan) = load_and_compile(&args.policy, m, &caller)?;
+    match args.format {
+        ExportFormat::Systemd => print!("{}", kekkai::export::systemd(&plan)),
     }
     Ok(0)
 }

@@ -67,6 +67,13 @@ pub(crate) fn suggest<'a>(
 pub struct EnvPlan {
     /// Variables, in order.
     pub vars: Vec<(OsString, OsString)>,
+    /// Names whose value the policy gives (`env.set`, and the default `PATH`), as opposed to
+    /// values taken from the caller.
+    pub from_policy: Vec<OsString>,
+    /// Names `env.keep` asks for, present in the caller's environment or not.
+    pub keep: Vec<String>,
+    /// Whether the rest of the caller's environment is dropped (`env.clear`).
+    pub clear: bool,
 }
 
 /// Capabilities the program keeps.
@@ -422,6 +429,8 @@ fn plan_env(spec: Option<&crate::policy::model::Env>, caller: &Caller, d: &mut D
     let default = crate::policy::model::Env::default();
     let spec = spec.unwrap_or(&default);
     let mut vars: Vec<(OsString, OsString)> = Vec::new();
+    let mut from_policy: Vec<OsString> = Vec::new();
+    let mut keep: Vec<String> = Vec::new();
     let clear = spec.clear.unwrap_or(true);
     if clear {
         for (i, name) in spec.keep.iter().flatten().enumerate() {
@@ -432,6 +441,7 @@ fn plan_env(spec: Option<&crate::policy::model::Env>, caller: &Caller, d: &mut D
                 );
                 continue;
             }
+            keep.push(name.clone());
             if let Some((k, v)) = caller
                 .env
                 .iter()
@@ -453,6 +463,7 @@ fn plan_env(spec: Option<&crate::policy::model::Env>, caller: &Caller, d: &mut D
             );
         }
         vars.retain(|(k, _)| k.as_bytes() != name.as_bytes());
+        keep.retain(|k| k != name);
     }
     for (name, value) in spec.set.iter().flatten() {
         if !valid_env_name(name) {
@@ -470,12 +481,20 @@ fn plan_env(spec: Option<&crate::policy::model::Env>, caller: &Caller, d: &mut D
             continue;
         }
         vars.retain(|(k, _)| k.as_bytes() != name.as_bytes());
+        keep.retain(|k| k != name);
         vars.push((name.into(), value.into()));
+        from_policy.push(name.into());
     }
     if !vars.iter().any(|(k, _)| k == "PATH") {
         vars.push(("PATH".into(), DEFAULT_PATH.into()));
+        from_policy.push("PATH".into());
     }
-    EnvPlan { vars }
+    EnvPlan {
+        vars,
+        from_policy,
+        keep,
+        clear,
+    }
 }
 
 /// Socket activation and sd_notify from the caller's environment: the variables are passed on
