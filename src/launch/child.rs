@@ -24,6 +24,21 @@ pub fn main(plan: &Plan, command: &[OsString], chan: Channel, opts: &Options) ->
     crate::sys::exit_now(crate::error::exit::LAUNCH)
 }
 
+/// Blocks until the supervisor sends `want`; exits quietly if the supervisor is gone.
+fn wait_for(chan: &Channel, want: &ToChild, step: Step) -> Result<(), StepError> {
+    match chan.recv::<ToChild>() {
+        Ok(Some(got)) if &got == want => Ok(()),
+        Ok(Some(got)) => Err(StepError::sys(
+            step,
+            format!("read(channel): {got:?} while waiting for {want:?}"),
+            nix::errno::Errno::EPROTO,
+        )),
+        // The supervisor died: there is nothing to do.
+        Ok(None) => crate::sys::exit_now(crate::error::exit::LAUNCH),
+        Err(e) => Err(StepError::sys(step, "read(channel)", e)),
+    }
+}
+
 fn raw(fd: BorrowedFd<'_>) -> u32 {
     u32::try_from(crate::sys::raw(fd)).unwrap_or(0)
 }
@@ -44,7 +59,7 @@ fn run(
     let c = c.no_new_privs()?; //                        9: Landlock and seccomp require it
     let c = c.landlock()?; //                           10: rules resolve in the new root
     let c = c.close_fds()?; //                          11: no host fd reaches the program
-    let c = c.seccomp()?; //                            12: last, or it filters our own setup
+    let c = c.seccomp()?; //                            12: after the cgroup join; last
     Err(c.exec(command)) //                             13: execve, allowed by the filter
 }
 
@@ -97,17 +112,12 @@ impl<'a, S> Child<'a, S> {
 }
 
 impl<'a> Child<'a, Mapped> {
-    /// Waits for the supervisor's go-ahead (it writes the id maps first). Dies with the
-    /// supervisor from here on.
+    /// Waits until the supervisor has written the id maps. Dies with the supervisor from here
+    /// on.
     fn start(plan: &'a Plan, chan: &'a Channel, opts: &'a Options) -> Result<Self, StepError> {
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .step(Step::Clone, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
-        match chan.recv::<ToChild>() {
-            Ok(Some(ToChild::Go)) => {}
-            // The supervisor died before the go-ahead: nothing to do.
-            Ok(None) => crate::sys::exit_now(crate::error::exit::LAUNCH),
-            Err(e) => return Err(StepError::sys(Step::IdMaps, "read(channel)", e)),
-        }
+        wait_for(chan, &ToChild::Mapped, Step::IdMaps)?;
         if let Some(ns) = &plan.userns {
             if ns.setup_as_root {
                 let root = nix::unistd::Uid::from_raw(0);
@@ -233,6 +243,9 @@ impl<'a> Child<'a, Landlocked> {
 impl<'a> Child<'a, Closed> {
     fn seccomp(self) -> Result<Child<'a, Locked>, StepError> {
         self.enter(Step::Seccomp);
+        // The program must start inside its cgroups: the supervisor says Go once it has joined
+        // us to the v1 hierarchies (it did that while we built the root).
+        wait_for(self.chan, &ToChild::Go, Step::Seccomp)?;
         let installed = lockdown::seccomp(&self.plan.seccomp)?;
         let chan = self.chan;
         let locked = self.then(|Closed(notes, landlock)| Enforced {

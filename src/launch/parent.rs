@@ -161,17 +161,28 @@ fn launch(
     };
     drop(child_chan);
     opts.enter(Step::IdMaps);
+    // Joining a cgroup v1 hierarchy waits for an RCU grace period (milliseconds): the child
+    // builds its root meanwhile and waits for Go only before it installs seccomp.
     let ready = write_maps(plan, pid)
-        .and_then(|()| cgroups.map_or(Ok(()), |c| c.join(pid)))
         .and_then(|()| {
-            chan.send(&ToChild::Go)
-                .step(Step::IdMaps, || "write(channel, go)".into())
-        });
+            chan.send(&ToChild::Mapped)
+                .step(Step::IdMaps, || "write(channel, mapped)".into())
+        })
+        .and_then(|()| cgroups.map_or(Ok(()), |c| c.join(pid)));
     if let Err(e) = ready {
-        // The child is waiting for Go and dies with us; make sure it is gone before reporting.
+        // The child dies with us; make sure it is gone before reporting.
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
         return Err(e);
+    }
+    // A child that failed its setup meanwhile has reported why and exited: supervise() reads
+    // that, so a closed channel here is not the error to report.
+    if let Err(e) = chan.send(&ToChild::Go) {
+        if e != Errno::EPIPE && e != Errno::ECONNRESET {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(StepError::sys(Step::IdMaps, "write(channel, go)", e));
+        }
     }
     supervise(plan, pid, &chan, &sfd, start)
 }

@@ -15,7 +15,10 @@ const MAX_MESSAGE: usize = 64 * 1024;
 /// From the supervisor to the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToChild {
-    /// The id maps are written and the cgroup joined: go on.
+    /// The id maps are written: set up the sandbox.
+    Mapped,
+    /// The cgroups are joined (cgroup v1 only; v2 places the child at clone): the program
+    /// may start.
     Go,
 }
 
