@@ -389,7 +389,11 @@ fn supervise(
 fn read_message(chan: &Channel, st: &mut State) -> bool {
     match chan.recv_with_fd::<ToParent>() {
         Ok(Some((ToParent::Failed(e), _))) => st.outcome.setup_error = Some(e),
-        Ok(Some((ToParent::Enforced(e), _))) => st.outcome.enforced = Some(e),
+        Ok(Some((ToParent::Enforced(e), _))) => {
+            st.outcome.enforced = Some(e);
+            // The program starts now; the supervisor only waits from here on.
+            crate::sys::release_code_pages();
+        }
         Ok(Some((ToParent::ExecFailed { program, errno }, _))) => {
             st.outcome.exec_error = Some((program, errno))
         }

@@ -271,6 +271,32 @@ pub fn plan_rootfs(spec: Option<&Rootfs>, host: &[HostMount], diags: &mut Diags)
     }
 }
 
+/// Turns top-level entries that a policy mount covers entirely (`/home` under a `hide` or a
+/// tmpfs) into empty mount points: building an overlay nobody can see costs a mount at launch
+/// and an unmount at teardown.
+pub fn prune_covered(rootfs: &mut RootfsPlan, mounts: &[MountPlan]) {
+    for entry in &mut rootfs.entries {
+        if !matches!(entry.kind, EntryKind::Overlay(_) | EntryKind::Bind(_)) {
+            continue;
+        }
+        let path = Path::new("/").join(&entry.name);
+        let covered = mounts.iter().any(|m| {
+            m.target == path
+                && match &m.kind {
+                    MountKind::Bind { dir, .. } => *dir,
+                    MountKind::Tmpfs { .. }
+                    | MountKind::Hide
+                    | MountKind::Proc
+                    | MountKind::Dev
+                    | MountKind::Mqueue => true,
+                }
+        });
+        if covered {
+            entry.kind = EntryKind::EmptyDir;
+        }
+    }
+}
+
 /// Merges the top level of the layers into entries, as overlayfs would show them.
 fn root_entries(lowers: &[PathBuf], host: &[HostMount]) -> Vec<RootEntry> {
     let mut entries: Vec<RootEntry> = Vec::new();

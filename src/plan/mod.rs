@@ -264,13 +264,14 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
 
     // Filesystem.
     let host = fs::host_mounts();
-    let rootfs = fs::plan_rootfs(p.rootfs.as_ref(), &host, &mut d);
+    let mut rootfs = fs::plan_rootfs(p.rootfs.as_ref(), &host, &mut d);
     let mounts = fs::plan_mounts(
         p.mounts.as_deref().unwrap_or_default(),
         &namespaces,
         &rootfs,
         &mut d,
     );
+    fs::prune_covered(&mut rootfs, &mounts);
     let cwd = match &p.cwd {
         Some(c) => match fs::normalize_abs(c) {
             Ok(p) => p,

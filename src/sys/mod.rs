@@ -403,3 +403,45 @@ pub fn adopt_fd(raw: RawFd) -> std::os::fd::OwnedFd {
     // other object owns; it is adopted exactly once.
     unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
 }
+
+/// Drops this process's page-table entries for its executable file mappings (its own code and
+/// the libraries') and returns free heap to the kernel. The supervisor calls it once the
+/// program runs: from then on it sleeps in `poll` and its resident set holds only what it
+/// touches again. Best-effort by nature: nothing depends on it, so failures are ignored.
+pub fn release_code_pages() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let path = fields.nth(3);
+        if perms != "r-xp" || !path.is_some_and(|p| p.starts_with('/')) {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (
+            usize::from_str_radix(start, 16),
+            usize::from_str_radix(end, 16),
+        ) else {
+            continue;
+        };
+        // SAFETY: [start, end) is a private read+execute file mapping of this process, as
+        // /proc/self/maps lists it; code is never written, so dropping its page-table entries
+        // changes no content: the next access refaults the same bytes from the file. No
+        // memory is unmapped and no Rust object lives in it.
+        unsafe {
+            libc::madvise(
+                start as *mut libc::c_void,
+                end.saturating_sub(start),
+                libc::MADV_DONTNEED,
+            )
+        };
+    }
+    // SAFETY: malloc_trim only hands free heap pages back to the kernel; allocations stay valid.
+    unsafe { libc::malloc_trim(0) };
+}
