@@ -13,7 +13,7 @@
 //! the error, `(root)` for one about the whole document, `(parent) PATH` when the error lies in
 //! the policy the file extends); the empty file is the exception. `EXPECTED` has one row per
 //! file; rows marked `BUG:` are known bugs, reported but not failed here, and failed by the
-//! ignored test `known_bugs` (`cargo test --test bad_policies -- --ignored`).
+//! test `known_bugs` (so a mark lives only on a branch that fixes the bug).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -473,7 +473,7 @@ fn every_malformed_policy_is_rejected_with_file_position_and_key_path() {
     }
     if !known.is_empty() {
         eprintln!(
-            "{} known bug(s) (EXPECTED rows marked BUG; `-- --ignored` fails on them):\n{}",
+            "{} known bug(s) (EXPECTED rows marked BUG; `known_bugs` fails on them):\n{}",
             known.len(),
             known.join("\n")
         );
@@ -607,10 +607,36 @@ fn a_50_mib_policy_is_refused_quickly_in_bounded_memory() {
         rss < MAX_RSS_KIB,
         "a kekkai process reached {rss} KiB resident"
     );
-    // Known bug (see `known_bugs`): this error carries no line and column.
-    if split_position(first).is_some() {
-        panic!("the 50 MiB error has a position now: move its check out of `known_bugs`: {first}");
-    }
+    // Like every other error, it has a place: the start of the file.
+    assert!(
+        first.starts_with(&format!("{}:1:1: ", file.display())),
+        "check: {first}"
+    );
+}
+
+/// Deep flow nesting at the size limit: the YAML scanner is quadratic in the nesting depth of
+/// flow collections, so the depth is measured on the text before any parse.
+#[test]
+fn deep_flow_nesting_at_the_size_limit_fails_fast() {
+    let dir = TempDir::new("deep");
+    let deep = dir.0.join("deep.yaml");
+    let depth = (MAX_FILE_BYTES - 100) / 2;
+    std::fs::write(
+        &deep,
+        format!(
+            "version: 1\nmounts: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        ),
+    )
+    .unwrap();
+    let out = kekkai(&[OsStr::new("check"), deep.as_os_str()], &dir.0, false);
+    assert_eq!(out.code, Some(1), "{}\n{}", out.describe(), out.stderr);
+    let want = format!(
+        "{}:2:41: mounts: nesting is deeper than 32 levels",
+        deep.display()
+    );
+    assert!(out.stderr.starts_with(&want), "{}", out.stderr);
 }
 
 #[test]
@@ -632,9 +658,9 @@ fn several_errors_in_one_file_are_all_reported() {
     }
 }
 
-/// Every known bug, stated as the behaviour it should have. Fails until they are fixed.
+/// Every known bug, stated as the behaviour it should have. Fails until they are fixed: a row
+/// may carry a BUG mark only on a branch that fixes it.
 #[test]
-#[ignore = "BUG: known bugs in the handling of malformed policies; see tests/bad_policies/EXPECTED"]
 fn known_bugs() {
     let mut failing = Vec::new();
     let rows = table();
@@ -652,41 +678,6 @@ fn known_bugs() {
                     .join("\n  ")
             ));
         }
-    }
-
-    // A file refused for its size names no line and column; every other error does (1:1 here).
-    let dir = TempDir::new("huge-bug");
-    let file = huge_policy(&dir.0);
-    let check = kekkai(&[OsStr::new("check"), file.as_os_str()], &dir.0, false);
-    let first = check.stderr.lines().next().unwrap_or_default().to_owned();
-    if !first.starts_with(&format!("{}:1:1: ", file.display())) {
-        failing.push(format!(
-            "a 50 MiB policy: the size error has no position (want FILE:1:1:): {first}"
-        ));
-    }
-
-    // Deep flow nesting at the size limit: the YAML scanner is quadratic in the nesting depth
-    // of flow collections, and the whole document is parsed before the depth check (and again
-    // to place the error), so this takes minutes instead of failing at level 33.
-    let deep = dir.0.join("deep.yaml");
-    let depth = (MAX_FILE_BYTES - 100) / 2;
-    std::fs::write(
-        &deep,
-        format!(
-            "version: 1\nmounts: {}{}\n",
-            "[".repeat(depth),
-            "]".repeat(depth)
-        ),
-    )
-    .unwrap();
-    let out = kekkai(&[OsStr::new("check"), deep.as_os_str()], &dir.0, false);
-    if out.code != Some(1) || !out.stderr.contains("nesting is deeper than 32 levels") {
-        failing.push(format!(
-            "{depth} nested flow sequences (a {} byte policy): {} after {:?}, want exit 1 within {LIMIT:?}",
-            std::fs::metadata(&deep).unwrap().len(),
-            out.describe(),
-            out.elapsed
-        ));
     }
 
     assert!(

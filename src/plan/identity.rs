@@ -86,6 +86,13 @@ fn resolve<'a>(
         }
         return Ok((n, db.iter().find(|e| e.id == n)));
     }
+    // Something numeric that is not an id (-1, 1.5, 99999999999): no account has such a name
+    // (they start with a letter or `_`), so don't look it up.
+    if t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.') {
+        return Err(format!(
+            "`{t}` is not a valid {what} id (a whole number from 0 to 4294967294)"
+        ));
+    }
     match db.iter().find(|e| e.name == t) {
         Some(e) => Ok((e.id, Some(e))),
         None => {
@@ -321,6 +328,15 @@ mod tests {
     }
 
     #[rstest]
+    #[case("{uid: -1}", false, true, "identity.uid", "is not a valid user id")]
+    #[case("{gid: 1.5}", false, true, "identity.gid", "is not a valid group id")]
+    #[case(
+        "{uid: 4294967296}",
+        false,
+        true,
+        "identity.uid",
+        "is not a valid user id"
+    )]
     #[case(
         "{uid: no-such-user-here}",
         false,

@@ -237,8 +237,8 @@ pub fn plan(
     }
     let ports = |key: &str, list: &Option<Vec<u16>>, diags: &mut Diags| {
         list.as_ref().map(|l| {
-            if l.contains(&0) {
-                diags.push(here.key(key), "port 0 is not a port");
+            if let Some(i) = l.iter().position(|p| *p == 0) {
+                diags.push(here.key(key).index(i), "port 0 is not a port");
             }
             let mut v = l.clone();
             v.sort_unstable();
@@ -333,6 +333,6 @@ mod tests {
         plan(Some(&spec), false, &[], &mut d);
         let errs = d.into_pairs();
         assert_eq!(errs[0].0, "landlock.read[0]");
-        assert_eq!(errs[1].0, "landlock.tcp-bind");
+        assert_eq!(errs[1].0, "landlock.tcp-bind[0]");
     }
 }

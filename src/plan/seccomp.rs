@@ -607,6 +607,15 @@ fn parse_cond(a: &ArgCondition, at: &KeyPath, diags: &mut Diags) -> Option<Cond>
 
 fn value_of(text: &str, at: &KeyPath, width32: bool, diags: &mut Diags) -> Option<u64> {
     let Some(v) = names::arg_value(text) else {
+        let t = text.trim();
+        if t.len() > 1
+            && t.trim_start_matches('-')
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        {
+            diags.push(at.clone(), format!("{t} does not fit in 64 bits"));
+            return None;
+        }
         diags.push(
             at.clone(),
             format!("`{text}` is not a number or a known constant (TIOCSTI, AF_NETLINK, CLONE_NEWUSER, ...)"),
@@ -820,13 +829,30 @@ fn seccompiler_program(
         TargetArch::x86_64,
     )
     .map_err(|e| e.to_string())?;
-    let prog: BpfProgram = filter
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| e.to_string())?;
+    let prog: BpfProgram = filter.try_into().map_err(|e| match e {
+        // The caller names the filter; here only the size is known.
+        seccompiler::BackendError::FilterTooLarge(len) => format!("{TOO_LARGE}{len}"),
+        other => other.to_string(),
+    })?;
     Ok(prog)
 }
 
+/// Marks [`seccompiler_program`]'s error for a program over the kernel's limit.
+const TOO_LARGE: &str = "too large: ";
+
 fn build_filters(plan: &SeccompPlan) -> Result<Vec<Filter>, String> {
+    let too_large = |name: &str, len: &str| {
+        format!(
+            "the filter \"{name}\" has {len} BPF instructions; the kernel's limit is \
+             {MAX_INSTRUCTIONS}: use fewer argument rules"
+        )
+    };
+    let build = |name: &str, rules, mismatch, matched| {
+        program(rules, mismatch, matched).map_err(|e| match e.strip_prefix(TOO_LARGE) {
+            Some(len) => too_large(name, len),
+            None => e,
+        })
+    };
     let mut filters = Vec::new();
     if plan.preset == Preset::None && plan.denied.is_empty() {
         return Ok(filters);
@@ -836,28 +862,22 @@ fn build_filters(plan: &SeccompPlan) -> Result<Vec<Filter>, String> {
         program: arch_guard(),
     });
     if plan.preset != Preset::None {
-        filters.push(Filter {
-            name: format!(
-                "allowlist ({} syscalls); anything else: {}",
-                plan.allowed.len(),
-                plan.default_action
-            ),
-            program: program(&plan.allowed, plan.default_action, Action::Allow)?,
-        });
+        let name = format!(
+            "allowlist ({} syscalls); anything else: {}",
+            plan.allowed.len(),
+            plan.default_action
+        );
+        let program = build(&name, &plan.allowed, plan.default_action, Action::Allow)?;
+        filters.push(Filter { name, program });
     }
     for (action, rules) in &plan.denied {
-        filters.push(Filter {
-            name: format!("deny → {action} ({} syscalls)", rules.len()),
-            program: program(rules, Action::Allow, *action)?,
-        });
+        let name = format!("deny → {action} ({} syscalls)", rules.len());
+        let program = build(&name, rules, Action::Allow, *action)?;
+        filters.push(Filter { name, program });
     }
     for f in &filters {
         if f.program.len() > MAX_INSTRUCTIONS {
-            return Err(format!(
-                "the filter \"{}\" has {} BPF instructions; the kernel's limit is {MAX_INSTRUCTIONS}: use fewer argument rules",
-                f.name,
-                f.program.len()
-            ));
+            return Err(too_large(&f.name, &f.program.len().to_string()));
         }
     }
     Ok(filters)

@@ -60,12 +60,13 @@ pub fn parse_size(text: &str) -> Result<Amount, String> {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let bad = || format!("`{text}` is not a duration; write e.g. 30s, 2m, 1h30m or 250ms");
+    let huge = || format!("`{text}` is too large a duration");
     if t.is_empty() {
         return Err(bad());
     }
     if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
         let secs: f64 = t.parse().map_err(|_| bad())?;
-        return seconds(secs).ok_or_else(bad);
+        return seconds(secs).ok_or_else(|| if secs >= 1e12 { huge() } else { bad() });
     }
     let mut total = Duration::ZERO;
     let mut rest = t;
@@ -87,9 +88,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "d" => n * 86400.0,
             _ => return Err(bad()),
         };
-        total = total
-            .checked_add(seconds(secs).ok_or_else(bad)?)
-            .ok_or_else(bad)?;
+        let part = seconds(secs).ok_or_else(|| if secs >= 1e12 { huge() } else { bad() })?;
+        total = total.checked_add(part).ok_or_else(huge)?;
         rest = next;
     }
     Ok(total)

@@ -376,7 +376,11 @@ impl<'c> Loader<'c> {
                         Some(inc) => self.fail(inc.file, &inc.path, format!("{name}: {msg}")),
                         None => Diagnostics::from(Diagnostic {
                             file: name,
-                            pos: None,
+                            // A file too large to read has a start to point at; a missing one
+                            // does not.
+                            pos: msg
+                                .starts_with(TOO_LARGE)
+                                .then_some(Pos { line: 1, column: 1 }),
                             path: String::new(),
                             message: msg,
                         }),
@@ -603,6 +607,9 @@ fn identity(source: &PolicySource) -> String {
     }
 }
 
+/// How [`read_bounded`]'s message for an oversized file starts.
+const TOO_LARGE: &str = "file is larger than";
+
 /// Reads a policy file: a regular file, at most [`yaml::MAX_FILE_BYTES`] bytes.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
     // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
@@ -623,7 +630,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
         .map_err(|e| describe_io(&e))?;
     if bytes.len() > yaml::MAX_FILE_BYTES {
         return Err(format!(
-            "file is larger than {} bytes, the most a policy may be",
+            "{TOO_LARGE} {} bytes, the most a policy may be",
             yaml::MAX_FILE_BYTES
         ));
     }

@@ -592,6 +592,13 @@ impl Visitor<'_> for TextVisitor {
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
         Ok(v.to_string())
     }
+    // Numbers wider than 64 bits reach the place that knows the range, as text.
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<String, E> {
+        Ok(v.to_string())
+    }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
         Ok(v.to_string())
     }

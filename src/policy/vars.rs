@@ -23,6 +23,12 @@ pub fn expand(s: &str, caller: &Caller) -> Result<String, String> {
                 return Err(format!("unterminated `${{` in {s:?}"));
             };
             let name = body.get(..end).unwrap_or_default();
+            if name.contains("${") {
+                return Err(format!(
+                    "`${{{name}}}…`: a variable inside another (as a default) is not supported; \
+                     write the default literally"
+                ));
+            }
             out.push_str(&lookup(name, caller)?);
             rest = body.get(end + 1..).unwrap_or_default();
         } else {
@@ -132,6 +138,7 @@ mod tests {
     #[case("${env:}", "is not an environment variable name")]
     #[case("${env:A-B}", "is not an environment variable name")]
     #[case("${PWD", "unterminated")]
+    #[case("${env:A:-${env:B}}", "a variable inside another")]
     fn rejects(#[case] input: &str, #[case] contains: &str) {
         let err = expand(input, &caller()).unwrap_err();
         assert!(err.contains(contains), "{err}");

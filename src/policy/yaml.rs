@@ -61,7 +61,27 @@ pub fn check_bytes(bytes: &[u8]) -> Result<&str, YamlError> {
     // A UTF-8 byte order mark is not part of the document.
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match std::str::from_utf8(bytes) {
-        Ok(text) => Ok(text),
+        Ok(text) => {
+            // YAML allows no control characters but tab and line breaks; the parser would
+            // only give a byte offset.
+            let bad = text.char_indices().find(|(_, c)| {
+                let c = *c as u32;
+                (c < 0x20 && !matches!(c, 0x09 | 0x0A | 0x0D))
+                    || c == 0x7F
+                    || ((0x80..0xA0).contains(&c) && c != 0x85)
+            });
+            if let Some((at, c)) = bad {
+                return Err(YamlError {
+                    pos: Some(pos_of(text, at)),
+                    path: String::new(),
+                    message: format!(
+                        "control character U+{:04X} is not allowed in YAML",
+                        c as u32
+                    ),
+                });
+            }
+            Ok(text)
+        }
         Err(e) => {
             let good = bytes.get(..e.valid_up_to()).unwrap_or_default();
             let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -77,6 +97,62 @@ pub fn check_bytes(bytes: &[u8]) -> Result<&str, YamlError> {
             })
         }
     }
+}
+
+/// Where flow collections (`[`, `{`) nest deeper than [`MAX_DEPTH`], judged from the text: a
+/// bracket counts where a collection may start (after `:`, `-`, `,`, another bracket or at
+/// the start of a line), never inside quotes or comments.
+fn deep_flow(text: &str) -> Option<usize> {
+    // `last`: the character just before; `lead`: the last non-blank one on this line, or a
+    // line break at its start.
+    let (mut last, mut lead) = ('\n', '\n');
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut escaped = false;
+    let may_start = |lead: char| lead == '\n' || "[{,:-?".contains(lead);
+    for (i, c) in text.char_indices() {
+        if comment {
+            comment = c != '\n';
+        } else if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if q == '"' && c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                '#' if last.is_whitespace() => comment = true,
+                '"' | '\'' if may_start(lead) => quote = Some(c),
+                '[' | '{' if may_start(lead) => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Some(i);
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        if c == '\n' {
+            lead = '\n';
+        } else if !(c == ' ' || c == '\t') && quote.is_none() && !comment {
+            lead = c;
+        }
+        last = c;
+    }
+    None
+}
+
+/// The line and column (from 1, in characters) of byte offset `at`.
+fn pos_of(text: &str, at: usize) -> Pos {
+    let before = text.get(..at).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |l| l.chars().count()) + 1;
+    Pos { line, column }
 }
 
 /// Converts a serde_yaml error into place + path + message, adding a "did you mean" hint to
@@ -102,10 +178,15 @@ pub fn convert_error(err: &serde_yaml::Error) -> YamlError {
             path.push_str(key);
         }
     }
+    let mut message = plain_types(message);
+    if message.starts_with("found character that cannot start any token") {
+        // Almost always a tab where YAML wants spaces.
+        message = format!("{message} (a tab? YAML indents with spaces only)");
+    }
     YamlError {
         pos,
         path,
-        message: super::suggest::annotate_unknown(&plain_types(message)),
+        message: super::suggest::annotate_unknown(&message),
     }
 }
 
@@ -129,6 +210,23 @@ fn plain_types(message: &str) -> String {
             if !out[end..].starts_with(|c: char| c.is_ascii_alphanumeric()) {
                 out.replace_range(i..end, &format!("expected {plain}"));
             }
+        }
+    }
+    // serde_yaml reads an integer too long for 64 bits as a float: say what the user wrote.
+    if let Some(rest) = out.strip_prefix("invalid type: floating point `") {
+        if let Some((num, tail)) = rest.split_once('`') {
+            if let Some(digits) = num.strip_suffix(".0") {
+                if digits.len() > 18 && digits.chars().all(|c| c.is_ascii_digit()) {
+                    let expected = tail.trim_start_matches(", ");
+                    out = format!("`{digits}` is out of range: {expected}");
+                }
+            }
+        }
+    }
+    // A YAML value holds 64-bit integers at most: wider ones stop the parse itself.
+    if let Some(rest) = out.strip_prefix("invalid type: integer `") {
+        if let Some(num) = rest.strip_suffix("`, expected any YAML value") {
+            out = format!("`{num}` does not fit in 64 bits");
         }
     }
     if let Some(i) = out.find("expected struct ") {
@@ -210,6 +308,15 @@ fn split_path(text: &str) -> (&str, &str) {
 
 /// Walks a whole document once: duplicate keys, nesting depth and the node budget.
 pub fn scan(text: &str) -> Result<(), YamlError> {
+    // The YAML scanner is quadratic in flow nesting: measure it on the text first.
+    if let Some(at) = deep_flow(text) {
+        let pos = pos_of(text, at);
+        return Err(YamlError {
+            path: enclosing_keys(text, pos),
+            pos: Some(pos),
+            message: format!("nesting is deeper than {MAX_DEPTH} levels"),
+        });
+    }
     let mut budget = MAX_NODES;
     let seed = Scan {
         depth: 0,
@@ -700,6 +807,18 @@ mod tests {
         "invalid type: sequence, expected a mapping of keys"
     )]
     #[case("expected u64x", "expected u64x")]
+    #[case(
+        "invalid type: integer `36893488147419103231`, expected any YAML value",
+        "`36893488147419103231` does not fit in 64 bits"
+    )]
+    #[case(
+        "invalid type: floating point `1000000000000000000000.0`, expected u64",
+        "`1000000000000000000000` is out of range: expected a whole number, 0 or more"
+    )]
+    #[case(
+        "invalid type: floating point `1.5`, expected u64",
+        "invalid type: floating point `1.5`, expected a whole number, 0 or more"
+    )]
     #[case("expected struct", "expected struct")]
     fn plain_types_speak_yaml(#[case] msg: &str, #[case] want: &str) {
         assert_eq!(plain_types(msg), want);
@@ -783,6 +902,39 @@ mod tests {
     fn check_bytes_reports_bad_utf8_position() {
         let err = check_bytes(b"version: 1\nname: ab\xffc\n").unwrap_err();
         assert_eq!(err.pos, Some(Pos { line: 2, column: 9 }));
+    }
+
+    #[rstest]
+    #[case(&"[".repeat(40), Some(32))]
+    #[case(&format!("a: {}", "[".repeat(33)), Some(35))]
+    #[case(&"[".repeat(32), None)]
+    #[case(&"- echo [\n".repeat(100), None)]
+    #[case(&format!("a: '{}'\n", "[".repeat(50)), None)]
+    #[case(&format!("a: \"\\\"{}\"\n", "{".repeat(50)), None)]
+    #[case(&format!("# {}\nb: 1\n", "[".repeat(50)), None)]
+    #[case(&format!("a: [{}]\n", "[], ".repeat(100)), None)]
+    fn deep_flow_is_measured_on_the_text(#[case] text: &str, #[case] at: Option<usize>) {
+        assert_eq!(deep_flow(text), at);
+    }
+
+    #[rstest]
+    #[case(b"version: 1\nname: a\x00b\n", 2, 8, "U+0000")]
+    #[case(b"a: \x1b[31m\n", 1, 4, "U+001B")]
+    #[case("x: \u{9b}\n".as_bytes(), 1, 4, "U+009B")]
+    fn check_bytes_places_control_characters(
+        #[case] bytes: &[u8],
+        #[case] line: usize,
+        #[case] column: usize,
+        #[case] code: &str,
+    ) {
+        let err = check_bytes(bytes).unwrap_err();
+        assert_eq!(err.pos, Some(Pos { line, column }));
+        assert!(err.message.contains(code), "{}", err.message);
+    }
+
+    #[test]
+    fn check_bytes_keeps_tabs_line_breaks_and_nel() {
+        assert!(check_bytes("a:\tb\r\nc: \u{85}é\n".as_bytes()).is_ok());
     }
 
     #[test]
