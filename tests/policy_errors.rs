@@ -1045,6 +1045,30 @@ fn assert_reported(diags: &[Diagnostic], file: &str, path: &str, line: usize, co
     "must be at least"
 )]
 // ── YAML itself ──────────────────────────────────────────────────────────────────────────────
+#[case::env_set_float_respelled(
+    "version: 1\nenv: {set: {V: 1.10}}\n",
+    "env.set.V",
+    2,
+    "YAML reads `1.10` as `1.1`: quote it"
+)]
+#[case::env_set_hex_respelled(
+    "version: 1\nenv: {set: {V: 0x10}}\n",
+    "env.set.V",
+    2,
+    "YAML reads `0x10` as `16`"
+)]
+#[case::env_set_null_respelled(
+    "version: 1\nenv: {set: {V: ~}}\n",
+    "env.set.V",
+    2,
+    "YAML reads `~` as `null`"
+)]
+#[case::hostname_respelled(
+    "version: 1\nhostname: 1e3\n",
+    "hostname",
+    2,
+    "YAML reads `1e3` as `1000.0`"
+)]
 #[case::yaml_tab_indent(
     "version: 1\nlimits:\n\tpids: 3\n",
     "limits",

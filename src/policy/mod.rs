@@ -315,6 +315,46 @@ fn typed(value: &Value) -> Result<RawPolicy, serde_yaml::Error> {
     serde_yaml::from_str(&serde_yaml::to_string(value)?)
 }
 
+/// A string key whose unquoted value YAML reads as a number, boolean or null comes out of the
+/// parsed document respelled (`1.10` → `1.1`, `0x10` → `16`, `~` → `null`). Compares the
+/// strings as written (`first`, read from the text) with what the document gives (`expanded`)
+/// where no variable explains a difference, and asks for quotes instead of changing a value.
+fn lossy_scalar(first: &RawPolicy, expanded: &RawPolicy) -> Option<(KeyPath, String)> {
+    let root = KeyPath::root();
+    let mut pairs: Vec<(KeyPath, &str, &str)> = Vec::new();
+    for (key, a, b) in [
+        ("name", &first.name, &expanded.name),
+        ("hostname", &first.hostname, &expanded.hostname),
+        ("cwd", &first.cwd, &expanded.cwd),
+    ] {
+        if let (Some(a), Some(b)) = (a, b) {
+            pairs.push((root.key(key), a.as_str(), b.as_str()));
+        }
+    }
+    let sets = (
+        first.env.as_ref().and_then(|e| e.set.as_ref()),
+        expanded.env.as_ref().and_then(|e| e.set.as_ref()),
+    );
+    if let (Some(a), Some(b)) = sets {
+        for (k, v) in a {
+            if let Some(w) = b.get(k) {
+                pairs.push((root.key("env").key("set").key(k), v.as_str(), w.as_str()));
+            }
+        }
+    }
+    pairs
+        .into_iter()
+        .find(|(_, written, read)| written != read && !written.contains('$'))
+        .map(|(path, written, read)| {
+            (
+                path,
+                format!(
+                    "YAML reads `{written}` as `{read}`: quote it (\"{written}\") to keep it as written"
+                ),
+            )
+        })
+}
+
 /// Deepest chain of `extends`.
 const MAX_EXTENDS: usize = 16;
 
@@ -453,6 +493,9 @@ impl<'c> Loader<'c> {
             let path = KeyPath::parse_shown(&e.path).unwrap_or_else(KeyPath::root);
             self.fail(file, &path, yaml::strip_marks(&e.message))
         })?;
+        if let Some((path, msg)) = lossy_scalar(&first, &expanded) {
+            return Err(self.fail(file, &path, msg));
+        }
         if let Value::Mapping(map) = &mut value {
             for key in PER_FILE_KEYS {
                 map.remove(key);
