@@ -488,3 +488,46 @@ fn export_rejects_an_invalid_policy_like_check() {
     );
     assert!(stdout(&out).is_empty());
 }
+
+// ── finding policies by name ─────────────────────────────────────────────────────────────────
+
+/// `./.kekkai/NAME.yaml` is used only when the caller could have written it alone.
+#[test]
+fn a_policy_found_by_name_must_be_trustworthy() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("lookup");
+    let own = dir.path().join(".kekkai");
+    std::fs::create_dir(&own).unwrap();
+    std::fs::write(own.join("mine.yaml"), "version: 1\nname: mine\n").unwrap();
+    std::fs::write(own.join("untrusted.yaml"), "version: 1\nname: planted\n").unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        own.join("untrusted.yaml"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+
+    let out = kekkai(dir.path(), &["explain", "-p", "mine", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\"mine\""), "{}", stdout(&out));
+
+    // The planted, world-writable file is passed over for the shipped policy.
+    let out = kekkai(dir.path(), &["explain", "-p", "untrusted", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("planted"), "{}", stdout(&out));
+    assert!(
+        stderr(&out)
+            .contains("passing over .kekkai/untrusted.yaml: the file is writable by everyone"),
+        "{}",
+        stderr(&out)
+    );
+    let out = kekkai(dir.path(), &["policies"]);
+    assert!(stdout(&out).contains("passed over"), "{}", stdout(&out));
+
+    // A bare word is a name even when a file of that name exists.
+    std::fs::write(dir.path().join("default"), "version: 1\nname: file\n").unwrap();
+    let out = kekkai(dir.path(), &["explain", "-p", "default", "--json"]);
+    assert!(!stdout(&out).contains("\"file\""), "{}", stdout(&out));
+    let out = kekkai(dir.path(), &["explain", "-p", "./default", "--json"]);
+    assert!(stdout(&out).contains("\"file\""), "{}", stdout(&out));
+}

@@ -39,16 +39,28 @@ pub enum PolicySource {
 impl PolicySource {
     /// Interprets `-p NAME`: anything that looks like a path (or names an existing file) is a
     /// file; otherwise a name, looked up in [`search_dirs`] and then among the shipped policies.
+    ///
+    /// A policy found by name in a directory must be trustworthy: the file and its directory
+    /// owned by the caller or root and writable by nobody else. Otherwise it is passed over with
+    /// a warning (running `-p untrusted` inside someone else's checkout must not pick up the
+    /// checkout's `.kekkai/untrusted.yaml`).
     pub fn from_arg(arg: &str) -> PolicySource {
         let looks_like_path = arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml");
-        if looks_like_path || Path::new(arg).is_file() {
+        if looks_like_path {
             return PolicySource::File(PathBuf::from(arg));
         }
+        let me = nix::unistd::geteuid().as_raw();
         for dir in search_dirs() {
             for ext in ["yaml", "yml"] {
                 let p = dir.join(format!("{arg}.{ext}"));
-                if p.is_file() {
-                    return PolicySource::File(p);
+                if !p.is_file() {
+                    continue;
+                }
+                match trusted(&p, me) {
+                    Ok(()) => return PolicySource::File(p),
+                    Err(why) => {
+                        crate::log::warn(&format!("-p {arg}: passing over {}: {why}", p.display()))
+                    }
                 }
             }
         }
@@ -65,6 +77,37 @@ impl PolicySource {
             PolicySource::File(p) => p.display().to_string(),
         }
     }
+}
+
+/// Whether a policy file found by name may be used by user `me`: it and its directory are owned
+/// by `me` or root and not writable by group or others.
+pub fn trusted(file: &Path, me: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    for (what, path) in [("the file", file), ("its directory", dir)] {
+        let meta = std::fs::metadata(path).map_err(|e| describe_io(&e))?;
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(format!(
+                "{what} is owned by uid {}, not by you or root",
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{what} is writable by {} (mode {:o})",
+                if meta.mode() & 0o002 != 0 {
+                    "everyone"
+                } else {
+                    "its group"
+                },
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where `-p NAME` looks, in order: `./.kekkai/`, `$XDG_CONFIG_HOME/kekkai/policies` (or
@@ -108,6 +151,15 @@ pub fn available() -> Vec<(String, String, String)> {
             }
             let name = stem.to_string_lossy().into_owned();
             if out.iter().any(|(n, _, _)| *n == name) {
+                continue;
+            }
+            if let Err(why) = trusted(&p, nix::unistd::geteuid().as_raw()) {
+                // Listed so the user sees why `-p NAME` passes it over.
+                out.push((
+                    name,
+                    format!("{} (passed over: {why})", p.display()),
+                    String::new(),
+                ));
                 continue;
             }
             let desc = read_bounded(&p)
@@ -688,5 +740,63 @@ pub fn describe_io(e: &std::io::Error) -> String {
             format!("{} ({errno:?})", errno.desc().to_lowercase())
         }
         None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// (directory mode, file mode, owner of the file: None = the test's own user) → trusted?
+    #[rstest]
+    #[case::own_private(0o755, 0o644, None, None)]
+    #[case::group_writable_file(0o755, 0o664, None, Some("the file is writable by its group"))]
+    #[case::world_writable_dir(0o777, 0o644, None, Some("its directory is writable by everyone"))]
+    #[case::sticky_world_writable_dir(
+        0o1777,
+        0o644,
+        None,
+        Some("its directory is writable by everyone")
+    )]
+    #[case::someone_elses_file(0o755, 0o644, Some(12345), Some("owned by uid 12345"))]
+    fn policies_found_by_name_must_be_trustworthy(
+        #[case] dir_mode: u32,
+        #[case] file_mode: u32,
+        #[case] owner: Option<u32>,
+        #[case] err: Option<&str>,
+    ) {
+        let me = nix::unistd::geteuid().as_raw();
+        if owner.is_some() && me != 0 {
+            // chown needs root; CI runs as root.
+            assert!(
+                std::env::var_os("CI").is_none_or(|v| v != "true"),
+                "needs root in CI"
+            );
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "kekkai-trust-{}-{dir_mode:o}-{file_mode:o}-{}",
+            std::process::id(),
+            owner.unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("p.yaml");
+        std::fs::write(&file, "version: 1\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(file_mode)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+        if let Some(uid) = owner {
+            std::os::unix::fs::chown(&file, Some(uid), None).unwrap();
+        }
+        let got = trusted(&file, me);
+        std::fs::remove_dir_all(&dir).unwrap();
+        match err {
+            None => assert_eq!(got, Ok(())),
+            Some(want) => {
+                let e = got.unwrap_err();
+                assert!(e.contains(want), "{e}");
+            }
+        }
     }
 }
