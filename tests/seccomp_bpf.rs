@@ -1269,8 +1269,8 @@ const STRICT_SOCKETS: &str = "{preset: strict, socket-families: [unix]}";
 #[case::reference_no_randomize(REFERENCE, x("personality", &[ADDR_NO_RANDOMIZE]), ALLOW)]
 #[case::strict_sockets_unix(STRICT_SOCKETS, x("socket", &[AF_UNIX]), ALLOW)]
 #[case::strict_sockets_inet(STRICT_SOCKETS, x("socket", &[AF_INET]), EPERM)]
-// docs/policy.md says strict's socket calls "must be allowed explicitly" even with
-// `socket-families`; the compiler adds the socket group instead (see the report).
+// With `socket-families`, `strict` also allows the socket calls (connect, bind, ...), as
+// docs/policy.md says.
 #[case::strict_sockets_connect(STRICT_SOCKETS, x("connect", &[]), ALLOW)]
 #[case::strict_sockets_shmget(STRICT_SOCKETS, x("shmget", &[]), EPERM)]
 fn rule_combinations(#[case] yaml: &str, #[case] call: Data, #[case] want: Action) {
