@@ -435,8 +435,10 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         cmd.arg("--")
             .args(audit::battery_command(&ctx, args.only.as_deref()));
     }
+    // stdout carries the verdicts; stderr is the user's: why a sandbox did not start.
     cmd.env("KEKKAI_AUDIT_SECRET", &secret)
-        .stdout(std::process::Stdio::piped());
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
     let out = cmd
         .output()
         .map_err(|e| Error::io("starting the sandbox", e))?;

@@ -263,3 +263,24 @@ fn the_control_run_shows_the_probes_can_succeed() {
         );
     }
 }
+
+/// When the sandbox can't start, `audit` says why (the launcher's own error reaches stderr)
+/// and exits 125 without a verdict.
+#[test]
+fn an_audit_whose_sandbox_fails_says_why() {
+    if skip(support::unavailable(Who::Root)) {
+        return;
+    }
+    let w = World::new("audit-fails");
+    let o = w
+        .command(Who::Root)
+        .env("KEKKAI_FAULT", "rootfs:abort")
+        .args(["audit", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("setup died"), "{err}");
+    assert!(err.contains("no probe ran"), "{err}");
+}
