@@ -186,6 +186,20 @@ impl Hierarchies {
         Some(join_cgroup(mount, path))
     }
 
+    /// Where this process's sandboxes go on v2: its own cgroup, or, when that is a leaf a
+    /// kekkai launcher moved into (this process was started by one, as `kekkai audit` starts
+    /// `kekkai run`), the cgroup that launcher was started in.
+    pub fn sandbox_parent_v2(&self) -> Option<PathBuf> {
+        let own = self.own_v2()?;
+        let in_leaf = own
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("kekkai-launcher-"));
+        match own.parent() {
+            Some(p) if in_leaf => Some(p.to_path_buf()),
+            _ => Some(own),
+        }
+    }
+
     /// The v1 hierarchy carrying `controller`: (mount point, this process's cgroup directory).
     pub fn own_v1(&self, controller: &str) -> Option<(PathBuf, PathBuf)> {
         let (_, mount) = self
@@ -245,7 +259,7 @@ pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
     // v2 parent: the configured one, else our own cgroup.
     let v2_parent = match (&limits.parent, &h.v2_mount) {
         (Some(p), Some(mount)) => Some(join_cgroup(mount, p)),
-        (None, Some(_)) => h.own_v2(),
+        (None, Some(_)) => h.sandbox_parent_v2(),
         _ => None,
     };
     if let Some(p) = &v2_parent {
@@ -259,8 +273,37 @@ pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
         .and_then(|p| std::fs::read_to_string(p.join("cgroup.controllers")).ok())
         .map(|t| t.split_whitespace().map(String::from).collect())
         .unwrap_or_default();
+    // Controllers must be enabled in the parent's subtree_control, which cgroup v2 refuses while
+    // the parent holds processes ("no internal processes"; the root cgroup is exempt). The
+    // launcher can move itself out of the way, but no other process: those are not kekkai's.
+    let mut v2_missing: Vec<&str> = needed(limits)
+        .iter()
+        .map(|c| c.v2_name())
+        .filter(|n| available_v2.iter().any(|a| a == n))
+        .collect();
+    let v2_busy = match &layout.v2_parent {
+        Some(p) if h.v2_mount.as_deref() != Some(p.as_path()) => {
+            let enabled = v2::subtree_control(p);
+            v2_missing.retain(|n| !enabled.iter().any(|e| e == n));
+            let others = v2::other_processes(p, std::process::id());
+            (!v2_missing.is_empty() && !others.is_empty()).then(|| {
+                let shown: Vec<String> = others.iter().take(5).map(|p| p.to_string()).collect();
+                format!(
+                    "the cgroup v2 controllers can't be enabled in {}: it also holds other processes (pids {}{}), and cgroup v2 enables controllers only in cgroups without processes",
+                    p.display(),
+                    shown.join(", "),
+                    if others.len() > shown.len() { ", ..." } else { "" }
+                )
+            })
+        }
+        _ => {
+            v2_missing.clear();
+            None
+        }
+    };
     for c in needed(limits) {
-        let choice = if available_v2.iter().any(|a| a == c.v2_name()) {
+        let on_v2 = available_v2.iter().any(|a| a == c.v2_name());
+        let choice = if on_v2 && v2_busy.is_none() {
             layout.v2_enable.push(c);
             Ok(Version::V2)
         } else {
@@ -294,6 +337,7 @@ pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
                     }
                 }
                 None => Err(match &layout.v2_parent {
+                    Some(_) if on_v2 => v2_busy.clone().unwrap_or_default(),
                     Some(p) => format!(
                         "the {} controller is neither enabled for {} (cgroup v2) nor mounted as cgroup v1",
                         c.v2_name(),
@@ -323,12 +367,22 @@ pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
             ));
         }
     }
-    if !layout.v2_enable.is_empty() {
-        if let Some(p) = &layout.v2_parent {
-            layout.v2_leaf_move = v2::holds_processes(p);
-        }
-    }
+    // Only this launcher is in the parent (checked above): it moves itself into a leaf first.
+    layout.v2_leaf_move = !layout.v2_enable.is_empty()
+        && !v2_missing.is_empty()
+        && layout.v2_parent.as_deref().is_some_and(v2::holds_processes);
     layout
+}
+
+/// Moves the launcher into a leaf and enables the controllers in the v2 parent, when the
+/// layout asks for it: what [`Cgroups::create`] does first. `kekkai audit` calls it before it
+/// starts `kekkai run`, which, started in that leaf, then finds the controllers enabled.
+pub fn make_room(layout: &Layout) -> Result<(), StepError> {
+    if let (true, Some(parent)) = (layout.v2_leaf_move, &layout.v2_parent) {
+        v2::move_into_leaf(parent, &name())?;
+        v2::enable(parent, &layout.v2_enable)?;
+    }
+    Ok(())
 }
 
 /// Refuses (hard) or lists what is dropped (best-effort) when a limit can't be enforced.
@@ -341,9 +395,13 @@ pub fn check_compat(limits: &LimitsPlan, layout: &Layout) -> Result<Vec<String>,
         Compat::BestEffort => Ok(missing),
         Compat::Hard => Err(StepError::msg(Step::Plan, format!("cgroup limits can't be enforced: {}", missing.join("; ")))
             .key(&KeyPath::root().key("limits").key("compat"))
-            .hint("run as root, or inside a delegated cgroup (systemd-run --user --scope -p Delegate=yes kekkai run ...), or set `limits.compat: best-effort` to run with rlimits only")),
+            .hint("run as root, or in a delegated cgroup of kekkai's own (systemd-run [--user] --scope -p Delegate=yes kekkai run ...), or name one with `limits.parent`, or set `limits.compat: best-effort` to run with rlimits only")),
     }
 }
+
+/// How long teardown waits for killed processes to be gone before it gives up removing the
+/// cgroup (a process stuck in the kernel; the leftover is reported).
+pub const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A sandbox's cgroups, created and limited.
 #[derive(Debug)]
@@ -503,14 +561,17 @@ impl Cgroups {
         Ok(())
     }
 
-    /// Kills whatever is still in the cgroups (the sandbox has ended or timed out).
+    /// Kills whatever is still in the cgroups (the sandbox has ended or timed out) and waits
+    /// (at most [`KILL_WAIT`]) until it has gone, so that the cgroups can be removed.
     pub fn kill_all(&self) {
         if let Some((dir, _)) = &self.v2 {
             v2::kill(dir);
         } else if let Some(f) = &self.freezer {
             v1::freeze_and_kill(f);
+            v1::wait_empty(f, KILL_WAIT);
         } else if let Some((_, d)) = self.v1.first() {
             v1::kill_listed(d);
+            v1::wait_empty(d, KILL_WAIT);
         }
     }
 

@@ -166,6 +166,21 @@ pub fn freeze_and_kill(dir: &Path) {
     let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
 }
 
+/// Waits until no process is listed in the cgroup (v1 has no notification for it: it looks
+/// again every few milliseconds), at most `limit`. True when it is empty.
+pub fn wait_empty(dir: &Path, limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if listed(dir).is_empty() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 fn field(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())

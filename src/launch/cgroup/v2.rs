@@ -20,6 +20,23 @@ pub fn holds_processes(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|t| !t.trim().is_empty())
 }
 
+/// The controllers enabled for `dir`'s children.
+pub fn subtree_control(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("cgroup.subtree_control"))
+        .map(|t| t.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// The processes in `dir` other than `me`.
+pub fn other_processes(dir: &Path, me: u32) -> Vec<u32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p| *p != me)
+        .collect()
+}
+
 /// Moves the launcher into a leaf below `parent`, so controllers can be enabled in `parent`.
 pub fn move_into_leaf(parent: &Path, name: &str) -> Result<(), StepError> {
     let leaf = parent.join(name.replacen("kekkai-", "kekkai-launcher-", 1));
@@ -90,8 +107,10 @@ pub fn create(
             if let Some(v) = l.swap {
                 write_file(&dir, "memory.swap.max", &max(v), Some(&key("swap")))?;
             }
-            // The whole sandbox is one unit: on OOM, kill it all rather than one process.
-            let _ = write_file(&dir, "memory.oom.group", "1", None);
+            // memory.oom.group stays 0: the OOM killer ends the largest process, as on cgroup
+            // v1, not the whole sandbox — a program (or `kekkai audit`'s probe battery, which
+            // forks each probe to survive it) sees its child killed and goes on. The end of
+            // the sandbox still takes everything with it (cgroup.kill).
         }
         if has(Controller::Pids) {
             if let Some(v) = l.pids {
@@ -144,10 +163,52 @@ pub fn create(
 }
 
 /// Kills every process in the cgroup (cgroup.kill, Linux 5.14+), falling back to SIGKILL for
-/// each listed process.
-pub fn kill(dir: &Path) {
+/// each listed process, and waits until they are gone: SIGKILL is delivered asynchronously,
+/// and the cgroup can't be removed while a process is still on its way out.
+pub fn kill(dir: &Path) -> bool {
     if std::fs::write(dir.join("cgroup.kill"), "1").is_err() {
         super::v1::kill_listed(dir);
+    }
+    wait_empty(dir, super::KILL_WAIT)
+}
+
+/// Waits until the cgroup holds no process (`populated 0` in cgroup.events, which the kernel
+/// signals with POLLPRI when it changes), at most `limit`. True when it is empty.
+pub fn wait_empty(dir: &Path, limit: std::time::Duration) -> bool {
+    use std::os::unix::fs::FileExt;
+    let deadline = std::time::Instant::now() + limit;
+    let Ok(events) = std::fs::File::open(dir.join("cgroup.events")) else {
+        return false;
+    };
+    let mut buf = [0u8; 256];
+    loop {
+        // Each read also arms the next notification.
+        let Ok(n) = events.read_at(&mut buf, 0) else {
+            return false;
+        };
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "populated 0")
+        {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        let mut fds = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&events),
+            nix::poll::PollFlags::POLLPRI,
+        )];
+        if let Err(e) = nix::poll::poll(
+            &mut fds,
+            nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX),
+        ) {
+            if e != nix::errno::Errno::EINTR {
+                return false;
+            }
+        }
     }
 }
 
