@@ -728,6 +728,10 @@ pub fn context(plan: &Plan) -> Ctx {
     // What the run will drop from a best-effort policy's limits, decided as the run will.
     let layout =
         crate::launch::cgroup::detect(&plan.limits, &crate::launch::cgroup::Hierarchies::read());
+    // On cgroup v2 the `kekkai run` this audit starts would find the audit beside it in a
+    // cgroup that must hold no processes: step aside first, as that run would (best effort:
+    // the run reports its own failure).
+    let _ = crate::launch::cgroup::make_room(&layout);
     let dropped = |c: crate::launch::cgroup::Controller| {
         layout
             .choices

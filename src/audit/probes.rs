@@ -220,7 +220,14 @@ probes! {
     "proc.core-pattern", "read-only proc", WRITE_DENIED, true, |_| open_write("/proc/sys/kernel/core_pattern");
     "proc.sysrq-trigger", "read-only proc", WRITE_DENIED, true, |_| open_write("/proc/sysrq-trigger");
     "proc.sys-vm", "read-only proc", WRITE_DENIED, true, |_| open_write("/proc/sys/vm/drop_caches");
-    "proc.kcore", "capabilities", NO_FILE, true, |_| open_read("/proc/kcore");
+    "proc.kcore", "capabilities", NO_FILE, true, |_| {
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::metadata("/proc/kcore") {
+            // Hidden behind /dev/null (the fresh /proc masks it): opening that reveals nothing.
+            Ok(m) if m.file_type().is_char_device() => Seen::Blocked("masked by /dev/null".into()),
+            _ => open_read("/proc/kcore"),
+        }
+    };
     "proc.kallsyms-pointers", "capabilities", &[], true, |_| match read_text("/proc/kallsyms") {
         Ok(t) => {
             let leaked = t.lines().take(50).any(|l| l.split(' ').next().is_some_and(|a| a.chars().any(|c| c != '0')));
