@@ -670,6 +670,100 @@ mod tests {
         assert!(needed(&LimitsPlan::default()).is_empty());
     }
 
+    /// A fake cgroup2 tree in a temporary directory: the process's cgroup `own` holds `procs`
+    /// (`me` is this process), with `subtree` enabled for its children.
+    struct Fake(PathBuf);
+
+    impl Fake {
+        fn new(own: &str, procs: &[&str], subtree: &str) -> (Fake, Hierarchies) {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let root =
+                std::env::temp_dir().join(format!("kekkai-fake-cg-{}-{n}", std::process::id()));
+            let dir = join_cgroup(&root, Path::new(own));
+            std::fs::create_dir_all(&dir).unwrap();
+            let me = std::process::id().to_string();
+            let procs: Vec<&str> = procs
+                .iter()
+                .map(|p| if *p == "me" { me.as_str() } else { p })
+                .collect();
+            std::fs::write(
+                dir.join("cgroup.controllers"),
+                "cpuset cpu io memory pids\n",
+            )
+            .unwrap();
+            std::fs::write(dir.join("cgroup.procs"), procs.join("\n")).unwrap();
+            std::fs::write(dir.join("cgroup.subtree_control"), subtree).unwrap();
+            let h = Hierarchies {
+                v2_mount: Some(root.clone()),
+                v1_mounts: Vec::new(),
+                own: vec![(String::new(), PathBuf::from(own))],
+            };
+            (Fake(root), h)
+        }
+    }
+
+    impl Drop for Fake {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Where the sandbox goes on v2, and whether the launcher must step into a leaf first.
+    #[rstest::rstest]
+    #[case::alone("/s", &["me"], "", "/s", Some(true))]
+    #[case::empty("/s", &[], "", "/s", Some(false))]
+    #[case::already_enabled("/s", &[], "memory pids", "/s", Some(false))]
+    #[case::others_beside_us("/s", &["me", "1"], "", "/s", None)]
+    #[case::others_only("/s", &["1", "2"], "", "/s", None)]
+    #[case::root_is_exempt("/", &["me", "1"], "", "/", Some(false))]
+    #[case::started_by_a_launcher("/s/kekkai-launcher-1-2", &["me"], "", "/s", Some(false))]
+    fn v2_placement(
+        #[case] own: &str,
+        #[case] procs: &[&str],
+        #[case] subtree: &str,
+        #[case] parent: &str,
+        #[case] leaf_move: Option<bool>,
+    ) {
+        let (fake, h) = Fake::new(own, procs, subtree);
+        if own.contains("kekkai-launcher-") {
+            // The launcher's leaf holds the launcher; its parent has the controllers on.
+            let p = join_cgroup(&fake.0, Path::new(parent));
+            std::fs::write(p.join("cgroup.controllers"), "memory pids").unwrap();
+            std::fs::write(p.join("cgroup.procs"), "").unwrap();
+            std::fs::write(p.join("cgroup.subtree_control"), "memory pids").unwrap();
+        }
+        let l = LimitsPlan {
+            memory: Some(64 << 20),
+            pids: Some(32),
+            ..Default::default()
+        };
+        let layout = detect(&l, &h);
+        assert_eq!(
+            layout.v2_parent,
+            Some(join_cgroup(&fake.0, Path::new(parent)))
+        );
+        match leaf_move {
+            Some(m) => {
+                assert_eq!(layout.v2_leaf_move, m);
+                assert_eq!(layout.v2_enable, [Controller::Memory, Controller::Pids]);
+                assert!(layout.missing().is_empty(), "{:?}", layout.missing());
+            }
+            None => {
+                assert!(!layout.v2_leaf_move);
+                assert!(layout.v2_enable.is_empty());
+                let missing = layout.missing();
+                assert_eq!(missing.len(), 2, "{missing:?}");
+                assert!(
+                    missing[0].starts_with(
+                        "limits.memory: the cgroup v2 controllers can't be enabled in "
+                    ) && missing[0].contains("it also holds other processes (pids 1"),
+                    "{missing:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn cgroup_names_carry_their_owner() {
         let n = name();
