@@ -155,3 +155,32 @@ impl Channel {
             .map_err(|_| nix::errno::Errno::EBADMSG)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The supervisor's side of a failed setup: the sandbox sends Failed and exits without
+    /// reading Go. The first read reports ECONNRESET (once); the message is still there after.
+    #[test]
+    fn a_peer_that_dies_with_unread_messages_still_delivers_its_own() {
+        let (parent, child) = Channel::pair().unwrap();
+        parent.send(&ToChild::Go).unwrap();
+        child
+            .send(&ToParent::ExecFailed {
+                program: "x".into(),
+                errno: 2,
+            })
+            .unwrap();
+        drop(child);
+        assert_eq!(
+            parent.recv_with_fd::<ToParent>().map(|_| ()),
+            Err(nix::errno::Errno::ECONNRESET)
+        );
+        match parent.recv_with_fd::<ToParent>() {
+            Ok(Some((ToParent::ExecFailed { errno, .. }, None))) => assert_eq!(errno, 2),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parent.recv_with_fd::<ToParent>(), Ok(None)));
+    }
+}
