@@ -408,10 +408,6 @@ fn read_message(chan: &Channel, st: &mut State) -> bool {
         }
         Ok(None) => return false,
         Err(Errno::EAGAIN) => {}
-        // The sandbox exited without reading everything we sent (it failed before reading Go).
-        // The kernel reports that once, ahead of the messages still queued for us, such as the
-        // Failed that says why: keep reading.
-        Err(Errno::ECONNRESET) => {}
         Err(_) => return false,
     }
     true
