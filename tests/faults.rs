@@ -7,12 +7,14 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::Stdio;
 
 use rstest::rstest;
-use support::{Who, World, assert_code, cgroup_dirs, code, skip, stderr, unavailable};
+use support::{
+    Who, World, all_gone, assert_code, cgroup_dirs, code, descendants, skip, stderr, turn,
+    unavailable,
+};
 
 /// Everything on the host that a launch could leave behind.
 #[derive(Debug, PartialEq, Eq)]
@@ -56,50 +58,6 @@ fn residue() -> Residue {
         cgroups,
         temp,
     }
-}
-
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        let text =
-            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
-        for c in text
-            .split_whitespace()
-            .filter_map(|c| c.parse::<u32>().ok())
-        {
-            out.push(c);
-            todo.push(c);
-        }
-    }
-    out
-}
-
-fn all_gone(pids: &[u32]) -> bool {
-    let fds: Vec<_> = pids
-        .iter()
-        .filter_map(|p| kekkai::sys::pidfd_open(nix::unistd::Pid::from_raw(*p as i32)).ok())
-        .collect();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    fds.iter().all(|fd| {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let mut p = [nix::poll::PollFd::new(
-            fd.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        nix::poll::poll(
-            &mut p,
-            nix::poll::PollTimeout::try_from(left.as_millis() as i32).unwrap(),
-        )
-        .unwrap()
-            == 1
-    })
-}
-
-/// The tests in this file take turns (residue is measured machine-wide).
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// kill -9 of the supervisor while it (or its sandbox) is stopped at `step`.

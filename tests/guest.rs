@@ -18,7 +18,10 @@ use std::process::{Child, Command, Output, Stdio};
 
 use kekkai::launch::cgroup::Hierarchies;
 use rstest::rstest;
-use support::{Who, World, assert_code, code, skip, stderr, stdout, test_user, unavailable};
+use support::{
+    Who, World, assert_code, code, descendants, report, skip, stderr, stdout, test_user,
+    unavailable,
+};
 
 const GUEST: &str = "runs inside the test kernel (scripts/test-kernel)";
 
@@ -239,16 +242,6 @@ fn read(dir: &Path, file: &str) -> String {
         .unwrap_or_else(|e| panic!("{}/{file}: {e}", dir.display()))
 }
 
-/// The JSON run report kekkai wrote to stderr (`--report -`).
-fn report(o: &Output) -> serde_json::Value {
-    let err = stderr(o);
-    let start = err
-        .find("{\n")
-        .unwrap_or_else(|| panic!("no report in:\n{err}"));
-    let end = err.rfind('}').unwrap();
-    serde_json::from_str(&err[start..=end]).unwrap()
-}
-
 /// The controllers the report says are enforced, with their cgroup version.
 fn placed(r: &serde_json::Value) -> Vec<(String, String)> {
     r["enforced"]["cgroup"]
@@ -370,21 +363,6 @@ fn a_pids_limit_makes_fork_fail_with_eagain(#[values(Who::Root, Who::Rootless)] 
     cg.assert_clean();
 }
 
-/// The pids of `pid`'s descendants.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        let text =
-            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
-        for c in text.split_whitespace().filter_map(|c| c.parse().ok()) {
-            out.push(c);
-            todo.push(c);
-        }
-    }
-    out
-}
-
 fn cgroup_of(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .unwrap_or_default()
@@ -469,7 +447,7 @@ fn the_program_starts_in_its_limited_cgroup_below_a_launcher_leaf(
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{err}");
-    let r: serde_json::Value = serde_json::from_str(&err[err.find("{\n").unwrap()..]).unwrap();
+    let r = support::report_in(&err);
     let mut got = placed(&r);
     got.sort();
     assert_eq!(

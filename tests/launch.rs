@@ -9,7 +9,7 @@ use std::os::fd::AsFd;
 use std::process::Stdio;
 
 use rstest::rstest;
-use support::{Who, World, assert_code, code, skip, stderr, stdout, unavailable};
+use support::{Who, World, assert_code, code, descendants, skip, stderr, stdout, unavailable};
 
 fn probe(w: &World, who: Who, policy: &[&str], op: &[&str]) -> String {
     let mut args: Vec<String> = vec!["run".into()];
@@ -379,24 +379,6 @@ fn signals_reach_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(code_want), "{sig}");
     }
-}
-
-/// The sandbox's processes: the supervisor's children, and theirs.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        let text =
-            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
-        for c in text
-            .split_whitespace()
-            .filter_map(|c| c.parse::<u32>().ok())
-        {
-            out.push(c);
-            todo.push(c);
-        }
-    }
-    out
 }
 
 #[rstest]

@@ -5,13 +5,13 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use rstest::rstest;
 use support::{
-    Mode, Who, World, assert_code, cgroup_dirs, code, run_as, skip, stderr, stdout, unavailable,
+    Mode, Who, World, all_gone, assert_code, cgroup_dirs, code, descendants, report, run_as, skip,
+    stderr, stdout, turn, unavailable,
 };
 
 /// kekkai cgroups below `dir` (recursively, to catch anything left in a delegated one).
@@ -33,13 +33,6 @@ fn kekkai_cgroups(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The tests of this file take turns: a cgroup another test is still using would look like
-/// residue.
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Asserts that running `f` leaves no kekkai cgroup behind.
 fn no_residue<T>(f: impl FnOnce() -> T) -> T {
     let before: Vec<PathBuf> = cgroup_dirs()
@@ -54,15 +47,6 @@ fn no_residue<T>(f: impl FnOnce() -> T) -> T {
     let new: Vec<&PathBuf> = after.iter().filter(|p| !before.contains(p)).collect();
     assert!(new.is_empty(), "cgroups left behind: {new:?}");
     r
-}
-
-fn report(o: &Output) -> serde_json::Value {
-    let err = stderr(o);
-    let start = err
-        .find('{')
-        .unwrap_or_else(|| panic!("no report in:\n{err}"));
-    let end = err.rfind('}').unwrap();
-    serde_json::from_str(&err[start..=end]).unwrap()
 }
 
 fn available(mode: Mode) -> Option<String> {
@@ -277,46 +261,6 @@ fn rlimits_are_seen_inside(#[values(Who::Root, Who::Rootless)] who: Who) {
     );
     assert_code(&o, 0);
     assert_eq!(stdout(&o), "200 200\n0 0\n1048576 1048576\n");
-}
-
-/// The sandbox's processes: the supervisor's children, and theirs.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        let text =
-            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
-        for c in text
-            .split_whitespace()
-            .filter_map(|c| c.parse::<u32>().ok())
-        {
-            out.push(c);
-            todo.push(c);
-        }
-    }
-    out
-}
-
-/// Waits (at most 10 s, without sleeping) until every pid has exited.
-fn all_gone(pids: &[u32]) -> bool {
-    let fds: Vec<_> = pids
-        .iter()
-        .filter_map(|p| kekkai::sys::pidfd_open(nix::unistd::Pid::from_raw(*p as i32)).ok())
-        .collect();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    fds.iter().all(|fd| {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let mut p = [nix::poll::PollFd::new(
-            fd.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        nix::poll::poll(
-            &mut p,
-            nix::poll::PollTimeout::try_from(left.as_millis() as i32).unwrap(),
-        )
-        .unwrap()
-            == 1
-    })
 }
 
 #[rstest]

@@ -339,3 +339,65 @@ pub fn run_as(w: &World, mode: Mode, args: &[&str]) -> Output {
     drop(deleg);
     out
 }
+
+/// The processes below `pid`: its children, and theirs.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let text =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        for c in text
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            out.push(c);
+            todo.push(c);
+        }
+    }
+    out
+}
+
+/// Waits (at most 10 s, without sleeping) until every pid has exited.
+pub fn all_gone(pids: &[u32]) -> bool {
+    use std::os::fd::AsFd;
+    let fds: Vec<_> = pids
+        .iter()
+        .filter_map(|p| kekkai::sys::pidfd_open(nix::unistd::Pid::from_raw(*p as i32)).ok())
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    fds.iter().all(|fd| {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut p = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        nix::poll::poll(
+            &mut p,
+            nix::poll::PollTimeout::try_from(left.as_millis() as i32).unwrap(),
+        )
+        .unwrap()
+            == 1
+    })
+}
+
+/// The tests of one file take turns where they measure machine-wide state (residue, cgroups):
+/// another test's live sandbox would look like something left behind.
+pub fn turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The JSON run report kekkai wrote to stderr (`--report -`).
+pub fn report(o: &Output) -> serde_json::Value {
+    report_in(&stderr(o))
+}
+
+/// The JSON run report in a captured stderr.
+pub fn report_in(err: &str) -> serde_json::Value {
+    let start = err
+        .find("{\n")
+        .unwrap_or_else(|| panic!("no report in:\n{err}"));
+    let end = err.rfind('}').unwrap();
+    serde_json::from_str(&err[start..=end]).unwrap()
+}
