@@ -967,20 +967,32 @@ mod tests {
         assert!(plan.instructions() < MAX_INSTRUCTIONS);
     }
 
-    /// The kernel's seccomp action cache (kernel/seccomp.c, `seccomp_is_const_allow`): a
-    /// syscall skips running the filters when emulating them with only `nr` and `arch` known
-    /// reaches RET_ALLOW. Returns None when the emulation can't decide (an argument is read).
-    fn kernel_const_allow(prog: &[sock_filter], nr: u32) -> Option<bool> {
-        let mut acc: u32 = 0;
-        let mut pc = 0usize;
+    /// Runs a classic BPF program on x86_64 seccomp data the way the kernel does. With `args`
+    /// None it is the kernel's action-cache emulation (kernel/seccomp.c,
+    /// `seccomp_is_const_allow`): only `nr` and `arch` are known, and reading anything else,
+    /// or an instruction the emulation doesn't know, gives None.
+    fn eval(prog: &[sock_filter], nr: u32, args: Option<[u64; 6]>) -> Option<u32> {
+        let word = |off: u32| -> Option<u32> {
+            match (off, args) {
+                (0, _) => Some(nr),
+                (4, _) => Some(0xC000_003E),
+                (8 | 12, Some(_)) => Some(0),
+                (o, Some(a)) if (16..64).contains(&o) => {
+                    let v = a[((o - 16) / 8) as usize];
+                    Some(if (o - 16) % 8 == 0 {
+                        v as u32
+                    } else {
+                        (v >> 32) as u32
+                    })
+                }
+                _ => None,
+            }
+        };
+        let (mut acc, mut pc) = (0u32, 0usize);
         while let Some(ins) = prog.get(pc) {
             match ins.code {
-                0x20 => match ins.k {
-                    0 => acc = nr,
-                    4 => acc = 0xC000_003E,
-                    _ => return None,
-                },
-                0x06 => return Some(ins.k == libc::SECCOMP_RET_ALLOW),
+                0x20 => acc = word(ins.k)?,
+                0x06 => return Some(ins.k),
                 0x05 => pc += ins.k as usize,
                 0x15 | 0x35 | 0x25 | 0x45 => {
                     let hit = match ins.code {
@@ -999,45 +1011,15 @@ mod tests {
         None
     }
 
-    /// Runs a classic BPF program on (nr, args) the way the kernel does (x86_64 data).
+    /// The program's answer for (nr, args).
     fn run_bpf(prog: &[sock_filter], nr: u32, args: [u64; 6]) -> u32 {
-        let word = |off: u32| -> u32 {
-            match off {
-                0 => nr,
-                4 => 0xC000_003E,
-                8 | 12 => 0,
-                o if (16..64).contains(&o) => {
-                    let a = args[((o - 16) / 8) as usize];
-                    if (o - 16) % 8 == 0 {
-                        a as u32
-                    } else {
-                        (a >> 32) as u32
-                    }
-                }
-                o => panic!("load at {o}"),
-            }
-        };
-        let (mut acc, mut pc) = (0u32, 0usize);
-        loop {
-            let ins = &prog[pc];
-            match ins.code {
-                0x20 => acc = word(ins.k),
-                0x06 => return ins.k,
-                0x05 => pc += ins.k as usize,
-                0x15 | 0x35 | 0x25 | 0x45 => {
-                    let hit = match ins.code {
-                        0x15 => acc == ins.k,
-                        0x35 => acc >= ins.k,
-                        0x25 => acc > ins.k,
-                        _ => acc & ins.k != 0,
-                    };
-                    pc += usize::from(if hit { ins.jt } else { ins.jf });
-                }
-                0x54 => acc &= ins.k,
-                c => panic!("opcode {c:#x}"),
-            }
-            pc += 1;
-        }
+        eval(prog, nr, Some(args)).expect("a program that ends in a return")
+    }
+
+    /// Whether the kernel caches `nr` as allowed without running the program; None when its
+    /// emulation can't decide.
+    fn kernel_const_allow(prog: &[sock_filter], nr: u32) -> Option<bool> {
+        eval(prog, nr, None).map(|k| k == libc::SECCOMP_RET_ALLOW)
     }
 
     /// The compact program answers exactly what seccompiler's program for the same rules
