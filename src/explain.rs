@@ -22,31 +22,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             ));
             let l = &plan.limits;
             if l.any() {
-                let mut parts = Vec::new();
-                if let Some(m) = l.memory {
-                    parts.push(format!("memory {}", size(m)));
-                }
-                if let Some(m) = l.memory_high {
-                    parts.push(format!("memory-high {}", size(m)));
-                }
-                if let Some(m) = l.swap {
-                    parts.push(format!("swap {}", size(m)));
-                }
-                if let Some(p) = l.pids {
-                    parts.push(format!("pids {p}"));
-                }
-                if let Some(c) = l.cpu_millis {
-                    parts.push(format!("cpu {}", c as f64 / 1000.0));
-                }
-                if let Some(c) = &l.cpuset {
-                    parts.push(format!("cpuset {c}"));
-                }
-                if let Some(w) = l.cpu_weight {
-                    parts.push(format!("cpu-weight {w}"));
-                }
-                if let Some(w) = l.io_weight {
-                    parts.push(format!("io-weight {w}"));
-                }
+                let parts: Vec<String> = l.parts().into_iter().map(|(_, t)| t).collect();
                 out.push(format!(
                     "cgroup limits: {} ({})",
                     parts.join(", "),

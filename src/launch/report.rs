@@ -128,40 +128,20 @@ impl RunReport {
     /// Assembles the report of a run.
     pub fn new(plan: &Plan, outcome: &Outcome) -> RunReport {
         let enforced = outcome.enforced.clone().unwrap_or_default();
-        let l = &plan.limits;
-        let size = crate::explain::size;
+        let parts = plan.limits.parts();
         let cgroup = outcome
             .cgroup
             .placed
             .iter()
-            .map(|(c, v)| {
-                use crate::launch::cgroup::Controller as C;
-                let mut parts = Vec::new();
-                match c {
-                    C::Memory => {
-                        if let Some(m) = l.memory {
-                            parts.push(format!("memory {}", size(m)));
-                        }
-                        if let Some(m) = l.memory_high {
-                            parts.push(format!("memory-high {}", size(m)));
-                        }
-                        if let Some(m) = l.swap {
-                            parts.push(format!("swap {}", size(m)));
-                        }
-                    }
-                    C::Pids => parts.extend(l.pids.map(|p| format!("pids {p}"))),
-                    C::Cpu => {
-                        parts.extend(l.cpu_millis.map(|m| format!("cpu {}", m as f64 / 1000.0)));
-                        parts.extend(l.cpu_weight.map(|w| format!("cpu-weight {w}")));
-                    }
-                    C::Cpuset => parts.extend(l.cpuset.as_ref().map(|c| format!("cpuset {c}"))),
-                    C::Io => parts.extend(l.io_weight.map(|w| format!("io-weight {w}"))),
-                }
-                CgroupLimit {
-                    controller: *c,
-                    version: *v,
-                    limit: parts.join(", "),
-                }
+            .map(|(c, v)| CgroupLimit {
+                controller: *c,
+                version: *v,
+                limit: parts
+                    .iter()
+                    .filter(|(controller, _)| *controller == c.v2_name())
+                    .map(|(_, text)| text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
             .collect();
         let (exited, signal) = match outcome.ended {

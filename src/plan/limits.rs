@@ -37,6 +37,33 @@ pub struct LimitsPlan {
 }
 
 impl LimitsPlan {
+    /// Each limit the policy sets, as (cgroup v2 controller, `name value` as explain and the run
+    /// report show it), in a fixed order.
+    pub fn parts(&self) -> Vec<(&'static str, String)> {
+        let size = crate::explain::size;
+        let mut out = Vec::new();
+        let mut add = |controller, text: Option<String>| out.extend(text.map(|t| (controller, t)));
+        add("memory", self.memory.map(|m| format!("memory {}", size(m))));
+        add(
+            "memory",
+            self.memory_high.map(|m| format!("memory-high {}", size(m))),
+        );
+        add("memory", self.swap.map(|m| format!("swap {}", size(m))));
+        add("pids", self.pids.map(|p| format!("pids {p}")));
+        add(
+            "cpu",
+            self.cpu_millis
+                .map(|c| format!("cpu {}", c as f64 / 1000.0)),
+        );
+        add(
+            "cpuset",
+            self.cpuset.as_ref().map(|c| format!("cpuset {c}")),
+        );
+        add("cpu", self.cpu_weight.map(|w| format!("cpu-weight {w}")));
+        add("io", self.io_weight.map(|w| format!("io-weight {w}")));
+        out
+    }
+
     /// Does the policy ask for any cgroup limit?
     pub fn any(&self) -> bool {
         self.memory.is_some()
