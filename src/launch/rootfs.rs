@@ -96,6 +96,26 @@ fn cstr(s: &str) -> String {
     format!("{s:?}")
 }
 
+/// Mounts a fresh `fstype` at `at` (a path, or a /proc/self/fd link to the target); the step
+/// error shows the call with `shown`, the target as the sandbox will see it.
+fn mount_fs(
+    fstype: &str,
+    at: &str,
+    shown: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+    step: Step,
+) -> Result<(), StepError> {
+    mount(Some(fstype), at, Some(fstype), flags, data).step(step, || {
+        let names: Vec<&str> = flags.iter_names().map(|(n, _)| n).collect();
+        format!(
+            "mount({fstype:?}, {shown:?}, {fstype:?}, {}, {})",
+            names.join("|"),
+            data.map_or_else(|| "NULL".to_owned(), cstr)
+        )
+    })
+}
+
 fn open_path(path: &Path, dir: bool) -> nix::Result<OwnedFd> {
     let mut flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
     if dir {
@@ -121,20 +141,14 @@ pub fn build_root(plan: &Plan) -> Result<Staged, StepError> {
 
     let size = plan.rootfs.size;
     let staging_opts = format!("size={size},mode=0700");
-    mount(
-        Some("tmpfs"),
+    mount_fs(
+        "tmpfs",
         STAGING,
-        Some("tmpfs"),
+        STAGING,
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(staging_opts.as_str()),
+        Some(&staging_opts),
+        step,
     )
-    .step(step, || {
-        format!(
-            "mount(\"tmpfs\", {}, \"tmpfs\", MS_NOSUID|MS_NODEV, {})",
-            cstr(STAGING),
-            cstr(&staging_opts)
-        )
-    })
     .map_err(|e| {
         e.hint("kekkai stages the new root on a private tmpfs over /tmp, which must be a directory")
     })?;
@@ -143,20 +157,14 @@ pub fn build_root(plan: &Plan) -> Result<Staged, StepError> {
             .step(step, || format!("mkdir({}, 0755)", cstr(d)))?;
     }
     let root_opts = format!("size={size},mode=0755");
-    mount(
-        Some("tmpfs"),
+    mount_fs(
+        "tmpfs",
         NEW_ROOT,
-        Some("tmpfs"),
+        NEW_ROOT,
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(root_opts.as_str()),
-    )
-    .step(step, || {
-        format!(
-            "mount(\"tmpfs\", {}, \"tmpfs\", MS_NOSUID|MS_NODEV, {})",
-            cstr(NEW_ROOT),
-            cstr(&root_opts)
-        )
-    })?;
+        Some(&root_opts),
+        step,
+    )?;
     let root = open_path(Path::new(NEW_ROOT), true)
         .step(step, || format!("open({}, O_PATH)", cstr(NEW_ROOT)))?;
     let mut seal = Vec::new();
@@ -481,8 +489,14 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
         let st = fstat(&fd).step(step, || format!("fstat({t:?})"))?;
         let at = fd_path(fd.as_fd());
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-            mount(Some("tmpfs"), at.as_str(), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("size=64k,mode=0755"))
-                .step(step, || format!("mount(\"tmpfs\", {t:?}, \"tmpfs\", MS_NOSUID|MS_NODEV|MS_NOEXEC, \"size=64k,mode=0755\")"))?;
+            mount_fs(
+                "tmpfs",
+                &at,
+                &t,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=64k,mode=0755"),
+                step,
+            )?;
             staged.seal.push(reopen(root, &rel, step, &t)?);
         } else {
             let Some((_, null)) = staged.host.devices.iter().find(|(n, _)| *n == "null") else {
@@ -522,34 +536,22 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
             if !exec {
                 flags |= MsFlags::MS_NOEXEC;
             }
-            mount(
-                Some("tmpfs"),
-                at.as_str(),
-                Some("tmpfs"),
-                flags,
-                Some(opts.as_str()),
-            )
-            .step(step, || {
-                format!("mount(\"tmpfs\", {t:?}, \"tmpfs\", {flags:?}, {opts:?})")
-            })?;
+            mount_fs("tmpfs", &at, &t, flags, Some(&opts), step)?;
         }
         MountKind::Proc => {
-            mount(Some("proc"), at.as_str(), Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
-                .step(step, || format!("mount(\"proc\", {t:?}, \"proc\", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)"))
+            mount_fs("proc", &at, &t, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None, step)
                 .map_err(|e| e.hint("a fresh procfs needs the pid namespace and, without root, a host /proc with nothing mounted over parts of it"))?;
             harden_proc(root, &rel, &t, staged)?;
         }
         MountKind::Mqueue => {
-            mount(
-                Some("mqueue"),
-                at.as_str(),
-                Some("mqueue"),
+            mount_fs(
+                "mqueue",
+                &at,
+                &t,
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                None::<&str>,
-            )
-            .step(step, || {
-                format!("mount(\"mqueue\", {t:?}, \"mqueue\", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)")
-            })?;
+                None,
+                step,
+            )?;
         }
         MountKind::Dev => mount_dev(root, &at, &rel, &t, staged)?,
         MountKind::Hide => {}
@@ -617,16 +619,14 @@ fn harden_proc(
     for name in PROC_HIDDEN_DIRS {
         let Some(fd) = find(name) else { continue };
         let at = fd_path(fd.as_fd());
-        mount(
-            Some("tmpfs"),
-            at.as_str(),
-            Some("tmpfs"),
+        mount_fs(
+            "tmpfs",
+            &at,
+            &format!("{shown}/{name}"),
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
             Some("size=4k,mode=0555"),
-        )
-        .step(step, || {
-            format!("mount(\"tmpfs\", \"{shown}/{name}\", \"tmpfs\", MS_RDONLY, \"size=4k\")")
-        })?;
+            step,
+        )?;
     }
     Ok(())
 }
@@ -641,8 +641,14 @@ fn mount_dev(
     staged: &mut Staged,
 ) -> Result<(), StepError> {
     let step = Step::Mounts;
-    mount(Some("tmpfs"), at, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("size=64k,mode=0755"))
-        .step(step, || format!("mount(\"tmpfs\", {shown:?}, \"tmpfs\", MS_NOSUID|MS_NODEV|MS_NOEXEC, \"size=64k,mode=0755\")"))?;
+    mount_fs(
+        "tmpfs",
+        at,
+        shown,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=64k,mode=0755"),
+        step,
+    )?;
     let dev = reopen(root, rel, step, shown)?;
     for (name, src) in &staged.host.devices {
         let node = format!("{shown}/{name}");
@@ -662,12 +668,24 @@ fn mount_dev(
     }
     let pts_fd = reopen(root, &rel.join("pts"), step, shown)?;
     let pts = fd_path(pts_fd.as_fd());
-    mount(Some("devpts"), pts.as_str(), Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"))
-        .step(step, || format!("mount(\"devpts\", \"{shown}/pts\", \"devpts\", MS_NOSUID|MS_NOEXEC, \"newinstance,ptmxmode=0666,mode=0620\")"))?;
+    mount_fs(
+        "devpts",
+        &pts,
+        &format!("{shown}/pts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+        step,
+    )?;
     let shm_fd = reopen(root, &rel.join("shm"), step, shown)?;
     let shm = fd_path(shm_fd.as_fd());
-    mount(Some("tmpfs"), shm.as_str(), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("size=64m,mode=1777"))
-        .step(step, || format!("mount(\"tmpfs\", \"{shown}/shm\", \"tmpfs\", MS_NOSUID|MS_NODEV, \"size=64m,mode=1777\")"))?;
+    mount_fs(
+        "tmpfs",
+        &shm,
+        &format!("{shown}/shm"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("size=64m,mode=1777"),
+        step,
+    )?;
     for (link, to) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
