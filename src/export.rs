@@ -1175,17 +1175,7 @@ mod tests {
             pwd: PathBuf::from("/usr"),
             ..Caller::for_tests()
         };
-        if root {
-            Caller {
-                uid: 0,
-                gid: 0,
-                euid: 0,
-                egid: 0,
-                ..c
-            }
-        } else {
-            c
-        }
+        if root { c.as_root() } else { c }
     }
 
     fn plan_of(name: &'static str, root: bool) -> Plan {

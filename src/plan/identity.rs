@@ -257,13 +257,7 @@ mod tests {
     use rstest::rstest;
 
     fn root_caller() -> Caller {
-        Caller {
-            uid: 0,
-            gid: 0,
-            euid: 0,
-            egid: 0,
-            ..Caller::for_tests()
-        }
+        Caller::for_tests().as_root()
     }
 
     type Planned = (IdentityPlan, Option<UserNsPlan>);

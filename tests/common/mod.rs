@@ -53,13 +53,7 @@ pub fn rootless() -> Caller {
 
 /// The same caller, as root.
 pub fn root() -> Caller {
-    Caller {
-        uid: 0,
-        gid: 0,
-        euid: 0,
-        egid: 0,
-        ..Caller::for_tests()
-    }
+    Caller::for_tests().as_root()
 }
 
 /// A caller whose working directory exists (the shipped policies bind `${PWD}`).
