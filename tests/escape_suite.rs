@@ -104,15 +104,7 @@ fn a_policy_without_seccomp_lets_kernel_attack_surface_through(
         "weak.yaml",
         "version: 1\nextends: default\nseccomp: { preset: none }\n",
     );
-    let (status, verdicts) = audit(
-        &w,
-        if who == Who::Root {
-            Mode::Root
-        } else {
-            Mode::Plain
-        },
-        &["-p", "./weak.yaml"],
-    );
+    let (status, verdicts) = audit(&w, Mode::plain(who), &["-p", "./weak.yaml"]);
     assert_eq!(status, 1, "the audit must fail");
     for probe in [
         "kernel.keyctl",
@@ -157,24 +149,8 @@ fn a_policy_without_landlock_lets_reads_and_execs_outside_the_rules_through(
         "version: 1\nextends: default\nlandlock: { enabled: false }\n",
     );
     // Which file the probe targets is decided from the policy with Landlock on.
-    let (_, strong) = audit(
-        &w,
-        if who == Who::Root {
-            Mode::Root
-        } else {
-            Mode::Plain
-        },
-        &[],
-    );
-    let (status, verdicts) = audit(
-        &w,
-        if who == Who::Root {
-            Mode::Root
-        } else {
-            Mode::Plain
-        },
-        &["-p", "./weak.yaml"],
-    );
+    let (_, strong) = audit(&w, Mode::plain(who), &[]);
+    let (status, verdicts) = audit(&w, Mode::plain(who), &["-p", "./weak.yaml"]);
     for probe in ["fs.read-outside-rules", "fs.exec-outside-rules"] {
         assert!(
             strong[probe].starts_with("blocked "),
@@ -202,11 +178,7 @@ fn the_policys_own_expectations_are_checked(#[values(Who::Root, Who::Rootless)] 
     );
     let (status, verdicts) = audit(
         &w,
-        if who == Who::Root {
-            Mode::Root
-        } else {
-            Mode::Plain
-        },
+        Mode::plain(who),
         &["-p", "./p.yaml", "--only", "expect"],
     );
     assert_eq!(verdicts.len(), 6, "{verdicts:?}");
@@ -218,11 +190,7 @@ fn the_policys_own_expectations_are_checked(#[values(Who::Root, Who::Rootless)] 
     w.dir.write("bad.yaml", "version: 1\nextends: default\naudit:\n  must-allow: [write:/usr]\n  must-deny: [read:/etc/hostname]\n");
     let (status, verdicts) = audit(
         &w,
-        if who == Who::Root {
-            Mode::Root
-        } else {
-            Mode::Plain
-        },
+        Mode::plain(who),
         &["-p", "./bad.yaml", "--only", "expect"],
     );
     assert!(verdicts["must-allow:write:/usr"].starts_with("escaped "));

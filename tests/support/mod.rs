@@ -228,6 +228,15 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Root as root, anyone else as a plain unprivileged run.
+    pub fn plain(who: Who) -> Mode {
+        if who == Who::Root {
+            Mode::Root
+        } else {
+            Mode::Plain
+        }
+    }
+
     pub fn who(self) -> Who {
         if self == Mode::Root {
             Who::Root
