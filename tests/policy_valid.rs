@@ -632,15 +632,6 @@ fn seccomp_verdicts(#[case] body: &str, #[case] syscall: &str, #[case] want: &st
     assert_eq!(verdict(&compile(body), syscall), want);
 }
 
-fn cond32(arg: u8, op: Op, value: u64) -> Cond {
-    Cond {
-        arg,
-        width32: true,
-        op,
-        value,
-    }
-}
-
 #[test]
 fn the_design_notes_deny_rule_compiles_to_a_32_bit_comparison() {
     let plan = compile(
@@ -650,7 +641,7 @@ fn the_design_notes_deny_rule_compiles_to_a_32_bit_comparison() {
     assert_eq!(s.preset, Preset::Default);
     assert_eq!(
         s.denied[&Action::Errno(1)][&nr("ioctl")],
-        Match::When(vec![vec![cond32(1, Op::Eq, 0x5412)]])
+        Match::When(vec![vec![Cond::u32(1, Op::Eq, 0x5412)]])
     );
     assert_eq!(
         s.reasons,
@@ -669,7 +660,7 @@ fn socket_families(#[case] body: &str, #[case] want: Option<Vec<u64>>) {
     if let Some(families) = want.filter(|f| !f.is_empty()) {
         let sets = families
             .iter()
-            .map(|f| vec![cond32(0, Op::Eq, *f)])
+            .map(|f| vec![Cond::u32(0, Op::Eq, *f)])
             .collect();
         assert_eq!(plan.seccomp.allowed[&nr("socket")], Match::When(sets));
     }

@@ -114,6 +114,18 @@ pub struct Cond {
     pub value: u64,
 }
 
+impl Cond {
+    /// A comparison of the low 32 bits of argument `arg` (flags, ioctl requests, ints).
+    pub fn u32(arg: u8, op: Op, value: u64) -> Cond {
+        Cond {
+            arg,
+            width32: true,
+            op,
+            value,
+        }
+    }
+}
+
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -287,7 +299,10 @@ pub fn compile(spec: Option<&Seccomp>, diags: &mut Diags) -> Option<SeccompPlan>
             if fams.is_empty() {
                 allowed.remove(&nr);
             } else {
-                let sets = fams.iter().map(|f| vec![cond32(0, Op::Eq, *f)]).collect();
+                let sets = fams
+                    .iter()
+                    .map(|f| vec![Cond::u32(0, Op::Eq, *f)])
+                    .collect();
                 allowed.insert(nr, Match::When(sets));
             }
         }
@@ -419,8 +434,8 @@ fn insert_conditioned(
         allowed.insert(
             n,
             Match::When(vec![vec![
-                cond32(1, Op::Ne, 0x5412),
-                cond32(1, Op::Ne, 0x541C),
+                Cond::u32(1, Op::Ne, 0x5412),
+                Cond::u32(1, Op::Ne, 0x541C),
             ]]),
         );
     }
@@ -443,7 +458,7 @@ fn insert_conditioned(
             Match::When(
                 presets::PERSONALITIES
                     .iter()
-                    .map(|v| vec![cond32(0, Op::Eq, *v)])
+                    .map(|v| vec![Cond::u32(0, Op::Eq, *v)])
                     .collect(),
             ),
         );
@@ -458,15 +473,6 @@ fn insert_conditioned(
         // Listed in the allowlist too, so that a stricter default action (kill, trap) can't
         // outrank the ENOSYS that makes libc fall back to clone.
         allowed.insert(n, Match::Always);
-    }
-}
-
-fn cond32(arg: u8, op: Op, value: u64) -> Cond {
-    Cond {
-        arg,
-        width32: true,
-        op,
-        value,
     }
 }
 
@@ -1156,7 +1162,7 @@ mod tests {
         let kill = &plan.denied[&Action::KillProcess];
         assert_eq!(
             kill[&nr("ioctl")],
-            Match::When(vec![vec![cond32(1, Op::Eq, 0x5423)]])
+            Match::When(vec![vec![Cond::u32(1, Op::Eq, 0x5423)]])
         );
         assert_eq!(plan.reasons, vec![("ioctl".into(), "test".into())]);
     }
@@ -1166,7 +1172,7 @@ mod tests {
         let plan = compile_yaml("{socket-families: [unix]}").unwrap();
         assert_eq!(
             plan.allowed[&nr("socket")],
-            Match::When(vec![vec![cond32(0, Op::Eq, 1)]])
+            Match::When(vec![vec![Cond::u32(0, Op::Eq, 1)]])
         );
     }
 
