@@ -30,6 +30,9 @@ pub enum Error {
     /// The command line is wrong in a way clap can't see.
     #[error("{0}")]
     Usage(String),
+    /// A host file kekkai would read or write on the caller's behalf is refused.
+    #[error("{0}")]
+    Host(String),
     /// Reading or writing something outside the sandbox failed.
     #[error("{what}: {}", crate::policy::describe_io(.source))]
     Io {

@@ -12,6 +12,7 @@ pub mod cli_overrides;
 pub mod error;
 pub mod explain;
 pub mod export;
+pub mod hostfs;
 pub mod launch;
 pub mod log;
 pub mod plan;

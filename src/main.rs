@@ -301,17 +301,22 @@ fn overrides(args: &PolicyArgs, m: Option<&ArgMatches>) -> Vec<Override> {
     out.into_iter().map(|(_, o)| o).collect()
 }
 
+/// Where `-p` points: found (and, for a name, opened) once.
+fn policy_source(args: &PolicyArgs) -> Result<PolicySource, Error> {
+    match &args.policy {
+        Some(p) => Ok(PolicySource::from_arg(p).map_err(policy::Diagnostics::from)?),
+        None => Ok(PolicySource::Shipped("default")),
+    }
+}
+
 /// Loads the policy, applies the overrides and compiles the plan.
 fn load_and_compile(
+    source: &PolicySource,
     args: &PolicyArgs,
     m: Option<&ArgMatches>,
     caller: &Caller,
 ) -> Result<(LoadedPolicy, Plan), Error> {
-    let source = match &args.policy {
-        Some(p) => PolicySource::from_arg(p),
-        None => PolicySource::Shipped("default"),
-    };
-    let mut loaded = policy::load(&source, caller)?;
+    let mut loaded = policy::load(source, caller)?;
     kekkai::cli_overrides::apply(&mut loaded, &overrides(args, m), &caller.pwd)?;
     let plan = plan::compile(&loaded, caller)?;
     Ok((loaded, plan))
@@ -322,18 +327,35 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Err
     let mut opts = kekkai::launch::Options::from_env();
     opts.quiet = verbosity < 1;
     opts.enter(kekkai::plan::steps::Step::Plan);
-    let (_loaded, plan) = load_and_compile(&args.policy, m, &caller)?;
+    let source = policy_source(&args.policy)?;
+    let (_loaded, plan) = load_and_compile(&source, &args.policy, m, &caller)?;
+    // Opened before the program starts: it may write where the report goes (a writable working
+    // directory) and must not choose, with a symbolic link planted there, what kekkai writes.
+    let report_file = match args.report.as_deref() {
+        None | Some("-") => None,
+        Some(dest) => Some(
+            kekkai::hostfs::create_for_writing(std::path::Path::new(dest), caller.euid)
+                .map_err(|why| Error::Host(format!("--report {dest}: {why}")))?,
+        ),
+    };
     let outcome = kekkai::launch::run(&plan, &args.command, &opts)?;
     if let Some(dest) = &args.report {
         let report = kekkai::launch::report::RunReport::new(&plan, &outcome);
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-        if dest == "-" {
-            eprintln!("{text}");
-        } else if let Err(e) = std::fs::write(dest, format!("{text}\n")) {
-            log::error(&format!(
-                "--report {dest}: {}",
-                kekkai::policy::describe_io(&e)
-            ));
+        match report_file {
+            None => eprintln!("{text}"),
+            Some(mut file) => {
+                use std::io::Write;
+                let written = file
+                    .set_len(0)
+                    .and_then(|()| file.write_all(format!("{text}\n").as_bytes()));
+                if let Err(e) = written {
+                    log::error(&format!(
+                        "--report {dest}: {}",
+                        kekkai::policy::describe_io(&e)
+                    ));
+                }
+            }
         }
     }
     if let Some(e) = &outcome.setup_error {
@@ -402,7 +424,8 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Err
 fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     use kekkai::audit;
     let caller = caller()?;
-    let (_loaded, plan) = load_and_compile(&args.policy, m, &caller)?;
+    let source = policy_source(&args.policy)?;
+    let (_loaded, plan) = load_and_compile(&source, &args.policy, m, &caller)?;
     let mut ctx = audit::context(&plan);
     ctx.expectations = plan.audit.clone();
     ctx.control = args.control;
@@ -420,8 +443,15 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     } else {
         copy = audit::ProbeCopy::new().map_err(|e| Error::io("copying kekkai for the probe", e))?;
         cmd.arg("run");
-        if let Some(p) = &args.policy.policy {
-            cmd.args(["-p", p]);
+        match (&source, &args.policy.policy) {
+            // The sandbox runs the file judged here, not the result of a second lookup.
+            (PolicySource::Found(found), _) => {
+                cmd.arg("-p").arg(found.reopen_path());
+            }
+            (_, Some(p)) => {
+                cmd.args(["-p", p]);
+            }
+            (_, None) => {}
         }
         for o in overrides(&args.policy, m) {
             let flag = o.flag();
@@ -499,7 +529,8 @@ fn cleanup() -> i32 {
 
 fn explain(args: &ExplainArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     let caller = caller()?;
-    let (loaded, plan) = load_and_compile(&args.policy, m, &caller)?;
+    let source = policy_source(&args.policy)?;
+    let (loaded, plan) = load_and_compile(&source, &args.policy, m, &caller)?;
     if args.json {
         println!("{:#}", kekkai::explain::json(&loaded, &plan));
     } else {
@@ -510,7 +541,8 @@ fn explain(args: &ExplainArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
 
 fn export(args: &ExportArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     let caller = caller()?;
-    let (_, plan) = load_and_compile(&args.policy, m, &caller)?;
+    let source = policy_source(&args.policy)?;
+    let (_, plan) = load_and_compile(&source, &args.policy, m, &caller)?;
     match args.format {
         ExportFormat::Systemd => print!("{}", kekkai::export::systemd(&plan)),
     }
@@ -524,8 +556,9 @@ fn check(args: &CheckArgs) -> i32 {
     };
     let mut failed = 0;
     for file in &args.files {
-        let source = PolicySource::from_arg(file);
-        let result = policy::load(&source, &caller)
+        let result = PolicySource::from_arg(file)
+            .map_err(policy::Diagnostics::from)
+            .and_then(|source| policy::load(&source, &caller))
             .and_then(|loaded| plan::compile(&loaded, &caller).map(|p| (loaded, p)));
         match result {
             Ok((_, plan)) => println!("ok: {} ({})", file, plan.name),
