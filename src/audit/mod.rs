@@ -898,20 +898,31 @@ pub struct ProbeCopy {
 }
 
 impl ProbeCopy {
-    /// Copies /proc/self/exe.
+    /// Copies /proc/self/exe into a new directory of the temp dir. The directory is created
+    /// with mode 0755 (never wider, whatever the umask) and the copy with `O_EXCL` through one
+    /// descriptor: nobody else can put a name there first, so a link planted in the shared temp
+    /// dir can't turn the copy into a write to another file.
     pub fn new() -> std::io::Result<ProbeCopy> {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
         let dir = std::env::temp_dir().join(format!(
             "kekkai-audit-{}-{:x}",
             std::process::id(),
             random_u64()
         ));
-        std::fs::create_dir(&dir)?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
-        let exe = dir.join("kekkai");
-        std::fs::copy("/proc/self/exe", &exe)?;
-        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o555))?;
-        Ok(ProbeCopy { dir })
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let copy = ProbeCopy { dir };
+        let mut exe = std::fs::File::open("/proc/self/exe")?;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o700)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(copy.path())?;
+        std::io::copy(&mut exe, &mut out)?;
+        out.set_permissions(std::fs::Permissions::from_mode(0o555))?;
+        // Searchable by everyone only once the copy is complete (the sandbox may run as nobody).
+        std::fs::set_permissions(&copy.dir, std::fs::Permissions::from_mode(0o755))?;
+        Ok(copy)
     }
 
     /// The copy's path.

@@ -124,6 +124,28 @@ fn open_path(path: &Path, dir: bool) -> nix::Result<OwnedFd> {
     open(path, flags, Mode::empty())
 }
 
+/// Opens a host object of a lower layer that the plan found (at a canonical path, so with no
+/// symbolic link in it): a link that appeared since is refused (`ELOOP`). Whoever owns a layer
+/// could otherwise swap one of its entries for a link to any host directory between the plan
+/// and the mount, and the sandbox would show that directory.
+fn open_layer_entry(path: &Path, dir: bool) -> Result<OwnedFd, StepError> {
+    let mut flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+    if dir {
+        flags |= OFlag::O_DIRECTORY;
+    }
+    let how = OpenHow::new()
+        .flags(flags)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    openat2(nix::fcntl::AT_FDCWD, path, how)
+        .step(Step::Rootfs, || {
+            format!("openat2(AT_FDCWD, {path:?}, O_PATH, RESOLVE_NO_SYMLINKS)")
+        })
+        .map_err(|e| {
+            e.key(&crate::policy::KeyPath::root().key("rootfs").key("lower"))
+                .hint("the layer changed since the policy was checked")
+        })
+}
+
 /// Step 4: private propagation, the staging tmpfs, the skeleton and its overlays.
 pub fn build_root(plan: &Plan) -> Result<Staged, StepError> {
     let step = Step::Rootfs;
@@ -258,13 +280,10 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
         let fds = match &e.kind {
             EntryKind::Overlay(dirs) => dirs
                 .iter()
-                .map(|d| {
-                    open_path(d, true).step(step, || format!("open({:?}, O_PATH|O_DIRECTORY)", d))
-                })
+                .map(|d| open_layer_entry(d, true))
                 .collect::<Result<Vec<_>, _>>()?,
             EntryKind::Bind(p) => {
-                let fd =
-                    open_path(p, true).step(step, || format!("open({p:?}, O_PATH|O_DIRECTORY)"))?;
+                let fd = open_layer_entry(p, true)?;
                 vec![detached_tree(
                     fd.as_fd(),
                     true,
@@ -274,7 +293,7 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
                 )?]
             }
             EntryKind::File(p) => {
-                let fd = open_path(p, false).step(step, || format!("open({p:?}, O_PATH)"))?;
+                let fd = open_layer_entry(p, false)?;
                 vec![detached_tree(
                     fd.as_fd(),
                     false,

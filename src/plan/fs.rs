@@ -232,9 +232,13 @@ pub fn plan_rootfs(spec: Option<&Rootfs>, host: &[HostMount], diags: &mut Diags)
     let mut lowers = Vec::new();
     for (i, text) in lower_texts.iter().enumerate() {
         let at = here.key("lower").index(i);
+        // Canonical: the launch opens each layer's entries refusing any symbolic link, so that
+        // one swapped in after this point can't show another host directory.
         match normalize_abs(text) {
-            Ok(p) => match std::fs::metadata(&p) {
-                Ok(m) if m.is_dir() => lowers.push(p),
+            Ok(p) => match std::fs::canonicalize(&p)
+                .and_then(|c| std::fs::metadata(&c).map(|m| (c, m)))
+            {
+                Ok((c, m)) if m.is_dir() => lowers.push(c),
                 Ok(_) => diags.push(at, format!("{} is not a directory", p.display())),
                 Err(e) => diags.push(
                     at,
