@@ -325,8 +325,8 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 out.push(format!(
                     "host-privileges: deny: a mode with the setuid or setgid bit → errno(EPERM) \
                      in {}, and in {} when creating (O_CREAT, O_TMPFILE); a character or block \
-                     device → errno(EPERM) in {}; {} → errno(ENOSYS) (the filter can't read its \
-                     mode)",
+                     device → errno(EPERM) in {}; {} → errno(ENOSYS) unless denied already (the \
+                     filter can't read their modes)",
                     names(&|r| r.create_flags_arg.is_none()),
                     names(&|r| r.create_flags_arg.is_some()),
                     names(&|r| r.devices),

@@ -1205,7 +1205,8 @@ fn strict_preset(#[case] call: Data, #[case] want: Action) {
 
 #[rstest]
 #[case::ptrace(x("ptrace", &[]), LOG)]
-#[case::io_uring_setup(x("io_uring_setup", &[]), LOG)]
+// host-privileges: io_uring's requests carry modes past the filter.
+#[case::io_uring_setup(x("io_uring_setup", &[]), ENOSYS)]
 #[case::mount(x("mount", &[]), LOG)]
 #[case::unassigned(nr(400, &[]), LOG)]
 #[case::tiocsti(x("ioctl", &[0, TIOCSTI]), LOG)]
@@ -1251,7 +1252,7 @@ fn none_preset_with_host_privileges_allowed(#[case] call: Data, #[case] want: Ac
 /// `preset: none` still carries the privilege rules, and with them the architecture guard.
 #[rstest]
 #[case::ptrace(x("ptrace", &[]), ALLOW)]
-#[case::io_uring_setup(x("io_uring_setup", &[]), ALLOW)]
+#[case::io_uring_setup(x("io_uring_setup", &[]), ENOSYS)]
 #[case::clone3(x("clone3", &[]), ALLOW)]
 #[case::unassigned(nr(400, &[]), ALLOW)]
 #[case::chmod(x("chmod", &[0, 0o755]), ALLOW)]
@@ -1336,6 +1337,17 @@ fn host_privileges_deny(
     #[case] want: Action,
 ) {
     expect(&compile_yaml(yaml), call, want);
+}
+
+/// io_uring opens files with modes in shared memory: `default` and `strict` deny it with their
+/// default action; without an allowlist, host-privileges answers ENOSYS.
+#[rstest]
+#[case::default("{}", EPERM)]
+#[case::strict("{preset: strict}", EPERM)]
+#[case::log("{preset: log}", ENOSYS)]
+#[case::none("{preset: none}", ENOSYS)]
+fn host_privileges_and_io_uring(#[case] yaml: &str, #[case] want: Action) {
+    expect(&compile_yaml(yaml), x("io_uring_setup", &[8, 0]), want);
 }
 
 #[rstest]

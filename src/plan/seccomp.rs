@@ -8,8 +8,8 @@
 //!
 //! Unless the policy says `host-privileges: allow`, the stack also holds the rules that keep
 //! privileges in whatever the preset (`insert_privilege_rules`): a mode argument with the
-//! setuid or setgid bit, or a device type for mknod, gets EPERM, and `openat2`, whose mode the
-//! filter can't see, gets ENOSYS. Their filter always comes with the architecture guard: an i386
+//! setuid or setgid bit, or a device type for mknod, gets EPERM, and `openat2` and
+//! `io_uring_setup`, whose modes the filter can't see, get ENOSYS. Their filter always comes with the architecture guard: an i386
 //! `chmod` (`int 0x80`, nr 15) would otherwise be a way around them.
 //!
 //! Ordering in the launch: seccomp is installed last, after no_new_privs (required to install a
@@ -1116,6 +1116,15 @@ mod tests {
         }
         let enosys = &plan.denied[&Action::Errno(libc::ENOSYS as u32)];
         assert_eq!(enosys.get(&nr("openat2")), Some(&Match::Always));
+        // io_uring: denied outright by the allowlists, by this rule where there is none.
+        let io_uring = enosys.get(&nr("io_uring_setup"));
+        if plan.allowed.contains_key(&nr("io_uring_setup"))
+            || matches!(plan.default_action, Action::Log | Action::Allow)
+        {
+            assert_eq!(io_uring, Some(&Match::Always), "{yaml}");
+        } else {
+            assert_eq!(io_uring, None, "{yaml}");
+        }
         assert_eq!(plan.host_privileges, HostPrivileges::Deny);
         assert!(plan.filters[0].name.starts_with("architecture guard"));
 
@@ -1471,6 +1480,7 @@ mod tests {
         "seccomp.allow[1]",
         "host-privileges: allow"
     )]
+    #[case("{allow: [io_uring_setup]}", "seccomp.allow[0]", "fails with ENOSYS")]
     fn rejects(#[case] yaml: &str, #[case] path: &str, #[case] contains: &str) {
         let errs = compile_yaml(yaml).unwrap_err();
         assert!(

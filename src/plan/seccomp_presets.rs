@@ -581,12 +581,22 @@ pub const MODE_RULES: &[ModeRule] = &[
     },
 ];
 
-/// Calls `host-privileges: deny` answers with ENOSYS whatever their arguments, with the reason.
-pub const MODE_UNREADABLE: &[(&str, &str)] = &[(
-    "openat2",
-    "its flags and mode are in a struct open_how in memory, which seccomp can't read; ENOSYS \
+/// Calls `host-privileges: deny` answers with ENOSYS whatever their arguments (unless the
+/// policy denies them already), with the reason: they create files with a mode kept in memory.
+pub const MODE_UNREADABLE: &[(&str, &str)] = &[
+    (
+        "openat2",
+        "its flags and mode are in a struct open_how in memory, which seccomp can't read; ENOSYS \
      is what a kernel before 5.6 answers, and the libraries that use openat2 (filepath-securejoin \
      and other Go code on x/sys, Rust's cap-std and rustix, libpathrs, systemd) take it as an \
      old kernel and fall back to openat, whose mode the filter reads (glibc and musl never call \
      openat2 on their own); systemd's RestrictSUIDSGID= answers the same",
-)];
+    ),
+    (
+        "io_uring_setup",
+        "a ring's IORING_OP_OPENAT and IORING_OP_OPENAT2 requests create files with modes in \
+         shared memory, past any filter; `default` and `strict` deny io_uring anyway, this holds \
+         it under `log` and `none` too (ENOSYS: what a kernel without io_uring answers, and \
+         liburing's users fall back on)",
+    ),
+];
