@@ -267,7 +267,8 @@ pub fn plan(
         gid,
         groups,
         user,
-        owner_of: owner.map(|(path, _, _)| path),
+        // An unprivileged caller is itself, whoever owns the path.
+        owner_of: owner.filter(|_| !rootless).map(|(path, _, _)| path),
     };
     if rootless {
         // One id each way: whatever the identity, the host sees the caller.
@@ -493,7 +494,7 @@ mod tests {
     #[test]
     fn owner_of_is_the_caller_itself_for_an_unprivileged_caller() {
         let (id, ns) = run("{owner-of: /usr/bin}", &Caller::for_tests(), true).unwrap();
-        assert_eq!((id.uid, id.gid), (1000, 1000));
+        assert_eq!((id.uid, id.gid, id.owner_of), (1000, 1000, None));
         assert_eq!(ns.unwrap().uid_map, "1000 1000 1\n");
     }
 
