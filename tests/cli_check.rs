@@ -331,6 +331,28 @@ fn schema_is_a_valid_json_schema() {
     assert_eq!(schema["required"], serde_json::json!(["version"]));
 }
 
+/// `host-privileges` and `identity.owner-of` are in the schema, documented, with their values.
+#[test]
+fn schema_knows_host_privileges() {
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    for text in [
+        "{version: 1, host-privileges: deny}",
+        "{version: 1, host-privileges: allow, identity: {owner-of: /srv/project}}",
+    ] {
+        assert!(validator.is_valid(&yaml_to_json(text)), "{text}");
+    }
+    let schema = schema();
+    let doc = schema["properties"]["host-privileges"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        doc.starts_with("`deny` (default): nothing the program does"),
+        "{doc}"
+    );
+    let values = schema["$defs"]["HostPrivileges"]["oneOf"].to_string();
+    assert!(values.contains(r#""const":"deny""#) && values.contains(r#""const":"allow""#));
+}
+
 #[test]
 fn schema_accepts_every_shipped_policy() {
     let validator = jsonschema::validator_for(&schema()).unwrap();
@@ -358,6 +380,9 @@ fn schema_accepts_every_shipped_policy() {
 #[case::unknown_rule_key("/seccomp", "dany", serde_json::json!(["ptrace"]))]
 #[case::wrong_version("", "version", serde_json::json!(2))]
 #[case::unknown_namespace("", "namespaces", serde_json::json!(["user", "nett"]))]
+#[case::host_privileges_value("", "host-privileges", serde_json::json!("yes"))]
+#[case::host_privileges_bool("", "host-privileges", serde_json::json!(true))]
+#[case::identity_owner_of_number("/identity", "owner-of", serde_json::json!(5))]
 #[case::network_value("", "network", serde_json::json!("internet"))]
 #[case::bool_as_string("/rootfs", "writable", serde_json::json!("yes"))]
 #[case::bad_size("/limits", "memory", serde_json::json!("lots"))]
