@@ -92,8 +92,9 @@ pub fn check(spec: Option<&Identity>, identity: &IdentityPlan, keep: &[String], 
                 here.key(key),
                 format!(
                     "{how}: the program could read root's files and leave root-owned files on \
-                     writable mounts; run it as another user (a range map keeps root inside \
-                     off the host's root), {WAYS_OUT}"
+                     writable mounts; run it as another user (`owner-of: \"${{PWD}}\"` runs it \
+                     as the directory's owner, a range `map` keeps root inside off host root), \
+                     {WAYS_OUT}"
                 ),
             );
         }
