@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 
 use crate::plan::landlock::access;
 use crate::plan::steps::{ORDER, Step};
-use crate::plan::{EntryKind, MountKind, Plan};
+use crate::plan::{EntryKind, MountKind, Plan, seccomp_presets};
 use crate::policy::LoadedPolicy;
-use crate::policy::model::Compat;
+use crate::policy::model::{Compat, HostPrivileges};
 
 /// What this plan does in one step, as lines.
 pub fn details(plan: &Plan, step: Step) -> Vec<String> {
@@ -197,7 +197,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
         Step::DropPrivileges => {
             let id = &plan.identity;
             out.push(format!(
-                "identity: uid {}{} gid {} groups [{}]",
+                "identity: uid {}{} gid {} groups [{}]{}",
                 id.uid,
                 id.user
                     .as_deref()
@@ -208,8 +208,20 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                     .iter()
                     .map(|g| g.to_string())
                     .collect::<Vec<_>>()
-                    .join(" ")
+                    .join(" "),
+                id.owner_of
+                    .as_deref()
+                    .map(|p| format!(", the owner of {}", p.display()))
+                    .unwrap_or_default()
             ));
+            out.push(match plan.host_privileges {
+                HostPrivileges::Deny => "host-privileges: deny (never host uid, gid or group 0; \
+                                         no capability that reaches host files or ids)"
+                    .into(),
+                HostPrivileges::Allow => "host-privileges: allow (host root and any capability \
+                                          are the policy's choice)"
+                    .into(),
+            });
             let keep = plan.caps.names();
             out.push(if keep.is_empty() {
                 "capabilities: none (bounding, effective, permitted, inheritable and ambient sets empty)".into()
@@ -299,6 +311,30 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                     "filter: {} — {} instructions",
                     f.name,
                     f.program.len()
+                ));
+            }
+            if s.host_privileges == HostPrivileges::Deny {
+                let names = |f: &dyn Fn(&seccomp_presets::ModeRule) -> bool| {
+                    seccomp_presets::MODE_RULES
+                        .iter()
+                        .filter(|r| f(r))
+                        .map(|r| r.syscall)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                out.push(format!(
+                    "host-privileges: deny: a mode with the setuid or setgid bit → errno(EPERM) \
+                     in {}, and in {} when creating (O_CREAT, O_TMPFILE); a character or block \
+                     device → errno(EPERM) in {}; {} → errno(ENOSYS) unless denied already (the \
+                     filter can't read their modes)",
+                    names(&|r| r.create_flags_arg.is_none()),
+                    names(&|r| r.create_flags_arg.is_some()),
+                    names(&|r| r.devices),
+                    seccomp_presets::MODE_UNREADABLE
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 ));
             }
             for (name, why) in &s.reasons {

@@ -22,9 +22,9 @@ use std::time::Duration;
 
 use crate::plan::landlock::access;
 use crate::plan::names;
-use crate::plan::seccomp::{Action, Cond, Match, Op};
-use crate::plan::{MountKind, Plan};
-use crate::policy::model::{Compat, Namespace, Network, Preset, Scope};
+use crate::plan::seccomp::{Action, Cond, Match, Op, SeccompPlan};
+use crate::plan::{MountKind, Plan, seccomp_presets};
+use crate::policy::model::{Compat, HostPrivileges, Namespace, Network, Preset, Scope};
 
 /// Every directive [`systemd`] may write (all of them known to systemd 252 and later).
 pub const DIRECTIVES: &[&str] = &[
@@ -729,7 +729,16 @@ fn privileges(plan: &Plan, o: &mut Out) {
     if !keeps("sys_nice") {
         o.set("RestrictRealtime", "yes");
     }
-    o.set("RestrictSUIDSGID", "yes");
+    if plan.host_privileges == HostPrivileges::Deny {
+        o.set("RestrictSUIDSGID", "yes");
+        o.note(
+            "host-privileges: deny. RestrictSUIDSGID= is systemd's form of kekkai's mode filter \
+             (no setuid or setgid modes; openat2 fails); systemd does not refuse device nodes \
+             by mode, PrivateDevices= and the empty bounding set keep them out.",
+        );
+    } else {
+        o.note("host-privileges: allow: RestrictSUIDSGID= is left out.");
+    }
     o.note(
         "MemoryDenyWriteExecute= is not implied by kekkai and left out: it breaks JIT \
          compilers (JavaScript, Java, LuaJIT, PCRE2's JIT).",
@@ -739,6 +748,24 @@ fn privileges(plan: &Plan, o: &mut Out) {
 /// Does an action deny the call (so that an allowlist with it as default restricts)?
 fn denies(action: Action) -> bool {
     !matches!(action, Action::Allow | Action::Log)
+}
+
+/// Is this denial one of the rules of `host-privileges: deny`? RestrictSUIDSGID= stands for
+/// those (see `privileges`), so the seccomp section leaves them out.
+fn privilege_rule(s: &SeccompPlan, action: Action, name: &str, m: &Match) -> bool {
+    if s.host_privileges != HostPrivileges::Deny {
+        return false;
+    }
+    let eperm = action == Action::Errno(libc::EPERM as u32) && matches!(m, Match::When(_));
+    let enosys = action == Action::Errno(libc::ENOSYS as u32);
+    (eperm
+        && seccomp_presets::MODE_RULES
+            .iter()
+            .any(|r| r.syscall == name))
+        || (enosys
+            && seccomp_presets::MODE_UNREADABLE
+                .iter()
+                .any(|(n, _)| *n == name))
 }
 
 fn seccomp(plan: &Plan, o: &mut Out) {
@@ -761,8 +788,10 @@ fn seccomp(plan: &Plan, o: &mut Out) {
             rules
                 .iter()
                 .filter(|(_, m)| **m == Match::Always)
-                .filter_map(move |(nr, _)| name(nr).map(|n| (*a, n)))
+                .filter_map(move |(nr, m)| name(nr).map(|n| (*a, n, m)))
         })
+        .filter(|(a, n, m)| !privilege_rule(s, *a, n, m))
+        .map(|(a, n, _)| (a, n))
         .collect();
     let deny_mode = denies(s.default_action);
     if deny_mode {
@@ -879,6 +908,9 @@ fn seccomp(plan: &Plan, o: &mut Out) {
     for (action, rules) in &s.denied {
         for (nr, m) in rules {
             if let (Match::When(sets), Some(n)) = (m, name(nr)) {
+                if privilege_rule(s, *action, &n, m) {
+                    continue;
+                }
                 o.note(&format!(
                     "kekkai answers {n} with {action} when {}; an argument filter, kekkai only.",
                     when_text(sets)
@@ -1180,8 +1212,39 @@ mod tests {
 
     fn plan_of(name: &'static str, root: bool) -> Plan {
         let c = caller(root);
+        if name == "build" && root {
+            return build_as_root(c);
+        }
         let loaded = crate::policy::load(&PolicySource::Shipped(name), &c).unwrap();
         crate::plan::compile(&loaded, &c).unwrap()
+    }
+
+    /// `build` runs a root caller's program as the owner of the current directory, and refuses
+    /// a root-owned one: compile it in a directory that belongs to nobody (named per thread, so
+    /// that two exports on one thread are the same; removed once compiled).
+    fn build_as_root(c: Caller) -> Plan {
+        let thread = format!("{:?}", std::thread::current().id());
+        let tag: String = thread.chars().filter(char::is_ascii_digit).collect();
+        let dir =
+            std::env::temp_dir().join(format!("kekkai-export-build-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            let nobody = 65534;
+            nix::unistd::chown(
+                &dir,
+                Some(nix::unistd::Uid::from_raw(nobody)),
+                Some(nix::unistd::Gid::from_raw(nobody)),
+            )
+            .unwrap();
+        }
+        let c = Caller {
+            pwd: dir.clone(),
+            ..c
+        };
+        let loaded = crate::policy::load(&PolicySource::Shipped("build"), &c).unwrap();
+        let plan = crate::plan::compile(&loaded, &c);
+        let _ = std::fs::remove_dir(&dir);
+        plan.unwrap()
     }
 
     fn export(name: &'static str, root: bool) -> String {
@@ -1318,9 +1381,8 @@ mod tests {
         "build",
         true,
         &[
-            "User=root",
-            "Group=0",
-            "BindPaths=/usr:/usr",
+            "User=nobody",
+            "Group=65534",
             "TemporaryFileSystem=/var/tmp:size=256M,mode=1777",
             "MemoryMax=4G",
             "TasksMax=1024",
@@ -1329,7 +1391,7 @@ mod tests {
             "InaccessiblePaths=-/run",
             "CapabilityBoundingSet=",
         ],
-        &["AmbientCapabilities=", "BindReadOnlyPaths=/usr:/usr"],
+        &["AmbientCapabilities=", "BindReadOnlyPaths=/usr:/usr", "User=root"],
     )]
     #[case::build_rootless(
         "build",
@@ -1475,9 +1537,16 @@ mod tests {
 
     #[rstest]
     #[case::preset_none(
-        "{version: 1, seccomp: {preset: none}}",
+        "{version: 1, seccomp: {preset: none}, host-privileges: allow}",
         &[],
-        &["SystemCallFilter=", "SystemCallArchitectures=", "RestrictAddressFamilies=", "RestrictNamespaces=", "LockPersonality="],
+        &["SystemCallFilter=", "SystemCallArchitectures=", "RestrictAddressFamilies=", "RestrictNamespaces=", "LockPersonality=", "RestrictSUIDSGID="],
+    )]
+    // The privilege rules stay, with the architecture guard kekkai installs for them; systemd's
+    // RestrictSUIDSGID= stands for them.
+    #[case::preset_none_keeps_the_privilege_rules(
+        "{version: 1, seccomp: {preset: none}}",
+        &["SystemCallArchitectures=native", "RestrictSUIDSGID=yes"],
+        &["SystemCallFilter=", "RestrictAddressFamilies=", "RestrictNamespaces=", "LockPersonality="],
     )]
     #[case::denylist(
         "{version: 1, seccomp: {preset: none, deny: [{syscall: ptrace, action: errno(EACCES)}, {syscall: mount, action: kill}]}}",

@@ -429,7 +429,7 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     let mut ctx = audit::context(&plan);
     ctx.expectations = plan.audit.clone();
     ctx.control = args.control;
-    let _fixtures = audit::fixtures(&mut ctx);
+    let fixtures = audit::fixtures(&mut ctx);
     let secret = ctx.secret.clone().unwrap_or_default();
     let exe =
         std::env::current_exe().map_err(|e| Error::io("finding kekkai's own executable", e))?;
@@ -462,6 +462,10 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         }
         cmd.arg("--ro-bind")
             .arg(format!("{}:{}", copy.path().display(), audit::PROBE_PATH));
+        if let Some(secret) = fixtures.secret_file() {
+            cmd.arg("--ro-bind")
+                .arg(format!("{}:{}", secret.display(), audit::SECRET_PATH));
+        }
         cmd.arg("--")
             .args(audit::battery_command(&ctx, args.only.as_deref()));
     }

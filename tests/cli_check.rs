@@ -55,19 +55,16 @@ fn manifest_dir() -> &'static Path {
 
 #[test]
 fn check_accepts_every_shipped_policy_file() {
+    // `build` runs as the owner of the current directory: not root's.
+    let dir = TempDir::not_roots("cli-files");
     let files: Vec<String> = common::shipped_policy_files()
         .iter()
-        .map(|p| {
-            p.strip_prefix(manifest_dir())
-                .unwrap()
-                .display()
-                .to_string()
-        })
+        .map(|p| p.display().to_string())
         .collect();
     let args: Vec<&str> = std::iter::once("check")
         .chain(files.iter().map(String::as_str))
         .collect();
-    let out = kekkai(manifest_dir(), &args);
+    let out = kekkai(dir.path(), &args);
     assert_no_panic(&out);
     assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
     for f in &files {
@@ -81,7 +78,7 @@ fn check_accepts_every_shipped_policy_file() {
 
 #[test]
 fn check_accepts_shipped_policies_by_name() {
-    let dir = TempDir::new("cli-names");
+    let dir = TempDir::not_roots("cli-names");
     let out = kekkai(
         dir.path(),
         &["check", "default", "untrusted", "build", "service"],
@@ -334,6 +331,28 @@ fn schema_is_a_valid_json_schema() {
     assert_eq!(schema["required"], serde_json::json!(["version"]));
 }
 
+/// `host-privileges` and `identity.owner-of` are in the schema, documented, with their values.
+#[test]
+fn schema_knows_host_privileges() {
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    for text in [
+        "{version: 1, host-privileges: deny}",
+        "{version: 1, host-privileges: allow, identity: {owner-of: /srv/project}}",
+    ] {
+        assert!(validator.is_valid(&yaml_to_json(text)), "{text}");
+    }
+    let schema = schema();
+    let doc = schema["properties"]["host-privileges"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        doc.starts_with("`deny` (default): nothing the program does"),
+        "{doc}"
+    );
+    let values = schema["$defs"]["HostPrivileges"]["oneOf"].to_string();
+    assert!(values.contains(r#""const":"deny""#) && values.contains(r#""const":"allow""#));
+}
+
 #[test]
 fn schema_accepts_every_shipped_policy() {
     let validator = jsonschema::validator_for(&schema()).unwrap();
@@ -361,6 +380,9 @@ fn schema_accepts_every_shipped_policy() {
 #[case::unknown_rule_key("/seccomp", "dany", serde_json::json!(["ptrace"]))]
 #[case::wrong_version("", "version", serde_json::json!(2))]
 #[case::unknown_namespace("", "namespaces", serde_json::json!(["user", "nett"]))]
+#[case::host_privileges_value("", "host-privileges", serde_json::json!("yes"))]
+#[case::host_privileges_bool("", "host-privileges", serde_json::json!(true))]
+#[case::identity_owner_of_number("/identity", "owner-of", serde_json::json!(5))]
 #[case::network_value("", "network", serde_json::json!("internet"))]
 #[case::bool_as_string("/rootfs", "writable", serde_json::json!("yes"))]
 #[case::bad_size("/limits", "memory", serde_json::json!("lots"))]
@@ -415,7 +437,7 @@ fn check_places_document_level_errors(
 #[case("build")]
 #[case("service")]
 fn export_systemd_writes_only_known_directives(#[case] name: &str) {
-    let dir = TempDir::new("export");
+    let dir = TempDir::not_roots("export");
     let out = kekkai(dir.path(), &["export", "systemd", "-p", name]);
     assert_no_panic(&out);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -85,9 +85,11 @@ fn a_writable_root_forgets_its_changes(#[values(Who::Root, Who::Rootless)] who: 
         return;
     }
     let w = World::new("wroot");
+    // Root inside writes /etc on the throw-away root; for a root caller that is host root,
+    // which the policy must allow.
     w.dir.write(
         "p.yaml",
-        "version: 1\nextends: default\nrootfs: { writable: true }\nidentity: { uid: 0, gid: 0 }\n",
+        "version: 1\nextends: default\nrootfs: { writable: true }\nidentity: { uid: 0, gid: 0 }\nhost-privileges: allow\n",
     );
     let marker = "/etc/kekkai-writable-root-marker";
     let o = w.run(
@@ -438,6 +440,8 @@ fn every_shipped_policy_runs_a_shell(
         return;
     }
     let w = World::new("shipped");
+    // `build` runs as the owner of the current directory, and refuses one root owns.
+    w.dir.give_to_test_user(w.dir.path());
     // The service policy's limits are hard: unprivileged, it needs a delegated cgroup (and
     // refuses to run without one, which tests/limits.rs checks).
     let mode = match (who, policy) {

@@ -235,6 +235,55 @@ fn assert_reported(diags: &[Diagnostic], file: &str, path: &str, line: usize, co
     2,
     "unknown key `user`"
 )]
+#[case::identity_owner_of_and_uid(
+    "version: 1\nidentity: {owner-of: /usr, uid: 1}\n",
+    "identity.owner-of",
+    2,
+    "leave out `uid` and `gid`"
+)]
+#[case::identity_owner_of_missing(
+    "version: 1\nidentity:\n  owner-of: /kekkai-no-such-dir\n",
+    "identity.owner-of",
+    3,
+    "/kekkai-no-such-dir: no such file or directory (ENOENT)"
+)]
+// ── host-privileges ──────────────────────────────────────────────────────────────────────────
+#[case::host_privileges_typo(
+    "version: 1\nhost-privileges: alow\n",
+    "host-privileges",
+    2,
+    "(did you mean `allow`?)"
+)]
+#[case::host_privileges_bool(
+    "version: 1\nhost-privileges: true\n",
+    "host-privileges",
+    2,
+    "unknown value `true`"
+)]
+#[case::host_privileges_setfcap(
+    "version: 1\ncapabilities: {keep: [setfcap]}\n",
+    "capabilities.keep[0]",
+    2,
+    "`setfcap` gives files capabilities"
+)]
+#[case::host_privileges_mknod(
+    "version: 1\ncapabilities:\n  keep: [net_raw, CAP_MKNOD]\n",
+    "capabilities.keep[1]",
+    3,
+    "keep it only with `host-privileges: allow`"
+)]
+#[case::host_privileges_dac_read_search(
+    "version: 1\ncapabilities: {keep: [dac_read_search]}\n",
+    "capabilities.keep[0]",
+    2,
+    "reads files whatever their permissions"
+)]
+#[case::host_privileges_openat2(
+    "version: 1\nseccomp:\n  allow: [openat2]\n",
+    "seccomp.allow[0]",
+    3,
+    "`host-privileges: allow`"
+)]
 // ── hostname ─────────────────────────────────────────────────────────────────────────────────
 #[case::hostname_chars(
     "version: 1\nhostname: \"bad host!\"\n",
@@ -1175,6 +1224,49 @@ fn invalid_snippets(
     "identity.map",
     2,
     "does not cover"
+)]
+// host-privileges: deny (the default) keeps a root caller's program off host root.
+#[case::host_root(
+    "version: 1\nidentity: {uid: 0, gid: 0}\n",
+    "identity.uid",
+    2,
+    "uid 0 is host root"
+)]
+#[case::host_root_by_name(
+    "version: 1\nidentity:\n  uid: root\n",
+    "identity.uid",
+    3,
+    "host-privileges: allow"
+)]
+#[case::host_root_group(
+    "version: 1\nidentity: {uid: 1000, gid: 0}\n",
+    "identity.gid",
+    2,
+    "host gid 0"
+)]
+#[case::host_root_supplementary(
+    "version: 1\nidentity: {uid: 1000, groups: [100, 0]}\n",
+    "identity.groups[1]",
+    2,
+    "host group 0"
+)]
+#[case::host_root_through_a_map(
+    "version: 1\nidentity: {uid: 0, gid: 0, map: {inside: 0, outside: 0, count: 10}}\n",
+    "identity.map",
+    2,
+    "the map puts uid 0 at host uid 0"
+)]
+#[case::host_root_owns_the_directory(
+    "version: 1\nidentity: {owner-of: /usr}\n",
+    "identity.owner-of",
+    2,
+    "/usr is owned by root, so the program would run as host root"
+)]
+#[case::host_root_without_userns(
+    "version: 1\nnamespaces: [mount, pid]\nidentity: {uid: 0}\n",
+    "identity.uid",
+    3,
+    "uid 0 is host root"
 )]
 fn invalid_for_a_root_caller(
     #[case] text: &str,

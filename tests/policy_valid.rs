@@ -303,7 +303,16 @@ fn maps(uid_map: &str, gid_map: &str, deny: bool) -> Maps {
 #[case::rootless_as_root_inside(false, "identity: {uid: 0, gid: 0}", (0, 0), Some("root"), maps("0 1000 1\n", "0 1000 1\n", true))]
 #[case::rootless_as_nobody(false, "identity: {uid: nobody}", (65534, 65534), Some("nobody"), maps("65534 1000 1\n", "65534 1000 1\n", true))]
 #[case::rootless_uid_from_variable(false, "identity: {uid: '${UID}', gid: '${GID}'}", (1000, 1000), None, maps("1000 1000 1\n", "1000 1000 1\n", true))]
-#[case::root_default(true, "", (0, 0), None, maps("0 0 1\n", "0 0 1\n", false))]
+// Never host root by default: nobody.
+#[case::root_default(true, "", (65534, 65534), Some("nobody"), maps("0 0 1\n65534 65534 1\n", "0 0 1\n65534 65534 1\n", false))]
+#[case::root_as_root_when_allowed(true, "host-privileges: allow\nidentity: {uid: 0, gid: 0}", (0, 0), Some("root"), maps("0 0 1\n", "0 0 1\n", false))]
+#[case::root_maps_root_inside_off_host_root(
+    true,
+    "identity: {uid: 0, gid: 0, map: {inside: 0, outside: 200000, count: 65536}}",
+    (0, 0),
+    Some("root"),
+    maps("0 200000 65536\n", "0 200000 65536\n", false)
+)]
 #[case::root_without_userns(true, "namespaces: [mount, pid]\nidentity: {uid: nobody}", (65534, 65534), Some("nobody"), None)]
 #[case::root_maps_identity_and_root(true, "identity: {uid: 1000, gid: 1000}", (1000, 1000), None, maps("0 0 1\n1000 1000 1\n", "0 0 1\n1000 1000 1\n", false))]
 #[case::root_maps_a_range(
@@ -345,16 +354,62 @@ fn identity(
 #[test]
 fn a_service_user_with_supplementary_groups() {
     let (uid, gid) = common::passwd_ids("www-data");
+    let users = common::group_id("users");
     let plan = compile_as(
-        "identity: {uid: www-data, groups: [0, www-data]}",
+        "identity: {uid: www-data, groups: [users, www-data]}",
         &common::root(),
     );
     assert_eq!((plan.identity.uid, plan.identity.gid), (uid, gid));
     assert_eq!(plan.identity.user.as_deref(), Some("www-data"));
-    assert_eq!(plan.identity.groups, vec![0, gid]);
+    assert_eq!(plan.identity.groups, vec![users, gid]);
     let ns = plan.userns.unwrap();
     assert_eq!(ns.uid_map, format!("0 0 1\n{uid} {uid} 1\n"));
-    assert_eq!(ns.gid_map, format!("0 0 1\n{gid} {gid} 1\n"));
+    let mut gids = [0, gid, users];
+    gids.sort_unstable();
+    let lines: String = gids.iter().map(|g| format!("{g} {g} 1\n")).collect();
+    assert_eq!(ns.gid_map, lines);
+}
+
+/// `owner-of: ${PWD}` (the shipped `build`): a root caller's program runs as whoever owns the
+/// directory, with that user's primary group; an unprivileged caller's as itself.
+#[test]
+fn build_runs_as_the_owner_of_the_current_directory() {
+    let dir = TempDir::not_roots("owner");
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir.path()).unwrap().uid()
+    };
+    let root = common::with_pwd(common::root(), dir.path());
+    let loaded = policy::load(&PolicySource::Shipped("build"), &root).unwrap();
+    let plan = plan::compile(&loaded, &root).unwrap();
+    assert_eq!(plan.identity.uid, owner);
+    assert_eq!(plan.identity.owner_of.as_deref(), Some(dir.path()));
+    assert_ne!(plan.identity.host.uid, 0);
+    let rootless = common::with_pwd(common::rootless(), dir.path());
+    let loaded = policy::load(&PolicySource::Shipped("build"), &rootless).unwrap();
+    let plan = plan::compile(&loaded, &rootless).unwrap();
+    assert_eq!((plan.identity.uid, plan.identity.gid), (1000, 1000));
+}
+
+/// With `host-privileges: allow` the rule's refusals become choices of the policy.
+#[test]
+fn host_privileges_allow_lifts_every_refusal() {
+    let plan = compile_as(
+        "host-privileges: allow\nidentity: {uid: 0, gid: 0, groups: [0]}\ncapabilities: {keep: [dac_read_search, setfcap]}\nseccomp: {allow: [openat2]}",
+        &common::root(),
+    );
+    assert_eq!(plan.identity.host.uid, 0);
+    assert_eq!(
+        plan.host_privileges,
+        kekkai::policy::model::HostPrivileges::Allow
+    );
+    let openat2 = kekkai::plan::names::syscall_number("openat2").unwrap();
+    assert!(
+        plan.seccomp
+            .denied
+            .values()
+            .all(|d| !d.contains_key(&openat2))
+    );
 }
 
 // ── environment ──────────────────────────────────────────────────────────────────────────────
@@ -460,9 +515,15 @@ fn timeouts(#[case] body: &str, #[case] timeout: Option<Duration>, #[case] grace
 #[case::none("", 0, &[])]
 #[case::empty("capabilities: {keep: []}", 0, &[])]
 #[case::spellings(
-    "capabilities: {keep: [net_bind_service, CAP_SYS_ADMIN, Chown]}",
-    (1 << 10) | (1 << 21) | 1,
-    &["chown", "net_bind_service", "sys_admin"]
+    "capabilities: {keep: [net_bind_service, CAP_SYS_ADMIN, Net_Raw]}",
+    (1 << 10) | (1 << 21) | (1 << 13),
+    &["net_bind_service", "net_raw", "sys_admin"]
+)]
+// Capabilities that reach host files need the opt-out.
+#[case::host_file_capabilities(
+    "host-privileges: allow\ncapabilities: {keep: [chown, setfcap, mknod]}",
+    1 | (1 << 27) | (1 << 31),
+    &["chown", "mknod", "setfcap"]
 )]
 fn capabilities(#[case] body: &str, #[case] bits: u64, #[case] names: &[&str]) {
     let plan = compile(body);
@@ -667,12 +728,15 @@ fn socket_families(#[case] body: &str, #[case] want: Option<Vec<u64>>) {
 }
 
 #[rstest]
-#[case::default("", &["architecture guard", "allowlist", "deny → errno(ENOSYS)"])]
-#[case::none("seccomp: {preset: none}", &[])]
-#[case::none_with_rules("seccomp: {preset: none, deny: [ptrace]}", &["architecture guard", "deny → errno(EPERM)"])]
+#[case::default("", &["architecture guard", "allowlist", "deny → errno(EPERM)", "deny → errno(ENOSYS)"])]
+#[case::default_host_privileges_allowed("host-privileges: allow", &["architecture guard", "allowlist", "deny → errno(ENOSYS)"])]
+// The privilege rules stay without a preset, and bring the architecture guard.
+#[case::none("seccomp: {preset: none}", &["architecture guard", "deny → errno(EPERM)", "deny → errno(ENOSYS)"])]
+#[case::none_host_privileges_allowed("seccomp: {preset: none}\nhost-privileges: allow", &[])]
+#[case::none_with_rules("seccomp: {preset: none, deny: [ptrace]}", &["architecture guard", "deny → errno(EPERM)", "deny → errno(ENOSYS)"])]
 #[case::deny_actions_stack_last(
     "seccomp: {allow: [clone3], deny: [{syscall: getpid, action: kill}, {syscall: getppid, action: errno(EACCES)}]}",
-    &["architecture guard", "allowlist", "deny → kill", "deny → errno(EACCES)"]
+    &["architecture guard", "allowlist", "deny → kill", "deny → errno(EPERM)", "deny → errno(EACCES)", "deny → errno(ENOSYS)"]
 )]
 fn filter_stack(#[case] body: &str, #[case] want: &[&str]) {
     let plan = compile(body);
@@ -768,7 +832,8 @@ fn every_shipped_policy_compiles(
     #[values("default", "untrusted", "build", "service")] name: &'static str,
     #[values(false, true)] as_root: bool,
 ) {
-    let dir = TempDir::new("shipped");
+    // `build` refuses a root caller in a directory root owns.
+    let dir = TempDir::not_roots("shipped");
     let caller = common::with_pwd(
         if as_root {
             common::root()

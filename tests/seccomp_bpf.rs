@@ -18,7 +18,7 @@ use kekkai::plan::names;
 use kekkai::plan::seccomp::{self, Action, Cond, Filter, MAX_INSTRUCTIONS, Match, Op, SeccompPlan};
 use kekkai::plan::seccomp_presets as presets;
 use kekkai::plan::{self, Diags};
-use kekkai::policy::model::{Preset, Seccomp};
+use kekkai::policy::model::{HostPrivileges, Preset, Seccomp};
 use kekkai::policy::{self, PolicySource};
 use rstest::rstest;
 use seccompiler::sock_filter;
@@ -366,11 +366,16 @@ fn model(plan: &SeccompPlan, d: &Data) -> Action {
 
 // ── helpers ──────────────────────────────────────────────────────────────────────────────────
 
+/// A seccomp section as the language compiles it by default (`host-privileges: deny`).
 fn compile_yaml(yaml: &str) -> SeccompPlan {
+    compile_yaml_with(yaml, HostPrivileges::Deny)
+}
+
+fn compile_yaml_with(yaml: &str, host: HostPrivileges) -> SeccompPlan {
     let spec: Seccomp =
         serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: not a seccomp section: {e}"));
     let mut diags = Diags::default();
-    let plan = seccomp::compile(Some(&spec), &mut diags);
+    let plan = seccomp::compile(Some(&spec), host, &mut diags);
     assert!(diags.is_empty(), "{yaml}: {:?}", diags.into_pairs());
     plan.unwrap()
 }
@@ -790,6 +795,7 @@ fn the_model_reads_conditions_as_documented() {
 #[case::x32_guard(0, X32_SYSCALL_BIT, X32_SYSCALL_BIT + 1)]
 #[case::clone_mask(1, 0x7E02_0000, 0x7E00_0000)]
 #[case::socket_family(1, 10, 11)]
+#[case::setuid_bit(2, 0o4000, 0o4001)]
 #[should_panic(expected = "differ from the model or the architecture rule")]
 fn the_sweep_finds_a_changed_instruction(
     #[case] filter: usize,
@@ -877,6 +883,18 @@ fn every_policy_matches_its_model(#[case] yaml: &str) {
     println!("{n} verdicts: {yaml}");
 }
 
+/// Without the privilege rules (`host-privileges: allow`) the same presets still match.
+#[rstest]
+#[case::default("{}")]
+#[case::strict("{preset: strict}")]
+#[case::log("{preset: log}")]
+#[case::none_as_denylist("{preset: none, deny: [ptrace, {syscall: chmod, action: kill}]}")]
+fn every_policy_matches_its_model_with_host_privileges_allowed(#[case] yaml: &str) {
+    let plan = compile_yaml_with(yaml, HostPrivileges::Allow);
+    let n = sweep(yaml, &plan);
+    println!("{n} verdicts: {yaml} (host-privileges: allow)");
+}
+
 #[test]
 fn a_long_rule_uses_helper_jumps_and_still_matches_the_model() {
     let yaml = long_rule();
@@ -925,6 +943,20 @@ fn every_shipped_policy_matches_its_model() {
         expect(s, x("execve", &[]), ALLOW);
         expect(s, x32("read"), KILL);
         expect(s, i386(3), KILL);
+        // host-privileges: deny, in every shipped policy.
+        expect(s, x("fchmodat", &[AT_FDCWD, 0, 0o4755]), EPERM);
+        expect(
+            s,
+            x("openat", &[AT_FDCWD, 0, O_CREAT | O_WRONLY, 0o2755]),
+            EPERM,
+        );
+        expect(
+            s,
+            x("mknodat", &[AT_FDCWD, 0, S_IFCHR | 0o600, 0x103]),
+            EPERM,
+        );
+        expect(s, x("openat2", &[AT_FDCWD, 0, 0, 24]), ENOSYS);
+        expect(s, i386_with(I386_CHMOD, &[0, 0o4755]), KILL);
         println!(
             "{n} verdicts: {label} ({:?}, {} filters, {} instructions)",
             s.preset,
@@ -1117,7 +1149,13 @@ fn default_preset(#[case] call: Data, #[case] want: Action) {
 fn every_preset_list_entry(#[case] yaml: &str, #[case] sockets_and_ipc: bool) {
     let plan = compile_yaml(yaml);
     for name in presets::BASE.iter().flat_map(|g| g.syscalls) {
-        expect(&plan, x(name, &[]), ALLOW);
+        // openat2 is in the allowlist, and host-privileges answers it ENOSYS.
+        let want = if presets::MODE_UNREADABLE.iter().any(|(n, _)| n == name) {
+            ENOSYS
+        } else {
+            ALLOW
+        };
+        expect(&plan, x(name, &[]), want);
     }
     let default_only = if sockets_and_ipc { ALLOW } else { EPERM };
     for name in presets::DEFAULT_ONLY.iter().flat_map(|g| g.syscalls) {
@@ -1167,7 +1205,8 @@ fn strict_preset(#[case] call: Data, #[case] want: Action) {
 
 #[rstest]
 #[case::ptrace(x("ptrace", &[]), LOG)]
-#[case::io_uring_setup(x("io_uring_setup", &[]), LOG)]
+// host-privileges: io_uring's requests carry modes past the filter.
+#[case::io_uring_setup(x("io_uring_setup", &[]), ENOSYS)]
 #[case::mount(x("mount", &[]), LOG)]
 #[case::unassigned(nr(400, &[]), LOG)]
 #[case::tiocsti(x("ioctl", &[0, TIOCSTI]), LOG)]
@@ -1198,14 +1237,142 @@ fn log_preset(#[case] call: Data, #[case] want: Action) {
 #[case::clone3(x("clone3", &[]), ALLOW)]
 #[case::socket_netlink(x("socket", &[AF_NETLINK]), ALLOW)]
 #[case::unassigned(nr(400, &[]), ALLOW)]
+#[case::chmod_setuid(x("chmod", &[0, 0o4755]), ALLOW)]
+#[case::openat2(x("openat2", &[]), ALLOW)]
 // No filter, so no architecture guard either.
 #[case::x32_read(x32("read"), ALLOW)]
 #[case::i386_read(i386(3), ALLOW)]
 #[case::minus_1(nr(-1, &[]), ALLOW)]
-fn none_preset(#[case] call: Data, #[case] want: Action) {
-    let plan = compile_yaml("{preset: none}");
+fn none_preset_with_host_privileges_allowed(#[case] call: Data, #[case] want: Action) {
+    let plan = compile_yaml_with("{preset: none}", HostPrivileges::Allow);
     assert!(plan.filters.is_empty());
     expect(&plan, call, want);
+}
+
+/// `preset: none` still carries the privilege rules, and with them the architecture guard.
+#[rstest]
+#[case::ptrace(x("ptrace", &[]), ALLOW)]
+#[case::io_uring_setup(x("io_uring_setup", &[]), ENOSYS)]
+#[case::clone3(x("clone3", &[]), ALLOW)]
+#[case::unassigned(nr(400, &[]), ALLOW)]
+#[case::chmod(x("chmod", &[0, 0o755]), ALLOW)]
+#[case::chmod_setuid(x("chmod", &[0, 0o4755]), EPERM)]
+#[case::openat2(x("openat2", &[]), ENOSYS)]
+#[case::x32_read(x32("read"), KILL)]
+#[case::i386_read(i386(3), KILL)]
+#[case::i386_chmod_setuid(i386_with(I386_CHMOD, &[0, 0o4755]), KILL)]
+fn none_preset(#[case] call: Data, #[case] want: Action) {
+    let plan = compile_yaml("{preset: none}");
+    assert_eq!(plan.filters.len(), 3);
+    expect(&plan, call, want);
+}
+
+// ── chosen calls: host-privileges ────────────────────────────────────────────────────────────
+
+const AT_FDCWD: u64 = -100i64 as u64;
+const O_WRONLY: u64 = 0o1;
+const O_CREAT: u64 = 0o100;
+const O_DIRECTORY: u64 = 0o200000;
+const O_TMPFILE: u64 = 0o20000000 | O_DIRECTORY;
+const S_IFIFO: u64 = 0o010000;
+const S_IFCHR: u64 = 0o020000;
+const S_IFBLK: u64 = 0o060000;
+const S_IFREG: u64 = 0o100000;
+const S_IFSOCK: u64 = 0o140000;
+/// i386 `chmod` (`int 0x80`): 15.
+const I386_CHMOD: i32 = 15;
+
+/// An i386 call with arguments.
+fn i386_with(n: i32, args: &[u64]) -> Data {
+    Data::x86_64(n, pad(args)).with_arch(AUDIT_ARCH_I386)
+}
+
+/// The same answers under every preset: ordinary modes pass, setuid and setgid modes and device
+/// nodes get EPERM, openat2 ENOSYS, i386 calls are killed.
+#[rstest]
+#[case::chmod_755(x("chmod", &[0, 0o755]), ALLOW)]
+#[case::chmod_sticky(x("chmod", &[0, 0o1777]), ALLOW)]
+#[case::chmod_4755(x("chmod", &[0, 0o4755]), EPERM)]
+#[case::chmod_2755(x("chmod", &[0, 0o2755]), EPERM)]
+#[case::chmod_6755(x("chmod", &[0, 0o6755]), EPERM)]
+// umode_t: the kernel reads 16 bits, the filter 32; junk above either still finds the bit.
+#[case::chmod_4755_high_junk(x("chmod", &[0, HIGH | 0o4755]), EPERM)]
+#[case::chmod_755_high_junk(x("chmod", &[0, HIGH | 0x1_0000 | 0o755]), ALLOW)]
+#[case::fchmod_4755(x("fchmod", &[3, 0o4755]), EPERM)]
+#[case::fchmod_644(x("fchmod", &[3, 0o644]), ALLOW)]
+#[case::fchmodat_2700(x("fchmodat", &[AT_FDCWD, 0, 0o2700]), EPERM)]
+#[case::fchmodat_mode_is_arg_2(x("fchmodat", &[AT_FDCWD, 0o4755, 0o755]), ALLOW)]
+#[case::fchmodat2_4755(x("fchmodat2", &[AT_FDCWD, 0, 0o4755, 0x100]), EPERM)]
+#[case::open_creat_4755(x("open", &[0, O_CREAT | O_WRONLY, 0o4755]), EPERM)]
+#[case::open_creat_644(x("open", &[0, O_CREAT | O_WRONLY, 0o644]), ALLOW)]
+// Without O_CREAT or O_TMPFILE the kernel ignores the mode (Rust's std passes 0o666 anyway).
+#[case::open_read_any_mode(x("open", &[0, 0, 0o4755]), ALLOW)]
+#[case::open_tmpfile_4700(x("open", &[0, O_TMPFILE | O_WRONLY, 0o4700]), EPERM)]
+#[case::openat_creat_4755(x("openat", &[AT_FDCWD, 0, O_CREAT | O_WRONLY, 0o4755]), EPERM)]
+#[case::openat_creat_2755(x("openat", &[AT_FDCWD, 0, O_CREAT, 0o2755]), EPERM)]
+#[case::openat_creat_flags_high_junk(x("openat", &[AT_FDCWD, 0, HIGH | O_CREAT, HIGH | 0o4755]), EPERM)]
+#[case::openat_tmpfile_4700(x("openat", &[AT_FDCWD, 0, O_TMPFILE | O_WRONLY, 0o4700]), EPERM)]
+#[case::openat_creat_644(x("openat", &[AT_FDCWD, 0, O_CREAT | O_WRONLY, 0o644]), ALLOW)]
+#[case::openat_read_any_mode(x("openat", &[AT_FDCWD, 0, 0, 0o4755]), ALLOW)]
+#[case::creat_4755(x("creat", &[0, 0o4755]), EPERM)]
+#[case::creat_644(x("creat", &[0, 0o644]), ALLOW)]
+#[case::mkdir_755(x("mkdir", &[0, 0o755]), ALLOW)]
+#[case::mkdir_2775(x("mkdir", &[0, 0o2775]), EPERM)]
+#[case::mkdirat_1777(x("mkdirat", &[AT_FDCWD, 0, 0o1777]), ALLOW)]
+#[case::mkdirat_4755(x("mkdirat", &[AT_FDCWD, 0, 0o4755]), EPERM)]
+#[case::mknod_fifo(x("mknod", &[0, S_IFIFO | 0o644, 0]), ALLOW)]
+#[case::mknod_socket(x("mknod", &[0, S_IFSOCK | 0o644, 0]), ALLOW)]
+#[case::mknod_regular(x("mknod", &[0, S_IFREG | 0o644, 0]), ALLOW)]
+#[case::mknod_regular_setuid(x("mknod", &[0, S_IFREG | 0o4755, 0]), EPERM)]
+#[case::mknod_char(x("mknod", &[0, S_IFCHR | 0o600, 0x103]), EPERM)]
+#[case::mknod_block(x("mknod", &[0, S_IFBLK | 0o600, 0x800]), EPERM)]
+#[case::mknodat_char(x("mknodat", &[AT_FDCWD, 0, S_IFCHR | 0o600, 0x103]), EPERM)]
+#[case::mknodat_fifo(x("mknodat", &[AT_FDCWD, 0, S_IFIFO | 0o600, 0]), ALLOW)]
+#[case::openat2(x("openat2", &[AT_FDCWD, 0, 0, 24]), ENOSYS)]
+#[case::i386_chmod_setuid(i386_with(I386_CHMOD, &[0, 0o4755]), KILL)]
+#[case::x32_chmod(x32("chmod"), KILL)]
+fn host_privileges_deny(
+    #[values("{}", "{preset: strict}", "{preset: log}", "{preset: none}")] yaml: &str,
+    #[case] call: Data,
+    #[case] want: Action,
+) {
+    expect(&compile_yaml(yaml), call, want);
+}
+
+/// io_uring opens files with modes in shared memory: `default` and `strict` deny it with their
+/// default action; without an allowlist, host-privileges answers ENOSYS.
+#[rstest]
+#[case::default("{}", EPERM)]
+#[case::strict("{preset: strict}", EPERM)]
+#[case::log("{preset: log}", ENOSYS)]
+#[case::none("{preset: none}", ENOSYS)]
+fn host_privileges_and_io_uring(#[case] yaml: &str, #[case] want: Action) {
+    expect(&compile_yaml(yaml), x("io_uring_setup", &[8, 0]), want);
+}
+
+#[rstest]
+#[case::chmod_4755(x("chmod", &[0, 0o4755]), ALLOW)]
+#[case::openat_creat_4755(x("openat", &[AT_FDCWD, 0, O_CREAT | O_WRONLY, 0o4755]), ALLOW)]
+#[case::mknod_char(x("mknod", &[0, S_IFCHR | 0o600, 0x103]), ALLOW)]
+#[case::openat2(x("openat2", &[AT_FDCWD, 0, 0, 24]), ALLOW)]
+// The preset is still there: the architecture guard with it.
+#[case::i386_chmod(i386_with(I386_CHMOD, &[0, 0o4755]), KILL)]
+fn host_privileges_allow(#[case] call: Data, #[case] want: Action) {
+    expect(&compile_yaml_with("{}", HostPrivileges::Allow), call, want);
+}
+
+/// A policy's own outright denial of a call keeps its own answer.
+#[rstest]
+#[case::openat2_eacces("{deny: [{syscall: openat2, action: errno(EACCES)}]}", x("openat2", &[]), EACCES)]
+#[case::chmod_kill("{deny: [{syscall: chmod, action: kill}]}", x("chmod", &[0, 0o4755]), KILL)]
+#[case::chmod_default("{deny: [chmod]}", x("chmod", &[0, 0o4755]), EPERM)]
+#[case::chmod_allowed_outright_keeps_the_rule("{allow: [chmod]}", x("chmod", &[0, 0o4755]), EPERM)]
+fn host_privileges_and_the_policys_rules(
+    #[case] yaml: &str,
+    #[case] call: Data,
+    #[case] want: Action,
+) {
+    expect(&compile_yaml(yaml), call, want);
 }
 
 // ── chosen calls: rule combinations ──────────────────────────────────────────────────────────
@@ -1291,7 +1458,8 @@ fn a_masked_value_outside_its_mask_never_matches() {
     )
     .unwrap();
     let mut diags = Diags::default();
-    assert!(kekkai::plan::seccomp::compile(Some(&spec), &mut diags).is_none() || !diags.is_empty());
+    let plan = kekkai::plan::seccomp::compile(Some(&spec), HostPrivileges::Deny, &mut diags);
+    assert!(plan.is_none() || !diags.is_empty());
     let errs = diags.into_pairs();
     assert!(
         errs.iter()

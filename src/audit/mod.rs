@@ -76,6 +76,16 @@ pub struct Ctx {
     pub hidden_path: Option<String>,
     /// The policy's own expectations.
     pub expectations: Vec<Expectation>,
+    /// Every writable mount (tmpfs or writable bind) no later mount covers, inside the
+    /// sandbox: where the privilege probes try to leave setuid files and the like.
+    #[serde(default)]
+    pub writable_mounts: Vec<String>,
+    /// A root-owned 0600 file (a host fixture; only an audit run as root can make one).
+    #[serde(default)]
+    pub root_secret: Option<String>,
+    /// `/etc/shadow`, when the host has one that is root's and not readable by everyone.
+    #[serde(default)]
+    pub shadow: Option<String>,
     /// Descriptors open when the battery started (filled in inside).
     #[serde(default)]
     pub initial_fds: Vec<String>,
@@ -768,6 +778,10 @@ pub fn context(plan: &Plan) -> Ctx {
             .map(|(p, _)| p.display().to_string()),
         root_writable: plan.rootfs.writable,
         hidden_path: hidden.first().map(|p| p.display().to_string()),
+        writable_mounts: writable
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect(),
         ..Ctx::default()
     }
 }
@@ -834,10 +848,47 @@ pub struct Fixtures {
     _tcp: Option<std::net::TcpListener>,
     _abstract: Option<std::os::unix::net::UnixListener>,
     shm_id: Option<i64>,
+    secret_dir: Option<PathBuf>,
+}
+
+/// Where the root-owned secret fixture appears inside the sandbox (a read-only bind, which
+/// gives Landlock a read rule for it: only the file's owner and mode stand in the way).
+pub const SECRET_PATH: &str = "/.kekkai-audit-secret";
+
+impl Fixtures {
+    /// The root-owned 0600 file on the host, to bind at [`SECRET_PATH`].
+    pub fn secret_file(&self) -> Option<PathBuf> {
+        self.secret_dir.as_ref().map(|d| d.join("secret"))
+    }
+}
+
+/// A root-owned 0600 file of random bytes in a fresh 0700 directory (the audit runs as root).
+fn make_secret() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = std::env::temp_dir().join(format!(
+        "kekkai-audit-secret-{}-{:x}",
+        std::process::id(),
+        random_u64()
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let made = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.join("secret"))
+        .and_then(|mut f| f.write_all(format!("{:016x}\n", random_u64()).as_bytes()));
+    if let Err(e) = made {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    Ok(dir)
 }
 
 impl Drop for Fixtures {
     fn drop(&mut self) {
+        if let Some(dir) = &self.secret_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         if let Some(id) = self.shm_id {
             // IPC_RMID.
             let _ = crate::sys::raw_syscall(
@@ -875,10 +926,31 @@ pub fn fixtures(ctx: &mut Ctx) -> Fixtures {
     }
     ctx.host_pid = i32::try_from(std::process::id()).ok();
     ctx.secret = Some(format!("kekkai-audit-secret-{:016x}", random_u64()));
+    // Root's secrets: a 0600 file only root can make, and the host's own /etc/shadow.
+    let secret_dir = if nix::unistd::geteuid().is_root() {
+        make_secret().ok()
+    } else {
+        None
+    };
+    ctx.root_secret = secret_dir.as_ref().map(|d| {
+        if ctx.control {
+            d.join("secret").display().to_string()
+        } else {
+            SECRET_PATH.to_owned()
+        }
+    });
+    ctx.shadow = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/etc/shadow")
+            .ok()
+            .filter(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o004 == 0)
+            .map(|_| "/etc/shadow".to_owned())
+    };
     Fixtures {
         _tcp: tcp,
         _abstract: abstract_sock,
         shm_id,
+        secret_dir,
     }
 }
 

@@ -145,9 +145,48 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        // Privileges left on files (`host-privileges`): MODE is octal.
+        op @ ("chmod" | "create-mode" | "tmpfile" | "openat2-create" | "mknod-char") => {
+            privileged_file(op, &arg(1), &arg(2))
+        }
         _ => {
             eprintln!("kekkai-probe: unknown op {op}");
             ExitCode::from(2)
         }
     }
+}
+
+/// `chmod PATH MODE`, `create-mode PATH MODE` (O_CREAT|O_EXCL), `tmpfile DIR MODE` (O_TMPFILE),
+/// `openat2-create PATH MODE`, `mknod-char PATH` (1:3, mode 0600): `ok MODE` with the mode the
+/// file has afterwards (octal), or the errno.
+fn privileged_file(op: &str, path: &str, mode: &str) -> ExitCode {
+    use nix::sys::stat::{FchmodatFlags, SFlag, fchmodat, fstat, makedev, mknod, stat};
+    let mode = Mode::from_bits_truncate(u32::from_str_radix(mode, 8).unwrap_or(0));
+    let create = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
+    let mode_of = |st: nix::sys::stat::FileStat| format!("{:o}", st.st_mode & 0o7777);
+    let result = match op {
+        "chmod" => fchmodat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            mode,
+            FchmodatFlags::FollowSymlink,
+        )
+        .and_then(|()| stat(path).map(mode_of)),
+        "create-mode" => open(path, create, mode).and_then(|fd| fstat(&fd).map(mode_of)),
+        "tmpfile" => open(path, OFlag::O_TMPFILE | OFlag::O_WRONLY, mode)
+            .and_then(|fd| fstat(&fd).map(mode_of)),
+        "openat2-create" => {
+            let how = nix::fcntl::OpenHow::new().flags(create).mode(mode);
+            nix::fcntl::openat2(nix::fcntl::AT_FDCWD, path, how)
+                .and_then(|fd| fstat(&fd).map(mode_of))
+        }
+        _ => mknod(
+            path,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o600),
+            makedev(1, 3),
+        )
+        .map(|()| "char 1:3".to_owned()),
+    };
+    report(result)
 }

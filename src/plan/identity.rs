@@ -6,9 +6,14 @@
 //! simply switches to the identity; with one, root may map ranges. Names resolve through the
 //! `etc/passwd` and `etc/group` of the root's top layer that has them.
 //!
+//! Without an identity, a root caller's program runs as nobody (65534), never as root; `owner-of`
+//! runs it as the owner of a host path instead. The ids the program has *on the host* are worked
+//! out here too ([`HostIds`]): `host-privileges` (in `privileges.rs`) is a rule about those.
+//!
 //! Ordering in the launch: only the parent may write the maps (step 3); the child switches ids
 //! after the mounts, together with dropping capabilities (step 8).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use super::Diags;
@@ -27,7 +32,26 @@ pub struct IdentityPlan {
     pub groups: Vec<u32>,
     /// The user name, when known.
     pub user: Option<String>,
+    /// The host path whose owner this is (`identity.owner-of`).
+    pub owner_of: Option<PathBuf>,
+    /// The same ids as the host sees them (through the user namespace's maps).
+    pub host: HostIds,
 }
+
+/// The program's ids on the host: what its files belong to, and what the host's permission
+/// checks see.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostIds {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+/// nobody and nogroup: a root caller's program without an identity.
+pub const NOBODY: u32 = 65534;
 
 /// The user namespace's maps, as written to /proc/PID/{uid,gid}_map.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +132,41 @@ fn resolve<'a>(
     }
 }
 
+/// `owner-of`: the path, its owner and its group, from one `stat` (the compile reads the host, as
+/// it does for bind sources; the launch acts on the ids, never on the path again).
+fn owner_of(
+    text: &str,
+    spec: &Identity,
+    here: &KeyPath,
+    diags: &mut Diags,
+) -> Option<(PathBuf, u32, u32)> {
+    let at = here.key("owner-of");
+    if spec.uid.is_some() || spec.gid.is_some() {
+        diags.push(
+            at.clone(),
+            "`owner-of` gives both the user and the group: leave out `uid` and `gid`, or \
+             `owner-of` (a policy that extends another may need `replace: [identity]`)",
+        );
+    }
+    let path = match super::fs::normalize_abs(text) {
+        Ok(p) => p,
+        Err(e) => {
+            diags.push(at, e);
+            return None;
+        }
+    };
+    match std::fs::metadata(&path) {
+        Ok(meta) => Some((path, meta.uid(), meta.gid())),
+        Err(e) => {
+            diags.push(
+                at,
+                format!("{}: {}", path.display(), crate::policy::describe_io(&e)),
+            );
+            None
+        }
+    }
+}
+
 /// Plans the identity and, when there is a user namespace, its maps.
 pub fn plan(
     spec: Option<&Identity>,
@@ -123,16 +182,36 @@ pub fn plan(
     let group = read_db(layers, "group");
     let rootless = !caller.is_root();
 
+    // Never root by default: a root caller's program is nobody unless the policy says who.
     let (default_uid, default_gid) = if rootless {
         (caller.uid, caller.gid)
     } else {
-        (0, 0)
+        (NOBODY, NOBODY)
     };
     let mut user = None;
     let mut user_gid = None;
-    let uid = match &spec.uid {
-        None => default_uid,
-        Some(id) => match resolve(id, &passwd, "user") {
+    let owner = spec
+        .owner_of
+        .as_deref()
+        .and_then(|text| owner_of(text, spec, &here, diags));
+    let uid = match (&spec.uid, &owner) {
+        // An unprivileged caller's files are its own whoever owns the path.
+        (_, Some(_)) if rootless => caller.uid,
+        (_, Some((_, owner_uid, owner_gid))) => {
+            let entry = passwd.iter().find(|e| e.id == *owner_uid);
+            user = entry.map(|e| e.name.clone());
+            user_gid = Some(entry.and_then(|e| e.gid).unwrap_or(*owner_gid));
+            *owner_uid
+        }
+        (None, None) if rootless => default_uid,
+        (None, None) => {
+            user = passwd
+                .iter()
+                .find(|e| e.id == NOBODY)
+                .map(|e| e.name.clone());
+            NOBODY
+        }
+        (Some(id), None) => match resolve(id, &passwd, "user") {
             Ok((n, entry)) => {
                 user = entry.map(|e| e.name.clone());
                 user_gid = entry.and_then(|e| e.gid);
@@ -145,6 +224,8 @@ pub fn plan(
         },
     };
     let gid = match &spec.gid {
+        _ if owner.is_some() && rootless => caller.gid,
+        _ if owner.is_some() => user_gid.unwrap_or(default_gid),
         None => user_gid.unwrap_or(default_gid),
         Some(id) => match resolve(id, &group, "group") {
             Ok((n, _)) => n,
@@ -176,12 +257,27 @@ pub fn plan(
     if !userns && spec.map.is_some() {
         diags.push(here.key("map"), "a map needs the `user` namespace");
     }
-    let identity = IdentityPlan {
+    let mut identity = IdentityPlan {
+        host: HostIds {
+            uid,
+            gid,
+            groups: groups.clone(),
+        },
         uid,
         gid,
         groups,
         user,
+        // An unprivileged caller is itself, whoever owns the path.
+        owner_of: owner.filter(|_| !rootless).map(|(path, _, _)| path),
     };
+    if rootless {
+        // One id each way: whatever the identity, the host sees the caller.
+        identity.host = HostIds {
+            uid: caller.euid,
+            gid: caller.egid,
+            groups: Vec::new(),
+        };
+    }
     if !userns {
         return (identity, None);
     }
@@ -222,6 +318,15 @@ pub fn plan(
                 "the map must include id 0 inside (the setup runs as root inside)",
             );
         }
+        let to_host = |id: u32| {
+            u32::try_from(u64::from(outside) + u64::from(id).saturating_sub(u64::from(inside)))
+                .unwrap_or(u32::MAX)
+        };
+        identity.host = HostIds {
+            uid: to_host(uid),
+            gid: to_host(gid),
+            groups: identity.groups.iter().map(|g| to_host(*g)).collect(),
+        };
         let line = format!("{inside} {outside} {count}\n");
         UserNsPlan {
             uid_map: line.clone(),
@@ -303,6 +408,97 @@ mod tests {
     }
 
     #[test]
+    fn root_without_an_identity_is_nobody_never_root() {
+        let (id, ns) = run("{}", &root_caller(), true).unwrap();
+        assert_eq!((id.uid, id.gid), (NOBODY, NOBODY));
+        assert_eq!((id.host.uid, id.host.gid), (NOBODY, NOBODY));
+        assert_eq!(ns.unwrap().uid_map, "0 0 1\n65534 65534 1\n");
+    }
+
+    /// The ids the host sees, by caller and maps.
+    #[rstest]
+    #[case::rootless_as_root_inside("{uid: 0, gid: 0}", false, true, (1000, 1000))]
+    #[case::root_same_ids("{uid: 1000, gid: 100}", true, true, (1000, 100))]
+    #[case::root_without_userns("{uid: 33, gid: 33}", true, false, (33, 33))]
+    #[case::root_range(
+        "{uid: 0, gid: 1, map: {inside: 0, outside: 100000, count: 65536}}",
+        true,
+        true,
+        (100000, 100001)
+    )]
+    #[case::root_range_onto_root(
+        "{uid: 0, gid: 0, map: {inside: 0, outside: 0, count: 10}}",
+        true,
+        true,
+        (0, 0)
+    )]
+    fn host_ids(
+        #[case] yaml: &str,
+        #[case] as_root: bool,
+        #[case] userns: bool,
+        #[case] want: (u32, u32),
+    ) {
+        let caller = if as_root {
+            root_caller()
+        } else {
+            Caller::for_tests()
+        };
+        let (id, _) = run(yaml, &caller, userns).unwrap();
+        assert_eq!((id.host.uid, id.host.gid), want);
+    }
+
+    /// A directory owned by someone other than root (the test may run as root or not).
+    fn owned_dir(uid: u32, gid: u32) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "kekkai-identity-{}-{uid}-{gid}",
+            std::process::id()
+        ));
+        let _ = std::fs::create_dir(&dir);
+        if nix::unistd::geteuid().is_root() {
+            nix::unistd::chown(
+                &dir,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn owner_of_runs_a_root_callers_program_as_the_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = owned_dir(4242, 4343);
+        let meta = std::fs::metadata(&dir).unwrap();
+        let yaml = format!("{{owner-of: {}}}", dir.display());
+        let (id, ns) = run(&yaml, &root_caller(), true).unwrap();
+        let _ = std::fs::remove_dir(&dir);
+        // No passwd entry for the owner: the directory's group.
+        assert_eq!((id.uid, id.gid), (meta.uid(), meta.gid()));
+        assert_eq!(id.owner_of.as_deref(), Some(dir.as_path()));
+        assert_eq!(id.host.uid, meta.uid());
+        assert!(
+            ns.unwrap()
+                .uid_map
+                .contains(&format!("{0} {0} 1", meta.uid()))
+        );
+    }
+
+    #[test]
+    fn owner_of_takes_the_owners_primary_group_from_passwd() {
+        // /usr/bin is root's: uid 0, and root's primary group.
+        let (id, _) = run("{owner-of: /usr/bin}", &root_caller(), true).unwrap();
+        assert_eq!((id.uid, id.gid, id.user.as_deref()), (0, 0, Some("root")));
+    }
+
+    #[test]
+    fn owner_of_is_the_caller_itself_for_an_unprivileged_caller() {
+        let (id, ns) = run("{owner-of: /usr/bin}", &Caller::for_tests(), true).unwrap();
+        assert_eq!((id.uid, id.gid, id.owner_of), (1000, 1000, None));
+        assert_eq!(ns.unwrap().uid_map, "1000 1000 1\n");
+    }
+
+    #[test]
     fn root_with_userns_maps_identity_and_root() {
         let (_, ns) = run("{uid: 65534, gid: 65534}", &root_caller(), true).unwrap();
         let ns = ns.unwrap();
@@ -381,6 +577,27 @@ mod tests {
         true,
         "identity.map",
         "needs `outside` and `count`"
+    )]
+    #[case(
+        "{owner-of: /usr, uid: 1000}",
+        false,
+        true,
+        "identity.owner-of",
+        "leave out `uid` and `gid`"
+    )]
+    #[case(
+        "{owner-of: relative/dir}",
+        false,
+        true,
+        "identity.owner-of",
+        "not an absolute path"
+    )]
+    #[case(
+        "{owner-of: /kekkai-no-such-dir}",
+        false,
+        true,
+        "identity.owner-of",
+        "no such file or directory (ENOENT)"
     )]
     fn rejects(
         #[case] yaml: &str,

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod landlock;
 pub mod limits;
 pub mod names;
+pub mod privileges;
 pub mod seccomp;
 pub mod seccomp_presets;
 pub mod steps;
@@ -21,11 +22,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::caller::Caller;
-use crate::policy::model::{Namespace, Network};
+use crate::policy::model::{HostPrivileges, Namespace, Network};
 use crate::policy::{Diagnostics, KeyPath, LoadedPolicy};
 
 pub use fs::{EntryKind, MountKind, MountPlan, RootEntry, RootfsPlan};
-pub use identity::{IdentityPlan, UserNsPlan};
+pub use identity::{HostIds, IdentityPlan, UserNsPlan};
 pub use landlock::LandlockPlan;
 pub use limits::{LimitsPlan, RlimitPlan};
 pub use seccomp::SeccompPlan;
@@ -146,6 +147,8 @@ pub struct Plan {
     pub terminal: crate::policy::model::Terminal,
     /// What systemd handed the caller that passes on to the program.
     pub systemd: SystemdPlan,
+    /// `deny`: the program holds and leaves no privilege on the host (`privileges.rs`).
+    pub host_privileges: HostPrivileges,
 }
 
 /// The systemd protocols kekkai passes through (from the caller's environment).
@@ -373,9 +376,22 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         }
     }
 
+    // No privilege leaves the sandbox, unless the policy says otherwise: the ids and
+    // capabilities here, the mode filters in seccomp.
+    let host_privileges = p.host_privileges.unwrap_or(HostPrivileges::Deny);
+    if host_privileges == HostPrivileges::Deny {
+        let keep = p.capabilities.as_ref().and_then(|c| c.keep.as_deref());
+        privileges::check(
+            p.identity.as_ref(),
+            &identity,
+            keep.unwrap_or_default(),
+            &mut d,
+        );
+    }
+
     // Landlock and seccomp.
     let landlock = landlock::plan(p.landlock.as_ref(), rootfs.writable, &mounts, &mut d);
-    let seccomp = seccomp::compile(p.seccomp.as_ref(), &mut d);
+    let seccomp = seccomp::compile(p.seccomp.as_ref(), host_privileges, &mut d);
 
     if !d.is_empty() {
         return Err(Diagnostics(
@@ -415,6 +431,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         audit,
         terminal: p.terminal.unwrap_or(crate::policy::model::Terminal::Pty),
         systemd,
+        host_privileges,
     })
 }
 

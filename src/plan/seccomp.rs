@@ -6,6 +6,12 @@
 //! allowlist (default action for anything unlisted), then one filter per distinct deny action
 //! (for example `clone3` → ENOSYS), installed last so their errno is the one seen.
 //!
+//! Unless the policy says `host-privileges: allow`, the stack also holds the rules that keep
+//! privileges in whatever the preset (`insert_privilege_rules`): a mode argument with the
+//! setuid or setgid bit, or a device type for mknod, gets EPERM, and `openat2` and
+//! `io_uring_setup`, whose modes the filter can't see, get ENOSYS. Their filter always comes with the architecture guard: an i386
+//! `chmod` (`int 0x80`, nr 15) would otherwise be a way around them.
+//!
 //! Ordering in the launch: seccomp is installed last, after no_new_privs (required to install a
 //! filter without CAP_SYS_ADMIN) and after every other setup step, because the filter would
 //! otherwise apply to the launcher's own setup calls. `execve` must be allowed.
@@ -21,7 +27,7 @@ use super::Diags;
 use super::names;
 use super::seccomp_presets::{self as presets, Group};
 use crate::policy::KeyPath;
-use crate::policy::model::{ArgCondition, Preset, Seccomp, SyscallRule};
+use crate::policy::model::{ArgCondition, HostPrivileges, Preset, Seccomp, SyscallRule};
 
 /// The most instructions one classic BPF program may have (BPF_MAXINSNS).
 pub const MAX_INSTRUCTIONS: usize = 4096;
@@ -188,6 +194,8 @@ pub struct SeccompPlan {
     pub socket_families: Option<Vec<u64>>,
     /// The reasons the policy gave, by syscall name.
     pub reasons: Vec<(String, String)>,
+    /// `deny`: the rules that keep privileges in are part of `denied`.
+    pub host_privileges: HostPrivileges,
     /// Filters in installation order (empty for preset `none` without rules).
     pub filters: Vec<Filter>,
 }
@@ -199,8 +207,13 @@ impl SeccompPlan {
     }
 }
 
-/// Compiles the `seccomp` section.
-pub fn compile(spec: Option<&Seccomp>, diags: &mut Diags) -> Option<SeccompPlan> {
+/// Compiles the `seccomp` section, with the rules that keep privileges in unless `host` is
+/// `allow`.
+pub fn compile(
+    spec: Option<&Seccomp>,
+    host: HostPrivileges,
+    diags: &mut Diags,
+) -> Option<SeccompPlan> {
     let here = KeyPath::root().key("seccomp");
     let default = Seccomp::default();
     let spec = spec.unwrap_or(&default);
@@ -326,6 +339,20 @@ pub fn compile(spec: Option<&Seccomp>, diags: &mut Diags) -> Option<SeccompPlan>
             diags.push(at.key("action"), "an `allow` rule can't have an action");
             continue;
         }
+        if host == HostPrivileges::Deny
+            && presets::MODE_UNREADABLE.iter().any(|(n, _)| *n == r.name)
+        {
+            diags.push(
+                at.clone(),
+                format!(
+                    "`{}` keeps its mode in memory seccomp can't read, so it fails with ENOSYS \
+                     while `host-privileges` is `deny` (programs fall back to openat); to allow \
+                     it, allow host privileges too (`host-privileges: allow`)",
+                    r.name
+                ),
+            );
+            continue;
+        }
         if r.name == "clone3" && r.matcher != Match::Always {
             diags.push(
                 at.clone(),
@@ -401,6 +428,9 @@ pub fn compile(spec: Option<&Seccomp>, diags: &mut Diags) -> Option<SeccompPlan>
             }
         }
     }
+    if host == HostPrivileges::Deny {
+        insert_privilege_rules(preset, default_action, &allowed, &mut denied);
+    }
     denied.retain(|_, rules| !rules.is_empty());
 
     let mut plan = SeccompPlan {
@@ -410,6 +440,7 @@ pub fn compile(spec: Option<&Seccomp>, diags: &mut Diags) -> Option<SeccompPlan>
         denied,
         socket_families: if conditioned { socket_families } else { None },
         reasons,
+        host_privileges: host,
         filters: Vec::new(),
     };
     match build_filters(&plan) {
@@ -473,6 +504,83 @@ fn insert_conditioned(
         // Listed in the allowlist too, so that a stricter default action (kill, trap) can't
         // outrank the ENOSYS that makes libc fall back to clone.
         allowed.insert(n, Match::Always);
+    }
+}
+
+/// The mode bits and file types the privilege rules refuse (`<sys/stat.h>`).
+const S_ISUID: u64 = 0o4000;
+const S_ISGID: u64 = 0o2000;
+const S_IFMT: u64 = 0o170000;
+const S_IFCHR: u64 = 0o020000;
+const S_IFBLK: u64 = 0o060000;
+/// The open flags under which the mode counts: O_CREAT, and O_TMPFILE's own bit (O_TMPFILE is
+/// `__O_TMPFILE | O_DIRECTORY`; the kernel refuses `__O_TMPFILE` without `O_DIRECTORY`).
+const O_CREAT: u64 = 0o100;
+const O_TMPFILE_BIT: u64 = 0o20_000_000;
+
+/// `host-privileges: deny` in seccomp (data in `seccomp_presets::MODE_RULES` and
+/// `MODE_UNREADABLE`). A mode is compared as 32 bits (the kernel reads a 16-bit `umode_t` and
+/// an `int` of flags, so junk above can't hide a bit), each bit in its own condition set since a
+/// masked comparison tests for all of a mask's bits. The rules go after the policy's own, so an
+/// `allow` can't lift them; a call the policy already denies outright keeps the policy's answer.
+fn insert_privilege_rules(
+    preset: Preset,
+    default_action: Action,
+    allowed: &BTreeMap<i64, Match>,
+    denied: &mut BTreeMap<Action, BTreeMap<i64, Match>>,
+) {
+    let outright = |nr: i64, denied: &BTreeMap<Action, BTreeMap<i64, Match>>| {
+        denied
+            .values()
+            .any(|rules| rules.get(&nr) == Some(&Match::Always))
+            || (preset != Preset::None
+                && !allowed.contains_key(&nr)
+                && !matches!(default_action, Action::Allow | Action::Log))
+    };
+    let masked = |arg: u8, mask: u64, value: u64| Cond::u32(arg, Op::MaskedEq(mask), value);
+    for rule in presets::MODE_RULES {
+        let Some(nr) = names::syscall_number(rule.syscall) else {
+            continue;
+        };
+        if outright(nr, denied) {
+            continue;
+        }
+        let mut modes = vec![
+            masked(rule.mode_arg, S_ISUID, S_ISUID),
+            masked(rule.mode_arg, S_ISGID, S_ISGID),
+        ];
+        if rule.devices {
+            modes.push(masked(rule.mode_arg, S_IFMT, S_IFCHR));
+            modes.push(masked(rule.mode_arg, S_IFMT, S_IFBLK));
+        }
+        let sets: Vec<Vec<Cond>> = match rule.create_flags_arg {
+            None => modes.into_iter().map(|m| vec![m]).collect(),
+            Some(flags) => [O_CREAT, O_TMPFILE_BIT]
+                .iter()
+                .flat_map(|bit| {
+                    modes
+                        .iter()
+                        .map(move |m| vec![masked(flags, *bit, *bit), m.clone()])
+                })
+                .collect(),
+        };
+        let rules = denied.entry(Action::Errno(libc::EPERM as u32)).or_default();
+        match rules.get_mut(&nr) {
+            Some(m) => m.or(Match::When(sets)),
+            None => {
+                rules.insert(nr, Match::When(sets));
+            }
+        }
+    }
+    for (name, _) in presets::MODE_UNREADABLE {
+        if let Some(nr) = names::syscall_number(name) {
+            if !outright(nr, denied) {
+                denied
+                    .entry(Action::Errno(libc::ENOSYS as u32))
+                    .or_default()
+                    .insert(nr, Match::Always);
+            }
+        }
     }
 }
 
@@ -911,9 +1019,16 @@ mod tests {
     use rstest::rstest;
 
     fn compile_yaml(yaml: &str) -> Result<SeccompPlan, Vec<(String, String)>> {
+        compile_yaml_with(yaml, HostPrivileges::Deny)
+    }
+
+    fn compile_yaml_with(
+        yaml: &str,
+        host: HostPrivileges,
+    ) -> Result<SeccompPlan, Vec<(String, String)>> {
         let spec: Seccomp = serde_yaml::from_str(yaml).unwrap();
         let mut diags = Diags::default();
-        let plan = compile(Some(&spec), &mut diags);
+        let plan = compile(Some(&spec), host, &mut diags);
         if diags.is_empty() {
             Ok(plan.unwrap())
         } else {
@@ -962,15 +1077,105 @@ mod tests {
     }
 
     #[test]
-    fn default_stacks_guard_allowlist_and_enosys() {
+    fn default_stacks_guard_allowlist_privileges_and_enosys() {
         let plan = compile_yaml("{}").unwrap();
-        assert_eq!(plan.filters.len(), 3);
+        assert_eq!(plan.filters.len(), 4);
         assert!(plan.filters[0].name.starts_with("architecture guard"));
         assert_eq!(
             plan.denied.keys().copied().collect::<Vec<_>>(),
-            vec![Action::Errno(38)]
+            vec![Action::Errno(1), Action::Errno(38)]
         );
         assert!(plan.instructions() < MAX_INSTRUCTIONS);
+    }
+
+    /// `host-privileges: deny`: every mode rule, whatever the preset; `allow` leaves them out.
+    #[rstest]
+    #[case::default("{}")]
+    #[case::strict("{preset: strict}")]
+    #[case::log("{preset: log}")]
+    #[case::none("{preset: none}")]
+    #[case::kill("{default-action: kill}")]
+    fn the_privilege_rules_hold_whatever_the_preset(#[case] yaml: &str) {
+        let plan = compile_yaml(yaml).unwrap();
+        let eperm = &plan.denied[&Action::Errno(libc::EPERM as u32)];
+        for rule in presets::MODE_RULES {
+            let Some(Match::When(sets)) = eperm.get(&nr(rule.syscall)) else {
+                panic!("{yaml}: no mode rule for {}", rule.syscall);
+            };
+            let per_mode = if rule.devices { 4 } else { 2 };
+            let factor = if rule.create_flags_arg.is_some() {
+                2
+            } else {
+                1
+            };
+            assert_eq!(sets.len(), per_mode * factor, "{}", rule.syscall);
+            for set in sets {
+                assert!(set.iter().all(|c| c.width32), "{}: {set:?}", rule.syscall);
+                assert!(set.iter().any(|c| c.arg == rule.mode_arg));
+            }
+        }
+        let enosys = &plan.denied[&Action::Errno(libc::ENOSYS as u32)];
+        assert_eq!(enosys.get(&nr("openat2")), Some(&Match::Always));
+        // io_uring: denied outright by the allowlists, by this rule where there is none.
+        let io_uring = enosys.get(&nr("io_uring_setup"));
+        if plan.allowed.contains_key(&nr("io_uring_setup"))
+            || matches!(plan.default_action, Action::Log | Action::Allow)
+        {
+            assert_eq!(io_uring, Some(&Match::Always), "{yaml}");
+        } else {
+            assert_eq!(io_uring, None, "{yaml}");
+        }
+        assert_eq!(plan.host_privileges, HostPrivileges::Deny);
+        assert!(plan.filters[0].name.starts_with("architecture guard"));
+
+        let open = compile_yaml_with(yaml, HostPrivileges::Allow).unwrap();
+        for rule in presets::MODE_RULES {
+            assert!(
+                open.denied
+                    .values()
+                    .all(|d| !d.contains_key(&nr(rule.syscall))),
+                "{yaml}: {} still denied",
+                rule.syscall
+            );
+        }
+        assert!(
+            open.denied
+                .values()
+                .all(|d| !d.contains_key(&nr("openat2")))
+        );
+    }
+
+    #[test]
+    fn open_and_openat_count_the_mode_only_when_creating() {
+        let plan = compile_yaml("{}").unwrap();
+        let Match::When(sets) = &plan.denied[&Action::Errno(1)][&nr("openat")] else {
+            panic!("openat");
+        };
+        let flags: Vec<(u8, Op, u64)> = sets
+            .iter()
+            .map(|set| (set[0].arg, set[0].op, set[0].value))
+            .collect();
+        assert!(flags.contains(&(2, Op::MaskedEq(0o100), 0o100)), "O_CREAT");
+        assert!(
+            flags.contains(&(2, Op::MaskedEq(0o20_000_000), 0o20_000_000)),
+            "O_TMPFILE"
+        );
+        assert!(sets.iter().all(|set| set[1].arg == 3));
+    }
+
+    /// A call the policy already denies outright keeps the policy's answer.
+    #[rstest]
+    #[case::openat2_eacces("{deny: [{syscall: openat2, action: errno(EACCES)}]}", "openat2")]
+    #[case::chmod_kill("{deny: [{syscall: chmod, action: kill}]}", "chmod")]
+    #[case::chmod_default_action("{deny: [chmod]}", "chmod")]
+    fn a_policys_outright_denial_wins(#[case] yaml: &str, #[case] call: &str) {
+        let plan = compile_yaml(yaml).unwrap();
+        for (action, rules) in &plan.denied {
+            if let Some(m) = rules.get(&nr(call)) {
+                assert_eq!(*m, Match::Always, "{action}");
+                assert_ne!(*action, Action::Errno(libc::ENOSYS as u32));
+            }
+        }
     }
 
     /// Runs a classic BPF program on x86_64 seccomp data the way the kernel does. With `args`
@@ -1135,13 +1340,19 @@ mod tests {
     }
 
     #[test]
-    fn none_without_rules_installs_nothing() {
-        assert!(compile_yaml("{preset: none}").unwrap().filters.is_empty());
+    fn none_without_rules_installs_nothing_once_host_privileges_are_allowed() {
+        let open = compile_yaml_with("{preset: none}", HostPrivileges::Allow).unwrap();
+        assert!(open.filters.is_empty());
+        // The privilege rules, with the architecture guard that keeps i386 calls from passing.
+        let plan = compile_yaml("{preset: none}").unwrap();
+        assert_eq!(plan.filters.len(), 3);
+        assert!(plan.filters[0].name.starts_with("architecture guard"));
     }
 
     #[test]
     fn none_with_deny_rules_is_a_denylist() {
-        let plan = compile_yaml("{preset: none, deny: [ptrace]}").unwrap();
+        let plan =
+            compile_yaml_with("{preset: none, deny: [ptrace]}", HostPrivileges::Allow).unwrap();
         assert_eq!(plan.filters.len(), 2);
         assert!(plan.denied[&Action::Errno(1)].contains_key(&nr("ptrace")));
     }
@@ -1149,7 +1360,7 @@ mod tests {
     #[test]
     fn allowing_clone3_lifts_enosys() {
         let plan = compile_yaml("{allow: [clone3]}").unwrap();
-        assert!(plan.denied.is_empty());
+        assert!(plan.denied.values().all(|d| !d.contains_key(&nr("clone3"))));
         assert_eq!(plan.allowed[&nr("clone3")], Match::Always);
     }
 
@@ -1264,6 +1475,12 @@ mod tests {
         "seccomp.socket-families",
         "needs a preset"
     )]
+    #[case(
+        "{allow: [read, openat2]}",
+        "seccomp.allow[1]",
+        "host-privileges: allow"
+    )]
+    #[case("{allow: [io_uring_setup]}", "seccomp.allow[0]", "fails with ENOSYS")]
     fn rejects(#[case] yaml: &str, #[case] path: &str, #[case] contains: &str) {
         let errs = compile_yaml(yaml).unwrap_err();
         assert!(

@@ -476,3 +476,127 @@ pub const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x2_0000, 0x2_0008, 0xFFFF_FFFF];
 
 /// Socket families `default` allows unless the policy says otherwise.
 pub const DEFAULT_FAMILIES: &[&str] = &["unix", "inet", "inet6"];
+
+/// A call whose mode argument can give a file the setuid or setgid bit, or make a device node.
+/// Denied with EPERM whatever the preset, unless the policy says `host-privileges: allow`
+/// (`seccomp.rs` turns these into argument conditions).
+pub struct ModeRule {
+    /// x86_64 syscall name.
+    pub syscall: &'static str,
+    /// Index of the mode argument (a `umode_t`: compared as 32 bits, the kernel reads 16).
+    pub mode_arg: u8,
+    /// Index of the open flags, for calls whose mode only counts when they create a file
+    /// (`O_CREAT`, or `O_TMPFILE`: an unnamed file that `linkat` can give a name later).
+    pub create_flags_arg: Option<u8>,
+    /// Also deny character and block device types (`S_IFCHR`, `S_IFBLK`) in the mode.
+    pub devices: bool,
+    /// Why the call is here.
+    pub why: &'static str,
+}
+
+/// What `host-privileges: deny` filters. S_ISGID is denied as well as S_ISUID: a setgid
+/// program gives anyone who runs it the group that owns it. seccomp can't tell a directory
+/// from a file, so this also refuses `chmod g+s DIR` (and GNU chmod on a setgid directory,
+/// which passes the bit back); a setgid directory that already exists keeps working, because
+/// the kernel hands its group and bit to what is created inside without any mode argument.
+pub const MODE_RULES: &[ModeRule] = &[
+    ModeRule {
+        syscall: "chmod",
+        mode_arg: 1,
+        create_flags_arg: None,
+        devices: false,
+        why: "changes a path's mode",
+    },
+    ModeRule {
+        syscall: "fchmod",
+        mode_arg: 1,
+        create_flags_arg: None,
+        devices: false,
+        why: "changes an open file's mode",
+    },
+    ModeRule {
+        syscall: "fchmodat",
+        mode_arg: 2,
+        create_flags_arg: None,
+        devices: false,
+        why: "changes a path's mode",
+    },
+    ModeRule {
+        syscall: "fchmodat2",
+        mode_arg: 2,
+        create_flags_arg: None,
+        devices: false,
+        why: "changes a path's mode (glibc 2.39 and later use it for fchmodat with flags)",
+    },
+    ModeRule {
+        syscall: "open",
+        mode_arg: 2,
+        create_flags_arg: Some(1),
+        devices: false,
+        why: "creates a file with this mode (O_CREAT, O_TMPFILE)",
+    },
+    ModeRule {
+        syscall: "openat",
+        mode_arg: 3,
+        create_flags_arg: Some(2),
+        devices: false,
+        why: "creates a file with this mode (O_CREAT, O_TMPFILE)",
+    },
+    ModeRule {
+        syscall: "creat",
+        mode_arg: 1,
+        create_flags_arg: None,
+        devices: false,
+        why: "creates a file with this mode",
+    },
+    ModeRule {
+        syscall: "mkdir",
+        mode_arg: 1,
+        create_flags_arg: None,
+        devices: false,
+        why: "the kernel strips these bits from mkdir today; denied anyway, as systemd's \
+              RestrictSUIDSGID= does, so the rule does not rest on that",
+    },
+    ModeRule {
+        syscall: "mkdirat",
+        mode_arg: 2,
+        create_flags_arg: None,
+        devices: false,
+        why: "as mkdir",
+    },
+    ModeRule {
+        syscall: "mknod",
+        mode_arg: 1,
+        create_flags_arg: None,
+        devices: true,
+        why: "creates a regular file with this mode, or a device node (CAP_MKNOD is never \
+              kept either)",
+    },
+    ModeRule {
+        syscall: "mknodat",
+        mode_arg: 2,
+        create_flags_arg: None,
+        devices: true,
+        why: "as mknod",
+    },
+];
+
+/// Calls `host-privileges: deny` answers with ENOSYS whatever their arguments (unless the
+/// policy denies them already), with the reason: they create files with a mode kept in memory.
+pub const MODE_UNREADABLE: &[(&str, &str)] = &[
+    (
+        "openat2",
+        "its flags and mode are in a struct open_how in memory, which seccomp can't read; ENOSYS \
+     is what a kernel before 5.6 answers, and the libraries that use openat2 (filepath-securejoin \
+     and other Go code on x/sys, Rust's cap-std and rustix, libpathrs, systemd) take it as an \
+     old kernel and fall back to openat, whose mode the filter reads (glibc and musl never call \
+     openat2 on their own); systemd's RestrictSUIDSGID= answers the same",
+    ),
+    (
+        "io_uring_setup",
+        "a ring's IORING_OP_OPENAT and IORING_OP_OPENAT2 requests create files with modes in \
+         shared memory, past any filter; `default` and `strict` deny io_uring anyway, this holds \
+         it under `log` and `none` too (ENOSYS: what a kernel without io_uring answers, and \
+         liburing's users fall back on)",
+    ),
+];

@@ -97,6 +97,22 @@ pub struct RawPolicy {
     /// What `kekkai audit` must find denied and allowed inside this sandbox.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit: Option<Audit>,
+    /// `deny` (default): nothing the program does leaves a privilege on the host — it never
+    /// runs with host uid, gid or group 0, keeps no capability that reaches host files or ids,
+    /// and can't make setuid or setgid files or device nodes. `allow` lifts all of that.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_privileges: Option<HostPrivileges>,
+}
+
+/// Whether the program may hold or leave privileges on the host (`host-privileges`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostPrivileges {
+    /// Never host root; no capability that reaches host files or ids; no setuid, setgid or
+    /// device files.
+    Deny,
+    /// The policy takes responsibility: host root and privileged files are allowed.
+    Allow,
 }
 
 /// How the program meets a terminal.
@@ -193,6 +209,11 @@ pub struct Identity {
     /// `{ inside: 0, outside: 100000, count: 65536 }`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub map: Option<IdMapSpec>,
+    /// Run as the owner of this host path (`"${PWD}"`: whoever owns the project directory),
+    /// with that user's primary group; an unprivileged caller runs as itself. Instead of
+    /// `uid` and `gid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_of: Option<String>,
 }
 
 /// A uid/gid range mapping for a root caller's user namespace.

@@ -24,6 +24,23 @@ impl TempDir {
         TempDir(std::fs::canonicalize(&dir).unwrap())
     }
 
+    /// A fresh directory that doesn't belong to root (given to nobody when the tests run as
+    /// root): the shipped `build` runs a root caller's program as the owner of the current
+    /// directory, and refuses one that root owns.
+    pub fn not_roots(tag: &str) -> TempDir {
+        let dir = TempDir::new(tag);
+        if nix::unistd::geteuid().is_root() {
+            let nobody = 65534;
+            nix::unistd::chown(
+                dir.path(),
+                Some(nix::unistd::Uid::from_raw(nobody)),
+                Some(nix::unistd::Gid::from_raw(nobody)),
+            )
+            .unwrap();
+        }
+        dir
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.0
@@ -74,6 +91,18 @@ pub fn passwd_ids(name: &str) -> (u32, u32) {
         }
     }
     panic!("no user {name} in /etc/passwd");
+}
+
+/// The id of a group in the host's /etc/group.
+pub fn group_id(name: &str) -> u32 {
+    let text = std::fs::read_to_string("/etc/group").unwrap();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.first() == Some(&name) && f.len() > 2 {
+            return f[2].parse().unwrap();
+        }
+    }
+    panic!("no group {name} in /etc/group");
 }
 
 /// The shipped policy files, `policies/*.yaml`, sorted.
