@@ -47,6 +47,9 @@ pub struct Options {
     /// Give the program a relayed pseudo-terminal (decided by the supervisor before clone:
     /// `terminal: pty` and stdin is a terminal).
     pub pty: bool,
+    /// Leave the launcher's command line and environment in the sandbox's first process
+    /// (debug builds only, `KEKKAI_WEAKEN=launcher-args`: a test shows the audit catching it).
+    pub keep_launcher_args: bool,
 }
 
 impl Options {
@@ -61,8 +64,10 @@ impl Options {
             }
             _ => {}
         }
-        // Fault injection exists only in debug builds.
+        // Fault injection and weakening exist only in debug builds.
         if cfg!(debug_assertions) {
+            o.keep_launcher_args =
+                std::env::var_os("KEKKAI_WEAKEN").is_some_and(|v| v == "launcher-args");
             if let Ok(spec) = std::env::var("KEKKAI_FAULT") {
                 if let Some((name, what)) = spec.split_once(':') {
                     let step = Step::all().find(|s| s.name() == name);
