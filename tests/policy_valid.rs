@@ -812,6 +812,8 @@ fn the_default_policy_plan() {
             "tmpfs /var/tmp".into(),
             format!("bind {pwd}"),
             "proc /proc".into(),
+            "hide /proc/cmdline".into(),
+            "hide /proc/config.gz".into(),
             "dev /dev".into(),
         ]
     );
@@ -835,7 +837,7 @@ fn untrusted_replaces_the_default_mounts() {
         plan.sources,
         vec!["<shipped>/untrusted.yaml", "<shipped>/default.yaml"]
     );
-    assert_eq!(plan.mounts.len(), 11);
+    assert_eq!(plan.mounts.len(), 13);
     let work = plan
         .mounts
         .iter()
@@ -1027,9 +1029,9 @@ fn a_file_may_extend_a_shipped_policy() {
         ]
     );
     assert_eq!(plan.name, "mine");
-    assert_eq!(plan.mounts.len(), 9);
-    assert_eq!(plan.mounts[8].target, PathBuf::from("/data"));
-    assert_eq!(plan.mounts[8].key.to_string(), "mounts[8]");
+    assert_eq!(plan.mounts.len(), 11);
+    assert_eq!(plan.mounts[10].target, PathBuf::from("/data"));
+    assert_eq!(plan.mounts[10].key.to_string(), "mounts[10]");
     assert_eq!(plan.limits.memory, Some(2 << 30));
     assert_eq!(plan.limits.pids, Some(256));
 }
