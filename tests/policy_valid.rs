@@ -856,7 +856,8 @@ fn untrusted_replaces_the_default_mounts() {
         plan.landlock.scopes,
         vec![Scope::AbstractUnix, Scope::Signal]
     );
-    assert_eq!(plan.limits.compat(), Compat::BestEffort);
+    // Everything hard: the limits refuse to run rather than be dropped.
+    assert_eq!(plan.limits.compat(), Compat::Hard);
 }
 
 // ── extends, replace, remove ─────────────────────────────────────────────────────────────────

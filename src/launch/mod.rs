@@ -42,7 +42,7 @@ pub struct Options {
     pub trace_start: Option<std::time::Instant>,
     /// Inject a fault at a step (debug builds only).
     pub fault: Option<(Step, Fault)>,
-    /// Don't print what a best-effort layer dropped.
+    /// Don't say what a best-effort policy runs without (`-q`).
     pub quiet: bool,
     /// Give the program a relayed pseudo-terminal (decided by the supervisor before clone:
     /// `terminal: pty` and stdin is a terminal).
