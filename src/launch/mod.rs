@@ -88,14 +88,17 @@ impl Options {
     /// Marks the start of a step: traces it and injects a fault if asked.
     pub fn enter(&self, step: Step) {
         if self.trace_steps {
-            match self.trace_start {
-                Some(t) => eprintln!(
-                    "kekkai-step: {} +{}us",
+            let line = match self.trace_start {
+                Some(t) => format!(
+                    "kekkai-step: {} +{}us\n",
                     step.name(),
                     t.elapsed().as_micros()
                 ),
-                None => eprintln!("kekkai-step: {}", step.name()),
-            }
+                None => format!("kekkai-step: {}\n", step.name()),
+            };
+            // One write: the supervisor may be writing to the same stderr.
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(line.as_bytes());
         }
         if let Some((s, fault)) = &self.fault {
             if *s == step {
