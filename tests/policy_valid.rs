@@ -860,6 +860,24 @@ fn untrusted_replaces_the_default_mounts() {
     assert_eq!(plan.limits.compat(), Compat::Hard);
 }
 
+/// The service shares the host network, so Landlock's scopes are what keep the host's
+/// abstract sockets and processes out; it grants the audit's loopback probe on purpose.
+#[test]
+fn service_scopes_landlock_and_grants_loopback() {
+    let dir = TempDir::new("service");
+    let caller = common::with_pwd(common::root(), dir.path());
+    let loaded = policy::load(&PolicySource::Shipped("service"), &caller).unwrap();
+    let plan = plan::compile(&loaded, &caller).unwrap();
+    assert_eq!(plan.network, Network::Host);
+    assert_eq!(plan.landlock.compat, Compat::Hard);
+    assert_eq!(
+        plan.landlock.scopes,
+        vec![Scope::AbstractUnix, Scope::Signal]
+    );
+    assert_eq!(plan.audit_grants, ["net.host-loopback-tcp"]);
+    assert_eq!(plan.limits.compat(), Compat::Hard);
+}
+
 // ── extends, replace, remove ─────────────────────────────────────────────────────────────────
 
 const BASE: &str = "version: 1

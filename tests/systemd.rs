@@ -299,7 +299,9 @@ fn under_the_journal_messages_carry_priorities(#[values(Who::Root, Who::Rootless
         "{text}"
     );
     // Unprivileged, the default policy runs without its limits: a warning, said as one.
-    let warned = text.lines().any(|l| l.starts_with("<4>kekkai: best-effort: "));
+    let warned = text
+        .lines()
+        .any(|l| l.starts_with("<4>kekkai: best-effort: "));
     assert_eq!(warned, who == Who::Rootless, "{text}");
     // Not the journal: plain messages.
     let o = w.run(who, ["run", "--", "no-such-program"]);

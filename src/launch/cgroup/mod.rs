@@ -393,9 +393,12 @@ pub fn check_compat(limits: &LimitsPlan, layout: &Layout) -> Result<Vec<String>,
     }
     match limits.compat() {
         Compat::BestEffort => Ok(missing),
-        Compat::Hard => Err(StepError::msg(Step::Plan, format!("cgroup limits can't be enforced: {}", missing.join("; ")))
-            .key(&KeyPath::root().key("limits").key("compat"))
-            .hint(delegation_hint(nix::unistd::geteuid().is_root()))),
+        Compat::Hard => Err(StepError::msg(
+            Step::Plan,
+            format!("cgroup limits can't be enforced: {}", missing.join("; ")),
+        )
+        .key(&KeyPath::root().key("limits").key("compat"))
+        .hint(delegation_hint(nix::unistd::geteuid().is_root()))),
     }
 }
 
