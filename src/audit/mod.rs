@@ -7,8 +7,11 @@
 //! writable host binary is ever exposed), and runs `kekkai run -p POLICY -- <copy> __probe
 //! battery CTX`. Inside, each probe runs in its own forked process so that a probe the sandbox
 //! kills (SIGSYS) can't take the battery with it; each prints one JSON line. The host turns
-//! what each probe saw into a verdict: blocked, escaped, not applicable (the policy grants it),
-//! or error — a probe that did not report is an error, never a pass.
+//! what each probe saw into a verdict: blocked, escaped, not applicable (the policy grants it,
+//! or there is nothing to try), or error — a probe that did not report is an error, never a
+//! pass. A protection the policy asks for and this host can't give (a best-effort limit
+//! without a cgroup) is an escape, never "not applicable"; an escape the policy lets through
+//! on purpose is named in its `audit.grants` and shown as granted.
 
 pub mod probes;
 
