@@ -38,14 +38,17 @@ pub fn journal() -> bool {
 
 /// Writes one message (possibly several lines), prefixed as the destination wants.
 pub fn emit(level: Level, msg: &str) {
-    let mut err = std::io::stderr().lock();
+    let mut text = String::with_capacity(msg.len() + 8);
     for line in msg.lines() {
-        let _ = if journal() {
-            writeln!(err, "<{}>{line}", level as u8)
-        } else {
-            writeln!(err, "{line}")
-        };
+        if journal() {
+            text.push_str(&format!("<{}>", level as u8));
+        }
+        text.push_str(line);
+        text.push('\n');
     }
+    // One write, so that a line never interleaves with what the sandbox writes to the same
+    // stderr at the same time.
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// An error: `kekkai: MSG`.

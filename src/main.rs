@@ -20,10 +20,10 @@ use kekkai::policy::{self, LoadedPolicy, PolicySource};
 #[derive(Parser)]
 #[command(name = "kekkai", version, propagate_version = true)]
 struct Cli {
-    /// Say more: what a best-effort layer dropped, notes on rlimits (repeat for more).
+    /// Say more: notes on what was done differently from the policy (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// Say nothing but errors.
+    /// Say nothing but errors (not even what a best-effort policy runs without).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
     #[command(subcommand)]
@@ -325,7 +325,7 @@ fn load_and_compile(
 fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Error> {
     let caller = caller()?;
     let mut opts = kekkai::launch::Options::from_env();
-    opts.quiet = verbosity < 1;
+    opts.quiet = verbosity < 0;
     opts.enter(kekkai::plan::steps::Step::Plan);
     let source = policy_source(&args.policy)?;
     let (_loaded, plan) = load_and_compile(&source, &args.policy, m, &caller)?;
@@ -367,21 +367,10 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Err
             log::error(&format!("{program}: {} ({e:?})", e.desc().to_lowercase()));
         }
     }
-    if !opts.quiet {
-        let cg = &outcome.cgroup;
-        if !cg.dropped.is_empty() {
-            log::notice(&format!(
-                "cgroup limits (best-effort) dropped: {}",
-                cg.dropped.join("; ")
-            ));
-        }
+    // What a best-effort policy ran without was said as the program started (unless -q);
+    // the notes on what was done differently, without weakening anything, need -v.
+    if verbosity >= 1 {
         if let Some(enforced) = &outcome.enforced {
-            if !enforced.landlock.dropped.is_empty() {
-                log::notice(&format!(
-                    "landlock (best-effort) dropped: {}",
-                    enforced.landlock.dropped.join("; ")
-                ));
-            }
             for note in &enforced.notes {
                 log::notice(&format!("note: {note}"));
             }

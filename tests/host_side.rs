@@ -15,3 +15,8 @@ mod lookup;
 /// (finding 2).
 #[path = "host_side/privileges.rs"]
 mod privileges;
+
+/// A promise is kept or refused, `service`'s network, no launcher data inside (findings 3, 4
+/// and 6).
+#[path = "host_side/promises.rs"]
+mod promises;

@@ -155,6 +155,98 @@ fn hard_limits_refuse_to_run_without_a_delegated_cgroup() {
     );
 }
 
+/// `untrusted` is everything `hard`: an unprivileged caller without a delegated cgroup is
+/// refused before anything runs, and told how to get one.
+#[test]
+fn untrusted_refuses_to_run_without_a_delegated_cgroup() {
+    if skip(available(Mode::Plain)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("untrusted-plain");
+    let o = no_residue(|| {
+        run_as(
+            &w,
+            Mode::Plain,
+            &["run", "-p", "untrusted", "--", "sh", "-c", "echo ran"],
+        )
+    });
+    assert_code(&o, 125);
+    assert_eq!(stdout(&o), "", "the program ran");
+    let e = stderr(&o);
+    assert!(
+        e.contains("step 1 (plan): cgroup limits can't be enforced: limits.memory: ")
+            && e.contains("policy key: limits.compat")
+            && e.contains("`systemd-run --user --scope -p Delegate=yes kekkai run ...`"),
+        "{e}"
+    );
+}
+
+/// In a delegated cgroup, `untrusted` runs with every limit it asks for.
+#[test]
+fn untrusted_runs_with_its_limits_in_a_delegated_cgroup() {
+    if skip(available(Mode::Delegated)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("untrusted-deleg");
+    let o = no_residue(|| {
+        run_as(
+            &w,
+            Mode::Delegated,
+            &["run", "-p", "untrusted", "--report", "-", "--", "true"],
+        )
+    });
+    assert_code(&o, 0);
+    let r = report(&o);
+    let mut limits: Vec<&str> = r["enforced"]["cgroup"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["limit"].as_str().unwrap())
+        .collect();
+    limits.sort();
+    assert_eq!(limits, ["cpu 1", "memory 256M", "pids 64"]);
+    assert_eq!(r["enforced"]["dropped"], serde_json::json!([]));
+    assert!(!stderr(&o).contains("best-effort"), "{}", stderr(&o));
+}
+
+/// What a best-effort policy runs without is said without -v, in one line; -q silences it.
+#[rstest]
+#[case::said(&[], true)]
+#[case::verbose(&["-v"], true)]
+#[case::quiet(&["-q"], false)]
+fn a_best_effort_drop_is_always_said_in_one_line(#[case] flags: &[&str], #[case] said: bool) {
+    if skip(available(Mode::Plain)) {
+        return;
+    }
+    let _turn = turn();
+    let w = World::new("said");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nlimits: { memory: 64M, pids: 32, compat: best-effort }\n",
+    );
+    let mut args = flags.to_vec();
+    args.extend(["run", "-p", "./p.yaml", "--", "sh", "-c", "echo ran"]);
+    let o = no_residue(|| run_as(&w, Mode::Plain, &args));
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "ran\n");
+    let e = stderr(&o);
+    let lines: Vec<&str> = e
+        .lines()
+        .filter(|l| l.starts_with("kekkai: best-effort: "))
+        .collect();
+    if said {
+        assert_eq!(lines.len(), 1, "{e}");
+        assert!(
+            lines[0].contains("limits.memory: ") && lines[0].contains("; limits.pids: "),
+            "{e}"
+        );
+    } else {
+        assert!(lines.is_empty(), "{e}");
+    }
+}
+
 #[rstest]
 fn best_effort_limits_run_and_report_what_was_dropped() {
     if skip(available(Mode::Plain)) {
@@ -183,6 +275,8 @@ fn best_effort_limits_run_and_report_what_was_dropped() {
             .any(|d| d.as_str().unwrap().starts_with("limits.memory")),
         "{dropped:?}"
     );
+    // The one list of everything dropped has them too.
+    assert_eq!(&r["enforced"]["dropped"], &r["enforced"]["cgroup_dropped"]);
     // The rlimits still hold.
     assert!(
         r["enforced"]["rlimits"]

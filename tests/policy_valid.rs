@@ -877,6 +877,8 @@ fn the_default_policy_plan() {
             "tmpfs /var/tmp".into(),
             format!("bind {pwd}"),
             "proc /proc".into(),
+            "hide /proc/cmdline".into(),
+            "hide /proc/config.gz".into(),
             "dev /dev".into(),
         ]
     );
@@ -900,7 +902,7 @@ fn untrusted_replaces_the_default_mounts() {
         plan.sources,
         vec!["<shipped>/untrusted.yaml", "<shipped>/default.yaml"]
     );
-    assert_eq!(plan.mounts.len(), 11);
+    assert_eq!(plan.mounts.len(), 13);
     let work = plan
         .mounts
         .iter()
@@ -919,7 +921,26 @@ fn untrusted_replaces_the_default_mounts() {
         plan.landlock.scopes,
         vec![Scope::AbstractUnix, Scope::Signal]
     );
-    assert_eq!(plan.limits.compat(), Compat::BestEffort);
+    // Everything hard: the limits refuse to run rather than be dropped.
+    assert_eq!(plan.limits.compat(), Compat::Hard);
+}
+
+/// The service shares the host network, so Landlock's scopes are what keep the host's
+/// abstract sockets and processes out; it grants the audit's loopback probe on purpose.
+#[test]
+fn service_scopes_landlock_and_grants_loopback() {
+    let dir = TempDir::new("service");
+    let caller = common::with_pwd(common::root(), dir.path());
+    let loaded = policy::load(&PolicySource::Shipped("service"), &caller).unwrap();
+    let plan = plan::compile(&loaded, &caller).unwrap();
+    assert_eq!(plan.network, Network::Host);
+    assert_eq!(plan.landlock.compat, Compat::Hard);
+    assert_eq!(
+        plan.landlock.scopes,
+        vec![Scope::AbstractUnix, Scope::Signal]
+    );
+    assert_eq!(plan.audit_grants, ["net.host-loopback-tcp"]);
+    assert_eq!(plan.limits.compat(), Compat::Hard);
 }
 
 // ── extends, replace, remove ─────────────────────────────────────────────────────────────────
@@ -1092,9 +1113,9 @@ fn a_file_may_extend_a_shipped_policy() {
         ]
     );
     assert_eq!(plan.name, "mine");
-    assert_eq!(plan.mounts.len(), 9);
-    assert_eq!(plan.mounts[8].target, PathBuf::from("/data"));
-    assert_eq!(plan.mounts[8].key.to_string(), "mounts[8]");
+    assert_eq!(plan.mounts.len(), 11);
+    assert_eq!(plan.mounts[10].target, PathBuf::from("/data"));
+    assert_eq!(plan.mounts[10].key.to_string(), "mounts[10]");
     assert_eq!(plan.limits.memory, Some(2 << 30));
     assert_eq!(plan.limits.pids, Some(256));
 }

@@ -7,8 +7,11 @@
 //! writable host binary is ever exposed), and runs `kekkai run -p POLICY -- <copy> __probe
 //! battery CTX`. Inside, each probe runs in its own forked process so that a probe the sandbox
 //! kills (SIGSYS) can't take the battery with it; each prints one JSON line. The host turns
-//! what each probe saw into a verdict: blocked, escaped, not applicable (the policy grants it),
-//! or error — a probe that did not report is an error, never a pass.
+//! what each probe saw into a verdict: blocked, escaped, not applicable (the policy grants it,
+//! or there is nothing to try), or error — a probe that did not report is an error, never a
+//! pass. A protection the policy asks for and this host can't give (a best-effort limit
+//! without a cgroup) is an escape, never "not applicable"; an escape the policy lets through
+//! on purpose is named in its `audit.grants` and shown as granted.
 
 pub mod probes;
 
@@ -89,6 +92,19 @@ pub struct Ctx {
     /// Descriptors open when the battery started (filled in inside).
     #[serde(default)]
     pub initial_fds: Vec<String>,
+    // The policy's promises on this host, and what of the launcher must not reach inside.
+    /// Every cgroup limit the policy sets, as `explain` shows it (`memory 1G`).
+    #[serde(default)]
+    pub limits: Vec<String>,
+    /// The limits this host can't give (a best-effort policy runs without them), with why.
+    #[serde(default)]
+    pub dropped_limits: Vec<String>,
+    /// The program is PID 1 (`as-pid-1`): /proc/1/cmdline is its own.
+    #[serde(default)]
+    pub as_pid_1: bool,
+    /// Probes whose escape the policy grants (`audit.grants`).
+    #[serde(default)]
+    pub grants: Vec<String>,
 }
 
 /// What a probe saw.
@@ -439,6 +455,24 @@ pub fn verdict(p: &probes::Probe, seen: &Seen) -> (Verdict, String) {
     }
 }
 
+/// An escape the policy grants (`audit.grants`) is shown as such, and does not fail the audit.
+fn granted(
+    ctx: &Ctx,
+    control: bool,
+    name: &str,
+    verdict: Verdict,
+    detail: String,
+) -> (Verdict, String) {
+    if verdict == Verdict::Escaped && !control && ctx.grants.iter().any(|g| g == name) {
+        (
+            Verdict::NotApplicable,
+            format!("granted by the policy (audit.grants): {detail}"),
+        )
+    } else {
+        (verdict, detail)
+    }
+}
+
 fn expectation_verdict(e: &Expectation, seen: &Seen) -> (Verdict, String) {
     let worked = matches!(seen, Seen::Done(_));
     let detail = match seen {
@@ -665,6 +699,7 @@ pub fn judge(
             Some(seen) => verdict(&p, &seen),
             None => (Verdict::Error, "the probe did not report".into()),
         };
+        let (verdict, detail) = granted(ctx, control, p.name, verdict, detail);
         report.probes.push(ProbeReport {
             name: p.name.into(),
             category: p.category.into(),
@@ -782,6 +817,10 @@ pub fn context(plan: &Plan) -> Ctx {
             .iter()
             .map(|(p, _)| p.display().to_string())
             .collect(),
+        limits: plan.limits.parts().into_iter().map(|(_, t)| t).collect(),
+        dropped_limits: layout.missing(),
+        as_pid_1: plan.as_pid_1,
+        grants: plan.audit_grants.clone(),
         ..Ctx::default()
     }
 }

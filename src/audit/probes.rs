@@ -380,6 +380,15 @@ fn read_root_secret(path: Option<&str>, missing: &str) -> Seen {
     }
 }
 
+/// Reads a file a policy should hide: empty (`/dev/null` over it) is blocked, contents escaped.
+fn read_hidden(path: &str, what: &str) -> Seen {
+    match std::fs::read(path) {
+        Ok(b) if b.is_empty() => Seen::Blocked(format!("{path} reads as empty (hidden)")),
+        Ok(b) => Seen::Done(format!("{what} is readable ({path}, {} bytes)", b.len())),
+        Err(e) => Seen::Errno(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+    }
+}
+
 macro_rules! probes {
     ($($name:literal, $layer:literal, $blocked:expr, $safe:literal, $run:expr;)*) => {
         /// Every probe, in report order.
@@ -500,6 +509,10 @@ probes! {
         }
         Err(e) => Seen::Blocked(format!("{e:?}")),
     };
+    // The kernel's boot parameters (tokens, root device, ...) and build configuration: the
+    // shipped policies hide both.
+    "proc.kernel-cmdline", "hide mounts", NO_FILE, true, |_| read_hidden("/proc/cmdline", "the kernel command line");
+    "proc.kernel-config", "hide mounts", NO_FILE, true, |_| read_hidden("/proc/config.gz", "the kernel's build configuration");
     "proc.self-mem-of-pid-1", "launcher", DENIED, true, |_| open_mode("/proc/1/mem", nix::fcntl::OFlag::O_RDWR);
     // A map is written once; a second write (here: all ids to root) must fail.
     "proc.uid-map-rewrite", "user namespace", &[Errno::EPERM, Errno::EACCES, Errno::EINVAL, Errno::EROFS], true, |_| {
@@ -663,24 +676,28 @@ probes! {
     };
 
     // ── network ─────────────────────────────────────────────────────────────────────────────
-    "net.host-loopback-tcp", "net namespace", NET_DENIED, true, |c| match c.tcp_port {
-        Some(port) if !c.host_network => match std::net::TcpStream::connect(("127.0.0.1", port)) {
+    // Tried under `network: host` too: there only Landlock (tcp-connect rules, the
+    // abstract-unix scope) stands in the way, and a policy that lets them through on purpose
+    // says so with `audit.grants`.
+    "net.host-loopback-tcp", "net namespace/landlock", NET_DENIED, true, |c| match c.tcp_port {
+        Some(port) => match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(_) if c.host_network => Seen::Done(format!("connected to the host's 127.0.0.1:{port} (the policy shares the host network; no Landlock tcp-connect rule stops it)")),
             Ok(_) => Seen::Done(format!("connected to the host's 127.0.0.1:{port}")),
             Err(e) => Seen::Errno(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
         },
-        Some(_) => Seen::NotApplicable("the policy shares the host network".into()),
         None => Seen::NotApplicable("no host listener".into()),
     };
-    "net.host-abstract-socket", "net namespace", NET_DENIED, true, |c| match &c.abstract_name {
-        Some(name) if !c.host_network || c.abstract_scope => {
+    "net.host-abstract-socket", "net namespace/landlock", NET_DENIED, true, |c| match &c.abstract_name {
+        Some(name) => {
             use std::os::linux::net::SocketAddrExt;
             let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes());
             match addr.and_then(|a| std::os::unix::net::UnixStream::connect_addr(&a)) {
+                Ok(_) if c.host_network && !c.abstract_scope => Seen::Done(format!("connected to the host's @{name} (the policy shares the host network without Landlock's abstract-unix scope)")),
+                Ok(_) if c.host_network => Seen::Done(format!("connected to the host's @{name} (the kernel did not enforce Landlock's abstract-unix scope)")),
                 Ok(_) => Seen::Done(format!("connected to the host's @{name}")),
                 Err(e) => Seen::Errno(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
             }
         }
-        Some(_) => Seen::NotApplicable("the policy shares the host network without Landlock's abstract-unix scope".into()),
         None => Seen::NotApplicable("no host socket".into()),
     };
     "net.raw-socket", "capabilities", DENIED, true, |_| call("socket", [2, 3 /* SOCK_RAW */, 1 /* ICMP */, 0, 0, 0]);
@@ -704,13 +721,24 @@ probes! {
     "terminal.tioclinux", "seccomp", EPERM, true, |_| call("ioctl", [u64::MAX, 0x541C, 0, 0, 0, 0]);
 
     // ── resources ───────────────────────────────────────────────────────────────────────────
+    // A limit the policy asks for and the host can't give is a hole, not "not applicable";
+    // it is not tried, which would be a fork bomb or a memory grab on the host itself.
     "resources.fork-bomb", "cgroup pids", &[Errno::EAGAIN], false, |c| match &c.dropped_pids {
-        Some(why) => Seen::NotApplicable(format!("the policy's best-effort pids limit was dropped: {why}")),
+        Some(why) => Seen::Done(format!("nothing limits processes: the policy's pids limit is not enforced on this host ({why}); not tried")),
         None => super::fork_until_limit(c.pids_limit),
     };
     "resources.memory", "cgroup memory", &[Errno::ENOMEM], false, |c| match &c.dropped_memory {
-        Some(why) => Seen::NotApplicable(format!("the policy's best-effort memory limit was dropped: {why}")),
+        Some(why) => Seen::Done(format!("nothing limits memory: the policy's memory limit is not enforced on this host ({why}); not tried")),
         None => super::allocate_past_limit(c.memory_limit),
+    };
+    "resources.dropped-limits", "cgroup", &[], false, |c| {
+        if c.limits.is_empty() {
+            Seen::NotApplicable("the policy sets no cgroup limit".into())
+        } else if c.dropped_limits.is_empty() {
+            Seen::Blocked(format!("every limit holds: {}", c.limits.join(", ")))
+        } else {
+            Seen::Done(format!("not enforced on this host: {}", c.dropped_limits.join("; ")))
+        }
     };
     "resources.tmpfs-fill", "tmpfs size", &[Errno::ENOSPC, Errno::EDQUOT, Errno::EFBIG], false, |c| super::fill_tmpfs(&c.scratch, c.scratch_size);
     "resources.fd-exhaustion", "rlimit", &[Errno::EMFILE], true, |c| super::open_until_limit(c.nofile_limit);
@@ -732,6 +760,25 @@ probes! {
         (Some(s), Ok(bytes)) if bytes.windows(s.len()).any(|w| w == s.as_bytes()) => Seen::Done("the supervisor's environment is readable through /proc/1/environ".into()),
         (_, Ok(_)) => Seen::Blocked("readable but without the secret".into()),
         (_, Err(e)) => Seen::Errno(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+    };
+    // The reaper (PID 1) is a copy of the launcher: its command line would name the policy,
+    // the bind sources and --setenv values. The audit's own launch carries the secret and
+    // the probe's bind in its command line, so either showing there is the leak.
+    "leak.pid-1-cmdline", "launcher", DENIED, true, |c| {
+        if c.as_pid_1 { return Seen::NotApplicable("the program is PID 1 (as-pid-1): /proc/1/cmdline is its own".into()) }
+        match std::fs::read("/proc/1/cmdline") {
+            Ok(bytes) => {
+                let has = |needle: &[u8]| !needle.is_empty() && bytes.windows(needle.len()).any(|w| w == needle);
+                let secret = c.secret.as_deref().unwrap_or("").as_bytes();
+                let shown = String::from_utf8_lossy(&bytes).replace('\0', " ");
+                if has(secret) || has(super::PROBE_PATH.as_bytes()) {
+                    Seen::Done(format!("the launcher's command line is readable through /proc/1/cmdline: {}", shown.chars().take(120).collect::<String>()))
+                } else {
+                    Seen::Blocked(format!("/proc/1/cmdline shows {:?}", shown.trim_end()))
+                }
+            }
+            Err(e) => Seen::Errno(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+        }
     };
     "leak.kernel-modules", "capabilities", &[], true, |_| match read_text("/proc/modules") {
         Ok(t) if t.lines().any(|l| l.split(' ').nth(5).is_some_and(|a| a.trim_start_matches("0x").chars().any(|ch| ch != '0'))) => Seen::Done("module addresses readable".into()),

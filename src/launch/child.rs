@@ -117,6 +117,16 @@ impl<'a> Child<'a, Mapped> {
     fn start(plan: &'a Plan, chan: &'a Channel, opts: &'a Options) -> Result<Self, StepError> {
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .step(Step::Clone, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
+        // This process is a copy of the launcher and becomes PID 1: every process of the
+        // sandbox could read the launcher's command line (policy path, bind sources,
+        // --setenv values) in /proc/1/cmdline. Forget it and the caller's environment now,
+        // while the host's /proc still shows this process as /proc/self.
+        if !opts.keep_launcher_args {
+            crate::sys::forget_launcher_args(b"kekkai").step(Step::Clone, || {
+                "overwrite the launcher's argv and environ (/proc/self/stat arg_start..env_end)"
+                    .into()
+            })?;
+        }
         wait_for(chan, &ToChild::Mapped, Step::IdMaps)?;
         if let Some(ns) = &plan.userns {
             if ns.setup_as_root {

@@ -42,11 +42,14 @@ pub struct Options {
     pub trace_start: Option<std::time::Instant>,
     /// Inject a fault at a step (debug builds only).
     pub fault: Option<(Step, Fault)>,
-    /// Don't print what a best-effort layer dropped.
+    /// Don't say what a best-effort policy runs without (`-q`).
     pub quiet: bool,
     /// Give the program a relayed pseudo-terminal (decided by the supervisor before clone:
     /// `terminal: pty` and stdin is a terminal).
     pub pty: bool,
+    /// Leave the launcher's command line and environment in the sandbox's first process
+    /// (debug builds only, `KEKKAI_WEAKEN=launcher-args`: a test shows the audit catching it).
+    pub keep_launcher_args: bool,
 }
 
 impl Options {
@@ -61,8 +64,10 @@ impl Options {
             }
             _ => {}
         }
-        // Fault injection exists only in debug builds.
+        // Fault injection and weakening exist only in debug builds.
         if cfg!(debug_assertions) {
+            o.keep_launcher_args =
+                std::env::var_os("KEKKAI_WEAKEN").is_some_and(|v| v == "launcher-args");
             if let Ok(spec) = std::env::var("KEKKAI_FAULT") {
                 if let Some((name, what)) = spec.split_once(':') {
                     let step = Step::all().find(|s| s.name() == name);
@@ -83,14 +88,17 @@ impl Options {
     /// Marks the start of a step: traces it and injects a fault if asked.
     pub fn enter(&self, step: Step) {
         if self.trace_steps {
-            match self.trace_start {
-                Some(t) => eprintln!(
-                    "kekkai-step: {} +{}us",
+            let line = match self.trace_start {
+                Some(t) => format!(
+                    "kekkai-step: {} +{}us\n",
                     step.name(),
                     t.elapsed().as_micros()
                 ),
-                None => eprintln!("kekkai-step: {}", step.name()),
-            }
+                None => format!("kekkai-step: {}\n", step.name()),
+            };
+            // One write: the supervisor may be writing to the same stderr.
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(line.as_bytes());
         }
         if let Some((s, fault)) = &self.fault {
             if *s == step {

@@ -88,7 +88,7 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
     // become ours, so they can be reaped.
     nix::sys::prctl::set_child_subreaper(true)
         .step(Step::Clone, || "prctl(PR_SET_CHILD_SUBREAPER, 1)".into())?;
-    let result = launch(plan, command, opts, cgroups.as_ref());
+    let result = launch(plan, command, opts, cgroups.as_ref(), &cg_out.dropped);
     if let Some(cg) = cgroups {
         // Whatever is left (a timeout, no pid namespace): kill, reap, read, remove.
         cg.kill_all();
@@ -126,6 +126,7 @@ fn launch(
     command: &[OsString],
     opts: &Options,
     cgroups: Option<&Cgroups>,
+    cgroup_dropped: &[String],
 ) -> Result<Outcome, StepError> {
     opts.enter(Step::Clone);
     let set = handled_set();
@@ -184,7 +185,10 @@ fn launch(
             return Err(StepError::sys(Step::IdMaps, "write(channel, go)", e));
         }
     }
-    supervise(plan, pid, &chan, &sfd, start)
+    // What a best-effort policy runs without is said when the sandbox reports what it
+    // enforced, just before the program starts (unless -q).
+    let announce = (!opts.quiet).then(|| cgroup_dropped.to_vec());
+    supervise(plan, pid, &chan, &sfd, start, announce)
 }
 
 fn write_maps(plan: &Plan, pid: Pid) -> Result<(), StepError> {
@@ -214,6 +218,9 @@ fn write_maps(plan: &Plan, pid: Pid) -> Result<(), StepError> {
 struct State {
     /// The program's pseudo-terminal, relayed.
     relay: Option<Relay>,
+    /// The cgroup limits dropped, to be said with Landlock's drops once the sandbox reports
+    /// (None: -q, or said already).
+    announce: Option<Vec<String>>,
     outcome: Outcome,
     reported: Option<Ended>,
     child_status: Option<Ended>,
@@ -225,8 +232,10 @@ fn supervise(
     chan: &Channel,
     sfd: &SignalFd,
     start: Instant,
+    announce: Option<Vec<String>>,
 ) -> Result<Outcome, StepError> {
     let mut st = State {
+        announce,
         outcome: Outcome {
             ended: Ended::Exited(0),
             exit_code: 0,
@@ -390,6 +399,12 @@ fn read_message(chan: &Channel, st: &mut State) -> bool {
     match chan.recv_with_fd::<ToParent>() {
         Ok(Some((ToParent::Failed(e), _))) => st.outcome.setup_error = Some(e),
         Ok(Some((ToParent::Enforced(e), _))) => {
+            if let Some(cgroup) = st.announce.take() {
+                let dropped = super::report::dropped(&cgroup, Some(&e.landlock));
+                if !dropped.is_empty() {
+                    crate::log::warn(&super::report::dropped_line(&dropped));
+                }
+            }
             st.outcome.enforced = Some(e);
             // The program starts now; the supervisor only waits from here on.
             crate::sys::release_code_pages();

@@ -78,6 +78,9 @@ pub struct EnforcedReport {
     pub cgroup: Vec<CgroupLimit>,
     /// Limits a best-effort policy could not have.
     pub cgroup_dropped: Vec<String>,
+    /// Everything a best-effort policy asked for and this host could not enforce: the
+    /// limits above and Landlock's `dropped`, in one list (empty: all of it holds).
+    pub dropped: Vec<String>,
     /// rlimits set (name, value; `unlimited` for none).
     pub rlimits: Vec<(String, String)>,
     /// Landlock's outcome.
@@ -163,6 +166,10 @@ impl RunReport {
                     .collect(),
                 cgroup,
                 cgroup_dropped: outcome.cgroup.dropped.clone(),
+                dropped: dropped(
+                    &outcome.cgroup.dropped,
+                    outcome.enforced.as_ref().map(|e| &e.landlock),
+                ),
                 rlimits: plan
                     .rlimits
                     .iter()
@@ -203,5 +210,63 @@ impl RunReport {
             },
             peak_memory_bytes: stats.peak_memory.unwrap_or(outcome.max_rss),
         }
+    }
+}
+
+/// What a best-effort policy asked for and the host could not enforce: the cgroup limits
+/// dropped, then Landlock's drops.
+pub fn dropped(cgroup: &[String], landlock: Option<&LandlockReport>) -> Vec<String> {
+    cgroup
+        .iter()
+        .chain(landlock.into_iter().flat_map(|l| l.dropped.iter()))
+        .cloned()
+        .collect()
+}
+
+/// The one line `kekkai run` says about it on stderr (unless -q), with how to get the
+/// cgroup limits back.
+pub fn dropped_line(dropped: &[String]) -> String {
+    let mut line = format!(
+        "best-effort: running without what this host can't enforce: {}",
+        dropped.join("; ")
+    );
+    if dropped.iter().any(|d| d.starts_with("limits.")) {
+        let user = if nix::unistd::geteuid().is_root() {
+            ""
+        } else {
+            " --user"
+        };
+        line.push_str(&format!(
+            " (a delegated cgroup gives the limits: systemd-run{user} --scope -p Delegate=yes kekkai run ...)"
+        ));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rstest::rstest]
+    #[case::nothing(&[], &[], &[])]
+    #[case::limits_then_landlock(
+        &["limits.memory: no delegated cgroup"],
+        &["landlock.scope needs ABI 6, the kernel has 2"],
+        &["limits.memory: no delegated cgroup", "landlock.scope needs ABI 6, the kernel has 2"],
+    )]
+    fn drops_are_listed_together(
+        #[case] cgroup: &[&str],
+        #[case] landlock: &[&str],
+        #[case] want: &[&str],
+    ) {
+        let cgroup: Vec<String> = cgroup.iter().map(|s| s.to_string()).collect();
+        let ll = LandlockReport {
+            dropped: landlock.iter().map(|s| s.to_string()).collect(),
+            ..LandlockReport::default()
+        };
+        assert_eq!(dropped(&cgroup, Some(&ll)), want);
+        let line = dropped_line(&dropped(&cgroup, Some(&ll)));
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert_eq!(line.contains("Delegate=yes"), !cgroup.is_empty(), "{line}");
     }
 }

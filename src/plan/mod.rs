@@ -143,6 +143,8 @@ pub struct Plan {
     pub as_pid_1: bool,
     /// The policy's expectations for `kekkai audit`.
     pub audit: Vec<crate::audit::Expectation>,
+    /// The escape probes the policy grants (`audit.grants`), by name.
+    pub audit_grants: Vec<String>,
     /// The program's terminal (pty only takes effect when stdin is a terminal).
     pub terminal: crate::policy::model::Terminal,
     /// What systemd handed the caller that passes on to the program.
@@ -375,6 +377,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
             }
         }
     }
+    let audit_grants = plan_grants(p.audit.as_ref(), &mut d);
 
     // No privilege leaves the sandbox, unless the policy says otherwise: the ids and
     // capabilities here, the mode filters in seccomp.
@@ -429,10 +432,33 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         network,
         as_pid_1: p.as_pid_1.unwrap_or(false),
         audit,
+        audit_grants,
         terminal: p.terminal.unwrap_or(crate::policy::model::Terminal::Pty),
         systemd,
         host_privileges,
     })
+}
+
+/// `audit.grants`: names of escape probes, each checked against the battery.
+fn plan_grants(audit: Option<&crate::policy::model::Audit>, d: &mut Diags) -> Vec<String> {
+    let probes = crate::audit::probes::all();
+    let mut out = Vec::new();
+    let list = audit.and_then(|a| a.grants.as_ref());
+    for (i, name) in list.into_iter().flatten().enumerate() {
+        if probes.iter().any(|p| p.name == name) {
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+            continue;
+        }
+        let mut msg = format!("no escape probe is called `{name}`");
+        if let Some(best) = suggest(name, probes.iter().map(|p| p.name)) {
+            msg.push_str(&format!(" (did you mean `{best}`?)"));
+        }
+        msg.push_str("; `kekkai audit --json` lists them");
+        d.push(KeyPath::root().key("audit").key("grants").index(i), msg);
+    }
+    out
 }
 
 /// PATH for a program whose environment has none.

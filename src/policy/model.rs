@@ -128,7 +128,7 @@ pub enum Terminal {
 }
 
 /// A policy's own expectations, checked by `kekkai audit`: `read:/etc/shadow`, `write:/usr`,
-/// `exec:/tmp/x`, `connect:127.0.0.1:22`, `bind:8080`.
+/// `exec:/tmp/x`, `connect:127.0.0.1:22`, `bind:8080`; and the probes it grants.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Audit {
@@ -138,6 +138,11 @@ pub struct Audit {
     /// Attempts that must work inside the sandbox.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub must_allow: Option<Vec<String>>,
+    /// Escape probes this policy lets through on purpose (`net.host-loopback-tcp` for a
+    /// service that shares the host's network): `kekkai audit` still runs them and reports
+    /// one that gets through as granted by the policy, not as an escape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grants: Option<Vec<String>>,
 }
 
 /// A Linux namespace type.

@@ -445,3 +445,86 @@ pub fn release_code_pages() {
     // SAFETY: malloc_trim only hands free heap pages back to the kernel; allocations stay valid.
     unsafe { libc::malloc_trim(0) };
 }
+
+/// The strings the kernel copied onto this process's stack at `execve`: the command line
+/// `[arg_start, arg_end)` and the environment `[env_start, env_end)`, from fields 48 to 51 of
+/// a `/proc/PID/stat` text (proc(5)). `/proc/PID/cmdline` and `/proc/PID/environ` read exactly
+/// these two ranges of the process's memory.
+pub fn arg_env_area(stat: &str) -> Option<[usize; 4]> {
+    // Field 2, the command name, may itself hold spaces and parentheses: count from the last
+    // ") ", after which field 3 starts.
+    let after = stat.rsplit_once(") ")?.1;
+    let mut fields = after.split(' ').skip(48 - 3);
+    let mut out = [0usize; 4];
+    for slot in &mut out {
+        *slot = fields.next()?.trim().parse().ok()?;
+    }
+    let [arg_start, arg_end, env_start, env_end] = out;
+    (arg_start != 0 && arg_start <= arg_end && env_start <= env_end).then_some(out)
+}
+
+/// Overwrites this process's command line and environment strings in memory, so that
+/// `/proc/PID/cmdline` shows `shown` and `/proc/PID/environ` nothing. The sandbox's first
+/// process is a copy of the launcher (clone without exec), and without this its command line
+/// (policy path, bind sources, `--setenv` values) and the caller's environment stay in its
+/// memory, the command line readable by every process of the sandbox as `/proc/1/cmdline`.
+///
+/// `shown` is written at the start of the (zeroed) command line, and the line's last byte is
+/// made non-zero: the kernel takes a command line that does not end in NUL as one a process
+/// retitled itself (setproctitle(3)) and shows it up to its first NUL, so `/proc/PID/cmdline`
+/// reads `shown` and a NUL — not the old length in NULs. A command line too short for that is
+/// only zeroed. Costs one read of `/proc/self/stat` and two `memset`s; no system call changes
+/// the process (`prctl(PR_SET_MM)` would need CAP_SYS_RESOURCE on the host).
+///
+/// Call it in a single-threaded process that no longer needs `std::env::args` or
+/// `std::env::var` (they would read the overwritten strings: empty ones, never freed memory).
+pub fn forget_launcher_args(shown: &[u8]) -> nix::Result<()> {
+    let stat = std::fs::read_to_string("/proc/self/stat")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let [arg_start, arg_end, env_start, env_end] = arg_env_area(&stat).ok_or(Errno::EINVAL)?;
+    let args = std::ptr::with_exposed_provenance_mut::<u8>(arg_start);
+    let env = std::ptr::with_exposed_provenance_mut::<u8>(env_start);
+    let (arg_len, env_len) = (arg_end - arg_start, env_end - env_start);
+    // SAFETY: the two ranges are this process's own argument and environment strings, where
+    // the kernel put them at execve (it reports them in /proc/self/stat; fork and clone keep
+    // the addresses in the copy): they lie in the initial stack mapping, which is writable
+    // and never unmapped while the process lives. No Rust reference points into them — std
+    // keeps raw `argv` pointers and copies on every `args()`; libc's `environ` holds raw
+    // pointers whose strings stay NUL-terminated (empty) after zeroing. The caller is
+    // single-threaded, so nothing reads them while they change. `shown` is written only when
+    // it fits with its NUL and the final byte (`shown.len() + 2 <= arg_len`).
+    unsafe {
+        std::ptr::write_bytes(args, 0, arg_len);
+        std::ptr::write_bytes(env, 0, env_len);
+        if shown.len() + 2 <= arg_len && !shown.contains(&0) {
+            std::ptr::copy_nonoverlapping(shown.as_ptr(), args, shown.len());
+            args.add(arg_len - 1).write(b' ');
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fields 48 to 51 of /proc/PID/stat, whatever the command name holds.
+    #[rstest::rstest]
+    #[case::plain("1234 (kekkai) S", Some([100, 200, 200, 300]))]
+    #[case::spaces_and_parens("1234 (a) (b c) S", Some([100, 200, 200, 300]))]
+    #[case::kernel_thread_has_none("2 (kthreadd) S", None)]
+    #[case::truncated("1234 (kekkai", None)]
+    fn finds_the_argument_and_environment_area(
+        #[case] head: &str,
+        #[case] want: Option<[usize; 4]>,
+    ) {
+        // Fields 4 to 47 are not read; kernel threads report 0 for the four addresses.
+        let filler = vec!["0"; 47 - 3].join(" ");
+        let tail = match want {
+            Some([a, b, c, d]) => format!("{a} {b} {c} {d} 0"),
+            None => "0 0 0 0 0".into(),
+        };
+        let stat = format!("{head} {filler} {tail}\n");
+        assert_eq!(arg_env_area(&stat), want);
+    }
+}

@@ -319,8 +319,15 @@ impl Drop for Delegated {
 
 /// Runs `kekkai ARGS` in `mode`, placing it in a delegated cgroup when asked.
 pub fn run_as(w: &World, mode: Mode, args: &[&str]) -> Output {
+    run_as_with(w, mode, &[], args)
+}
+
+/// [`run_as`], with these variables added to kekkai's environment.
+pub fn run_as_with(w: &World, mode: Mode, env: &[(&str, &str)], args: &[&str]) -> Output {
     if mode != Mode::Delegated {
-        return w.run(mode.who(), args);
+        let mut c = w.command(mode.who());
+        c.envs(env.iter().copied());
+        return c.args(args).output().unwrap();
     }
     let deleg = Delegated::new();
     // The shell waits until it has been moved into the delegated cgroup, then becomes kekkai.
@@ -335,6 +342,7 @@ pub fn run_as(w: &World, mode: Mode, args: &[&str]) -> Output {
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("LANG", "C.UTF-8")
+        .envs(env.iter().copied())
         .current_dir(w.dir.path())
         .uid(uid)
         .gid(gid)

@@ -393,10 +393,22 @@ pub fn check_compat(limits: &LimitsPlan, layout: &Layout) -> Result<Vec<String>,
     }
     match limits.compat() {
         Compat::BestEffort => Ok(missing),
-        Compat::Hard => Err(StepError::msg(Step::Plan, format!("cgroup limits can't be enforced: {}", missing.join("; ")))
-            .key(&KeyPath::root().key("limits").key("compat"))
-            .hint("run as root, or in a delegated cgroup of kekkai's own (systemd-run [--user] --scope -p Delegate=yes kekkai run ...), or name one with `limits.parent`, or set `limits.compat: best-effort` to run with rlimits only")),
+        Compat::Hard => Err(StepError::msg(
+            Step::Plan,
+            format!("cgroup limits can't be enforced: {}", missing.join("; ")),
+        )
+        .key(&KeyPath::root().key("limits").key("compat"))
+        .hint(delegation_hint(nix::unistd::geteuid().is_root()))),
     }
+}
+
+/// How to get a cgroup kekkai may create the sandbox's in: the first thing a refused caller
+/// reads.
+fn delegation_hint(root: bool) -> String {
+    let user = if root { "" } else { " --user" };
+    format!(
+        "run kekkai in a cgroup delegated to it: `systemd-run{user} --scope -p Delegate=yes kekkai run ...`; or name one with `limits.parent`; or, to run without these limits, use a policy that says `limits.compat: best-effort`"
+    )
 }
 
 /// How long teardown waits for killed processes to be gone before it gives up removing the
