@@ -327,7 +327,9 @@ pub fn fork_until_limit(limit: Option<u64>) -> Seen {
     result
 }
 
-/// Allocates (and touches) memory up to 64 MiB past the limit, or 1 GiB without one.
+/// Touches memory up to 64 MiB past the limit (at most 1 GiB + 64 MiB). The work is a fixed
+/// number of bytes, never a race with a clock: it ends with the OOM killer's SIGKILL or ENOMEM
+/// (the limit holds), or with every byte touched (it does not).
 pub fn allocate_past_limit(limit: Option<u64>) -> Seen {
     let Some(limit) = limit else {
         return Seen::NotApplicable("no memory limit in the policy".into());
@@ -339,22 +341,18 @@ pub fn allocate_past_limit(limit: Option<u64>) -> Seen {
         ));
     }
     let target = limit.saturating_add(64 << 20);
-    let mut chunks: Vec<Vec<u8>> = Vec::new();
-    let mut total = 0u64;
-    while total < target {
-        let mut v: Vec<u8> = Vec::new();
-        if v.try_reserve_exact(16 << 20).is_err() {
-            return Seen::Errno(Errno::ENOMEM);
-        }
-        v.resize(16 << 20, 1);
-        total += 16 << 20;
-        chunks.push(v);
+    let Ok(len) = usize::try_from(target) else {
+        return Seen::Broken(format!("{target} bytes do not fit in an address"));
+    };
+    match crate::sys::touch_anonymous(len) {
+        Ok(()) => Seen::Done(format!(
+            "touched {} MiB, {} MiB past a {} MiB limit",
+            target >> 20,
+            (target - limit) >> 20,
+            limit >> 20
+        )),
+        Err(e) => Seen::Errno(e),
     }
-    Seen::Done(format!(
-        "allocated {} MiB past a {} MiB limit",
-        (total - limit) >> 20,
-        limit >> 20
-    ))
 }
 
 /// Writes into `dir` until the filesystem is full, at most its size plus 1 MiB.
@@ -457,6 +455,11 @@ struct Line {
     seen: Seen,
 }
 
+/// How long a probe may go without a result before it is taken for hung. A watchdog for hangs
+/// only, never a measure of speed: every probe's work is bounded (bytes, processes,
+/// descriptors), and the slowest of them takes seconds even under software emulation.
+pub const HANG_WATCHDOG_SECS: u32 = 600;
+
 /// Runs one attempt in a forked process, so a probe that is killed can't take the battery
 /// with it.
 fn isolated(f: &dyn Fn() -> Seen) -> Seen {
@@ -467,7 +470,7 @@ fn isolated(f: &dyn Fn() -> Seen) -> Seen {
         Ok(None) => {
             drop(rd);
             // A probe that hangs is an error, not a pass.
-            nix::unistd::alarm::set(10);
+            nix::unistd::alarm::set(HANG_WATCHDOG_SECS);
             let seen = f();
             let bytes = serde_json::to_vec(&seen).unwrap_or_default();
             let _ = nix::unistd::write(&wr, &bytes);
@@ -483,7 +486,7 @@ fn isolated(f: &dyn Fn() -> Seen) -> Seen {
                 (Ok(seen), _) => seen,
                 (Err(_), Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _))) => {
                     if sig == nix::sys::signal::Signal::SIGALRM {
-                        Seen::Broken("timed out".into())
+                        Seen::Broken(format!("hung: no result after {HANG_WATCHDOG_SECS} s"))
                     } else {
                         Seen::Signal(sig as i32)
                     }
