@@ -276,7 +276,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 s.default_action
             ));
             if let Some(f) = &s.socket_families {
-                let names: Vec<&str> = f
+                let mut names: Vec<&str> = f
                     .iter()
                     .filter_map(|n| {
                         crate::plan::names::SOCKET_FAMILIES
@@ -285,6 +285,9 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                             .map(|(k, _)| *k)
                     })
                     .collect();
+                if s.netlink_route {
+                    names.push(crate::plan::seccomp_presets::NETLINK_ROUTE_NAME);
+                }
                 out.push(format!(
                     "socket families: {}",
                     if names.is_empty() {

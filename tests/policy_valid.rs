@@ -650,18 +650,24 @@ fn the_design_notes_deny_rule_compiles_to_a_32_bit_comparison() {
 }
 
 #[rstest]
-#[case::default("", Some(vec![1, 2, 10]))]
-#[case::chosen("seccomp: {socket-families: [unix, AF_NETLINK, local]}", Some(vec![1, 16, 1]))]
-#[case::strict_none("seccomp: {preset: strict}", Some(vec![]))]
-#[case::no_filter("seccomp: {preset: none}", None)]
-fn socket_families(#[case] body: &str, #[case] want: Option<Vec<u64>>) {
+#[case::default("", Some(vec![1, 2, 10]), true)]
+#[case::chosen("seccomp: {socket-families: [unix, AF_NETLINK, local]}", Some(vec![1, 16, 1]), false)]
+#[case::chosen_route("seccomp: {socket-families: [unix, netlink-route]}", Some(vec![1]), true)]
+#[case::strict_none("seccomp: {preset: strict}", Some(vec![]), false)]
+#[case::no_filter("seccomp: {preset: none}", None, false)]
+fn socket_families(#[case] body: &str, #[case] want: Option<Vec<u64>>, #[case] route: bool) {
     let plan = compile(body);
     assert_eq!(plan.seccomp.socket_families, want);
+    assert_eq!(plan.seccomp.netlink_route, route);
     if let Some(families) = want.filter(|f| !f.is_empty()) {
-        let sets = families
+        let mut sets: Vec<Vec<Cond>> = families
             .iter()
             .map(|f| vec![Cond::u32(0, Op::Eq, *f)])
             .collect();
+        if route {
+            // socket(AF_NETLINK, *, NETLINK_ROUTE), the protocol compared as 32 bits.
+            sets.push(vec![Cond::u32(0, Op::Eq, 16), Cond::u32(2, Op::Eq, 0)]);
+        }
         assert_eq!(plan.seccomp.allowed[&nr("socket")], Match::When(sets));
     }
 }

@@ -355,6 +355,57 @@ pub fn allocate_past_limit(limit: Option<u64>) -> Seen {
     }
 }
 
+/// Asks the kernel, over a NETLINK_ROUTE socket, to change a network device (RTM_SETLINK for
+/// an interface index that does not exist). Opening the socket and reading the namespace's
+/// interfaces is allowed where the policy allows sockets; a change needs CAP_NET_ADMIN, which
+/// rtnetlink checks before it looks the device up: EPERM means the sandbox stopped it, ENODEV
+/// that the change got through (and harmlessly found no device).
+pub fn netlink_change() -> Seen {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
+    let fd = match socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    ) {
+        Ok(fd) => fd,
+        Err(e) => return Seen::Errno(e),
+    };
+    const RTM_SETLINK: u16 = 19;
+    const NLM_F_REQUEST_ACK: u16 = 0x1 | 0x4;
+    const NLMSG_ERROR: u16 = 2;
+    // struct nlmsghdr, then struct ifinfomsg { family, pad, type, index, flags, change }.
+    let mut msg = Vec::with_capacity(32);
+    msg.extend_from_slice(&32u32.to_ne_bytes());
+    msg.extend_from_slice(&RTM_SETLINK.to_ne_bytes());
+    msg.extend_from_slice(&NLM_F_REQUEST_ACK.to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(&[0, 0, 0, 0]);
+    msg.extend_from_slice(&i32::MAX.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    // Unconnected, a netlink socket sends to the kernel.
+    if let Err(e) = nix::unistd::write(&fd, &msg) {
+        return Seen::Errno(e);
+    }
+    let mut buf = [0u8; 4096];
+    let n = match nix::unistd::read(&fd, &mut buf) {
+        Ok(n) => n,
+        Err(e) => return Seen::Errno(e),
+    };
+    let field = |at: usize| -> Option<[u8; 4]> { buf.get(at..at + 4)?.try_into().ok() };
+    let kind = buf
+        .get(4..6)
+        .and_then(|b| <[u8; 2]>::try_from(b).ok())
+        .map(u16::from_ne_bytes);
+    match (n >= 20, kind, field(16).map(i32::from_ne_bytes)) {
+        (true, Some(NLMSG_ERROR), Some(0)) => Seen::Done("RTM_SETLINK was accepted".into()),
+        (true, Some(NLMSG_ERROR), Some(err)) => Seen::Errno(Errno::from_raw(-err)),
+        _ => Seen::Broken(format!("unexpected netlink answer ({n} bytes)")),
+    }
+}
+
 /// Writes into `dir` until the filesystem is full, at most its size plus 1 MiB.
 pub fn fill_tmpfs(dir: &str, size: Option<u64>) -> Seen {
     let Some(size) = size else {
@@ -565,6 +616,10 @@ pub struct AuditReport {
     pub control: bool,
     /// Per probe.
     pub probes: Vec<ProbeReport>,
+    /// What the sandbox's run said about itself (limits that fired, layers a best-effort
+    /// policy dropped, anything the battery wrote to stderr): context for the verdicts, kept
+    /// here rather than on the launcher's stderr.
+    pub notes: Vec<String>,
     /// Counts.
     pub summary: Summary,
 }
@@ -606,6 +661,9 @@ impl AuditReport {
                 p.name, p.category, v, p.layer, p.detail
             ));
         }
+        for n in &self.notes {
+            s.push_str(&format!("note: {n}\n"));
+        }
         let m = &self.summary;
         s.push_str(&format!(
             "{} probes{}: {} blocked, {} escaped, {} not applicable, {} errors\n",
@@ -642,6 +700,7 @@ pub fn judge(
         hash: hash.to_owned(),
         control,
         probes: Vec::new(),
+        notes: Vec::new(),
         summary: Summary::default(),
     };
     let seen_of = |name: &str| {
@@ -690,6 +749,74 @@ pub fn judge(
         }
     }
     report
+}
+
+/// The notes for the report from the sandbox's run: its `--report` record (`None` for a
+/// control run) and what it wrote to stderr. A limit firing is the expected result of a
+/// resource probe, and is said as such.
+pub fn run_notes(plan: &Plan, run: Option<&serde_json::Value>, stderr: &[u8]) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(r) = run {
+        let flag = |k: &str| r["ended"][k].as_bool().unwrap_or(false);
+        let list = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let dropped = list(&r["enforced"]["cgroup_dropped"]);
+        if !dropped.is_empty() {
+            notes.push(format!(
+                "cgroup limits (best-effort) dropped: {}",
+                dropped.join("; ")
+            ));
+        }
+        let dropped = list(&r["enforced"]["landlock"]["dropped"]);
+        if !dropped.is_empty() {
+            notes.push(format!(
+                "landlock (best-effort) dropped: {}",
+                dropped.join("; ")
+            ));
+        }
+        if flag("oom_killed") {
+            let limit = plan
+                .limits
+                .memory
+                .map_or_else(|| "?".into(), crate::explain::size);
+            notes.push(format!(
+                "the memory limit ({limit}) OOM-killed a process in the sandbox, as resources.memory expects"
+            ));
+        }
+        if flag("pids_limit_hit") {
+            notes.push(format!(
+                "fork failed at the pids limit ({}), as resources.fork-bomb expects",
+                plan.limits.pids.unwrap_or_default()
+            ));
+        }
+        if let Some([program, errno]) = r["ended"]["exec_error"].as_array().map(Vec::as_slice) {
+            notes.push(format!(
+                "the battery could not be executed: {} ({})",
+                program.as_str().unwrap_or_default(),
+                errno.as_str().unwrap_or_default()
+            ));
+        }
+        if flag("timed_out") {
+            notes.push(format!(
+                "the policy's timeout ({:?}) ended the battery; probes that had not reported are errors",
+                plan.timeout.unwrap_or_default()
+            ));
+        }
+    }
+    for line in String::from_utf8_lossy(stderr).lines() {
+        let line = line.trim();
+        if !line.is_empty() {
+            notes.push(format!("stderr: {line}"));
+        }
+    }
+    notes
 }
 
 /// The probe context for a plan (the plan-derived part; fixtures are added by the caller).
@@ -920,6 +1047,12 @@ impl ProbeCopy {
     /// The copy's path.
     pub fn path(&self) -> PathBuf {
         self.dir.join("kekkai")
+    }
+
+    /// Where the sandbox's run writes its `--report` (beside the copy, which the sandbox sees
+    /// alone; the directory is this process's own, writable by nobody else).
+    pub fn run_report(&self) -> PathBuf {
+        self.dir.join("run-report.json")
     }
 }
 
