@@ -164,6 +164,9 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                     MountKind::Mqueue => format!("{}: mqueue {t}", m.key),
                 });
             }
+            for p in &plan.protected {
+                out.push(format!("the policy's hiding holds over {p}"));
+            }
         }
         Step::PivotRoot => out.push(if plan.rootfs.writable {
             "new root stays writable; writes vanish at exit".into()

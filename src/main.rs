@@ -323,6 +323,12 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Err
     opts.quiet = verbosity < 1;
     opts.enter(kekkai::plan::steps::Step::Plan);
     let (_loaded, plan) = load_and_compile(&args.policy, m, &caller)?;
+    if verbosity >= 0 && !plan.protected.is_empty() {
+        log::warn(&format!(
+            "the policy's hiding holds over {}",
+            plan.protected.join("; ")
+        ));
+    }
     let outcome = kekkai::launch::run(&plan, &args.command, &opts)?;
     if let Some(dest) = &args.report {
         let report = kekkai::launch::report::RunReport::new(&plan, &outcome);

@@ -755,7 +755,11 @@ pub fn judge(
 /// control run) and what it wrote to stderr. A limit firing is the expected result of a
 /// resource probe, and is said as such.
 pub fn run_notes(plan: &Plan, run: Option<&serde_json::Value>, stderr: &[u8]) -> Vec<String> {
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = plan
+        .protected
+        .iter()
+        .map(|p| format!("the policy's hiding holds over {p}"))
+        .collect();
     if let Some(r) = run {
         let flag = |k: &str| r["ended"][k].as_bool().unwrap_or(false);
         let list = |v: &serde_json::Value| -> Vec<String> {
