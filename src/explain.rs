@@ -164,6 +164,9 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                     MountKind::Mqueue => format!("{}: mqueue {t}", m.key),
                 });
             }
+            for p in &plan.protected {
+                out.push(format!("the policy's hiding holds over {p}"));
+            }
         }
         Step::PivotRoot => out.push(if plan.rootfs.writable {
             "new root stays writable; writes vanish at exit".into()
@@ -288,7 +291,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 s.default_action
             ));
             if let Some(f) = &s.socket_families {
-                let names: Vec<&str> = f
+                let mut names: Vec<&str> = f
                     .iter()
                     .filter_map(|n| {
                         crate::plan::names::SOCKET_FAMILIES
@@ -297,6 +300,9 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                             .map(|(k, _)| *k)
                     })
                     .collect();
+                if s.netlink_route {
+                    names.push(crate::plan::seccomp_presets::NETLINK_ROUTE_NAME);
+                }
                 out.push(format!(
                     "socket families: {}",
                     if names.is_empty() {

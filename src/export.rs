@@ -924,10 +924,14 @@ fn seccomp(plan: &Plan, o: &mut Out) {
 
     match &s.socket_families {
         Some(fams) if deny_mode => {
-            if fams.is_empty() {
+            let mut list: Vec<String> = fams.iter().map(|f| family_name(*f)).collect();
+            if s.netlink_route {
+                list.push("AF_NETLINK".into());
+                o.note("kekkai allows AF_NETLINK for NETLINK_ROUTE only; RestrictAddressFamilies= can't filter the protocol, so systemd allows every netlink protocol.");
+            }
+            if list.is_empty() {
                 o.set("RestrictAddressFamilies", "none");
             } else {
-                let list: Vec<String> = fams.iter().map(|f| family_name(*f)).collect();
                 o.set("RestrictAddressFamilies", &list.join(" "));
             }
         }
@@ -1288,7 +1292,7 @@ mod tests {
             "PrivateIPC=yes",
             "ProtectHostname=yes",
             "RestrictNamespaces=yes",
-            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
             "SystemCallErrorNumber=EPERM",
             "SystemCallArchitectures=native",
             "SocketBindAllow=tcp:80",
@@ -1317,7 +1321,7 @@ mod tests {
             "PrivateNetwork=yes",
             "PrivateUsers=yes",
             "CapabilityBoundingSet=",
-            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
             "ProtectHome=tmpfs",
             "InaccessiblePaths=-/run",
             "PrivateTmp=yes",

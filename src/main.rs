@@ -338,6 +338,12 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Err
                 .map_err(|why| Error::Host(format!("--report {dest}: {why}")))?,
         ),
     };
+    if verbosity >= 0 && !plan.protected.is_empty() {
+        log::warn(&format!(
+            "the policy's hiding holds over {}",
+            plan.protected.join("; ")
+        ));
+    }
     let outcome = kekkai::launch::run(&plan, &args.command, &opts)?;
     if let Some(dest) = &args.report {
         let report = kekkai::launch::report::RunReport::new(&plan, &outcome);
@@ -424,6 +430,7 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         std::env::current_exe().map_err(|e| Error::io("finding kekkai's own executable", e))?;
     let mut cmd = std::process::Command::new(&exe);
     let copy;
+    let mut run_report = None;
     if args.control {
         cmd.arg("__probe")
             .arg("battery")
@@ -431,7 +438,11 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         cmd.args(args.only.iter());
     } else {
         copy = audit::ProbeCopy::new().map_err(|e| Error::io("copying kekkai for the probe", e))?;
-        cmd.arg("run");
+        // Quiet: what the run has to say about itself comes back through its report and goes
+        // into the table; its errors (the sandbox did not start) are still printed.
+        let path = copy.run_report();
+        cmd.args(["-q", "run", "--report"]).arg(&path);
+        run_report = Some(path);
         match (&source, &args.policy.policy) {
             // The sandbox runs the file judged here, not the result of a second lookup.
             (PolicySource::Found(found), _) => {
@@ -458,19 +469,26 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         cmd.arg("--")
             .args(audit::battery_command(&ctx, args.only.as_deref()));
     }
-    // stdout carries the verdicts; stderr is the user's: why a sandbox did not start.
+    // stdout carries the verdicts; stderr is the user's only when the sandbox did not start,
+    // else it belongs to the report.
     cmd.env("KEKKAI_AUDIT_SECRET", &secret)
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit());
+        .stderr(std::process::Stdio::piped());
     let out = cmd
         .output()
         .map_err(|e| Error::io("starting the sandbox", e))?;
     let status = out.status.code().unwrap_or(128);
     if status == exit::LAUNCH && out.stdout.is_empty() {
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(&out.stderr);
         log::error("audit: the sandbox did not start (see above); no probe ran");
         return Ok(exit::LAUNCH);
     }
-    let report = audit::judge(
+    let run = run_report
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let mut report = audit::judge(
         &plan.name,
         &plan.policy_hash,
         args.control,
@@ -478,6 +496,7 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         args.only.as_deref(),
         &ctx,
     );
+    report.notes = audit::run_notes(&plan, run.as_ref(), &out.stderr);
     if args.json {
         println!(
             "{}",

@@ -158,7 +158,7 @@ fn landlock_limits_tcp_ports(#[values(Who::Root, Who::Rootless)] who: Who) {
 #[case::reboot_bad_magic(&["syscall", "reboot", "0", "0", "0"], "errno EPERM")]
 #[case::mount(&["syscall", "mount", "0", "0", "0", "0", "0"], "errno EPERM")]
 #[case::ptrace(&["syscall", "ptrace", "16", "1"], "errno EPERM")]
-#[case::netlink_socket(&["socket", "AF_NETLINK", "3"], "errno EPERM")]
+#[case::netlink_audit_socket(&["socket", "AF_NETLINK", "3", "9"], "errno EPERM")]
 #[case::packet_socket(&["socket", "AF_PACKET", "3"], "errno EPERM")]
 #[case::vsock(&["socket", "AF_VSOCK", "1"], "errno EPERM")]
 #[case::personality(&["syscall", "personality", "0x0040000"], "errno EPERM")]
@@ -199,6 +199,39 @@ fn allowed_socket_families_work(#[values(Who::Root, Who::Rootless)] who: Who) {
             "{fam}"
         );
     }
+}
+
+/// NETLINK_ROUTE is how programs list network interfaces (Python's `socket.if_nameindex()`,
+/// `ip addr`, Node's `os.networkInterfaces()`): it works, and shows the sandbox's own network
+/// namespace; other netlink protocols stay denied.
+#[rstest]
+fn netlink_route_lists_the_sandboxs_own_interfaces(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values("default", "build")] policy: &str,
+) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("netlink");
+    let o = w.run(
+        who,
+        [
+            "run",
+            "-p",
+            policy,
+            "--",
+            "python3",
+            "-c",
+            "import socket; print(socket.if_nameindex())",
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "[(1, 'lo')]\n");
+    assert!(probe(&w, who, &[], &["socket", "AF_NETLINK", "3", "0"]).starts_with("ok"));
+    assert_eq!(
+        probe(&w, who, &[], &["socket", "AF_NETLINK", "3", "4"]),
+        "errno EPERM"
+    );
 }
 
 #[rstest]

@@ -711,18 +711,24 @@ fn the_design_notes_deny_rule_compiles_to_a_32_bit_comparison() {
 }
 
 #[rstest]
-#[case::default("", Some(vec![1, 2, 10]))]
-#[case::chosen("seccomp: {socket-families: [unix, AF_NETLINK, local]}", Some(vec![1, 16, 1]))]
-#[case::strict_none("seccomp: {preset: strict}", Some(vec![]))]
-#[case::no_filter("seccomp: {preset: none}", None)]
-fn socket_families(#[case] body: &str, #[case] want: Option<Vec<u64>>) {
+#[case::default("", Some(vec![1, 2, 10]), true)]
+#[case::chosen("seccomp: {socket-families: [unix, AF_NETLINK, local]}", Some(vec![1, 16, 1]), false)]
+#[case::chosen_route("seccomp: {socket-families: [unix, netlink-route]}", Some(vec![1]), true)]
+#[case::strict_none("seccomp: {preset: strict}", Some(vec![]), false)]
+#[case::no_filter("seccomp: {preset: none}", None, false)]
+fn socket_families(#[case] body: &str, #[case] want: Option<Vec<u64>>, #[case] route: bool) {
     let plan = compile(body);
     assert_eq!(plan.seccomp.socket_families, want);
+    assert_eq!(plan.seccomp.netlink_route, route);
     if let Some(families) = want.filter(|f| !f.is_empty()) {
-        let sets = families
+        let mut sets: Vec<Vec<Cond>> = families
             .iter()
             .map(|f| vec![Cond::u32(0, Op::Eq, *f)])
             .collect();
+        if route {
+            // socket(AF_NETLINK, *, NETLINK_ROUTE), the protocol compared as 32 bits.
+            sets.push(vec![Cond::u32(0, Op::Eq, 16), Cond::u32(2, Op::Eq, 0)]);
+        }
         assert_eq!(plan.seccomp.allowed[&nr("socket")], Match::When(sets));
     }
 }
@@ -941,6 +947,71 @@ fn service_scopes_landlock_and_grants_loopback() {
     );
     assert_eq!(plan.audit_grants, ["net.host-loopback-tcp"]);
     assert_eq!(plan.limits.compat(), Compat::Hard);
+}
+
+/// `${PWD}` is tracked through loading, `extends` and merging: the working directory bound as
+/// `${PWD}` keeps the hiding before it (the hidden tree is hidden again over it, and the home's
+/// secrets stay hidden); the same directory bound by name is the policy's choice, and only its
+/// secrets stay hidden.
+#[rstest]
+#[case::pwd("\"${PWD}\"", true)]
+#[case::named("NAMED", false)]
+fn the_working_directory_keeps_the_hiding(#[case] bind: &str, #[case] from_pwd: bool) {
+    let dir = TempDir::new("pwd-hiding");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join(".ssh")).unwrap();
+    let caller = Caller {
+        home: tree.clone(),
+        ..common::with_pwd(common::rootless(), &tree)
+    };
+    let bind = bind.replace("NAMED", &tree.display().to_string());
+    dir.write(
+        "parent.yaml",
+        format!(
+            "version: 1\nmounts:\n  - {{ hide: {} }}\n  - {{ bind: {bind} }}\n",
+            dir.path().display()
+        ),
+    );
+    let child = dir.write("child.yaml", "version: 1\nextends: parent.yaml\n");
+    let plan = compile_file(&child, &caller);
+    let shown: Vec<(String, String, &str)> = plan
+        .mounts
+        .iter()
+        .map(|m| {
+            (
+                m.key.to_string(),
+                m.target.display().to_string(),
+                m.kind.name(),
+            )
+        })
+        .collect();
+    let (d, t) = (dir.path().display(), tree.display());
+    // Either way the home's secrets stay hidden; as `${PWD}`, the caller's own home is shown
+    // although it is inside the hidden tree.
+    let want = vec![
+        ("mounts[0]".to_string(), d.to_string(), "hide"),
+        ("mounts[1]".to_string(), t.to_string(), "bind"),
+        ("mounts[1]".to_string(), format!("{t}/.ssh"), "hide"),
+    ];
+    assert_eq!(shown, want);
+    assert_eq!(plan.protected.len(), 1, "{:?}", plan.protected);
+    assert_eq!(
+        plan.protected[0].starts_with("the working directory (mounts[1])"),
+        from_pwd,
+        "{:?}",
+        plan.protected
+    );
+    // Outside the caller's home, the working directory inside a hidden tree stays hidden.
+    let stranger = Caller {
+        home: PathBuf::from("/nonexistent"),
+        ..caller
+    };
+    let plan = compile_file(&child, &stranger);
+    let last = plan.mounts.last().unwrap();
+    assert_eq!(
+        (last.target.as_path(), last.kind.name()),
+        (tree.as_path(), if from_pwd { "hide" } else { "bind" })
+    );
 }
 
 // ── extends, replace, remove ─────────────────────────────────────────────────────────────────

@@ -855,6 +855,8 @@ fn long_rule() -> String {
 #[case::socket_unix_only("{socket-families: [unix]}")]
 #[case::no_sockets("{socket-families: []}")]
 #[case::strict_with_sockets("{preset: strict, socket-families: [unix, inet]}")]
+#[case::route_only("{socket-families: [netlink-route]}")]
+#[case::netlink_and_route("{socket-families: [unix, netlink, netlink-route]}")]
 #[case::log_with_a_kill("{preset: log, deny: [{syscall: ptrace, action: kill}]}")]
 #[case::deny_ioctl_kill(
     "{deny: [{syscall: ioctl, args: [{arg: 1, width: 32, eq: TIOCSETD}], action: kill}]}"
@@ -1020,6 +1022,12 @@ const AF_UNIX: u64 = 1;
 const AF_INET: u64 = 2;
 const AF_INET6: u64 = 10;
 const AF_NETLINK: u64 = 16;
+const NETLINK_ROUTE: u64 = 0;
+const NETLINK_SOCK_DIAG: u64 = 4;
+const NETLINK_AUDIT: u64 = 9;
+const NETLINK_NETFILTER: u64 = 12;
+const NETLINK_KOBJECT_UEVENT: u64 = 15;
+const SOCK_CLOEXEC: u64 = 0o2000000;
 const AF_PACKET: u64 = 17;
 const AF_VSOCK: u64 = 40;
 const ADDR_NO_RANDOMIZE: u64 = 0x0040000;
@@ -1056,7 +1064,19 @@ const READ_IMPLIES_EXEC: u64 = 0x0400000;
 #[case::socket_unix(x("socket", &[AF_UNIX, 1]), ALLOW)]
 #[case::socket_inet(x("socket", &[AF_INET, 1]), ALLOW)]
 #[case::socket_inet6(x("socket", &[AF_INET6, 2]), ALLOW)]
-#[case::socket_netlink(x("socket", &[AF_NETLINK, 3]), EPERM)]
+// Netlink for routing only: NETLINK_ROUTE (0) is allowed, whatever the type; every other
+// protocol is not (audit 9, uevents 15, sock_diag 4, netfilter 12).
+#[case::socket_netlink_route(x("socket", &[AF_NETLINK, 3, NETLINK_ROUTE]), ALLOW)]
+#[case::socket_netlink_route_dgram(x("socket", &[AF_NETLINK, 2 | SOCK_CLOEXEC, NETLINK_ROUTE]), ALLOW)]
+#[case::socket_netlink_audit(x("socket", &[AF_NETLINK, 3, NETLINK_AUDIT]), EPERM)]
+#[case::socket_netlink_uevent(x("socket", &[AF_NETLINK, 2, NETLINK_KOBJECT_UEVENT]), EPERM)]
+#[case::socket_netlink_sock_diag(x("socket", &[AF_NETLINK, 3, NETLINK_SOCK_DIAG]), EPERM)]
+#[case::socket_netlink_netfilter(x("socket", &[AF_NETLINK, 3, NETLINK_NETFILTER]), EPERM)]
+// The protocol is an int too: junk above NETLINK_ROUTE is the route protocol for the kernel
+// (allowed); junk above another protocol is still that protocol (refused).
+#[case::socket_netlink_route_high_junk(x("socket", &[AF_NETLINK, 3, HIGH | NETLINK_ROUTE]), ALLOW)]
+#[case::socket_netlink_audit_high_junk(x("socket", &[AF_NETLINK, 3, HIGH | NETLINK_AUDIT]), EPERM)]
+#[case::socket_route_protocol_other_family(x("socket", &[AF_PACKET, 3, NETLINK_ROUTE]), EPERM)]
 #[case::socket_packet(x("socket", &[AF_PACKET, 3]), EPERM)]
 #[case::socket_vsock(x("socket", &[AF_VSOCK, 1]), EPERM)]
 #[case::socket_0(x("socket", &[0]), EPERM)]
@@ -1064,7 +1084,8 @@ const READ_IMPLIES_EXEC: u64 = 0x0400000;
 // AF_INET socket. The filter compares the same low 32 bits and allows it — safe, because what
 // it allows is exactly the family the kernel will use. Junk above a forbidden family is refused.
 #[case::socket_inet_high_junk(x("socket", &[0x1_0000_0000 | AF_INET, 1]), ALLOW)]
-#[case::socket_netlink_high_junk(x("socket", &[0x1_0000_0000 | AF_NETLINK, 3]), EPERM)]
+#[case::socket_netlink_route_family_high_junk(x("socket", &[0x1_0000_0000 | AF_NETLINK, 3, NETLINK_ROUTE]), ALLOW)]
+#[case::socket_netlink_audit_family_high_junk(x("socket", &[0x1_0000_0000 | AF_NETLINK, 3, NETLINK_AUDIT]), EPERM)]
 #[case::socket_vsock_high_ones(x("socket", &[HIGH | AF_VSOCK, 1]), EPERM)]
 #[case::socketpair(x("socketpair", &[AF_UNIX, 1, 0, 0]), ALLOW)]
 #[case::connect(x("connect", &[3]), ALLOW)]
@@ -1172,7 +1193,7 @@ fn every_preset_list_entry(#[case] yaml: &str, #[case] sockets_and_ipc: bool) {
 #[case::socket_unix(x("socket", &[AF_UNIX, 1]), EPERM)]
 #[case::socket_inet(x("socket", &[AF_INET, 1]), EPERM)]
 #[case::socket_inet6(x("socket", &[AF_INET6, 1]), EPERM)]
-#[case::socket_netlink(x("socket", &[AF_NETLINK, 3]), EPERM)]
+#[case::socket_netlink_route(x("socket", &[AF_NETLINK, 3, NETLINK_ROUTE]), EPERM)]
 #[case::socketpair(x("socketpair", &[AF_UNIX, 1]), EPERM)]
 #[case::connect(x("connect", &[3]), EPERM)]
 #[case::bind(x("bind", &[3]), EPERM)]
@@ -1214,7 +1235,8 @@ fn strict_preset(#[case] call: Data, #[case] want: Action) {
 #[case::tcgets(x("ioctl", &[0, TCGETS]), ALLOW)]
 #[case::clone_newuser(x("clone", &[CLONE_NEWUSER]), LOG)]
 #[case::clone_thread(x("clone", &[THREAD_FLAGS]), ALLOW)]
-#[case::socket_netlink(x("socket", &[AF_NETLINK]), LOG)]
+#[case::socket_netlink_route(x("socket", &[AF_NETLINK, 3, NETLINK_ROUTE]), ALLOW)]
+#[case::socket_netlink_audit(x("socket", &[AF_NETLINK, 3, NETLINK_AUDIT]), LOG)]
 #[case::socket_unix(x("socket", &[AF_UNIX]), ALLOW)]
 #[case::personality_no_randomize(x("personality", &[ADDR_NO_RANDOMIZE]), LOG)]
 // The documented exception: clone3 keeps failing so that libc falls back to clone.
@@ -1387,6 +1409,8 @@ const DENYLIST: &str = "{preset: none, deny: [ptrace, {syscall: kexec_load, acti
 const STACKED: &str = "{deny: [write, {syscall: getpid, action: kill}, {syscall: getppid, action: errno(EACCES)}, {syscall: kill, args: [{arg: 1, width: 32, eq: 9}], action: trap}, {syscall: clone3, action: kill}]}";
 const REFERENCE: &str = "{allow: [ptrace, {syscall: personality, args: [{arg: 0, width: 32, eq: 0x0040000}]}], deny: [mknod, {syscall: clone, args: [{arg: 0, width: 64, mask: CLONE_NEWUSER, eq: CLONE_NEWUSER}], action: kill}, {syscall: socket, args: [{arg: 0, width: 32, eq: AF_NETLINK}], action: errno(EAFNOSUPPORT)}], socket-families: [unix, inet, inet6, netlink]}";
 const STRICT_SOCKETS: &str = "{preset: strict, socket-families: [unix]}";
+const ROUTE_ONLY: &str = "{socket-families: [netlink-route]}";
+const STRICT_ROUTE: &str = "{preset: strict, socket-families: [NETLINK_ROUTE]}";
 
 #[rstest]
 #[case::kill_rule_tiocsetd(DENY_IOCTL_KILL, x("ioctl", &[0, TIOCSETD]), KILL)]
@@ -1404,12 +1428,21 @@ const STRICT_SOCKETS: &str = "{preset: strict, socket-families: [unix]}";
 #[case::unix_only_inet6(UNIX_ONLY, x("socket", &[AF_INET6]), EPERM)]
 #[case::unix_only_high_junk(UNIX_ONLY, x("socket", &[HIGH | AF_UNIX]), ALLOW)]
 #[case::unix_only_connect(UNIX_ONLY, x("connect", &[]), ALLOW)]
+// A list of its own replaces the default set, netlink-route with the rest.
+#[case::unix_only_netlink_route(UNIX_ONLY, x("socket", &[AF_NETLINK, 3, NETLINK_ROUTE]), EPERM)]
+#[case::route_only_route(ROUTE_ONLY, x("socket", &[AF_NETLINK, 3, NETLINK_ROUTE]), ALLOW)]
+#[case::route_only_audit(ROUTE_ONLY, x("socket", &[AF_NETLINK, 3, NETLINK_AUDIT]), EPERM)]
+#[case::route_only_unix(ROUTE_ONLY, x("socket", &[AF_UNIX, 1]), EPERM)]
+#[case::strict_route_route(STRICT_ROUTE, x("socket", &[AF_NETLINK, 3, NETLINK_ROUTE]), ALLOW)]
+#[case::strict_route_sendmsg(STRICT_ROUTE, x("sendmsg", &[]), ALLOW)]
+#[case::strict_route_unix(STRICT_ROUTE, x("socket", &[AF_UNIX, 1]), EPERM)]
 #[case::no_sockets("{socket-families: []}", x("socket", &[AF_UNIX]), EPERM)]
 #[case::kill_default_ptrace(KILL_BY_DEFAULT, x("ptrace", &[]), KILL)]
 #[case::kill_default_unassigned(KILL_BY_DEFAULT, nr(400, &[]), KILL)]
 #[case::kill_default_tiocsti(KILL_BY_DEFAULT, x("ioctl", &[0, TIOCSTI]), KILL)]
 #[case::kill_default_newuser(KILL_BY_DEFAULT, x("clone", &[CLONE_NEWUSER]), KILL)]
-#[case::kill_default_netlink(KILL_BY_DEFAULT, x("socket", &[AF_NETLINK]), KILL)]
+#[case::kill_default_netlink(KILL_BY_DEFAULT, x("socket", &[AF_NETLINK, 3, NETLINK_AUDIT]), KILL)]
+#[case::kill_default_netlink_route(KILL_BY_DEFAULT, x("socket", &[AF_NETLINK, 3, NETLINK_ROUTE]), ALLOW)]
 #[case::kill_default_read(KILL_BY_DEFAULT, x("read", &[]), ALLOW)]
 #[case::denylist_ptrace(DENYLIST, x("ptrace", &[]), EPERM)]
 #[case::denylist_kexec(DENYLIST, x("kexec_load", &[]), KILL)]

@@ -9,7 +9,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use rstest::rstest;
 use support::{Mode, Who, World, assert_code, skip, stderr, stdout, unavailable};
@@ -93,8 +92,7 @@ fn a_notify_service_becomes_ready_and_stops_on_sigterm(
     let sock_path = w.dir.join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o777)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    sock.set_read_timeout(Some(support::HANG)).unwrap();
     let cmd = exec_start(&w, "kekkai-notify-demo.service");
     // The service policy's limits are hard: unprivileged, it runs in a delegated cgroup.
     let deleg = (who == Who::Rootless).then(support::Delegated::new);
@@ -165,11 +163,11 @@ fn free_port() -> u16 {
 }
 
 fn fetch(port: u16) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + support::HANG;
     loop {
         match std::net::TcpStream::connect(("127.0.0.1", port)) {
             Ok(mut s) => {
-                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                s.set_read_timeout(Some(support::HANG)).unwrap();
                 s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
                 let mut out = String::new();
                 s.read_to_string(&mut out).unwrap();

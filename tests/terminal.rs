@@ -7,7 +7,7 @@ mod support;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rstest::rstest;
 use support::{Who, World, skip, unavailable};
@@ -51,9 +51,9 @@ impl Term {
         nix::unistd::write(&self.master, bytes).unwrap();
     }
 
-    /// Reads the terminal's output until `needle` shows up (at most 10 s).
+    /// Reads the terminal's output until `needle` shows up (at most [`support::HANG`]).
     fn wait_for(&mut self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + support::HANG;
         while !self.seen.contains(needle) {
             let left = deadline.saturating_duration_since(Instant::now());
             let mut fds = [nix::poll::PollFd::new(

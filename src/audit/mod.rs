@@ -353,7 +353,9 @@ pub fn fork_until_limit(limit: Option<u64>) -> Seen {
     result
 }
 
-/// Allocates (and touches) memory up to 64 MiB past the limit, or 1 GiB without one.
+/// Touches memory up to 64 MiB past the limit (at most 1 GiB + 64 MiB). The work is a fixed
+/// number of bytes, never a race with a clock: it ends with the OOM killer's SIGKILL or ENOMEM
+/// (the limit holds), or with every byte touched (it does not).
 pub fn allocate_past_limit(limit: Option<u64>) -> Seen {
     let Some(limit) = limit else {
         return Seen::NotApplicable("no memory limit in the policy".into());
@@ -365,22 +367,69 @@ pub fn allocate_past_limit(limit: Option<u64>) -> Seen {
         ));
     }
     let target = limit.saturating_add(64 << 20);
-    let mut chunks: Vec<Vec<u8>> = Vec::new();
-    let mut total = 0u64;
-    while total < target {
-        let mut v: Vec<u8> = Vec::new();
-        if v.try_reserve_exact(16 << 20).is_err() {
-            return Seen::Errno(Errno::ENOMEM);
-        }
-        v.resize(16 << 20, 1);
-        total += 16 << 20;
-        chunks.push(v);
+    let Ok(len) = usize::try_from(target) else {
+        return Seen::Broken(format!("{target} bytes do not fit in an address"));
+    };
+    match crate::sys::touch_anonymous(len) {
+        Ok(()) => Seen::Done(format!(
+            "touched {} MiB, {} MiB past a {} MiB limit",
+            target >> 20,
+            (target - limit) >> 20,
+            limit >> 20
+        )),
+        Err(e) => Seen::Errno(e),
     }
-    Seen::Done(format!(
-        "allocated {} MiB past a {} MiB limit",
-        (total - limit) >> 20,
-        limit >> 20
-    ))
+}
+
+/// Asks the kernel, over a NETLINK_ROUTE socket, to change a network device (RTM_SETLINK for
+/// an interface index that does not exist). Opening the socket and reading the namespace's
+/// interfaces is allowed where the policy allows sockets; a change needs CAP_NET_ADMIN, which
+/// rtnetlink checks before it looks the device up: EPERM means the sandbox stopped it, ENODEV
+/// that the change got through (and harmlessly found no device).
+pub fn netlink_change() -> Seen {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
+    let fd = match socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    ) {
+        Ok(fd) => fd,
+        Err(e) => return Seen::Errno(e),
+    };
+    const RTM_SETLINK: u16 = 19;
+    const NLM_F_REQUEST_ACK: u16 = 0x1 | 0x4;
+    const NLMSG_ERROR: u16 = 2;
+    // struct nlmsghdr, then struct ifinfomsg { family, pad, type, index, flags, change }.
+    let mut msg = Vec::with_capacity(32);
+    msg.extend_from_slice(&32u32.to_ne_bytes());
+    msg.extend_from_slice(&RTM_SETLINK.to_ne_bytes());
+    msg.extend_from_slice(&NLM_F_REQUEST_ACK.to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(&[0, 0, 0, 0]);
+    msg.extend_from_slice(&i32::MAX.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    // Unconnected, a netlink socket sends to the kernel.
+    if let Err(e) = nix::unistd::write(&fd, &msg) {
+        return Seen::Errno(e);
+    }
+    let mut buf = [0u8; 4096];
+    let n = match nix::unistd::read(&fd, &mut buf) {
+        Ok(n) => n,
+        Err(e) => return Seen::Errno(e),
+    };
+    let field = |at: usize| -> Option<[u8; 4]> { buf.get(at..at + 4)?.try_into().ok() };
+    let kind = buf
+        .get(4..6)
+        .and_then(|b| <[u8; 2]>::try_from(b).ok())
+        .map(u16::from_ne_bytes);
+    match (n >= 20, kind, field(16).map(i32::from_ne_bytes)) {
+        (true, Some(NLMSG_ERROR), Some(0)) => Seen::Done("RTM_SETLINK was accepted".into()),
+        (true, Some(NLMSG_ERROR), Some(err)) => Seen::Errno(Errno::from_raw(-err)),
+        _ => Seen::Broken(format!("unexpected netlink answer ({n} bytes)")),
+    }
 }
 
 /// Writes into `dir` until the filesystem is full, at most its size plus 1 MiB.
@@ -501,6 +550,11 @@ struct Line {
     seen: Seen,
 }
 
+/// How long a probe may go without a result before it is taken for hung. A watchdog for hangs
+/// only, never a measure of speed: every probe's work is bounded (bytes, processes,
+/// descriptors), and the slowest of them takes seconds even under software emulation.
+pub const HANG_WATCHDOG_SECS: u32 = 600;
+
 /// Runs one attempt in a forked process, so a probe that is killed can't take the battery
 /// with it.
 fn isolated(f: &dyn Fn() -> Seen) -> Seen {
@@ -511,7 +565,7 @@ fn isolated(f: &dyn Fn() -> Seen) -> Seen {
         Ok(None) => {
             drop(rd);
             // A probe that hangs is an error, not a pass.
-            nix::unistd::alarm::set(10);
+            nix::unistd::alarm::set(HANG_WATCHDOG_SECS);
             let seen = f();
             let bytes = serde_json::to_vec(&seen).unwrap_or_default();
             let _ = nix::unistd::write(&wr, &bytes);
@@ -527,7 +581,7 @@ fn isolated(f: &dyn Fn() -> Seen) -> Seen {
                 (Ok(seen), _) => seen,
                 (Err(_), Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _))) => {
                     if sig == nix::sys::signal::Signal::SIGALRM {
-                        Seen::Broken("timed out".into())
+                        Seen::Broken(format!("hung: no result after {HANG_WATCHDOG_SECS} s"))
                     } else {
                         Seen::Signal(sig as i32)
                     }
@@ -606,6 +660,10 @@ pub struct AuditReport {
     pub control: bool,
     /// Per probe.
     pub probes: Vec<ProbeReport>,
+    /// What the sandbox's run said about itself (limits that fired, layers a best-effort
+    /// policy dropped, anything the battery wrote to stderr): context for the verdicts, kept
+    /// here rather than on the launcher's stderr.
+    pub notes: Vec<String>,
     /// Counts.
     pub summary: Summary,
 }
@@ -647,6 +705,9 @@ impl AuditReport {
                 p.name, p.category, v, p.layer, p.detail
             ));
         }
+        for n in &self.notes {
+            s.push_str(&format!("note: {n}\n"));
+        }
         let m = &self.summary;
         s.push_str(&format!(
             "{} probes{}: {} blocked, {} escaped, {} not applicable, {} errors\n",
@@ -683,6 +744,7 @@ pub fn judge(
         hash: hash.to_owned(),
         control,
         probes: Vec::new(),
+        notes: Vec::new(),
         summary: Summary::default(),
     };
     let seen_of = |name: &str| {
@@ -732,6 +794,78 @@ pub fn judge(
         }
     }
     report
+}
+
+/// The notes for the report from the sandbox's run: its `--report` record (`None` for a
+/// control run) and what it wrote to stderr. A limit firing is the expected result of a
+/// resource probe, and is said as such.
+pub fn run_notes(plan: &Plan, run: Option<&serde_json::Value>, stderr: &[u8]) -> Vec<String> {
+    let mut notes: Vec<String> = plan
+        .protected
+        .iter()
+        .map(|p| format!("the policy's hiding holds over {p}"))
+        .collect();
+    if let Some(r) = run {
+        let flag = |k: &str| r["ended"][k].as_bool().unwrap_or(false);
+        let list = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let dropped = list(&r["enforced"]["cgroup_dropped"]);
+        if !dropped.is_empty() {
+            notes.push(format!(
+                "cgroup limits (best-effort) dropped: {}",
+                dropped.join("; ")
+            ));
+        }
+        let dropped = list(&r["enforced"]["landlock"]["dropped"]);
+        if !dropped.is_empty() {
+            notes.push(format!(
+                "landlock (best-effort) dropped: {}",
+                dropped.join("; ")
+            ));
+        }
+        if flag("oom_killed") {
+            let limit = plan
+                .limits
+                .memory
+                .map_or_else(|| "?".into(), crate::explain::size);
+            notes.push(format!(
+                "the memory limit ({limit}) OOM-killed a process in the sandbox, as resources.memory expects"
+            ));
+        }
+        if flag("pids_limit_hit") {
+            notes.push(format!(
+                "fork failed at the pids limit ({}), as resources.fork-bomb expects",
+                plan.limits.pids.unwrap_or_default()
+            ));
+        }
+        if let Some([program, errno]) = r["ended"]["exec_error"].as_array().map(Vec::as_slice) {
+            notes.push(format!(
+                "the battery could not be executed: {} ({})",
+                program.as_str().unwrap_or_default(),
+                errno.as_str().unwrap_or_default()
+            ));
+        }
+        if flag("timed_out") {
+            notes.push(format!(
+                "the policy's timeout ({:?}) ended the battery; probes that had not reported are errors",
+                plan.timeout.unwrap_or_default()
+            ));
+        }
+    }
+    for line in String::from_utf8_lossy(stderr).lines() {
+        let line = line.trim();
+        if !line.is_empty() {
+            notes.push(format!("stderr: {line}"));
+        }
+    }
+    notes
 }
 
 /// The probe context for a plan (the plan-derived part; fixtures are added by the caller).
@@ -1039,6 +1173,12 @@ impl ProbeCopy {
     /// The copy's path.
     pub fn path(&self) -> PathBuf {
         self.dir.join("kekkai")
+    }
+
+    /// Where the sandbox's run writes its `--report` (beside the copy, which the sandbox sees
+    /// alone; the directory is this process's own, writable by nobody else).
+    pub fn run_report(&self) -> PathBuf {
+        self.dir.join("run-report.json")
     }
 }
 

@@ -99,12 +99,22 @@ fn main() -> ExitCode {
             ))
         }
         "socket" => report(
-            kekkai::sys::raw_syscall(41, [num(args.get(1)), num(args.get(2)).max(1), 0, 0, 0, 0])
-                .inspect(|fd| {
-                    // The socket was only made to see whether it can be; its close can't fail
-                    // in a way that matters here.
-                    let _ = nix::unistd::close(*fd as i32);
-                }),
+            kekkai::sys::raw_syscall(
+                41,
+                [
+                    num(args.get(1)),
+                    num(args.get(2)).max(1),
+                    num(args.get(3)),
+                    0,
+                    0,
+                    0,
+                ],
+            )
+            .inspect(|fd| {
+                // The socket was only made to see whether it can be; its close can't fail
+                // in a way that matters here.
+                let _ = nix::unistd::close(*fd as i32);
+            }),
         ),
         // Bind a TCP port on all addresses.
         "tcp-bind" => {

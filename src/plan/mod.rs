@@ -119,6 +119,9 @@ pub struct Plan {
     pub rootfs: RootfsPlan,
     /// Mounts, in order.
     pub mounts: Vec<MountPlan>,
+    /// What was added to the mounts so that no bind undoes the policy's hiding (one line per
+    /// bind; `run` says it on stderr, `explain` under the mounts).
+    pub protected: Vec<String>,
     /// Working directory inside.
     pub cwd: PathBuf,
     /// Environment.
@@ -276,6 +279,18 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         &rootfs,
         &mut d,
     );
+    // Where kekkai is started never undoes the policy's hiding.
+    let from_pwd = |key: &KeyPath| loaded.uses_pwd(key);
+    let (mounts, protected) = fs::protect(
+        mounts,
+        &fs::Guard {
+            from_pwd: &from_pwd,
+            home: std::fs::canonicalize(&caller.home)
+                .ok()
+                .filter(|h| h != std::path::Path::new("/")),
+            homes: fs::homes(&caller.home),
+        },
+    );
     fs::prune_covered(&mut rootfs, &mounts);
     let cwd = match &p.cwd {
         Some(c) => match fs::normalize_abs(c) {
@@ -420,6 +435,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         hostname,
         rootfs,
         mounts,
+        protected,
         cwd,
         env,
         limits,

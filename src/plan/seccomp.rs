@@ -192,6 +192,10 @@ pub struct SeccompPlan {
     pub denied: BTreeMap<Action, BTreeMap<i64, Match>>,
     /// Socket families `socket()` may create (None: any).
     pub socket_families: Option<Vec<u64>>,
+    /// `socket(AF_NETLINK, *, NETLINK_ROUTE)` is allowed too (`netlink-route` in the list): a
+    /// program reads its namespace's interfaces, addresses and routes; changing them needs
+    /// CAP_NET_ADMIN.
+    pub netlink_route: bool,
     /// The reasons the policy gave, by syscall name.
     pub reasons: Vec<(String, String)>,
     /// `deny`: the rules that keep privileges in are part of `denied`.
@@ -268,10 +272,15 @@ pub fn compile(
 
     // Socket families.
     let families_path = here.key("socket-families");
+    let mut netlink_route = false;
     let socket_families = match &spec.socket_families {
         Some(list) => {
             let mut out = Vec::new();
             for (i, name) in list.iter().enumerate() {
+                if is_netlink_route(name) {
+                    netlink_route = true;
+                    continue;
+                }
                 match names::socket_family(name) {
                     Some(f) => out.push(f),
                     None => {
@@ -293,15 +302,26 @@ pub fn compile(
             Some(out)
         }
         None if preset == Preset::Strict => Some(Vec::new()),
-        None if conditioned => Some(
-            presets::DEFAULT_FAMILIES
+        None if conditioned => {
+            netlink_route = presets::DEFAULT_FAMILIES
                 .iter()
-                .filter_map(|n| names::socket_family(n))
-                .collect(),
-        ),
+                .any(|n| is_netlink_route(n));
+            Some(
+                presets::DEFAULT_FAMILIES
+                    .iter()
+                    .filter_map(|n| names::socket_family(n))
+                    .collect(),
+            )
+        }
         None => None,
     };
-    if preset == Preset::Strict && socket_families.as_ref().is_some_and(|f| !f.is_empty()) {
+    // The whole family makes the protocol rule redundant.
+    netlink_route &= socket_families
+        .as_ref()
+        .is_some_and(|f| !f.contains(&NETLINK_FAMILY));
+    if preset == Preset::Strict
+        && (netlink_route || socket_families.as_ref().is_some_and(|f| !f.is_empty()))
+    {
         // Asking strict for socket families means the program uses sockets: allow the calls.
         if let Some(g) = presets::DEFAULT_ONLY.first() {
             add_groups(std::slice::from_ref(g), &mut allowed);
@@ -309,13 +329,20 @@ pub fn compile(
     }
     if let (Some(fams), true) = (&socket_families, conditioned) {
         if let Some(nr) = names::syscall_number("socket") {
-            if fams.is_empty() {
+            let mut sets: Vec<Vec<Cond>> = fams
+                .iter()
+                .map(|f| vec![Cond::u32(0, Op::Eq, *f)])
+                .collect();
+            if netlink_route {
+                // The protocol (argument 2) is an int: compared as 32 bits, like the family.
+                sets.push(vec![
+                    Cond::u32(0, Op::Eq, NETLINK_FAMILY),
+                    Cond::u32(2, Op::Eq, NETLINK_ROUTE),
+                ]);
+            }
+            if sets.is_empty() {
                 allowed.remove(&nr);
             } else {
-                let sets = fams
-                    .iter()
-                    .map(|f| vec![Cond::u32(0, Op::Eq, *f)])
-                    .collect();
                 allowed.insert(nr, Match::When(sets));
             }
         }
@@ -439,6 +466,7 @@ pub fn compile(
         allowed,
         denied,
         socket_families: if conditioned { socket_families } else { None },
+        netlink_route: conditioned && netlink_route,
         reasons,
         host_privileges: host,
         filters: Vec::new(),
@@ -451,6 +479,17 @@ pub fn compile(
         }
     }
     Some(plan)
+}
+
+/// AF_NETLINK.
+const NETLINK_FAMILY: u64 = 16;
+/// NETLINK_ROUTE, the protocol (socket's argument 2) of rtnetlink.
+const NETLINK_ROUTE: u64 = 0;
+
+/// `netlink-route` (or `NETLINK_ROUTE`) in `socket-families`: netlink for routing only.
+pub fn is_netlink_route(name: &str) -> bool {
+    name.eq_ignore_ascii_case(presets::NETLINK_ROUTE_NAME)
+        || name.eq_ignore_ascii_case("NETLINK_ROUTE")
 }
 
 /// The argument-conditioned entries of the presets.

@@ -474,8 +474,15 @@ pub const DENIED: &[Group] = &[
 /// Personality values `default` lets through: Linux, its 32-bit-uname variants, and the query.
 pub const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x2_0000, 0x2_0008, 0xFFFF_FFFF];
 
+/// The `socket-families` entry for `socket(AF_NETLINK, *, NETLINK_ROUTE)` alone: what `ip
+/// addr`, `hostname -I`, getifaddrs(3) and if_nameindex(3) read. Only the sandbox's own network
+/// namespace (or the host's, under `network: host`) is visible through it, and changing
+/// anything needs CAP_NET_ADMIN; other netlink protocols (audit, uevents, sock_diag, ...) stay
+/// denied.
+pub const NETLINK_ROUTE_NAME: &str = "netlink-route";
+
 /// Socket families `default` allows unless the policy says otherwise.
-pub const DEFAULT_FAMILIES: &[&str] = &["unix", "inet", "inet6"];
+pub const DEFAULT_FAMILIES: &[&str] = &["unix", "inet", "inet6", NETLINK_ROUTE_NAME];
 
 /// A call whose mode argument can give a file the setuid or setgid bit, or make a device node.
 /// Denied with EPERM whatever the preset, unless the policy says `host-privileges: allow`

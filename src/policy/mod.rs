@@ -397,6 +397,8 @@ pub struct SourceFile {
     pub name: String,
     /// Its text, when it has one to point into.
     pub text: Option<String>,
+    /// Paths (in this file) of the values written with `${PWD}`.
+    pub pwd_paths: Vec<KeyPath>,
 }
 
 /// One error a user can act on: where, which key, what.
@@ -486,6 +488,16 @@ impl LoadedPolicy {
         diag_in(&self.sources, origin.file, &origin.path, message)
     }
 
+    /// Was the merged policy's value at `path` written with `${PWD}` (so that where kekkai is
+    /// started decides it)?
+    pub fn uses_pwd(&self, path: &KeyPath) -> bool {
+        self.origins.get(path).is_some_and(|o| {
+            self.sources
+                .get(o.file)
+                .is_some_and(|s| s.pwd_paths.contains(&o.path))
+        })
+    }
+
     /// The names of the files merged, the policy first.
     pub fn chain(&self) -> Vec<&str> {
         self.sources.iter().map(|s| s.name.as_str()).collect()
@@ -522,6 +534,7 @@ impl LoadedPolicy {
         self.sources.push(SourceFile {
             name: name.to_owned(),
             text: None,
+            pwd_paths: Vec::new(),
         });
         let mut tree = self.tree.clone();
         merge(&mut tree, Node::from_value(overlay, file, KeyPath::root()));
@@ -881,6 +894,7 @@ impl<'c> Loader<'c> {
         self.sources.push(SourceFile {
             name: name.clone(),
             text: None,
+            pwd_paths: Vec::new(),
         });
         let text = yaml::check_bytes(bytes).map_err(|e| yaml_fail(&self.sources, e))?;
         if let Some(s) = self.sources.get_mut(file) {
@@ -911,8 +925,18 @@ impl<'c> Loader<'c> {
         if value.is_null() {
             value = Value::Mapping(Default::default());
         }
-        vars::expand_tree(&mut value, &KeyPath::root(), self.caller, &["description"])
-            .map_err(|(path, msg)| self.fail(file, &path, msg))?;
+        let mut pwd_paths = Vec::new();
+        vars::expand_tree(
+            &mut value,
+            &KeyPath::root(),
+            self.caller,
+            &["description"],
+            &mut pwd_paths,
+        )
+        .map_err(|(path, msg)| self.fail(file, &path, msg))?;
+        if let Some(s) = self.sources.get_mut(file) {
+            s.pwd_paths = pwd_paths;
+        }
         let expanded: RawPolicy = typed(&value).map_err(|e| {
             // Positions in this error are in the re-emitted text: keep only path and message.
             let e = yaml::convert_error(&e);

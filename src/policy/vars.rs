@@ -10,6 +10,11 @@ use crate::caller::Caller;
 
 /// Expands the variables in one string.
 pub fn expand(s: &str, caller: &Caller) -> Result<String, String> {
+    expand_noting(s, caller, &mut false)
+}
+
+/// [`expand`], setting `used_pwd` when `${PWD}` was expanded.
+fn expand_noting(s: &str, caller: &Caller, used_pwd: &mut bool) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('$') {
@@ -29,6 +34,7 @@ pub fn expand(s: &str, caller: &Caller) -> Result<String, String> {
                      write the default literally"
                 ));
             }
+            *used_pwd |= name == "PWD";
             out.push_str(&lookup(name, caller)?);
             rest = body.get(end + 1..).unwrap_or_default();
         } else {
@@ -73,20 +79,26 @@ fn lookup(name: &str, caller: &Caller) -> Result<String, String> {
 }
 
 /// Expands variables in every string of a document, except under the keys in `skip`
-/// (prose such as `description`). Mapping keys are never expanded.
+/// (prose such as `description`). Mapping keys are never expanded. The paths of the values
+/// that used `${PWD}` are added to `pwd`: where kekkai is started decides them.
 pub fn expand_tree(
     value: &mut Value,
     path: &KeyPath,
     caller: &Caller,
     skip: &[&str],
+    pwd: &mut Vec<KeyPath>,
 ) -> Result<(), (KeyPath, String)> {
     match value {
         Value::String(s) if s.contains('$') => {
-            *s = expand(s, caller).map_err(|m| (path.clone(), m))?;
+            let mut used_pwd = false;
+            *s = expand_noting(s, caller, &mut used_pwd).map_err(|m| (path.clone(), m))?;
+            if used_pwd {
+                pwd.push(path.clone());
+            }
         }
         Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                expand_tree(item, &path.index(i), caller, skip)?;
+                expand_tree(item, &path.index(i), caller, skip, pwd)?;
             }
         }
         Value::Mapping(map) => {
@@ -95,10 +107,10 @@ pub fn expand_tree(
                 if path.is_root() && skip.contains(&key) {
                     continue;
                 }
-                expand_tree(v, &path.key(key), caller, skip)?;
+                expand_tree(v, &path.key(key), caller, skip, pwd)?;
             }
         }
-        Value::Tagged(t) => expand_tree(&mut t.value, path, caller, skip)?,
+        Value::Tagged(t) => expand_tree(&mut t.value, path, caller, skip, pwd)?,
         _ => {}
     }
     Ok(())
@@ -148,9 +160,27 @@ mod tests {
     fn tree_reports_the_path_and_skips_prose() {
         let mut v: Value =
             serde_yaml::from_str("description: costs ${X}\nmounts:\n  - bind: ${NOPE}\n").unwrap();
-        let (path, msg) =
-            expand_tree(&mut v, &KeyPath::root(), &caller(), &["description"]).unwrap_err();
+        let (path, msg) = expand_tree(
+            &mut v,
+            &KeyPath::root(),
+            &caller(),
+            &["description"],
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert_eq!(path.to_string(), "mounts[0].bind");
         assert!(msg.contains("NOPE"));
+    }
+
+    #[test]
+    fn tree_notes_the_values_that_use_the_working_directory() {
+        let mut v: Value = serde_yaml::from_str(
+            "cwd: ${PWD}\nmounts:\n  - bind: ${HOME}/x\n  - { bind: \"${PWD}/data\", to: /data }\n  - bind: $${PWD}\n",
+        )
+        .unwrap();
+        let mut pwd = Vec::new();
+        expand_tree(&mut v, &KeyPath::root(), &caller(), &[], &mut pwd).unwrap();
+        let shown: Vec<String> = pwd.iter().map(|p| p.to_string()).collect();
+        assert_eq!(shown, ["cwd", "mounts[1].bind"]);
     }
 }

@@ -446,6 +446,42 @@ pub fn release_code_pages() {
     unsafe { libc::malloc_trim(0) };
 }
 
+/// Maps `len` bytes of private anonymous memory and writes one byte in every 4 KiB page, so
+/// the kernel must back (and charge to the memory cgroup) all of it; then unmaps it. The work
+/// is bounded by `len`, not by time: it ends when every page is backed, when `mmap` fails
+/// (ENOMEM), or when the OOM killer ends the process at a memory limit. Transparent huge pages
+/// are asked for (a hint, whatever the kernel does with it) so that a slow machine takes one
+/// fault per 2 MiB instead of 512.
+pub fn touch_anonymous(len: usize) -> nix::Result<()> {
+    // SAFETY: a new private anonymous mapping at an address the kernel chooses: no existing
+    // memory is affected, and the result is checked before it is used.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(Errno::last());
+    }
+    // SAFETY: [base, base+len) is the mapping made above; MADV_HUGEPAGE only changes how the
+    // kernel backs it. Its result is a hint's: without huge pages the loop below still works.
+    let _ = unsafe { libc::madvise(base, len, libc::MADV_HUGEPAGE) };
+    let bytes = base.cast::<u8>();
+    for offset in (0..len).step_by(4096) {
+        // SAFETY: offset < len, so the byte is inside the readable and writable mapping made
+        // above, which nothing else refers to; a volatile write can't be optimised away.
+        unsafe { std::ptr::write_volatile(bytes.add(offset), 1) };
+    }
+    // SAFETY: unmaps exactly the mapping made above; no reference into it outlives this call.
+    let ret = unsafe { libc::munmap(base, len) };
+    Errno::result(ret).map(drop)
+}
+
 /// The strings the kernel copied onto this process's stack at `execve`: the command line
 /// `[arg_start, arg_end)` and the environment `[env_start, env_end)`, from fields 48 to 51 of
 /// a `/proc/PID/stat` text (proc(5)). `/proc/PID/cmdline` and `/proc/PID/environ` read exactly

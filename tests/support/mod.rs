@@ -16,6 +16,10 @@ use kekkai::launch::cgroup::Hierarchies;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// How long a test waits for something that must happen (output, an exit) before it fails: a
+/// watchdog for hangs only, never a measure of speed, so far above what a slow machine needs.
+pub const HANG: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Who runs kekkai.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Who {
@@ -375,14 +379,14 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     out
 }
 
-/// Waits (at most 10 s, without sleeping) until every pid has exited.
+/// Waits (without sleeping; at most [`HANG`]) until every pid has exited.
 pub fn all_gone(pids: &[u32]) -> bool {
     use std::os::fd::AsFd;
     let fds: Vec<_> = pids
         .iter()
         .filter_map(|p| kekkai::sys::pidfd_open(nix::unistd::Pid::from_raw(*p as i32)).ok())
         .collect();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + HANG;
     fds.iter().all(|fd| {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let mut p = [nix::poll::PollFd::new(
