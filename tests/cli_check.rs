@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -15,6 +16,7 @@ use rstest::rstest;
 use serde_json::Value;
 
 use common::TempDir;
+use support::Who;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kekkai");
 
@@ -226,6 +228,120 @@ fn usage_errors_exit_2(#[case] args: &[&str]) {
         stdout(&out),
         stderr(&out)
     );
+}
+
+// ── options before the command ───────────────────────────────────────────────────────────
+
+/// Runs `kekkai ARGS` with the launch steps traced, so a test can see that none started.
+fn kekkai_traced(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", dir)
+        .env("LANG", "C.UTF-8")
+        .env("KEKKAI_TRACE_STEPS", "1")
+        .output()
+        .unwrap()
+}
+
+/// An option-looking word before the command never becomes the program: each of these is a
+/// usage error (exit 2) before any launch step, and the message names the option and says
+/// what to type instead (kekkai's spelling of a bubblewrap or podman option, clap's nearest
+/// option for a typo, `--` for a program whose name starts with `-`).
+#[rstest]
+#[case::bwrap_die_with_parent(&["run", "--die-with-parent", "--", "true"], "`--die-with-parent`", "PR_SET_PDEATHSIG")]
+#[case::bwrap_new_session(&["run", "--new-session", "true"], "`--new-session`", "--pty")]
+#[case::bwrap_unshare_net(&["run", "--unshare-net", "true"], "`--unshare-net`", "--net none")]
+#[case::bwrap_unshare_all(&["run", "--unshare-all", "true"], "`--unshare-all`", "namespaces:")]
+#[case::bwrap_unshare_pid(&["run", "--unshare-pid", "true"], "`--unshare-pid`", "namespaces:")]
+#[case::bwrap_share_net(&["run", "--share-net", "true"], "`--share-net`", "--net host")]
+#[case::bwrap_dev_bind(&["run", "--dev-bind", "/dev", "/dev", "true"], "`--dev-bind`", "{ dev: /dev }")]
+#[case::bwrap_ro_bind_try(&["run", "--ro-bind-try", "/x", "/x", "true"], "`--ro-bind-try`", "optional: true")]
+#[case::bwrap_clearenv(&["run", "--clearenv", "true"], "`--clearenv`", "clear: true")]
+#[case::bwrap_uid(&["run", "--uid", "0", "true"], "`--uid`", "identity:")]
+#[case::bwrap_cap_add(&["run", "--cap-add", "ALL", "true"], "`--cap-add`", "capabilities:")]
+#[case::bwrap_proc(&["run", "--proc", "/proc", "true"], "`--proc`", "{ proc: /proc }")]
+#[case::bwrap_with_value(&["run", "--seccomp=3", "true"], "`--seccomp`", "seccomp:")]
+#[case::bwrap_symlink(&["run", "--symlink", "a", "b", "true"], "`--symlink`", "policy file")]
+#[case::podman_env(&["run", "-e", "A=b", "true"], "`-e`", "--setenv NAME=VALUE")]
+#[case::podman_volume(&["run", "--volume", "/a:/b", "true"], "`--volume`", "--bind SRC:DST")]
+#[case::bwrap_two_word_setenv(&["run", "--setenv", "FOO", "1", "true"], "'FOO'", "--setenv FOO=VALUE")]
+#[case::bwrap_two_word_ro_bind(&["run", "--ro-bind", "/data", "/usr/bin/env", "FOO=1", "true"], "`--ro-bind /data /usr/bin/env`", "`--ro-bind /data:/usr/bin/env`")]
+#[case::bwrap_two_word_bind_equals(&["run", "--pty", "--bind=/data", "/usr/bin/env"], "`--bind /data /usr/bin/env`", "put `--` before the command")]
+#[case::typo(&["run", "--ro-bnd", "/a:/b", "true"], "'--ro-bnd'", "'--ro-bind'")]
+#[case::unknown(&["run", "--frobnicate", "true"], "'--frobnicate'", "'-- --frobnicate'")]
+#[case::unknown_short(&["run", "-x", "true"], "'-x'", "'-- -x'")]
+#[case::unknown_after_other_options(&["run", "-p", "default", "--bind", "/a:/b", "--frob", "true"], "'--frob'", "'-- --frob'")]
+#[case::bad_net(&["run", "--net", "wifi", "true"], "'wifi'", "`none` or `host`")]
+#[case::empty_setenv_name(&["run", "--setenv", "=x", "true"], "'=x'", "a name before `=`")]
+#[case::explain_too(&["explain", "--unshare-net"], "`--unshare-net`", "--net none")]
+#[case::audit_too(&["audit", "--die-with-parent"], "`--die-with-parent`", "PR_SET_PDEATHSIG")]
+fn unknown_options_are_usage_errors(
+    #[case] args: &[&str],
+    #[case] names: &str,
+    #[case] suggests: &str,
+) {
+    let dir = TempDir::new("cli-unknown");
+    let out = kekkai_traced(dir.path(), args);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        !err.contains("kekkai-step:"),
+        "a launch step started:\n{err}"
+    );
+    assert!(err.contains(names), "`{names}` not named:\n{err}");
+    assert!(err.contains(suggests), "`{suggests}` not suggested:\n{err}");
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
+
+/// Where the command starts is unambiguous, so these are not usage errors: the words after
+/// `--`, the first word that is not an option (and everything after it, options or not), and a
+/// bind without a destination before a program that is not an absolute path. `explain` reads
+/// the same options without a command; a valid command line is shown by the launch steps it
+/// starts (the sandbox itself is `run_without_double_dash_runs_the_command`'s business).
+#[rstest]
+#[case::double_dash(&["run", "--ro-bind", "/data", "--", "/usr/bin/env"])]
+#[case::kekkai_spelling(&["run", "--ro-bind", "/data:/usr/bin/env", "/usr/bin/env"])]
+#[case::relative_program(&["run", "--ro-bind", "/data", "env"])]
+#[case::program_options(&["run", "env", "--die-with-parent", "-x"])]
+#[case::dash_program(&["run", "--", "-x"])]
+fn the_command_starts_where_the_user_meant(#[case] args: &[&str]) {
+    let dir = TempDir::new("cli-command");
+    let out = kekkai_traced(dir.path(), args);
+    assert_no_panic(&out);
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(2), "stderr:\n{err}");
+    assert!(err.contains("kekkai-step: plan"), "{err}");
+}
+
+/// `kekkai run PROGRAM ARGS...` needs no `--` (as bubblewrap and podman): the first word that
+/// is not an option is the program, and the words after it are its own, options or not.
+#[rstest]
+#[case::root(Who::Root)]
+#[case::rootless(Who::Rootless)]
+fn run_without_double_dash_runs_the_command(#[case] who: Who) {
+    if support::skip(support::unavailable(who)) {
+        return;
+    }
+    let w = support::World::new("cli-nodash");
+    let out = w.run(
+        who,
+        [
+            "run",
+            "--setenv",
+            "GREETING=hi",
+            "sh",
+            "-c",
+            "echo \"$GREETING $0 $1\"",
+            "--die-with-parent",
+            "-x",
+        ],
+    );
+    support::assert_code(&out, 0);
+    assert_eq!(support::stdout(&out), "hi --die-with-parent -x\n");
 }
 
 // ── explain ──────────────────────────────────────────────────────────────────────────────────
