@@ -14,6 +14,7 @@ pub mod explain;
 pub mod export;
 pub mod launch;
 pub mod log;
+pub mod man;
 pub mod plan;
 pub mod policy;
 pub mod schema;

@@ -64,8 +64,20 @@ enum Cmd {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff), generated from the command-line definitions.
-    Man,
+    /// Print a manual page (roff), or write them all for installation.
+    ///
+    /// `kekkai man` is kekkai(1); `kekkai man run` is kekkai-run(1), and so on for every
+    /// command. `--out DIR` writes kekkai.1 and every kekkai-COMMAND.1 into DIR (for example
+    /// /usr/local/share/man/man1) instead. The pages are generated from the same definitions
+    /// that read the command line, with the exit statuses, environment and files of each.
+    Man {
+        /// The command whose page to print (run, check, explain, audit, ...).
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+        /// Write the pages into this directory (it must exist) instead of printing one.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Run escape probes inside a sandbox built from the policy; exit 1 if any escape works.
     ///
     /// Each probe tries one thing a sandboxed program should not be able to do (write the root,
@@ -231,10 +243,7 @@ fn main() -> ExitCode {
                 Err(e) => report(Err(Error::io("writing the completions", e)), 1),
             }
         }
-        Cmd::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-            Ok(()) => 0,
-            Err(e) => report(Err(Error::io("writing the manual page", e)), 1),
-        },
+        Cmd::Man { command, out } => report(man(command.as_deref(), out.as_deref()), 1),
         Cmd::Audit(args) => report(audit(&args, sub), exit::LAUNCH),
         Cmd::Probe { what, ctx, only } => match what.as_str() {
             "battery" => kekkai::audit::battery(&ctx, only.as_deref()),
@@ -546,6 +555,43 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         return Ok(if report.summary.errors == 0 { 0 } else { 1 });
     }
     Ok(if report.passed() { 0 } else { 1 })
+}
+
+fn man(command: Option<&str>, out: Option<&std::path::Path>) -> Result<i32, Error> {
+    use kekkai::man;
+    use std::io::Write;
+    let cli = Cli::command();
+    let known = man::subcommands(&cli);
+    if let Some(c) = command.filter(|c| !known.iter().any(|k| k == c)) {
+        return Err(Error::Usage(format!(
+            "man: no page for `{c}`; pages: {}",
+            known.join(", ")
+        )));
+    }
+    let pages: Vec<man::Page> = match command {
+        Some(c) => man::page(&cli, Some(c)).into_iter().collect(),
+        None if out.is_some() => man::pages(&cli),
+        None => man::page(&cli, None).into_iter().collect(),
+    };
+    match out {
+        Some(dir) => {
+            let written = man::write_all(&pages, dir).map_err(|e| {
+                Error::io(format!("writing the manual pages to {}", dir.display()), e)
+            })?;
+            for p in written {
+                println!("{}", p.display());
+            }
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            for p in &pages {
+                stdout
+                    .write_all(&p.roff)
+                    .map_err(|e| Error::io("writing the manual page", e))?;
+            }
+        }
+    }
+    Ok(0)
 }
 
 fn cleanup() -> i32 {

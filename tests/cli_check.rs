@@ -605,6 +605,203 @@ fn export_rejects_an_invalid_policy_like_check() {
     assert!(stdout(&out).is_empty());
 }
 
+// ── manual pages ─────────────────────────────────────────────────────────────────────────────
+
+/// Every command with a page of its own.
+const COMMANDS: [&str; 10] = [
+    "run",
+    "check",
+    "explain",
+    "schema",
+    "export",
+    "cleanup",
+    "policies",
+    "completions",
+    "man",
+    "audit",
+];
+
+/// The long options `kekkai SUB --help` lists.
+fn long_options(sub: Option<&str>) -> Vec<String> {
+    let args: Vec<&str> = sub.into_iter().chain(["--help"]).collect();
+    let out = kekkai(manifest_dir(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| l.split([',', ' ']).find(|w| w.starts_with("--")))
+        .map(|w| w.trim_end_matches(['.', ',']).to_owned())
+        .collect()
+}
+
+/// A page as a reader sees it (groff, warnings on); `None` without groff outside CI.
+fn render(page: &Path) -> Option<String> {
+    let out = match Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-rLL=200n"])
+        .arg(page)
+        .env("LANG", "C.UTF-8")
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            support::skip(Some(format!(
+                "groff: {e} (scripts/setup-test-env installs it)"
+            )));
+            return None;
+        }
+    };
+    assert!(out.status.success(), "groff failed on {}", page.display());
+    assert!(
+        out.stderr.is_empty(),
+        "groff warns about {}:\n{}",
+        page.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Plain text: no overstrike, no hyphenation across lines.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let plain: String = text
+        .split('\u{8}')
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                part
+            } else {
+                part.get(1..).unwrap_or("")
+            }
+        })
+        .collect();
+    Some(
+        plain
+            .replace("\u{2010}\n", "")
+            .replace('\u{2010}', "-")
+            .replace('\u{2212}', "-"),
+    )
+}
+
+/// `kekkai man --out DIR` writes kekkai.1 and a page per command; each renders without a
+/// warning and names every option of its command, its exit statuses, and the environment and
+/// files it reads; `kekkai man COMMAND` prints the same page.
+#[test]
+fn man_pages_cover_every_command() {
+    let dir = TempDir::new("man");
+    let out = kekkai(dir.path(), &["man", "--out", "."]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut want: Vec<String> = std::iter::once("kekkai.1".to_owned())
+        .chain(COMMANDS.iter().map(|c| format!("kekkai-{c}.1")))
+        .collect();
+    want.sort();
+    let mut got: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(stdout(&out).lines().count(), want.len(), "{}", stdout(&out));
+
+    let statuses: &[(&str, &[&str])] = &[
+        ("kekkai", &["124", "125", "126", "127", "128+N"]),
+        ("kekkai-run", &["124", "125", "126", "127", "128+N", "2"]),
+        ("kekkai-check", &["0", "1", "2"]),
+        ("kekkai-explain", &["0", "1", "2"]),
+        ("kekkai-export", &["0", "1", "2"]),
+        ("kekkai-audit", &["0", "1", "125", "2"]),
+        ("kekkai-man", &["0", "1", "2"]),
+    ];
+    for name in
+        std::iter::once("kekkai".to_owned()).chain(COMMANDS.iter().map(|c| format!("kekkai-{c}")))
+    {
+        let file = dir.path().join(format!("{name}.1"));
+        let roff = std::fs::read_to_string(&file).unwrap();
+        let sub = name.strip_prefix("kekkai-");
+        if let Some(sub) = sub {
+            let printed = kekkai(dir.path(), &["man", sub]);
+            assert_eq!(printed.status.code(), Some(0), "{}", stderr(&printed));
+            assert_eq!(
+                stdout(&printed),
+                roff,
+                "`kekkai man {sub}` differs from {name}.1"
+            );
+        }
+        let Some(text) = render(&file) else {
+            return;
+        };
+        let upper = name.to_ascii_uppercase();
+        assert!(text.starts_with(&format!("{upper}(1)")), "{name}:\n{text}");
+        for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "EXIT STATUS", "SEE ALSO"] {
+            assert!(
+                text.contains(&format!("\n{section}\n")),
+                "{name}: no {section}:\n{text}"
+            );
+        }
+        for opt in long_options(sub) {
+            assert!(
+                text.contains(&opt),
+                "{name} does not mention {opt}:\n{text}"
+            );
+        }
+        if let Some((_, codes)) = statuses.iter().find(|(n, _)| *n == name) {
+            let section = text.split("\nEXIT STATUS\n").nth(1).unwrap();
+            let section = section.split("\nENVIRONMENT\n").next().unwrap();
+            for code in *codes {
+                assert!(
+                    section
+                        .lines()
+                        .any(|l| l.trim_start().starts_with(&format!("{code} "))
+                            || l.trim() == *code),
+                    "{name}: exit status {code} missing:\n{section}"
+                );
+            }
+        }
+        if matches!(sub, None | Some("run")) {
+            for thing in [
+                "NOTIFY_SOCKET",
+                "LISTEN_FDS",
+                "XDG_CONFIG_HOME",
+                "/etc/kekkai/policies",
+            ] {
+                assert!(text.contains(thing), "{name} does not mention {thing}");
+            }
+            assert!(
+                text.contains("kekkai-audit(1)"),
+                "{name}: no SEE ALSO to the others"
+            );
+        }
+    }
+}
+
+#[test]
+fn man_of_an_unknown_command_is_a_usage_error() {
+    let dir = TempDir::new("man-unknown");
+    let out = kekkai(dir.path(), &["man", "frobnicate"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("run, check"), "{}", stderr(&out));
+    let out = kekkai(dir.path(), &["man", "--out", "missing-dir"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+/// A name planted in the output directory is replaced, never written through.
+#[test]
+fn man_out_replaces_planted_links() {
+    let dir = TempDir::new("man-links");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "keep me\n").unwrap();
+    std::fs::create_dir(dir.path().join("man1")).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join("man1/kekkai-run.1")).unwrap();
+    std::fs::hard_link(&victim, dir.path().join("man1/kekkai-audit.1")).unwrap();
+    let out = kekkai(dir.path(), &["man", "--out", "man1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+    for page in ["kekkai-run.1", "kekkai-audit.1"] {
+        let meta = std::fs::symlink_metadata(dir.path().join("man1").join(page)).unwrap();
+        assert!(meta.file_type().is_file(), "{page}");
+        let text = std::fs::read_to_string(dir.path().join("man1").join(page)).unwrap();
+        assert!(text.contains("\n.TH KEKKAI-"), "{page}");
+    }
+}
+
 // ── finding policies by name ─────────────────────────────────────────────────────────────────
 
 /// `./.kekkai/NAME.yaml` is used only when the caller could have written it alone.
