@@ -674,8 +674,7 @@ fn render(page: &Path) -> Option<String> {
     Some(
         plain
             .replace("\u{2010}\n", "")
-            .replace('\u{2010}', "-")
-            .replace('\u{2212}', "-"),
+            .replace(['\u{2010}', '\u{2212}'], "-"),
     )
 }
 
