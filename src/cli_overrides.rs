@@ -252,12 +252,12 @@ pub fn apply(
     cwd: &Path,
 ) -> Result<(), Diagnostics> {
     for o in overrides {
-        let name = format!("command line ({})", o.flag());
+        let flag = o.flag();
         let value = o.to_value(cwd).map_err(|msg| {
             Diagnostics::from(crate::policy::Diagnostic {
-                file: name.clone(),
+                file: crate::policy::COMMAND_LINE.into(),
                 pos: None,
-                path: String::new(),
+                path: flag.clone(),
                 message: msg,
             })
         })?;
@@ -270,7 +270,7 @@ pub fn apply(
                     .key(var),
             )?;
         }
-        loaded.overlay(&name, value)?;
+        loaded.overlay(&flag, value)?;
     }
     Ok(())
 }

@@ -344,6 +344,42 @@ fn run_without_double_dash_runs_the_command(#[case] who: Who) {
     assert_eq!(support::stdout(&out), "hi --die-with-parent -x\n");
 }
 
+/// A mount is named the same way before the launch (compile errors) and at it (a failed
+/// step): a flag as the user typed it, a policy's mount by its file, line and key path in that
+/// file; never by its index in the merged list (`mounts[8]`).
+#[rstest]
+fn a_mount_is_named_as_written_before_and_at_launch(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if support::skip(support::unavailable(who)) {
+        return;
+    }
+    let w = support::World::new("cli-origin");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nmounts:\n  - { tmpfs: /etc/hostname }\n",
+    );
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["run", "--ro-bind", "/nonexistent", "--", "true"],
+            "command line: --ro-bind /nonexistent: /nonexistent: no such file or directory",
+        ),
+        (
+            &["run", "--tmpfs", "/etc/hostname", "--", "true"],
+            "; policy key: --tmpfs /etc/hostname",
+        ),
+        (
+            &["run", "-p", "./p.yaml", "--", "true"],
+            "; policy key: ./p.yaml:4:14: mounts[0].tmpfs",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = w.run(who, args);
+        support::assert_code(&out, 125);
+        let err = support::stderr(&out);
+        assert!(err.contains(want), "{args:?}: wanted `{want}`:\n{err}");
+        assert!(!err.contains("mounts[8]"), "{args:?}:\n{err}");
+    }
+}
+
 // ── explain ──────────────────────────────────────────────────────────────────────────────────
 
 const STEPS: [&str; 13] = [

@@ -95,42 +95,7 @@ fn a_notify_service_becomes_ready_and_stops_on_sigterm(
     std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o777)).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let cmd = exec_start(&w, "kekkai-notify-demo.service");
-    // The service policy's limits are hard: unprivileged, it runs in a delegated cgroup.
-    let deleg = (who == Who::Rootless).then(support::Delegated::new);
-    let child = match &deleg {
-        None => w
-            .command(who)
-            .args(&cmd[1..])
-            .env("NOTIFY_SOCKET", &sock_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-        Some(d) => {
-            // Move the process in before kekkai looks at its cgroup: through a shell that waits.
-            let mut sh = std::process::Command::new("sh");
-            let (uid, gid) = support::test_user().unwrap();
-            use std::os::unix::process::CommandExt;
-            sh.args(["-c", "read go; exec \"$0\" \"$@\""])
-                .arg(w.kekkai())
-                .args(&cmd[1..]);
-            sh.env_clear()
-                .env("PATH", "/usr/bin:/bin")
-                .env("NOTIFY_SOCKET", &sock_path)
-                .current_dir(w.dir.path());
-            sh.uid(uid)
-                .gid(gid)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut child = sh.spawn().unwrap();
-            d.enter(child.id());
-            child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-            child
-        }
-    };
+    let (child, deleg) = start_notify_demo(&w, who, sock_path.as_os_str(), w.dir.path());
     let mut buf = [0u8; 256];
     let mut msgs = Vec::new();
     for _ in 0..2 {
@@ -154,6 +119,145 @@ fn a_notify_service_becomes_ready_and_stops_on_sigterm(
         "python dies of the forwarded SIGTERM: {}",
         stderr(&out)
     );
+}
+
+/// Runs the notify demo's ExecStart as `who` with `NOTIFY_SOCKET` set, the way systemd would:
+/// unprivileged in a delegated cgroup (the service policy's limits are hard).
+fn start_notify_demo(
+    w: &World,
+    who: Who,
+    notify_socket: &std::ffi::OsStr,
+    runtime_dir: &Path,
+) -> (std::process::Child, Option<support::Delegated>) {
+    let cmd = exec_start(w, "kekkai-notify-demo.service");
+    let deleg = (who == Who::Rootless).then(support::Delegated::new);
+    let child = match &deleg {
+        None => w
+            .command(who)
+            .args(&cmd[1..])
+            .env("NOTIFY_SOCKET", notify_socket)
+            .env("XDG_RUNTIME_DIR", runtime_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Some(d) => {
+            let mut sh = std::process::Command::new("sh");
+            let (uid, gid) = support::test_user().unwrap();
+            use std::os::unix::process::CommandExt;
+            sh.args(["-c", "read go; exec \"$0\" \"$@\""])
+                .arg(w.kekkai())
+                .args(&cmd[1..]);
+            sh.env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("NOTIFY_SOCKET", notify_socket)
+                .env("XDG_RUNTIME_DIR", runtime_dir)
+                .current_dir(w.dir.path());
+            sh.uid(uid)
+                .gid(gid)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = sh.spawn().unwrap();
+            d.enter(child.id());
+            child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+            child
+        }
+    };
+    (child, deleg)
+}
+
+/// An abstract NOTIFY_SOCKET (`@NAME`, which the sandbox's network namespace hides) is
+/// relayed by the supervisor: systemd sees the program's READY=1 and STATUS= from kekkai's
+/// own pid (the unit's main process), and no relay socket is left behind.
+#[rstest]
+fn an_abstract_notify_socket_is_relayed(#[values(Who::Root, Who::Rootless)] who: Who) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::SocketAddr;
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("notify-abstract");
+    let name = format!(
+        "kekkai-test-notify-{}-{}",
+        std::process::id(),
+        support::unique()
+    );
+    let sock = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(&name).unwrap()).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    // The sender's pid, as systemd reads it (SO_PASSCRED).
+    nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::PassCred, &true).unwrap();
+    // The relay's directory goes into XDG_RUNTIME_DIR: this one, to see that it is removed.
+    let runtime = w.dir.join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if who == Who::Rootless {
+        w.dir.give_to_test_user(&runtime);
+    }
+    let (child, deleg) =
+        start_notify_demo(&w, who, std::ffi::OsStr::new(&format!("@{name}")), &runtime);
+    let mut msgs = Vec::new();
+    for _ in 0..2 {
+        let mut buf = [0u8; 256];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap_or_else(|e| panic!("no notification: {e}"));
+        let pid = msg.cmsgs().unwrap().find_map(|c| match c {
+            nix::sys::socket::ControlMessageOwned::ScmCredentials(c) => Some(c.pid()),
+            _ => None,
+        });
+        let n = msg.bytes;
+        msgs.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        assert_eq!(pid, Some(child.id() as i32), "not sent by kekkai itself");
+    }
+    assert_eq!(msgs, ["READY=1", "STATUS=serving"]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(deleg);
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(&runtime).unwrap().collect();
+    assert!(left.is_empty(), "the relay left {left:?}");
+}
+
+/// A NOTIFY_SOCKET kekkai can't pass on is an error about the environment (not about the
+/// policy, which is fine), before any sandbox exists: silence would leave a Type=notify unit
+/// waiting for its start timeout.
+#[rstest]
+#[case::missing_path(
+    "/nonexistent/notify",
+    "environment: NOTIFY_SOCKET: /nonexistent/notify: no such file or directory"
+)]
+#[case::other_family("vsock:2:1234", "environment: NOTIFY_SOCKET: `vsock:2:1234`:")]
+fn a_notify_socket_that_cannot_be_passed_on_is_an_environment_error(
+    #[case] value: &str,
+    #[case] want: &str,
+) {
+    let w = World::new("notify-missing");
+    let cmd = exec_start(&w, "kekkai-notify-demo.service");
+    let o = w
+        .command(Who::Root)
+        .args(&cmd[1..])
+        .env("NOTIFY_SOCKET", value)
+        .env("KEKKAI_TRACE_STEPS", "1")
+        .output()
+        .unwrap();
+    assert_code(&o, 125);
+    let err = stderr(&o);
+    assert!(err.lines().any(|l| l.starts_with(want)), "{err}");
+    assert!(!err.contains("service.yaml"), "{err}");
+    assert!(!err.contains("kekkai-step: clone"), "{err}");
 }
 
 fn free_port() -> u16 {

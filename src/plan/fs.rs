@@ -89,8 +89,12 @@ pub enum EntryKind {
 /// A mount from the policy, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MountPlan {
-    /// The policy key that asked for it (`mounts[2]`).
+    /// The policy key that asked for it, in the merged policy (`mounts[2]`).
     pub key: KeyPath,
+    /// Where the user asked for it, for launch errors: the flag as typed (`--bind /data`), or
+    /// `FILE:LINE:COL: mounts[0].bind` in the file that wrote it (filled in by
+    /// [`crate::plan::compile`]).
+    pub origin: String,
     /// Where it goes inside the sandbox.
     pub target: PathBuf,
     /// What it is.
@@ -646,9 +650,22 @@ fn plan_mount(
 }
 
 impl MountKind {
+    /// The policy key that names this kind of mount (`bind`, `tmpfs`, ...).
+    pub fn key(&self) -> &'static str {
+        match self {
+            MountKind::Bind { .. } => "bind",
+            MountKind::Tmpfs { .. } => "tmpfs",
+            MountKind::Hide => "hide",
+            MountKind::Proc => "proc",
+            MountKind::Dev => "dev",
+            MountKind::Mqueue => "mqueue",
+        }
+    }
+
     fn with_target(self, target: PathBuf, key: KeyPath) -> MountPlan {
         MountPlan {
             key,
+            origin: String::new(),
             target,
             kind: self,
         }

@@ -187,12 +187,15 @@ pub struct SourceFile {
     pub name: String,
     /// Its text, when it has one to point into.
     pub text: Option<String>,
+    /// For a command-line override: the flag as the user typed it (`--ro-bind /data`), which
+    /// is what errors about anything it set name, in place of a key path.
+    pub flag: Option<String>,
 }
 
 /// One error a user can act on: where, which key, what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    /// File name as given (or `<shipped>/NAME.yaml`, `<command line>`).
+    /// File name as given (or `<shipped>/NAME.yaml`, `command line`, `environment`).
     pub file: String,
     /// Line and column, when known.
     pub pos: Option<Pos>,
@@ -202,16 +205,24 @@ pub struct Diagnostic {
     pub message: String,
 }
 
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:", self.file)?;
+impl Diagnostic {
+    /// Where, without what: `FILE:LINE:COL: KEY.PATH` (`command line: --bind /data` for a
+    /// flag).
+    pub fn place(&self) -> String {
+        let mut out = self.file.clone();
         if let Some(pos) = self.pos {
-            write!(f, "{pos}:")?;
+            out.push_str(&format!(":{pos}"));
         }
         if !self.path.is_empty() {
-            write!(f, " {}:", self.path)?;
+            out.push_str(&format!(": {}", self.path));
         }
-        write!(f, " {}", self.message)
+        out
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place(), self.message)
     }
 }
 
@@ -276,6 +287,18 @@ impl LoadedPolicy {
         diag_in(&self.sources, origin.file, &origin.path, message)
     }
 
+    /// Where the user wrote the merged policy's `path`, for messages outside a [`Diagnostic`]
+    /// (a launch step's error): the flag as typed for a command-line override (`--ro-bind
+    /// /data`), else `FILE:LINE:COL: KEY.PATH` in the file that wrote it.
+    pub fn place(&self, path: &KeyPath) -> String {
+        let d = self.diag(path, "");
+        if d.file == COMMAND_LINE {
+            d.path
+        } else {
+            d.place()
+        }
+    }
+
     /// The names of the files merged, the policy first.
     pub fn chain(&self) -> Vec<&str> {
         self.sources.iter().map(|s| s.name.as_str()).collect()
@@ -305,13 +328,15 @@ impl LoadedPolicy {
             .to_owned()
     }
 
-    /// Adds a synthetic source (such as the command line) and merges `overlay` from it on top,
-    /// with the same rules as `extends`. `overlay` must be valid policy YAML.
-    pub fn overlay(&mut self, name: &str, overlay: Value) -> Result<(), Diagnostics> {
+    /// Adds a command-line override (`flag` as the user typed it) and merges `overlay` from it
+    /// on top, with the same rules as `extends`. `overlay` must be valid policy YAML. Errors
+    /// about what it set name the flag.
+    pub fn overlay(&mut self, flag: &str, overlay: Value) -> Result<(), Diagnostics> {
         let file = self.sources.len();
         self.sources.push(SourceFile {
-            name: name.to_owned(),
+            name: format!("{COMMAND_LINE} ({flag})"),
             text: None,
+            flag: Some(flag.to_owned()),
         });
         let mut tree = self.tree.clone();
         merge(&mut tree, Node::from_value(overlay, file, KeyPath::root()));
@@ -337,6 +362,9 @@ impl LoadedPolicy {
     }
 }
 
+/// How errors name the command line's overrides.
+pub const COMMAND_LINE: &str = "command line";
+
 fn diag_in(
     sources: &[SourceFile],
     file: usize,
@@ -344,6 +372,15 @@ fn diag_in(
     message: impl Into<String>,
 ) -> Diagnostic {
     let source = sources.get(file);
+    if let Some(flag) = source.and_then(|s| s.flag.as_ref()) {
+        // A flag stands for one value: it is the key path the user knows.
+        return Diagnostic {
+            file: COMMAND_LINE.into(),
+            pos: None,
+            path: flag.clone(),
+            message: message.into(),
+        };
+    }
     Diagnostic {
         file: source.map_or_else(|| "<policy>".into(), |s| s.name.clone()),
         // A document without a single node still has a start.
@@ -507,6 +544,7 @@ impl<'c> Loader<'c> {
         self.sources.push(SourceFile {
             name: name.clone(),
             text: None,
+            flag: None,
         });
         let text = yaml::check_bytes(bytes).map_err(|e| yaml_fail(&self.sources, e))?;
         if let Some(s) = self.sources.get_mut(file) {
