@@ -171,6 +171,39 @@ fn check_rejects_malformed_policies(
     }
 }
 
+/// Independent errors in different keys (and in different entries of one list) are all
+/// reported in one pass, serde's first one first, each with its place and key path.
+#[test]
+fn check_reports_every_type_error_in_one_pass() {
+    let dir = TempDir::new("cli-multi");
+    dir.write(
+        "multi.yaml",
+        "version: 1\nnamespaces: user\nhostnme: x\nlimits: {memory: [1], pids: many}\nmounts:\n  - {bind: /a, writeable: true}\n  - {tmpfs: /t}\n  - {tmpfs: /u, size: [1]}\n",
+    );
+    let out = kekkai(dir.path(), &["check", "multi.yaml"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    // `FILE:LINE:COL: KEY.PATH` of each error line.
+    let places: Vec<String> = err
+        .lines()
+        .filter(|l| !l.starts_with("kekkai:"))
+        .map(|l| l.splitn(3, ": ").take(2).collect::<Vec<_>>().join(": "))
+        .collect();
+    assert_eq!(
+        places,
+        [
+            "multi.yaml:2:13: namespaces",
+            "multi.yaml:3:1: hostnme",
+            "multi.yaml:4:18: limits.memory",
+            "multi.yaml:4:29: limits.pids",
+            "multi.yaml:6:16: mounts[0].writeable",
+            "multi.yaml:8:23: mounts[2].size",
+        ],
+        "{err}"
+    );
+}
+
 #[test]
 fn check_reports_errors_in_the_file_that_wrote_them() {
     let dir = TempDir::new("cli-parent");

@@ -5,6 +5,7 @@
 //! parse (unknown keys are errors) → variables → `extends` (recursively, cycles are errors) →
 //! `replace` / `remove` → merge. Nothing here touches the system beyond reading files.
 
+pub mod each;
 pub mod merge;
 pub mod model;
 pub mod path;
@@ -494,6 +495,46 @@ impl<'c> Loader<'c> {
         Diagnostics::from(diag_in(&self.sources, file, path, msg))
     }
 
+    /// The type errors of `text` (file number `file`) besides those in `found`: independent
+    /// errors in other keys, each placed by its key path (see [`each`]).
+    fn other_type_errors(&self, file: usize, text: &str, found: &Diagnostics) -> Vec<Diagnostic> {
+        let Ok(doc) = serde_yaml::from_str::<Value>(text) else {
+            return Vec::new();
+        };
+        let known: Vec<KeyPath> = found
+            .0
+            .iter()
+            .filter_map(|d| KeyPath::parse_shown(&d.path))
+            .collect();
+        // The same error seen from its parent or from inside is not another one.
+        let related = |a: &KeyPath, b: &KeyPath| {
+            a.segs().starts_with(b.segs()) || b.segs().starts_with(a.segs())
+        };
+        each::type_errors(&doc)
+            .into_iter()
+            .filter(|(path, _)| !known.iter().any(|k| related(k, path)))
+            .map(|(path, msg)| {
+                let unknown = msg.starts_with("unknown key");
+                let mut d = diag_in(&self.sources, file, &path, msg);
+                // An unknown key is pointed at itself, as serde's own error does, not at its
+                // value: the key is the last thing before the value on its line.
+                if let (true, Some(pos), Some(path::Seg::Key(key))) =
+                    (unknown, d.pos, path.segs().last())
+                {
+                    let line = text.lines().nth(pos.line.saturating_sub(1)).unwrap_or("");
+                    let before: String = line.chars().take(pos.column.saturating_sub(1)).collect();
+                    if let Some(at) = before.rfind(key.as_str()) {
+                        d.pos = Some(yaml::Pos {
+                            line: pos.line,
+                            column: before.get(..at).map_or(0, |b| b.chars().count()) + 1,
+                        });
+                    }
+                }
+                d
+            })
+            .collect()
+    }
+
     fn load(&mut self, source: &PolicySource, from: Option<Includer>) -> Result<Node, Diagnostics> {
         let name = source.display_name();
         let bytes = match source {
@@ -551,8 +592,16 @@ impl<'c> Loader<'c> {
             s.text = Some(text.to_owned());
         }
         yaml::scan(text).map_err(|e| yaml_fail(&self.sources, e))?;
-        let first: RawPolicy = serde_yaml::from_str(text)
-            .map_err(|e| yaml_fail(&self.sources, yaml::convert_error(&e)))?;
+        let first: RawPolicy = match serde_yaml::from_str(text) {
+            Ok(p) => p,
+            Err(e) => {
+                // serde's first error as it is, then every other one it did not get to.
+                let mut diags = yaml_fail(&self.sources, yaml::convert_error(&e));
+                let more = self.other_type_errors(file, text, &diags);
+                diags.0.extend(more);
+                return Err(diags);
+            }
+        };
         match first.version {
             Some(1) => {}
             Some(v) => {
