@@ -50,6 +50,17 @@ fn split_exec(line: &str) -> Vec<String> {
     args
 }
 
+/// Where the example policies' host directories (`/srv/batch/...`) are, in a world.
+fn srv(w: &World) -> PathBuf {
+    w.dir.join("srv")
+}
+
+/// An example policy's text, its host directories moved into the world.
+fn example_policy(w: &World, name: &str) -> String {
+    let text = std::fs::read_to_string(examples().join(name)).unwrap();
+    text.replace("/srv/", &format!("{}/", srv(w).display()))
+}
+
 /// The unit's ExecStart, with kekkai and the policy pointing at this checkout's copies. The
 /// policy is copied into the world, where the unprivileged user can read it.
 fn exec_start(w: &World, unit: &str) -> Vec<String> {
@@ -61,16 +72,51 @@ fn exec_start(w: &World, unit: &str) -> Vec<String> {
     split_exec(line)
         .into_iter()
         .map(|a| {
-            if a == "/usr/bin/kekkai" {
+            if a == INSTALLED {
                 w.kekkai().display().to_string()
             } else if let Some(name) = a.strip_prefix("/etc/kekkai/policies/") {
-                let text = std::fs::read_to_string(examples().join(name)).unwrap();
-                w.dir.write(name, text).display().to_string()
+                w.dir
+                    .write(name, example_policy(w, name))
+                    .display()
+                    .to_string()
             } else {
                 a
             }
         })
         .collect()
+}
+
+/// Where the README installs kekkai, and the example units run it from.
+const INSTALLED: &str = "/usr/local/bin/kekkai";
+
+/// The example units run the installed kekkai, and those whose policy has hard cgroup limits
+/// (all of them) get their cgroup delegated.
+#[test]
+fn every_unit_runs_the_installed_kekkai_in_a_delegated_cgroup() {
+    let mut units = 0;
+    for e in std::fs::read_dir(examples()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|e| e != "service") {
+            continue;
+        }
+        units += 1;
+        let text = std::fs::read_to_string(&p).unwrap();
+        let exec = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .unwrap();
+        assert!(
+            exec.starts_with(&format!("{INSTALLED} run ")),
+            "{}: {exec}",
+            p.display()
+        );
+        assert!(
+            text.lines().any(|l| l == "Delegate=yes"),
+            "{}: no Delegate=yes",
+            p.display()
+        );
+    }
+    assert_eq!(units, 3);
 }
 
 #[test]
@@ -410,29 +456,95 @@ fn under_the_journal_messages_carry_priorities(#[values(Who::Root, Who::Rootless
     );
 }
 
-#[test]
-fn the_batch_unit_runs_to_completion() {
-    if skip(unavailable(Who::Root)) {
+/// The batch unit's input and output directories, in the world: the input holds one file, the
+/// output is writable by the job (nobody as root; the test user's own when rootless) or not.
+fn batch_dirs(w: &World, mode: Mode, output: Option<bool>) {
+    use std::os::unix::fs::PermissionsExt;
+    let base = srv(w).join("batch");
+    std::fs::create_dir_all(base.join("in")).unwrap();
+    std::fs::write(base.join("in/item-1"), "").unwrap();
+    for d in [srv(w), base.clone(), base.join("in")] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let Some(writable) = output else {
+        return;
+    };
+    let out = base.join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if writable {
+        match mode {
+            Mode::Root => nix::unistd::chown(
+                &out,
+                Some(nix::unistd::Uid::from_raw(65534)),
+                Some(nix::unistd::Gid::from_raw(65534)),
+            )
+            .unwrap(),
+            _ => w.dir.give_to_test_user(&out),
+        }
+    }
+}
+
+/// Runs the batch unit's ExecStart; the unit's hard limits need a delegated cgroup rootless.
+fn run_batch(w: &World, mode: Mode) -> std::process::Output {
+    let cmd = exec_start(w, "kekkai-batch.service");
+    support::run_as(
+        w,
+        mode,
+        &cmd[1..].iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+}
+
+#[rstest]
+fn the_batch_unit_runs_to_completion(#[values(Mode::Root, Mode::Delegated)] mode: Mode) {
+    if skip(unavailable(mode.who())) {
         return;
     }
     let w = World::new("batch");
-    let cmd = exec_start(&w, "kekkai-batch.service");
-    let o = support::run_as(
-        &w,
-        Mode::Root,
-        &cmd[1..].iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    batch_dirs(&w, mode, Some(true));
+    let o = run_batch(&w, mode);
     assert_code(&o, 0);
     assert_eq!(stdout(&o), "batch done\n");
+    let listing = std::fs::read_to_string(srv(&w).join("batch/out/listing.txt")).unwrap();
+    assert_eq!(listing, "item-1\n");
+}
+
+/// A job whose output has nowhere to go fails, and never says "batch done": a missing output
+/// directory before the sandbox starts (125), one the job can't write with the shell's status.
+#[rstest]
+fn the_batch_unit_fails_without_a_writable_output(
+    #[values(Mode::Root, Mode::Delegated)] mode: Mode,
+    #[values(None, Some(false))] output: Option<bool>,
+) {
+    if skip(unavailable(mode.who())) {
+        return;
+    }
+    let w = World::new("batch-fail");
+    batch_dirs(&w, mode, output);
+    let o = run_batch(&w, mode);
+    match output {
+        None => {
+            assert_code(&o, 125);
+            assert!(stderr(&o).contains("mounts[1].bind: "), "{}", stderr(&o));
+        }
+        // dash: a redirection that fails is status 2.
+        _ => assert_code(&o, 2),
+    }
+    assert_eq!(stdout(&o), "");
 }
 
 #[test]
 fn every_example_policy_is_valid() {
     let w = World::new("examples-check");
+    batch_dirs(&w, Mode::Root, Some(true));
     let mut files: Vec<PathBuf> = std::fs::read_dir(examples())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            w.dir.write(&name, example_policy(&w, &name))
+        })
         .collect();
     files.sort();
     assert!(files.len() >= 3);
