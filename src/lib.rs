@@ -15,6 +15,7 @@ pub mod export;
 pub mod hostfs;
 pub mod launch;
 pub mod log;
+pub mod man;
 pub mod plan;
 pub mod policy;
 pub mod schema;

@@ -34,9 +34,16 @@ struct Cli {
 enum Cmd {
     /// Run a program in a sandbox (the embedded default policy unless -p is given).
     ///
+    /// The first word that is not an option starts the command, and every word after it
+    /// belongs to the program (`kekkai run ls -l`); `--` before the command is needed only when
+    /// the program's name starts with `-`, and after a bind without a destination
+    /// (`--ro-bind /data -- /usr/bin/env`, which bubblewrap's two-word `--ro-bind SRC DST`
+    /// would otherwise be mistaken for). An unknown option before the command is a usage error.
+    ///
     /// The program's exit status passes through; killed by signal N gives 128+N; 124 the
     /// policy's timeout fired; 125 kekkai failed before the program started; 126 the program
-    /// can't be executed; 127 it was not found.
+    /// can't be executed; 127 it was not found; 2 the command line is wrong.
+    #[command(override_usage = "kekkai run [OPTIONS] [--] COMMAND [ARGS]...")]
     Run(RunArgs),
     /// Check policy files: exit 0 when all are valid, 1 otherwise.
     Check(CheckArgs),
@@ -57,8 +64,20 @@ enum Cmd {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff), generated from the command-line definitions.
-    Man,
+    /// Print a manual page (roff), or write them all for installation.
+    ///
+    /// `kekkai man` is kekkai(1); `kekkai man run` is kekkai-run(1), and so on for every
+    /// command. `--out DIR` writes kekkai.1 and every kekkai-COMMAND.1 into DIR (for example
+    /// /usr/local/share/man/man1) instead. The pages are generated from the same definitions
+    /// that read the command line, with the exit statuses, environment and files of each.
+    Man {
+        /// The command whose page to print (run, check, explain, audit, ...).
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+        /// Write the pages into this directory (it must exist) instead of printing one.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Run escape probes inside a sandbox built from the policy; exit 1 if any escape works.
     ///
     /// Each probe tries one thing a sandboxed program should not be able to do (write the root,
@@ -111,7 +130,7 @@ struct PolicyArgs {
     #[arg(long = "tmpfs", value_name = "DST")]
     tmpfs: Vec<String>,
     /// Set an environment variable in the sandbox.
-    #[arg(long = "setenv", value_name = "NAME=VALUE")]
+    #[arg(long = "setenv", value_name = "NAME=VALUE", value_parser = kekkai::cli_overrides::setenv_value)]
     setenv: Vec<String>,
     /// Remove an environment variable.
     #[arg(long = "unsetenv", value_name = "NAME")]
@@ -123,7 +142,7 @@ struct PolicyArgs {
     #[arg(long = "hostname", value_name = "NAME")]
     hostname: Option<String>,
     /// Network: `none` (own namespace, loopback only) or `host`.
-    #[arg(long = "net", value_name = "none|host")]
+    #[arg(long = "net", value_name = "none|host", value_parser = kekkai::cli_overrides::net_value)]
     net: Option<String>,
     /// Give the program its own pseudo-terminal when stdin is a terminal (the default).
     #[arg(long = "pty", overrides_with = "no_pty")]
@@ -141,12 +160,7 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     report: Option<String>,
     /// The program and its arguments.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        required = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(trailing_var_arg = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,
 }
 
@@ -189,7 +203,8 @@ fn main() -> ExitCode {
         log::error(&format!("sigaction(SIGPIPE, SIG_DFL): {e}"));
         return ExitCode::from(u8::try_from(exit::LAUNCH).unwrap_or(1));
     }
-    let matches = Cli::command().get_matches();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let matches = parse(&argv);
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
@@ -228,10 +243,7 @@ fn main() -> ExitCode {
                 Err(e) => report(Err(Error::io("writing the completions", e)), 1),
             }
         }
-        Cmd::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-            Ok(()) => 0,
-            Err(e) => report(Err(Error::io("writing the manual page", e)), 1),
-        },
+        Cmd::Man { command, out } => report(man(command.as_deref(), out.as_deref()), 1),
         Cmd::Audit(args) => report(audit(&args, sub), exit::LAUNCH),
         Cmd::Probe { what, ctx, only } => match what.as_str() {
             "battery" => kekkai::audit::battery(&ctx, only.as_deref()),
@@ -239,6 +251,77 @@ fn main() -> ExitCode {
         },
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// Parses the command line; a usage error exits 2. Beyond clap's checks: an unknown option that
+/// users of bubblewrap (or podman) type is answered with kekkai's spelling, and bubblewrap's
+/// two-word bind (`--ro-bind SRC DST`) directly before the command is refused, since kekkai
+/// would read DST as the program to run.
+fn parse(argv: &[OsString]) -> ArgMatches {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let mut cli = Cli::command();
+    // The subcommand, for the usage line of our own errors.
+    let sub_name = argv
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default()
+        .to_owned();
+    let result = cli.try_get_matches_from_mut(argv);
+    let fail = |cli: &mut clap::Command, msg: String| -> ! {
+        let e = match cli.find_subcommand_mut(&sub_name) {
+            Some(sub) => sub.error(ErrorKind::ArgumentConflict, msg),
+            None => cli.error(ErrorKind::ArgumentConflict, msg),
+        };
+        e.exit()
+    };
+    let matches = match result {
+        Ok(m) => m,
+        Err(e) => {
+            if e.kind() == ErrorKind::UnknownArgument {
+                if let Some(ContextValue::String(word)) = e.get(ContextKind::InvalidArg) {
+                    if let Some(hint) = kekkai::cli_overrides::foreign_option(word) {
+                        fail(&mut cli, format!("unknown option `{word}`: {hint}"));
+                    }
+                }
+            }
+            e.exit()
+        }
+    };
+    if let Some(("run", sub)) = matches.subcommand() {
+        let n = sub.get_raw("command").map_or(0, |v| v.len());
+        // The command is the tail of argv; look at the words just before it.
+        let at = argv.len().saturating_sub(n);
+        let word = |i: usize| i.checked_sub(1).and_then(|i| argv.get(i)?.to_str());
+        let (before, two_before) = (word(at), word(at.saturating_sub(1)));
+        let found = match (two_before, before) {
+            (_, Some("--") | None) => None,
+            (two_before, Some(before)) => {
+                kekkai::cli_overrides::bind_without_destination(before, None).or_else(|| {
+                    two_before.and_then(|flag| {
+                        kekkai::cli_overrides::bind_without_destination(flag, Some(before))
+                    })
+                })
+            }
+        };
+        let program = argv
+            .get(at)
+            .map(|p| p.to_string_lossy())
+            .unwrap_or_default();
+        // Only an absolute path reads as a destination; `--ro-bind /data python3` is clear.
+        if let Some((flag, src)) = found.filter(|_| program.starts_with('/')) {
+            fail(
+                &mut cli,
+                format!(
+                    "`{flag} {src} {program}` reads as bubblewrap's `{flag} SRC DST`: kekkai \
+                     spells that `{flag} {src}:{program}`; to bind {src} at the same place and \
+                     run `{program}`, put `--` before the command"
+                ),
+            );
+        }
+    }
+    matches
 }
 
 /// The one error reporter: prints the error and returns the exit code for it.
@@ -514,6 +597,43 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         return Ok(if report.summary.errors == 0 { 0 } else { 1 });
     }
     Ok(if report.passed() { 0 } else { 1 })
+}
+
+fn man(command: Option<&str>, out: Option<&std::path::Path>) -> Result<i32, Error> {
+    use kekkai::man;
+    use std::io::Write;
+    let cli = Cli::command();
+    let known = man::subcommands(&cli);
+    if let Some(c) = command.filter(|c| !known.iter().any(|k| k == c)) {
+        return Err(Error::Usage(format!(
+            "man: no page for `{c}`; pages: {}",
+            known.join(", ")
+        )));
+    }
+    let pages: Vec<man::Page> = match command {
+        Some(c) => man::page(&cli, Some(c)).into_iter().collect(),
+        None if out.is_some() => man::pages(&cli),
+        None => man::page(&cli, None).into_iter().collect(),
+    };
+    match out {
+        Some(dir) => {
+            let written = man::write_all(&pages, dir).map_err(|e| {
+                Error::io(format!("writing the manual pages to {}", dir.display()), e)
+            })?;
+            for p in written {
+                println!("{}", p.display());
+            }
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            for p in &pages {
+                stdout
+                    .write_all(&p.roff)
+                    .map_err(|e| Error::io("writing the manual page", e))?;
+            }
+        }
+    }
+    Ok(0)
 }
 
 fn cleanup() -> i32 {

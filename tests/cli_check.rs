@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -15,6 +16,7 @@ use rstest::rstest;
 use serde_json::Value;
 
 use common::TempDir;
+use support::Who;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kekkai");
 
@@ -166,6 +168,39 @@ fn check_rejects_malformed_policies(
     }
 }
 
+/// Independent errors in different keys (and in different entries of one list) are all
+/// reported in one pass, serde's first one first, each with its place and key path.
+#[test]
+fn check_reports_every_type_error_in_one_pass() {
+    let dir = TempDir::new("cli-multi");
+    dir.write(
+        "multi.yaml",
+        "version: 1\nnamespaces: user\nhostnme: x\nlimits: {memory: [1], pids: many}\nmounts:\n  - {bind: /a, writeable: true}\n  - {tmpfs: /t}\n  - {tmpfs: /u, size: [1]}\n",
+    );
+    let out = kekkai(dir.path(), &["check", "multi.yaml"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    // `FILE:LINE:COL: KEY.PATH` of each error line.
+    let places: Vec<String> = err
+        .lines()
+        .filter(|l| !l.starts_with("kekkai:"))
+        .map(|l| l.splitn(3, ": ").take(2).collect::<Vec<_>>().join(": "))
+        .collect();
+    assert_eq!(
+        places,
+        [
+            "multi.yaml:2:13: namespaces",
+            "multi.yaml:3:1: hostnme",
+            "multi.yaml:4:18: limits.memory",
+            "multi.yaml:4:29: limits.pids",
+            "multi.yaml:6:16: mounts[0].writeable",
+            "multi.yaml:8:23: mounts[2].size",
+        ],
+        "{err}"
+    );
+}
+
 #[test]
 fn check_reports_errors_in_the_file_that_wrote_them() {
     let dir = TempDir::new("cli-parent");
@@ -223,6 +258,156 @@ fn usage_errors_exit_2(#[case] args: &[&str]) {
         stdout(&out),
         stderr(&out)
     );
+}
+
+// ── options before the command ───────────────────────────────────────────────────────────
+
+/// Runs `kekkai ARGS` with the launch steps traced, so a test can see that none started.
+fn kekkai_traced(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", dir)
+        .env("LANG", "C.UTF-8")
+        .env("KEKKAI_TRACE_STEPS", "1")
+        .output()
+        .unwrap()
+}
+
+/// An option-looking word before the command never becomes the program: each of these is a
+/// usage error (exit 2) before any launch step, and the message names the option and says
+/// what to type instead (kekkai's spelling of a bubblewrap or podman option, clap's nearest
+/// option for a typo, `--` for a program whose name starts with `-`).
+#[rstest]
+#[case::bwrap_die_with_parent(&["run", "--die-with-parent", "--", "true"], "`--die-with-parent`", "PR_SET_PDEATHSIG")]
+#[case::bwrap_new_session(&["run", "--new-session", "true"], "`--new-session`", "--pty")]
+#[case::bwrap_unshare_net(&["run", "--unshare-net", "true"], "`--unshare-net`", "--net none")]
+#[case::bwrap_unshare_all(&["run", "--unshare-all", "true"], "`--unshare-all`", "namespaces:")]
+#[case::bwrap_unshare_pid(&["run", "--unshare-pid", "true"], "`--unshare-pid`", "namespaces:")]
+#[case::bwrap_share_net(&["run", "--share-net", "true"], "`--share-net`", "--net host")]
+#[case::bwrap_dev_bind(&["run", "--dev-bind", "/dev", "/dev", "true"], "`--dev-bind`", "{ dev: /dev }")]
+#[case::bwrap_ro_bind_try(&["run", "--ro-bind-try", "/x", "/x", "true"], "`--ro-bind-try`", "optional: true")]
+#[case::bwrap_clearenv(&["run", "--clearenv", "true"], "`--clearenv`", "clear: true")]
+#[case::bwrap_uid(&["run", "--uid", "0", "true"], "`--uid`", "identity:")]
+#[case::bwrap_cap_add(&["run", "--cap-add", "ALL", "true"], "`--cap-add`", "capabilities:")]
+#[case::bwrap_proc(&["run", "--proc", "/proc", "true"], "`--proc`", "{ proc: /proc }")]
+#[case::bwrap_with_value(&["run", "--seccomp=3", "true"], "`--seccomp`", "seccomp:")]
+#[case::bwrap_symlink(&["run", "--symlink", "a", "b", "true"], "`--symlink`", "policy file")]
+#[case::podman_env(&["run", "-e", "A=b", "true"], "`-e`", "--setenv NAME=VALUE")]
+#[case::podman_volume(&["run", "--volume", "/a:/b", "true"], "`--volume`", "--bind SRC:DST")]
+#[case::bwrap_two_word_setenv(&["run", "--setenv", "FOO", "1", "true"], "'FOO'", "--setenv FOO=VALUE")]
+#[case::bwrap_two_word_ro_bind(&["run", "--ro-bind", "/data", "/usr/bin/env", "FOO=1", "true"], "`--ro-bind /data /usr/bin/env`", "`--ro-bind /data:/usr/bin/env`")]
+#[case::bwrap_two_word_bind_equals(&["run", "--pty", "--bind=/data", "/usr/bin/env"], "`--bind /data /usr/bin/env`", "put `--` before the command")]
+#[case::typo(&["run", "--ro-bnd", "/a:/b", "true"], "'--ro-bnd'", "'--ro-bind'")]
+#[case::unknown(&["run", "--frobnicate", "true"], "'--frobnicate'", "'-- --frobnicate'")]
+#[case::unknown_short(&["run", "-x", "true"], "'-x'", "'-- -x'")]
+#[case::unknown_after_other_options(&["run", "-p", "default", "--bind", "/a:/b", "--frob", "true"], "'--frob'", "'-- --frob'")]
+#[case::bad_net(&["run", "--net", "wifi", "true"], "'wifi'", "`none` or `host`")]
+#[case::empty_setenv_name(&["run", "--setenv", "=x", "true"], "'=x'", "a name before `=`")]
+#[case::explain_too(&["explain", "--unshare-net"], "`--unshare-net`", "--net none")]
+#[case::audit_too(&["audit", "--die-with-parent"], "`--die-with-parent`", "PR_SET_PDEATHSIG")]
+fn unknown_options_are_usage_errors(
+    #[case] args: &[&str],
+    #[case] names: &str,
+    #[case] suggests: &str,
+) {
+    let dir = TempDir::new("cli-unknown");
+    let out = kekkai_traced(dir.path(), args);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        !err.contains("kekkai-step:"),
+        "a launch step started:\n{err}"
+    );
+    assert!(err.contains(names), "`{names}` not named:\n{err}");
+    assert!(err.contains(suggests), "`{suggests}` not suggested:\n{err}");
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
+
+/// Where the command starts is unambiguous, so these are not usage errors: the words after
+/// `--`, the first word that is not an option (and everything after it, options or not), and a
+/// bind without a destination before a program that is not an absolute path. `explain` reads
+/// the same options without a command; a valid command line is shown by the launch steps it
+/// starts (the sandbox itself is `run_without_double_dash_runs_the_command`'s business).
+#[rstest]
+#[case::double_dash(&["run", "--ro-bind", "/data", "--", "/usr/bin/env"])]
+#[case::kekkai_spelling(&["run", "--ro-bind", "/data:/usr/bin/env", "/usr/bin/env"])]
+#[case::relative_program(&["run", "--ro-bind", "/data", "env"])]
+#[case::program_options(&["run", "env", "--die-with-parent", "-x"])]
+#[case::dash_program(&["run", "--", "-x"])]
+fn the_command_starts_where_the_user_meant(#[case] args: &[&str]) {
+    let dir = TempDir::new("cli-command");
+    let out = kekkai_traced(dir.path(), args);
+    assert_no_panic(&out);
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(2), "stderr:\n{err}");
+    assert!(err.contains("kekkai-step: plan"), "{err}");
+}
+
+/// `kekkai run PROGRAM ARGS...` needs no `--` (as bubblewrap and podman): the first word that
+/// is not an option is the program, and the words after it are its own, options or not.
+#[rstest]
+#[case::root(Who::Root)]
+#[case::rootless(Who::Rootless)]
+fn run_without_double_dash_runs_the_command(#[case] who: Who) {
+    if support::skip(support::unavailable(who)) {
+        return;
+    }
+    let w = support::World::new("cli-nodash");
+    let out = w.run(
+        who,
+        [
+            "run",
+            "--setenv",
+            "GREETING=hi",
+            "sh",
+            "-c",
+            "echo \"$GREETING $0 $1\"",
+            "--die-with-parent",
+            "-x",
+        ],
+    );
+    support::assert_code(&out, 0);
+    assert_eq!(support::stdout(&out), "hi --die-with-parent -x\n");
+}
+
+/// A mount is named the same way before the launch (compile errors) and at it (a failed
+/// step): a flag as the user typed it, a policy's mount by its file, line and key path in that
+/// file; never by its index in the merged list (`mounts[8]`).
+#[rstest]
+fn a_mount_is_named_as_written_before_and_at_launch(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if support::skip(support::unavailable(who)) {
+        return;
+    }
+    let w = support::World::new("cli-origin");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nmounts:\n  - { tmpfs: /etc/hostname }\n",
+    );
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["run", "--ro-bind", "/nonexistent", "--", "true"],
+            "command line: --ro-bind /nonexistent: /nonexistent: no such file or directory",
+        ),
+        (
+            &["run", "--tmpfs", "/etc/hostname", "--", "true"],
+            "; policy key: --tmpfs /etc/hostname",
+        ),
+        (
+            &["run", "-p", "./p.yaml", "--", "true"],
+            "; policy key: ./p.yaml:4:14: mounts[0].tmpfs",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = w.run(who, args);
+        support::assert_code(&out, 125);
+        let err = support::stderr(&out);
+        assert!(err.contains(want), "{args:?}: wanted `{want}`:\n{err}");
+        assert!(!err.contains("mounts[8]"), "{args:?}:\n{err}");
+    }
 }
 
 // ── explain ──────────────────────────────────────────────────────────────────────────────────
@@ -509,6 +694,202 @@ fn export_rejects_an_invalid_policy_like_check() {
         stderr(&out)
     );
     assert!(stdout(&out).is_empty());
+}
+
+// ── manual pages ─────────────────────────────────────────────────────────────────────────────
+
+/// Every command with a page of its own.
+const COMMANDS: [&str; 10] = [
+    "run",
+    "check",
+    "explain",
+    "schema",
+    "export",
+    "cleanup",
+    "policies",
+    "completions",
+    "man",
+    "audit",
+];
+
+/// The long options `kekkai SUB --help` lists.
+fn long_options(sub: Option<&str>) -> Vec<String> {
+    let args: Vec<&str> = sub.into_iter().chain(["--help"]).collect();
+    let out = kekkai(manifest_dir(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| l.split([',', ' ']).find(|w| w.starts_with("--")))
+        .map(|w| w.trim_end_matches(['.', ',']).to_owned())
+        .collect()
+}
+
+/// A page as a reader sees it (groff, warnings on); `None` without groff outside CI.
+fn render(page: &Path) -> Option<String> {
+    let out = match Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-rLL=200n"])
+        .arg(page)
+        .env("LANG", "C.UTF-8")
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            support::skip(Some(format!(
+                "groff: {e} (scripts/setup-test-env installs it)"
+            )));
+            return None;
+        }
+    };
+    assert!(out.status.success(), "groff failed on {}", page.display());
+    assert!(
+        out.stderr.is_empty(),
+        "groff warns about {}:\n{}",
+        page.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Plain text: no overstrike, no hyphenation across lines.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let plain: String = text
+        .split('\u{8}')
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                part
+            } else {
+                part.get(1..).unwrap_or("")
+            }
+        })
+        .collect();
+    Some(
+        plain
+            .replace("\u{2010}\n", "")
+            .replace(['\u{2010}', '\u{2212}'], "-"),
+    )
+}
+
+/// `kekkai man --out DIR` writes kekkai.1 and a page per command; each renders without a
+/// warning and names every option of its command, its exit statuses, and the environment and
+/// files it reads; `kekkai man COMMAND` prints the same page.
+#[test]
+fn man_pages_cover_every_command() {
+    let dir = TempDir::new("man");
+    let out = kekkai(dir.path(), &["man", "--out", "."]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut want: Vec<String> = std::iter::once("kekkai.1".to_owned())
+        .chain(COMMANDS.iter().map(|c| format!("kekkai-{c}.1")))
+        .collect();
+    want.sort();
+    let mut got: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(stdout(&out).lines().count(), want.len(), "{}", stdout(&out));
+
+    let statuses: &[(&str, &[&str])] = &[
+        ("kekkai", &["124", "125", "126", "127", "128+N"]),
+        ("kekkai-run", &["124", "125", "126", "127", "128+N", "2"]),
+        ("kekkai-check", &["0", "1", "2"]),
+        ("kekkai-explain", &["0", "1", "2"]),
+        ("kekkai-export", &["0", "1", "2"]),
+        ("kekkai-audit", &["0", "1", "125", "2"]),
+        ("kekkai-man", &["0", "1", "2"]),
+    ];
+    for name in
+        std::iter::once("kekkai".to_owned()).chain(COMMANDS.iter().map(|c| format!("kekkai-{c}")))
+    {
+        let file = dir.path().join(format!("{name}.1"));
+        let roff = std::fs::read_to_string(&file).unwrap();
+        let sub = name.strip_prefix("kekkai-");
+        if let Some(sub) = sub {
+            let printed = kekkai(dir.path(), &["man", sub]);
+            assert_eq!(printed.status.code(), Some(0), "{}", stderr(&printed));
+            assert_eq!(
+                stdout(&printed),
+                roff,
+                "`kekkai man {sub}` differs from {name}.1"
+            );
+        }
+        let Some(text) = render(&file) else {
+            return;
+        };
+        let upper = name.to_ascii_uppercase();
+        assert!(text.starts_with(&format!("{upper}(1)")), "{name}:\n{text}");
+        for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "EXIT STATUS", "SEE ALSO"] {
+            assert!(
+                text.contains(&format!("\n{section}\n")),
+                "{name}: no {section}:\n{text}"
+            );
+        }
+        for opt in long_options(sub) {
+            assert!(
+                text.contains(&opt),
+                "{name} does not mention {opt}:\n{text}"
+            );
+        }
+        if let Some((_, codes)) = statuses.iter().find(|(n, _)| *n == name) {
+            let section = text.split("\nEXIT STATUS\n").nth(1).unwrap();
+            let section = section.split("\nENVIRONMENT\n").next().unwrap();
+            for code in *codes {
+                assert!(
+                    section
+                        .lines()
+                        .any(|l| l.trim_start().starts_with(&format!("{code} "))
+                            || l.trim() == *code),
+                    "{name}: exit status {code} missing:\n{section}"
+                );
+            }
+        }
+        if matches!(sub, None | Some("run")) {
+            for thing in [
+                "NOTIFY_SOCKET",
+                "LISTEN_FDS",
+                "XDG_CONFIG_HOME",
+                "/etc/kekkai/policies",
+            ] {
+                assert!(text.contains(thing), "{name} does not mention {thing}");
+            }
+            assert!(
+                text.contains("kekkai-audit(1)"),
+                "{name}: no SEE ALSO to the others"
+            );
+        }
+    }
+}
+
+#[test]
+fn man_of_an_unknown_command_is_a_usage_error() {
+    let dir = TempDir::new("man-unknown");
+    let out = kekkai(dir.path(), &["man", "frobnicate"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("run, check"), "{}", stderr(&out));
+    let out = kekkai(dir.path(), &["man", "--out", "missing-dir"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+/// A name planted in the output directory is replaced, never written through.
+#[test]
+fn man_out_replaces_planted_links() {
+    let dir = TempDir::new("man-links");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "keep me\n").unwrap();
+    std::fs::create_dir(dir.path().join("man1")).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join("man1/kekkai-run.1")).unwrap();
+    std::fs::hard_link(&victim, dir.path().join("man1/kekkai-audit.1")).unwrap();
+    let out = kekkai(dir.path(), &["man", "--out", "man1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+    for page in ["kekkai-run.1", "kekkai-audit.1"] {
+        let meta = std::fs::symlink_metadata(dir.path().join("man1").join(page)).unwrap();
+        assert!(meta.file_type().is_file(), "{page}");
+        let text = std::fs::read_to_string(dir.path().join("man1").join(page)).unwrap();
+        assert!(text.contains("\n.TH KEKKAI-"), "{page}");
+    }
 }
 
 // ── finding policies by name ─────────────────────────────────────────────────────────────────

@@ -49,6 +49,17 @@ fn split_exec(line: &str) -> Vec<String> {
     args
 }
 
+/// Where the example policies' host directories (`/srv/batch/...`) are, in a world.
+fn srv(w: &World) -> PathBuf {
+    w.dir.join("srv")
+}
+
+/// An example policy's text, its host directories moved into the world.
+fn example_policy(w: &World, name: &str) -> String {
+    let text = std::fs::read_to_string(examples().join(name)).unwrap();
+    text.replace("/srv/", &format!("{}/", srv(w).display()))
+}
+
 /// The unit's ExecStart, with kekkai and the policy pointing at this checkout's copies. The
 /// policy is copied into the world, where the unprivileged user can read it.
 fn exec_start(w: &World, unit: &str) -> Vec<String> {
@@ -60,16 +71,51 @@ fn exec_start(w: &World, unit: &str) -> Vec<String> {
     split_exec(line)
         .into_iter()
         .map(|a| {
-            if a == "/usr/bin/kekkai" {
+            if a == INSTALLED {
                 w.kekkai().display().to_string()
             } else if let Some(name) = a.strip_prefix("/etc/kekkai/policies/") {
-                let text = std::fs::read_to_string(examples().join(name)).unwrap();
-                w.dir.write(name, text).display().to_string()
+                w.dir
+                    .write(name, example_policy(w, name))
+                    .display()
+                    .to_string()
             } else {
                 a
             }
         })
         .collect()
+}
+
+/// Where the README installs kekkai, and the example units run it from.
+const INSTALLED: &str = "/usr/local/bin/kekkai";
+
+/// The example units run the installed kekkai, and those whose policy has hard cgroup limits
+/// (all of them) get their cgroup delegated.
+#[test]
+fn every_unit_runs_the_installed_kekkai_in_a_delegated_cgroup() {
+    let mut units = 0;
+    for e in std::fs::read_dir(examples()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|e| e != "service") {
+            continue;
+        }
+        units += 1;
+        let text = std::fs::read_to_string(&p).unwrap();
+        let exec = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .unwrap();
+        assert!(
+            exec.starts_with(&format!("{INSTALLED} run ")),
+            "{}: {exec}",
+            p.display()
+        );
+        assert!(
+            text.lines().any(|l| l == "Delegate=yes"),
+            "{}: no Delegate=yes",
+            p.display()
+        );
+    }
+    assert_eq!(units, 3);
 }
 
 #[test]
@@ -93,42 +139,7 @@ fn a_notify_service_becomes_ready_and_stops_on_sigterm(
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o777)).unwrap();
     sock.set_read_timeout(Some(support::HANG)).unwrap();
-    let cmd = exec_start(&w, "kekkai-notify-demo.service");
-    // The service policy's limits are hard: unprivileged, it runs in a delegated cgroup.
-    let deleg = (who == Who::Rootless).then(support::Delegated::new);
-    let child = match &deleg {
-        None => w
-            .command(who)
-            .args(&cmd[1..])
-            .env("NOTIFY_SOCKET", &sock_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-        Some(d) => {
-            // Move the process in before kekkai looks at its cgroup: through a shell that waits.
-            let mut sh = std::process::Command::new("sh");
-            let (uid, gid) = support::test_user().unwrap();
-            use std::os::unix::process::CommandExt;
-            sh.args(["-c", "read go; exec \"$0\" \"$@\""])
-                .arg(w.kekkai())
-                .args(&cmd[1..]);
-            sh.env_clear()
-                .env("PATH", "/usr/bin:/bin")
-                .env("NOTIFY_SOCKET", &sock_path)
-                .current_dir(w.dir.path());
-            sh.uid(uid)
-                .gid(gid)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut child = sh.spawn().unwrap();
-            d.enter(child.id());
-            child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-            child
-        }
-    };
+    let (child, deleg) = start_notify_demo(&w, who, sock_path.as_os_str(), w.dir.path());
     let mut buf = [0u8; 256];
     let mut msgs = Vec::new();
     for _ in 0..2 {
@@ -152,6 +163,144 @@ fn a_notify_service_becomes_ready_and_stops_on_sigterm(
         "python dies of the forwarded SIGTERM: {}",
         stderr(&out)
     );
+}
+
+/// Runs the notify demo's ExecStart as `who` with `NOTIFY_SOCKET` set, the way systemd would:
+/// unprivileged in a delegated cgroup (the service policy's limits are hard).
+fn start_notify_demo(
+    w: &World,
+    who: Who,
+    notify_socket: &std::ffi::OsStr,
+    runtime_dir: &Path,
+) -> (std::process::Child, Option<support::Delegated>) {
+    let cmd = exec_start(w, "kekkai-notify-demo.service");
+    let deleg = (who == Who::Rootless).then(support::Delegated::new);
+    let child = match &deleg {
+        None => w
+            .command(who)
+            .args(&cmd[1..])
+            .env("NOTIFY_SOCKET", notify_socket)
+            .env("XDG_RUNTIME_DIR", runtime_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Some(d) => {
+            let mut sh = std::process::Command::new("sh");
+            let (uid, gid) = support::test_user().unwrap();
+            use std::os::unix::process::CommandExt;
+            sh.args(["-c", "read go; exec \"$0\" \"$@\""])
+                .arg(w.kekkai())
+                .args(&cmd[1..]);
+            sh.env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("NOTIFY_SOCKET", notify_socket)
+                .env("XDG_RUNTIME_DIR", runtime_dir)
+                .current_dir(w.dir.path());
+            sh.uid(uid)
+                .gid(gid)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = sh.spawn().unwrap();
+            d.enter(child.id());
+            child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+            child
+        }
+    };
+    (child, deleg)
+}
+
+/// An abstract NOTIFY_SOCKET (`@NAME`, which the sandbox's network namespace hides) is
+/// relayed by the supervisor: systemd sees the program's READY=1 and STATUS= from kekkai's
+/// own pid (the unit's main process), and no relay socket is left behind.
+#[rstest]
+fn an_abstract_notify_socket_is_relayed(#[values(Who::Root, Who::Rootless)] who: Who) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::SocketAddr;
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("notify-abstract");
+    let name = format!(
+        "kekkai-test-notify-{}-{}",
+        std::process::id(),
+        support::unique()
+    );
+    let sock = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(&name).unwrap()).unwrap();
+    sock.set_read_timeout(Some(support::HANG)).unwrap();
+    // The sender's pid, as systemd reads it (SO_PASSCRED).
+    nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::PassCred, &true).unwrap();
+    // The relay's directory goes into XDG_RUNTIME_DIR: this one, to see that it is removed.
+    let runtime = w.dir.join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if who == Who::Rootless {
+        w.dir.give_to_test_user(&runtime);
+    }
+    let (child, deleg) =
+        start_notify_demo(&w, who, std::ffi::OsStr::new(&format!("@{name}")), &runtime);
+    let mut msgs = Vec::new();
+    for _ in 0..2 {
+        let mut buf = [0u8; 256];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap_or_else(|e| panic!("no notification: {e}"));
+        let pid = msg.cmsgs().unwrap().find_map(|c| match c {
+            nix::sys::socket::ControlMessageOwned::ScmCredentials(c) => Some(c.pid()),
+            _ => None,
+        });
+        let n = msg.bytes;
+        msgs.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        assert_eq!(pid, Some(child.id() as i32), "not sent by kekkai itself");
+    }
+    assert_eq!(msgs, ["READY=1", "STATUS=serving"]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(deleg);
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(&runtime).unwrap().collect();
+    assert!(left.is_empty(), "the relay left {left:?}");
+}
+
+/// A NOTIFY_SOCKET kekkai can't pass on is an error about the environment (not about the
+/// policy, which is fine), before any sandbox exists: silence would leave a Type=notify unit
+/// waiting for its start timeout.
+#[rstest]
+#[case::missing_path(
+    "/nonexistent/notify",
+    "environment: NOTIFY_SOCKET: /nonexistent/notify: no such file or directory"
+)]
+#[case::other_family("vsock:2:1234", "environment: NOTIFY_SOCKET: `vsock:2:1234`:")]
+fn a_notify_socket_that_cannot_be_passed_on_is_an_environment_error(
+    #[case] value: &str,
+    #[case] want: &str,
+) {
+    let w = World::new("notify-missing");
+    let cmd = exec_start(&w, "kekkai-notify-demo.service");
+    let o = w
+        .command(Who::Root)
+        .args(&cmd[1..])
+        .env("NOTIFY_SOCKET", value)
+        .env("KEKKAI_TRACE_STEPS", "1")
+        .output()
+        .unwrap();
+    assert_code(&o, 125);
+    let err = stderr(&o);
+    assert!(err.lines().any(|l| l.starts_with(want)), "{err}");
+    assert!(!err.contains("service.yaml"), "{err}");
+    assert!(!err.contains("kekkai-step: clone"), "{err}");
 }
 
 fn free_port() -> u16 {
@@ -312,29 +461,95 @@ fn under_the_journal_messages_carry_priorities(#[values(Who::Root, Who::Rootless
     );
 }
 
-#[test]
-fn the_batch_unit_runs_to_completion() {
-    if skip(unavailable(Who::Root)) {
+/// The batch unit's input and output directories, in the world: the input holds one file, the
+/// output is writable by the job (nobody as root; the test user's own when rootless) or not.
+fn batch_dirs(w: &World, mode: Mode, output: Option<bool>) {
+    use std::os::unix::fs::PermissionsExt;
+    let base = srv(w).join("batch");
+    std::fs::create_dir_all(base.join("in")).unwrap();
+    std::fs::write(base.join("in/item-1"), "").unwrap();
+    for d in [srv(w), base.clone(), base.join("in")] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let Some(writable) = output else {
+        return;
+    };
+    let out = base.join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if writable {
+        match mode {
+            Mode::Root => nix::unistd::chown(
+                &out,
+                Some(nix::unistd::Uid::from_raw(65534)),
+                Some(nix::unistd::Gid::from_raw(65534)),
+            )
+            .unwrap(),
+            _ => w.dir.give_to_test_user(&out),
+        }
+    }
+}
+
+/// Runs the batch unit's ExecStart; the unit's hard limits need a delegated cgroup rootless.
+fn run_batch(w: &World, mode: Mode) -> std::process::Output {
+    let cmd = exec_start(w, "kekkai-batch.service");
+    support::run_as(
+        w,
+        mode,
+        &cmd[1..].iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+}
+
+#[rstest]
+fn the_batch_unit_runs_to_completion(#[values(Mode::Root, Mode::Delegated)] mode: Mode) {
+    if skip(unavailable(mode.who())) {
         return;
     }
     let w = World::new("batch");
-    let cmd = exec_start(&w, "kekkai-batch.service");
-    let o = support::run_as(
-        &w,
-        Mode::Root,
-        &cmd[1..].iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    batch_dirs(&w, mode, Some(true));
+    let o = run_batch(&w, mode);
     assert_code(&o, 0);
     assert_eq!(stdout(&o), "batch done\n");
+    let listing = std::fs::read_to_string(srv(&w).join("batch/out/listing.txt")).unwrap();
+    assert_eq!(listing, "item-1\n");
+}
+
+/// A job whose output has nowhere to go fails, and never says "batch done": a missing output
+/// directory before the sandbox starts (125), one the job can't write with the shell's status.
+#[rstest]
+fn the_batch_unit_fails_without_a_writable_output(
+    #[values(Mode::Root, Mode::Delegated)] mode: Mode,
+    #[values(None, Some(false))] output: Option<bool>,
+) {
+    if skip(unavailable(mode.who())) {
+        return;
+    }
+    let w = World::new("batch-fail");
+    batch_dirs(&w, mode, output);
+    let o = run_batch(&w, mode);
+    match output {
+        None => {
+            assert_code(&o, 125);
+            assert!(stderr(&o).contains("mounts[1].bind: "), "{}", stderr(&o));
+        }
+        // dash: a redirection that fails is status 2.
+        _ => assert_code(&o, 2),
+    }
+    assert_eq!(stdout(&o), "");
 }
 
 #[test]
 fn every_example_policy_is_valid() {
     let w = World::new("examples-check");
+    batch_dirs(&w, Mode::Root, Some(true));
     let mut files: Vec<PathBuf> = std::fs::read_dir(examples())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            w.dir.write(&name, example_policy(&w, &name))
+        })
         .collect();
     files.sort();
     assert!(files.len() >= 3);

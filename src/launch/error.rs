@@ -53,6 +53,14 @@ impl StepError {
         self
     }
 
+    /// Names where the user asked for what failed, already placed (a mount's
+    /// [`crate::plan::MountPlan::origin`]: `--bind /data`, or `FILE:LINE:COL: mounts[0].bind`).
+    #[must_use]
+    pub fn at(mut self, origin: &str) -> Self {
+        self.key = Some(origin.to_owned());
+        self
+    }
+
     /// Adds advice.
     #[must_use]
     pub fn hint(mut self, hint: impl Into<String>) -> Self {

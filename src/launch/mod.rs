@@ -9,6 +9,7 @@ pub mod error;
 pub mod exec;
 pub mod landlock;
 pub mod lockdown;
+pub mod notify;
 pub mod parent;
 pub mod report;
 pub mod rootfs;

@@ -1,6 +1,7 @@
 //! The supervisor: creates the sandbox (steps 2 and 3), then waits for it in one blocking
 //! `poll` over the channel and a signalfd — forwarding signals, enforcing the timeout, and
-//! collecting how the program ended. No threads, no polling loops, no sleeping.
+//! collecting how the program ended, and relaying sd_notify to an abstract socket. No threads,
+//! no polling loops, no sleeping.
 
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -16,6 +17,7 @@ use nix::unistd::Pid;
 use super::cgroup::{self, CgroupStats, Cgroups, Controller, Hierarchies, Version};
 use super::error::{StepError, Syscall};
 use super::exec::{Ended, handled_set, sent_by_process};
+use super::notify::NotifyRelay;
 use super::report::Enforced;
 use super::sync::{Channel, ToChild, ToParent};
 use super::terminal::Relay;
@@ -88,7 +90,17 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
     // become ours, so they can be reaped.
     nix::sys::prctl::set_child_subreaper(true)
         .step(Step::Clone, || "prctl(PR_SET_CHILD_SUBREAPER, 1)".into())?;
-    let result = launch(plan, command, opts, cgroups.as_ref(), &cg_out.dropped);
+    // An abstract NOTIFY_SOCKET is relayed through a socket the child binds in (step 5).
+    let notify = NotifyRelay::for_plan(plan)?;
+    let relayed;
+    let plan = match &notify {
+        Some(n) => {
+            relayed = n.bind_into(plan);
+            &relayed
+        }
+        None => plan,
+    };
+    let result = launch(plan, command, opts, cgroups.as_ref(), &cg_out.dropped, notify.as_ref());
     if let Some(cg) = cgroups {
         // Whatever is left (a timeout, no pid namespace): kill, reap, read, remove.
         cg.kill_all();
@@ -127,6 +139,7 @@ fn launch(
     opts: &Options,
     cgroups: Option<&Cgroups>,
     cgroup_dropped: &[String],
+    notify: Option<&NotifyRelay>,
 ) -> Result<Outcome, StepError> {
     opts.enter(Step::Clone);
     let set = handled_set();
@@ -188,7 +201,7 @@ fn launch(
     // What a best-effort policy runs without is said when the sandbox reports what it
     // enforced, just before the program starts (unless -q).
     let announce = (!opts.quiet).then(|| cgroup_dropped.to_vec());
-    supervise(plan, pid, &chan, &sfd, start, announce)
+    supervise(plan, pid, &chan, &sfd, start, announce, notify)
 }
 
 fn write_maps(plan: &Plan, pid: Pid) -> Result<(), StepError> {
@@ -233,6 +246,7 @@ fn supervise(
     sfd: &SignalFd,
     start: Instant,
     announce: Option<Vec<String>>,
+    notify: Option<&NotifyRelay>,
 ) -> Result<Outcome, StepError> {
     let mut st = State {
         announce,
@@ -272,6 +286,10 @@ fn supervise(
             fds.push(PollFd::new(chan.fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
+        let notify_at = notify.map(|n| {
+            fds.push(PollFd::new(n.fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
         let (mut master_at, mut stdin_at) = (None, None);
         if let Some(r) = st.relay.as_ref().filter(|r| r.master_open) {
             let mut ev = PollFlags::POLLIN;
@@ -304,7 +322,11 @@ fn supervise(
         let (chan_ready, master_ready, stdin_ready) =
             (fired(chan_at), fired(master_at), fired(stdin_at));
         let sig_ready = fired(Some(0));
+        let notify_ready = fired(notify_at);
         drop(fds);
+        if let Some(n) = notify.filter(|_| notify_ready) {
+            n.relay();
+        }
         if chan_ready {
             chan_open = read_message(chan, &mut st);
         }
@@ -355,6 +377,10 @@ fn supervise(
     // The program's last output, then the caller's terminal back as it was.
     if let Some(mut r) = st.relay.take() {
         r.to_stdout();
+    }
+    // The program's last notifications (STOPPING=1).
+    if let Some(n) = notify {
+        n.relay();
     }
     // The sandbox is gone: read what it said last.
     while chan_open && !super::peer_gone_and_empty(chan) {

@@ -327,13 +327,13 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
                         format!("openat2(AT_FDCWD, {source:?}, O_PATH, RESOLVE_NO_SYMLINKS)")
                     })
                     .map_err(|e| {
-                        e.key(&m.key.key("bind"))
+                        e.at(&m.origin)
                             .hint("the bind source changed since the policy was checked")
                     })?;
                 let st = fstat(&fd).step(Step::Mounts, || format!("fstat({source:?})"))?;
                 if (st.st_dev, st.st_ino) != *dev_ino {
                     return Err(StepError::msg(Step::Mounts, format!("bind source {} is not the object the plan resolved (device/inode changed)", source.display()))
-                        .key(&m.key.key("bind")));
+                        .at(&m.origin));
                 }
                 let mut set = mount_attr::NOSUID | mount_attr::NODEV;
                 if !writable {
@@ -349,7 +349,7 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
                     Step::Mounts,
                     &source.display().to_string(),
                 )
-                .map_err(|e| e.key(&m.key))?;
+                .map_err(|e| e.at(&m.origin))?;
                 binds.push(Some(tree));
             }
             MountKind::Dev | MountKind::Hide | MountKind::Proc => {
@@ -467,7 +467,7 @@ pub fn mount_all(plan: &Plan, staged: &mut Staged) -> Result<(), StepError> {
     let binds = std::mem::take(&mut staged.host.binds);
     for (m, src) in plan.mounts.iter().zip(binds.iter()) {
         mount_one(m, src.as_ref(), staged)
-            .map_err(|e| if e.key.is_none() { e.key(&m.key) } else { e })?;
+            .map_err(|e| if e.key.is_none() { e.at(&m.origin) } else { e })?;
     }
     Ok(())
 }

@@ -89,8 +89,12 @@ pub enum EntryKind {
 /// A mount from the policy, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MountPlan {
-    /// The policy key that asked for it (`mounts[2]`).
+    /// The policy key that asked for it, in the merged policy (`mounts[2]`).
     pub key: KeyPath,
+    /// Where the user asked for it, for launch errors: the flag as typed (`--bind /data`), or
+    /// `FILE:LINE:COL: mounts[0].bind` in the file that wrote it (filled in by
+    /// [`crate::plan::compile`]).
+    pub origin: String,
     /// Where it goes inside the sandbox.
     pub target: PathBuf,
     /// What it is.
@@ -763,6 +767,7 @@ pub fn protect(mounts: Vec<MountPlan>, guard: &Guard<'_>) -> (Vec<MountPlan>, Ve
                     // The working directory holds the tree (or is it): cover that part again.
                     added.push(MountPlan {
                         key: p.key.clone(),
+                        origin: String::new(),
                         target: under(&target, rel),
                         kind: p.kind.clone(),
                     });
@@ -786,6 +791,7 @@ pub fn protect(mounts: Vec<MountPlan>, guard: &Guard<'_>) -> (Vec<MountPlan>, Ve
             added.retain(|a| a.target != target && !a.target.starts_with(&target));
             added.push(MountPlan {
                 key: key.clone(),
+                origin: String::new(),
                 target: target.clone(),
                 kind: MountKind::Hide,
             });
@@ -808,6 +814,7 @@ pub fn protect(mounts: Vec<MountPlan>, guard: &Guard<'_>) -> (Vec<MountPlan>, Ve
                 names.push(rel.display().to_string());
                 added.push(MountPlan {
                     key: key.clone(),
+                    origin: String::new(),
                     target: at,
                     kind: MountKind::Hide,
                 });
@@ -868,9 +875,22 @@ fn secrets_near(source: &Path, homes: &[PathBuf]) -> (Vec<PathBuf>, Option<PathB
 }
 
 impl MountKind {
+    /// The policy key that names this kind of mount (`bind`, `tmpfs`, ...).
+    pub fn key(&self) -> &'static str {
+        match self {
+            MountKind::Bind { .. } => "bind",
+            MountKind::Tmpfs { .. } => "tmpfs",
+            MountKind::Hide => "hide",
+            MountKind::Proc => "proc",
+            MountKind::Dev => "dev",
+            MountKind::Mqueue => "mqueue",
+        }
+    }
+
     fn with_target(self, target: PathBuf, key: KeyPath) -> MountPlan {
         MountPlan {
             key,
+            origin: String::new(),
             target,
             kind: self,
         }
@@ -981,6 +1001,7 @@ mod tests {
         fn mount(&self, i: usize, kind: MountKind, target: &str) -> MountPlan {
             MountPlan {
                 key: KeyPath::root().key("mounts").index(i),
+                origin: String::new(),
                 target: if target.starts_with('/') {
                     PathBuf::from(target)
                 } else {

@@ -279,6 +279,7 @@ mod tests {
     fn tmpfs(target: &str, exec: bool) -> MountPlan {
         MountPlan {
             key: KeyPath::root().key("mounts").index(0),
+            origin: String::new(),
             target: target.into(),
             kind: MountKind::Tmpfs {
                 size: 1 << 20,

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::caller::Caller;
 use crate::policy::model::{HostPrivileges, Namespace, Network};
-use crate::policy::{Diagnostics, KeyPath, LoadedPolicy};
+use crate::policy::{Diagnostic, Diagnostics, KeyPath, LoadedPolicy};
 
 pub use fs::{EntryKind, MountKind, MountPlan, RootEntry, RootfsPlan};
 pub use identity::{HostIds, IdentityPlan, UserNsPlan};
@@ -31,9 +31,10 @@ pub use landlock::LandlockPlan;
 pub use limits::{LimitsPlan, RlimitPlan};
 pub use seccomp::SeccompPlan;
 
-/// Errors found while compiling, by merged key path.
+/// Errors found while compiling, by merged key path; and errors about what is not the policy
+/// (the caller's environment), already placed.
 #[derive(Debug, Default)]
-pub struct Diags(Vec<(KeyPath, String)>);
+pub struct Diags(Vec<(KeyPath, String)>, Vec<Diagnostic>);
 
 impl Diags {
     /// Records an error at a key path.
@@ -41,9 +42,19 @@ impl Diags {
         self.0.push((path, message.into()));
     }
 
+    /// Records an error about the caller's environment variable `name`.
+    pub fn push_env(&mut self, name: &str, message: impl Into<String>) {
+        self.1.push(Diagnostic {
+            file: "environment".into(),
+            pos: None,
+            path: name.into(),
+            message: message.into(),
+        });
+    }
+
     /// No errors?
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_empty() && self.1.is_empty()
     }
 
     /// The errors as (path, message) strings, for tests.
@@ -161,10 +172,22 @@ pub struct Plan {
 pub struct SystemdPlan {
     /// Socket activation: this many descriptors from 3 (LISTEN_FDS, for this process).
     pub listen_fds: u32,
-    /// sd_notify: the host socket, bound into the sandbox at [`NOTIFY_INSIDE`].
-    pub notify: Option<PathBuf>,
+    /// sd_notify: where the program's messages go (NOTIFY_SOCKET points at
+    /// [`NOTIFY_INSIDE`]).
+    pub notify: Option<Notify>,
     /// The watchdog is on (WATCHDOG_USEC): WATCHDOG_PID is set to the program's pid.
     pub watchdog: bool,
+}
+
+/// The caller's sd_notify socket, and how the program reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notify {
+    /// A socket path: bound into the sandbox at [`NOTIFY_INSIDE`].
+    Bind(PathBuf),
+    /// An abstract socket (`@NAME`; held without the `@`), which the sandbox's network
+    /// namespace would hide: the supervisor binds a socket of its own at [`NOTIFY_INSIDE`] and
+    /// sends each message on from outside.
+    Relay(String),
 }
 
 /// Where the sd_notify socket appears inside the sandbox.
@@ -310,33 +333,55 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
 
     // Environment, and what systemd passes on.
     let mut env = plan_env(p.env.as_ref(), caller, &mut d);
-    let systemd = plan_systemd(caller, &mut env);
+    let systemd = plan_systemd(caller, &mut env, &mut d);
     let mut mounts = mounts;
-    if let Some(sock) = &systemd.notify {
-        match std::fs::metadata(sock) {
-            Ok(meta) => {
-                use std::os::unix::fs::MetadataExt;
-                mounts.push(MountPlan {
-                    key: KeyPath::root().key("env").key("NOTIFY_SOCKET"),
-                    target: PathBuf::from(NOTIFY_INSIDE),
-                    kind: MountKind::Bind {
-                        source: sock.clone(),
-                        dev_ino: (meta.dev(), meta.ino()),
-                        dir: false,
-                        writable: false,
-                        exec: false,
-                    },
-                });
-            }
-            Err(e) => d.push(
-                KeyPath::root(),
-                format!(
-                    "NOTIFY_SOCKET {}: {}",
-                    sock.display(),
-                    crate::policy::describe_io(&e)
+    if let Some(notify) = &systemd.notify {
+        let key = KeyPath::root().key("env").key("NOTIFY_SOCKET");
+        let target = PathBuf::from(NOTIFY_INSIDE);
+        match notify {
+            Notify::Bind(sock) => match std::fs::metadata(sock) {
+                Ok(meta) => {
+                    use std::os::unix::fs::MetadataExt;
+                    mounts.push(MountPlan {
+                        key,
+                        origin: format!("environment: NOTIFY_SOCKET={}", sock.display()),
+                        target,
+                        kind: MountKind::Bind {
+                            source: sock.clone(),
+                            dev_ino: (meta.dev(), meta.ino()),
+                            dir: false,
+                            writable: false,
+                            exec: false,
+                        },
+                    });
+                }
+                Err(e) => d.push_env(
+                    "NOTIFY_SOCKET",
+                    format!(
+                        "{}: {} (systemd's sd_notify socket: kekkai binds it into the sandbox)",
+                        sock.display(),
+                        crate::policy::describe_io(&e)
+                    ),
                 ),
-            ),
+            },
+            // The launch binds the supervisor's relay socket here.
+            Notify::Relay(name) => mounts.push(MountPlan {
+                key,
+                origin: format!("environment: NOTIFY_SOCKET=@{name}"),
+                target,
+                kind: MountKind::Bind {
+                    source: PathBuf::from(format!("(relay of @{name})")),
+                    dev_ino: (0, 0),
+                    dir: false,
+                    writable: false,
+                    exec: false,
+                },
+            }),
         }
+    }
+    // Launch errors name a mount as the user wrote it.
+    for m in mounts.iter_mut().filter(|m| m.origin.is_empty()) {
+        m.origin = loaded.place(&m.key.key(m.kind.key()));
     }
 
     // Limits.
@@ -415,6 +460,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         return Err(Diagnostics(
             d.0.iter()
                 .map(|(path, msg)| loaded.diag(path, msg.clone()))
+                .chain(d.1)
                 .collect(),
         ));
     }
@@ -559,7 +605,7 @@ fn plan_env(spec: Option<&crate::policy::model::Env>, caller: &Caller, d: &mut D
 
 /// Socket activation and sd_notify from the caller's environment: the variables are passed on
 /// (rewritten for inside) whatever the policy's `env` says, since they are protocol, not data.
-fn plan_systemd(caller: &Caller, env: &mut EnvPlan) -> SystemdPlan {
+fn plan_systemd(caller: &Caller, env: &mut EnvPlan, d: &mut Diags) -> SystemdPlan {
     let mut s = SystemdPlan::default();
     let set = |env: &mut EnvPlan, k: &str, v: &str| {
         env.vars.retain(|(name, _)| name != k);
@@ -594,11 +640,22 @@ fn plan_systemd(caller: &Caller, env: &mut EnvPlan) -> SystemdPlan {
             }
         }
     }
-    if let Some(sock) = caller
-        .env_var("NOTIFY_SOCKET")
-        .filter(|p| p.starts_with('/'))
-    {
-        s.notify = Some(PathBuf::from(sock));
+    match caller.env_var("NOTIFY_SOCKET") {
+        None => {}
+        Some(p) if p.starts_with('/') => s.notify = Some(Notify::Bind(PathBuf::from(p))),
+        Some(p) if p.len() > 1 && p.len() < 108 && p.starts_with('@') => {
+            s.notify = Some(Notify::Relay(p.get(1..).unwrap_or_default().to_owned()))
+        }
+        // Silence would leave a Type=notify unit waiting for its start timeout.
+        Some(p) => d.push_env(
+            "NOTIFY_SOCKET",
+            format!(
+                "`{p}`: kekkai passes on a socket path (/PATH) or an abstract socket (@NAME) \
+                 only; unset NOTIFY_SOCKET to run without sd_notify"
+            ),
+        ),
+    }
+    if s.notify.is_some() {
         set(env, "NOTIFY_SOCKET", NOTIFY_INSIDE);
     }
     if let Some(usec) = caller.env_var("WATCHDOG_USEC") {

@@ -5,6 +5,7 @@
 //! parse (unknown keys are errors) → variables → `extends` (recursively, cycles are errors) →
 //! `replace` / `remove` → merge. Nothing here touches the system beyond reading files.
 
+pub mod each;
 pub mod merge;
 pub mod model;
 pub mod path;
@@ -399,12 +400,15 @@ pub struct SourceFile {
     pub text: Option<String>,
     /// Paths (in this file) of the values written with `${PWD}`.
     pub pwd_paths: Vec<KeyPath>,
+    /// For a command-line override: the flag as the user typed it (`--ro-bind /data`), which
+    /// is what errors about anything it set name, in place of a key path.
+    pub flag: Option<String>,
 }
 
 /// One error a user can act on: where, which key, what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    /// File name as given (or `<shipped>/NAME.yaml`, `<command line>`).
+    /// File name as given (or `<shipped>/NAME.yaml`, `command line`, `environment`).
     pub file: String,
     /// Line and column, when known.
     pub pos: Option<Pos>,
@@ -414,16 +418,24 @@ pub struct Diagnostic {
     pub message: String,
 }
 
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:", self.file)?;
+impl Diagnostic {
+    /// Where, without what: `FILE:LINE:COL: KEY.PATH` (`command line: --bind /data` for a
+    /// flag).
+    pub fn place(&self) -> String {
+        let mut out = self.file.clone();
         if let Some(pos) = self.pos {
-            write!(f, "{pos}:")?;
+            out.push_str(&format!(":{pos}"));
         }
         if !self.path.is_empty() {
-            write!(f, " {}:", self.path)?;
+            out.push_str(&format!(": {}", self.path));
         }
-        write!(f, " {}", self.message)
+        out
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place(), self.message)
     }
 }
 
@@ -498,6 +510,18 @@ impl LoadedPolicy {
         })
     }
 
+    /// Where the user wrote the merged policy's `path`, for messages outside a [`Diagnostic`]
+    /// (a launch step's error): the flag as typed for a command-line override (`--ro-bind
+    /// /data`), else `FILE:LINE:COL: KEY.PATH` in the file that wrote it.
+    pub fn place(&self, path: &KeyPath) -> String {
+        let d = self.diag(path, "");
+        if d.file == COMMAND_LINE {
+            d.path
+        } else {
+            d.place()
+        }
+    }
+
     /// The names of the files merged, the policy first.
     pub fn chain(&self) -> Vec<&str> {
         self.sources.iter().map(|s| s.name.as_str()).collect()
@@ -527,14 +551,16 @@ impl LoadedPolicy {
             .to_owned()
     }
 
-    /// Adds a synthetic source (such as the command line) and merges `overlay` from it on top,
-    /// with the same rules as `extends`. `overlay` must be valid policy YAML.
-    pub fn overlay(&mut self, name: &str, overlay: Value) -> Result<(), Diagnostics> {
+    /// Adds a command-line override (`flag` as the user typed it) and merges `overlay` from it
+    /// on top, with the same rules as `extends`. `overlay` must be valid policy YAML. Errors
+    /// about what it set name the flag.
+    pub fn overlay(&mut self, flag: &str, overlay: Value) -> Result<(), Diagnostics> {
         let file = self.sources.len();
         self.sources.push(SourceFile {
-            name: name.to_owned(),
+            name: format!("{COMMAND_LINE} ({flag})"),
             text: None,
             pwd_paths: Vec::new(),
+            flag: Some(flag.to_owned()),
         });
         let mut tree = self.tree.clone();
         merge(&mut tree, Node::from_value(overlay, file, KeyPath::root()));
@@ -560,6 +586,9 @@ impl LoadedPolicy {
     }
 }
 
+/// How errors name the command line's overrides.
+pub const COMMAND_LINE: &str = "command line";
+
 fn diag_in(
     sources: &[SourceFile],
     file: usize,
@@ -567,6 +596,15 @@ fn diag_in(
     message: impl Into<String>,
 ) -> Diagnostic {
     let source = sources.get(file);
+    if let Some(flag) = source.and_then(|s| s.flag.as_ref()) {
+        // A flag stands for one value: it is the key path the user knows.
+        return Diagnostic {
+            file: COMMAND_LINE.into(),
+            pos: None,
+            path: flag.clone(),
+            message: message.into(),
+        };
+    }
     Diagnostic {
         file: source.map_or_else(|| "<policy>".into(), |s| s.name.clone()),
         // A document without a single node still has a start.
@@ -840,6 +878,46 @@ impl<'c> Loader<'c> {
         Diagnostics::from(diag_in(&self.sources, file, path, msg))
     }
 
+    /// The type errors of `text` (file number `file`) besides those in `found`: independent
+    /// errors in other keys, each placed by its key path (see [`each`]).
+    fn other_type_errors(&self, file: usize, text: &str, found: &Diagnostics) -> Vec<Diagnostic> {
+        let Ok(doc) = serde_yaml::from_str::<Value>(text) else {
+            return Vec::new();
+        };
+        let known: Vec<KeyPath> = found
+            .0
+            .iter()
+            .filter_map(|d| KeyPath::parse_shown(&d.path))
+            .collect();
+        // The same error seen from its parent or from inside is not another one.
+        let related = |a: &KeyPath, b: &KeyPath| {
+            a.segs().starts_with(b.segs()) || b.segs().starts_with(a.segs())
+        };
+        each::type_errors(&doc)
+            .into_iter()
+            .filter(|(path, _)| !known.iter().any(|k| related(k, path)))
+            .map(|(path, msg)| {
+                let unknown = msg.starts_with("unknown key");
+                let mut d = diag_in(&self.sources, file, &path, msg);
+                // An unknown key is pointed at itself, as serde's own error does, not at its
+                // value: the key is the last thing before the value on its line.
+                if let (true, Some(pos), Some(path::Seg::Key(key))) =
+                    (unknown, d.pos, path.segs().last())
+                {
+                    let line = text.lines().nth(pos.line.saturating_sub(1)).unwrap_or("");
+                    let before: String = line.chars().take(pos.column.saturating_sub(1)).collect();
+                    if let Some(at) = before.rfind(key.as_str()) {
+                        d.pos = Some(yaml::Pos {
+                            line: pos.line,
+                            column: before.get(..at).map_or(0, |b| b.chars().count()) + 1,
+                        });
+                    }
+                }
+                d
+            })
+            .collect()
+    }
+
     fn load(&mut self, opened: Opened, from: Option<Includer>) -> Result<Node, Diagnostics> {
         let name = opened.name.clone();
         let bytes = match &opened.file {
@@ -895,14 +973,23 @@ impl<'c> Loader<'c> {
             name: name.clone(),
             text: None,
             pwd_paths: Vec::new(),
+            flag: None,
         });
         let text = yaml::check_bytes(bytes).map_err(|e| yaml_fail(&self.sources, e))?;
         if let Some(s) = self.sources.get_mut(file) {
             s.text = Some(text.to_owned());
         }
         yaml::scan(text).map_err(|e| yaml_fail(&self.sources, e))?;
-        let first: RawPolicy = serde_yaml::from_str(text)
-            .map_err(|e| yaml_fail(&self.sources, yaml::convert_error(&e)))?;
+        let first: RawPolicy = match serde_yaml::from_str(text) {
+            Ok(p) => p,
+            Err(e) => {
+                // serde's first error as it is, then every other one it did not get to.
+                let mut diags = yaml_fail(&self.sources, yaml::convert_error(&e));
+                let more = self.other_type_errors(file, text, &diags);
+                diags.0.extend(more);
+                return Err(diags);
+            }
+        };
         match first.version {
             Some(1) => {}
             Some(v) => {
