@@ -100,7 +100,14 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
         }
         None => plan,
     };
-    let result = launch(plan, command, opts, cgroups.as_ref(), &cg_out.dropped, notify.as_ref());
+    let result = launch(
+        plan,
+        command,
+        opts,
+        cgroups.as_ref(),
+        &cg_out.dropped,
+        notify.as_ref(),
+    );
     if let Some(cg) = cgroups {
         // Whatever is left (a timeout, no pid namespace): kill, reap, read, remove.
         cg.kill_all();

@@ -4,7 +4,6 @@
 //! Each part of the issue keeps its cases in its own section below.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
@@ -12,8 +11,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use rstest::rstest;
 use crate::support::{Who, World, assert_code, skip, stderr, stdout, test_user, unavailable};
+use rstest::rstest;
 
 // ── Policy files are read through one descriptor (finding 1) ─────────────────────────────────
 

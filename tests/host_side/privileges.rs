@@ -3,13 +3,14 @@
 //! errnos from `kekkai-probe`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use crate::support::{
+    Mode, Who, World, assert_code, code, run_as, skip, stderr, stdout, unavailable,
+};
 use rstest::rstest;
-use crate::support::{Mode, Who, World, assert_code, code, run_as, skip, stderr, stdout, unavailable};
 
 // ── no privilege leaves the sandbox (`host-privileges`) ─────────────────────────────────────
 

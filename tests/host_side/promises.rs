@@ -4,7 +4,6 @@
 //! `kekkai audit` failing a deliberately weakened copy of each shipped policy for each probe
 //! that guards them.
 
-
 // ── A promise is kept or refused; `service`'s network; no launcher data inside ────────────────
 // (findings 3, 4 and 6: untrusted's hard limits, dropped limits in the audit, the service's
 // Landlock scopes and audit grants, PID 1's command line, /proc/cmdline and /proc/config.gz,
