@@ -44,9 +44,9 @@ pub struct Options {
     pub fault: Option<(Step, Fault)>,
     /// Don't print what a best-effort layer dropped.
     pub quiet: bool,
-    /// Give the program a relayed pseudo-terminal (decided by the supervisor before clone:
-    /// `terminal: pty` and stdin is a terminal).
-    pub pty: bool,
+    /// The program's stdin, stdout and stderr (decided by the supervisor before clone from
+    /// the policy's `terminal` and which of kekkai's own are terminals).
+    pub stdio: terminal::StdioPlan,
 }
 
 impl Options {
