@@ -498,3 +498,29 @@ fn reap(pid: Pid, st: &mut State) -> Result<(), StepError> {
         return Ok(());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::exited(false, false, None, Ended::Exited(3), 3)]
+    #[case::signaled(false, false, None, Ended::Signaled(9), 137)]
+    #[case::timed_out_killed(false, true, None, Ended::Signaled(9), 124)]
+    #[case::timed_out_but_exited(false, true, None, Ended::Exited(0), 124)]
+    #[case::setup_failed(true, false, None, Ended::Exited(125), 125)]
+    #[case::setup_failed_beats_timeout(true, true, None, Ended::Signaled(9), 125)]
+    #[case::not_found(false, false, Some(libc::ENOENT), Ended::Exited(127), 127)]
+    #[case::not_executable(false, false, Some(libc::EACCES), Ended::Exited(126), 126)]
+    #[case::timeout_beats_exec_error(false, true, Some(libc::ENOENT), Ended::Exited(127), 124)]
+    fn how_a_run_ended_decides_the_exit_code(
+        #[case] setup_failed: bool,
+        #[case] timed_out: bool,
+        #[case] exec_errno: Option<i32>,
+        #[case] ended: Ended,
+        #[case] want: i32,
+    ) {
+        assert_eq!(exit_code(setup_failed, timed_out, exec_errno, ended), want);
+    }
+}
