@@ -410,51 +410,85 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     let secret = ctx.secret.clone().unwrap_or_default();
     let exe =
         std::env::current_exe().map_err(|e| Error::io("finding kekkai's own executable", e))?;
-    let mut cmd = std::process::Command::new(&exe);
-    let copy;
-    if args.control {
-        cmd.arg("__probe")
-            .arg("battery")
-            .arg(serde_json::to_string(&ctx).unwrap_or_default());
-        cmd.args(args.only.iter());
+    let copy = if args.control {
+        None
     } else {
-        copy = audit::ProbeCopy::new().map_err(|e| Error::io("copying kekkai for the probe", e))?;
-        cmd.arg("run");
-        if let Some(p) = &args.policy.policy {
-            cmd.args(["-p", p]);
+        Some(audit::ProbeCopy::new().map_err(|e| Error::io("copying kekkai for the probe", e))?)
+    };
+    let command = |ctx: &audit::Ctx, only: Option<&str>| {
+        let mut cmd = std::process::Command::new(&exe);
+        match &copy {
+            None => {
+                cmd.arg("__probe")
+                    .arg("battery")
+                    .arg(serde_json::to_string(ctx).unwrap_or_default());
+                cmd.args(only);
+            }
+            Some(copy) => {
+                cmd.arg("run");
+                if let Some(p) = &args.policy.policy {
+                    cmd.args(["-p", p]);
+                }
+                for o in overrides(&args.policy, m) {
+                    let flag = o.flag();
+                    match flag.split_once(' ') {
+                        Some((name, value)) => cmd.args([name, value]),
+                        None => cmd.arg(&flag),
+                    };
+                }
+                cmd.arg("--ro-bind").arg(format!(
+                    "{}:{}",
+                    copy.path().display(),
+                    audit::PROBE_PATH
+                ));
+                cmd.arg("--").args(audit::battery_command(ctx, only));
+            }
         }
-        for o in overrides(&args.policy, m) {
-            let flag = o.flag();
-            match flag.split_once(' ') {
-                Some((name, value)) => cmd.args([name, value]),
-                None => cmd.arg(&flag),
-            };
-        }
-        cmd.arg("--ro-bind")
-            .arg(format!("{}:{}", copy.path().display(), audit::PROBE_PATH));
-        cmd.arg("--")
-            .args(audit::battery_command(&ctx, args.only.as_deref()));
-    }
-    // stdout carries the verdicts; stderr is the user's: why a sandbox did not start.
-    cmd.env("KEKKAI_AUDIT_SECRET", &secret)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit());
-    let out = cmd
-        .output()
-        .map_err(|e| Error::io("starting the sandbox", e))?;
-    let status = out.status.code().unwrap_or(128);
-    if status == exit::LAUNCH && out.stdout.is_empty() {
+        cmd.env("KEKKAI_AUDIT_SECRET", &secret);
+        cmd
+    };
+    // The battery runs with a terminal of the audit's own as the controlling terminal: once
+    // with stdin /dev/null, and its terminal probes once more with that terminal on stdin.
+    // stdout carries the verdicts; stderr, the user's: why a sandbox did not start.
+    let run = |ctx: &mut audit::Ctx, only: Option<&str>, stdin_tty: bool| {
+        let tty = audit::terminal::CallerTty::open(ctx)
+            .map_err(|e| Error::io("opening a terminal for the audit", e))?;
+        let out = tty
+            .run(command(ctx, only), stdin_tty)
+            .map_err(|e| Error::io("starting the sandbox", e))?;
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(&out.stderr);
+        Ok::<_, Error>((out.status.code().unwrap_or(128), out.stdout))
+    };
+    let (status, stdout) = run(&mut ctx, args.only.as_deref(), false)?;
+    if status == exit::LAUNCH && stdout.is_empty() {
         log::error("audit: the sandbox did not start (see above); no probe ran");
         return Ok(exit::LAUNCH);
     }
-    let report = audit::judge(
+    let tty_run = if args.only.as_deref().is_none_or(|c| c == "terminal") {
+        Some(run(&mut ctx, Some("terminal"), true)?)
+    } else {
+        None
+    };
+    let mut report = audit::judge(
         &plan.name,
         &plan.policy_hash,
         args.control,
-        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&stdout),
         args.only.as_deref(),
         &ctx,
     );
+    if let Some((_, out)) = &tty_run {
+        audit::terminal::add_stdin_tty_run(
+            &mut report,
+            &String::from_utf8_lossy(out),
+            args.control,
+        );
+    }
+    let status = match tty_run {
+        Some((s, _)) if status == 0 => s,
+        _ => status,
+    };
     if args.json {
         println!(
             "{}",

@@ -11,6 +11,7 @@
 //! or error — a probe that did not report is an error, never a pass.
 
 pub mod probes;
+pub mod terminal;
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -76,6 +77,9 @@ pub struct Ctx {
     pub hidden_path: Option<String>,
     /// The policy's own expectations.
     pub expectations: Vec<Expectation>,
+    /// The terminal that plays the caller's: (filesystem, device) of its slave.
+    #[serde(default)]
+    pub caller_tty: Option<(u64, u64)>,
     /// Descriptors open when the battery started (filled in inside).
     #[serde(default)]
     pub initial_fds: Vec<String>,
