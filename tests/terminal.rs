@@ -144,8 +144,9 @@ fn code_of(s: std::process::ExitStatus) -> i32 {
     s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
 }
 
-/// Kills the kekkai process a test started (and only it: the sandbox dies with its supervisor)
-/// if it is still running after `limit`, so a hang fails the test instead of stalling the suite.
+/// Kills the process a test started, and the processes it started (a sandbox dies with its
+/// supervisor), if it is still running after `limit`, so a hang fails the test instead of
+/// stalling the suite.
 struct Watchdog {
     done: Arc<AtomicBool>,
     fired: Arc<AtomicBool>,
@@ -163,7 +164,13 @@ impl Watchdog {
             while !d.load(Ordering::SeqCst) {
                 if Instant::now() >= until {
                     f.store(true, Ordering::SeqCst);
-                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    // What the child started (kekkai under `script`), then the child.
+                    let mut pids = support::descendants(pid.as_raw() as u32);
+                    pids.reverse();
+                    for p in pids.into_iter().chain([pid.as_raw() as u32]) {
+                        let p = nix::unistd::Pid::from_raw(p as i32);
+                        let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+                    }
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -666,4 +673,45 @@ fn the_timeout_fires_during_a_sigwinch_storm(#[values(Who::Root, Who::Rootless)]
             t.seen.clear();
         },
     );
+}
+
+/// The reproduction, with util-linux `script` as the caller's terminal: its stdin is
+/// /dev/null, so it sends an end-of-input at once; `cat` must end, and only the program's own
+/// output may appear (no NUL byte, no echo).
+#[rstest]
+fn under_script_with_no_input_the_program_ends_and_shows_only_its_output(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values(("cat", ""), ("sh -c tty", "/dev/pts/0\r\n"))] case: (&str, &str),
+) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let (program, want) = case;
+    let w = World::new("script");
+    let mut cmd = std::process::Command::new("script");
+    cmd.current_dir(w.dir.path())
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", w.dir.path())
+        .args([
+            "-qec",
+            &format!("{} run -- {program}", w.kekkai().display()),
+            "/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if who == Who::Rootless {
+        use std::os::unix::process::CommandExt;
+        let (uid, gid) = support::test_user().unwrap();
+        cmd.uid(uid).gid(gid);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let dog = Watchdog::new(&child, Duration::from_secs(120));
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    let code = code_of(child.wait().unwrap());
+    assert!(!dog.finish(), "kekkai hung under script; it showed {out:?}");
+    assert_eq!(code, 0);
+    assert_eq!(String::from_utf8_lossy(&out), want);
 }
