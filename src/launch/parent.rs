@@ -137,6 +137,7 @@ fn launch(
     })?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .step(Step::Clone, || "signalfd(forwarded signals)".into())?;
+    let deadline = Deadline::new(plan.timeout, plan.timeout_grace)?;
     let (chan, child_chan) = Channel::pair().step(Step::Clone, || {
         "socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)".into()
     })?;
@@ -146,6 +147,7 @@ fn launch(
         Ok(None) => {
             drop(chan);
             drop(sfd);
+            drop(deadline);
             child::main(plan, command, child_chan, opts)
         }
         Ok(Some(pid)) => pid,
@@ -187,7 +189,7 @@ fn launch(
             return Err(StepError::sys(Step::IdMaps, "write(channel, go)", e));
         }
     }
-    supervise(plan, opts, pid, &chan, &sfd, start)
+    supervise(plan, opts, pid, &chan, &sfd, deadline, start)
 }
 
 fn write_maps(plan: &Plan, pid: Pid) -> Result<(), StepError> {
@@ -233,47 +235,44 @@ struct Deadline {
 }
 
 impl Deadline {
-    fn new(
-        timeout: Option<Duration>,
-        grace: Duration,
-        start: Instant,
-    ) -> Result<Option<Self>, StepError> {
-        let Some(timeout) = timeout else {
+    /// The timer, not yet armed (before clone: a launcher short of descriptors fails before
+    /// any sandbox process exists).
+    fn new(timeout: Option<Duration>, grace: Duration) -> Result<Option<Self>, StepError> {
+        if timeout.is_none() {
             return Ok(None);
-        };
+        }
         let timer = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_CLOEXEC | TimerFlags::TFD_NONBLOCK,
         )
-        .step(Step::Exec, || "timerfd_create(CLOCK_MONOTONIC)".into())?;
-        let d = Deadline {
+        .step(Step::Clone, || "timerfd_create(CLOCK_MONOTONIC)".into())?;
+        Ok(Some(Deadline {
             timer,
             grace,
             terminating: false,
-            armed: true,
-        };
-        d.arm(timeout.saturating_sub(start.elapsed()))?;
-        Ok(Some(d))
+            armed: false,
+        }))
     }
 
     /// Fires once, `after` from now (at once if that is zero: a zero timer would be disarmed).
-    fn arm(&self, after: Duration) -> Result<(), StepError> {
+    fn arm(&mut self, after: Duration) -> Result<(), StepError> {
+        self.armed = true;
         let after = after.max(Duration::from_nanos(1));
         let secs = libc::time_t::try_from(after.as_secs()).unwrap_or(libc::time_t::MAX);
-        let spec = TimeSpec::new(secs, libc::c_long::from(after.subsec_nanos() as i32));
+        let spec = TimeSpec::new(secs, libc::c_long::from(after.subsec_nanos()));
         self.timer
             .set(Expiration::OneShot(spec), TimerSetTimeFlags::empty())
             .step(Step::Exec, || format!("timerfd_settime({after:?})"))
     }
 
     /// The timer fired: SIGTERM and the grace period, or, after the grace, SIGKILL. Returns
-    /// whether the policy's timeout has now fired.
-    fn expired(&mut self, pid: Pid) -> Result<(), StepError> {
+    /// false for a wake-up without an expiry.
+    fn expired(&mut self, pid: Pid) -> Result<bool, StepError> {
         // Reading clears the expiry (the descriptor is non-blocking: a spurious wake-up reads
         // EAGAIN and changes nothing).
         let mut count = [0u8; 8];
         if nix::unistd::read(&self.timer, &mut count).is_err() {
-            return Ok(());
+            return Ok(false);
         }
         if self.terminating {
             // Grace is over: killing PID 1 ends every process of the namespace.
@@ -284,7 +283,7 @@ impl Deadline {
             let _ = kill(pid, Signal::SIGTERM);
             self.arm(self.grace)?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -294,6 +293,7 @@ fn supervise(
     pid: Pid,
     chan: &Channel,
     sfd: &SignalFd,
+    mut deadline: Option<Deadline>,
     start: Instant,
 ) -> Result<Outcome, StepError> {
     let mut st = State {
@@ -314,7 +314,9 @@ fn supervise(
         child_status: None,
         relay: None,
     };
-    let mut deadline = Deadline::new(plan.timeout, plan.timeout_grace, start)?;
+    if let (Some(d), Some(t)) = (deadline.as_mut(), plan.timeout) {
+        d.arm(t.saturating_sub(start.elapsed()))?;
+    }
     let mut chan_open = true;
     // One blocking poll per round, and a bounded amount of work per ready descriptor, so the
     // timer is looked at every round whatever else keeps the supervisor busy.
@@ -363,8 +365,9 @@ fn supervise(
         drop(fds);
         if timer_ready {
             if let Some(d) = deadline.as_mut() {
-                st.outcome.timed_out = true;
-                d.expired(pid)?;
+                if d.expired(pid)? {
+                    st.outcome.timed_out = true;
+                }
             }
         }
         if chan_ready {

@@ -341,11 +341,16 @@ fn preload(master: &OwnedFd, slave: &OwnedFd, typed: &[Typed]) -> Result<(), Ste
     Ok(())
 }
 
+/// Writes all of `bytes`, waiting for room if `fd` happens to be non-blocking.
 fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> nix::Result<()> {
     while !bytes.is_empty() {
         match nix::unistd::write(fd, bytes) {
             Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
             Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+                poll(&mut fds, PollTimeout::NONE)?;
+            }
             Err(e) => return Err(e),
         }
     }
