@@ -125,10 +125,11 @@ struct PolicyArgs {
     /// Network: `none` (own namespace, loopback only) or `host`.
     #[arg(long = "net", value_name = "none|host")]
     net: Option<String>,
-    /// Give the program its own pseudo-terminal when stdin is a terminal (the default).
+    /// Give the program its own pseudo-terminal in place of each terminal among stdin, stdout
+    /// and stderr, in a new session (the default).
     #[arg(long = "pty", overrides_with = "no_pty")]
     pty: bool,
-    /// Let the program use the caller's terminal directly.
+    /// Let the program use the caller's terminal directly, in the caller's session.
     #[arg(long = "no-pty")]
     no_pty: bool,
 }
