@@ -144,10 +144,11 @@ struct PolicyArgs {
     /// Network: `none` (own namespace, loopback only) or `host`.
     #[arg(long = "net", value_name = "none|host", value_parser = kekkai::cli_overrides::net_value)]
     net: Option<String>,
-    /// Give the program its own pseudo-terminal when stdin is a terminal (the default).
+    /// Give the program its own pseudo-terminal in place of each terminal among stdin, stdout
+    /// and stderr, in a new session (the default).
     #[arg(long = "pty", overrides_with = "no_pty")]
     pty: bool,
-    /// Let the program use the caller's terminal directly.
+    /// Let the program use the caller's terminal directly, in the caller's session.
     #[arg(long = "no-pty")]
     no_pty: bool,
 }
@@ -511,56 +512,78 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     let secret = ctx.secret.clone().unwrap_or_default();
     let exe =
         std::env::current_exe().map_err(|e| Error::io("finding kekkai's own executable", e))?;
-    let mut cmd = std::process::Command::new(&exe);
-    let copy;
-    let mut run_report = None;
-    if args.control {
-        cmd.arg("__probe")
-            .arg("battery")
-            .arg(serde_json::to_string(&ctx).unwrap_or_default());
-        cmd.args(args.only.iter());
+    let copy = if args.control {
+        None
     } else {
-        copy = audit::ProbeCopy::new().map_err(|e| Error::io("copying kekkai for the probe", e))?;
-        // Quiet: what the run has to say about itself comes back through its report and goes
-        // into the table; its errors (the sandbox did not start) are still printed.
-        let path = copy.run_report();
-        cmd.args(["-q", "run", "--report"]).arg(&path);
-        run_report = Some(path);
-        match (&source, &args.policy.policy) {
-            // The sandbox runs the file judged here, not the result of a second lookup.
-            (PolicySource::Found(found), _) => {
-                cmd.arg("-p").arg(found.reopen_path());
+        Some(audit::ProbeCopy::new().map_err(|e| Error::io("copying kekkai for the probe", e))?)
+    };
+    let command = |ctx: &audit::Ctx, only: Option<&str>, report: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new(&exe);
+        match &copy {
+            None => {
+                cmd.arg("__probe")
+                    .arg("battery")
+                    .arg(serde_json::to_string(ctx).unwrap_or_default());
+                cmd.args(only);
             }
-            (_, Some(p)) => {
-                cmd.args(["-p", p]);
+            Some(copy) => {
+                // Quiet: what the run has to say about itself comes back through its report
+                // and goes into the table; its errors (the sandbox did not start) are still
+                // printed.
+                cmd.args(["-q", "run"]);
+                if let Some(path) = report {
+                    cmd.arg("--report").arg(path);
+                }
+                match (&source, &args.policy.policy) {
+                    // The sandbox runs the file judged here, not the result of a second lookup.
+                    (PolicySource::Found(found), _) => {
+                        cmd.arg("-p").arg(found.reopen_path());
+                    }
+                    (_, Some(p)) => {
+                        cmd.args(["-p", p]);
+                    }
+                    (_, None) => {}
+                }
+                for o in overrides(&args.policy, m) {
+                    let flag = o.flag();
+                    match flag.split_once(' ') {
+                        Some((name, value)) => cmd.args([name, value]),
+                        None => cmd.arg(&flag),
+                    };
+                }
+                cmd.arg("--ro-bind").arg(format!(
+                    "{}:{}",
+                    copy.path().display(),
+                    audit::PROBE_PATH
+                ));
+                if let Some(secret) = fixtures.secret_file() {
+                    cmd.arg("--ro-bind").arg(format!(
+                        "{}:{}",
+                        secret.display(),
+                        audit::SECRET_PATH
+                    ));
+                }
+                cmd.arg("--").args(audit::battery_command(ctx, only));
             }
-            (_, None) => {}
         }
-        for o in overrides(&args.policy, m) {
-            let flag = o.flag();
-            match flag.split_once(' ') {
-                Some((name, value)) => cmd.args([name, value]),
-                None => cmd.arg(&flag),
-            };
-        }
-        cmd.arg("--ro-bind")
-            .arg(format!("{}:{}", copy.path().display(), audit::PROBE_PATH));
-        if let Some(secret) = fixtures.secret_file() {
-            cmd.arg("--ro-bind")
-                .arg(format!("{}:{}", secret.display(), audit::SECRET_PATH));
-        }
-        cmd.arg("--")
-            .args(audit::battery_command(&ctx, args.only.as_deref()));
-    }
+        cmd.env("KEKKAI_AUDIT_SECRET", &secret);
+        cmd
+    };
+    // The battery runs with a terminal of the audit's own as the controlling terminal: once
+    // with stdin /dev/null, and its terminal probes once more with that terminal on stdin.
     // stdout carries the verdicts; stderr is the user's only when the sandbox did not start,
     // else it belongs to the report.
-    cmd.env("KEKKAI_AUDIT_SECRET", &secret)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let out = cmd
-        .output()
-        .map_err(|e| Error::io("starting the sandbox", e))?;
+    let run = |ctx: &mut audit::Ctx,
+               only: Option<&str>,
+               stdin_tty: bool,
+               report: Option<&std::path::Path>| {
+        let tty = audit::terminal::CallerTty::open(ctx)
+            .map_err(|e| Error::io("opening a terminal for the audit", e))?;
+        tty.run(command(ctx, only, report), stdin_tty)
+            .map_err(|e| Error::io("starting the sandbox", e))
+    };
+    let run_report = copy.as_ref().map(|c| c.run_report());
+    let out = run(&mut ctx, args.only.as_deref(), false, run_report.as_deref())?;
     let status = out.status.code().unwrap_or(128);
     if status == exit::LAUNCH && out.stdout.is_empty() {
         use std::io::Write;
@@ -568,18 +591,36 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         log::error("audit: the sandbox did not start (see above); no probe ran");
         return Ok(exit::LAUNCH);
     }
-    let run = run_report
+    let run_json = run_report
         .and_then(|p| std::fs::read(p).ok())
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let tty_run = if args.only.as_deref().is_none_or(|c| c == "terminal") {
+        let o = run(&mut ctx, Some("terminal"), true, None)?;
+        Some((o.status.code().unwrap_or(128), o.stdout))
+    } else {
+        None
+    };
+    let stdout = out.stdout.clone();
     let mut report = audit::judge(
         &plan.name,
         &plan.policy_hash,
         args.control,
-        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&stdout),
         args.only.as_deref(),
         &ctx,
     );
-    report.notes = audit::run_notes(&plan, run.as_ref(), &out.stderr);
+    report.notes = audit::run_notes(&plan, run_json.as_ref(), &out.stderr);
+    if let Some((_, out)) = &tty_run {
+        audit::terminal::add_stdin_tty_run(
+            &mut report,
+            &String::from_utf8_lossy(out),
+            args.control,
+        );
+    }
+    let status = match tty_run {
+        Some((s, _)) if status == 0 => s,
+        _ => status,
+    };
     if args.json {
         println!(
             "{}",

@@ -135,6 +135,45 @@ fn a_policy_without_seccomp_lets_kernel_attack_surface_through(
     }
 }
 
+/// The terminal probes run with a terminal of the audit's own as the controlling terminal, once
+/// with stdin /dev/null and once (`.stdin-tty`) with that terminal on stdin and stderr.
+/// `terminal: inherit` hands the program the caller's terminal: both show it; `none` and the
+/// default `pty` keep it out.
+#[rstest]
+fn a_policy_that_inherits_the_terminal_lets_the_callers_terminal_through(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values("inherit", "none", "pty")] terminal: &str,
+) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("weak-terminal");
+    w.dir.write(
+        "p.yaml",
+        format!("version: 1\nextends: default\nterminal: {terminal}\n"),
+    );
+    let (status, verdicts) = audit(
+        &w,
+        Mode::plain(who),
+        &["-p", "./p.yaml", "--only", "terminal"],
+    );
+    assert_eq!(verdicts.len(), 8, "{verdicts:?}");
+    let escapes = [
+        "terminal.dev-tty",
+        "terminal.dev-tty.stdin-tty",
+        "terminal.caller-fds.stdin-tty",
+    ];
+    for (name, got) in &verdicts {
+        let want = if terminal == "inherit" && escapes.contains(&name.as_str()) {
+            "escaped "
+        } else {
+            "blocked "
+        };
+        assert!(got.starts_with(want), "{terminal}: {name}: {got}");
+    }
+    assert_eq!(status, i32::from(terminal == "inherit"));
+}
+
 #[rstest]
 fn a_policy_without_landlock_lets_reads_and_execs_outside_the_rules_through(
     #[values(Who::Root, Who::Rootless)] who: Who,
@@ -274,6 +313,9 @@ fn the_control_run_shows_the_probes_can_succeed() {
         "process.kill-host-pid",
         "dev.block-devices",
         "terminal.tiocsti",
+        "terminal.dev-tty",
+        "terminal.caller-fds.stdin-tty",
+        "terminal.dev-tty.stdin-tty",
         "seccomp.i386-int80",
         "leak.root-secret-file",
         "leak.etc-shadow",

@@ -395,6 +395,20 @@ fn a_timeout_is_124_and_leaves_no_process(#[values(Who::Root, Who::Rootless)] wh
     assert!(all_gone(&inside), "a sandbox process outlived the timeout");
 }
 
+/// A timeout far beyond what a millisecond `int` holds (`30d`) is a plain timeout: the program
+/// that ends first ends the run (the supervisor's arithmetic saturates instead of overflowing).
+#[rstest]
+fn a_long_timeout_lets_the_program_finish(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("long-timeout");
+    w.dir
+        .write("p.yaml", "version: 1\nextends: default\ntimeout: 30d\n");
+    let o = w.run(who, ["run", "-p", "./p.yaml", "--", "sh", "-c", "exit 7"]);
+    assert_code(&o, 7);
+}
+
 #[test]
 fn a_killed_supervisor_leaves_nothing_and_its_cgroup_goes_with_the_next_run() {
     if skip(available(Mode::Root)) {

@@ -1,5 +1,6 @@
-//! Terminals and pipes: a pty session driven through a pseudo-terminal pair the test holds,
-//! and a large stream through a pipe.
+//! Terminals and pipes: a pty session driven through a pseudo-terminal pair the test holds
+//! (playing the caller's terminal), and a large stream through a pipe. Every wait has a
+//! watchdog that kills only the kekkai process the test started (its sandbox dies with it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -7,16 +8,30 @@ mod support;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, Stdio};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
+use nix::sys::termios::{Termios, tcgetattr};
 use rstest::rstest;
-use support::{Who, World, skip, unavailable};
+use support::{Who, World, report_in, skip, unavailable};
 
 /// The test's terminal: the master it reads and types into, and the slave kekkai gets.
 struct Term {
     master: OwnedFd,
     slave: OwnedFd,
-    seen: String,
+    seen: Vec<u8>,
+}
+
+/// How kekkai's standard descriptors are connected in a run.
+#[derive(Clone, Copy)]
+enum Io {
+    /// The test's terminal.
+    Tty,
+    /// An empty pipe (stdin) or a pipe the test reads (stdout, stderr).
+    Pipe,
+    /// /dev/null.
+    Null,
 }
 
 impl Term {
@@ -32,57 +47,163 @@ impl Term {
         Term {
             master: pty.master,
             slave: pty.slave,
-            seen: String::new(),
+            seen: Vec::new(),
         }
     }
 
     fn spawn(&self, w: &World, who: Who, args: &[&str]) -> Child {
-        let io = || Stdio::from(self.slave.try_clone().unwrap());
-        w.command(who)
-            .args(args)
-            .stdin(io())
-            .stdout(io())
-            .stderr(io())
-            .spawn()
-            .unwrap()
+        self.spawn_with(w, who, args, [Io::Tty, Io::Tty, Io::Tty], false)
+    }
+
+    /// kekkai with each standard descriptor connected as asked; with `ctty`, in a new session
+    /// whose controlling terminal is this one (as a terminal emulator starts a shell).
+    fn spawn_with(&self, w: &World, who: Who, args: &[&str], io: [Io; 3], ctty: bool) -> Child {
+        let connect = |io: Io| match io {
+            Io::Tty => Stdio::from(self.slave.try_clone().unwrap()),
+            Io::Pipe => Stdio::piped(),
+            Io::Null => Stdio::null(),
+        };
+        let mut cmd = w.command(who);
+        cmd.args(args)
+            .stdin(connect(io[0]))
+            .stdout(connect(io[1]))
+            .stderr(connect(io[2]));
+        if ctty {
+            kekkai::sys::in_new_session_with_tty(&mut cmd, self.slave.try_clone().unwrap());
+        }
+        let mut child = cmd.spawn().unwrap();
+        // An empty stdin pipe: end of input at once.
+        drop(child.stdin.take());
+        child
     }
 
     fn type_in(&self, bytes: &[u8]) {
         nix::unistd::write(&self.master, bytes).unwrap();
     }
 
+    /// The caller's terminal modes.
+    fn modes(&self) -> Termios {
+        tcgetattr(&self.slave).unwrap()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+
+    /// Reads what the terminal shows, waiting at most `wait`; returns whether anything came.
+    fn read_some(&mut self, wait: Duration) -> bool {
+        let mut fds = [nix::poll::PollFd::new(
+            self.master.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        let n = nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(ms).unwrap()).unwrap();
+        if n == 0 {
+            return false;
+        }
+        let mut buf = [0u8; 65536];
+        match nix::unistd::read(&self.master, &mut buf) {
+            Ok(k) => {
+                self.seen.extend_from_slice(&buf[..k]);
+                k > 0
+            }
+            Err(e) => panic!("read(master): {e}; so far:\n{}", self.text()),
+        }
+    }
+
     /// Reads the terminal's output until `needle` shows up (at most [`support::HANG`]).
     fn wait_for(&mut self, needle: &str) {
         let deadline = Instant::now() + support::HANG;
-        while !self.seen.contains(needle) {
+        while !self.text().contains(needle) {
             let left = deadline.saturating_duration_since(Instant::now());
-            let mut fds = [nix::poll::PollFd::new(
-                self.master.as_fd(),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            let n = nix::poll::poll(
-                &mut fds,
-                nix::poll::PollTimeout::try_from(left.as_millis() as i32).unwrap(),
-            )
-            .unwrap();
             assert!(
-                n > 0,
+                !left.is_zero() && self.read_some(left),
                 "timed out waiting for {needle:?}; the terminal showed:\n{}",
-                self.seen
+                self.text()
             );
-            let mut buf = [0u8; 4096];
-            match nix::unistd::read(&self.master, &mut buf) {
-                Ok(k) => self.seen.push_str(&String::from_utf8_lossy(&buf[..k])),
-                Err(e) => panic!("read(master): {e}; so far:\n{}", self.seen),
-            }
         }
+    }
+
+    /// Reads the terminal while `child` runs, then what is left; the watchdog ends a child that
+    /// hangs. Returns the exit code and whether the watchdog had to fire.
+    fn read_until_exit(&mut self, child: &mut Child) -> (i32, bool) {
+        let dog = Watchdog::new(child, Duration::from_secs(120));
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            self.read_some(Duration::from_millis(50));
+        };
+        while self.read_some(Duration::ZERO) {}
+        (code_of(status), dog.finish())
+    }
+}
+
+fn code_of(s: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+}
+
+/// Kills the process a test started, and the processes it started (a sandbox dies with its
+/// supervisor), if it is still running after `limit`, so a hang fails the test instead of
+/// stalling the suite.
+struct Watchdog {
+    done: Arc<AtomicBool>,
+    fired: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn new(child: &Child, limit: Duration) -> Watchdog {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let done = Arc::new(AtomicBool::new(false));
+        let fired = Arc::new(AtomicBool::new(false));
+        let (d, f) = (done.clone(), fired.clone());
+        let thread = std::thread::spawn(move || {
+            let until = Instant::now() + limit;
+            while !d.load(Ordering::SeqCst) {
+                if Instant::now() >= until {
+                    f.store(true, Ordering::SeqCst);
+                    // What the child started (kekkai under `script`), then the child.
+                    let mut pids = support::descendants(pid.as_raw() as u32);
+                    pids.reverse();
+                    for p in pids.into_iter().chain([pid.as_raw() as u32]) {
+                        let p = nix::unistd::Pid::from_raw(p as i32);
+                        let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+                    }
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Watchdog {
+            done,
+            fired,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops watching; did it have to kill?
+    fn finish(mut self) -> bool {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
     }
 }
 
 fn wait(child: &mut Child) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    let s = child.wait().unwrap();
-    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+    let dog = Watchdog::new(child, Duration::from_secs(120));
+    let code = code_of(child.wait().unwrap());
+    assert!(!dog.finish(), "kekkai hung; the watchdog killed it");
+    code
 }
 
 #[rstest]
@@ -105,9 +226,9 @@ fn the_program_gets_its_own_terminal(#[values(Who::Root, Who::Rootless)] who: Wh
     );
     t.wait_for("24 80");
     assert_eq!(wait(&mut child), 0);
-    assert!(t.seen.contains("IS-A-TTY"), "{}", t.seen);
+    assert!(t.text().contains("IS-A-TTY"), "{}", t.text());
     // The sandbox's own devpts: the program never holds the caller's terminal.
-    assert!(t.seen.contains("/dev/pts/0"), "{}", t.seen);
+    assert!(t.text().contains("/dev/pts/0"), "{}", t.text());
 }
 
 #[rstest]
@@ -286,4 +407,311 @@ fn a_gigabyte_streams_through_a_pipe_intact(#[values(Who::Root, Who::Rootless)] 
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert_eq!(total, 1 << 30);
     assert_eq!(h, sent, "the stream changed on its way through");
+}
+
+// ── what reaches the caller's terminal, byte for byte ────────────────────────────────────────
+
+/// An end-of-input already typed (what `script -qec CMD /dev/null </dev/null` sends) reaches the
+/// program as its terminal's end-of-input: `cat` ends at once, and nothing (no NUL byte, no echo)
+/// reaches the terminal.
+#[rstest]
+fn a_pending_end_of_input_ends_the_program_and_shows_nothing(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values("cat", "tty")] program: &str,
+) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("eof");
+    let mut t = Term::new();
+    t.type_in(b"\x04");
+    let mut child = t.spawn(&w, who, &["run", "--", program]);
+    let (code, hung) = t.read_until_exit(&mut child);
+    assert!(!hung, "kekkai hung; the terminal showed {:?}", t.text());
+    assert_eq!(code, 0);
+    let want: &[u8] = if program == "tty" {
+        b"/dev/pts/0\r\n"
+    } else {
+        b""
+    };
+    assert_eq!(t.seen, want, "{:?}", t.text());
+}
+
+/// Text typed before kekkai started was echoed by the caller's terminal; the program reads it
+/// and it is not echoed a second time (as under bubblewrap).
+#[rstest]
+fn typeahead_is_read_once_and_echoed_once(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("typeahead");
+    let mut t = Term::new();
+    t.type_in(b"early\n");
+    let mut child = t.spawn(
+        &w,
+        who,
+        &["run", "--", "sh", "-c", "read x; echo \"got:$x\""],
+    );
+    let (code, hung) = t.read_until_exit(&mut child);
+    assert!(!hung, "kekkai hung; the terminal showed {:?}", t.text());
+    assert_eq!(code, 0);
+    assert_eq!(t.text(), "early\r\ngot:early\r\n");
+}
+
+/// With stdin a pipe and the output on the caller's terminal (`echo x | kekkai run -- prog` in a
+/// terminal), the output is relayed through the sandbox's own pseudo-terminal: the bytes arrive
+/// exactly as they would without kekkai, and the program holds no descriptor of the caller's
+/// terminal and has no way to change its modes. Under `terminal: inherit` it does (and the same
+/// check sees the change).
+#[rstest]
+fn the_callers_terminal_modes_survive_the_program(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values("pty", "inherit")] terminal: &str,
+) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("modes");
+    w.dir.write(
+        "p.yaml",
+        format!("version: 1\nextends: default\nterminal: {terminal}\n"),
+    );
+    let mut t = Term::new();
+    let before = t.modes();
+    let mut child = t.spawn_with(
+        &w,
+        who,
+        &[
+            "run",
+            "-p",
+            "./p.yaml",
+            "--",
+            "sh",
+            "-c",
+            "stty -echo -icanon <&1; stty -echo -icanon </dev/tty; printf 'a\\nb\\n'",
+        ],
+        [Io::Pipe, Io::Tty, Io::Tty],
+        true,
+    );
+    let (code, hung) = t.read_until_exit(&mut child);
+    assert!(!hung, "kekkai hung; the terminal showed {:?}", t.text());
+    assert_eq!(code, 0, "{}", t.text());
+    assert_eq!(t.text(), "a\r\nb\r\n");
+    if terminal == "pty" {
+        assert_eq!(t.modes(), before, "the caller's terminal modes changed");
+    } else {
+        assert_ne!(
+            t.modes(),
+            before,
+            "inherit: the program holds the caller's terminal"
+        );
+    }
+}
+
+/// Without a relayed pseudo-terminal (no terminal on stdin, stdout or stderr), the program has
+/// no controlling terminal: the caller's is not `/dev/tty` (ENXIO), unless inherited.
+#[rstest]
+fn dev_tty_is_not_the_callers_terminal(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values(("pty", "errno ENXIO"), ("none", "errno ENXIO"), ("inherit", "ok"))] case: (
+        &str,
+        &str,
+    ),
+) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let (terminal, want) = case;
+    let w = World::new("devtty");
+    w.dir.write(
+        "p.yaml",
+        format!("version: 1\nextends: default\nterminal: {terminal}\n"),
+    );
+    let t = Term::new();
+    let probe = w.probe();
+    let mut child = t.spawn_with(
+        &w,
+        who,
+        &["run", "-p", "./p.yaml", "--", &probe, "read", "/dev/tty"],
+        [Io::Null, Io::Pipe, Io::Pipe],
+        true,
+    );
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(wait(&mut child), 0);
+    assert!(out.starts_with(want), "{terminal}: {out}");
+}
+
+/// `terminal: none` gives the program no terminal at all: stdin from /dev/null, the output
+/// through a pipe the supervisor copies to the caller's terminal.
+#[rstest]
+fn terminal_none_relays_output_through_a_pipe(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let w = World::new("none-pipe");
+    w.dir
+        .write("p.yaml", "version: 1\nextends: default\nterminal: none\n");
+    let mut t = Term::new();
+    let before = t.modes();
+    let mut child = t.spawn_with(
+        &w,
+        who,
+        &[
+            "run",
+            "-p",
+            "./p.yaml",
+            "--",
+            "sh",
+            "-c",
+            "test -t 0 || test -t 1 || test -t 2 || echo NO-TERMINAL; stty -echo <&1 2>/dev/null; readlink /proc/self/fd/0",
+        ],
+        [Io::Tty, Io::Tty, Io::Tty],
+        true,
+    );
+    let (code, hung) = t.read_until_exit(&mut child);
+    assert!(!hung, "kekkai hung; the terminal showed {:?}", t.text());
+    assert_eq!(code, 0);
+    assert_eq!(t.text(), "NO-TERMINAL\r\n/dev/null\r\n");
+    assert_eq!(t.modes(), before);
+}
+
+// ── the timeout under load ───────────────────────────────────────────────────────────────────
+
+/// Runs `script` (which ignores SIGTERM) under a 1 s timeout with a 1 s grace while `load`
+/// keeps the supervisor busy; the run must end by the timeout: 124, the program killed by
+/// SIGKILL. (The watchdog only keeps a regression from stalling the suite.)
+fn times_out_under_load(who: Who, script: &str, io: [Io; 3], load: impl Fn(&mut Term, &Child)) {
+    let w = World::new("busy");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\ntimeout: 1s\ntimeout-grace: 1s\n",
+    );
+    let mut t = Term::new();
+    let mut child = t.spawn_with(
+        &w,
+        who,
+        &[
+            "run", "-p", "./p.yaml", "--report", "-", "--", "sh", "-c", script,
+        ],
+        io,
+        false,
+    );
+    let mut err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    });
+    let dog = Watchdog::new(&child, Duration::from_secs(120));
+    while child.try_wait().unwrap().is_none() {
+        load(&mut t, &child);
+    }
+    assert!(
+        !dog.finish(),
+        "the timeout did not fire; the watchdog killed kekkai"
+    );
+    let code = code_of(child.wait().unwrap());
+    let err = stderr.join().unwrap();
+    assert_eq!(code, 124, "{err}");
+    let report = report_in(&err);
+    assert_eq!(report["ended"]["timed_out"], true, "{err}");
+    assert_eq!(report["ended"]["signal"], 9, "{err}");
+}
+
+/// A program that floods its terminal keeps the relay busy every round.
+#[rstest]
+fn the_timeout_fires_while_the_program_floods_its_terminal(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    times_out_under_load(
+        who,
+        "trap '' TERM; yes",
+        [Io::Tty, Io::Tty, Io::Pipe],
+        |t, _| {
+            t.read_some(Duration::from_millis(10));
+            t.seen.clear();
+        },
+    );
+}
+
+/// A storm of SIGWINCH (each one a resize of the program's terminal) keeps the supervisor's
+/// signal descriptor ready every round.
+#[rstest]
+fn the_timeout_fires_during_a_sigwinch_storm(#[values(Who::Root, Who::Rootless)] who: Who) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let rows = std::cell::Cell::new(24u16);
+    times_out_under_load(
+        who,
+        "trap '' TERM; trap 'stty size >/dev/null' WINCH; while :; do sleep 1; done",
+        [Io::Tty, Io::Tty, Io::Pipe],
+        |t, child| {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            for _ in 0..1000 {
+                // A new size each time, so each signal resizes the program's terminal too.
+                rows.set(if rows.get() == 24 { 25 } else { 24 });
+                let ws = libc::winsize {
+                    ws_row: rows.get(),
+                    ws_col: 80,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                kekkai::sys::set_winsize(t.slave.as_fd(), &ws).unwrap();
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGWINCH);
+            }
+            t.read_some(Duration::ZERO);
+            t.seen.clear();
+        },
+    );
+}
+
+/// The reproduction, with util-linux `script` as the caller's terminal: its stdin is
+/// /dev/null, so it sends an end-of-input at once; `cat` must end, and only the program's own
+/// output may appear (no NUL byte, no echo).
+#[rstest]
+fn under_script_with_no_input_the_program_ends_and_shows_only_its_output(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values(("cat", ""), ("sh -c tty", "/dev/pts/0\r\n"))] case: (&str, &str),
+) {
+    if skip(unavailable(who)) {
+        return;
+    }
+    let (program, want) = case;
+    let w = World::new("script");
+    let mut cmd = std::process::Command::new("script");
+    cmd.current_dir(w.dir.path())
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", w.dir.path())
+        .args([
+            "-qec",
+            &format!("{} run -- {program}", w.kekkai().display()),
+            "/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if who == Who::Rootless {
+        use std::os::unix::process::CommandExt;
+        let (uid, gid) = support::test_user().unwrap();
+        cmd.uid(uid).gid(gid);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let dog = Watchdog::new(&child, Duration::from_secs(120));
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    let code = code_of(child.wait().unwrap());
+    assert!(!dog.finish(), "kekkai hung under script; it showed {out:?}");
+    assert_eq!(code, 0);
+    assert_eq!(String::from_utf8_lossy(&out), want);
 }

@@ -14,6 +14,7 @@
 //! on purpose is named in its `audit.grants` and shown as granted.
 
 pub mod probes;
+pub mod terminal;
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -89,6 +90,9 @@ pub struct Ctx {
     /// `/etc/shadow`, when the host has one that is root's and not readable by everyone.
     #[serde(default)]
     pub shadow: Option<String>,
+    /// The terminal that plays the caller's: (filesystem, device) of its slave.
+    #[serde(default)]
+    pub caller_tty: Option<(u64, u64)>,
     /// Descriptors open when the battery started (filled in inside).
     #[serde(default)]
     pub initial_fds: Vec<String>,

@@ -720,6 +720,8 @@ probes! {
         call("ioctl", [u64::MAX, 0x5412, &BYTE as *const u8 as u64, 0, 0, 0])
     };
     "terminal.tioclinux", "seccomp", EPERM, true, |_| call("ioctl", [u64::MAX, 0x541C, 0, 0, 0, 0]);
+    "terminal.caller-fds", "launcher", &[], true, super::terminal::caller_fds;
+    "terminal.dev-tty", "launcher", &[Errno::ENXIO, Errno::ENOENT, Errno::EACCES, Errno::EPERM], true, super::terminal::dev_tty;
 
     // ── resources ───────────────────────────────────────────────────────────────────────────
     // A limit the policy asks for and the host can't give is a hole, not "not applicable";

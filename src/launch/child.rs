@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::ffi::OsString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use super::error::{StepError, Syscall};
 use super::report::{Enforced, LandlockReport};
@@ -68,8 +68,8 @@ pub struct Child<'a, S> {
     plan: &'a Plan,
     chan: &'a Channel,
     opts: &'a Options,
-    /// The program's terminal (the slave end of the sandbox's pseudo-terminal), from step 7.
-    tty: Option<OwnedFd>,
+    /// The program's stdio: the plan, and from step 7 the end of its terminal relay.
+    tty: terminal::ProgramStdio,
     state: S,
 }
 
@@ -142,7 +142,7 @@ impl<'a> Child<'a, Mapped> {
             plan,
             chan,
             opts,
-            tty: None,
+            tty: terminal::ProgramStdio::new(&opts.stdio),
             state: Mapped,
         })
     }
@@ -189,14 +189,13 @@ impl<'a> Child<'a, Pivoted> {
         self.enter(Step::Environment);
         let notes = environment::apply(self.plan)?;
         let mut this = self;
-        if this.opts.pty {
-            // The program's terminal lives in the sandbox's own devpts; the supervisor gets the
-            // master end and relays.
-            let (master, slave) = terminal::open_in_sandbox()?;
+        // The program's terminal lives in the sandbox's own devpts (or is a pipe); the
+        // supervisor gets the other end and relays.
+        if let Some((theirs, ours)) = terminal::open_carrier(&this.opts.stdio)? {
             this.chan
-                .send_with_fd(&ToParent::PtyMaster, master.as_fd())
-                .step(Step::Environment, || "sendmsg(channel, pty master)".into())?;
-            this.tty = Some(slave);
+                .send_with_fd(&ToParent::RelayEnd, theirs.as_fd())
+                .step(Step::Environment, || "sendmsg(channel, relay end)".into())?;
+            this.tty.set_end(ours);
         }
         Ok(this.then(|_| Configured(notes)))
     }
@@ -242,7 +241,7 @@ impl<'a> Child<'a, Landlocked> {
     fn close_fds(self) -> Result<Child<'a, Closed>, StepError> {
         self.enter(Step::CloseFds);
         let mut keep = vec![raw(self.chan.fd())];
-        keep.extend(self.tty.as_ref().map(|t| raw(t.as_fd())));
+        keep.extend(self.tty.end().map(raw));
         // Socket activation's descriptors start at 3.
         keep.extend(3..3 + self.plan.systemd.listen_fds);
         lockdown::close_fds(&keep)?;

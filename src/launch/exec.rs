@@ -8,7 +8,6 @@
 //! reached the program, which shares the foreground process group, and are not forwarded twice.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use nix::errno::Errno;
@@ -18,6 +17,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
 use super::error::{StepError, Syscall};
 use super::sync::{Channel, ToParent};
+use super::terminal::ProgramStdio;
 use crate::plan::Plan;
 use crate::plan::steps::Step;
 
@@ -67,9 +67,9 @@ pub fn sent_by_process(code: i32) -> bool {
 }
 
 /// Step 13: runs the program, as PID 1 or under the reaper. Returns only on failure.
-pub fn spawn(plan: &Plan, command: &[OsString], chan: &Channel, tty: Option<OwnedFd>) -> StepError {
+pub fn spawn(plan: &Plan, command: &[OsString], chan: &Channel, tty: ProgramStdio) -> StepError {
     if plan.as_pid_1 {
-        if let Err(e) = take_terminal(plan, tty.as_ref()) {
+        if let Err(e) = tty.attach() {
             return e;
         }
         return exec_program(plan, command, chan);
@@ -80,20 +80,11 @@ pub fn spawn(plan: &Plan, command: &[OsString], chan: &Channel, tty: Option<Owne
     StepError::msg(Step::Exec, "the reaper returned")
 }
 
-/// In the program's process: its terminal, as the policy says.
-fn take_terminal(plan: &Plan, tty: Option<&OwnedFd>) -> Result<(), StepError> {
-    match tty {
-        Some(slave) => super::terminal::attach(slave),
-        None if plan.terminal == crate::policy::model::Terminal::None => super::terminal::detach(),
-        None => Ok(()),
-    }
-}
-
 fn reaper(
     plan: &Plan,
     command: &[OsString],
     chan: &Channel,
-    tty: Option<OwnedFd>,
+    tty: ProgramStdio,
 ) -> Result<(), StepError> {
     let step = Step::Exec;
     for s in FORWARDED.iter().chain([Signal::SIGCHLD].iter()) {
@@ -114,7 +105,7 @@ fn reaper(
             .step(step, || "sigprocmask(SIG_SETMASK, {})".into())?;
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
             .step(step, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
-        take_terminal(plan, tty.as_ref())?;
+        tty.attach()?;
         drop(tty);
         let e = exec_program(plan, command, chan);
         return Err(e);

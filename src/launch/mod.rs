@@ -45,12 +45,12 @@ pub struct Options {
     pub fault: Option<(Step, Fault)>,
     /// Don't say what a best-effort policy runs without (`-q`).
     pub quiet: bool,
-    /// Give the program a relayed pseudo-terminal (decided by the supervisor before clone:
-    /// `terminal: pty` and stdin is a terminal).
-    pub pty: bool,
     /// Leave the launcher's command line and environment in the sandbox's first process
     /// (debug builds only, `KEKKAI_WEAKEN=launcher-args`: a test shows the audit catching it).
     pub keep_launcher_args: bool,
+    /// The program's stdin, stdout and stderr (decided by the supervisor before clone from
+    /// the policy's `terminal` and which of kekkai's own are terminals).
+    pub stdio: terminal::StdioPlan,
 }
 
 impl Options {

@@ -11,6 +11,8 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -20,7 +22,7 @@ use super::exec::{Ended, handled_set, sent_by_process};
 use super::notify::NotifyRelay;
 use super::report::Enforced;
 use super::sync::{Channel, ToChild, ToParent};
-use super::terminal::Relay;
+use super::terminal::{Caller, Relay};
 use super::{Options, child};
 use crate::plan::Plan;
 use crate::plan::steps::Step;
@@ -68,10 +70,11 @@ pub struct CgroupOutcome {
 /// The rest of step 1 (the cgroup), steps 2 and 3, then supervision until the sandbox is gone
 /// and its cgroup removed.
 pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome, StepError> {
-    // A relayed pseudo-terminal only when there is a terminal to relay.
+    // What each of the program's stdin, stdout and stderr becomes; a relayed stdin goes raw
+    // here, and back when `caller` is dropped, however the run ends.
+    let caller = Caller::prepare(plan.terminal);
     let opts = &Options {
-        pty: plan.terminal == crate::policy::model::Terminal::Pty
-            && nix::unistd::isatty(std::io::stdin()).unwrap_or(false),
+        stdio: caller.plan().clone(),
         ..opts.clone()
     };
     let mut cg_out = CgroupOutcome::default();
@@ -155,6 +158,7 @@ fn launch(
     })?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .step(Step::Clone, || "signalfd(forwarded signals)".into())?;
+    let deadline = Deadline::new(plan.timeout, plan.timeout_grace)?;
     let (chan, child_chan) = Channel::pair().step(Step::Clone, || {
         "socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)".into()
     })?;
@@ -164,6 +168,7 @@ fn launch(
         Ok(None) => {
             drop(chan);
             drop(sfd);
+            drop(deadline);
             child::main(plan, command, child_chan, opts)
         }
         Ok(Some(pid)) => pid,
@@ -208,7 +213,9 @@ fn launch(
     // What a best-effort policy runs without is said when the sandbox reports what it
     // enforced, just before the program starts (unless -q).
     let announce = (!opts.quiet).then(|| cgroup_dropped.to_vec());
-    supervise(plan, pid, &chan, &sfd, start, announce, notify)
+    supervise(
+        plan, opts, pid, &chan, &sfd, deadline, start, announce, notify,
+    )
 }
 
 fn write_maps(plan: &Plan, pid: Pid) -> Result<(), StepError> {
@@ -236,7 +243,7 @@ fn write_maps(plan: &Plan, pid: Pid) -> Result<(), StepError> {
 }
 
 struct State {
-    /// The program's pseudo-terminal, relayed.
+    /// The program's terminal, relayed.
     relay: Option<Relay>,
     /// The cgroup limits dropped, to be said with Landlock's drops once the sandbox reports
     /// (None: -q, or said already).
@@ -246,11 +253,76 @@ struct State {
     child_status: Option<Ended>,
 }
 
+/// The policy's timeout as a timer in the supervisor's poll set: it fires at `timeout` after
+/// the clone, then again `grace` after the SIGTERM, however busy the other descriptors are.
+struct Deadline {
+    timer: TimerFd,
+    grace: Duration,
+    /// The SIGTERM was sent; the next expiry sends SIGKILL.
+    terminating: bool,
+    armed: bool,
+}
+
+impl Deadline {
+    /// The timer, not yet armed (before clone: a launcher short of descriptors fails before
+    /// any sandbox process exists).
+    fn new(timeout: Option<Duration>, grace: Duration) -> Result<Option<Self>, StepError> {
+        if timeout.is_none() {
+            return Ok(None);
+        }
+        let timer = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_CLOEXEC | TimerFlags::TFD_NONBLOCK,
+        )
+        .step(Step::Clone, || "timerfd_create(CLOCK_MONOTONIC)".into())?;
+        Ok(Some(Deadline {
+            timer,
+            grace,
+            terminating: false,
+            armed: false,
+        }))
+    }
+
+    /// Fires once, `after` from now (at once if that is zero: a zero timer would be disarmed).
+    fn arm(&mut self, after: Duration) -> Result<(), StepError> {
+        self.armed = true;
+        let after = after.max(Duration::from_nanos(1));
+        let secs = libc::time_t::try_from(after.as_secs()).unwrap_or(libc::time_t::MAX);
+        let spec = TimeSpec::new(secs, libc::c_long::from(after.subsec_nanos()));
+        self.timer
+            .set(Expiration::OneShot(spec), TimerSetTimeFlags::empty())
+            .step(Step::Exec, || format!("timerfd_settime({after:?})"))
+    }
+
+    /// The timer fired: SIGTERM and the grace period, or, after the grace, SIGKILL. Returns
+    /// false for a wake-up without an expiry.
+    fn expired(&mut self, pid: Pid) -> Result<bool, StepError> {
+        // Reading clears the expiry (the descriptor is non-blocking: a spurious wake-up reads
+        // EAGAIN and changes nothing).
+        let mut count = [0u8; 8];
+        if nix::unistd::read(&self.timer, &mut count).is_err() {
+            return Ok(false);
+        }
+        if self.terminating {
+            // Grace is over: killing PID 1 ends every process of the namespace.
+            let _ = kill(pid, Signal::SIGKILL);
+            self.armed = false;
+        } else {
+            self.terminating = true;
+            let _ = kill(pid, Signal::SIGTERM);
+            self.arm(self.grace)?;
+        }
+        Ok(true)
+    }
+}
+
 fn supervise(
     plan: &Plan,
+    opts: &Options,
     pid: Pid,
     chan: &Channel,
     sfd: &SignalFd,
+    mut deadline: Option<Deadline>,
     start: Instant,
     announce: Option<Vec<String>>,
     notify: Option<&NotifyRelay>,
@@ -274,21 +346,18 @@ fn supervise(
         child_status: None,
         relay: None,
     };
-    let mut deadline = plan.timeout.map(|t| start + t);
-    let mut terminating = false;
+    if let (Some(d), Some(t)) = (deadline.as_mut(), plan.timeout) {
+        d.arm(t.saturating_sub(start.elapsed()))?;
+    }
     let mut chan_open = true;
-    // One blocking poll per event: signals, the channel, and the terminal relay if there is one.
+    // One blocking poll per round, and a bounded amount of work per ready descriptor, so the
+    // timer is looked at every round whatever else keeps the supervisor busy.
     while st.child_status.is_none() {
-        let timeout = match deadline {
-            None => PollTimeout::NONE,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32 + 1)
-                    .unwrap_or(PollTimeout::MAX)
-            }
-        };
-        let stdin = std::io::stdin();
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let timer_at = deadline.as_ref().filter(|d| d.armed).map(|d| {
+            fds.push(PollFd::new(d.timer.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
         let chan_at = chan_open.then(|| {
             fds.push(PollFd::new(chan.fd(), PollFlags::POLLIN));
             fds.len() - 1
@@ -297,50 +366,57 @@ fn supervise(
             fds.push(PollFd::new(n.fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
-        let (mut master_at, mut stdin_at) = (None, None);
-        if let Some(r) = st.relay.as_ref().filter(|r| r.master_open) {
-            let mut ev = PollFlags::POLLIN;
-            if r.has_pending() {
-                ev |= PollFlags::POLLOUT;
-            }
-            fds.push(PollFd::new(r.master_fd(), ev));
-            master_at = Some(fds.len() - 1);
-            if r.stdin_open && !r.has_pending() {
-                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        let (mut end_at, mut stdin_at) = (None, None);
+        if let Some(r) = st.relay.as_ref().filter(|r| r.end_open) {
+            fds.push(PollFd::new(r.end_fd(), r.end_events()));
+            end_at = Some(fds.len() - 1);
+            if r.wants_stdin() {
+                fds.push(PollFd::new(r.stdin(), PollFlags::POLLIN));
                 stdin_at = Some(fds.len() - 1);
             }
         }
-        let ready = match poll(&mut fds, timeout) {
-            Ok(n) => n,
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
             Err(Errno::EINTR) => continue,
             Err(e) => {
                 return Err(StepError::sys(
                     Step::Exec,
-                    "poll(channel, signalfd, terminal)",
+                    "poll(signalfd, timerfd, channel, terminal, notify)",
                     e,
                 ));
             }
-        };
+        }
         let fired = |at: Option<usize>| {
             at.and_then(|i| fds.get(i))
                 .and_then(|f| f.revents())
                 .is_some_and(|r| !r.is_empty())
         };
-        let (chan_ready, master_ready, stdin_ready) =
-            (fired(chan_at), fired(master_at), fired(stdin_at));
+        let (timer_ready, chan_ready, end_ready, stdin_ready) = (
+            fired(timer_at),
+            fired(chan_at),
+            fired(end_at),
+            fired(stdin_at),
+        );
         let sig_ready = fired(Some(0));
         let notify_ready = fired(notify_at);
         drop(fds);
         if let Some(n) = notify.filter(|_| notify_ready) {
             n.relay();
         }
+        if timer_ready {
+            if let Some(d) = deadline.as_mut() {
+                if d.expired(pid)? {
+                    st.outcome.timed_out = true;
+                }
+            }
+        }
         if chan_ready {
-            chan_open = read_message(chan, &mut st);
+            chan_open = read_message(chan, opts, &mut st);
         }
         if let Some(r) = st.relay.as_mut() {
-            if master_ready {
+            if end_ready {
                 r.flush();
-                r.to_stdout();
+                r.to_caller();
             }
             if stdin_ready {
                 r.from_stdin();
@@ -356,7 +432,9 @@ fn supervise(
                     if let Some(r) = &st.relay {
                         r.resize();
                     }
-                } else if sent_by_process(info.ssi_code) {
+                } else if sent_by_process(info.ssi_code) || opts.stdio.new_session {
+                    // A program in a session of its own did not get what the caller's terminal
+                    // sent (Ctrl-C, a hangup): forward those too.
                     if let Ok(sig) = Signal::try_from(signo) {
                         // Forward to PID 1, which passes it on to the program.
                         let _ = kill(pid, sig);
@@ -364,26 +442,10 @@ fn supervise(
                 }
             }
         }
-        if ready == 0 {
-            if let Some(d) = deadline {
-                if Instant::now() >= d {
-                    if terminating {
-                        // Grace is over: killing PID 1 ends every process of the namespace.
-                        let _ = kill(pid, Signal::SIGKILL);
-                        deadline = None;
-                    } else {
-                        st.outcome.timed_out = true;
-                        terminating = true;
-                        let _ = kill(pid, Signal::SIGTERM);
-                        deadline = Some(Instant::now() + plan.timeout_grace);
-                    }
-                }
-            }
-        }
     }
-    // The program's last output, then the caller's terminal back as it was.
+    // The program's last output.
     if let Some(mut r) = st.relay.take() {
-        r.to_stdout();
+        r.drain();
     }
     // The program's last notifications (STOPPING=1).
     if let Some(n) = notify {
@@ -391,7 +453,7 @@ fn supervise(
     }
     // The sandbox is gone: read what it said last.
     while chan_open && !super::peer_gone_and_empty(chan) {
-        chan_open = read_message(chan, &mut st);
+        chan_open = read_message(chan, opts, &mut st);
     }
     // PID 1 died before the program started and said nothing: its setup crashed.
     if st.outcome.enforced.is_none()
@@ -411,24 +473,36 @@ fn supervise(
     st.outcome.wall = start.elapsed();
     let ended = st.reported.or(st.child_status).unwrap_or(Ended::Exited(0));
     st.outcome.ended = ended;
-    st.outcome.exit_code = if st.outcome.setup_error.is_some() {
-        crate::error::exit::LAUNCH
-    } else if st.outcome.timed_out {
-        crate::error::exit::TIMEOUT
-    } else if let Some((_, errno)) = &st.outcome.exec_error {
-        if *errno == libc::ENOENT {
-            crate::error::exit::NOT_FOUND
-        } else {
-            crate::error::exit::NOT_EXECUTABLE
-        }
-    } else {
-        ended.exit_code()
-    };
+    st.outcome.exit_code = exit_code(
+        st.outcome.setup_error.is_some(),
+        st.outcome.timed_out,
+        st.outcome.exec_error.as_ref().map(|(_, errno)| *errno),
+        ended,
+    );
     Ok(st.outcome)
 }
 
+/// The exit status for how a run ended (DESIGN.md's table): 125 when the setup failed, 124 when
+/// the policy's timeout fired, 127 or 126 when the program could not be executed, else the
+/// program's own status (128 + N for signal N).
+pub fn exit_code(
+    setup_failed: bool,
+    timed_out: bool,
+    exec_errno: Option<i32>,
+    ended: Ended,
+) -> i32 {
+    use crate::error::exit;
+    match (setup_failed, timed_out, exec_errno) {
+        (true, _, _) => exit::LAUNCH,
+        (false, true, _) => exit::TIMEOUT,
+        (false, false, Some(libc::ENOENT)) => exit::NOT_FOUND,
+        (false, false, Some(_)) => exit::NOT_EXECUTABLE,
+        (false, false, None) => ended.exit_code(),
+    }
+}
+
 /// Handles one message; returns whether the channel is still open.
-fn read_message(chan: &Channel, st: &mut State) -> bool {
+fn read_message(chan: &Channel, opts: &Options, st: &mut State) -> bool {
     match chan.recv_with_fd::<ToParent>() {
         Ok(Some((ToParent::Failed(e), _))) => st.outcome.setup_error = Some(e),
         Ok(Some((ToParent::Enforced(e), _))) => {
@@ -445,8 +519,8 @@ fn read_message(chan: &Channel, st: &mut State) -> bool {
         Ok(Some((ToParent::ExecFailed { program, errno }, _))) => {
             st.outcome.exec_error = Some((program, errno))
         }
-        Ok(Some((ToParent::PtyMaster, Some(master)))) => st.relay = Some(Relay::new(master)),
-        Ok(Some((ToParent::PtyMaster, None))) => {}
+        Ok(Some((ToParent::RelayEnd, Some(end)))) => st.relay = Some(Relay::new(end, &opts.stdio)),
+        Ok(Some((ToParent::RelayEnd, None))) => {}
         Ok(Some((ToParent::ProgramExited { status }, _))) => {
             st.reported = Some(if status & 0x7f == 0 {
                 Ended::Exited((status >> 8) & 0xff)
@@ -475,5 +549,31 @@ fn reap(pid: Pid, st: &mut State) -> Result<(), StepError> {
             Err(e) => return Err(StepError::sys(Step::Exec, format!("waitpid({pid})"), e)),
         }
         return Ok(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::exited(false, false, None, Ended::Exited(3), 3)]
+    #[case::signaled(false, false, None, Ended::Signaled(9), 137)]
+    #[case::timed_out_killed(false, true, None, Ended::Signaled(9), 124)]
+    #[case::timed_out_but_exited(false, true, None, Ended::Exited(0), 124)]
+    #[case::setup_failed(true, false, None, Ended::Exited(125), 125)]
+    #[case::setup_failed_beats_timeout(true, true, None, Ended::Signaled(9), 125)]
+    #[case::not_found(false, false, Some(libc::ENOENT), Ended::Exited(127), 127)]
+    #[case::not_executable(false, false, Some(libc::EACCES), Ended::Exited(126), 126)]
+    #[case::timeout_beats_exec_error(false, true, Some(libc::ENOENT), Ended::Exited(127), 124)]
+    fn how_a_run_ended_decides_the_exit_code(
+        #[case] setup_failed: bool,
+        #[case] timed_out: bool,
+        #[case] exec_errno: Option<i32>,
+        #[case] ended: Ended,
+        #[case] want: i32,
+    ) {
+        assert_eq!(exit_code(setup_failed, timed_out, exec_errno, ended), want);
     }
 }

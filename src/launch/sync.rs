@@ -36,8 +36,9 @@ pub enum ToParent {
         /// The errno that decides the exit code (ENOENT → 127, else 126).
         errno: i32,
     },
-    /// The pseudo-terminal's master end travels with this message (SCM_RIGHTS).
-    PtyMaster,
+    /// The supervisor's end of the program's terminal relay travels with this message
+    /// (SCM_RIGHTS): the pseudo-terminal's master, or a pipe's read end.
+    RelayEnd,
     /// The program ended (the reaper reports its raw wait status).
     ProgramExited {
         /// Raw wait status.

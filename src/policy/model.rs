@@ -89,9 +89,10 @@ pub struct RawPolicy {
     /// Run the program as PID 1 of the sandbox instead of under kekkai's minimal reaper.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub as_pid_1: Option<bool>,
-    /// The program's terminal when stdin is one: `pty` (default: a new pseudo-terminal the
-    /// supervisor relays, so the program never holds the caller's terminal), `inherit` (the
-    /// caller's terminal), `none` (no controlling terminal; stdin from /dev/null).
+    /// Whether the caller's terminal is ever the program's: `pty` (default: each of stdin,
+    /// stdout and stderr that is a terminal becomes a new pseudo-terminal the supervisor relays;
+    /// a new session), `inherit` (the caller's terminal and session), `none` (no terminal: stdin
+    /// from /dev/null, output through a pipe; a new session).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub terminal: Option<Terminal>,
     /// What `kekkai audit` must find denied and allowed inside this sandbox.
@@ -119,11 +120,12 @@ pub enum HostPrivileges {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Terminal {
-    /// A new pseudo-terminal, relayed by the supervisor.
+    /// A new pseudo-terminal, relayed by the supervisor, in place of each terminal descriptor.
     Pty,
-    /// The caller's terminal, shared.
+    /// The caller's terminal and session, shared.
     Inherit,
-    /// No controlling terminal; stdin from /dev/null when it is a terminal.
+    /// No terminal: stdin from /dev/null, stdout and stderr through a pipe, when they are
+    /// terminals.
     None,
 }
 

@@ -397,6 +397,48 @@ pub fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> nix::Result<()> {
     Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws) }).map(drop)
 }
 
+/// Kekkai's own standard descriptor `n` (0, 1 or 2; larger values mean 2).
+pub fn std_fd(n: usize) -> BorrowedFd<'static> {
+    let raw: RawFd = match n {
+        0 => 0,
+        1 => 1,
+        _ => 2,
+    };
+    // SAFETY: descriptors 0, 1 and 2 are open for the whole life of the process: the standard
+    // library's start-up opens /dev/null on any of them that is closed, and kekkai only ever
+    // replaces them with dup2, which never leaves them closed.
+    unsafe { BorrowedFd::borrow_raw(raw) }
+}
+
+/// `ioctl(fd, TIOCGDEV)`: the device number of the terminal behind `fd` (for `/dev/tty`, the
+/// controlling terminal it stands for).
+pub fn tty_device(fd: BorrowedFd<'_>) -> nix::Result<u64> {
+    const TIOCGDEV: libc::c_ulong = 0x8004_5432;
+    let mut dev: libc::c_uint = 0;
+    // SAFETY: TIOCGDEV writes one unsigned int into `dev`, which lives across the call.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), TIOCGDEV, &mut dev) })?;
+    Ok(u64::from(dev))
+}
+
+/// Makes `cmd`'s process the leader of a new session whose controlling terminal is `tty`, as a
+/// terminal emulator starts a shell (for tests and the audit, which play the caller's terminal).
+pub fn in_new_session_with_tty(cmd: &mut std::process::Command, tty: std::os::fd::OwnedFd) {
+    use std::os::unix::process::CommandExt;
+    let raw = tty.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec and calls only setsid and ioctl,
+    // which are async-signal-safe and allocate nothing. `raw` is open in the child: `tty` is
+    // moved into the closure, which the Command keeps alive until it is dropped, after spawn.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _keep = &tty;
+            if libc::setsid() < 0 || libc::ioctl(raw, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Takes ownership of a descriptor the kernel just handed over (SCM_RIGHTS).
 pub fn adopt_fd(raw: RawFd) -> std::os::fd::OwnedFd {
     // SAFETY: the caller passes a descriptor it has just received from recvmsg and that no
