@@ -316,6 +316,8 @@ impl Deadline {
     }
 }
 
+// Nine inputs until the supervisor becomes an event loop with its own state (issue 14).
+#[allow(clippy::too_many_arguments)]
 fn supervise(
     plan: &Plan,
     opts: &Options,
