@@ -36,15 +36,29 @@ pub fn journal() -> bool {
     })
 }
 
+/// Does stderr end a line with `\r\n` itself? Not when it is a terminal without output
+/// processing: the caller's terminal while a relayed pty has it in raw mode. A message then ends
+/// its lines with `\r\n`, or the next line would start where this one ended.
+fn raw_terminal() -> bool {
+    use nix::sys::termios::{OutputFlags, tcgetattr};
+    match tcgetattr(std::io::stderr()) {
+        Ok(t) => !t
+            .output_flags
+            .contains(OutputFlags::OPOST | OutputFlags::ONLCR),
+        Err(_) => false,
+    }
+}
+
 /// Writes one message (possibly several lines), prefixed as the destination wants.
 pub fn emit(level: Level, msg: &str) {
     let mut text = String::with_capacity(msg.len() + 8);
+    let newline = if raw_terminal() { "\r\n" } else { "\n" };
     for line in msg.lines() {
         if journal() {
             text.push_str(&format!("<{}>", level as u8));
         }
         text.push_str(line);
-        text.push('\n');
+        text.push_str(newline);
     }
     // One write, so that a line never interleaves with what the sandbox writes to the same
     // stderr at the same time.

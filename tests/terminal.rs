@@ -425,7 +425,9 @@ fn a_pending_end_of_input_ends_the_program_and_shows_nothing(
     let w = World::new("eof");
     let mut t = Term::new();
     t.type_in(b"\x04");
-    let mut child = t.spawn(&w, who, &["run", "--", program]);
+    // -q: only the program's bytes are compared (an unprivileged run would also say which
+    // limits it runs without; see kekkais_own_lines_end_right_on_a_raw_terminal).
+    let mut child = t.spawn(&w, who, &["-q", "run", "--", program]);
     let (code, hung) = t.read_until_exit(&mut child);
     assert!(!hung, "kekkai hung; the terminal showed {:?}", t.text());
     assert_eq!(code, 0);
@@ -435,6 +437,30 @@ fn a_pending_end_of_input_ends_the_program_and_shows_nothing(
         b""
     };
     assert_eq!(t.seen, want, "{:?}", t.text());
+}
+
+/// kekkai's own lines reach the caller's terminal while the relay has it in raw mode (what an
+/// unprivileged run without a delegated cgroup runs without, said just before the program
+/// starts): each ends with `\r\n`, so the program's output that follows starts its own line.
+#[test]
+fn kekkais_own_lines_end_right_on_a_raw_terminal() {
+    if skip(unavailable(Who::Rootless)) {
+        return;
+    }
+    let w = World::new("raw-lines");
+    let mut t = Term::new();
+    let mut child = t.spawn(&w, Who::Rootless, &["run", "--", "echo", "program"]);
+    let (code, hung) = t.read_until_exit(&mut child);
+    assert!(!hung, "kekkai hung; the terminal showed {:?}", t.text());
+    assert_eq!(code, 0);
+    let text = t.text();
+    assert!(text.starts_with("kekkai: best-effort: "), "{text:?}");
+    assert!(text.ends_with("\r\nprogram\r\n"), "{text:?}");
+    assert_eq!(
+        text.matches('\n').count(),
+        text.matches("\r\n").count(),
+        "{text:?}"
+    );
 }
 
 /// Text typed before kekkai started was echoed by the caller's terminal; the program reads it
@@ -450,7 +476,7 @@ fn typeahead_is_read_once_and_echoed_once(#[values(Who::Root, Who::Rootless)] wh
     let mut child = t.spawn(
         &w,
         who,
-        &["run", "--", "sh", "-c", "read x; echo \"got:$x\""],
+        &["-q", "run", "--", "sh", "-c", "read x; echo \"got:$x\""],
     );
     let (code, hung) = t.read_until_exit(&mut child);
     assert!(!hung, "kekkai hung; the terminal showed {:?}", t.text());
@@ -482,6 +508,7 @@ fn the_callers_terminal_modes_survive_the_program(
         &w,
         who,
         &[
+            "-q",
             "run",
             "-p",
             "./p.yaml",
@@ -563,6 +590,7 @@ fn terminal_none_relays_output_through_a_pipe(#[values(Who::Root, Who::Rootless)
         &w,
         who,
         &[
+            "-q",
             "run",
             "-p",
             "./p.yaml",
@@ -695,7 +723,7 @@ fn under_script_with_no_input_the_program_ends_and_shows_only_its_output(
         .env("HOME", w.dir.path())
         .args([
             "-qec",
-            &format!("{} run -- {program}", w.kekkai().display()),
+            &format!("{} -q run -- {program}", w.kekkai().display()),
             "/dev/null",
         ])
         .stdin(Stdio::null())
