@@ -408,6 +408,8 @@ fn a_report_goes_into_a_new_or_own_file(
 /// The program writes where the report goes (`build` makes the working directory writable) and
 /// swaps the report's name for a link to another file while it runs: kekkai opened the report
 /// before the program started and writes through that descriptor, so the link leads nowhere.
+/// The directory is the test user's (`build` runs a root caller's program as the directory's
+/// owner, and refuses a root-owned one); the victim is the caller's.
 #[rstest]
 fn the_program_can_not_redirect_the_report(#[values(Who::Root, Who::Rootless)] who: Who) {
     if skip(unavailable(who)) {
@@ -415,7 +417,7 @@ fn the_program_can_not_redirect_the_report(#[values(Who::Root, Who::Rootless)] w
     }
     let w = World::new("report-swap");
     let me = ids(who);
-    let cwd = home_of(&w, "work", me);
+    let cwd = home_of(&w, "work", ids(Who::Rootless));
     // Writable by whichever id the program gets.
     std::fs::set_permissions(&cwd, std::fs::Permissions::from_mode(0o777)).unwrap();
     let victim = w.dir.join("victim");

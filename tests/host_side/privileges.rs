@@ -17,17 +17,15 @@ use rstest::rstest;
 /// A world whose directory belongs to the test user: `build` runs a root caller's program as
 /// the owner of the current directory, and the program may write there (root or rootless).
 fn privileges_world(tag: &str) -> World {
-    let w = World::new(tag);
-    w.dir.give_to_test_user(w.dir.path());
-    w
+    World::of_test_user(tag)
 }
 
-/// The run mode of a shipped policy for `who` (`service` has hard limits: an unprivileged caller
-/// needs a delegated cgroup).
+/// The run mode of a shipped policy for `who` (`untrusted` and `service` have hard limits: an
+/// unprivileged caller needs a delegated cgroup).
 fn privileges_mode(who: Who, policy: &str) -> Mode {
     match (who, policy) {
         (Who::Root, _) => Mode::Root,
-        (Who::Rootless, "service") => Mode::Delegated,
+        (Who::Rootless, "untrusted" | "service") => Mode::Delegated,
         (Who::Rootless, _) => Mode::Plain,
     }
 }

@@ -98,7 +98,8 @@ mod promises_and_leaks {
         if skip(unavailable(who)) {
             return;
         }
-        let w = World::new("h13c-pid1");
+        // `build` runs a root caller's program as the directory's owner; root's is refused.
+        let w = World::of_test_user("h13c-pid1");
         let (set, bound, caller) = (canary("set"), canary("bound"), canary("caller"));
         let marker = w.dir.write(&format!("marker-{bound}"), "x");
         let script = "tr '\\0' '|' < /proc/1/cmdline; echo; \
@@ -200,7 +201,8 @@ mod promises_and_leaks {
         if skip(unavailable(who)) {
             return;
         }
-        let w = World::new("h13c-cmdline");
+        // `build` runs a root caller's program as the directory's owner; root's is refused.
+        let w = World::of_test_user("h13c-cmdline");
         let (status, v) = audit(&w, mode(who), &[], &["-p", policy, "--only", "proc"]);
         only_these_escape(&v, &[]);
         assert_eq!(status, 0);
@@ -236,7 +238,8 @@ mod promises_and_leaks {
         if skip((!cfg!(debug_assertions)).then(|| "KEKKAI_WEAKEN is for debug builds".into())) {
             return;
         }
-        let w = World::new("h13c-keepargs");
+        // `build` runs a root caller's program as the directory's owner; root's is refused.
+        let w = World::of_test_user("h13c-keepargs");
         let (status, v) = audit(&w, mode(who), &[], &["-p", policy, "--only", "leak"]);
         only_these_escape(&v, &[]);
         assert_eq!(status, 0);
@@ -264,7 +267,8 @@ mod promises_and_leaks {
         if skip(unavailable(who)) {
             return;
         }
-        let w = World::new("h13c-dropped");
+        // `build` runs a root caller's program as the directory's owner; root's is refused.
+        let w = World::of_test_user("h13c-dropped");
         let missing = canary("no-such-cgroup");
         w.dir.write(
             "weak.yaml",

@@ -152,6 +152,15 @@ impl World {
         World { dir }
     }
 
+    /// A new world whose directory belongs to the unprivileged test user. `build` runs a root
+    /// caller's program as the owner of the working directory and refuses a root-owned one (it
+    /// would be host root); a rootless caller's program may write there too.
+    pub fn of_test_user(tag: &str) -> World {
+        let w = World::new(tag);
+        w.dir.give_to_test_user(w.dir.path());
+        w
+    }
+
     /// kekkai's path.
     pub fn kekkai(&self) -> PathBuf {
         self.dir.join("kekkai")
@@ -346,6 +355,7 @@ pub fn run_as_with(w: &World, mode: Mode, env: &[(&str, &str)], args: &[&str]) -
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("LANG", "C.UTF-8")
+        .env("HOME", w.dir.path())
         .envs(env.iter().copied())
         .current_dir(w.dir.path())
         .uid(uid)
