@@ -596,16 +596,22 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
     let tty_run = if args.only.as_deref().is_none_or(|c| c == "terminal") {
         let o = run(&mut ctx, Some("terminal"), true, None)?;
-        Some((o.status.code().unwrap_or(128), o.stdout))
+        let status = o.status.code().unwrap_or(128);
+        if status == exit::LAUNCH && o.stdout.is_empty() {
+            // Its probes are errors in the table; why the sandbox did not start is said here.
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(&o.stderr);
+            log::error("audit: the sandbox with a terminal on stdin did not start (see above)");
+        }
+        Some((status, o.stdout))
     } else {
         None
     };
-    let stdout = out.stdout.clone();
     let mut report = audit::judge(
         &plan.name,
         &plan.policy_hash,
         args.control,
-        &String::from_utf8_lossy(&stdout),
+        &String::from_utf8_lossy(&out.stdout),
         args.only.as_deref(),
         &ctx,
     );
