@@ -1,5 +1,6 @@
 //! `docs/policy.md`, held to the code: every ```yaml block is loaded and compiled, and the launch
-//! step table is compared with the order `kekkai explain` prints.
+//! step table is compared with the order `kekkai explain` prints. The probe counts in README.md
+//! and SECURITY.md are compared with the audit's battery.
 //!
 //! A block is a full policy when it has a top-level `version:` line; any other block is a
 //! fragment, checked as `version: 1` followed by the block. A block whose first line is
@@ -373,4 +374,62 @@ fn the_launch_step_table_is_explains_order() {
         rows, want,
         "the launch step table in docs/policy.md §1 must list steps::ORDER as `kekkai explain` prints it"
     );
+}
+
+/// The probe counts README.md and SECURITY.md give are the battery's: the total, each
+/// "`CATEGORY.*` (N)" of the layer table, and the verdicts of every "Audit results" row (each
+/// run gives one per probe, and the terminal probes a second with a terminal on stdin).
+#[test]
+fn the_probe_counts_in_readme_and_security_are_the_batterys() {
+    use kekkai::audit::probes;
+    const README: &str = include_str!("../README.md");
+    const SECURITY: &str = include_str!("../SECURITY.md");
+    let all = probes::all();
+    let total = all.len();
+    assert!(
+        README.contains(&format!("runs {total} escape probes")),
+        "README.md must say `runs {total} escape probes`"
+    );
+    assert!(
+        SECURITY.contains(&format!("The battery has {total} probes")),
+        "SECURITY.md's Audit results must say `The battery has {total} probes`"
+    );
+    let count = |category: &str| all.iter().filter(|p| p.category == category).count();
+    let mut checked = 0;
+    for (at, _) in SECURITY.match_indices(".*` (") {
+        let before = &SECURITY[..at];
+        let category = &before[before.rfind('`').unwrap() + 1..];
+        let rest = &SECURITY[at + ".*` (".len()..];
+        let n: usize = rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()]
+            .parse()
+            .unwrap();
+        assert_eq!(n, count(category), "SECURITY.md: `{category}.*` ({n})");
+        checked += 1;
+    }
+    assert!(
+        checked >= 5,
+        "the layer table's category counts were not found"
+    );
+    let verdicts = total + count("terminal");
+    assert!(
+        SECURITY.contains(&format!("every run\ngives {verdicts} verdicts"))
+            || SECURITY.contains(&format!("every run gives {verdicts} verdicts")),
+        "SECURITY.md must say every run gives {verdicts} verdicts"
+    );
+    let rows: Vec<Vec<&str>> = SECURITY
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l
+                .strip_prefix("| ")?
+                .strip_suffix(" |")?
+                .split(" | ")
+                .collect();
+            (cells.len() == 7 && cells[2].parse::<usize>().is_ok()).then_some(cells)
+        })
+        .collect();
+    assert!(rows.len() >= 8, "the Audit results table was not found");
+    for row in rows {
+        let sum: usize = row[2..6].iter().map(|c| c.parse::<usize>().unwrap()).sum();
+        assert_eq!(sum, verdicts, "SECURITY.md, Audit results: {row:?}");
+    }
 }
