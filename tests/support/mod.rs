@@ -413,7 +413,10 @@ pub fn all_gone(pids: &[u32]) -> bool {
 }
 
 /// The tests of one file take turns where they measure machine-wide state (residue, cgroups):
-/// another test's live sandbox would look like something left behind.
+/// another test's live sandbox would look like something left behind. Every test of such a file
+/// that starts a sandbox with a cgroup takes its turn. An in-process lock is enough: the tests
+/// of one file are threads of one process, and `cargo test` runs one test binary at a time
+/// (two test runs on one machine at once would still see each other's sandboxes).
 pub fn turn() -> std::sync::MutexGuard<'static, ()> {
     static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     TURN.lock().unwrap_or_else(|e| e.into_inner())
