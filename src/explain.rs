@@ -4,8 +4,9 @@
 use serde_json::{Value, json};
 
 use crate::plan::landlock::access;
+use crate::plan::seccomp::presets as seccomp_presets;
 use crate::plan::steps::{ORDER, Step};
-use crate::plan::{EntryKind, MountKind, Plan, seccomp_presets};
+use crate::plan::{EntryKind, MountKind, Plan};
 use crate::policy::LoadedPolicy;
 use crate::policy::model::{Compat, HostPrivileges};
 
@@ -301,7 +302,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                     })
                     .collect();
                 if s.netlink_route {
-                    names.push(crate::plan::seccomp_presets::NETLINK_ROUTE_NAME);
+                    names.push(seccomp_presets::NETLINK_ROUTE_NAME);
                 }
                 out.push(format!(
                     "socket families: {}",

@@ -22,8 +22,9 @@ use std::time::Duration;
 
 use crate::plan::landlock::access;
 use crate::plan::names;
+use crate::plan::seccomp::presets as seccomp_presets;
 use crate::plan::seccomp::{Action, Cond, Match, Op, SeccompPlan};
-use crate::plan::{MountKind, Plan, seccomp_presets};
+use crate::plan::{MountKind, Plan};
 use crate::policy::model::{Compat, HostPrivileges, Namespace, Network, Preset, Scope};
 
 /// Every directive [`systemd`] may write (all of them known to systemd 252 and later).

@@ -12,7 +12,6 @@ pub mod limits;
 pub mod names;
 pub mod privileges;
 pub mod seccomp;
-pub mod seccomp_presets;
 pub mod steps;
 pub mod units;
 
