@@ -375,15 +375,8 @@ fn compat(c: Compat) -> &'static str {
     }
 }
 
-/// A byte count in the largest exact unit.
-pub fn size(n: u64) -> String {
-    for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
-        if n >= 1 << shift && n % (1 << shift) == 0 {
-            return format!("{}{unit}", n >> shift);
-        }
-    }
-    n.to_string()
-}
+/// A byte count in the largest exact unit (the plan's one size formatter).
+pub use crate::plan::units::format_size as size;
 
 /// The human-readable explanation.
 pub fn human(loaded: &LoadedPolicy, plan: &Plan) -> String {
