@@ -123,7 +123,7 @@ pub enum Value {
     Count(u64),
     /// Bytes (see [`bytes`]).
     Bytes(u64),
-    /// A time span (see [`span`]).
+    /// A time span: whole seconds (`60`), else `ms` or `us`.
     Span(Duration),
     /// CPU time in thousandths of a CPU, written as a percentage of one.
     CpuQuota(u64),

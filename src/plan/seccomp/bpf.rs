@@ -4,9 +4,10 @@
 //! Each program starts by checking the architecture the kernel reports for the call, then
 //! finds the syscall number by a binary search over runs of numbers with the same answer;
 //! syscalls with argument conditions jump to a block that seccompiler generates for them
-//! (seccompiler is the back end for argument comparisons, which it has been tested on; the
-//! search tree is ours because seccompiler's flat list is ten times longer). The stack starts
-//! with a guard against the other ABIs the CPU offers the same process.
+//! (seccompiler writes the argument comparisons; the search tree is ours because seccompiler's
+//! flat list of numbers is several times longer, which the kernel pays for at install time: see
+//! `program`). The stack starts with a guard against the other ABIs the CPU offers the same
+//! process.
 //!
 //! Architecture: the filters are built for x86_64 only. What is specific to it — the audit
 //! architecture in `seccomp_data.arch`, seccompiler's target, the x32 ABI bit the guard refuses

@@ -487,7 +487,7 @@ pub const DEFAULT_FAMILIES: &[&str] = &["unix", "inet", "inet6", NETLINK_ROUTE_N
 
 /// A call whose mode argument can give a file the setuid or setgid bit, or make a device node.
 /// Denied with EPERM whatever the preset, unless the policy says `host-privileges: allow`
-/// (`seccomp.rs` turns these into argument conditions).
+/// (`rules.rs` turns these into argument conditions).
 pub struct ModeRule {
     /// x86_64 syscall name.
     pub syscall: &'static str,
