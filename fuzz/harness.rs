@@ -14,7 +14,8 @@ use std::sync::OnceLock;
 
 use kekkai::caller::Caller;
 use kekkai::cli_overrides::{self, Override};
-use kekkai::plan::{self, Plan, seccomp::Filter};
+use kekkai::plan::seccomp::{Filter, interp};
+use kekkai::plan::{self, Plan};
 use kekkai::policy::{self, Diagnostics, LoadedPolicy, PolicySource, model::Seccomp, yaml};
 
 /// The name the fuzzed text is loaded as. Its directory does not exist, so a relative
@@ -145,52 +146,15 @@ fn check_plan(plan: &Plan) {
     check_filters(&plan.seccomp.filters);
 }
 
-/// `struct seccomp_data` is 64 bytes: nr, arch, instruction_pointer, args[6].
-const SECCOMP_DATA_LEN: u32 = 64;
-
 /// What the kernel checks before it installs a classic BPF seccomp filter (the parts a compiler
-/// bug could break): size, every jump lands inside the program, it ends in a return, and loads
-/// from `seccomp_data` are aligned and in bounds.
+/// bug could break: size, every jump lands inside the program, it ends in a return, loads from
+/// `seccomp_data` are aligned and in bounds), and stricter: every instruction is one kekkai's
+/// BPF interpreter implements (`plan::seccomp::interp`, the one the tests run filters with).
 fn check_filters(filters: &[Filter]) {
     for f in filters {
-        let prog = &f.program;
-        let name = &f.name;
-        assert!(
-            (1..=plan::seccomp::MAX_INSTRUCTIONS).contains(&prog.len()),
-            "filter {name:?} has {} instructions",
-            prog.len()
-        );
-        for (pc, ins) in prog.iter().enumerate() {
-            let left = prog.len() - pc - 1; // instructions after this one
-            match ins.code & 0x07 {
-                // BPF_JMP
-                0x05 => {
-                    if ins.code == 0x05 {
-                        // BPF_JA
-                        assert!(
-                            usize::try_from(ins.k).is_ok_and(|k| k < left),
-                            "filter {name:?}: ja at {pc} jumps out"
-                        );
-                    } else {
-                        assert!(
-                            usize::from(ins.jt) < left && usize::from(ins.jf) < left,
-                            "filter {name:?}: jump at {pc} ({}/{}) jumps out",
-                            ins.jt,
-                            ins.jf
-                        );
-                    }
-                }
-                // BPF_LD | BPF_W | BPF_ABS
-                0x00 if ins.code == 0x20 => assert!(
-                    ins.k < SECCOMP_DATA_LEN && ins.k % 4 == 0,
-                    "filter {name:?}: load at {pc} reads offset {}",
-                    ins.k
-                ),
-                _ => {}
-            }
+        if let Err(e) = interp::check(&f.program) {
+            panic!("filter {:?}: {e}", f.name);
         }
-        let last = prog.last().map_or(0, |i| i.code & 0x07);
-        assert!(last == 0x06, "filter {name:?} does not end in a return");
     }
 }
 

@@ -4,8 +4,9 @@
 use serde_json::{Value, json};
 
 use crate::plan::landlock::access;
+use crate::plan::seccomp::presets as seccomp_presets;
 use crate::plan::steps::{ORDER, Step};
-use crate::plan::{EntryKind, MountKind, Plan, seccomp_presets};
+use crate::plan::{EntryKind, MountKind, Plan};
 use crate::policy::LoadedPolicy;
 use crate::policy::model::{Compat, HostPrivileges};
 
@@ -301,7 +302,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                     })
                     .collect();
                 if s.netlink_route {
-                    names.push(crate::plan::seccomp_presets::NETLINK_ROUTE_NAME);
+                    names.push(seccomp_presets::NETLINK_ROUTE_NAME);
                 }
                 out.push(format!(
                     "socket families: {}",
@@ -374,15 +375,8 @@ fn compat(c: Compat) -> &'static str {
     }
 }
 
-/// A byte count in the largest exact unit.
-pub fn size(n: u64) -> String {
-    for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
-        if n >= 1 << shift && n % (1 << shift) == 0 {
-            return format!("{}{unit}", n >> shift);
-        }
-    }
-    n.to_string()
-}
+/// A byte count in the largest exact unit (the plan's one size formatter).
+pub use crate::plan::units::format_size as size;
 
 /// The human-readable explanation.
 pub fn human(loaded: &LoadedPolicy, plan: &Plan) -> String {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Diags;
-use super::units::{Amount, parse_cpu, parse_duration, parse_size};
+use super::units::{Amount, format_size, parse_cpu, parse_duration, parse_size};
 use crate::policy::KeyPath;
 use crate::policy::model::{Compat, Limits, Rlimits};
 
@@ -40,7 +40,7 @@ impl LimitsPlan {
     /// Each limit the policy sets, as (cgroup v2 controller, `name value` as explain and the run
     /// report show it), in a fixed order.
     pub fn parts(&self) -> Vec<(&'static str, String)> {
-        let size = crate::explain::size;
+        let size = format_size;
         let mut out = Vec::new();
         let mut add = |controller, text: Option<String>| out.extend(text.map(|t| (controller, t)));
         add("memory", self.memory.map(|m| format!("memory {}", size(m))));
@@ -110,7 +110,7 @@ pub fn plan_limits(spec: Option<&Limits>, diags: &mut Diags) -> LimitsPlan {
             Ok(Amount::Finite(_)) => {
                 diags.push(
                     here.key(key),
-                    format!("must be at least {}", crate::explain::size(min)),
+                    format!("must be at least {}", format_size(min)),
                 );
                 None
             }

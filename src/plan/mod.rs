@@ -12,7 +12,6 @@ pub mod limits;
 pub mod names;
 pub mod privileges;
 pub mod seccomp;
-pub mod seccomp_presets;
 pub mod steps;
 pub mod units;
 
@@ -22,9 +21,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::caller::Caller;
-use crate::policy::model::{HostPrivileges, Namespace, Network};
 use crate::policy::{Diagnostic, Diagnostics, KeyPath, LoadedPolicy};
 
+/// Policy enums a plan carries as they are, for the layers above (launch, export) to name
+/// through the plan.
+pub use crate::policy::model::{Compat, HostPrivileges, Namespace, Network, Preset, Scope};
 pub use fs::{EntryKind, MountKind, MountPlan, RootEntry, RootfsPlan};
 pub use identity::{HostIds, IdentityPlan, UserNsPlan};
 pub use landlock::LandlockPlan;

@@ -12,7 +12,7 @@
 //!   CAP_SETFCAP (file capabilities), CAP_MKNOD (device nodes), CAP_FSETID, CAP_CHOWN,
 //!   CAP_FOWNER, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_SETUID, CAP_SETGID;
 //! - seccomp refuses a mode with the setuid or setgid bit and a device node, whatever the preset
-//!   (`seccomp.rs`, data in `seccomp_presets::MODE_RULES`).
+//!   (`seccomp/rules.rs`, data in `seccomp::presets::MODE_RULES`).
 //!
 //! Ordering: all of it is decided while compiling; the launch applies the ids in step 8 and the
 //! filters in step 12, like any other identity and seccomp rule.

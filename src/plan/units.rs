@@ -1,4 +1,5 @@
-//! Parsing the policy's quantities: sizes, durations, CPU amounts, octal modes.
+//! The policy's quantities: parsing sizes, durations, CPU amounts and octal modes, and writing
+//! sizes back the way the policy language reads them.
 
 use std::time::Duration;
 
@@ -54,6 +55,18 @@ pub fn parse_size(text: &str) -> Result<Amount, String> {
             .ok_or_else(|| format!("`{text}` is too large"))?
     };
     Ok(Amount::Finite(bytes))
+}
+
+/// A byte count in the largest exact binary unit (`512M`, `1536M`, `4K`), plain bytes when no
+/// unit divides it: what [`parse_size`] reads back to the same number. The one formatter of
+/// sizes, for `explain`, `export` and messages.
+pub fn format_size(n: u64) -> String {
+    for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+        if n >= 1 << shift && n % (1 << shift) == 0 {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
 }
 
 /// Parses `30s`, `2m`, `1h30m`, `250ms`, `1.5s`, or a bare number of seconds.
@@ -159,6 +172,22 @@ mod tests {
     #[case("unlimited", Amount::Unlimited)]
     fn sizes(#[case] input: &str, #[case] want: Amount) {
         assert_eq!(parse_size(input), Ok(want));
+    }
+
+    #[rstest]
+    #[case(0, "0")]
+    #[case(1000, "1000")]
+    #[case(1023, "1023")]
+    #[case(1024, "1K")]
+    #[case(4096, "4K")]
+    #[case(512 << 20, "512M")]
+    #[case(3 << 29, "1536M")]
+    #[case(1 << 30, "1G")]
+    #[case((1 << 30) + 1, "1073741825")]
+    #[case(3 << 40, "3T")]
+    fn formatted_sizes(#[case] n: u64, #[case] want: &str) {
+        assert_eq!(format_size(n), want);
+        assert_eq!(parse_size(&format_size(n)), Ok(Amount::Finite(n)));
     }
 
     #[rstest]

@@ -6,7 +6,8 @@
 //! default action. `strict` is a subset for programs that compute and do file I/O.
 //!
 //! Argument-conditioned entries (ioctl, clone, socket, personality) are built by the compiler
-//! in `seccomp.rs`; their syscalls are deliberately absent from the plain lists here.
+//! in `rules.rs`; their syscalls are deliberately absent from the plain lists here. The names
+//! are x86_64's (see `bpf.rs` on other architectures).
 
 /// A group of syscalls allowed together, with the reason.
 pub struct Group {
@@ -486,7 +487,7 @@ pub const DEFAULT_FAMILIES: &[&str] = &["unix", "inet", "inet6", NETLINK_ROUTE_N
 
 /// A call whose mode argument can give a file the setuid or setgid bit, or make a device node.
 /// Denied with EPERM whatever the preset, unless the policy says `host-privileges: allow`
-/// (`seccomp.rs` turns these into argument conditions).
+/// (`rules.rs` turns these into argument conditions).
 pub struct ModeRule {
     /// x86_64 syscall name.
     pub syscall: &'static str,
@@ -607,3 +608,31 @@ pub const MODE_UNREADABLE: &[(&str, &str)] = &[
          liburing's users fall back on)",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::names;
+    use crate::plan::seccomp::presets;
+
+    #[test]
+    fn every_preset_name_is_an_x86_64_syscall() {
+        for g in presets::BASE
+            .iter()
+            .chain(presets::DEFAULT_ONLY)
+            .chain(presets::DENIED)
+        {
+            for name in g.syscalls {
+                assert!(names::syscall_number(name).is_some(), "{name} ({})", g.why);
+            }
+        }
+    }
+
+    #[test]
+    fn no_syscall_is_both_in_an_allow_group_and_the_denied_list() {
+        for d in presets::DENIED.iter().flat_map(|g| g.syscalls) {
+            for g in presets::BASE.iter().chain(presets::DEFAULT_ONLY) {
+                assert!(!g.syscalls.contains(d), "{d} is allowed by \"{}\"", g.why);
+            }
+        }
+    }
+}

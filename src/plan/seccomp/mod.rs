@@ -1,0 +1,218 @@
+//! seccomp: the policy's syscall rules, compiled to classic BPF at plan time.
+//!
+//! seccomp makes the kernel run a BPF program on every system call the sandboxed program makes;
+//! the program sees the call's number, architecture and arguments (never memory they point to)
+//! and answers allow, log, an errno, trap or kill. The kernel runs every installed filter and
+//! takes the strictest answer; among equal answers (two different errnos) the most recently
+//! installed filter wins. So the plan is a stack: an architecture guard (i386 and x32 calls
+//! kill the process), the main allowlist (default action for anything unlisted), then one
+//! filter per distinct deny action (for example `clone3` → ENOSYS), installed last so their
+//! errno is the one seen.
+//!
+//! Unless the policy says `host-privileges: allow`, the stack also holds the rules that keep
+//! privileges in whatever the preset: a mode argument with the setuid or setgid bit, or a
+//! device type for mknod, gets EPERM, and `openat2` and `io_uring_setup`, whose modes the
+//! filter can't see, get ENOSYS. Their filter always comes with the architecture guard: an
+//! i386 `chmod` (`int 0x80`, nr 15) would otherwise be a way around them.
+//!
+//! Ordering in the launch: seccomp is installed last, after PR_SET_NO_NEW_PRIVS (required to
+//! install a filter without CAP_SYS_ADMIN) and after every other setup step, because the filter
+//! would otherwise apply to the launcher's own setup calls. `execve` must stay allowed.
+//!
+//! This module is the model the rest of kekkai reads ([`SeccompPlan`] and its parts); the work
+//! is in its children:
+//!
+//! - [`rules`]: the policy's `seccomp` section (and `host-privileges`) → allowed and denied
+//!   syscalls with their argument conditions;
+//! - [`presets`]: the presets' syscall lists, as data with reasons;
+//! - `bpf`: the rules → the stack of BPF programs (x86_64 only; elsewhere a plan-time refusal);
+//! - `interp`: a classic-BPF interpreter and the kernel's action-cache emulation, for tests.
+
+#[doc(hidden)]
+pub mod interp;
+pub mod presets;
+pub mod rules;
+
+mod bpf;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use seccompiler::sock_filter;
+
+use super::names;
+
+pub use crate::policy::model::{HostPrivileges, Preset};
+pub use rules::{compile, is_netlink_route};
+
+/// The most instructions one classic BPF program may have (BPF_MAXINSNS).
+pub const MAX_INSTRUCTIONS: usize = 4096;
+
+/// What a filter answers for a syscall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    /// Kill the whole process (SIGSYS).
+    KillProcess,
+    /// Kill the calling thread.
+    KillThread,
+    /// Send SIGSYS to the caller.
+    Trap,
+    /// Fail with this errno.
+    Errno(u32),
+    /// Allow, and log.
+    Log,
+    /// Allow.
+    Allow,
+}
+
+impl Action {
+    /// Parses `errno(EPERM)`, `errno(38)`, `kill`, `kill-process`, `kill-thread`, `trap`, `log`,
+    /// `allow`.
+    pub fn parse(text: &str) -> Result<Action, String> {
+        let t = text.trim();
+        if let Some(inner) = t.strip_prefix("errno(").and_then(|r| r.strip_suffix(')')) {
+            let inner = inner.trim();
+            let n = match inner.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => names::errno_number(inner)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| format!("`{inner}` is not an errno name such as EPERM"))?,
+            };
+            if n == 0 || n > 4095 {
+                return Err(format!("errno {n} is out of range 1..4095"));
+            }
+            return Ok(Action::Errno(n));
+        }
+        match t {
+            "kill" | "kill-process" => Ok(Action::KillProcess),
+            "kill-thread" => Ok(Action::KillThread),
+            "trap" => Ok(Action::Trap),
+            "log" => Ok(Action::Log),
+            "allow" => Ok(Action::Allow),
+            _ => Err(format!(
+                "`{t}` is not an action; use errno(NAME), kill, kill-thread, trap, log or allow"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::KillProcess => f.write_str("kill"),
+            Action::KillThread => f.write_str("kill-thread"),
+            Action::Trap => f.write_str("trap"),
+            Action::Errno(n) => match names::errno_name(i32::try_from(*n).unwrap_or(0)) {
+                Some(name) => write!(f, "errno({name})"),
+                None => write!(f, "errno({n})"),
+            },
+            Action::Log => f.write_str("log"),
+            Action::Allow => f.write_str("allow"),
+        }
+    }
+}
+
+/// A comparison of one syscall argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cond {
+    /// Argument index, 0..5.
+    pub arg: u8,
+    /// Compare only the low 32 bits.
+    pub width32: bool,
+    /// The comparison.
+    pub op: Op,
+    /// The value compared with.
+    pub value: u64,
+}
+
+impl Cond {
+    /// A comparison of the low 32 bits of argument `arg` (flags, ioctl requests, ints).
+    pub fn u32(arg: u8, op: Op, value: u64) -> Cond {
+        Cond {
+            arg,
+            width32: true,
+            op,
+            value,
+        }
+    }
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// ==
+    Eq,
+    /// !=
+    Ne,
+    /// <
+    Lt,
+    /// <=
+    Le,
+    /// >
+    Gt,
+    /// >=
+    Ge,
+    /// (arg & mask) == value
+    MaskedEq(u64),
+}
+
+/// When a rule matches: always, or when one of the condition sets holds (each set is an AND).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// Any arguments.
+    Always,
+    /// When any of these all-of condition lists holds.
+    When(Vec<Vec<Cond>>),
+}
+
+impl Match {
+    fn or(&mut self, other: Match) {
+        match (&mut *self, other) {
+            (Match::Always, _) => {}
+            (_, Match::Always) => *self = Match::Always,
+            (Match::When(a), Match::When(b)) => a.extend(b),
+        }
+    }
+}
+
+/// One BPF program of the stack.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// What it is for.
+    pub name: String,
+    /// The program.
+    pub program: Vec<sock_filter>,
+}
+
+/// The compiled seccomp layer.
+#[derive(Debug, Clone)]
+pub struct SeccompPlan {
+    /// The preset the rules build on.
+    pub preset: Preset,
+    /// What unlisted syscalls get.
+    pub default_action: Action,
+    /// Allowed syscalls and when.
+    pub allowed: BTreeMap<i64, Match>,
+    /// Denied syscalls, by action, and when.
+    pub denied: BTreeMap<Action, BTreeMap<i64, Match>>,
+    /// Socket families `socket()` may create (None: any).
+    pub socket_families: Option<Vec<u64>>,
+    /// `socket(AF_NETLINK, *, NETLINK_ROUTE)` is allowed too (`netlink-route` in the list): a
+    /// program reads its namespace's interfaces, addresses and routes; changing them needs
+    /// CAP_NET_ADMIN.
+    pub netlink_route: bool,
+    /// The reasons the policy gave, by syscall name.
+    pub reasons: Vec<(String, String)>,
+    /// `deny`: the rules that keep privileges in are part of `denied`.
+    pub host_privileges: HostPrivileges,
+    /// Filters in installation order (empty for preset `none` without rules).
+    pub filters: Vec<Filter>,
+}
+
+impl SeccompPlan {
+    /// Total instructions across filters.
+    pub fn instructions(&self) -> usize {
+        self.filters.iter().map(|f| f.program.len()).sum()
+    }
+}
