@@ -234,9 +234,9 @@ fn exec_program(plan: &Plan, command: &[OsString], chan: &Channel) -> StepError 
         errno: decisive as i32,
     });
     let code = if decisive == Errno::ENOENT {
-        crate::error::exit::NOT_FOUND
+        crate::exit::NOT_FOUND
     } else {
-        crate::error::exit::NOT_EXECUTABLE
+        crate::exit::NOT_EXECUTABLE
     };
     crate::sys::exit_now(code)
 }

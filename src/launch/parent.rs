@@ -493,7 +493,7 @@ pub fn exit_code(
     exec_errno: Option<i32>,
     ended: Ended,
 ) -> i32 {
-    use crate::error::exit;
+    use crate::exit;
     match (setup_failed, timed_out, exec_errno) {
         (true, _, _) => exit::LAUNCH,
         (false, true, _) => exit::TIMEOUT,
