@@ -211,7 +211,7 @@ impl<'a> Child<'a, Configured> {
             .step(Step::DropPrivileges, || {
                 "prctl(PR_SET_PDEATHSIG, SIGKILL)".into()
             })?;
-        if super::peer_gone(self.chan) {
+        if self.chan.peer_gone() {
             crate::sys::exit_now(crate::exit::LAUNCH);
         }
         // Nobody inside may read this process's memory or environment through /proc.

@@ -18,8 +18,8 @@ pub mod terminal;
 
 use crate::plan::steps::Step;
 pub use error::StepError;
-pub use exec::Ended;
-pub use parent::{Outcome, run};
+pub use parent::run;
+pub use report::{Ended, Outcome};
 
 /// What a fault injection does at its step (debug builds,
 /// `KEKKAI_FAULT=STEP:abort|stop|wait:FIFO`).
@@ -118,29 +118,5 @@ impl Options {
                 }
             }
         }
-    }
-}
-
-/// Has the other end of the channel closed?
-pub(crate) fn peer_gone(chan: &sync::Channel) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut fds = [PollFd::new(chan.fd(), PollFlags::empty())];
-    match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(_) => fds[0]
-            .revents()
-            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
-        Err(_) => false,
-    }
-}
-
-/// Is there nothing (more) to read on the channel right now?
-pub(crate) fn peer_gone_and_empty(chan: &sync::Channel) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut fds = [PollFd::new(chan.fd(), PollFlags::POLLIN)];
-    match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(_) => !fds[0]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLIN)),
-        Err(_) => true,
     }
 }

@@ -16,56 +16,16 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use super::cgroup::{self, CgroupStats, Cgroups, Controller, Hierarchies, Version};
+use super::cgroup::{self, Cgroups, Hierarchies};
 use super::error::{StepError, Syscall};
-use super::exec::{Ended, handled_set, sent_by_process};
+use super::exec::{handled_set, sent_by_process};
 use super::notify::NotifyRelay;
-use super::report::Enforced;
+use super::report::{CgroupOutcome, Ended, Outcome};
 use super::sync::{Channel, ToChild, ToParent};
 use super::terminal::{Caller, Relay};
 use super::{Options, child};
 use crate::plan::Plan;
 use crate::plan::steps::Step;
-
-/// How a launch ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// How the program (or, failing that, the sandbox) ended.
-    pub ended: Ended,
-    /// The exit code kekkai should exit with.
-    pub exit_code: i32,
-    /// The policy's timeout fired.
-    pub timed_out: bool,
-    /// A setup step failed (exit code 125).
-    pub setup_error: Option<StepError>,
-    /// execve failed: (program, errno).
-    pub exec_error: Option<(String, i32)>,
-    /// What the sandbox reported as enforced.
-    pub enforced: Option<Enforced>,
-    /// Wall-clock time from clone to the end.
-    pub wall: Duration,
-    /// CPU time of the sandbox, user and system, in milliseconds.
-    pub user_ms: u64,
-    /// System CPU time in milliseconds.
-    pub sys_ms: u64,
-    /// Largest resident set of any sandbox process, in bytes.
-    pub max_rss: u64,
-    /// Limits and what they saw.
-    pub cgroup: CgroupOutcome,
-}
-
-/// The cgroup side of a run, for the report.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CgroupOutcome {
-    /// Where each controller was placed.
-    pub placed: Vec<(Controller, Version)>,
-    /// Limits a best-effort policy asked for and the host could not enforce.
-    pub dropped: Vec<String>,
-    /// What the cgroups recorded.
-    pub stats: CgroupStats,
-    /// Cleanup problems (a cgroup that could not be removed).
-    pub leftovers: Vec<String>,
-}
 
 /// The rest of step 1 (the cgroup), steps 2 and 3, then supervision until the sandbox is gone
 /// and its cgroup removed.
@@ -454,7 +414,7 @@ fn supervise(
         n.relay();
     }
     // The sandbox is gone: read what it said last.
-    while chan_open && !super::peer_gone_and_empty(chan) {
+    while chan_open && !chan.drained() {
         chan_open = read_message(chan, opts, &mut st);
     }
     // PID 1 died before the program started and said nothing: its setup crashed.
@@ -523,13 +483,7 @@ fn read_message(chan: &Channel, opts: &Options, st: &mut State) -> bool {
         }
         Ok(Some((ToParent::RelayEnd, Some(end)))) => st.relay = Some(Relay::new(end, &opts.stdio)),
         Ok(Some((ToParent::RelayEnd, None))) => {}
-        Ok(Some((ToParent::ProgramExited { status }, _))) => {
-            st.reported = Some(if status & 0x7f == 0 {
-                Ended::Exited((status >> 8) & 0xff)
-            } else {
-                Ended::Signaled(status & 0x7f)
-            });
-        }
+        Ok(Some((ToParent::ProgramExited(ended), _))) => st.reported = Some(ended),
         Ok(None) => return false,
         Err(Errno::EAGAIN) => {}
         Err(_) => return false,
@@ -540,14 +494,12 @@ fn read_message(chan: &Channel, opts: &Options, st: &mut State) -> bool {
 fn reap(pid: Pid, st: &mut State) -> Result<(), StepError> {
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => st.child_status = Some(Ended::Exited(code)),
-            Ok(WaitStatus::Signaled(_, sig, _)) => {
-                st.child_status = Some(Ended::Signaled(sig as i32))
-            }
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(_) => continue,
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => {}
+            Ok(status) => match Ended::of(status) {
+                Some(ended) => st.child_status = Some(ended),
+                None => continue,
+            },
             Err(Errno::EINTR) => continue,
-            Err(Errno::ECHILD) => {}
             Err(e) => return Err(StepError::sys(Step::Exec, format!("waitpid({pid})"), e)),
         }
         return Ok(());
