@@ -6,6 +6,10 @@
 //! signals it has a handler for, so the forwarded ones get an empty handler and stay blocked;
 //! they are taken from a signalfd. Signals the terminal sends (si_code SI_KERNEL) already
 //! reached the program, which shares the foreground process group, and are not forwarded twice.
+//!
+//! Ordering: the reaper's signal handlers and signalfd exist before the fork, so no end of the
+//! program goes unseen; it reports the program's end on the channel before it exits, so the
+//! supervisor, which reads the channel to its end after reaping PID 1, always has it.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};

@@ -1,5 +1,13 @@
-//! Executing a plan: the supervisor (`parent`), the sandbox's ordered steps (`child`), and one
-//! module per mechanism. Nothing here decides policy; it carries out the plan.
+//! Executing a plan. The supervisor (`parent/`) creates the sandbox and waits for it; the
+//! sandbox's first process runs the ordered steps (`child.rs`, a line per step, the order that
+//! `plan::steps::ORDER` explains) and starts the program (`exec.rs`); one module per mechanism
+//! (`cgroup/`, `rootfs`, `environment`, `caps`, `landlock`, `lockdown`, `terminal`, `notify`).
+//! Nothing here decides policy; it carries out the plan.
+//!
+//! Imports go one way: `error.rs` (a failed step) and `report.rs` (what a run did, as data) at
+//! the bottom, the channel (`sync.rs`) on them, the program's start (`exec.rs`) on the channel,
+//! the sandbox's steps (`child.rs`) and the supervisor (`parent/`) on top. Exit codes come from
+//! `crate::exit`, never from the command line's error type.
 
 pub mod caps;
 pub mod cgroup;
