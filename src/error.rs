@@ -1,22 +1,7 @@
-//! The error type of the binary, and how each kind maps to an exit code.
+//! The error type of the binary. Which exit code each kind gives is the command line's
+//! reporter's choice (the codes are in [`crate::exit`]).
 
 use crate::policy::Diagnostics;
-
-/// Exit codes, as coreutils `timeout`/`env` and `docker run` use them.
-pub mod exit {
-    /// `check`/`explain`: the policy is invalid.
-    pub const INVALID: i32 = 1;
-    /// Usage error (clap exits with this too).
-    pub const USAGE: i32 = 2;
-    /// The policy's timeout fired.
-    pub const TIMEOUT: i32 = 124;
-    /// kekkai failed before the program started.
-    pub const LAUNCH: i32 = 125;
-    /// The program was found but could not be executed.
-    pub const NOT_EXECUTABLE: i32 = 126;
-    /// The program was not found.
-    pub const NOT_FOUND: i32 = 127;
-}
 
 /// Everything that can go wrong in kekkai itself.
 #[derive(Debug, thiserror::Error)]

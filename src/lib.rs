@@ -10,6 +10,7 @@ pub mod audit;
 pub mod caller;
 pub mod cli_overrides;
 pub mod error;
+pub mod exit;
 pub mod explain;
 pub mod export;
 pub mod hostfs;

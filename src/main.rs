@@ -1,5 +1,5 @@
 //! The `kekkai` command line: run, check, explain, schema. One error reporter, documented exit
-//! codes (see `kekkai::error::exit`).
+//! codes (see `kekkai::exit`).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -8,7 +8,8 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use kekkai::caller::Caller;
 use kekkai::cli_overrides::Override;
-use kekkai::error::{Error, exit};
+use kekkai::error::Error;
+use kekkai::exit;
 use kekkai::log;
 use kekkai::plan::{self, Plan};
 use kekkai::policy::{self, LoadedPolicy, PolicySource};

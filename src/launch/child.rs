@@ -21,7 +21,7 @@ pub fn main(plan: &Plan, command: &[OsString], chan: Channel, opts: &Options) ->
     let Err(err) = run(plan, command, &chan, opts);
     // If the supervisor is gone there is nobody to tell; the exit status still says 125.
     let _ = chan.send(&ToParent::Failed(err));
-    crate::sys::exit_now(crate::error::exit::LAUNCH)
+    crate::sys::exit_now(crate::exit::LAUNCH)
 }
 
 /// Blocks until the supervisor sends `want`; exits quietly if the supervisor is gone.
@@ -34,7 +34,7 @@ fn wait_for(chan: &Channel, want: &ToChild, step: Step) -> Result<(), StepError>
             nix::errno::Errno::EPROTO,
         )),
         // The supervisor died: there is nothing to do.
-        Ok(None) => crate::sys::exit_now(crate::error::exit::LAUNCH),
+        Ok(None) => crate::sys::exit_now(crate::exit::LAUNCH),
         Err(e) => Err(StepError::sys(step, "read(channel)", e)),
     }
 }
@@ -211,8 +211,8 @@ impl<'a> Child<'a, Configured> {
             .step(Step::DropPrivileges, || {
                 "prctl(PR_SET_PDEATHSIG, SIGKILL)".into()
             })?;
-        if super::peer_gone(self.chan) {
-            crate::sys::exit_now(crate::error::exit::LAUNCH);
+        if self.chan.peer_gone() {
+            crate::sys::exit_now(crate::exit::LAUNCH);
         }
         // Nobody inside may read this process's memory or environment through /proc.
         nix::sys::prctl::set_dumpable(false)

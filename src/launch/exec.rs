@@ -6,6 +6,10 @@
 //! signals it has a handler for, so the forwarded ones get an empty handler and stay blocked;
 //! they are taken from a signalfd. Signals the terminal sends (si_code SI_KERNEL) already
 //! reached the program, which shares the foreground process group, and are not forwarded twice.
+//!
+//! Ordering: the reaper's signal handlers and signalfd exist before the fork, so no end of the
+//! program goes unseen; it reports the program's end on the channel before it exits, so the
+//! supervisor, which reads the channel to its end after reaping PID 1, always has it.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -16,6 +20,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
 use super::error::{StepError, Syscall};
+use super::report::Ended;
 use super::sync::{Channel, ToParent};
 use super::terminal::ProgramStdio;
 use crate::plan::Plan;
@@ -40,25 +45,6 @@ pub fn handled_set() -> SigSet {
     }
     set.add(Signal::SIGCHLD);
     set
-}
-
-/// How the program ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Ended {
-    /// exit(code).
-    Exited(i32),
-    /// Killed by this signal.
-    Signaled(i32),
-}
-
-impl Ended {
-    /// The shell convention: the code, or 128 + the signal.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Ended::Exited(c) => c,
-            Ended::Signaled(s) => 128 + s,
-        }
-    }
 }
 
 /// Was this signal sent by a process (kill, sigqueue, tgkill) rather than the kernel/terminal?
@@ -123,13 +109,13 @@ fn reaper(
         if signo == libc::SIGCHLD {
             loop {
                 match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == program => {
-                        finish(chan, Ended::Exited(code))
-                    }
-                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == program => {
-                        finish(chan, Ended::Signaled(sig as i32))
-                    }
                     Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                    Ok(status) if status.pid() == Some(program) => {
+                        if let Some(ended) = Ended::of(status) {
+                            finish(chan, ended);
+                        }
+                    }
+                    // An orphan: reap on.
                     Ok(_) => continue,
                     Err(Errno::EINTR) => continue,
                     Err(e) => return Err(StepError::sys(step, "waitpid(-1, WNOHANG)", e)),
@@ -152,12 +138,8 @@ fn is_supervisor(pid: u32) -> bool {
 
 /// Reports the program's end and exits PID 1 (which ends the pid namespace).
 fn finish(chan: &Channel, ended: Ended) -> ! {
-    let status = match ended {
-        Ended::Exited(c) => c << 8,
-        Ended::Signaled(s) => s,
-    };
     // If the supervisor is gone there is no one left to tell; exit regardless.
-    let _ = chan.send(&ToParent::ProgramExited { status });
+    let _ = chan.send(&ToParent::ProgramExited(ended));
     crate::sys::exit_now(0)
 }
 
@@ -234,9 +216,9 @@ fn exec_program(plan: &Plan, command: &[OsString], chan: &Channel) -> StepError 
         errno: decisive as i32,
     });
     let code = if decisive == Errno::ENOENT {
-        crate::error::exit::NOT_FOUND
+        crate::exit::NOT_FOUND
     } else {
-        crate::error::exit::NOT_EXECUTABLE
+        crate::exit::NOT_EXECUTABLE
     };
     crate::sys::exit_now(code)
 }

@@ -1,5 +1,13 @@
-//! Executing a plan: the supervisor (`parent`), the sandbox's ordered steps (`child`), and one
-//! module per mechanism. Nothing here decides policy; it carries out the plan.
+//! Executing a plan. The supervisor (`parent/`) creates the sandbox and waits for it; the
+//! sandbox's first process runs the ordered steps (`child.rs`, a line per step, the order that
+//! `plan::steps::ORDER` explains) and starts the program (`exec.rs`); one module per mechanism
+//! (`cgroup/`, `rootfs`, `environment`, `caps`, `landlock`, `lockdown`, `terminal`, `notify`).
+//! Nothing here decides policy; it carries out the plan.
+//!
+//! Imports go one way: `error.rs` (a failed step) and `report.rs` (what a run did, as data) at
+//! the bottom, the channel (`sync.rs`) on them, the program's start (`exec.rs`) on the channel,
+//! the sandbox's steps (`child.rs`) and the supervisor (`parent/`) on top. Exit codes come from
+//! `crate::exit`, never from the command line's error type.
 
 pub mod caps;
 pub mod cgroup;
@@ -18,8 +26,8 @@ pub mod terminal;
 
 use crate::plan::steps::Step;
 pub use error::StepError;
-pub use exec::Ended;
-pub use parent::{Outcome, run};
+pub use parent::run;
+pub use report::{Ended, Outcome};
 
 /// What a fault injection does at its step (debug builds,
 /// `KEKKAI_FAULT=STEP:abort|stop|wait:FIFO`).
@@ -118,29 +126,5 @@ impl Options {
                 }
             }
         }
-    }
-}
-
-/// Has the other end of the channel closed?
-pub(crate) fn peer_gone(chan: &sync::Channel) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut fds = [PollFd::new(chan.fd(), PollFlags::empty())];
-    match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(_) => fds[0]
-            .revents()
-            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
-        Err(_) => false,
-    }
-}
-
-/// Is there nothing (more) to read on the channel right now?
-pub(crate) fn peer_gone_and_empty(chan: &sync::Channel) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut fds = [PollFd::new(chan.fd(), PollFlags::POLLIN)];
-    match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(_) => !fds[0]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLIN)),
-        Err(_) => true,
     }
 }

@@ -1,10 +1,86 @@
-//! What the sandbox actually enforced, as it reports it to the supervisor before exec.
+//! What a run did, as data: how the program ended ([`Ended`]), what the sandbox enforced (it
+//! says so over the channel just before exec), how the launch ended as the supervisor saw it
+//! ([`Outcome`]), and the JSON record `--report` writes from those. Plain types and the
+//! functions that format them: the channel (`sync.rs`) carries them, the supervisor (`parent/`)
+//! fills them in; this file takes from neither.
 
+use std::time::Duration;
+
+use nix::sys::wait::WaitStatus;
 use serde::{Deserialize, Serialize};
 
-use crate::launch::Outcome;
-use crate::launch::exec::Ended;
+use super::cgroup::{CgroupStats, Controller, Version};
+use super::error::StepError;
 use crate::plan::Plan;
+
+/// How the program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ended {
+    /// exit(code).
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+impl Ended {
+    /// How a process ended, from `waitpid`; `None` for a status that is not an end (stopped,
+    /// continued, still alive).
+    pub fn of(status: WaitStatus) -> Option<Ended> {
+        match status {
+            WaitStatus::Exited(_, code) => Some(Ended::Exited(code)),
+            WaitStatus::Signaled(_, sig, _) => Some(Ended::Signaled(sig as i32)),
+            _ => None,
+        }
+    }
+
+    /// The shell convention: the code, or 128 + the signal.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Ended::Exited(c) => c,
+            Ended::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// How a launch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// How the program (or, failing that, the sandbox) ended.
+    pub ended: Ended,
+    /// The exit code kekkai should exit with.
+    pub exit_code: i32,
+    /// The policy's timeout fired.
+    pub timed_out: bool,
+    /// A setup step failed (exit code 125).
+    pub setup_error: Option<StepError>,
+    /// execve failed: (program, errno).
+    pub exec_error: Option<(String, i32)>,
+    /// What the sandbox reported as enforced.
+    pub enforced: Option<Enforced>,
+    /// Wall-clock time from clone to the end.
+    pub wall: Duration,
+    /// CPU time of the sandbox, user and system, in milliseconds.
+    pub user_ms: u64,
+    /// System CPU time in milliseconds.
+    pub sys_ms: u64,
+    /// Largest resident set of any sandbox process, in bytes.
+    pub max_rss: u64,
+    /// Limits and what they saw.
+    pub cgroup: CgroupOutcome,
+}
+
+/// The cgroup side of a run, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupOutcome {
+    /// Where each controller was placed.
+    pub placed: Vec<(Controller, Version)>,
+    /// Limits a best-effort policy asked for and the host could not enforce.
+    pub dropped: Vec<String>,
+    /// What the cgroups recorded.
+    pub stats: CgroupStats,
+    /// Cleanup problems (a cgroup that could not be removed).
+    pub leftovers: Vec<String>,
+}
 
 /// Landlock's outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,9 +138,9 @@ pub struct PolicyInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct CgroupLimit {
     /// The controller.
-    pub controller: crate::launch::cgroup::Controller,
+    pub controller: Controller,
     /// The cgroup version that carries it.
-    pub version: crate::launch::cgroup::Version,
+    pub version: Version,
     /// The limit, as the policy's values (e.g. `memory 512M`).
     pub limit: String,
 }
@@ -246,6 +322,34 @@ pub fn dropped_line(dropped: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::signal::Signal;
+    use nix::unistd::Pid;
+
+    #[rstest::rstest]
+    #[case::exited(WaitStatus::Exited(Pid::from_raw(2), 3), Some(Ended::Exited(3)))]
+    #[case::killed(
+        WaitStatus::Signaled(Pid::from_raw(2), Signal::SIGKILL, false),
+        Some(Ended::Signaled(9))
+    )]
+    #[case::dumped_core(
+        WaitStatus::Signaled(Pid::from_raw(2), Signal::SIGSEGV, true),
+        Some(Ended::Signaled(11))
+    )]
+    #[case::stopped(WaitStatus::Stopped(Pid::from_raw(2), Signal::SIGSTOP), None)]
+    #[case::continued(WaitStatus::Continued(Pid::from_raw(2)), None)]
+    #[case::still_alive(WaitStatus::StillAlive, None)]
+    fn a_wait_status_is_an_end_or_not(#[case] status: WaitStatus, #[case] want: Option<Ended>) {
+        assert_eq!(Ended::of(status), want);
+    }
+
+    #[rstest::rstest]
+    #[case::exited(Ended::Exited(3), 3)]
+    #[case::exited_zero(Ended::Exited(0), 0)]
+    #[case::killed(Ended::Signaled(9), 137)]
+    #[case::terminated(Ended::Signaled(15), 143)]
+    fn an_end_is_an_exit_code_as_a_shell_gives_it(#[case] ended: Ended, #[case] want: i32) {
+        assert_eq!(ended.exit_code(), want);
+    }
 
     #[rstest::rstest]
     #[case::nothing(&[], &[], &[])]

@@ -1,5 +1,13 @@
 //! The typed channel between the supervisor and the sandbox: a SOCK_SEQPACKET socketpair
-//! (close-on-exec, so it never reaches the program), one JSON message per packet.
+//! (close-on-exec, so it never reaches the program), one JSON message per packet, a descriptor
+//! along with one of them (SCM_RIGHTS).
+//!
+//! The order the messages follow: the supervisor sends `Mapped` once the id maps are written
+//! (step 3) and `Go` once the cgroups are joined (the sandbox waits for it before seccomp);
+//! the sandbox sends `RelayEnd` when it has made the program's terminal (step 7), `Failed` if
+//! a step fails, else `Enforced` just before exec, then `ExecFailed` or the reaper's
+//! `ProgramExited`. The messages carry `report.rs`'s types; the program's start
+//! (`exec.rs`), the sandbox's steps and the supervisor use this file, never the other way round.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -7,7 +15,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use serde::{Deserialize, Serialize};
 
 use super::error::StepError;
-use super::report::Enforced;
+use super::report::{Ended, Enforced};
 
 /// Largest message.
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -39,11 +47,8 @@ pub enum ToParent {
     /// The supervisor's end of the program's terminal relay travels with this message
     /// (SCM_RIGHTS): the pseudo-terminal's master, or a pipe's read end.
     RelayEnd,
-    /// The program ended (the reaper reports its raw wait status).
-    ProgramExited {
-        /// Raw wait status.
-        status: i32,
-    },
+    /// The program ended (the reaper reports how).
+    ProgramExited(Ended),
 }
 
 /// Whether a failed read is worth repeating. EINTR, and ECONNRESET: a peer that exits with
@@ -148,6 +153,30 @@ impl Channel {
             .map_err(|_| nix::errno::Errno::EBADMSG)
     }
 
+    /// Has the other end closed?
+    pub fn peer_gone(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut fds = [PollFd::new(self.fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(_) => fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+            Err(_) => false,
+        }
+    }
+
+    /// Is there nothing (more) to read right now?
+    pub fn drained(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut fds = [PollFd::new(self.fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(_) => !fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLIN)),
+            Err(_) => true,
+        }
+    }
+
     /// Receives one message; `Ok(None)` when the other end is closed.
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> nix::Result<Option<T>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
@@ -169,6 +198,21 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reaper's report arrives as it was sent.
+    #[rstest::rstest]
+    #[case::exited(Ended::Exited(3))]
+    #[case::exited_255(Ended::Exited(255))]
+    #[case::killed(Ended::Signaled(9))]
+    #[case::realtime_signal(Ended::Signaled(35))]
+    fn the_program_s_end_crosses_the_channel(#[case] ended: Ended) {
+        let (parent, child) = Channel::pair().unwrap();
+        child.send(&ToParent::ProgramExited(ended)).unwrap();
+        match parent.recv_with_fd::<ToParent>() {
+            Ok(Some((ToParent::ProgramExited(got), None))) => assert_eq!(got, ended),
+            other => panic!("{other:?}"),
+        }
+    }
 
     /// The supervisor's side of a failed setup: the sandbox sends Failed and exits without
     /// reading Go. The kernel's one-time ECONNRESET is read past; the message arrives.

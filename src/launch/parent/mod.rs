@@ -1,0 +1,201 @@
+//! The supervisor: the rest of step 1 (the cgroup), step 2 (clone3) and step 3 (id maps,
+//! cgroup v1 join, Go), then supervision until the sandbox is gone (`events.rs`), how the run
+//! ended (`outcome.rs`), and the cleanup.
+//!
+//! Ordering: the cgroup exists before clone (cgroup v2 places the child with CLONE_INTO_CGROUP);
+//! the supervisor becomes a subreaper and opens its signalfd and timer before clone, so no
+//! sandbox process can outlive the run or end unseen; the id maps are written before the child
+//! may set itself up (`Mapped`), and the cgroup v1 join before the program may start (`Go`).
+//! Once the sandbox is gone, what is left in its cgroup is killed and reaped before the cgroup
+//! is read and removed.
+
+mod events;
+mod outcome;
+
+use std::ffi::OsString;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use self::events::{Sandbox, Sources, Supervisor};
+use super::cgroup::{self, Cgroups, Hierarchies};
+use super::error::{StepError, Syscall};
+use super::notify::NotifyRelay;
+use super::report::{CgroupOutcome, Outcome};
+use super::sync::{Channel, ToChild};
+use super::terminal::Caller;
+use super::{Options, child};
+use crate::plan::Plan;
+use crate::plan::steps::Step;
+
+/// The rest of step 1 (the cgroup), steps 2 and 3, then supervision until the sandbox is gone
+/// and its cgroup removed.
+pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome, StepError> {
+    // What each of the program's stdin, stdout and stderr becomes; a relayed stdin goes raw
+    // here, and back when `caller` is dropped, however the run ends.
+    let caller = Caller::prepare(plan.terminal);
+    let opts = &Options {
+        stdio: caller.plan().clone(),
+        ..opts.clone()
+    };
+    let mut cg_out = CgroupOutcome::default();
+    let cgroups = if plan.limits.any() {
+        let h = Hierarchies::read();
+        let layout = cgroup::detect(&plan.limits, &h);
+        cg_out.dropped = cgroup::check_compat(&plan.limits, &layout)?;
+        Cgroups::create(&plan.limits, &layout, &h)?
+    } else {
+        None
+    };
+    if let Some(cg) = &cgroups {
+        cg_out.placed = cg.placed.iter().map(|(c, v, _)| (*c, *v)).collect();
+    }
+    // No sandbox process may outlive the run: orphans of a sandbox without a pid namespace
+    // become ours, so they can be reaped.
+    nix::sys::prctl::set_child_subreaper(true)
+        .step(Step::Clone, || "prctl(PR_SET_CHILD_SUBREAPER, 1)".into())?;
+    // An abstract NOTIFY_SOCKET is relayed through a socket the child binds in (step 5).
+    let notify = NotifyRelay::for_plan(plan)?;
+    let relayed;
+    let plan = match &notify {
+        Some(n) => {
+            relayed = n.bind_into(plan);
+            &relayed
+        }
+        None => plan,
+    };
+    let result = launch(
+        plan,
+        command,
+        opts,
+        cgroups.as_ref(),
+        &cg_out.dropped,
+        notify.as_ref(),
+    );
+    if let Some(cg) = cgroups {
+        // Whatever is left (a timeout, no pid namespace): kill, reap, read, remove.
+        cg.kill_all();
+        reap_orphans();
+        cg_out.stats = cg.stats();
+        cg_out.leftovers = cg.remove();
+    } else {
+        reap_orphans();
+    }
+    let mut outcome = result?;
+    outcome.cgroup = cg_out;
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
+    if let Ok(u) = usage {
+        let ms =
+            |t: nix::sys::time::TimeVal| (t.tv_sec() as u64) * 1000 + (t.tv_usec() as u64) / 1000;
+        outcome.user_ms = ms(u.user_time());
+        outcome.sys_ms = ms(u.system_time());
+        outcome.max_rss = u64::try_from(u.max_rss()).unwrap_or(0) * 1024;
+    }
+    Ok(outcome)
+}
+
+/// Reaps every child left (orphans of the sandbox reparented to us).
+fn reap_orphans() {
+    while let Ok(status) = waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// Steps 2 and 3, then supervision until the sandbox is gone.
+fn launch(
+    plan: &Plan,
+    command: &[OsString],
+    opts: &Options,
+    cgroups: Option<&Cgroups>,
+    cgroup_dropped: &[String],
+    notify: Option<&NotifyRelay>,
+) -> Result<Outcome, StepError> {
+    opts.enter(Step::Clone);
+    let sources = Sources::open(plan.timeout, plan.timeout_grace)?;
+    let (chan, child_chan) = Channel::pair().step(Step::Clone, || {
+        "socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)".into()
+    })?;
+    let flags = plan.clone_flags();
+    let start = Instant::now();
+    let pid = match crate::sys::clone3(flags, cgroups.and_then(|c| c.clone_target())) {
+        Ok(None) => {
+            drop(chan);
+            drop(sources);
+            child::main(plan, command, child_chan, opts)
+        }
+        Ok(Some(pid)) => pid,
+        Err(e) => {
+            let names: Vec<&str> = plan.namespaces.iter().map(|n| n.name()).collect();
+            let mut err = StepError::sys(
+                Step::Clone,
+                format!("clone3(CLONE_NEW{{{}}})", names.join(",").to_uppercase()),
+                e,
+            );
+            if e == Errno::EPERM || e == Errno::ENOSPC {
+                err = err.hint("unprivileged user namespaces may be disabled (kernel.unprivileged_userns_clone, user.max_user_namespaces, or an AppArmor restriction)");
+            }
+            return Err(err.key(&crate::policy::KeyPath::root().key("namespaces")));
+        }
+    };
+    drop(child_chan);
+    opts.enter(Step::IdMaps);
+    // Joining a cgroup v1 hierarchy waits for an RCU grace period (milliseconds): the child
+    // builds its root meanwhile and waits for Go only before it installs seccomp.
+    let ready = write_maps(plan, pid)
+        .and_then(|()| {
+            chan.send(&ToChild::Mapped)
+                .step(Step::IdMaps, || "write(channel, mapped)".into())
+        })
+        .and_then(|()| cgroups.map_or(Ok(()), |c| c.join(pid)));
+    if let Err(e) = ready {
+        // The child dies with us; make sure it is gone before reporting.
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Err(e);
+    }
+    // A child that failed its setup meanwhile has reported why and exited: the event loop
+    // reads that, so a closed channel here is not the error to report.
+    if let Err(e) = chan.send(&ToChild::Go) {
+        if e != Errno::EPIPE && e != Errno::ECONNRESET {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(StepError::sys(Step::IdMaps, "write(channel, go)", e));
+        }
+    }
+    // What a best-effort policy runs without is said when the sandbox reports what it
+    // enforced, just before the program starts (unless -q).
+    let announce = (!opts.quiet).then(|| cgroup_dropped.to_vec());
+    let sandbox = Sandbox { pid, chan, start };
+    let seen = Supervisor::new(sandbox, sources, &opts.stdio, notify, announce).run()?;
+    Ok(outcome::decide(seen))
+}
+
+/// Step 3: the child's uid and gid maps (and `setgroups deny`), written from outside.
+fn write_maps(plan: &Plan, pid: Pid) -> Result<(), StepError> {
+    let Some(ns) = &plan.userns else {
+        return Ok(());
+    };
+    let step = Step::IdMaps;
+    let write = |file: &str, text: &str| {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, text).map_err(|e| {
+            StepError::sys(
+                step,
+                format!("write({path:?}, {:?})", text.trim_end()),
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+            .key(&crate::policy::KeyPath::root().key("identity"))
+        })
+    };
+    if ns.deny_setgroups {
+        write("setgroups", "deny")?;
+    }
+    write("uid_map", &ns.uid_map)?;
+    write("gid_map", &ns.gid_map)?;
+    Ok(())
+}
