@@ -18,7 +18,14 @@ use crate::plan::steps::Step;
 
 /// Runs the sandbox's steps; never returns.
 pub fn main(plan: &Plan, command: &[OsString], chan: Channel, opts: &Options) -> ! {
-    let Err(err) = run(plan, command, &chan, opts);
+    // A panic must not unwind into the launcher's frames below this one: this process is a
+    // copy of the launcher, and from step 11 on the descriptors those frames own are closed.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run(plan, command, &chan, opts)
+    }));
+    let Ok(Err(err)) = result else {
+        crate::sys::exit_now(crate::error::exit::LAUNCH)
+    };
     // If the supervisor is gone there is nobody to tell; the exit status still says 125.
     let _ = chan.send(&ToParent::Failed(err));
     crate::sys::exit_now(crate::error::exit::LAUNCH)
@@ -238,13 +245,19 @@ impl<'a> Child<'a, NoNewPrivs> {
 }
 
 impl<'a> Child<'a, Landlocked> {
+    #[allow(unsafe_code)]
     fn close_fds(self) -> Result<Child<'a, Closed>, StepError> {
         self.enter(Step::CloseFds);
         let mut keep = vec![raw(self.chan.fd())];
         keep.extend(self.tty.end().map(raw));
         // Socket activation's descriptors start at 3.
         keep.extend(3..3 + self.plan.systemd.listen_fds);
-        lockdown::close_fds(&keep)?;
+        // SAFETY: from here this process uses only stdio, the channel, the program's terminal
+        // end and socket activation's descriptors, all in `keep` (the plan, options and
+        // states own none; step 6 dropped the root's). Every other descriptor belongs to the
+        // launcher's frames below `main`, which never returns to them (it ends in execve or
+        // _exit; a panic stops in `main` too), or to no object at all.
+        unsafe { lockdown::close_fds(&keep) }?;
         Ok(self.then(|Landlocked(notes, report)| Closed(notes, report)))
     }
 }

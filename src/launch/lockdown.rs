@@ -25,7 +25,14 @@ pub fn no_new_privs() -> Result<(), StepError> {
 
 /// Step 11: closes every descriptor above stderr except `keep` (the channel, the program's
 /// terminal, descriptors passed on purpose such as socket activation's).
-pub fn close_fds(keep: &[u32]) -> Result<(), StepError> {
+///
+/// # Safety
+///
+/// `keep` must hold every descriptor above stderr that an object still in use owns: any other
+/// is closed, and an object that later used or dropped it would act on a closed number, or on
+/// whatever the number is reused for.
+#[allow(unsafe_code)]
+pub unsafe fn close_fds(keep: &[u32]) -> Result<(), StepError> {
     let step = Step::CloseFds;
     let mut keep: Vec<u32> = keep.iter().copied().filter(|f| *f > 2).collect();
     keep.sort_unstable();
@@ -33,12 +40,15 @@ pub fn close_fds(keep: &[u32]) -> Result<(), StepError> {
     let mut first = 3u32;
     for k in keep {
         if k > first {
-            crate::sys::close_range(first, k - 1, false)
+            // SAFETY: no descriptor outside `keep` is owned by an object in use (this
+            // function's contract).
+            unsafe { crate::sys::close_range(first, k - 1, false) }
                 .step(step, || format!("close_range({first}, {}, 0)", k - 1))?;
         }
         first = k + 1;
     }
-    crate::sys::close_range(first, u32::MAX, false)
+    // SAFETY: as above.
+    unsafe { crate::sys::close_range(first, u32::MAX, false) }
         .step(step, || format!("close_range({first}, ~0U, 0)"))?;
     Ok(())
 }
