@@ -2,7 +2,10 @@
 //!
 //! Each step consumes the previous state and returns the next, so the irreversible steps can't
 //! be reordered or skipped without the compiler noticing. `plan::steps::ORDER` describes the
-//! same sequence for `explain`; a test runs a traced launch and compares the two.
+//! same sequence for `explain`; a test runs a traced launch and compares the two, and the unit
+//! tests below run every shipped policy's steps against a recording kernel (`sys::fake`).
+//!
+//! Every call to the kernel goes through [`Kernel`]: [`main`] runs the steps on the real one.
 
 use std::convert::Infallible;
 use std::ffi::OsString;
@@ -15,13 +18,14 @@ use super::sync::{Channel, ToChild, ToParent};
 use super::{Options, caps, environment, exec, landlock, lockdown, terminal};
 use crate::plan::Plan;
 use crate::plan::steps::Step;
+use crate::sys::{Kernel, Linux};
 
 /// Runs the sandbox's steps; never returns.
 pub fn main(plan: &Plan, command: &[OsString], chan: Channel, opts: &Options) -> ! {
     // A panic must not unwind into the launcher's frames below this one: this process is a
     // copy of the launcher, and from step 11 on the descriptors those frames own are closed.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run(plan, command, &chan, opts)
+        run(&Linux, plan, command, &chan, opts)
     }));
     let Ok(Err(err)) = result else {
         crate::sys::exit_now(crate::error::exit::LAUNCH)
@@ -32,7 +36,7 @@ pub fn main(plan: &Plan, command: &[OsString], chan: Channel, opts: &Options) ->
 }
 
 /// Blocks until the supervisor sends `want`; exits quietly if the supervisor is gone.
-fn wait_for(chan: &Channel, want: &ToChild, step: Step) -> Result<(), StepError> {
+fn wait_for(k: &dyn Kernel, chan: &Channel, want: &ToChild, step: Step) -> Result<(), StepError> {
     match chan.recv::<ToChild>() {
         Ok(Some(got)) if &got == want => Ok(()),
         Ok(Some(got)) => Err(StepError::sys(
@@ -41,7 +45,7 @@ fn wait_for(chan: &Channel, want: &ToChild, step: Step) -> Result<(), StepError>
             nix::errno::Errno::EPROTO,
         )),
         // The supervisor died: there is nothing to do.
-        Ok(None) => crate::sys::exit_now(crate::error::exit::LAUNCH),
+        Ok(None) => k.exit(crate::error::exit::LAUNCH),
         Err(e) => Err(StepError::sys(step, "read(channel)", e)),
     }
 }
@@ -52,12 +56,13 @@ fn raw(fd: BorrowedFd<'_>) -> u32 {
 
 /// THE order. The "why" of each position is in `plan::steps::ORDER`.
 fn run(
+    k: &dyn Kernel,
     plan: &Plan,
     command: &[OsString],
     chan: &Channel,
     opts: &Options,
 ) -> Result<Infallible, StepError> {
-    let c = Child::start(plan, chan, opts)?; //          3: the parent wrote our id maps
+    let c = Child::start(k, plan, chan, opts)?; //       3: the parent wrote our id maps
     let c = c.build_root()?; //                          4: private propagation, overlay root
     let c = c.mount_all()?; //                           5: the policy's mounts, in order
     let c = c.pivot_root()?; //                          6: no path back to the host tree
@@ -72,6 +77,7 @@ fn run(
 
 /// A state of the sandbox's first process.
 pub struct Child<'a, S> {
+    k: &'a dyn Kernel,
     plan: &'a Plan,
     chan: &'a Channel,
     opts: &'a Options,
@@ -105,6 +111,7 @@ impl<'a, S> Child<'a, S> {
     /// The next state, made from this one.
     fn then<T>(self, f: impl FnOnce(S) -> T) -> Child<'a, T> {
         Child {
+            k: self.k,
             plan: self.plan,
             chan: self.chan,
             opts: self.opts,
@@ -114,6 +121,7 @@ impl<'a, S> Child<'a, S> {
     }
 
     fn enter(&self, step: Step) {
+        self.k.begin(step.name());
         self.opts.enter(step);
     }
 }
@@ -121,31 +129,37 @@ impl<'a, S> Child<'a, S> {
 impl<'a> Child<'a, Mapped> {
     /// Waits until the supervisor has written the id maps. Dies with the supervisor from here
     /// on.
-    fn start(plan: &'a Plan, chan: &'a Channel, opts: &'a Options) -> Result<Self, StepError> {
-        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+    fn start(
+        k: &'a dyn Kernel,
+        plan: &'a Plan,
+        chan: &'a Channel,
+        opts: &'a Options,
+    ) -> Result<Self, StepError> {
+        k.set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .step(Step::Clone, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
         // This process is a copy of the launcher and becomes PID 1: every process of the
         // sandbox could read the launcher's command line (policy path, bind sources,
         // --setenv values) in /proc/1/cmdline. Forget it and the caller's environment now,
         // while the host's /proc still shows this process as /proc/self.
         if !opts.keep_launcher_args {
-            crate::sys::forget_launcher_args(b"kekkai").step(Step::Clone, || {
+            k.forget_launcher_args(b"kekkai").step(Step::Clone, || {
                 "overwrite the launcher's argv and environ (/proc/self/stat arg_start..env_end)"
                     .into()
             })?;
         }
-        wait_for(chan, &ToChild::Mapped, Step::IdMaps)?;
+        wait_for(k, chan, &ToChild::Mapped, Step::IdMaps)?;
         if let Some(ns) = &plan.userns {
             if ns.setup_as_root {
                 let root = nix::unistd::Uid::from_raw(0);
                 let rootg = nix::unistd::Gid::from_raw(0);
-                nix::unistd::setresgid(rootg, rootg, rootg)
+                k.setresgid(rootg, rootg, rootg)
                     .step(Step::IdMaps, || "setresgid(0, 0, 0)".into())?;
-                nix::unistd::setresuid(root, root, root)
+                k.setresuid(root, root, root)
                     .step(Step::IdMaps, || "setresuid(0, 0, 0)".into())?;
             }
         }
         Ok(Child {
+            k,
             plan,
             chan,
             opts,
@@ -156,7 +170,7 @@ impl<'a> Child<'a, Mapped> {
 
     fn build_root(self) -> Result<Child<'a, RootBuilt>, StepError> {
         self.enter(Step::Rootfs);
-        let staged = rootfs::build_root(self.plan)?;
+        let staged = rootfs::build_root(self.k, self.plan)?;
         Ok(self.then(|_| RootBuilt(staged)))
     }
 }
@@ -165,7 +179,7 @@ impl<'a> Child<'a, RootBuilt> {
     fn mount_all(self) -> Result<Child<'a, Mounted>, StepError> {
         self.enter(Step::Mounts);
         let mut this = self;
-        rootfs::mount_all(this.plan, &mut this.state.0)?;
+        rootfs::mount_all(this.k, this.plan, &mut this.state.0)?;
         Ok(this.then(|RootBuilt(staged)| Mounted(staged)))
     }
 }
@@ -174,14 +188,16 @@ impl<'a> Child<'a, Mounted> {
     fn pivot_root(self) -> Result<Child<'a, Pivoted>, StepError> {
         self.enter(Step::PivotRoot);
         let Child {
+            k,
             plan,
             chan,
             opts,
             tty,
             state,
         } = self;
-        rootfs::pivot(state.0)?;
+        rootfs::pivot(k, state.0)?;
         Ok(Child {
+            k,
             plan,
             chan,
             opts,
@@ -194,7 +210,7 @@ impl<'a> Child<'a, Mounted> {
 impl<'a> Child<'a, Pivoted> {
     fn environment(self) -> Result<Child<'a, Configured>, StepError> {
         self.enter(Step::Environment);
-        let notes = environment::apply(self.plan)?;
+        let notes = environment::apply(self.k, self.plan)?;
         let mut this = self;
         // The program's terminal lives in the sandbox's own devpts (or is a pipe); the
         // supervisor gets the other end and relays.
@@ -211,18 +227,20 @@ impl<'a> Child<'a, Pivoted> {
 impl<'a> Child<'a, Configured> {
     fn drop_privileges(self) -> Result<Child<'a, Unprivileged>, StepError> {
         self.enter(Step::DropPrivileges);
-        caps::drop_privileges(self.plan)?;
+        caps::drop_privileges(self.k, self.plan)?;
         // Changing ids cleared the parent-death signal: set it again, then make sure the
         // supervisor did not die in between (its end of the channel would be closed).
-        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        self.k
+            .set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .step(Step::DropPrivileges, || {
                 "prctl(PR_SET_PDEATHSIG, SIGKILL)".into()
             })?;
         if super::peer_gone(self.chan) {
-            crate::sys::exit_now(crate::error::exit::LAUNCH);
+            self.k.exit(crate::error::exit::LAUNCH);
         }
         // Nobody inside may read this process's memory or environment through /proc.
-        nix::sys::prctl::set_dumpable(false)
+        self.k
+            .set_dumpable(false)
             .step(Step::DropPrivileges, || "prctl(PR_SET_DUMPABLE, 0)".into())?;
         Ok(self.then(|Configured(notes)| Unprivileged(notes)))
     }
@@ -231,7 +249,7 @@ impl<'a> Child<'a, Configured> {
 impl<'a> Child<'a, Unprivileged> {
     fn no_new_privs(self) -> Result<Child<'a, NoNewPrivs>, StepError> {
         self.enter(Step::NoNewPrivs);
-        lockdown::no_new_privs()?;
+        lockdown::no_new_privs(self.k)?;
         Ok(self.then(|Unprivileged(notes)| NoNewPrivs(notes)))
     }
 }
@@ -239,7 +257,7 @@ impl<'a> Child<'a, Unprivileged> {
 impl<'a> Child<'a, NoNewPrivs> {
     fn landlock(self) -> Result<Child<'a, Landlocked>, StepError> {
         self.enter(Step::Landlock);
-        let report = landlock::restrict(&self.plan.landlock)?;
+        let report = landlock::restrict(self.k, &self.plan.landlock)?;
         Ok(self.then(|NoNewPrivs(notes)| Landlocked(notes, report)))
     }
 }
@@ -257,7 +275,7 @@ impl<'a> Child<'a, Landlocked> {
         // states own none; step 6 dropped the root's). Every other descriptor belongs to the
         // launcher's frames below `main`, which never returns to them (it ends in execve or
         // _exit; a panic stops in `main` too), or to no object at all.
-        unsafe { lockdown::close_fds(&keep) }?;
+        unsafe { lockdown::close_fds(self.k, &keep) }?;
         Ok(self.then(|Landlocked(notes, report)| Closed(notes, report)))
     }
 }
@@ -267,8 +285,8 @@ impl<'a> Child<'a, Closed> {
         self.enter(Step::Seccomp);
         // The program must start inside its cgroups: the supervisor says Go once it has joined
         // us to the v1 hierarchies (it did that while we built the root).
-        wait_for(self.chan, &ToChild::Go, Step::Seccomp)?;
-        let installed = lockdown::seccomp(&self.plan.seccomp)?;
+        wait_for(self.k, self.chan, &ToChild::Go, Step::Seccomp)?;
+        let installed = lockdown::seccomp(self.k, &self.plan.seccomp)?;
         let chan = self.chan;
         let locked = self.then(|Closed(notes, landlock)| Enforced {
             landlock,
@@ -285,6 +303,6 @@ impl<'a> Child<'a, Closed> {
 impl Child<'_, Locked> {
     fn exec(self, command: &[OsString]) -> StepError {
         self.enter(Step::Exec);
-        exec::spawn(self.plan, command, self.chan, self.tty)
+        exec::spawn(self.k, self.plan, command, self.chan, self.tty)
     }
 }

@@ -11,6 +11,13 @@
 
 #![allow(unsafe_code)]
 
+#[cfg(test)]
+pub mod fake;
+pub mod kernel;
+pub mod landlock;
+
+pub use kernel::{Kernel, Linux};
+
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
