@@ -306,3 +306,395 @@ impl Child<'_, Locked> {
         exec::spawn(self.k, self.plan, command, self.chan, self.tty)
     }
 }
+
+/// The whole order against a recording kernel: every shipped policy, compiled for a root and
+/// an unprivileged caller, runs its steps on [`crate::sys::fake::Fake`], which records every
+/// call and can fail any one of them. No system call reaches the kernel (the fake's
+/// descriptors are copies of one `/dev/null`), so these run anywhere, without root.
+///
+/// The program runs as PID 1 here (`as_pid_1`): the reaper forks and forwards signals, which
+/// is the supervisor's business and has its own tests; step 13 is then the program's execve.
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+    use nix::errno::Errno;
+    use nix::mount::MsFlags;
+    use rstest::rstest;
+
+    use super::*;
+    use crate::caller::Caller;
+    use crate::plan::MountKind;
+    use crate::plan::steps::{ORDER, Side};
+    use crate::policy::PolicySource;
+    use crate::sys::fake::{Call, Ended, Fake};
+    use crate::sys::kernel::Stat;
+
+    const SHIPPED: [&str; 4] = ["default", "untrusted", "build", "service"];
+
+    /// `name` compiled for a root or an unprivileged caller. `build` runs as the owner of the
+    /// working directory and refuses a root-owned one: compile it in a fresh directory that
+    /// belongs to nobody when the test runs as root (removed once compiled).
+    fn plan_of(name: &'static str, root: bool) -> Plan {
+        let mut caller = Caller {
+            pwd: "/usr".into(),
+            ..Caller::for_tests()
+        };
+        if root {
+            caller = caller.as_root();
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "kekkai-child-{name}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        if name == "build" && root {
+            std::fs::create_dir_all(&dir).unwrap();
+            if nix::unistd::geteuid().is_root() {
+                let nobody = Some(nix::unistd::Uid::from_raw(65534));
+                nix::unistd::chown(&dir, nobody, None).unwrap();
+            }
+            caller.pwd = dir.clone();
+        }
+        let loaded = crate::policy::load(&PolicySource::Shipped(name), &caller).unwrap();
+        let plan = crate::plan::compile(&loaded, &caller);
+        let _ = std::fs::remove_dir(&dir);
+        let mut plan = plan.unwrap();
+        plan.as_pid_1 = true;
+        plan
+    }
+
+    /// A fake kernel whose `fstat` answers for the plan's bind sources what the plan saw.
+    fn fake_for(plan: &Plan) -> Fake {
+        let mut fake = Fake::new().unwrap();
+        for m in &plan.mounts {
+            if let MountKind::Bind {
+                source,
+                dev_ino,
+                dir,
+                ..
+            } = &m.kind
+            {
+                let (dev, ino) = *dev_ino;
+                fake = fake.with_stat(
+                    source,
+                    Stat {
+                        dev,
+                        ino,
+                        dir: *dir,
+                    },
+                );
+            }
+        }
+        fake
+    }
+
+    /// How a recorded run ended.
+    #[derive(Debug)]
+    enum End {
+        /// A step failed.
+        Failed(StepError),
+        /// execve succeeded, or the process exited.
+        Ended(Ended),
+    }
+
+    /// Runs the steps on `fake` with the supervisor's messages already sent; returns how they
+    /// ended and what the sandbox told the supervisor.
+    fn run_on(fake: &Fake, plan: &Plan) -> (End, Vec<ToParent>) {
+        let (parent, child) = Channel::pair().unwrap();
+        parent.send(&ToChild::Mapped).unwrap();
+        parent.send(&ToChild::Go).unwrap();
+        let command = [OsString::from("/bin/sh")];
+        let opts = Options::default();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            run(fake, plan, &command, &child, &opts)
+        }));
+        let end = match result {
+            Ok(Err(e)) => End::Failed(e),
+            Ok(Ok(never)) => match never {},
+            Err(payload) => match payload.downcast::<Ended>() {
+                Ok(ended) => End::Ended(*ended),
+                Err(other) => resume_unwind(other),
+            },
+        };
+        drop(child);
+        let mut sent = Vec::new();
+        while let Ok(Some(m)) = parent.recv::<ToParent>() {
+            sent.push(m);
+        }
+        (end, sent)
+    }
+
+    /// Each recorded call with the step it was made in ("" before the first step mark: the
+    /// child's part of steps 2 and 3).
+    fn by_step(log: &[Call]) -> Vec<(&'static str, Call)> {
+        let mut step = "";
+        let mut out = Vec::new();
+        for c in log {
+            match c {
+                Call::Begin(s) => step = s,
+                c => out.push((step, c.clone())),
+            }
+        }
+        out
+    }
+
+    /// The steps a call may be made in.
+    fn allowed(call: &Call) -> &'static [&'static str] {
+        match call {
+            Call::SetPdeathsig(_) => &["", "drop-privileges"],
+            Call::ForgetLauncherArgs => &[""],
+            Call::Setresgid(_) | Call::Setresuid(_) => &["", "drop-privileges"],
+            Call::Mount { .. }
+            | Call::Open(..)
+            | Call::Openat2(..)
+            | Call::OpenTreeClone(..)
+            | Call::MoveMount(..)
+            | Call::Mkdirat(..)
+            | Call::CreateFile(..)
+            | Call::Symlinkat(..)
+            | Call::Fstat(..)
+            | Call::Dup(..) => &["rootfs", "mounts"],
+            Call::MountSetattr(..) => &["rootfs", "mounts", "pivot-root"],
+            Call::Fchdir(_) | Call::PivotRoot(..) | Call::Umount2(..) => &["pivot-root"],
+            Call::Chdir(p) if p.as_os_str() == "/" => &["pivot-root", "environment"],
+            Call::Sethostname(_)
+            | Call::LoopbackUp
+            | Call::Setrlimit(..)
+            | Call::Getrlimit(_)
+            | Call::Chdir(_) => &["environment"],
+            Call::CapbsetRead(_)
+            | Call::CapbsetDrop(_)
+            | Call::SetKeepcaps(_)
+            | Call::Setgroups(_)
+            | Call::Capset(..)
+            | Call::CapClear(_)
+            | Call::CapRaise(..)
+            | Call::Capget(_)
+            | Call::SetDumpable(_) => &["drop-privileges"],
+            Call::SetNoNewPrivs | Call::GetNoNewPrivs => &["no-new-privs"],
+            Call::LandlockAbi | Call::LandlockRestrict(_) => &["landlock"],
+            Call::CloseRange(..) => &["close-fds"],
+            Call::SeccompInstall(_) => &["seccomp"],
+            Call::Execve(..) => &["exec"],
+            Call::Begin(_) | Call::Exit(_) => &[],
+        }
+    }
+
+    /// Where the first call `which` accepts is, in `calls`.
+    fn first(calls: &[(&str, Call)], which: impl Fn(&Call) -> bool) -> Option<usize> {
+        calls.iter().position(|(_, c)| which(c))
+    }
+
+    fn last(calls: &[(&str, Call)], which: impl Fn(&Call) -> bool) -> Option<usize> {
+        calls.iter().rposition(|(_, c)| which(c))
+    }
+
+    /// The child's steps, in `plan::steps::ORDER`'s order, and every kernel call in the step
+    /// that needs it: propagation private before any other mount, pivot_root before the host
+    /// name, the bounding set before the ids, then no_new_privs, Landlock, close_range,
+    /// seccomp and execve, in that order, execve last.
+    #[rstest]
+    fn the_calls_follow_the_documented_order(
+        #[values("default", "untrusted", "build", "service")] name: &'static str,
+        #[values(false, true)] root: bool,
+    ) {
+        let plan = plan_of(name, root);
+        let fake = fake_for(&plan);
+        let (end, sent) = run_on(&fake, &plan);
+        assert!(
+            matches!(&end, End::Ended(Ended::Exec(p)) if p.as_bytes() == b"/bin/sh"),
+            "{end:?}"
+        );
+        let log = fake.log();
+        let steps: Vec<&str> = log
+            .iter()
+            .filter_map(|c| match c {
+                Call::Begin(s) => Some(*s),
+                _ => None,
+            })
+            .collect();
+        let documented: Vec<&str> = ORDER
+            .iter()
+            .filter(|i| i.side == Side::Child)
+            .map(|i| i.step.name())
+            .collect();
+        assert_eq!(steps, documented);
+
+        let calls = by_step(&log);
+        for (step, call) in &calls {
+            assert!(
+                allowed(call).contains(step),
+                "{call:?} in step {step:?}, expected in {:?}",
+                allowed(call)
+            );
+        }
+        let is_mount = |c: &Call| {
+            matches!(
+                c,
+                Call::Mount { .. } | Call::MoveMount(..) | Call::OpenTreeClone(..)
+            )
+        };
+        let private = first(&calls, is_mount).unwrap();
+        assert_eq!(
+            calls[private].1,
+            Call::Mount {
+                source: None,
+                target: "/".into(),
+                fstype: None,
+                flags: MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                data: None,
+            }
+        );
+        let pivot = first(&calls, |c| matches!(c, Call::PivotRoot(..))).unwrap();
+        assert!(last(&calls, is_mount).unwrap() < pivot);
+        let host_name = first(&calls, |c| matches!(c, Call::Sethostname(_)));
+        assert_eq!(host_name.is_some(), plan.hostname.is_some());
+        assert!(host_name.is_none_or(|h| pivot < h));
+        let cwd = first(&calls, |c| c == &Call::Chdir(plan.cwd.clone())).unwrap();
+        assert!(pivot < cwd);
+        let drops = last(&calls, |c| matches!(c, Call::CapbsetDrop(_))).unwrap();
+        let gid = last(&calls, |c| c == &Call::Setresgid(plan.identity.gid)).unwrap();
+        let uid = last(&calls, |c| c == &Call::Setresuid(plan.identity.uid)).unwrap();
+        assert!(drops < gid && gid < uid, "bounding set, gid, uid");
+        let nnp = first(&calls, |c| c == &Call::SetNoNewPrivs).unwrap();
+        let landlock = first(&calls, |c| matches!(c, Call::LandlockRestrict(_))).unwrap();
+        let close = first(&calls, |c| matches!(c, Call::CloseRange(..))).unwrap();
+        let seccomp = first(&calls, |c| matches!(c, Call::SeccompInstall(_))).unwrap();
+        let exec = first(&calls, |c| matches!(c, Call::Execve(..))).unwrap();
+        assert!(uid < nnp && nnp < landlock && landlock < close);
+        assert!(close < seccomp && seccomp < exec);
+        assert_eq!(exec, calls.len() - 1, "execve is the last call");
+        let filters: Vec<Call> = plan
+            .seccomp
+            .filters
+            .iter()
+            .map(|f| Call::SeccompInstall(f.program.len()))
+            .collect();
+        let installed: Vec<Call> = calls
+            .iter()
+            .filter(|(_, c)| matches!(c, Call::SeccompInstall(_)))
+            .map(|(_, c)| c.clone())
+            .collect();
+        assert_eq!(installed, filters);
+        // What the supervisor heard: what was enforced, after all of it.
+        let [ToParent::Enforced(enforced)] = sent.as_slice() else {
+            panic!("{sent:?}");
+        };
+        assert!(enforced.no_new_privs);
+        assert_eq!(enforced.seccomp.len(), plan.seccomp.filters.len());
+    }
+
+    /// The first call of each step fails: the launch stops there, and the error names that
+    /// step and the errno. (Landlock's ABI query is skipped: an unanswered query means "no
+    /// Landlock", which a best-effort policy runs without. execve's failure is the program's:
+    /// it is reported as such, with exit status 126.)
+    #[rstest]
+    fn a_failing_call_stops_the_launch_at_its_step(
+        #[values("default", "untrusted", "build", "service")] name: &'static str,
+        #[values(false, true)] root: bool,
+    ) {
+        let plan = plan_of(name, root);
+        let recording = fake_for(&plan);
+        let _ = run_on(&recording, &plan);
+        let calls = by_step(&recording.log());
+        let mut tried = Vec::new();
+        for (n, (step, call)) in calls.iter().enumerate() {
+            let first_of_step = n == 0 || calls[n - 1].0 != *step;
+            if !first_of_step && tried.last() == Some(step) {
+                continue;
+            }
+            if matches!(call, Call::LandlockAbi) {
+                continue;
+            }
+            tried.push(*step);
+            let fake = fake_for(&plan).fail_at(n, Errno::EIO);
+            let (end, sent) = run_on(&fake, &plan);
+            let want = match *step {
+                "" => Step::Clone,
+                s => Step::all().find(|x| x.name() == s).unwrap(),
+            };
+            if want == Step::Exec {
+                assert!(matches!(end, End::Ended(Ended::Exit(126))), "{end:?}");
+                assert!(
+                    sent.contains(&ToParent::ExecFailed {
+                        program: "/bin/sh".into(),
+                        errno: Errno::EIO as i32,
+                    }),
+                    "{sent:?}"
+                );
+                continue;
+            }
+            let End::Failed(e) = end else {
+                panic!("{call:?} failed, but the launch went on: {end:?}");
+            };
+            assert_eq!(e.step, want, "{call:?}: {e}");
+            if want != Step::Landlock {
+                assert_eq!(e.errno, Some(Errno::EIO as i32), "{call:?}: {e}");
+            }
+            // Nothing after the failed call was made.
+            assert_eq!(fake.calls().len(), n + 1, "{call:?}");
+        }
+        let mut want: Vec<&str> = vec![""];
+        want.extend(
+            ORDER
+                .iter()
+                .filter(|i| i.side == Side::Child)
+                .map(|i| i.step.name()),
+        );
+        assert_eq!(tried, want);
+    }
+
+    /// A failing call that the policy asked for names the policy key (or, for a mount, where
+    /// the policy asked for it).
+    #[rstest]
+    #[case::host_name("default", false, |c: &Call| matches!(c, Call::Sethostname(_)), Step::Environment, |_: &Plan| Some("hostname".into()))]
+    #[case::loopback("default", true, |c: &Call| c == &Call::LoopbackUp, Step::Environment, |_: &Plan| Some("network".into()))]
+    #[case::rlimit("untrusted", false, |c: &Call| matches!(c, Call::Setrlimit(..)), Step::Environment, |_: &Plan| Some("rlimits.nofile".into()))]
+    #[case::cwd("build", true, |c: &Call| matches!(c, Call::Chdir(p) if p.as_os_str() != "/"), Step::Environment, |_: &Plan| Some("cwd".into()))]
+    #[case::overlay("default", false, |c: &Call| matches!(c, Call::Mount { fstype: Some(t), .. } if t == "overlay"), Step::Rootfs, |_: &Plan| Some("rootfs.lower".into()))]
+    #[case::layer("service", true, |c: &Call| matches!(c, Call::Openat2(d, ..) if d == "."), Step::Rootfs, |_: &Plan| Some("rootfs.lower".into()))]
+    #[case::proc("default", true, |c: &Call| matches!(c, Call::Mount { fstype: Some(t), .. } if t == "proc"), Step::Mounts, proc_origin)]
+    #[case::gid("service", true, |c: &Call| matches!(c, Call::Setresgid(g) if *g != 0), Step::DropPrivileges, |_: &Plan| Some("identity.gid".into()))]
+    #[case::uid("default", false, |c: &Call| matches!(c, Call::Setresuid(u) if *u != 0), Step::DropPrivileges, |_: &Plan| Some("identity.uid".into()))]
+    #[case::kept_caps("service", true, |c: &Call| matches!(c, Call::Capset("effective", _)), Step::DropPrivileges, |_: &Plan| Some("capabilities.keep".into()))]
+    #[case::bounding_set("default", true, |c: &Call| matches!(c, Call::CapbsetDrop(_)), Step::DropPrivileges, |_: &Plan| None)]
+    #[case::no_new_privs("default", false, |c: &Call| c == &Call::SetNoNewPrivs, Step::NoNewPrivs, |_: &Plan| None)]
+    #[case::landlock("service", true, |c: &Call| matches!(c, Call::LandlockRestrict(_)), Step::Landlock, |_: &Plan| None)]
+    #[case::close_fds("untrusted", true, |c: &Call| matches!(c, Call::CloseRange(..)), Step::CloseFds, |_: &Plan| None)]
+    #[case::seccomp("build", false, |c: &Call| matches!(c, Call::SeccompInstall(_)), Step::Seccomp, |_: &Plan| None)]
+    fn a_failing_call_names_the_policy_key(
+        #[case] name: &'static str,
+        #[case] root: bool,
+        #[case] which: fn(&Call) -> bool,
+        #[case] step: Step,
+        #[case] key: fn(&Plan) -> Option<String>,
+    ) {
+        let plan = plan_of(name, root);
+        let fake = fake_for(&plan).fail_first(which, Errno::EPERM);
+        let (end, _) = run_on(&fake, &plan);
+        let End::Failed(e) = end else {
+            panic!("no failure: {end:?}");
+        };
+        assert_eq!(e.step, step, "{e}");
+        assert_eq!(e.key, key(&plan), "{e}");
+    }
+
+    /// Where the policy asked for /proc.
+    fn proc_origin(plan: &Plan) -> Option<String> {
+        plan.mounts
+            .iter()
+            .find(|m| matches!(m.kind, MountKind::Proc))
+            .map(|m| m.origin.clone())
+    }
+
+    /// The shipped policies this file tests are all there are.
+    #[test]
+    fn every_shipped_policy_is_run() {
+        let mut names: Vec<&str> = crate::policy::shipped::names().collect();
+        names.sort_unstable();
+        let mut tested = SHIPPED.to_vec();
+        tested.sort_unstable();
+        assert_eq!(names, tested);
+    }
+}
