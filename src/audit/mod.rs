@@ -1024,7 +1024,7 @@ fn landlock_targets(
 pub struct Fixtures {
     _tcp: Option<std::net::TcpListener>,
     _abstract: Option<std::os::unix::net::UnixListener>,
-    shm_id: Option<i64>,
+    shm_id: Option<i32>,
     secret_dir: Option<PathBuf>,
 }
 
@@ -1067,11 +1067,7 @@ impl Drop for Fixtures {
             let _ = std::fs::remove_dir_all(dir);
         }
         if let Some(id) = self.shm_id {
-            // IPC_RMID.
-            let _ = crate::sys::raw_syscall(
-                crate::plan::names::syscall_number("shmctl").unwrap_or(-1),
-                [id as u64, 0, 0, 0, 0, 0],
-            );
+            let _ = crate::sys::shm_remove(id);
         }
     }
 }
@@ -1094,10 +1090,8 @@ pub fn fixtures(ctx: &mut Ctx) -> Fixtures {
         ctx.abstract_name = Some(name);
     }
     let key = (random_u64() & 0x3fff_ffff) as i32 | 1;
-    let shmget = crate::plan::names::syscall_number("shmget").unwrap_or(-1);
-    // shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0600)
-    let shm_id =
-        crate::sys::raw_syscall(shmget, [key as u64, 4096, 0o1000 | 0o2000 | 0o600, 0, 0, 0]).ok();
+    // IPC_CREAT | IPC_EXCL | 0600
+    let shm_id = crate::sys::shmget(key, 4096, 0o1000 | 0o2000 | 0o600).ok();
     if shm_id.is_some() {
         ctx.shm_key = Some(key);
     }

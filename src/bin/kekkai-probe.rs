@@ -13,6 +13,26 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 
+/// The raw calls: the probe's one use of what `kekkai::sys` marks unsafe.
+#[allow(unsafe_code)]
+mod raw {
+    /// [`kekkai::sys::raw_syscall`] with the number and arguments from the command line.
+    pub fn raw_syscall(nr: i64, args: [u64; 6]) -> nix::Result<i64> {
+        // SAFETY: kekkai-probe is a test tool, built only for the tests (required-features
+        // `test-probe`) and never installed. It runs the one call its command line names, and
+        // the tests choose calls and arguments that are harmless to it (invalid descriptors,
+        // NULL or rejected addresses, or the probe's own `'static` bytes, which the kernel only
+        // reads); the process reports the result and exits.
+        unsafe { kekkai::sys::raw_syscall(nr, args) }
+    }
+
+    /// [`kekkai::sys::int80`] with the number from the command line.
+    pub fn int80(nr: u32) -> i64 {
+        // SAFETY: as for `raw_syscall` above (the tests ask for getpid).
+        unsafe { kekkai::sys::int80(nr, 0, 0, 0) }
+    }
+}
+
 fn report<T: std::fmt::Display>(r: Result<T, Errno>) -> ExitCode {
     match r {
         Ok(v) => println!("ok {v}"),
@@ -73,16 +93,16 @@ fn main() -> ExitCode {
             for (i, slot) in a.iter_mut().enumerate() {
                 *slot = num(args.get(i + 2));
             }
-            report(kekkai::sys::raw_syscall(nr, a))
+            report(raw::raw_syscall(nr, a))
         }
         // The x32 ABI: the same call with bit 30 set in the number.
         "x32" => {
             let nr = kekkai::plan::names::syscall_number(&arg(1)).unwrap_or(0) | 0x4000_0000;
-            report(kekkai::sys::raw_syscall(nr, [0; 6]))
+            report(raw::raw_syscall(nr, [0; 6]))
         }
         // i386 through int 0x80: `int80 NR` (20 is getpid).
         "int80" => {
-            let r = kekkai::sys::int80(num(args.get(1)) as u32, 0, 0, 0);
+            let r = raw::int80(num(args.get(1)) as u32);
             if r < 0 {
                 report::<i64>(Err(Errno::from_raw(-r as i32)))
             } else {
@@ -93,13 +113,13 @@ fn main() -> ExitCode {
         "tiocsti" => {
             let high = num(args.get(1)) << 32;
             let byte = b"x";
-            report(kekkai::sys::raw_syscall(
+            report(raw::raw_syscall(
                 16,
                 [0, 0x5412 | high, byte.as_ptr() as u64, 0, 0, 0],
             ))
         }
         "socket" => report(
-            kekkai::sys::raw_syscall(
+            raw::raw_syscall(
                 41,
                 [
                     num(args.get(1)),

@@ -11,12 +11,13 @@
 use std::collections::HashSet;
 
 use caps::{CapSet, Capability};
-use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
+use nix::unistd::{Gid, Uid};
 
 use super::error::{StepError, Syscall};
 use crate::plan::Plan;
 use crate::plan::steps::Step;
 use crate::policy::KeyPath;
+use crate::sys::Kernel;
 
 fn caps_err(call: &str, e: caps::errors::CapsError) -> StepError {
     StepError::msg(Step::DropPrivileges, format!("{call}: {e}"))
@@ -31,15 +32,15 @@ fn keep_set(keep: u64) -> HashSet<Capability> {
 }
 
 /// Applies step 8.
-pub fn drop_privileges(plan: &Plan) -> Result<(), StepError> {
+pub fn drop_privileges(k: &dyn Kernel, plan: &Plan) -> Result<(), StepError> {
     let step = Step::DropPrivileges;
     let keep = plan.caps.keep;
     let key = KeyPath::root().key("capabilities").key("keep");
     // 1. The bounding set, up to the last capability this kernel has.
     for cap in 0..64u32 {
-        match crate::sys::capbset_read(cap) {
+        match k.capbset_read(cap) {
             Ok(true) if keep & (1u64 << cap) == 0 => {
-                crate::sys::capbset_drop(cap)
+                k.capbset_drop(cap)
                     .step(step, || format!("prctl(PR_CAPBSET_DROP, {cap})"))?;
             }
             Ok(_) => {}
@@ -57,20 +58,21 @@ pub fn drop_privileges(plan: &Plan) -> Result<(), StepError> {
     let id = &plan.identity;
     let non_root = id.uid != 0;
     if keep != 0 && non_root {
-        nix::sys::prctl::set_keepcaps(true).step(step, || "prctl(PR_SET_KEEPCAPS, 1)".into())?;
+        k.set_keepcaps(true)
+            .step(step, || "prctl(PR_SET_KEEPCAPS, 1)".into())?;
     }
     let may_setgroups = plan.userns.as_ref().is_none_or(|ns| !ns.deny_setgroups);
     if may_setgroups {
         let groups: Vec<Gid> = id.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-        setgroups(&groups)
+        k.setgroups(&groups)
             .step(step, || format!("setgroups({:?})", id.groups))
             .map_err(|e| e.key(&KeyPath::root().key("identity").key("groups")))?;
     }
     let (gid, uid) = (Gid::from_raw(id.gid), Uid::from_raw(id.uid));
-    setresgid(gid, gid, gid)
+    k.setresgid(gid, gid, gid)
         .step(step, || format!("setresgid({0}, {0}, {0})", id.gid))
         .map_err(|e| e.key(&KeyPath::root().key("identity").key("gid")))?;
-    setresuid(uid, uid, uid)
+    k.setresuid(uid, uid, uid)
         .step(step, || format!("setresuid({0}, {0}, {0})", id.uid))
         .map_err(|e| e.key(&KeyPath::root().key("identity").key("uid")))?;
     // 3. Effective, permitted, inheritable, ambient.
@@ -81,26 +83,31 @@ pub fn drop_privileges(plan: &Plan) -> Result<(), StepError> {
     } else {
         HashSet::new()
     };
-    caps::set(None, CapSet::Inheritable, &inheritable)
+    k.capset(CapSet::Inheritable, &inheritable)
         .map_err(|e| caps_err("capset(inheritable)", e))?;
-    caps::set(None, CapSet::Effective, &kept)
+    k.capset(CapSet::Effective, &kept)
         .map_err(|e| caps_err("capset(effective)", e).key(&key))?;
-    caps::set(None, CapSet::Permitted, &kept)
+    k.capset(CapSet::Permitted, &kept)
         .map_err(|e| caps_err("capset(permitted)", e).key(&key))?;
-    caps::clear(None, CapSet::Ambient)
+    k.cap_clear(CapSet::Ambient)
         .map_err(|e| caps_err("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", e))?;
     if ambient {
         for c in &kept {
-            caps::raise(None, CapSet::Ambient, *c)
+            k.cap_raise(CapSet::Ambient, *c)
                 .map_err(|e| caps_err(&format!("prctl(PR_CAP_AMBIENT_RAISE, {c})"), e).key(&key))?;
         }
     }
     if keep != 0 && non_root {
-        nix::sys::prctl::set_keepcaps(false).step(step, || "prctl(PR_SET_KEEPCAPS, 0)".into())?;
+        k.set_keepcaps(false)
+            .step(step, || "prctl(PR_SET_KEEPCAPS, 0)".into())?;
     }
     // Verify what the kernel now holds.
-    let eff = caps::read(None, CapSet::Effective).map_err(|e| caps_err("capget", e))?;
-    let perm = caps::read(None, CapSet::Permitted).map_err(|e| caps_err("capget", e))?;
+    let eff = k
+        .capget(CapSet::Effective)
+        .map_err(|e| caps_err("capget", e))?;
+    let perm = k
+        .capget(CapSet::Permitted)
+        .map_err(|e| caps_err("capget", e))?;
     if eff != kept || perm != kept {
         return Err(StepError::msg(
             step,

@@ -2,7 +2,10 @@
 //!
 //! Each step consumes the previous state and returns the next, so the irreversible steps can't
 //! be reordered or skipped without the compiler noticing. `plan::steps::ORDER` describes the
-//! same sequence for `explain`; a test runs a traced launch and compares the two.
+//! same sequence for `explain`; a test runs a traced launch and compares the two, and the unit
+//! tests below run every shipped policy's steps against a recording kernel (`sys::fake`).
+//!
+//! Every call to the kernel goes through [`Kernel`]: [`main`] runs the steps on the real one.
 
 use std::convert::Infallible;
 use std::ffi::OsString;
@@ -15,17 +18,25 @@ use super::sync::{Channel, ToChild, ToParent};
 use super::{Options, caps, environment, exec, landlock, lockdown, terminal};
 use crate::plan::Plan;
 use crate::plan::steps::Step;
+use crate::sys::{Kernel, Linux};
 
 /// Runs the sandbox's steps; never returns.
 pub fn main(plan: &Plan, command: &[OsString], chan: Channel, opts: &Options) -> ! {
-    let Err(err) = run(plan, command, &chan, opts);
+    // A panic must not unwind into the launcher's frames below this one: this process is a
+    // copy of the launcher, and from step 11 on the descriptors those frames own are closed.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run(&Linux, plan, command, &chan, opts)
+    }));
+    let Ok(Err(err)) = result else {
+        crate::sys::exit_now(crate::exit::LAUNCH)
+    };
     // If the supervisor is gone there is nobody to tell; the exit status still says 125.
     let _ = chan.send(&ToParent::Failed(err));
     crate::sys::exit_now(crate::exit::LAUNCH)
 }
 
 /// Blocks until the supervisor sends `want`; exits quietly if the supervisor is gone.
-fn wait_for(chan: &Channel, want: &ToChild, step: Step) -> Result<(), StepError> {
+fn wait_for(k: &dyn Kernel, chan: &Channel, want: &ToChild, step: Step) -> Result<(), StepError> {
     match chan.recv::<ToChild>() {
         Ok(Some(got)) if &got == want => Ok(()),
         Ok(Some(got)) => Err(StepError::sys(
@@ -34,7 +45,7 @@ fn wait_for(chan: &Channel, want: &ToChild, step: Step) -> Result<(), StepError>
             nix::errno::Errno::EPROTO,
         )),
         // The supervisor died: there is nothing to do.
-        Ok(None) => crate::sys::exit_now(crate::exit::LAUNCH),
+        Ok(None) => k.exit(crate::exit::LAUNCH),
         Err(e) => Err(StepError::sys(step, "read(channel)", e)),
     }
 }
@@ -45,12 +56,13 @@ fn raw(fd: BorrowedFd<'_>) -> u32 {
 
 /// THE order. The "why" of each position is in `plan::steps::ORDER`.
 fn run(
+    k: &dyn Kernel,
     plan: &Plan,
     command: &[OsString],
     chan: &Channel,
     opts: &Options,
 ) -> Result<Infallible, StepError> {
-    let c = Child::start(plan, chan, opts)?; //          3: the parent wrote our id maps
+    let c = Child::start(k, plan, chan, opts)?; //       3: the parent wrote our id maps
     let c = c.build_root()?; //                          4: private propagation, overlay root
     let c = c.mount_all()?; //                           5: the policy's mounts, in order
     let c = c.pivot_root()?; //                          6: no path back to the host tree
@@ -65,6 +77,7 @@ fn run(
 
 /// A state of the sandbox's first process.
 pub struct Child<'a, S> {
+    k: &'a dyn Kernel,
     plan: &'a Plan,
     chan: &'a Channel,
     opts: &'a Options,
@@ -98,6 +111,7 @@ impl<'a, S> Child<'a, S> {
     /// The next state, made from this one.
     fn then<T>(self, f: impl FnOnce(S) -> T) -> Child<'a, T> {
         Child {
+            k: self.k,
             plan: self.plan,
             chan: self.chan,
             opts: self.opts,
@@ -107,6 +121,7 @@ impl<'a, S> Child<'a, S> {
     }
 
     fn enter(&self, step: Step) {
+        self.k.begin(step.name());
         self.opts.enter(step);
     }
 }
@@ -114,31 +129,37 @@ impl<'a, S> Child<'a, S> {
 impl<'a> Child<'a, Mapped> {
     /// Waits until the supervisor has written the id maps. Dies with the supervisor from here
     /// on.
-    fn start(plan: &'a Plan, chan: &'a Channel, opts: &'a Options) -> Result<Self, StepError> {
-        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+    fn start(
+        k: &'a dyn Kernel,
+        plan: &'a Plan,
+        chan: &'a Channel,
+        opts: &'a Options,
+    ) -> Result<Self, StepError> {
+        k.set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .step(Step::Clone, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
         // This process is a copy of the launcher and becomes PID 1: every process of the
         // sandbox could read the launcher's command line (policy path, bind sources,
         // --setenv values) in /proc/1/cmdline. Forget it and the caller's environment now,
         // while the host's /proc still shows this process as /proc/self.
         if !opts.keep_launcher_args {
-            crate::sys::forget_launcher_args(b"kekkai").step(Step::Clone, || {
+            k.forget_launcher_args(b"kekkai").step(Step::Clone, || {
                 "overwrite the launcher's argv and environ (/proc/self/stat arg_start..env_end)"
                     .into()
             })?;
         }
-        wait_for(chan, &ToChild::Mapped, Step::IdMaps)?;
+        wait_for(k, chan, &ToChild::Mapped, Step::IdMaps)?;
         if let Some(ns) = &plan.userns {
             if ns.setup_as_root {
                 let root = nix::unistd::Uid::from_raw(0);
                 let rootg = nix::unistd::Gid::from_raw(0);
-                nix::unistd::setresgid(rootg, rootg, rootg)
+                k.setresgid(rootg, rootg, rootg)
                     .step(Step::IdMaps, || "setresgid(0, 0, 0)".into())?;
-                nix::unistd::setresuid(root, root, root)
+                k.setresuid(root, root, root)
                     .step(Step::IdMaps, || "setresuid(0, 0, 0)".into())?;
             }
         }
         Ok(Child {
+            k,
             plan,
             chan,
             opts,
@@ -149,7 +170,7 @@ impl<'a> Child<'a, Mapped> {
 
     fn build_root(self) -> Result<Child<'a, RootBuilt>, StepError> {
         self.enter(Step::Rootfs);
-        let staged = rootfs::build_root(self.plan)?;
+        let staged = rootfs::build_root(self.k, self.plan)?;
         Ok(self.then(|_| RootBuilt(staged)))
     }
 }
@@ -158,7 +179,7 @@ impl<'a> Child<'a, RootBuilt> {
     fn mount_all(self) -> Result<Child<'a, Mounted>, StepError> {
         self.enter(Step::Mounts);
         let mut this = self;
-        rootfs::mount_all(this.plan, &mut this.state.0)?;
+        rootfs::mount_all(this.k, this.plan, &mut this.state.0)?;
         Ok(this.then(|RootBuilt(staged)| Mounted(staged)))
     }
 }
@@ -167,14 +188,16 @@ impl<'a> Child<'a, Mounted> {
     fn pivot_root(self) -> Result<Child<'a, Pivoted>, StepError> {
         self.enter(Step::PivotRoot);
         let Child {
+            k,
             plan,
             chan,
             opts,
             tty,
             state,
         } = self;
-        rootfs::pivot(state.0)?;
+        rootfs::pivot(k, state.0)?;
         Ok(Child {
+            k,
             plan,
             chan,
             opts,
@@ -187,7 +210,7 @@ impl<'a> Child<'a, Mounted> {
 impl<'a> Child<'a, Pivoted> {
     fn environment(self) -> Result<Child<'a, Configured>, StepError> {
         self.enter(Step::Environment);
-        let notes = environment::apply(self.plan)?;
+        let notes = environment::apply(self.k, self.plan)?;
         let mut this = self;
         // The program's terminal lives in the sandbox's own devpts (or is a pipe); the
         // supervisor gets the other end and relays.
@@ -204,18 +227,20 @@ impl<'a> Child<'a, Pivoted> {
 impl<'a> Child<'a, Configured> {
     fn drop_privileges(self) -> Result<Child<'a, Unprivileged>, StepError> {
         self.enter(Step::DropPrivileges);
-        caps::drop_privileges(self.plan)?;
+        caps::drop_privileges(self.k, self.plan)?;
         // Changing ids cleared the parent-death signal: set it again, then make sure the
         // supervisor did not die in between (its end of the channel would be closed).
-        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        self.k
+            .set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .step(Step::DropPrivileges, || {
                 "prctl(PR_SET_PDEATHSIG, SIGKILL)".into()
             })?;
         if self.chan.peer_gone() {
-            crate::sys::exit_now(crate::exit::LAUNCH);
+            self.k.exit(crate::exit::LAUNCH);
         }
         // Nobody inside may read this process's memory or environment through /proc.
-        nix::sys::prctl::set_dumpable(false)
+        self.k
+            .set_dumpable(false)
             .step(Step::DropPrivileges, || "prctl(PR_SET_DUMPABLE, 0)".into())?;
         Ok(self.then(|Configured(notes)| Unprivileged(notes)))
     }
@@ -224,7 +249,7 @@ impl<'a> Child<'a, Configured> {
 impl<'a> Child<'a, Unprivileged> {
     fn no_new_privs(self) -> Result<Child<'a, NoNewPrivs>, StepError> {
         self.enter(Step::NoNewPrivs);
-        lockdown::no_new_privs()?;
+        lockdown::no_new_privs(self.k)?;
         Ok(self.then(|Unprivileged(notes)| NoNewPrivs(notes)))
     }
 }
@@ -232,19 +257,25 @@ impl<'a> Child<'a, Unprivileged> {
 impl<'a> Child<'a, NoNewPrivs> {
     fn landlock(self) -> Result<Child<'a, Landlocked>, StepError> {
         self.enter(Step::Landlock);
-        let report = landlock::restrict(&self.plan.landlock)?;
+        let report = landlock::restrict(self.k, &self.plan.landlock)?;
         Ok(self.then(|NoNewPrivs(notes)| Landlocked(notes, report)))
     }
 }
 
 impl<'a> Child<'a, Landlocked> {
+    #[allow(unsafe_code)]
     fn close_fds(self) -> Result<Child<'a, Closed>, StepError> {
         self.enter(Step::CloseFds);
         let mut keep = vec![raw(self.chan.fd())];
         keep.extend(self.tty.end().map(raw));
         // Socket activation's descriptors start at 3.
         keep.extend(3..3 + self.plan.systemd.listen_fds);
-        lockdown::close_fds(&keep)?;
+        // SAFETY: from here this process uses only stdio, the channel, the program's terminal
+        // end and socket activation's descriptors, all in `keep` (the plan, options and
+        // states own none; step 6 dropped the root's). Every other descriptor belongs to the
+        // launcher's frames below `main`, which never returns to them (it ends in execve or
+        // _exit; a panic stops in `main` too), or to no object at all.
+        unsafe { lockdown::close_fds(self.k, &keep) }?;
         Ok(self.then(|Landlocked(notes, report)| Closed(notes, report)))
     }
 }
@@ -254,8 +285,8 @@ impl<'a> Child<'a, Closed> {
         self.enter(Step::Seccomp);
         // The program must start inside its cgroups: the supervisor says Go once it has joined
         // us to the v1 hierarchies (it did that while we built the root).
-        wait_for(self.chan, &ToChild::Go, Step::Seccomp)?;
-        let installed = lockdown::seccomp(&self.plan.seccomp)?;
+        wait_for(self.k, self.chan, &ToChild::Go, Step::Seccomp)?;
+        let installed = lockdown::seccomp(self.k, &self.plan.seccomp)?;
         let chan = self.chan;
         let locked = self.then(|Closed(notes, landlock)| Enforced {
             landlock,
@@ -272,6 +303,398 @@ impl<'a> Child<'a, Closed> {
 impl Child<'_, Locked> {
     fn exec(self, command: &[OsString]) -> StepError {
         self.enter(Step::Exec);
-        exec::spawn(self.plan, command, self.chan, self.tty)
+        exec::spawn(self.k, self.plan, command, self.chan, self.tty)
+    }
+}
+
+/// The whole order against a recording kernel: every shipped policy, compiled for a root and
+/// an unprivileged caller, runs its steps on [`crate::sys::fake::Fake`], which records every
+/// call and can fail any one of them. No system call reaches the kernel (the fake's
+/// descriptors are copies of one `/dev/null`), so these run anywhere, without root.
+///
+/// The program runs as PID 1 here (`as_pid_1`): the reaper forks and forwards signals, which
+/// is the supervisor's business and has its own tests; step 13 is then the program's execve.
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+    use nix::errno::Errno;
+    use nix::mount::MsFlags;
+    use rstest::rstest;
+
+    use super::*;
+    use crate::caller::Caller;
+    use crate::plan::MountKind;
+    use crate::plan::steps::{ORDER, Side};
+    use crate::policy::PolicySource;
+    use crate::sys::fake::{Call, Ended, Fake};
+    use crate::sys::kernel::Stat;
+
+    const SHIPPED: [&str; 4] = ["default", "untrusted", "build", "service"];
+
+    /// `name` compiled for a root or an unprivileged caller. `build` runs as the owner of the
+    /// working directory and refuses a root-owned one: compile it in a fresh directory that
+    /// belongs to nobody when the test runs as root (removed once compiled).
+    fn plan_of(name: &'static str, root: bool) -> Plan {
+        let mut caller = Caller {
+            pwd: "/usr".into(),
+            ..Caller::for_tests()
+        };
+        if root {
+            caller = caller.as_root();
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "kekkai-child-{name}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        if name == "build" && root {
+            std::fs::create_dir_all(&dir).unwrap();
+            if nix::unistd::geteuid().is_root() {
+                let nobody = Some(nix::unistd::Uid::from_raw(65534));
+                nix::unistd::chown(&dir, nobody, None).unwrap();
+            }
+            caller.pwd = dir.clone();
+        }
+        let loaded = crate::policy::load(&PolicySource::Shipped(name), &caller).unwrap();
+        let plan = crate::plan::compile(&loaded, &caller);
+        let _ = std::fs::remove_dir(&dir);
+        let mut plan = plan.unwrap();
+        plan.as_pid_1 = true;
+        plan
+    }
+
+    /// A fake kernel whose `fstat` answers for the plan's bind sources what the plan saw.
+    fn fake_for(plan: &Plan) -> Fake {
+        let mut fake = Fake::new().unwrap();
+        for m in &plan.mounts {
+            if let MountKind::Bind {
+                source,
+                dev_ino,
+                dir,
+                ..
+            } = &m.kind
+            {
+                let (dev, ino) = *dev_ino;
+                fake = fake.with_stat(
+                    source,
+                    Stat {
+                        dev,
+                        ino,
+                        dir: *dir,
+                    },
+                );
+            }
+        }
+        fake
+    }
+
+    /// How a recorded run ended.
+    #[derive(Debug)]
+    enum End {
+        /// A step failed.
+        Failed(StepError),
+        /// execve succeeded, or the process exited.
+        Ended(Ended),
+    }
+
+    /// Runs the steps on `fake` with the supervisor's messages already sent; returns how they
+    /// ended and what the sandbox told the supervisor.
+    fn run_on(fake: &Fake, plan: &Plan) -> (End, Vec<ToParent>) {
+        let (parent, child) = Channel::pair().unwrap();
+        parent.send(&ToChild::Mapped).unwrap();
+        parent.send(&ToChild::Go).unwrap();
+        let command = [OsString::from("/bin/sh")];
+        let opts = Options::default();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            run(fake, plan, &command, &child, &opts)
+        }));
+        let end = match result {
+            Ok(Err(e)) => End::Failed(e),
+            Ok(Ok(never)) => match never {},
+            Err(payload) => match payload.downcast::<Ended>() {
+                Ok(ended) => End::Ended(*ended),
+                Err(other) => resume_unwind(other),
+            },
+        };
+        drop(child);
+        let mut sent = Vec::new();
+        while let Ok(Some(m)) = parent.recv::<ToParent>() {
+            sent.push(m);
+        }
+        (end, sent)
+    }
+
+    /// Each recorded call with the step it was made in ("" before the first step mark: the
+    /// child's part of steps 2 and 3).
+    fn by_step(log: &[Call]) -> Vec<(&'static str, Call)> {
+        let mut step = "";
+        let mut out = Vec::new();
+        for c in log {
+            match c {
+                Call::Begin(s) => step = s,
+                c => out.push((step, c.clone())),
+            }
+        }
+        out
+    }
+
+    /// The steps a call may be made in.
+    fn allowed(call: &Call) -> &'static [&'static str] {
+        match call {
+            Call::SetPdeathsig(_) => &["", "drop-privileges"],
+            Call::ForgetLauncherArgs => &[""],
+            Call::Setresgid(_) | Call::Setresuid(_) => &["", "drop-privileges"],
+            Call::Mount { .. }
+            | Call::Open(..)
+            | Call::Openat2(..)
+            | Call::OpenTreeClone(..)
+            | Call::MoveMount(..)
+            | Call::Mkdirat(..)
+            | Call::CreateFile(..)
+            | Call::Symlinkat(..)
+            | Call::Fstat(..)
+            | Call::Dup(..) => &["rootfs", "mounts"],
+            Call::MountSetattr(..) => &["rootfs", "mounts", "pivot-root"],
+            Call::Fchdir(_) | Call::PivotRoot(..) | Call::Umount2(..) => &["pivot-root"],
+            Call::Chdir(p) if p.as_os_str() == "/" => &["pivot-root", "environment"],
+            Call::Sethostname(_)
+            | Call::LoopbackUp
+            | Call::Setrlimit(..)
+            | Call::Getrlimit(_)
+            | Call::Chdir(_) => &["environment"],
+            Call::CapbsetRead(_)
+            | Call::CapbsetDrop(_)
+            | Call::SetKeepcaps(_)
+            | Call::Setgroups(_)
+            | Call::Capset(..)
+            | Call::CapClear(_)
+            | Call::CapRaise(..)
+            | Call::Capget(_)
+            | Call::SetDumpable(_) => &["drop-privileges"],
+            Call::SetNoNewPrivs | Call::GetNoNewPrivs => &["no-new-privs"],
+            Call::LandlockAbi | Call::LandlockRestrict(_) => &["landlock"],
+            Call::CloseRange(..) => &["close-fds"],
+            Call::SeccompInstall(_) => &["seccomp"],
+            Call::Execve(..) => &["exec"],
+            Call::Begin(_) | Call::Exit(_) => &[],
+        }
+    }
+
+    /// Where the first call `which` accepts is, in `calls`.
+    fn first(calls: &[(&str, Call)], which: impl Fn(&Call) -> bool) -> Option<usize> {
+        calls.iter().position(|(_, c)| which(c))
+    }
+
+    fn last(calls: &[(&str, Call)], which: impl Fn(&Call) -> bool) -> Option<usize> {
+        calls.iter().rposition(|(_, c)| which(c))
+    }
+
+    /// The child's steps, in `plan::steps::ORDER`'s order, and every kernel call in the step
+    /// that needs it: propagation private before any other mount, pivot_root before the host
+    /// name, the bounding set before the ids, then no_new_privs, Landlock, close_range,
+    /// seccomp and execve, in that order, execve last.
+    #[rstest]
+    fn the_calls_follow_the_documented_order(
+        #[values("default", "untrusted", "build", "service")] name: &'static str,
+        #[values(false, true)] root: bool,
+    ) {
+        let plan = plan_of(name, root);
+        let fake = fake_for(&plan);
+        let (end, sent) = run_on(&fake, &plan);
+        assert!(
+            matches!(&end, End::Ended(Ended::Exec(p)) if p.as_bytes() == b"/bin/sh"),
+            "{end:?}"
+        );
+        let log = fake.log();
+        let steps: Vec<&str> = log
+            .iter()
+            .filter_map(|c| match c {
+                Call::Begin(s) => Some(*s),
+                _ => None,
+            })
+            .collect();
+        let documented: Vec<&str> = ORDER
+            .iter()
+            .filter(|i| i.side == Side::Child)
+            .map(|i| i.step.name())
+            .collect();
+        assert_eq!(steps, documented);
+
+        let calls = by_step(&log);
+        for (step, call) in &calls {
+            assert!(
+                allowed(call).contains(step),
+                "{call:?} in step {step:?}, expected in {:?}",
+                allowed(call)
+            );
+        }
+        let is_mount = |c: &Call| {
+            matches!(
+                c,
+                Call::Mount { .. } | Call::MoveMount(..) | Call::OpenTreeClone(..)
+            )
+        };
+        let private = first(&calls, is_mount).unwrap();
+        assert_eq!(
+            calls[private].1,
+            Call::Mount {
+                source: None,
+                target: "/".into(),
+                fstype: None,
+                flags: MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                data: None,
+            }
+        );
+        let pivot = first(&calls, |c| matches!(c, Call::PivotRoot(..))).unwrap();
+        assert!(last(&calls, is_mount).unwrap() < pivot);
+        let host_name = first(&calls, |c| matches!(c, Call::Sethostname(_)));
+        assert_eq!(host_name.is_some(), plan.hostname.is_some());
+        assert!(host_name.is_none_or(|h| pivot < h));
+        let cwd = first(&calls, |c| c == &Call::Chdir(plan.cwd.clone())).unwrap();
+        assert!(pivot < cwd);
+        let drops = last(&calls, |c| matches!(c, Call::CapbsetDrop(_))).unwrap();
+        let gid = last(&calls, |c| c == &Call::Setresgid(plan.identity.gid)).unwrap();
+        let uid = last(&calls, |c| c == &Call::Setresuid(plan.identity.uid)).unwrap();
+        assert!(drops < gid && gid < uid, "bounding set, gid, uid");
+        let nnp = first(&calls, |c| c == &Call::SetNoNewPrivs).unwrap();
+        let landlock = first(&calls, |c| matches!(c, Call::LandlockRestrict(_))).unwrap();
+        let close = first(&calls, |c| matches!(c, Call::CloseRange(..))).unwrap();
+        let seccomp = first(&calls, |c| matches!(c, Call::SeccompInstall(_))).unwrap();
+        let exec = first(&calls, |c| matches!(c, Call::Execve(..))).unwrap();
+        assert!(uid < nnp && nnp < landlock && landlock < close);
+        assert!(close < seccomp && seccomp < exec);
+        assert_eq!(exec, calls.len() - 1, "execve is the last call");
+        let filters: Vec<Call> = plan
+            .seccomp
+            .filters
+            .iter()
+            .map(|f| Call::SeccompInstall(f.program.len()))
+            .collect();
+        let installed: Vec<Call> = calls
+            .iter()
+            .filter(|(_, c)| matches!(c, Call::SeccompInstall(_)))
+            .map(|(_, c)| c.clone())
+            .collect();
+        assert_eq!(installed, filters);
+        // What the supervisor heard: what was enforced, after all of it.
+        let [ToParent::Enforced(enforced)] = sent.as_slice() else {
+            panic!("{sent:?}");
+        };
+        assert!(enforced.no_new_privs);
+        assert_eq!(enforced.seccomp.len(), plan.seccomp.filters.len());
+    }
+
+    /// The first call of each step fails: the launch stops there, and the error names that
+    /// step and the errno. (Landlock's ABI query is skipped: an unanswered query means "no
+    /// Landlock", which a best-effort policy runs without. execve's failure is the program's:
+    /// it is reported as such, with exit status 126.)
+    #[rstest]
+    fn a_failing_call_stops_the_launch_at_its_step(
+        #[values("default", "untrusted", "build", "service")] name: &'static str,
+        #[values(false, true)] root: bool,
+    ) {
+        let plan = plan_of(name, root);
+        let recording = fake_for(&plan);
+        let _ = run_on(&recording, &plan);
+        let calls = by_step(&recording.log());
+        let mut tried = Vec::new();
+        for (n, (step, call)) in calls.iter().enumerate() {
+            let first_of_step = n == 0 || calls[n - 1].0 != *step;
+            if !first_of_step && tried.last() == Some(step) {
+                continue;
+            }
+            if matches!(call, Call::LandlockAbi) {
+                continue;
+            }
+            tried.push(*step);
+            let fake = fake_for(&plan).fail_at(n, Errno::EIO);
+            let (end, sent) = run_on(&fake, &plan);
+            let want = match *step {
+                "" => Step::Clone,
+                s => Step::all().find(|x| x.name() == s).unwrap(),
+            };
+            if want == Step::Exec {
+                assert!(matches!(end, End::Ended(Ended::Exit(126))), "{end:?}");
+                assert!(
+                    sent.contains(&ToParent::ExecFailed {
+                        program: "/bin/sh".into(),
+                        errno: Errno::EIO as i32,
+                    }),
+                    "{sent:?}"
+                );
+                continue;
+            }
+            let End::Failed(e) = end else {
+                panic!("{call:?} failed, but the launch went on: {end:?}");
+            };
+            assert_eq!(e.step, want, "{call:?}: {e}");
+            if want != Step::Landlock {
+                assert_eq!(e.errno, Some(Errno::EIO as i32), "{call:?}: {e}");
+            }
+            // Nothing after the failed call was made.
+            assert_eq!(fake.calls().len(), n + 1, "{call:?}");
+        }
+        let mut want: Vec<&str> = vec![""];
+        want.extend(
+            ORDER
+                .iter()
+                .filter(|i| i.side == Side::Child)
+                .map(|i| i.step.name()),
+        );
+        assert_eq!(tried, want);
+    }
+
+    /// A failing call that the policy asked for names the policy key (or, for a mount, where
+    /// the policy asked for it).
+    #[rstest]
+    #[case::host_name("default", false, |c: &Call| matches!(c, Call::Sethostname(_)), Step::Environment, |_: &Plan| Some("hostname".into()))]
+    #[case::loopback("default", true, |c: &Call| c == &Call::LoopbackUp, Step::Environment, |_: &Plan| Some("network".into()))]
+    #[case::rlimit("untrusted", false, |c: &Call| matches!(c, Call::Setrlimit(..)), Step::Environment, |_: &Plan| Some("rlimits.nofile".into()))]
+    #[case::cwd("build", true, |c: &Call| matches!(c, Call::Chdir(p) if p.as_os_str() != "/"), Step::Environment, |_: &Plan| Some("cwd".into()))]
+    #[case::overlay("default", false, |c: &Call| matches!(c, Call::Mount { fstype: Some(t), .. } if t == "overlay"), Step::Rootfs, |_: &Plan| Some("rootfs.lower".into()))]
+    #[case::layer("service", true, |c: &Call| matches!(c, Call::Openat2(d, ..) if d == "."), Step::Rootfs, |_: &Plan| Some("rootfs.lower".into()))]
+    #[case::proc("default", true, |c: &Call| matches!(c, Call::Mount { fstype: Some(t), .. } if t == "proc"), Step::Mounts, proc_origin)]
+    #[case::gid("service", true, |c: &Call| matches!(c, Call::Setresgid(g) if *g != 0), Step::DropPrivileges, |_: &Plan| Some("identity.gid".into()))]
+    #[case::uid("default", false, |c: &Call| matches!(c, Call::Setresuid(u) if *u != 0), Step::DropPrivileges, |_: &Plan| Some("identity.uid".into()))]
+    #[case::kept_caps("service", true, |c: &Call| matches!(c, Call::Capset("effective", _)), Step::DropPrivileges, |_: &Plan| Some("capabilities.keep".into()))]
+    #[case::bounding_set("default", true, |c: &Call| matches!(c, Call::CapbsetDrop(_)), Step::DropPrivileges, |_: &Plan| None)]
+    #[case::no_new_privs("default", false, |c: &Call| c == &Call::SetNoNewPrivs, Step::NoNewPrivs, |_: &Plan| None)]
+    #[case::landlock("service", true, |c: &Call| matches!(c, Call::LandlockRestrict(_)), Step::Landlock, |_: &Plan| None)]
+    #[case::close_fds("untrusted", true, |c: &Call| matches!(c, Call::CloseRange(..)), Step::CloseFds, |_: &Plan| None)]
+    #[case::seccomp("build", false, |c: &Call| matches!(c, Call::SeccompInstall(_)), Step::Seccomp, |_: &Plan| None)]
+    fn a_failing_call_names_the_policy_key(
+        #[case] name: &'static str,
+        #[case] root: bool,
+        #[case] which: fn(&Call) -> bool,
+        #[case] step: Step,
+        #[case] key: fn(&Plan) -> Option<String>,
+    ) {
+        let plan = plan_of(name, root);
+        let fake = fake_for(&plan).fail_first(which, Errno::EPERM);
+        let (end, _) = run_on(&fake, &plan);
+        let End::Failed(e) = end else {
+            panic!("no failure: {end:?}");
+        };
+        assert_eq!(e.step, step, "{e}");
+        assert_eq!(e.key, key(&plan), "{e}");
+    }
+
+    /// Where the policy asked for /proc.
+    fn proc_origin(plan: &Plan) -> Option<String> {
+        plan.mounts
+            .iter()
+            .find(|m| matches!(m.kind, MountKind::Proc))
+            .map(|m| m.origin.clone())
+    }
+
+    /// The shipped policies this file tests are all there are.
+    #[test]
+    fn every_shipped_policy_is_run() {
+        let mut names: Vec<&str> = crate::policy::shipped::names().collect();
+        names.sort_unstable();
+        let mut tested = SHIPPED.to_vec();
+        tested.sort_unstable();
+        assert_eq!(names, tested);
     }
 }

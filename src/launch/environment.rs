@@ -1,13 +1,14 @@
 //! Step 7: host name, loopback, rlimits, working directory — still privileged inside the
 //! namespaces, after pivot_root (the working directory is a path in the new root).
 
-use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::resource::Resource;
 
 use super::error::{StepError, Syscall};
 use crate::plan::Plan;
 use crate::plan::steps::Step;
 use crate::policy::KeyPath;
 use crate::policy::model::Network;
+use crate::sys::Kernel;
 
 fn resource(n: u32) -> Option<Resource> {
     Some(match n {
@@ -25,16 +26,16 @@ fn resource(n: u32) -> Option<Resource> {
 
 /// Applies step 7. Returns notes on what could not be done as asked but is not a loss of
 /// confinement (an rlimit the sandbox may not raise stays at the host's hard limit).
-pub fn apply(plan: &Plan) -> Result<Vec<String>, StepError> {
+pub fn apply(k: &dyn Kernel, plan: &Plan) -> Result<Vec<String>, StepError> {
     let mut notes = Vec::new();
     let step = Step::Environment;
     if let Some(h) = &plan.hostname {
-        nix::unistd::sethostname(h)
+        k.sethostname(h)
             .step(step, || format!("sethostname({h:?})"))
             .map_err(|e| e.key(&KeyPath::root().key("hostname")))?;
     }
     if plan.network == Network::None {
-        crate::sys::loopback_up()
+        k.loopback_up()
             .step(step, || "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)".into())
             .map_err(|e| e.key(&KeyPath::root().key("network")))?;
     }
@@ -52,18 +53,18 @@ pub fn apply(plan: &Plan) -> Result<Vec<String>, StepError> {
             r.value
         };
         let call = |v: u64| format!("setrlimit(RLIMIT_{}, {v}, {v})", r.name.to_uppercase());
-        match setrlimit(res, v, v) {
+        match k.setrlimit(res, v, v) {
             Ok(()) => {}
             Err(nix::errno::Errno::EPERM) => {
                 // Raising a hard limit needs CAP_SYS_RESOURCE. A limit that can't be raised does
                 // not weaken the sandbox: keep the host's hard limit and say so.
-                let (_, hard) = nix::sys::resource::getrlimit(res).step(step, || {
+                let (_, hard) = k.getrlimit(res).step(step, || {
                     format!("getrlimit(RLIMIT_{})", r.name.to_uppercase())
                 })?;
                 if hard >= v {
                     return Err(StepError::sys(step, call(v), nix::errno::Errno::EPERM).key(&key));
                 }
-                setrlimit(res, hard, hard)
+                k.setrlimit(res, hard, hard)
                     .step(step, || call(hard))
                     .map_err(|e| e.key(&key))?;
                 notes.push(format!(
@@ -74,7 +75,7 @@ pub fn apply(plan: &Plan) -> Result<Vec<String>, StepError> {
             Err(e) => return Err(StepError::sys(step, call(v), e).key(&key)),
         }
     }
-    nix::unistd::chdir(plan.cwd.as_path())
+    k.chdir(plan.cwd.as_path())
         .step(step, || format!("chdir({:?})", plan.cwd))
         .map_err(|e| {
             e.key(&KeyPath::root().key("cwd"))

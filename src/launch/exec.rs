@@ -25,6 +25,7 @@ use super::sync::{Channel, ToParent};
 use super::terminal::ProgramStdio;
 use crate::plan::Plan;
 use crate::plan::steps::Step;
+use crate::sys::Kernel;
 
 /// Signals the supervisor forwards to the program.
 pub const FORWARDED: [Signal; 7] = [
@@ -53,20 +54,27 @@ pub fn sent_by_process(code: i32) -> bool {
 }
 
 /// Step 13: runs the program, as PID 1 or under the reaper. Returns only on failure.
-pub fn spawn(plan: &Plan, command: &[OsString], chan: &Channel, tty: ProgramStdio) -> StepError {
+pub fn spawn(
+    k: &dyn Kernel,
+    plan: &Plan,
+    command: &[OsString],
+    chan: &Channel,
+    tty: ProgramStdio,
+) -> StepError {
     if plan.as_pid_1 {
         if let Err(e) = tty.attach() {
             return e;
         }
-        return exec_program(plan, command, chan);
+        return exec_program(k, plan, command, chan);
     }
-    if let Err(e) = reaper(plan, command, chan, tty) {
+    if let Err(e) = reaper(k, plan, command, chan, tty) {
         return e;
     }
     StepError::msg(Step::Exec, "the reaper returned")
 }
 
 fn reaper(
+    k: &dyn Kernel,
     plan: &Plan,
     command: &[OsString],
     chan: &Channel,
@@ -93,7 +101,7 @@ fn reaper(
             .step(step, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
         tty.attach()?;
         drop(tty);
-        let e = exec_program(plan, command, chan);
+        let e = exec_program(k, plan, command, chan);
         return Err(e);
     };
     // Only the program holds its terminal: when it exits, the supervisor sees the end.
@@ -145,7 +153,7 @@ fn finish(chan: &Channel, ended: Ended) -> ! {
 
 /// execve the program, searching the sandbox's PATH. Returns only on failure, after telling
 /// the supervisor.
-fn exec_program(plan: &Plan, command: &[OsString], chan: &Channel) -> StepError {
+fn exec_program(k: &dyn Kernel, plan: &Plan, command: &[OsString], chan: &Channel) -> StepError {
     let step = Step::Exec;
     let Some(program) = command.first() else {
         return StepError::msg(step, "no program given");
@@ -197,10 +205,7 @@ fn exec_program(plan: &Plan, command: &[OsString], chan: &Channel) -> StepError 
     let mut decisive = Errno::ENOENT;
     for c in candidates {
         let Ok(path) = CString::new(c) else { continue };
-        let e = match nix::unistd::execve(&path, &argv, &envp) {
-            Err(e) => e,
-            Ok(never) => match never {},
-        };
+        let e = k.execve(&path, &argv, &envp);
         // As a shell does: a candidate that exists but can't run beats one that does not exist.
         match e {
             Errno::ENOENT | Errno::ENOTDIR => {}
@@ -220,5 +225,5 @@ fn exec_program(plan: &Plan, command: &[OsString], chan: &Channel) -> StepError 
     } else {
         crate::exit::NOT_EXECUTABLE
     };
-    crate::sys::exit_now(code)
+    k.exit(code)
 }

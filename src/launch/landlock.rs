@@ -1,16 +1,11 @@
 //! Step 10: Landlock restrict_self.
 //!
 //! kekkai decides compatibility itself from the kernel's ABI and the plan's requirements
-//! (`hard`: refuse, naming what is missing; `best-effort`: drop and report), asks the landlock
-//! crate for exactly what the kernel supports, and checks the status it returns: anything but
-//! full enforcement of what was asked is an error. Paths are opened after pivot_root, so they
-//! name the sandbox's own files; a rule path that does not exist grants nothing and is
-//! reported.
-
-use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
-    PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope as LlScope,
-};
+//! (`hard`: refuse, naming what is missing; `best-effort`: drop and report), asks the kernel
+//! (`sys::landlock`, through the landlock crate) for exactly what it supports, and checks the
+//! status it returns: anything but full enforcement of what was asked is an error. Paths are
+//! opened after pivot_root, so they name the sandbox's own files; a rule path that does not
+//! exist grants nothing and is reported.
 
 use super::error::StepError;
 use super::report::LandlockReport;
@@ -19,6 +14,8 @@ use crate::plan::landlock::access;
 use crate::plan::steps::Step;
 use crate::policy::KeyPath;
 use crate::policy::model::{Compat, Scope};
+use crate::sys::Kernel;
+use crate::sys::landlock::{Enforcement, LandlockError, LandlockRuleset, scope};
 
 fn err(what: impl std::fmt::Display) -> StepError {
     StepError::msg(Step::Landlock, what.to_string())
@@ -49,14 +46,50 @@ pub fn missing(plan: &LandlockPlan, abi: i32) -> Vec<String> {
     out
 }
 
+/// The ruleset that enforces `plan` on a kernel with Landlock ABI `abi` (at least 1): every
+/// filesystem right the ABI has is handled; TCP (ABI 4) and scopes (ABI 6) only where both the
+/// plan and the kernel have them.
+pub fn ruleset(plan: &LandlockPlan, abi: i32) -> LandlockRuleset {
+    let net_ok = abi >= 4;
+    let mut scopes = 0;
+    if abi >= 6 {
+        for s in &plan.scopes {
+            scopes |= match s {
+                Scope::AbstractUnix => scope::ABSTRACT_UNIX_SOCKET,
+                Scope::Signal => scope::SIGNAL,
+            };
+        }
+    }
+    let ports = |p: &Option<Vec<u16>>| {
+        if net_ok {
+            p.iter().flatten().copied().collect()
+        } else {
+            Vec::new()
+        }
+    };
+    LandlockRuleset {
+        abi,
+        tcp_bind: net_ok && plan.tcp_bind.is_some(),
+        tcp_connect: net_ok && plan.tcp_connect.is_some(),
+        scopes,
+        paths: plan
+            .rules
+            .iter()
+            .map(|r| (r.path.clone(), r.access))
+            .collect(),
+        bind_ports: ports(&plan.tcp_bind),
+        connect_ports: ports(&plan.tcp_connect),
+    }
+}
+
 /// Applies step 10.
-pub fn restrict(plan: &LandlockPlan) -> Result<LandlockReport, StepError> {
+pub fn restrict(k: &dyn Kernel, plan: &LandlockPlan) -> Result<LandlockReport, StepError> {
     let mut report = LandlockReport::default();
     if !plan.enabled {
         report.status = "disabled".into();
         return Ok(report);
     }
-    let abi_n = crate::sys::landlock_abi().unwrap_or(0);
+    let abi_n = k.landlock_abi().unwrap_or(0);
     report.abi = abi_n;
     let missing = missing(plan, abi_n);
     if !missing.is_empty() {
@@ -71,86 +104,33 @@ pub fn restrict(plan: &LandlockPlan) -> Result<LandlockReport, StepError> {
         report.status = "not-enforced".into();
         return Ok(report);
     }
-    let abi = ABI::from(abi_n);
-    let fs_handled: BitFlags<AccessFs> = AccessFs::from_all(abi);
-    let mut ruleset = Ruleset::default()
-        .set_compatibility(CompatLevel::HardRequirement)
-        .handle_access(fs_handled)
-        .map_err(err)?;
-    let net_ok = abi_n >= 4;
-    if net_ok && plan.tcp_bind.is_some() {
-        ruleset = ruleset.handle_access(AccessNet::BindTcp).map_err(err)?;
-    }
-    if net_ok && plan.tcp_connect.is_some() {
-        ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(err)?;
-    }
-    if abi_n >= 6 && !plan.scopes.is_empty() {
-        let mut scopes: BitFlags<LlScope> = BitFlags::empty();
-        for s in &plan.scopes {
-            scopes |= match s {
-                Scope::AbstractUnix => LlScope::AbstractUnixSocket,
-                Scope::Signal => LlScope::Signal,
-            };
-        }
-        ruleset = ruleset.scope(scopes).map_err(err)?;
-    }
-    let mut created = ruleset.create().map_err(err)?;
-    let file_rights = AccessFs::from_file(abi);
-    for rule in &plan.rules {
-        let fd = match PathFd::new(&rule.path) {
-            Ok(fd) => fd,
-            Err(_) => {
-                let shown = rule.path.display().to_string();
-                if !report.absent_paths.contains(&shown) {
-                    report.absent_paths.push(shown);
-                }
-                continue;
-            }
-        };
-        let is_dir = std::fs::metadata(&rule.path)
-            .map(|m| m.is_dir())
-            .unwrap_or(false);
-        let mut rights = BitFlags::<AccessFs>::from_bits_truncate(rule.access) & fs_handled;
-        if !is_dir {
-            rights &= file_rights;
-        }
-        if rights.is_empty() {
-            continue;
-        }
-        created = created
-            .add_rule(PathBeneath::new(fd, rights))
-            .map_err(|e| {
-                err(format!(
-                    "landlock_add_rule({}, {}): {e}",
-                    rule.path.display(),
-                    access::summary(rule.access)
-                ))
-            })?;
-    }
-    if net_ok {
-        for (ports, right) in [
-            (&plan.tcp_bind, AccessNet::BindTcp),
-            (&plan.tcp_connect, AccessNet::ConnectTcp),
-        ] {
-            for port in ports.iter().flatten() {
-                created = created
-                    .add_rule(NetPort::new(*port, right))
-                    .map_err(|e| err(format!("landlock_add_rule(port {port}): {e}")))?;
-            }
+    let status = k
+        .landlock_restrict(&ruleset(plan, abi_n))
+        .map_err(|e| match e {
+            LandlockError::Ruleset(e) => err(e),
+            LandlockError::Path(path, rights, e) => err(format!(
+                "landlock_add_rule({}, {}): {e}",
+                path.display(),
+                access::summary(rights)
+            )),
+            LandlockError::Port(port, e) => err(format!("landlock_add_rule(port {port}): {e}")),
+            LandlockError::Restrict(e) => err(format!("landlock_restrict_self: {e}")),
+        })?;
+    for path in &status.absent {
+        let shown = path.display().to_string();
+        if !report.absent_paths.contains(&shown) {
+            report.absent_paths.push(shown);
         }
     }
-    let status = created
-        .restrict_self()
-        .map_err(|e| err(format!("landlock_restrict_self: {e}")))?;
-    report.status = match status.ruleset {
-        RulesetStatus::FullyEnforced => "fully-enforced",
-        RulesetStatus::PartiallyEnforced => "partially-enforced",
-        RulesetStatus::NotEnforced => "not-enforced",
+    report.status = match status.enforcement {
+        Enforcement::Full => "fully-enforced",
+        Enforcement::Partial => "partially-enforced",
+        Enforcement::None => "not-enforced",
     }
     .into();
     // We asked only for what this ABI supports, with hard compatibility: anything short of
     // full enforcement means the kernel and the crate disagree — refuse rather than guess.
-    if status.ruleset != RulesetStatus::FullyEnforced {
+    if status.enforcement != Enforcement::Full {
         return Err(err(format!(
             "landlock_restrict_self reported {}",
             report.status

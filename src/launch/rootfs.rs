@@ -12,21 +12,18 @@
 //! read-only with mount_setattr (which changes only the attributes named, so flags the kernel
 //! locked on host mounts are kept).
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat, openat2};
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sys::stat::{Mode, SFlag, fstat, mkdirat};
-use nix::unistd::{fchdir, pivot_root, symlinkat};
+use nix::fcntl::{AT_FDCWD, OFlag, ResolveFlag};
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::stat::Mode;
 
 use super::error::{StepError, Syscall};
 use crate::plan::steps::Step;
 use crate::plan::{EntryKind, MountKind, MountPlan, Plan};
-use crate::sys::{self, fd_path, mount_attr};
+use crate::sys::{Kernel, fd_path, mount_attr};
 
 /// Where the staging tmpfs goes, inside the sandbox's private mount namespace.
 const STAGING: &str = "/tmp";
@@ -59,35 +56,39 @@ struct HostFds {
 
 /// A detached copy of the mount tree at `fd`, with `set` applied to every mount in it.
 fn detached_tree(
+    k: &dyn Kernel,
     fd: BorrowedFd<'_>,
     recursive: bool,
     set: u64,
     step: Step,
     shown: &str,
 ) -> Result<OwnedFd, StepError> {
-    let tree = sys::open_tree_clone(fd, recursive).step(step, || {
+    let tree = k.open_tree_clone(fd, recursive).step(step, || {
         format!(
             "open_tree({shown:?}, OPEN_TREE_CLONE{})",
             if recursive { "|AT_RECURSIVE" } else { "" }
         )
     })?;
-    sys::mount_setattr(tree.as_fd(), set, 0, recursive).step(step, || {
-        format!(
-            "mount_setattr({shown:?}, {set:#x}{})",
-            if recursive { ", AT_RECURSIVE" } else { "" }
-        )
-    })?;
+    k.mount_setattr(tree.as_fd(), set, 0, recursive)
+        .step(step, || {
+            format!(
+                "mount_setattr({shown:?}, {set:#x}{})",
+                if recursive { ", AT_RECURSIVE" } else { "" }
+            )
+        })?;
     Ok(tree)
 }
 
 /// Attaches a detached tree at `target` (an O_PATH descriptor of the mount point).
 fn attach(
+    k: &dyn Kernel,
     tree: &OwnedFd,
     target: BorrowedFd<'_>,
     step: Step,
     shown: &str,
 ) -> Result<(), StepError> {
-    sys::move_mount_to(tree.as_fd(), target).step(step, || format!("move_mount(tree, {shown:?})"))
+    k.move_mount(tree.as_fd(), target)
+        .step(step, || format!("move_mount(tree, {shown:?})"))
 }
 
 const RO: u64 = mount_attr::RDONLY | mount_attr::NOSUID | mount_attr::NODEV;
@@ -99,6 +100,7 @@ fn cstr(s: &str) -> String {
 /// Mounts a fresh `fstype` at `at` (a path, or a /proc/self/fd link to the target); the step
 /// error shows the call with `shown`, the target as the sandbox will see it.
 fn mount_fs(
+    k: &dyn Kernel,
     fstype: &str,
     at: &str,
     shown: &str,
@@ -106,37 +108,36 @@ fn mount_fs(
     data: Option<&str>,
     step: Step,
 ) -> Result<(), StepError> {
-    mount(Some(fstype), at, Some(fstype), flags, data).step(step, || {
-        let names: Vec<&str> = flags.iter_names().map(|(n, _)| n).collect();
-        format!(
-            "mount({fstype:?}, {shown:?}, {fstype:?}, {}, {})",
-            names.join("|"),
-            data.map_or_else(|| "NULL".to_owned(), cstr)
-        )
-    })
+    k.mount(Some(fstype), at, Some(fstype), flags, data)
+        .step(step, || {
+            let names: Vec<&str> = flags.iter_names().map(|(n, _)| n).collect();
+            format!(
+                "mount({fstype:?}, {shown:?}, {fstype:?}, {}, {})",
+                names.join("|"),
+                data.map_or_else(|| "NULL".to_owned(), cstr)
+            )
+        })
 }
 
-fn open_path(path: &Path, dir: bool) -> nix::Result<OwnedFd> {
+fn open_path(k: &dyn Kernel, path: &Path, dir: bool) -> nix::Result<OwnedFd> {
     let mut flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
     if dir {
         flags |= OFlag::O_DIRECTORY;
     }
-    open(path, flags, Mode::empty())
+    k.open(path, flags)
 }
 
 /// Opens a host object of a lower layer that the plan found (at a canonical path, so with no
 /// symbolic link in it): a link that appeared since is refused (`ELOOP`). Whoever owns a layer
 /// could otherwise swap one of its entries for a link to any host directory between the plan
 /// and the mount, and the sandbox would show that directory.
-fn open_layer_entry(path: &Path, dir: bool) -> Result<OwnedFd, StepError> {
+fn open_layer_entry(k: &dyn Kernel, path: &Path, dir: bool) -> Result<OwnedFd, StepError> {
     let mut flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
     if dir {
         flags |= OFlag::O_DIRECTORY;
     }
-    let how = OpenHow::new()
-        .flags(flags)
-        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    openat2(nix::fcntl::AT_FDCWD, path, how)
+    let resolve = ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+    k.openat2(AT_FDCWD, path, flags, resolve)
         .step(Step::Rootfs, || {
             format!("openat2(AT_FDCWD, {path:?}, O_PATH, RESOLVE_NO_SYMLINKS)")
         })
@@ -147,23 +148,18 @@ fn open_layer_entry(path: &Path, dir: bool) -> Result<OwnedFd, StepError> {
 }
 
 /// Step 4: private propagation, the staging tmpfs, the skeleton and its overlays.
-pub fn build_root(plan: &Plan) -> Result<Staged, StepError> {
+pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
     let step = Step::Rootfs;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .step(step, || {
-        "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)".into()
-    })?;
-    let host = open_host(plan)?;
+    k.mount(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
+        .step(step, || {
+            "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)".into()
+        })?;
+    let host = open_host(k, plan)?;
 
     let size = plan.rootfs.size;
     let staging_opts = format!("size={size},mode=0700");
     mount_fs(
+        k,
         "tmpfs",
         STAGING,
         STAGING,
@@ -175,11 +171,12 @@ pub fn build_root(plan: &Plan) -> Result<Staged, StepError> {
         e.hint("kekkai stages the new root on a private tmpfs over /tmp, which must be a directory")
     })?;
     for d in [NEW_ROOT, "/tmp/u", "/tmp/w"] {
-        nix::unistd::mkdir(d, Mode::from_bits_truncate(0o755))
+        k.mkdirat(AT_FDCWD, Path::new(d), Mode::from_bits_truncate(0o755))
             .step(step, || format!("mkdir({}, 0755)", cstr(d)))?;
     }
     let root_opts = format!("size={size},mode=0755");
     mount_fs(
+        k,
         "tmpfs",
         NEW_ROOT,
         NEW_ROOT,
@@ -187,17 +184,11 @@ pub fn build_root(plan: &Plan) -> Result<Staged, StepError> {
         Some(&root_opts),
         step,
     )?;
-    let root = open_path(Path::new(NEW_ROOT), true)
+    let root = open_path(k, Path::new(NEW_ROOT), true)
         .step(step, || format!("open({}, O_PATH)", cstr(NEW_ROOT)))?;
     let mut seal = Vec::new();
     if !plan.rootfs.writable {
-        seal.push(root.try_clone().map_err(|e| {
-            StepError::sys(
-                step,
-                "dup(root)",
-                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            )
-        })?);
+        seal.push(k.dup(root.as_fd()).step(step, || "dup(root)".into())?);
     }
 
     for (i, (entry, lowers)) in plan.rootfs.entries.iter().zip(&host.entries).enumerate() {
@@ -205,11 +196,15 @@ pub fn build_root(plan: &Plan) -> Result<Staged, StepError> {
         let name = entry.name.as_str();
         match &entry.kind {
             EntryKind::Overlay(dirs) => {
-                mkdirat(&root, name, Mode::from_bits_truncate(0o755))
-                    .step(step, || format!("mkdir({})", cstr(&target)))?;
+                k.mkdirat(
+                    root.as_fd(),
+                    Path::new(name),
+                    Mode::from_bits_truncate(0o755),
+                )
+                .step(step, || format!("mkdir({})", cstr(&target)))?;
                 let (upper, work) = (format!("/tmp/u/{i}"), format!("/tmp/w/{i}"));
                 for d in [&upper, &work] {
-                    nix::unistd::mkdir(d.as_str(), Mode::from_bits_truncate(0o755))
+                    k.mkdirat(AT_FDCWD, Path::new(d), Mode::from_bits_truncate(0o755))
                         .step(step, || format!("mkdir({})", cstr(d)))?;
                 }
                 let lower: Vec<String> = lowers.iter().map(|fd| fd_path(fd.as_fd())).collect();
@@ -217,7 +212,7 @@ pub fn build_root(plan: &Plan) -> Result<Staged, StepError> {
                     "lowerdir={},upperdir={upper},workdir={work}",
                     lower.join(":")
                 );
-                mount(
+                k.mount(
                     Some("overlay"),
                     target.as_str(),
                     Some("overlay"),
@@ -236,17 +231,21 @@ pub fn build_root(plan: &Plan) -> Result<Staged, StepError> {
                 .map_err(|e| e.key(&crate::policy::KeyPath::root().key("rootfs").key("lower")))?;
                 if !plan.rootfs.writable {
                     seal.push(
-                        open_path(Path::new(&target), true)
+                        open_path(k, Path::new(&target), true)
                             .step(step, || format!("open({}, O_PATH)", cstr(&target)))?,
                     );
                 }
             }
             EntryKind::Bind(src) | EntryKind::File(src) => {
                 if matches!(entry.kind, EntryKind::Bind(_)) {
-                    mkdirat(&root, name, Mode::from_bits_truncate(0o755))
-                        .step(step, || format!("mkdir({})", cstr(&target)))?;
+                    k.mkdirat(
+                        root.as_fd(),
+                        Path::new(name),
+                        Mode::from_bits_truncate(0o755),
+                    )
+                    .step(step, || format!("mkdir({})", cstr(&target)))?;
                 } else {
-                    create_file(root.as_fd(), name)
+                    create_file(k, root.as_fd(), Path::new(name))
                         .step(step, || format!("create({})", cstr(&target)))?;
                 }
                 let Some(tree) = lowers.first() else {
@@ -255,17 +254,21 @@ pub fn build_root(plan: &Plan) -> Result<Staged, StepError> {
                         format!("no mount tree for {}", src.display()),
                     ));
                 };
-                let at = open_path(Path::new(&target), false)
+                let at = open_path(k, Path::new(&target), false)
                     .step(step, || format!("open({}, O_PATH)", cstr(&target)))?;
-                attach(tree, at.as_fd(), step, &target)?;
+                attach(k, tree, at.as_fd(), step, &target)?;
             }
             EntryKind::Symlink(to) => {
-                symlinkat(to.as_path(), &root, name)
+                k.symlinkat(to.as_path(), root.as_fd(), Path::new(name))
                     .step(step, || format!("symlink({:?}, {})", to, cstr(&target)))?;
             }
             EntryKind::EmptyDir => {
-                mkdirat(&root, name, Mode::from_bits_truncate(0o755))
-                    .step(step, || format!("mkdir({})", cstr(&target)))?;
+                k.mkdirat(
+                    root.as_fd(),
+                    Path::new(name),
+                    Mode::from_bits_truncate(0o755),
+                )
+                .step(step, || format!("mkdir({})", cstr(&target)))?;
             }
         }
     }
@@ -273,18 +276,19 @@ pub fn build_root(plan: &Plan) -> Result<Staged, StepError> {
 }
 
 /// Opens, before anything is covered, every host object the sandbox will need.
-fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
+fn open_host(k: &dyn Kernel, plan: &Plan) -> Result<HostFds, StepError> {
     let step = Step::Rootfs;
     let mut entries = Vec::new();
     for e in &plan.rootfs.entries {
         let fds = match &e.kind {
             EntryKind::Overlay(dirs) => dirs
                 .iter()
-                .map(|d| open_layer_entry(d, true))
+                .map(|d| open_layer_entry(k, d, true))
                 .collect::<Result<Vec<_>, _>>()?,
             EntryKind::Bind(p) => {
-                let fd = open_layer_entry(p, true)?;
+                let fd = open_layer_entry(k, p, true)?;
                 vec![detached_tree(
+                    k,
                     fd.as_fd(),
                     true,
                     RO,
@@ -293,8 +297,9 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
                 )?]
             }
             EntryKind::File(p) => {
-                let fd = open_layer_entry(p, false)?;
+                let fd = open_layer_entry(k, p, false)?;
                 vec![detached_tree(
+                    k,
                     fd.as_fd(),
                     false,
                     RO | mount_attr::NOEXEC,
@@ -319,10 +324,13 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
             } => {
                 // The plan resolved every symlink; refuse one that appeared since, and any
                 // object other than the one the plan saw.
-                let how = OpenHow::new()
-                    .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-                    .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-                let fd = openat2(nix::fcntl::AT_FDCWD, source.as_path(), how)
+                let fd = k
+                    .openat2(
+                        AT_FDCWD,
+                        source.as_path(),
+                        OFlag::O_PATH | OFlag::O_CLOEXEC,
+                        ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+                    )
                     .step(Step::Mounts, || {
                         format!("openat2(AT_FDCWD, {source:?}, O_PATH, RESOLVE_NO_SYMLINKS)")
                     })
@@ -330,8 +338,10 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
                         e.at(&m.origin)
                             .hint("the bind source changed since the policy was checked")
                     })?;
-                let st = fstat(&fd).step(Step::Mounts, || format!("fstat({source:?})"))?;
-                if (st.st_dev, st.st_ino) != *dev_ino {
+                let st = k
+                    .fstat(fd.as_fd())
+                    .step(Step::Mounts, || format!("fstat({source:?})"))?;
+                if (st.dev, st.ino) != *dev_ino {
                     return Err(StepError::msg(Step::Mounts, format!("bind source {} is not the object the plan resolved (device/inode changed)", source.display()))
                         .at(&m.origin));
                 }
@@ -343,6 +353,7 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
                     set |= mount_attr::NOEXEC;
                 }
                 let tree = detached_tree(
+                    k,
                     fd.as_fd(),
                     *dir,
                     set,
@@ -363,7 +374,7 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
     if need_devices {
         for name in DEVICES {
             let path = format!("/dev/{name}");
-            match open_path(Path::new(&path), false) {
+            match open_path(k, Path::new(&path), false) {
                 Ok(fd) => devices.push((name, fd)),
                 // A host without /dev/tty (or the like) gives the sandbox none either.
                 Err(Errno::ENOENT | Errno::ENXIO) => {}
@@ -384,32 +395,31 @@ fn open_host(plan: &Plan) -> Result<HostFds, StepError> {
     })
 }
 
-fn create_file(dir: BorrowedFd<'_>, name: &str) -> nix::Result<()> {
-    let fd = openat(
-        dir,
-        name,
-        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o644),
-    )?;
-    drop(fd);
-    Ok(())
+fn create_file(k: &dyn Kernel, dir: BorrowedFd<'_>, name: &Path) -> nix::Result<()> {
+    k.create_file(dir, name, Mode::from_bits_truncate(0o644))
 }
 
 /// Binds a host device node (O_PATH `src`) onto `target` with the given attributes.
 fn bind_node(
+    k: &dyn Kernel,
     src: BorrowedFd<'_>,
     target: BorrowedFd<'_>,
     set: u64,
     step: Step,
     shown: &str,
 ) -> Result<(), StepError> {
-    let tree = detached_tree(src, false, set, step, shown)?;
-    attach(&tree, target, step, shown)
+    let tree = detached_tree(k, src, false, set, step, shown)?;
+    attach(k, &tree, target, step, shown)
 }
 
 /// Opens (creating what is missing) a mount target inside the new root. Every lookup is
 /// confined to the root: `..` and symlinks resolve as if the root were `/`.
-fn target_in_root(root: BorrowedFd<'_>, target: &Path, file: bool) -> nix::Result<OwnedFd> {
+fn target_in_root(
+    k: &dyn Kernel,
+    root: BorrowedFd<'_>,
+    target: &Path,
+    file: bool,
+) -> nix::Result<OwnedFd> {
     let parts: Vec<&std::ffi::OsStr> = target
         .components()
         .filter_map(|c| match c {
@@ -417,22 +427,25 @@ fn target_in_root(root: BorrowedFd<'_>, target: &Path, file: bool) -> nix::Resul
             _ => None,
         })
         .collect();
-    let how = |flags: OFlag| {
-        OpenHow::new()
-            .flags(flags | OFlag::O_PATH | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+    let open = |path: &Path, flags: OFlag| {
+        k.openat2(
+            root,
+            path,
+            flags | OFlag::O_PATH | OFlag::O_CLOEXEC,
+            ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        )
     };
     let mut prefix = std::path::PathBuf::new();
     let count = parts.len();
     for (i, part) in parts.iter().enumerate() {
         let parent = if prefix.as_os_str().is_empty() {
-            openat2(root, ".", how(OFlag::O_DIRECTORY))?
+            open(Path::new("."), OFlag::O_DIRECTORY)?
         } else {
-            openat2(root, prefix.as_path(), how(OFlag::O_DIRECTORY))?
+            open(prefix.as_path(), OFlag::O_DIRECTORY)?
         };
         prefix.push(part);
         let last = i + 1 == count;
-        match openat2(root, prefix.as_path(), how(OFlag::empty())) {
+        match open(prefix.as_path(), OFlag::empty()) {
             Ok(fd) => {
                 if last {
                     return Ok(fd);
@@ -441,38 +454,40 @@ fn target_in_root(root: BorrowedFd<'_>, target: &Path, file: bool) -> nix::Resul
             Err(Errno::ENOENT) => {
                 if last && file {
                     // O_PATH can't create; make the file in its confined parent.
-                    let name = CString::new(part.as_bytes()).map_err(|_| Errno::EINVAL)?;
-                    let fd = openat(
-                        &parent,
-                        name.as_c_str(),
-                        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-                        Mode::from_bits_truncate(0o644),
-                    )?;
-                    drop(fd);
+                    create_file(k, parent.as_fd(), Path::new(part))?;
                 } else {
-                    mkdirat(&parent, *part, Mode::from_bits_truncate(0o755))?;
+                    k.mkdirat(
+                        parent.as_fd(),
+                        Path::new(part),
+                        Mode::from_bits_truncate(0o755),
+                    )?;
                 }
                 if last {
-                    return openat2(root, prefix.as_path(), how(OFlag::empty()));
+                    return open(prefix.as_path(), OFlag::empty());
                 }
             }
             Err(e) => return Err(e),
         }
     }
-    openat2(root, ".", how(OFlag::O_DIRECTORY))
+    open(Path::new("."), OFlag::O_DIRECTORY)
 }
 
 /// Step 5: the policy's mounts, in order, on top of the root.
-pub fn mount_all(plan: &Plan, staged: &mut Staged) -> Result<(), StepError> {
+pub fn mount_all(k: &dyn Kernel, plan: &Plan, staged: &mut Staged) -> Result<(), StepError> {
     let binds = std::mem::take(&mut staged.host.binds);
     for (m, src) in plan.mounts.iter().zip(binds.iter()) {
-        mount_one(m, src.as_ref(), staged)
+        mount_one(k, m, src.as_ref(), staged)
             .map_err(|e| if e.key.is_none() { e.at(&m.origin) } else { e })?;
     }
     Ok(())
 }
 
-fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Result<(), StepError> {
+fn mount_one(
+    k: &dyn Kernel,
+    m: &MountPlan,
+    src: Option<&OwnedFd>,
+    staged: &mut Staged,
+) -> Result<(), StepError> {
     let step = Step::Mounts;
     let t = m.target.display().to_string();
     let rel = m
@@ -480,21 +495,19 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
         .strip_prefix("/")
         .unwrap_or(&m.target)
         .to_path_buf();
-    let root = staged.root.try_clone().map_err(|e| {
-        StepError::sys(
-            step,
-            "dup(root)",
-            Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        )
-    })?;
+    let root = k
+        .dup(staged.root.as_fd())
+        .step(step, || "dup(root)".into())?;
     let root = root.as_fd();
     let is_file_bind = matches!(m.kind, MountKind::Bind { dir: false, .. });
     if matches!(m.kind, MountKind::Hide) {
         // Hiding what does not exist hides nothing.
-        let how = OpenHow::new()
-            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        let fd = match openat2(root, rel.as_path(), how) {
+        let fd = match k.openat2(
+            root,
+            rel.as_path(),
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        ) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Ok(()),
             Err(e) => {
@@ -505,10 +518,11 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
                 ));
             }
         };
-        let st = fstat(&fd).step(step, || format!("fstat({t:?})"))?;
+        let st = k.fstat(fd.as_fd()).step(step, || format!("fstat({t:?})"))?;
         let at = fd_path(fd.as_fd());
-        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+        if st.dir {
             mount_fs(
+                k,
                 "tmpfs",
                 &at,
                 &t,
@@ -516,7 +530,7 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
                 Some("size=64k,mode=0755"),
                 step,
             )?;
-            staged.seal.push(reopen(root, &rel, step, &t)?);
+            staged.seal.push(reopen(k, root, &rel, step, &t)?);
         } else {
             let Some((_, null)) = staged.host.devices.iter().find(|(n, _)| *n == "null") else {
                 return Err(StepError::msg(
@@ -526,6 +540,7 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
             };
             // Not nodev: reading the hidden file reads /dev/null, i.e. nothing.
             bind_node(
+                k,
                 null.as_fd(),
                 fd.as_fd(),
                 mount_attr::RDONLY | mount_attr::NOSUID | mount_attr::NOEXEC,
@@ -535,7 +550,7 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
         }
         return Ok(());
     }
-    let target = target_in_root(root, &m.target, is_file_bind).step(step, || {
+    let target = target_in_root(k, root, &m.target, is_file_bind).step(step, || {
         format!("create mount point {t:?} in the new root (RESOLVE_IN_ROOT)")
     })?;
     let at = fd_path(target.as_fd());
@@ -547,7 +562,7 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
                     format!("no mount tree for {}", source.display()),
                 ));
             };
-            attach(tree, target.as_fd(), step, &t)?;
+            attach(k, tree, target.as_fd(), step, &t)?;
         }
         MountKind::Tmpfs { size, mode, exec } => {
             let opts = format!("size={size},mode={mode:o}");
@@ -555,15 +570,16 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
             if !exec {
                 flags |= MsFlags::MS_NOEXEC;
             }
-            mount_fs("tmpfs", &at, &t, flags, Some(&opts), step)?;
+            mount_fs(k, "tmpfs", &at, &t, flags, Some(&opts), step)?;
         }
         MountKind::Proc => {
-            mount_fs("proc", &at, &t, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None, step)
+            mount_fs(k, "proc", &at, &t, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None, step)
                 .map_err(|e| e.hint("a fresh procfs needs the pid namespace and, without root, a host /proc with nothing mounted over parts of it"))?;
-            harden_proc(root, &rel, &t, staged)?;
+            harden_proc(k, root, &rel, &t, staged)?;
         }
         MountKind::Mqueue => {
             mount_fs(
+                k,
                 "mqueue",
                 &at,
                 &t,
@@ -572,7 +588,7 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
                 step,
             )?;
         }
-        MountKind::Dev => mount_dev(root, &at, &rel, &t, staged)?,
+        MountKind::Dev => mount_dev(k, root, &at, &rel, &t, staged)?,
         MountKind::Hide => {}
     }
     Ok(())
@@ -580,11 +596,20 @@ fn mount_one(m: &MountPlan, src: Option<&OwnedFd>, staged: &mut Staged) -> Resul
 
 /// Opens what is now at `rel` in the new root, crossing the mounts made so far (a
 /// `/proc/self/fd/N` link would still name the directory underneath them).
-fn reopen(root: BorrowedFd<'_>, rel: &Path, step: Step, shown: &str) -> Result<OwnedFd, StepError> {
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    openat2(root, rel, how).step(step, || {
+fn reopen(
+    k: &dyn Kernel,
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    step: Step,
+    shown: &str,
+) -> Result<OwnedFd, StepError> {
+    k.openat2(
+        root,
+        rel,
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+    )
+    .step(step, || {
         format!("openat2(root, {shown:?}, O_PATH, RESOLVE_IN_ROOT)")
     })
 }
@@ -603,24 +628,28 @@ const PROC_HIDDEN_FILES: [&str; 6] = [
 const PROC_HIDDEN_DIRS: [&str; 2] = ["acpi", "scsi"];
 
 fn harden_proc(
+    k: &dyn Kernel,
     root: BorrowedFd<'_>,
     rel: &Path,
     shown: &str,
     staged: &mut Staged,
 ) -> Result<(), StepError> {
     let step = Step::Mounts;
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
-    let find = |name: &str| openat2(root, rel.join(name).as_path(), how).ok();
+    let find = |name: &str| {
+        k.openat2(
+            root,
+            rel.join(name).as_path(),
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS,
+        )
+        .ok()
+    };
     for name in PROC_READ_ONLY {
         let Some(fd) = find(name) else { continue };
         let path = format!("{shown}/{name}");
-        let dir = fstat(&fd).is_ok_and(|st| {
-            SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
-        });
-        let tree = detached_tree(fd.as_fd(), dir, RO | mount_attr::NOEXEC, step, &path)?;
-        attach(&tree, fd.as_fd(), step, &path)?;
+        let dir = k.fstat(fd.as_fd()).is_ok_and(|st| st.dir);
+        let tree = detached_tree(k, fd.as_fd(), dir, RO | mount_attr::NOEXEC, step, &path)?;
+        attach(k, &tree, fd.as_fd(), step, &path)?;
     }
     for name in PROC_HIDDEN_FILES {
         let Some(fd) = find(name) else { continue };
@@ -628,6 +657,7 @@ fn harden_proc(
             continue;
         };
         bind_node(
+            k,
             null.as_fd(),
             fd.as_fd(),
             mount_attr::RDONLY | mount_attr::NOSUID | mount_attr::NOEXEC,
@@ -639,6 +669,7 @@ fn harden_proc(
         let Some(fd) = find(name) else { continue };
         let at = fd_path(fd.as_fd());
         mount_fs(
+            k,
             "tmpfs",
             &at,
             &format!("{shown}/{name}"),
@@ -653,6 +684,7 @@ fn harden_proc(
 /// A minimal /dev: a small tmpfs with the host's null, zero, full, random, urandom and tty
 /// bound in, a private devpts instance, shm, and the fd links. Nothing else.
 fn mount_dev(
+    k: &dyn Kernel,
     root: BorrowedFd<'_>,
     at: &str,
     rel: &Path,
@@ -661,6 +693,7 @@ fn mount_dev(
 ) -> Result<(), StepError> {
     let step = Step::Mounts;
     mount_fs(
+        k,
         "tmpfs",
         at,
         shown,
@@ -668,12 +701,13 @@ fn mount_dev(
         Some("size=64k,mode=0755"),
         step,
     )?;
-    let dev = reopen(root, rel, step, shown)?;
+    let dev = reopen(k, root, rel, step, shown)?;
     for (name, src) in &staged.host.devices {
         let node = format!("{shown}/{name}");
-        create_file(dev.as_fd(), name).step(step, || format!("create({node:?})"))?;
-        let target = reopen(root, &rel.join(name), step, &node)?;
+        create_file(k, dev.as_fd(), Path::new(name)).step(step, || format!("create({node:?})"))?;
+        let target = reopen(k, root, &rel.join(name), step, &node)?;
         bind_node(
+            k,
             src.as_fd(),
             target.as_fd(),
             mount_attr::NOSUID | mount_attr::NOEXEC,
@@ -682,12 +716,13 @@ fn mount_dev(
         )?;
     }
     for sub in ["pts", "shm"] {
-        mkdirat(&dev, sub, Mode::from_bits_truncate(0o755))
+        k.mkdirat(dev.as_fd(), Path::new(sub), Mode::from_bits_truncate(0o755))
             .step(step, || format!("mkdir(\"{shown}/{sub}\")"))?;
     }
-    let pts_fd = reopen(root, &rel.join("pts"), step, shown)?;
+    let pts_fd = reopen(k, root, &rel.join("pts"), step, shown)?;
     let pts = fd_path(pts_fd.as_fd());
     mount_fs(
+        k,
         "devpts",
         &pts,
         &format!("{shown}/pts"),
@@ -695,9 +730,10 @@ fn mount_dev(
         Some("newinstance,ptmxmode=0666,mode=0620"),
         step,
     )?;
-    let shm_fd = reopen(root, &rel.join("shm"), step, shown)?;
+    let shm_fd = reopen(k, root, &rel.join("shm"), step, shown)?;
     let shm = fd_path(shm_fd.as_fd());
     mount_fs(
+        k,
         "tmpfs",
         &shm,
         &format!("{shown}/shm"),
@@ -712,25 +748,29 @@ fn mount_dev(
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        symlinkat(to, &dev, link).step(step, || format!("symlink({to:?}, \"{shown}/{link}\")"))?;
+        k.symlinkat(Path::new(to), dev.as_fd(), Path::new(link))
+            .step(step, || format!("symlink({to:?}, \"{shown}/{link}\")"))?;
     }
     staged.seal.push(dev);
     Ok(())
 }
 
 /// Step 6: pivot_root into the new root, detach the old one, seal what must not change.
-pub fn pivot(staged: Staged) -> Result<(), StepError> {
+pub fn pivot(k: &dyn Kernel, staged: Staged) -> Result<(), StepError> {
     let step = Step::PivotRoot;
-    fchdir(&staged.root).step(step, || format!("fchdir({})", cstr(NEW_ROOT)))?;
+    k.fchdir(staged.root.as_fd())
+        .step(step, || format!("fchdir({})", cstr(NEW_ROOT)))?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
     // removes it (and the staging tmpfs with it) from this namespace entirely.
-    pivot_root(".", ".").step(step, || {
+    k.pivot_root(".", ".").step(step, || {
         format!("pivot_root({}, {})", cstr(NEW_ROOT), cstr(NEW_ROOT))
     })?;
-    umount2(".", MntFlags::MNT_DETACH).step(step, || "umount2(old root, MNT_DETACH)".into())?;
-    nix::unistd::chdir("/").step(step, || "chdir(\"/\")".into())?;
+    k.umount2(".", MntFlags::MNT_DETACH)
+        .step(step, || "umount2(old root, MNT_DETACH)".into())?;
+    k.chdir(Path::new("/"))
+        .step(step, || "chdir(\"/\")".into())?;
     for fd in &staged.seal {
-        sys::mount_setattr(fd.as_fd(), mount_attr::RDONLY, 0, false)
+        k.mount_setattr(fd.as_fd(), mount_attr::RDONLY, 0, false)
             .step(step, || "mount_setattr(layer, MOUNT_ATTR_RDONLY)".into())?;
     }
     drop(staged);

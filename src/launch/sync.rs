@@ -113,41 +113,17 @@ impl Channel {
     pub fn recv_with_fd<T: for<'de> Deserialize<'de>>(
         &self,
     ) -> nix::Result<Option<(T, Option<OwnedFd>)>> {
-        use std::os::fd::AsRawFd;
+        use std::os::fd::AsFd;
         let mut buf = vec![0u8; MAX_MESSAGE];
-        let mut cmsg_space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let (n, fd) = loop {
-            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-            match nix::sys::socket::recvmsg::<()>(
-                self.0.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg_space),
-                nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
+        let (n, owned) = loop {
+            match crate::sys::recv_with_fd(self.0.as_fd(), &mut buf) {
                 Err(e) if retry(e) => continue,
-                Err(e) => return Err(e),
-                Ok(msg) => {
-                    let mut fd = None;
-                    for c in msg.cmsgs()? {
-                        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                            for raw in fds {
-                                // Keep the first; a peer that sends more gets them closed.
-                                if fd.is_none() {
-                                    fd = Some(raw);
-                                } else {
-                                    let _ = nix::unistd::close(raw);
-                                }
-                            }
-                        }
-                    }
-                    break (msg.bytes, fd);
-                }
+                other => break other?,
             }
         };
         if n == 0 {
             return Ok(None);
         }
-        let owned = fd.map(crate::sys::adopt_fd);
         serde_json::from_slice(buf.get(..n).unwrap_or_default())
             .map(|m| Some((m, owned)))
             .map_err(|_| nix::errno::Errno::EBADMSG)

@@ -1,8 +1,22 @@
 //! The only module with `unsafe`: thin wrappers over system calls that nix doesn't cover
 //! safely. Each wrapper returns `nix::Result` with the raw errno; every `unsafe` block states
 //! the invariant that makes it sound.
+//!
+//! A safe function here is sound for every caller: what it needs, it checks itself (a fork
+//! refuses in a process with more than one thread, clone3 takes only namespace flags). A
+//! function whose soundness depends on what the caller knows is an `unsafe fn` with a
+//! `# Safety` section: [`close_range`] (which descriptors nobody owns any more),
+//! [`raw_syscall`] and [`int80`] (what the call does). [`kernel`] is the seam the sandbox's
+//! steps make their calls through; `fake` records them for unit tests.
 
 #![allow(unsafe_code)]
+
+#[cfg(test)]
+pub mod fake;
+pub mod kernel;
+pub mod landlock;
+
+pub use kernel::{Kernel, Linux};
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -31,13 +45,53 @@ struct CloneArgs {
 /// CLONE_INTO_CGROUP (linux/sched.h).
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+/// The CLONE_NEW* flags (linux/sched.h): the only flags [`clone3`] takes. NEWTIME (0x80),
+/// NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET.
+pub const NAMESPACE_FLAGS: u64 = 0x80 | 0x2_0000 | 0x7e00_0000;
+
+/// Is this process known to have a single thread? A process copy made now (fork, clone3)
+/// would then hold no lock that another thread took, so the copy may run any code.
+///
+/// glibc's `__libc_single_threaded` is true from start-up until the process first creates a
+/// thread, and never becomes true again (not even when the thread ends), so `true` is a
+/// certainty and `false` may be a process that once had a thread. Elsewhere `Threads:` in
+/// `/proc/self/status` answers (`false` when it can't be read).
+pub fn single_threaded() -> bool {
+    #[cfg(target_env = "gnu")]
+    {
+        unsafe extern "C" {
+            static __libc_single_threaded: libc::c_char;
+        }
+        // SAFETY: glibc (2.32 and later, which the build links against) defines this byte and
+        // writes it only from true to false, in pthread_create before the new thread exists.
+        // While it reads true there is no other thread that could be writing it; once false it
+        // stays false. A volatile read of one initialised byte of a static.
+        unsafe { std::ptr::read_volatile(&raw const __libc_single_threaded) != 0 }
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.strip_prefix("Threads:").is_some_and(|n| n.trim() == "1"))
+        })
+    }
+}
+
 /// Creates a child process with `clone3` and the given namespace flags, like `fork`: the
 /// child continues from here with `Ok(None)`, the parent gets `Ok(Some(pid))`. With
 /// `cgroup`, the child starts inside that cgroup v2 directory (CLONE_INTO_CGROUP).
 ///
-/// The caller must be single-threaded (the launcher never starts threads): the child gets a
-/// copy of only the calling thread, as after `fork`.
+/// Refuses flags other than [`NAMESPACE_FLAGS`] (`EINVAL`: CLONE_VM or CLONE_THREAD would
+/// share this stack and memory) and a process with more than one thread (`EDEADLK`: the child
+/// gets a copy of only the calling thread, and a lock another thread held would stay taken
+/// in it forever).
 pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Option<Pid>> {
+    if flags & !NAMESPACE_FLAGS != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !single_threaded() {
+        return Err(Errno::EDEADLK);
+    }
     let mut args = CloneArgs {
         flags,
         exit_signal: libc::SIGCHLD as u64,
@@ -48,9 +102,10 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Option<
         args.cgroup = u64::try_from(fd.as_raw_fd()).map_err(|_| Errno::EBADF)?;
     }
     // SAFETY: `args` is a valid, initialised clone_args of the size passed, alive for the
-    // call. Without CLONE_VM the child runs on a copy-on-write copy of this address space and
-    // returns here like fork(2) does; no stack or TLS is shared, and the launcher is single-
-    // threaded, so no lock can be held by a thread that does not exist in the child.
+    // call. Its flags are namespace flags only (checked above), so without CLONE_VM the child
+    // runs on a copy-on-write copy of this address space and returns here like fork(2) does;
+    // no stack or TLS is shared. This process has one thread (checked above), so no lock can
+    // be held by a thread that does not exist in the child.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -67,11 +122,15 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Option<
     }
 }
 
-/// `fork`: the program's process under the reaper. Same single-thread precondition as
-/// [`clone3`].
+/// `fork`: the child continues from here with `Ok(None)`, the parent gets `Ok(Some(pid))`.
+/// Refuses (`EDEADLK`) in a process with more than one thread, as [`clone3`] does.
 pub fn fork() -> nix::Result<Option<Pid>> {
-    // SAFETY: the launcher's processes are single-threaded, so the child can keep running
-    // arbitrary Rust code (including allocation) until it calls execve.
+    if !single_threaded() {
+        return Err(Errno::EDEADLK);
+    }
+    // SAFETY: this process has one thread (checked above), so no lock (malloc's, stdio's) can
+    // be held by a thread that does not exist in the child, and the child may keep running
+    // arbitrary Rust code, allocation included.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => Ok(None),
         nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
@@ -130,21 +189,27 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, recursive: bool) ->
 }
 
 /// `close_range(first, last, flags)`.
-pub fn close_range(first: u32, last: u32, cloexec: bool) -> nix::Result<()> {
+///
+/// # Safety
+///
+/// Without `cloexec`, every descriptor in `[first, last]` is closed whoever owns it. The
+/// caller must know that no object that owns one of them (an `OwnedFd`, a `File`, a socket)
+/// is used or dropped afterwards: it would act on a closed number, or on whatever the number
+/// is reused for. With `cloexec` nothing is closed before execve, and there is no obligation.
+pub unsafe fn close_range(first: u32, last: u32, cloexec: bool) -> nix::Result<()> {
     let flags = if cloexec {
         libc::CLOSE_RANGE_CLOEXEC
     } else {
         0
     };
-    // SAFETY: close_range only closes (or marks close-on-exec) descriptors of this process;
-    // no Rust object in the launcher's child owns descriptors in the range other than ones it
-    // deliberately gives up here (the caller keeps its channel outside the range).
+    // SAFETY: close_range reads no memory of ours; the descriptors it closes are given up by
+    // the caller (this function's contract).
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
     Errno::result(ret).map(drop)
 }
 
-/// Installs a classic BPF seccomp filter on the calling thread. The caller must have set
-/// no_new_privs (or hold CAP_SYS_ADMIN).
+/// Installs a classic BPF seccomp filter on the calling thread. The kernel refuses (`EACCES`)
+/// unless no_new_privs is set or the caller holds CAP_SYS_ADMIN.
 pub fn seccomp_install(program: &[seccompiler::sock_filter]) -> nix::Result<()> {
     let len = u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?;
     let prog = libc::sock_fprog {
@@ -304,12 +369,20 @@ pub fn move_mount_to(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Resul
     Errno::result(ret).map(drop)
 }
 
-/// A raw system call with up to six integer arguments, for the escape probe: the point is to
+/// A raw system call with up to six integer arguments, for the escape probes: the point is to
 /// call what the sandbox forbids, with arguments that do no harm when it is allowed.
-pub fn raw_syscall(nr: i64, args: [u64; 6]) -> nix::Result<i64> {
-    // SAFETY: the arguments are integers, or addresses of `'static` data the caller owns; the
-    // probe chooses them so that every call fails harmlessly or does nothing lasting when the
-    // sandbox lets it through. The kernel validates all of them.
+///
+/// # Safety
+///
+/// The call must not change anything Rust code in this process relies on: no memory of the
+/// process mapped, unmapped, protected or written (an argument that is an address must point
+/// at live data the kernel only reads, or be one the kernel rejects), no descriptor that an
+/// object owns closed or replaced, no thread or process state (signal handlers, the stack,
+/// TLS) changed under the code that runs next. Which calls and arguments qualify only the
+/// caller knows: they are the probe's choice.
+pub unsafe fn raw_syscall(nr: i64, args: [u64; 6]) -> nix::Result<i64> {
+    // SAFETY: what the call does is harmless to this process (this function's contract); the
+    // arguments are passed as integers and the kernel validates every one of them.
     let ret = unsafe {
         libc::syscall(
             nr as libc::c_long,
@@ -326,12 +399,18 @@ pub fn raw_syscall(nr: i64, args: [u64; 6]) -> nix::Result<i64> {
 
 /// A 32-bit (i386) system call through `int 0x80`, with integer arguments; returns the raw
 /// result (a negative errno on failure).
+///
+/// # Safety
+///
+/// As for [`raw_syscall`]: the call (an i386 number, whose table differs from x86_64's) must
+/// change nothing Rust code in this process relies on.
 #[cfg(target_arch = "x86_64")]
-pub fn int80(nr: u32, a: u32, b: u32, c: u32) -> i64 {
+pub unsafe fn int80(nr: u32, a: u32, b: u32, c: u32) -> i64 {
     let ret: i64;
     // SAFETY: `int 0x80` enters the kernel's i386 entry point; with the arguments in eax, ebx,
     // ecx and edx it returns in eax and clobbers nothing else the compiler relies on (r8-r11
-    // are saved by the kernel on this path). The probe passes only integers.
+    // are saved by the kernel on this path). What the call does is harmless to this process
+    // (this function's contract).
     unsafe {
         // rbx is reserved by LLVM: swap the first argument in and out around the call.
         std::arch::asm!(
@@ -439,11 +518,48 @@ pub fn in_new_session_with_tty(cmd: &mut std::process::Command, tty: std::os::fd
     }
 }
 
-/// Takes ownership of a descriptor the kernel just handed over (SCM_RIGHTS).
-pub fn adopt_fd(raw: RawFd) -> std::os::fd::OwnedFd {
-    // SAFETY: the caller passes a descriptor it has just received from recvmsg and that no
-    // other object owns; it is adopted exactly once.
-    unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
+/// `recvmsg(sock, buf, MSG_CMSG_CLOEXEC)` with room for one descriptor (SCM_RIGHTS): the
+/// number of bytes read and the descriptor that came with them, owned. A peer that sends more
+/// than one gets the others closed.
+pub fn recv_with_fd(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> nix::Result<(usize, Option<std::os::fd::OwnedFd>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg_space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            for fd in raw {
+                // SAFETY: the kernel installed `fd` in this process's table for this message
+                // just now; no object knows its number yet, and it is adopted once, here.
+                fds.push(unsafe {
+                    <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+                });
+            }
+        }
+    }
+    // The first is kept; any others are closed as the iterator drops.
+    Ok((msg.bytes, fds.into_iter().next()))
+}
+
+/// `shmget(key, size, flags)`: the id of a System V shared memory segment.
+pub fn shmget(key: libc::key_t, size: usize, flags: libc::c_int) -> nix::Result<libc::c_int> {
+    // SAFETY: shmget takes integers only and reads or writes no memory of ours.
+    Errno::result(unsafe { libc::shmget(key, size, flags) })
+}
+
+/// `shmctl(id, IPC_RMID, NULL)`: removes a System V shared memory segment.
+pub fn shm_remove(id: libc::c_int) -> nix::Result<()> {
+    // SAFETY: IPC_RMID takes no buffer; the NULL pointer is never dereferenced.
+    Errno::result(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
 }
 
 /// Drops this process's page-table entries for its executable file mappings (its own code and
@@ -554,9 +670,13 @@ pub fn arg_env_area(stat: &str) -> Option<[usize; 4]> {
 /// only zeroed. Costs one read of `/proc/self/stat` and two `memset`s; no system call changes
 /// the process (`prctl(PR_SET_MM)` would need CAP_SYS_RESOURCE on the host).
 ///
-/// Call it in a single-threaded process that no longer needs `std::env::args` or
-/// `std::env::var` (they would read the overwritten strings: empty ones, never freed memory).
+/// Afterwards `std::env::args` and `std::env::var` read the overwritten strings (empty ones,
+/// never freed memory). Refuses (`EDEADLK`) in a process with more than one thread, where
+/// another thread could be reading them while they change.
 pub fn forget_launcher_args(shown: &[u8]) -> nix::Result<()> {
+    if !single_threaded() {
+        return Err(Errno::EDEADLK);
+    }
     let stat = std::fs::read_to_string("/proc/self/stat")
         .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
     let [arg_start, arg_end, env_start, env_end] = arg_env_area(&stat).ok_or(Errno::EINVAL)?;
@@ -568,9 +688,9 @@ pub fn forget_launcher_args(shown: &[u8]) -> nix::Result<()> {
     // the addresses in the copy): they lie in the initial stack mapping, which is writable
     // and never unmapped while the process lives. No Rust reference points into them — std
     // keeps raw `argv` pointers and copies on every `args()`; libc's `environ` holds raw
-    // pointers whose strings stay NUL-terminated (empty) after zeroing. The caller is
-    // single-threaded, so nothing reads them while they change. `shown` is written only when
-    // it fits with its NUL and the final byte (`shown.len() + 2 <= arg_len`).
+    // pointers whose strings stay NUL-terminated (empty) after zeroing. This process has one
+    // thread (checked above), so nothing reads them while they change. `shown` is written
+    // only when it fits with its NUL and the final byte (`shown.len() + 2 <= arg_len`).
     unsafe {
         std::ptr::write_bytes(args, 0, arg_len);
         std::ptr::write_bytes(env, 0, env_len);
@@ -585,6 +705,43 @@ pub fn forget_launcher_args(shown: &[u8]) -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// clone3 takes exactly the namespace flags.
+    #[test]
+    fn namespace_flags_are_the_clone_new_flags() {
+        let want = [
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWPID,
+            libc::CLONE_NEWNET,
+            libc::CLONE_NEWIPC,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWCGROUP,
+            0x80, // CLONE_NEWTIME, which libc does not name
+        ]
+        .iter()
+        .fold(0u64, |acc, f| acc | u64::try_from(*f).unwrap_or(u64::MAX));
+        assert_eq!(NAMESPACE_FLAGS, want);
+    }
+
+    /// The test harness runs tests on threads of its own: a fork or clone3 here is refused
+    /// before any process is made, and so is overwriting the harness's command line.
+    #[rstest::rstest]
+    #[case::fork(|| fork().map(drop))]
+    #[case::clone3(|| clone3(0, None).map(drop))]
+    #[case::forget_launcher_args(|| forget_launcher_args(b"x"))]
+    fn refused_with_more_than_one_thread(#[case] call: fn() -> nix::Result<()>) {
+        // Make sure this process has had a second thread, whatever the harness does.
+        std::thread::spawn(|| ()).join().ok();
+        assert!(!single_threaded());
+        assert_eq!(call(), Err(Errno::EDEADLK));
+    }
+
+    /// Only namespace flags: CLONE_VM (0x100) would share this stack with the child.
+    #[test]
+    fn clone3_refuses_other_flags() {
+        assert_eq!(clone3(0x100, None).map(drop), Err(Errno::EINVAL));
+    }
 
     /// Fields 48 to 51 of /proc/PID/stat, whatever the command name holds.
     #[rstest::rstest]

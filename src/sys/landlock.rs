@@ -1,0 +1,156 @@
+//! Landlock's system calls, through the landlock crate: create a ruleset that handles every
+//! filesystem right of the given ABI (and TCP bind/connect, scopes when asked), add the rules,
+//! restrict this thread, and return what the kernel answered. What to ask for (and whether a
+//! missing feature is fatal) is decided before, in `launch::landlock`, from the plan.
+
+use std::path::PathBuf;
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
+    PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+};
+
+/// LANDLOCK_SCOPE_* bits (linux/landlock.h).
+pub mod scope {
+    /// Abstract unix sockets made outside the sandbox can't be connected to.
+    pub const ABSTRACT_UNIX_SOCKET: u64 = 1;
+    /// Processes outside the sandbox can't be signalled.
+    pub const SIGNAL: u64 = 2;
+}
+
+/// A ruleset to enforce, in the kernel's terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LandlockRuleset {
+    /// The running kernel's ABI: every filesystem right it knows is handled.
+    pub abi: i32,
+    /// TCP bind is handled (only `bind_ports` may be bound).
+    pub tcp_bind: bool,
+    /// TCP connect is handled (only `connect_ports` may be connected to).
+    pub tcp_connect: bool,
+    /// [`scope`] bits.
+    pub scopes: u64,
+    /// Path rules: the path and the LANDLOCK_ACCESS_FS_* rights asked for it (reduced to
+    /// what the ABI handles, and to a file's rights when the path is not a directory).
+    pub paths: Vec<(PathBuf, u64)>,
+    /// Ports that may be bound.
+    pub bind_ports: Vec<u16>,
+    /// Ports that may be connected to.
+    pub connect_ports: Vec<u16>,
+}
+
+/// What `landlock_restrict_self` reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Everything asked for is enforced.
+    Full,
+    /// Some of it.
+    Partial,
+    /// None of it.
+    None,
+}
+
+/// The outcome of [`restrict`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandlockStatus {
+    /// How much of the ruleset the kernel enforces.
+    pub enforcement: Enforcement,
+    /// no_new_privs is set.
+    pub no_new_privs: bool,
+    /// Rule paths that could not be opened (they grant nothing), in rule order.
+    pub absent: Vec<PathBuf>,
+}
+
+/// A Landlock call that failed, with the crate's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LandlockError {
+    /// Building or creating the ruleset.
+    Ruleset(String),
+    /// Adding a path rule: the path, the rights asked (as in the ruleset), the message.
+    Path(PathBuf, u64, String),
+    /// Adding a port rule.
+    Port(u16, String),
+    /// `landlock_restrict_self`.
+    Restrict(String),
+}
+
+/// Creates the ruleset, adds the rules and restricts the calling thread.
+pub fn restrict(rs: &LandlockRuleset) -> Result<LandlockStatus, LandlockError> {
+    let ruleset_err = |e: &dyn std::fmt::Display| LandlockError::Ruleset(e.to_string());
+    let abi = ABI::from(rs.abi);
+    let fs_handled: BitFlags<AccessFs> = AccessFs::from_all(abi);
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(fs_handled)
+        .map_err(|e| ruleset_err(&e))?;
+    if rs.tcp_bind {
+        ruleset = ruleset
+            .handle_access(AccessNet::BindTcp)
+            .map_err(|e| ruleset_err(&e))?;
+    }
+    if rs.tcp_connect {
+        ruleset = ruleset
+            .handle_access(AccessNet::ConnectTcp)
+            .map_err(|e| ruleset_err(&e))?;
+    }
+    if rs.scopes != 0 {
+        let scopes = BitFlags::<Scope>::from_bits_truncate(rs.scopes);
+        ruleset = ruleset.scope(scopes).map_err(|e| ruleset_err(&e))?;
+    }
+    let mut created = ruleset.create().map_err(|e| ruleset_err(&e))?;
+    let file_rights = AccessFs::from_file(abi);
+    let mut absent = Vec::new();
+    for (path, access) in &rs.paths {
+        let Ok(fd) = PathFd::new(path) else {
+            absent.push(path.clone());
+            continue;
+        };
+        let is_dir = std::fs::metadata(path).map(|m| m.is_dir()).unwrap_or(false);
+        let mut rights = BitFlags::<AccessFs>::from_bits_truncate(*access) & fs_handled;
+        if !is_dir {
+            rights &= file_rights;
+        }
+        if rights.is_empty() {
+            continue;
+        }
+        created = created
+            .add_rule(PathBeneath::new(fd, rights))
+            .map_err(|e| LandlockError::Path(path.clone(), *access, e.to_string()))?;
+    }
+    for (ports, right) in [
+        (&rs.bind_ports, AccessNet::BindTcp),
+        (&rs.connect_ports, AccessNet::ConnectTcp),
+    ] {
+        for port in ports {
+            created = created
+                .add_rule(NetPort::new(*port, right))
+                .map_err(|e| LandlockError::Port(*port, e.to_string()))?;
+        }
+    }
+    let status = created
+        .restrict_self()
+        .map_err(|e| LandlockError::Restrict(e.to_string()))?;
+    Ok(LandlockStatus {
+        enforcement: match status.ruleset {
+            RulesetStatus::FullyEnforced => Enforcement::Full,
+            RulesetStatus::PartiallyEnforced => Enforcement::Partial,
+            RulesetStatus::NotEnforced => Enforcement::None,
+        },
+        no_new_privs: status.no_new_privs,
+        absent,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scope bits are the kernel's, as the landlock crate spells them.
+    #[test]
+    fn scope_bits_are_the_kernels() {
+        assert_eq!(
+            BitFlags::from(Scope::AbstractUnixSocket).bits(),
+            scope::ABSTRACT_UNIX_SOCKET
+        );
+        assert_eq!(BitFlags::from(Scope::Signal).bits(), scope::SIGNAL);
+    }
+}
