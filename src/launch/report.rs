@@ -33,7 +33,7 @@ pub struct Enforced {
 }
 
 /// The JSON record `--report` writes: what was asked, what was enforced, how the run ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     /// The policy.
     pub policy: PolicyInfo,
@@ -48,7 +48,7 @@ pub struct RunReport {
 }
 
 /// Which policy ran.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PolicyInfo {
     /// Its name.
     pub name: String,
@@ -59,7 +59,7 @@ pub struct PolicyInfo {
 }
 
 /// One cgroup controller's placement and limit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CgroupLimit {
     /// The controller.
     pub controller: crate::launch::cgroup::Controller,
@@ -70,7 +70,7 @@ pub struct CgroupLimit {
 }
 
 /// What was enforced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnforcedReport {
     /// Namespaces created.
     pub namespaces: Vec<String>,
@@ -96,7 +96,7 @@ pub struct EnforcedReport {
 }
 
 /// How the run ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndReport {
     /// kekkai's exit code.
     pub exit_code: i32,
@@ -117,7 +117,7 @@ pub struct EndReport {
 }
 
 /// Time spent.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TimeReport {
     /// Wall clock, in milliseconds.
     pub wall_ms: u64,
