@@ -9,11 +9,26 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use kekkai::launch::cgroup::Controller;
+use nix::fcntl::FlockArg;
 use rstest::rstest;
 use support::{
     Mode, Residue, Who, World, all_gone, assert_code, cgroup_dirs, code, descendants, need,
     no_residue, report, run_as, stderr, stdout, turn,
 };
+
+/// While a world lives, no other test (another file description on the lock, as another
+/// process has) can have its turn; while a turn lasts, no other test can have a world.
+#[test]
+fn worlds_and_turns_exclude_each_other() {
+    let w = World::new("share");
+    assert!(!support::free_for(FlockArg::LockExclusive));
+    drop(w);
+    let turn = turn();
+    assert!(!support::free_for(FlockArg::LockShared));
+    // A world made during the turn shares it (it would wait for itself otherwise).
+    let w = World::new("in-turn");
+    drop((w, turn));
+}
 
 const ALLOCATE_256M: &str = "python3 -c 'x = bytearray(256 << 20); print(len(x))'";
 

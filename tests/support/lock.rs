@@ -59,6 +59,20 @@ fn flock(file: File, how: FlockArg) -> Flock<File> {
     }
 }
 
+/// Could another process take the main lock `how` right now? (Tries on a file description of
+/// its own, as another process would, and lets go at once.)
+pub fn free_for(how: FlockArg) -> bool {
+    let nonblocking = match how {
+        FlockArg::LockShared => FlockArg::LockSharedNonblock,
+        _ => FlockArg::LockExclusiveNonblock,
+    };
+    match Flock::lock(lock_file("kekkai-tests.lock"), nonblocking) {
+        Ok(_) => true,
+        Err((_, Errno::EWOULDBLOCK)) => false,
+        Err((_, e)) => panic!("flock on the test lock: {e}"),
+    }
+}
+
 /// Takes the main lock `how`, passing the gate first (a turn keeps it while it waits).
 fn take(how: FlockArg) -> Flock<File> {
     let gate = flock(lock_file("kekkai-tests.gate"), FlockArg::LockExclusive);

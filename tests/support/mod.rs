@@ -33,7 +33,7 @@ mod who;
 mod world;
 
 pub use cgroups::{Delegated, cgroup_dirs, chown};
-pub use lock::{Turn, turn};
+pub use lock::{Turn, free_for, turn};
 pub use output::{
     assert_code, code, code_of, parse_report, report, report_in, stderr, stdout, verdicts,
 };
