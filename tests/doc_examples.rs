@@ -19,7 +19,7 @@
 //! `kekkai explain` up to a `...` line.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +27,7 @@ use kekkai::caller::Caller;
 use kekkai::plan::steps::{ORDER, Side};
 use kekkai::policy::{self, PolicySource};
 
-use common::TempDir;
+use support::Scratch;
 
 /// The document, as compiled into this test (a change to it rebuilds the test).
 const DOC: &str = include_str!("../docs/policy.md");
@@ -157,8 +157,8 @@ fn blocks(doc: &str) -> Vec<Block> {
 /// bind `${PWD}`).
 fn callers(block: &Block) -> Vec<(&'static str, Caller)> {
     let pwd = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let rootless = ("rootless", common::with_pwd(common::rootless(), pwd));
-    let root = ("root", common::with_pwd(common::root(), pwd));
+    let rootless = ("rootless", support::with_pwd(support::rootless(), pwd));
+    let root = ("root", support::with_pwd(support::root(), pwd));
     match block.mark("caller") {
         None => vec![rootless, root],
         Some("root") => vec![root],
@@ -190,7 +190,7 @@ fn every_yaml_example_is_true() {
     assert_eq!(blocks.len(), fences, "every ```yaml fence is a block");
 
     // Named blocks first, so that others can extend them.
-    let dir = TempDir::new("doc-examples");
+    let dir = Scratch::new("doc-examples");
     let mut names: Vec<&str> = Vec::new();
     for b in &blocks {
         if let Some(name) = b.file_name() {

@@ -5,36 +5,8 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
 use rstest::rstest;
-use support::{Mode, Who, World, code, run_as, skip, stderr, stdout, unavailable};
-
-/// probe name → verdict, from `kekkai audit --json`.
-fn audit(w: &World, mode: Mode, args: &[&str]) -> (i32, BTreeMap<String, String>) {
-    let mut all = vec!["audit", "--json"];
-    all.extend_from_slice(args);
-    let o = run_as(w, mode, &all);
-    let out = stdout(&o);
-    let json: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{}", stderr(&o)));
-    let verdicts = json["probes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_owned(),
-                format!(
-                    "{} ({})",
-                    p["verdict"].as_str().unwrap(),
-                    p["detail"].as_str().unwrap()
-                ),
-            )
-        })
-        .collect();
-    (code(&o), verdicts)
-}
+use support::{Mode, Who, World, audit, code, need, run_as, stderr, stdout};
 
 /// What each probe must say under each shipped policy. Everything not listed is blocked.
 fn expected(policy: &str, who: Who, probe: &str) -> &'static str {
@@ -55,13 +27,12 @@ fn expected(policy: &str, who: Who, probe: &str) -> &'static str {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn every_shipped_policy_stops_every_escape(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[values("default", "untrusted", "build", "service")] policy: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     // `build` runs as the owner of the current directory, and refuses one root owns.
     let w = World::of_test_user("escape");
     // Unprivileged, every limit needs a delegated cgroup: without one `untrusted` and
@@ -89,12 +60,11 @@ fn every_shipped_policy_stops_every_escape(
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_policy_without_seccomp_lets_kernel_attack_surface_through(
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("weak-seccomp");
     // `host-privileges: allow` too: the privilege rules would otherwise keep a filter (and the
     // architecture guard) in place.
@@ -139,13 +109,12 @@ fn a_policy_without_seccomp_lets_kernel_attack_surface_through(
 /// `terminal: inherit` hands the program the caller's terminal: both show it; `none` and the
 /// default `pty` keep it out.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_policy_that_inherits_the_terminal_lets_the_callers_terminal_through(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[values("inherit", "none", "pty")] terminal: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("weak-terminal");
     w.dir.write(
         "p.yaml",
@@ -174,12 +143,11 @@ fn a_policy_that_inherits_the_terminal_lets_the_callers_terminal_through(
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_policy_without_landlock_lets_reads_and_execs_outside_the_rules_through(
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("weak-landlock");
     w.dir.write(
         "weak.yaml",
@@ -204,10 +172,9 @@ fn a_policy_without_landlock_lets_reads_and_execs_outside_the_rules_through(
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_policys_own_expectations_are_checked(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("expect");
     w.dir.write(
         "p.yaml",
@@ -239,12 +206,11 @@ fn the_policys_own_expectations_are_checked(#[values(Who::Root, Who::Rootless)] 
 /// missing CAP_NET_ADMIN, so a policy that keeps it shows the change getting through (in the
 /// sandbox's own network namespace, to a device that does not exist).
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_policy_keeping_net_admin_lets_netlink_changes_through(
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("net-admin");
     w.dir.write(
         "admin.yaml",
@@ -269,10 +235,9 @@ fn a_policy_keeping_net_admin_lets_netlink_changes_through(
 /// failure of kekkai. Unprivileged without a delegated cgroup, the dropped limits are a failure
 /// of the audit (`resources.dropped-limits`), said in the table alone.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_runs_own_messages_go_into_the_table(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("audit-notes");
     let o = run_as(&w, Mode::plain(who), &["audit", "--only", "resources"]);
     let want_code = match who {
@@ -294,10 +259,9 @@ fn the_runs_own_messages_go_into_the_table(#[values(Who::Root, Who::Rootless)] w
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test"]
 fn the_control_run_shows_the_probes_can_succeed() {
-    if skip(unavailable(Who::Root)) {
-        return;
-    }
+    need(Who::Root);
     let w = World::new("control");
     let (status, verdicts) = audit(&w, Mode::Root, &["--control"]);
     assert_eq!(status, 0, "no probe may be broken");
@@ -336,10 +300,9 @@ fn the_control_run_shows_the_probes_can_succeed() {
 /// When the sandbox can't start, `audit` says why (the launcher's own error reaches stderr)
 /// and exits 125 without a verdict.
 #[test]
+#[ignore = "needs root: run by scripts/test"]
 fn an_audit_whose_sandbox_fails_says_why() {
-    if skip(support::unavailable(Who::Root)) {
-        return;
-    }
+    support::need(Who::Root);
     let w = World::new("audit-fails");
     let o = w
         .command(Who::Root)

@@ -23,12 +23,12 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::TempDir;
+use support::Scratch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kekkai");
 
@@ -38,7 +38,7 @@ fn snapshot_path() -> PathBuf {
 
 /// Runs `kekkai explain` (plus `args`) in a fresh directory and normalises the output.
 fn explain(args: &[&str]) -> String {
-    let dir = TempDir::new("snapshot");
+    let dir = Scratch::new("snapshot");
     let out = Command::new(BIN)
         .arg("explain")
         .args(args)

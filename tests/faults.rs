@@ -7,84 +7,27 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::Stdio;
 
+use kekkai::plan::steps::Step;
 use rstest::rstest;
 use support::{
-    Who, World, all_gone, assert_code, cgroup_dirs, code, descendants, skip, stderr, turn,
-    unavailable,
+    Residue, Who, World, all_gone, assert_code, code, descendants, need, stderr, test_user, turn,
 };
 
-/// Everything on the host that a launch could leave behind.
-#[derive(Debug, PartialEq, Eq)]
-struct Residue {
-    mounts: Vec<u8>,
-    cgroups: Vec<PathBuf>,
-    temp: Vec<PathBuf>,
-}
-
-fn residue() -> Residue {
-    let mut cgroups: Vec<PathBuf> = cgroup_dirs()
-        .iter()
-        .flat_map(|d| {
-            std::fs::read_dir(d)
-                .into_iter()
-                .flatten()
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-        })
-        .filter(|p| {
-            p.file_name().is_some_and(|n| {
-                n.to_string_lossy().starts_with("kekkai-")
-                    && !n.to_string_lossy().starts_with("kekkai-test-")
-            })
-        })
-        .collect();
-    cgroups.sort();
-    let mut temp: Vec<PathBuf> = std::fs::read_dir("/tmp")
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("kekkai-audit-"))
-        })
-        .collect();
-    temp.sort();
-    Residue {
-        mounts: std::fs::read("/proc/self/mountinfo").unwrap(),
-        cgroups,
-        temp,
-    }
-}
-
-/// kill -9 of the supervisor while it (or its sandbox) is stopped at `step`.
+/// kill -9 of the supervisor while it (or its sandbox) is stopped at each launch step in turn.
 #[rstest]
-fn killing_the_supervisor_at_any_step_leaves_nothing(
-    #[values(Who::Root, Who::Rootless)] who: Who,
-    #[values(
-        "plan",
-        "clone",
-        "id-maps",
-        "rootfs",
-        "mounts",
-        "pivot-root",
-        "environment",
-        "drop-privileges",
-        "no-new-privs",
-        "landlock",
-        "close-fds",
-        "seccomp",
-        "exec"
-    )]
-    step: &str,
-) {
-    if skip(unavailable(who)) {
-        return;
-    }
+#[ignore = "needs root: run by scripts/test"]
+fn killing_the_supervisor_at_any_step_leaves_nothing(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
     let _turn = turn();
+    for step in Step::all() {
+        kill_at(who, step.name());
+    }
+}
+
+/// kill -9 of the supervisor stopped at `step`; then `kekkai cleanup` leaves nothing behind.
+fn kill_at(who: Who, step: &str) {
     let w = World::new("kill-at-step");
     // Limits, so a cgroup exists from step 1 on (the default policy's limits are best-effort:
     // unprivileged, there is none).
@@ -92,7 +35,7 @@ fn killing_the_supervisor_at_any_step_leaves_nothing(
         "p.yaml",
         "version: 1\nextends: default\nlimits: { memory: 256M, pids: 64 }\n",
     );
-    let before = residue();
+    let before = Residue::now();
     let mut child = w
         .command(who)
         .env("KEKKAI_TRACE_STEPS", "1")
@@ -122,23 +65,22 @@ fn killing_the_supervisor_at_any_step_leaves_nothing(
     let o = w.run(who, ["cleanup"]);
     assert_code(&o, 0);
     assert_eq!(
-        residue(),
+        Residue::now(),
         before,
         "residue after killing the supervisor at {step}"
     );
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_crash_in_setup_is_a_launch_failure(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[values("rootfs", "mounts", "environment", "landlock", "seccomp")] step: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let _turn = turn();
     let w = World::new("abort");
-    let before = residue();
+    let before = Residue::now();
     let o = w
         .command(who)
         .env("KEKKAI_FAULT", format!("{step}:abort"))
@@ -147,38 +89,36 @@ fn a_crash_in_setup_is_a_launch_failure(
         .unwrap();
     assert_code(&o, 125);
     assert!(stderr(&o).contains("setup died"), "{}", stderr(&o));
-    assert_eq!(residue(), before);
+    assert_eq!(Residue::now(), before);
 }
 
 #[rstest]
 #[case::segfault(&["sh", "-c", "kill -SEGV $$"], 128 + 11)]
 #[case::abort(&["sh", "-c", "kill -ABRT $$"], 128 + 6)]
+#[ignore = "needs root: run by scripts/test"]
 fn a_crashing_program_passes_its_signal_on(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[case] cmd: &[&str],
     #[case] want: i32,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let _turn = turn();
     let w = World::new("crash");
-    let before = residue();
+    let before = Residue::now();
     let mut args = vec!["run", "--"];
     args.extend_from_slice(cmd);
     let o = w.run(who, &args);
     assert_code(&o, want);
-    assert_eq!(residue(), before);
+    assert_eq!(Residue::now(), before);
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_supervisor_short_of_descriptors_fails_cleanly(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let _turn = turn();
     let w = World::new("nofds");
-    let before = residue();
+    let before = Residue::now();
     let script = format!("ulimit -n 8; exec {} run -- true", w.kekkai().display());
     let mut c = std::process::Command::new("sh");
     c.args(["-c", &script])
@@ -187,7 +127,7 @@ fn a_supervisor_short_of_descriptors_fails_cleanly(#[values(Who::Root, Who::Root
         .env("PATH", "/usr/bin:/bin");
     if who == Who::Rootless {
         use std::os::unix::process::CommandExt;
-        let (uid, gid) = support::test_user().unwrap();
+        let (uid, gid) = test_user().unwrap();
         c.uid(uid).gid(gid);
     }
     let o = c.output().unwrap();
@@ -198,16 +138,15 @@ fn a_supervisor_short_of_descriptors_fails_cleanly(#[values(Who::Root, Who::Root
         "{e}"
     );
     assert!(!e.contains("panicked"), "{e}");
-    assert_eq!(residue(), before);
+    assert_eq!(Residue::now(), before);
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn an_early_closed_output_pipe_ends_the_program_with_sigpipe(
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let _turn = turn();
     let w = World::new("sigpipe");
     let mut child = w

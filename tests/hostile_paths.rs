@@ -10,17 +10,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
 use rstest::rstest;
-use support::{Who, World, assert_code, skip, stderr, stdout, unavailable};
+use support::{Who, World, assert_code, need, stderr, stdout};
 
 fn host_mounts() -> Vec<u8> {
     std::fs::read("/proc/self/mountinfo").unwrap()
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_symlinked_source_mounts_what_it_points_to(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("symsrc");
     w.dir.write("real/file", "real");
     std::os::unix::fs::symlink(w.dir.join("real"), w.dir.join("link")).unwrap();
@@ -86,12 +85,11 @@ fn swapped_during_launch(w: &World, who: Who, swap: impl FnOnce()) -> std::proce
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_source_swapped_for_a_symlink_after_the_plan_is_refused(
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("swap-link");
     w.dir.write("data/file", "original");
     let before = host_mounts();
@@ -109,10 +107,9 @@ fn a_source_swapped_for_a_symlink_after_the_plan_is_refused(
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_source_swapped_for_another_directory_is_refused(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("swap-dir");
     w.dir.write("data/file", "original");
     w.dir.write("other/file", "impostor");
@@ -130,10 +127,9 @@ fn a_source_swapped_for_another_directory_is_refused(#[values(Who::Root, Who::Ro
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn fifos_and_sockets_are_bound_as_they_are(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("special");
     let fifo = w.dir.join("fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
@@ -163,13 +159,12 @@ fn fifos_and_sockets_are_bound_as_they_are(#[values(Who::Root, Who::Rootless)] w
 #[case("/proc/self/environ")]
 #[case("/proc/1/root")]
 #[case("/sys/kernel")]
+#[ignore = "needs root: run by scripts/test"]
 fn host_proc_and_sys_are_refused(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[case] source: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("procsrc");
     let o = w.run(
         who,
@@ -190,13 +185,12 @@ fn host_proc_and_sys_are_refused(
 #[case("colon:upperdir=x")]
 #[case("equals=sign")]
 #[case("back\\slash")]
+#[ignore = "needs root: run by scripts/test"]
 fn odd_names_are_mounted_correctly(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[case] name: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("oddname");
     w.dir.write(&format!("{name}/file"), "odd");
     let before = host_mounts();
@@ -218,10 +212,9 @@ fn odd_names_are_mounted_correctly(
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test"]
 fn unreadable_sources_give_a_clear_error_or_a_correct_mount() {
-    if skip(unavailable(Who::Rootless)) {
-        return;
-    }
+    need(Who::Rootless);
     let w = World::new("unreadable");
     let locked = w.dir.join("locked");
     w.dir.write("locked/inner/file", "secret");

@@ -5,12 +5,11 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::os::fd::AsFd;
 use std::process::Stdio;
 
 use rstest::rstest;
 use support::{
-    Mode, Who, World, assert_code, code, descendants, run_as, skip, stderr, stdout, unavailable,
+    Mode, PidFds, Who, World, assert_code, code, descendants, need, run_as, stderr, stdout, unique,
 };
 
 fn probe(w: &World, who: Who, policy: &[&str], op: &[&str]) -> String {
@@ -29,12 +28,11 @@ fn sh(w: &World, who: Who, script: &str) -> std::process::Output {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn pid_1_is_the_reaper_and_only_sandbox_pids_are_visible(
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("pids");
     let o = sh(
         &w,
@@ -58,10 +56,9 @@ fn pid_1_is_the_reaper_and_only_sandbox_pids_are_visible(
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_hostname_is_the_policys(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("host");
     let o = w.run(who, ["run", "--", "hostname"]);
     assert_code(&o, 0);
@@ -74,19 +71,17 @@ fn the_hostname_is_the_policys(#[values(Who::Root, Who::Rootless)] who: Who) {
 #[case("/x")]
 #[case("/usr/kekkai-test")]
 #[case("/etc/kekkai-test")]
+#[ignore = "needs root: run by scripts/test"]
 fn the_root_is_read_only(#[values(Who::Root, Who::Rootless)] who: Who, #[case] path: &str) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("rofs");
     assert_eq!(probe(&w, who, &[], &["create", path]), "errno EROFS");
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_writable_root_forgets_its_changes(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("wroot");
     // Root inside writes /etc on the throw-away root; for a root caller that is host root,
     // which the policy must allow.
@@ -120,10 +115,9 @@ fn a_writable_root_forgets_its_changes(#[values(Who::Root, Who::Rootless)] who: 
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn binds_are_read_only_unless_writable(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("binds");
     let data = w.dir.join("data");
     std::fs::create_dir(&data).unwrap();
@@ -142,10 +136,9 @@ fn binds_are_read_only_unless_writable(#[values(Who::Root, Who::Rootless)] who: 
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_host_file_shows_through_a_read_only_bind(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("hostname");
     let o = w.run(
         who,
@@ -159,10 +152,9 @@ fn the_host_file_shows_through_a_read_only_bind(#[values(Who::Root, Who::Rootles
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn hide_hides_directories_and_files(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("hide");
     let secret_dir = w.dir.join("secrets");
     w.dir.write("secrets/key", "s3cret");
@@ -201,10 +193,9 @@ fn hide_hides_directories_and_files(#[values(Who::Root, Who::Rootless)] who: Who
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn proc_is_fresh(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("proc");
     let o = sh(&w, who, "ls /proc | grep -cE '^[0-9]+$'");
     assert_code(&o, 0);
@@ -213,10 +204,9 @@ fn proc_is_fresh(#[values(Who::Root, Who::Rootless)] who: Who) {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn dev_holds_only_the_minimal_nodes(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("dev");
     let o = w.run(who, ["run", "--", "ls", "-A", "/dev"]);
     assert_code(&o, 0);
@@ -246,12 +236,11 @@ fn dev_holds_only_the_minimal_nodes(#[values(Who::Root, Who::Rootless)] who: Who
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_old_root_is_gone_and_the_host_mount_table_is_untouched(
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("mounts");
     let before = std::fs::read("/proc/self/mountinfo").unwrap();
     let o = w.run(who, ["run", "--", "cat", "/proc/self/mountinfo"]);
@@ -286,14 +275,13 @@ fn the_old_root_is_gone_and_the_host_mount_table_is_untouched(
 #[case(&["./not-executable"], 126)]
 #[case(&["no-such-program-anywhere"], 127)]
 #[case(&["./no-such-file"], 127)]
+#[ignore = "needs root: run by scripts/test"]
 fn exit_codes_pass_through(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[case] cmd: &[&str],
     #[case] want: i32,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("exit");
     w.dir.write("not-executable", "#!/bin/sh\necho no\n");
     let mut args = vec!["run", "--"];
@@ -303,10 +291,9 @@ fn exit_codes_pass_through(
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_setup_failure_is_125_and_names_the_step_and_key(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("fail");
     let o = w.run(who, ["run", "--chdir", "/does/not/exist", "--", "true"]);
     assert_code(&o, 125);
@@ -319,10 +306,9 @@ fn a_setup_failure_is_125_and_names_the_step_and_key(#[values(Who::Root, Who::Ro
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_environment_is_what_the_policy_says(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("env");
     let o = w
         .command(who)
@@ -342,10 +328,9 @@ fn the_environment_is_what_the_policy_says(#[values(Who::Root, Who::Rootless)] w
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_network_is_loopback_only(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("net");
     let o = sh(
         &w,
@@ -358,10 +343,9 @@ fn the_network_is_loopback_only(#[values(Who::Root, Who::Rootless)] who: Who) {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn signals_reach_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("sig");
     for (sig, code_want) in [
         (nix::sys::signal::Signal::SIGTERM, 7),
@@ -387,10 +371,9 @@ fn signals_reach_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn killing_the_supervisor_leaves_no_sandbox_process(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("kill9");
     let mut child = w
         .command(who)
@@ -411,55 +394,39 @@ fn killing_the_supervisor_leaves_no_sandbox_process(#[values(Who::Root, Who::Roo
     assert_eq!(line, "ready\n");
     let inside = descendants(child.id());
     assert!(inside.len() >= 4, "reaper, sh and two sleeps: {inside:?}");
-    let pidfds: Vec<_> = inside
-        .iter()
-        .filter_map(|p| kekkai::sys::pidfd_open(nix::unistd::Pid::from_raw(*p as i32)).ok())
-        .collect();
+    let pidfds = PidFds::open(&inside);
     child.kill().unwrap();
     child.wait().unwrap();
-    // Each pidfd becomes readable when its process is gone (the wait only catches a hang).
-    let deadline = std::time::Instant::now() + support::HANG;
-    for fd in &pidfds {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let mut fds = [nix::poll::PollFd::new(
-            fd.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let n = nix::poll::poll(
-            &mut fds,
-            nix::poll::PollTimeout::try_from(left.as_millis() as i32).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(n, 1, "a sandbox process outlived its supervisor");
-    }
+    assert!(
+        pidfds.all_gone(),
+        "a sandbox process outlived its supervisor"
+    );
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn every_shipped_policy_runs_a_shell(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[values("default", "untrusted", "build", "service")] policy: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     // `build` runs as the owner of the current directory, and refuses one root owns.
     let w = World::of_test_user("shipped");
     // The untrusted and service policies' limits are hard: unprivileged, they need a
     // delegated cgroup (and refuse to run without one, which tests/limits.rs checks).
     let mode = match (who, policy) {
-        (Who::Root, _) => support::Mode::Root,
-        (Who::Rootless, "service" | "untrusted") => support::Mode::Delegated,
-        (Who::Rootless, _) => support::Mode::Plain,
+        (Who::Root, _) => Mode::Root,
+        (Who::Rootless, "service" | "untrusted") => Mode::Delegated,
+        (Who::Rootless, _) => Mode::Plain,
     };
-    let o = support::run_as(&w, mode, &["run", "-p", policy, "--", "sh", "-c", "true"]);
+    let o = run_as(&w, mode, &["run", "-p", policy, "--", "sh", "-c", "true"]);
     assert_code(&o, 0);
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_readme_command_shows_the_sandbox(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("readme");
     let o = sh(&w, who, "id; hostname; cat /proc/1/cmdline; ls /; touch /x");
     // touch fails on the read-only root: its status is the script's.
@@ -472,10 +439,9 @@ fn the_readme_command_shows_the_sandbox(#[values(Who::Root, Who::Rootless)] who:
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_launch_follows_the_documented_order(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("order");
     let o = w
         .command(who)
@@ -495,10 +461,9 @@ fn the_launch_follows_the_documented_order(#[values(Who::Root, Who::Rootless)] w
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_program_can_be_pid_1(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("pid1");
     w.dir
         .write("p.yaml", "version: 1\nextends: default\nas-pid-1: true\n");
@@ -511,10 +476,9 @@ fn the_program_can_be_pid_1(#[values(Who::Root, Who::Rootless)] who: Who) {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn stdio_passes_through_unchanged(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     use std::io::Write;
     let w = World::new("stdio");
     let input: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
@@ -538,10 +502,9 @@ fn stdio_passes_through_unchanged(#[values(Who::Root, Who::Rootless)] who: Who) 
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn odd_path_names_are_not_mount_options(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("odd");
     let odd = w.dir.write("a,b=c:d\\e/f", "odd");
     let dir = odd.parent().unwrap().display().to_string();
@@ -561,10 +524,9 @@ fn odd_path_names_are_not_mount_options(#[values(Who::Root, Who::Rootless)] who:
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_symlink_can_not_lead_a_mount_out_of_the_root(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("symlink");
     let data = w.dir.join("data");
     std::fs::create_dir(&data).unwrap();
@@ -595,10 +557,9 @@ fn a_symlink_can_not_lead_a_mount_out_of_the_root(#[values(Who::Root, Who::Rootl
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_host_network_can_be_shared(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("nethost");
     let host = std::fs::read_to_string("/proc/net/dev")
         .unwrap()
@@ -610,10 +571,9 @@ fn the_host_network_can_be_shared(#[values(Who::Root, Who::Rootless)] who: Who) 
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn mqueue_mounts_work(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("mqueue");
     w.dir.write(
         "p.yaml",
@@ -641,13 +601,12 @@ fn mqueue_mounts_work(#[values(Who::Root, Who::Rootless)] who: Who) {
 /// is an empty directory and `.netrc` reads as empty, under `default` (bound in place) and
 /// `untrusted` (bound at /work) alike. The run says so in one line on stderr; `-q` silences it.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn secrets_in_the_working_directory_stay_hidden(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[values("default", "untrusted")] policy: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     // The world's directory is the caller's HOME and working directory.
     let w = World::new("secrets");
     w.dir.write(".ssh/id_ed25519", "PRIVATE KEY\n");
@@ -700,7 +659,7 @@ impl RunDir {
         let dir = std::path::PathBuf::from(format!(
             "/run/kekkai-it-{}-{}",
             std::process::id(),
-            support::unique()
+            unique()
         ));
         std::fs::create_dir(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -721,10 +680,9 @@ impl Drop for RunDir {
 /// working directory stays hidden: the program starts in an empty directory and the host's
 /// files there can't be reached.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_hidden_working_directory_stays_hidden(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("run-cwd");
     let run = RunDir::new();
     // The probe lives in the world's directory, bound explicitly (the working directory isn't).
@@ -760,20 +718,15 @@ fn a_hidden_working_directory_stays_hidden(#[values(Who::Root, Who::Rootless)] w
 /// Root's `build` is refused there before anything runs: both directories are root's, and
 /// `build` runs a root caller's program as the working directory's owner, never as host root.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_private_tmp_stays_private_whatever_the_working_directory(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[values("default", "build")] policy: &str,
     #[values("/tmp", "/var")] cwd: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("tmp-cwd");
-    let marker = format!(
-        "kekkai-it-marker-{}-{}",
-        std::process::id(),
-        support::unique()
-    );
+    let marker = format!("kekkai-it-marker-{}-{}", std::process::id(), unique());
     let script = format!(
         "f=$(mktemp) && echo x > \"$f\" && touch /tmp/{marker} /var/tmp/{marker} && echo ok"
     );

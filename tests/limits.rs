@@ -5,61 +5,37 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
+use kekkai::launch::cgroup::Controller;
+use nix::fcntl::FlockArg;
 use rstest::rstest;
 use support::{
-    Mode, Who, World, all_gone, assert_code, cgroup_dirs, code, descendants, report, run_as, skip,
-    stderr, stdout, turn, unavailable,
+    Mode, Residue, Who, World, all_gone, assert_code, cgroup_dirs, code, descendants, need,
+    no_residue, report, run_as, stderr, stdout, turn,
 };
 
-/// kekkai cgroups below `dir` (recursively, to catch anything left in a delegated one).
-fn kekkai_cgroups(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.filter_map(Result::ok) {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with("kekkai-") {
-                    out.push(e.path());
-                }
-                if name.starts_with("kekkai-test-delegated") {
-                    out.extend(kekkai_cgroups(&e.path()));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Asserts that running `f` leaves no kekkai cgroup behind.
-fn no_residue<T>(f: impl FnOnce() -> T) -> T {
-    let before: Vec<PathBuf> = cgroup_dirs()
-        .iter()
-        .flat_map(|d| kekkai_cgroups(d))
-        .collect();
-    let r = f();
-    let after: Vec<PathBuf> = cgroup_dirs()
-        .iter()
-        .flat_map(|d| kekkai_cgroups(d))
-        .collect();
-    let new: Vec<&PathBuf> = after.iter().filter(|p| !before.contains(p)).collect();
-    assert!(new.is_empty(), "cgroups left behind: {new:?}");
-    r
-}
-
-fn available(mode: Mode) -> Option<String> {
-    unavailable(mode.who())
+/// While a world lives, no other test (another file description on the lock, as another
+/// process has) can have its turn; while a turn lasts, no other test can have a world.
+#[test]
+fn worlds_and_turns_exclude_each_other() {
+    let w = World::new("share");
+    assert!(!support::free_for(FlockArg::LockExclusive));
+    drop(w);
+    let turn = turn();
+    assert!(!support::free_for(FlockArg::LockShared));
+    // A world made during the turn shares it (it would wait for itself otherwise).
+    let w = World::new("in-turn");
+    drop((w, turn));
 }
 
 const ALLOCATE_256M: &str = "python3 -c 'x = bytearray(256 << 20); print(len(x))'";
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_memory_limit_ends_the_run_with_an_oom_kill(#[values(Mode::Root, Mode::Delegated)] mode: Mode) {
-    if skip(available(mode)) {
-        return;
-    }
+    need(mode.who());
     let _turn = turn();
     let w = World::new("oom");
     w.dir.write(
@@ -90,22 +66,20 @@ fn a_memory_limit_ends_the_run_with_an_oom_kill(#[values(Mode::Root, Mode::Deleg
         stderr(&o)
     );
     let r = report(&o);
-    assert_eq!(r["ended"]["oom_killed"], true);
-    assert_eq!(r["ended"]["exit_code"], 137);
+    assert!(r.ended.oom_killed);
+    assert_eq!(r.ended.exit_code, 137);
     assert!(
-        r["enforced"]["cgroup"]
-            .as_array()
-            .unwrap()
+        r.enforced
+            .cgroup
             .iter()
-            .any(|c| c["controller"] == "memory")
+            .any(|c| c.controller == Controller::Memory)
     );
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_pids_limit_stops_a_fork_loop(#[values(Mode::Root, Mode::Delegated)] mode: Mode) {
-    if skip(available(mode)) {
-        return;
-    }
+    need(mode.who());
     let _turn = turn();
     let w = World::new("pids");
     w.dir.write(
@@ -130,14 +104,13 @@ fn a_pids_limit_stops_a_fork_loop(#[values(Mode::Root, Mode::Delegated)] mode: M
     assert_eq!(err, "EAGAIN");
     // 32 tasks: the reaper, python, and the children it could fork.
     assert_eq!(n.parse::<u32>().unwrap(), 30, "{out}");
-    assert_eq!(report(&o)["ended"]["pids_limit_hit"], true);
+    assert!(report(&o).ended.pids_limit_hit);
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn hard_limits_refuse_to_run_without_a_delegated_cgroup() {
-    if skip(available(Mode::Plain)) {
-        return;
-    }
+    need(Who::Rootless);
     let _turn = turn();
     let w = World::new("hard");
     w.dir.write(
@@ -158,10 +131,9 @@ fn hard_limits_refuse_to_run_without_a_delegated_cgroup() {
 /// `untrusted` is everything `hard`: an unprivileged caller without a delegated cgroup is
 /// refused before anything runs, and told how to get one.
 #[test]
+#[ignore = "needs root: run by scripts/test"]
 fn untrusted_refuses_to_run_without_a_delegated_cgroup() {
-    if skip(available(Mode::Plain)) {
-        return;
-    }
+    need(Who::Rootless);
     let _turn = turn();
     let w = World::new("untrusted-plain");
     let o = no_residue(|| {
@@ -184,10 +156,9 @@ fn untrusted_refuses_to_run_without_a_delegated_cgroup() {
 
 /// In a delegated cgroup, `untrusted` runs with every limit it asks for.
 #[test]
+#[ignore = "needs root: run by scripts/test"]
 fn untrusted_runs_with_its_limits_in_a_delegated_cgroup() {
-    if skip(available(Mode::Delegated)) {
-        return;
-    }
+    need(Who::Rootless);
     let _turn = turn();
     let w = World::new("untrusted-deleg");
     let o = no_residue(|| {
@@ -199,15 +170,10 @@ fn untrusted_runs_with_its_limits_in_a_delegated_cgroup() {
     });
     assert_code(&o, 0);
     let r = report(&o);
-    let mut limits: Vec<&str> = r["enforced"]["cgroup"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["limit"].as_str().unwrap())
-        .collect();
+    let mut limits: Vec<&str> = r.enforced.cgroup.iter().map(|c| c.limit.as_str()).collect();
     limits.sort();
     assert_eq!(limits, ["cpu 1", "memory 256M", "pids 64"]);
-    assert_eq!(r["enforced"]["dropped"], serde_json::json!([]));
+    assert_eq!(r.enforced.dropped, Vec::<String>::new());
     assert!(!stderr(&o).contains("best-effort"), "{}", stderr(&o));
 }
 
@@ -216,10 +182,9 @@ fn untrusted_runs_with_its_limits_in_a_delegated_cgroup() {
 #[case::said(&[], true)]
 #[case::verbose(&["-v"], true)]
 #[case::quiet(&["-q"], false)]
+#[ignore = "needs root: run by scripts/test"]
 fn a_best_effort_drop_is_always_said_in_one_line(#[case] flags: &[&str], #[case] said: bool) {
-    if skip(available(Mode::Plain)) {
-        return;
-    }
+    need(Who::Rootless);
     let _turn = turn();
     let w = World::new("said");
     w.dir.write(
@@ -248,10 +213,9 @@ fn a_best_effort_drop_is_always_said_in_one_line(#[case] flags: &[&str], #[case]
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn best_effort_limits_run_and_report_what_was_dropped() {
-    if skip(available(Mode::Plain)) {
-        return;
-    }
+    need(Who::Rootless);
     let _turn = turn();
     let w = World::new("besteffort");
     w.dir.write(
@@ -267,31 +231,22 @@ fn best_effort_limits_run_and_report_what_was_dropped() {
     });
     assert_code(&o, 0);
     let r = report(&o);
-    assert!(r["enforced"]["cgroup"].as_array().unwrap().is_empty());
-    let dropped = r["enforced"]["cgroup_dropped"].as_array().unwrap();
+    assert!(r.enforced.cgroup.is_empty());
+    let dropped = &r.enforced.cgroup_dropped;
     assert!(
-        dropped
-            .iter()
-            .any(|d| d.as_str().unwrap().starts_with("limits.memory")),
+        dropped.iter().any(|d| d.starts_with("limits.memory")),
         "{dropped:?}"
     );
     // The one list of everything dropped has them too.
-    assert_eq!(&r["enforced"]["dropped"], &r["enforced"]["cgroup_dropped"]);
+    assert_eq!(r.enforced.dropped, r.enforced.cgroup_dropped);
     // The rlimits still hold.
-    assert!(
-        r["enforced"]["rlimits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x[0] == "nofile")
-    );
+    assert!(r.enforced.rlimits.iter().any(|(name, _)| name == "nofile"));
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_cpu_quota_holds_a_busy_loop_near_its_share(#[values(Mode::Root, Mode::Delegated)] mode: Mode) {
-    if skip(available(mode)) {
-        return;
-    }
+    need(mode.who());
     let _turn = turn();
     let w = World::new("cpu");
     w.dir.write(
@@ -312,8 +267,8 @@ fn a_cpu_quota_holds_a_busy_loop_near_its_share(#[values(Mode::Root, Mode::Deleg
     });
     assert_code(&o, 0);
     let r = report(&o);
-    let cpu = r["time"]["user_ms"].as_u64().unwrap() + r["time"]["sys_ms"].as_u64().unwrap();
-    let wall = r["time"]["wall_ms"].as_u64().unwrap();
+    let cpu = r.time.user_ms + r.time.sys_ms;
+    let wall = r.time.wall_ms;
     let share = cpu as f64 / wall as f64;
     // A quarter of a CPU, with loose bounds: the point is "throttled", not the exact figure.
     assert!(
@@ -323,10 +278,9 @@ fn a_cpu_quota_holds_a_busy_loop_near_its_share(#[values(Mode::Root, Mode::Deleg
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_tmpfs_size_limit_holds(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let _turn = turn();
     let w = World::new("tmpfs");
     let o = w.run(
@@ -338,10 +292,9 @@ fn a_tmpfs_size_limit_holds(#[values(Who::Root, Who::Rootless)] who: Who) {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn rlimits_are_seen_inside(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let _turn = turn();
     let w = World::new("rlimit");
     w.dir.write(
@@ -358,10 +311,9 @@ fn rlimits_are_seen_inside(#[values(Who::Root, Who::Rootless)] who: Who) {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_timeout_is_124_and_leaves_no_process(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let _turn = turn();
     let w = World::new("timeout");
     w.dir.write(
@@ -398,10 +350,9 @@ fn a_timeout_is_124_and_leaves_no_process(#[values(Who::Root, Who::Rootless)] wh
 /// A timeout far beyond what a millisecond `int` holds (`30d`) is a plain timeout: the program
 /// that ends first ends the run (the supervisor's arithmetic saturates instead of overflowing).
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_long_timeout_lets_the_program_finish(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     // Its sandbox's cgroup would be something left behind to a test measuring at the same time.
     let _turn = turn();
     let w = World::new("long-timeout");
@@ -412,20 +363,16 @@ fn a_long_timeout_lets_the_program_finish(#[values(Who::Root, Who::Rootless)] wh
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test"]
 fn a_killed_supervisor_leaves_nothing_and_its_cgroup_goes_with_the_next_run() {
-    if skip(available(Mode::Root)) {
-        return;
-    }
+    need(Who::Root);
     let _turn = turn();
     let w = World::new("stale");
     w.dir.write(
         "p.yaml",
         "version: 1\nextends: default\nlimits: { memory: 128M, pids: 64, compat: hard }\n",
     );
-    let before: Vec<PathBuf> = cgroup_dirs()
-        .iter()
-        .flat_map(|d| kekkai_cgroups(d))
-        .collect();
+    let before = Residue::now();
     let mut child = w
         .command(Who::Root)
         .args([
@@ -451,11 +398,7 @@ fn a_killed_supervisor_leaves_nothing_and_its_cgroup_goes_with_the_next_run() {
         all_gone(&inside),
         "a sandbox process outlived its supervisor"
     );
-    let stale: Vec<PathBuf> = cgroup_dirs()
-        .iter()
-        .flat_map(|d| kekkai_cgroups(d))
-        .filter(|p| !before.contains(p))
-        .collect();
+    let stale = before.new_cgroups();
     assert!(
         !stale.is_empty(),
         "the killed run's cgroup should still be there"
@@ -472,10 +415,9 @@ fn a_killed_supervisor_leaves_nothing_and_its_cgroup_goes_with_the_next_run() {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn cleanup_removes_stale_cgroups() {
-    if skip(available(Mode::Root)) {
-        return;
-    }
+    need(Who::Root);
     let _turn = turn();
     let w = World::new("cleanup");
     // A cgroup named after a supervisor that can't exist.
@@ -494,10 +436,9 @@ fn cleanup_removes_stale_cgroups() {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn fifty_concurrent_sandboxes_keep_their_own_limits(#[values(Mode::Root, Mode::Plain)] mode: Mode) {
-    if skip(available(mode)) {
-        return;
-    }
+    need(mode.who());
     let _turn = turn();
     let w = World::new("fifty");
     let mut children = Vec::new();
@@ -536,13 +477,10 @@ fn fifty_concurrent_sandboxes_keep_their_own_limits(#[values(Mode::Root, Mode::P
             assert_eq!(code(&o), 0, "{}", stderr(&o));
             assert_eq!(stdout(&o), "1000000\n");
             let r = report(&o);
-            let cg = r["enforced"]["cgroup"].as_array().unwrap();
             if mode == Mode::Root {
-                let limit = cg.iter().find(|c| c["controller"] == "memory").unwrap()["limit"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned();
-                assert_eq!(limit, format!("memory {mem}M"));
+                let mut cgroup = r.enforced.cgroup.iter();
+                let memory = cgroup.find(|c| c.controller == Controller::Memory);
+                assert_eq!(memory.unwrap().limit, format!("memory {mem}M"));
             }
         }
     });

@@ -5,7 +5,7 @@
 mod support;
 
 use rstest::rstest;
-use support::{Who, World, assert_code, code, skip, stdout, unavailable};
+use support::{Who, World, assert_code, code, need, skip, stdout};
 
 fn probe_with(w: &World, who: Who, policy: &[&str], op: &[&str]) -> std::process::Output {
     let mut args: Vec<String> = vec!["run".into()];
@@ -38,12 +38,11 @@ fn field<'a>(st: &'a [(String, String)], name: &str) -> &'a str {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_default_policy_leaves_no_capability_and_sets_nnp_and_seccomp(
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("status");
     let st = status(&w, who, &[]);
     for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
@@ -54,10 +53,9 @@ fn the_default_policy_leaves_no_capability_and_sets_nnp_and_seccomp(
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_kept_capability_works_for_a_non_root_identity(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("keepcap");
     w.dir.write(
         "p.yaml",
@@ -77,10 +75,9 @@ fn a_kept_capability_works_for_a_non_root_identity(#[values(Who::Root, Who::Root
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn landlock_denies_reading_outside_its_rules(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("landlock");
     // A layer over the host root adds /srv/kekkai-secret; the default policy's Landlock read
     // list does not include /srv.
@@ -124,10 +121,9 @@ fn landlock_denies_reading_outside_its_rules(#[values(Who::Root, Who::Rootless)]
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn landlock_limits_tcp_ports(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("ports");
     w.dir.write(
         "p.yaml",
@@ -162,14 +158,13 @@ fn landlock_limits_tcp_ports(#[values(Who::Root, Who::Rootless)] who: Who) {
 #[case::packet_socket(&["socket", "AF_PACKET", "3"], "errno EPERM")]
 #[case::vsock(&["socket", "AF_VSOCK", "1"], "errno EPERM")]
 #[case::personality(&["syscall", "personality", "0x0040000"], "errno EPERM")]
+#[ignore = "needs root: run by scripts/test"]
 fn seccomp_denies(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[case] op: &[&str],
     #[case] want: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("seccomp");
     assert_eq!(probe(&w, who, &[], op), want);
 }
@@ -177,10 +172,9 @@ fn seccomp_denies(
 #[rstest]
 #[case::i386(&["int80", "20"])]
 #[case::x32(&["x32", "getpid"])]
+#[ignore = "needs root: run by scripts/test"]
 fn foreign_abis_are_killed(#[values(Who::Root, Who::Rootless)] who: Who, #[case] op: &[&str]) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("abi");
     let o = probe_with(&w, who, &[], op);
     assert_eq!(code(&o), 128 + libc::SIGSYS, "killed by SIGSYS");
@@ -188,10 +182,9 @@ fn foreign_abis_are_killed(#[values(Who::Root, Who::Rootless)] who: Who, #[case]
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn allowed_socket_families_work(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("sock");
     for fam in ["AF_UNIX", "AF_INET", "AF_INET6"] {
         assert!(
@@ -205,13 +198,12 @@ fn allowed_socket_families_work(#[values(Who::Root, Who::Rootless)] who: Who) {
 /// `ip addr`, Node's `os.networkInterfaces()`): it works, and shows the sandbox's own network
 /// namespace; other netlink protocols stay denied.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn netlink_route_lists_the_sandboxs_own_interfaces(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[values("default", "build")] policy: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     // `build` runs a root caller's program as the directory's owner; root's is refused.
     let w = World::of_test_user("netlink");
     let o = w.run(
@@ -236,10 +228,9 @@ fn netlink_route_lists_the_sandboxs_own_interfaces(
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn no_inherited_descriptor_reaches_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("fds");
     let cmd = format!(
         "exec 7</etc/hostname 9</etc/hostname; exec {} run -- {} fds",
@@ -282,13 +273,12 @@ impl UidFor for std::process::Command {
 #[case::gcc(
     "printf '#include <stdio.h>\\nint main(void){puts(\"compiled\");return 0;}\\n' > /tmp/t.c && gcc -o /tmp/t /tmp/t.c && /tmp/t"
 )]
+#[ignore = "needs root: run by scripts/test"]
 fn ordinary_work_runs_under_the_default_policy(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[case] script: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     for tool in ["python3", "gcc"] {
         if script.contains(tool)
             && skip(
@@ -316,10 +306,9 @@ fn which(tool: &str) -> Option<std::path::PathBuf> {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn git_commits_in_a_writable_bind(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     if skip(
         which("git")
             .is_none()

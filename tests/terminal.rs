@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::termios::{Termios, tcgetattr};
 use rstest::rstest;
-use support::{Who, World, report_in, skip, unavailable};
+use support::{Who, World, code_of, need, report_in};
 
 /// The test's terminal: the master it reads and types into, and the slave kekkai gets.
 struct Term {
@@ -139,11 +139,6 @@ impl Term {
     }
 }
 
-fn code_of(s: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
-}
-
 /// Kills the process a test started, and the processes it started (a sandbox dies with its
 /// supervisor), if it is still running after `limit`, so a hang fails the test instead of
 /// stalling the suite.
@@ -207,10 +202,9 @@ fn wait(child: &mut Child) -> i32 {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_program_gets_its_own_terminal(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("pty");
     let mut t = Term::new();
     let mut child = t.spawn(
@@ -232,10 +226,9 @@ fn the_program_gets_its_own_terminal(#[values(Who::Root, Who::Rootless)] who: Wh
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_resize_reaches_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("resize");
     let mut t = Term::new();
     let mut child = t.spawn(
@@ -268,10 +261,9 @@ fn a_resize_reaches_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn ctrl_c_interrupts_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("ctrlc");
     let mut t = Term::new();
     let mut child = t.spawn(
@@ -289,10 +281,9 @@ fn ctrl_c_interrupts_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn terminal_injection_stays_inside(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("tiocsti");
     // Allow ioctl without conditions: the pseudo-terminal alone must keep the caller safe.
     w.dir.write(
@@ -318,10 +309,9 @@ fn terminal_injection_stays_inside(#[values(Who::Root, Who::Rootless)] who: Who)
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_terminal_can_be_inherited_or_withheld(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("noptty");
     let mut t = Term::new();
     let mut child = t.spawn(
@@ -360,10 +350,9 @@ fn the_terminal_can_be_inherited_or_withheld(#[values(Who::Root, Who::Rootless)]
 }
 
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_gigabyte_streams_through_a_pipe_intact(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("gigabyte");
     let mut child = w
         .command(who)
@@ -415,13 +404,12 @@ fn a_gigabyte_streams_through_a_pipe_intact(#[values(Who::Root, Who::Rootless)] 
 /// program as its terminal's end-of-input: `cat` ends at once, and nothing (no NUL byte, no echo)
 /// reaches the terminal.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_pending_end_of_input_ends_the_program_and_shows_nothing(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[values("cat", "tty")] program: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("eof");
     let mut t = Term::new();
     t.type_in(b"\x04");
@@ -443,10 +431,9 @@ fn a_pending_end_of_input_ends_the_program_and_shows_nothing(
 /// unprivileged run without a delegated cgroup runs without, said just before the program
 /// starts): each ends with `\r\n`, so the program's output that follows starts its own line.
 #[test]
+#[ignore = "needs root: run by scripts/test"]
 fn kekkais_own_lines_end_right_on_a_raw_terminal() {
-    if skip(unavailable(Who::Rootless)) {
-        return;
-    }
+    need(Who::Rootless);
     let w = World::new("raw-lines");
     let mut t = Term::new();
     let mut child = t.spawn(&w, Who::Rootless, &["run", "--", "echo", "program"]);
@@ -466,10 +453,9 @@ fn kekkais_own_lines_end_right_on_a_raw_terminal() {
 /// Text typed before kekkai started was echoed by the caller's terminal; the program reads it
 /// and it is not echoed a second time (as under bubblewrap).
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn typeahead_is_read_once_and_echoed_once(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("typeahead");
     let mut t = Term::new();
     t.type_in(b"early\n");
@@ -490,13 +476,12 @@ fn typeahead_is_read_once_and_echoed_once(#[values(Who::Root, Who::Rootless)] wh
 /// terminal and has no way to change its modes. Under `terminal: inherit` it does (and the same
 /// check sees the change).
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_callers_terminal_modes_survive_the_program(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[values("pty", "inherit")] terminal: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("modes");
     w.dir.write(
         "p.yaml",
@@ -538,6 +523,7 @@ fn the_callers_terminal_modes_survive_the_program(
 /// Without a relayed pseudo-terminal (no terminal on stdin, stdout or stderr), the program has
 /// no controlling terminal: the caller's is not `/dev/tty` (ENXIO), unless inherited.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn dev_tty_is_not_the_callers_terminal(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[values(("pty", "errno ENXIO"), ("none", "errno ENXIO"), ("inherit", "ok"))] case: (
@@ -545,9 +531,7 @@ fn dev_tty_is_not_the_callers_terminal(
         &str,
     ),
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let (terminal, want) = case;
     let w = World::new("devtty");
     w.dir.write(
@@ -577,10 +561,9 @@ fn dev_tty_is_not_the_callers_terminal(
 /// `terminal: none` gives the program no terminal at all: stdin from /dev/null, the output
 /// through a pipe the supervisor copies to the caller's terminal.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn terminal_none_relays_output_through_a_pipe(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("none-pipe");
     w.dir
         .write("p.yaml", "version: 1\nextends: default\nterminal: none\n");
@@ -648,18 +631,17 @@ fn times_out_under_load(who: Who, script: &str, io: [Io; 3], load: impl Fn(&mut 
     let err = stderr.join().unwrap();
     assert_eq!(code, 124, "{err}");
     let report = report_in(&err);
-    assert_eq!(report["ended"]["timed_out"], true, "{err}");
-    assert_eq!(report["ended"]["signal"], 9, "{err}");
+    assert!(report.ended.timed_out, "{err}");
+    assert_eq!(report.ended.signal, Some(9), "{err}");
 }
 
 /// A program that floods its terminal keeps the relay busy every round.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_timeout_fires_while_the_program_floods_its_terminal(
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     times_out_under_load(
         who,
         "trap '' TERM; yes",
@@ -674,10 +656,9 @@ fn the_timeout_fires_while_the_program_floods_its_terminal(
 /// A storm of SIGWINCH (each one a resize of the program's terminal) keeps the supervisor's
 /// signal descriptor ready every round.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_timeout_fires_during_a_sigwinch_storm(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let rows = std::cell::Cell::new(24u16);
     times_out_under_load(
         who,
@@ -707,13 +688,12 @@ fn the_timeout_fires_during_a_sigwinch_storm(#[values(Who::Root, Who::Rootless)]
 /// /dev/null, so it sends an end-of-input at once; `cat` must end, and only the program's own
 /// output may appear (no NUL byte, no echo).
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn under_script_with_no_input_the_program_ends_and_shows_only_its_output(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[values(("cat", ""), ("sh -c tty", "/dev/pts/0\r\n"))] case: (&str, &str),
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let (program, want) = case;
     let w = World::new("script");
     let mut cmd = std::process::Command::new("script");

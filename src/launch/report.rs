@@ -109,7 +109,7 @@ pub struct Enforced {
 }
 
 /// The JSON record `--report` writes: what was asked, what was enforced, how the run ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     /// The policy.
     pub policy: PolicyInfo,
@@ -124,7 +124,7 @@ pub struct RunReport {
 }
 
 /// Which policy ran.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PolicyInfo {
     /// Its name.
     pub name: String,
@@ -135,7 +135,7 @@ pub struct PolicyInfo {
 }
 
 /// One cgroup controller's placement and limit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CgroupLimit {
     /// The controller.
     pub controller: Controller,
@@ -146,7 +146,7 @@ pub struct CgroupLimit {
 }
 
 /// What was enforced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnforcedReport {
     /// Namespaces created.
     pub namespaces: Vec<String>,
@@ -172,7 +172,7 @@ pub struct EnforcedReport {
 }
 
 /// How the run ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndReport {
     /// kekkai's exit code.
     pub exit_code: i32,
@@ -193,7 +193,7 @@ pub struct EndReport {
 }
 
 /// Time spent.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TimeReport {
     /// Wall clock, in milliseconds.
     pub wall_ms: u64,

@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::support::{Who, World, assert_code, skip, stderr, stdout, test_user, unavailable};
+use crate::support::{Who, World, assert_code, need, parse_report, stderr, stdout, test_user};
 use rstest::rstest;
 
 // ── Policy files are read through one descriptor (finding 1) ─────────────────────────────────
@@ -99,10 +99,9 @@ enum Bait {
 #[rstest]
 #[case::symlink(Bait::Symlink)]
 #[case::root_directory(Bait::RootDirectory)]
+#[ignore = "needs root: run by scripts/test"]
 fn root_never_loads_a_policy_swapped_in_during_the_lookup(#[case] bait: Bait) {
-    if skip(unavailable(Who::Rootless)) {
-        return;
-    }
+    need(Who::Rootless);
     let w = World::new("lookup-race");
     let attacker = test_user().unwrap();
     let cwd = home_of(&w, "attacker", attacker);
@@ -203,14 +202,13 @@ fn root_never_loads_a_policy_swapped_in_during_the_lookup(#[case] bait: Bait) {
 #[case::someone_elses_dir("stranger-dir", "untrusted")]
 #[case::group_writable_file("group-file", "untrusted")]
 #[case::world_writable_dir("world-dir", "untrusted")]
+#[ignore = "needs root: run by scripts/test"]
 fn an_untrustworthy_policy_found_by_name_is_passed_over(
     #[case] how: &str,
     #[case] want: &str,
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("lookup-trust");
     let me = ids(who);
     let cwd = home_of(&w, "work", me);
@@ -266,14 +264,13 @@ fn an_untrustworthy_policy_found_by_name_is_passed_over(
 #[case::out_and_back_in("../.kekkai/lib/base.yaml", None)]
 #[case::through_a_symlinked_directory("./outlink/base.yaml", None)]
 #[case::a_symlinked_file("./baselink.yaml", None)]
+#[ignore = "needs root: run by scripts/test"]
 fn extends_from_a_policy_found_by_name_stays_in_its_directory(
     #[case] extends: &str,
     #[case] want: Option<&str>,
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("lookup-extends");
     let me = ids(who);
     let cwd = home_of(&w, "work", me);
@@ -331,14 +328,13 @@ fn extends_from_a_policy_found_by_name_stays_in_its_directory(
 #[case::hard_link("hard", None)]
 #[case::someone_elses_file("stranger", None)]
 #[case::fifo("fifo", Some("(ENXIO)"))]
+#[ignore = "needs root: run by scripts/test"]
 fn a_report_is_never_written_through_a_planted_name(
     #[case] how: &str,
     #[case] errno: Option<&str>,
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("report-planted");
     let me = ids(who);
     let cwd = home_of(&w, "work", me);
@@ -379,13 +375,12 @@ fn a_report_is_never_written_through_a_planted_name(
 
 /// The report goes into a new file, or replaces the whole content of the caller's own file.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_report_goes_into_a_new_or_own_file(
     #[values(false, true)] existing: bool,
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("report-own");
     let me = ids(who);
     let cwd = home_of(&w, "work", me);
@@ -401,8 +396,7 @@ fn a_report_goes_into_a_new_or_own_file(
         .unwrap();
     assert_code(&o, 0);
     let text = std::fs::read_to_string(&report).unwrap();
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(json["ended"]["exit_code"], 0, "{text}");
+    assert_eq!(parse_report(&text).ended.exit_code, 0, "{text}");
 }
 
 /// The program writes where the report goes (`build` makes the working directory writable) and
@@ -411,10 +405,9 @@ fn a_report_goes_into_a_new_or_own_file(
 /// The directory is the test user's (`build` runs a root caller's program as the directory's
 /// owner, and refuses a root-owned one); the victim is the caller's.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn the_program_can_not_redirect_the_report(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("report-swap");
     let me = ids(who);
     let cwd = home_of(&w, "work", ids(Who::Rootless));
@@ -487,10 +480,9 @@ fn swapped_before_the_root_is_built(
 /// between the plan and the mount: the launch refuses the link (ELOOP) instead of showing the
 /// host directory inside.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn a_lower_layer_entry_swapped_for_a_link_is_refused(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = World::new("layer-swap");
     let me = ids(who);
     let layer = home_of(&w, "layer", me);

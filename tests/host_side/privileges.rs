@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use crate::support::{
-    Mode, Who, World, assert_code, code, run_as, skip, stderr, stdout, unavailable,
-};
+use crate::support::{Mode, Who, World, assert_code, audit, code, need, run_as, stderr, stdout};
 use rstest::rstest;
 
 // ── no privilege leaves the sandbox (`host-privileges`) ─────────────────────────────────────
@@ -60,10 +58,9 @@ fn privileged_files(dir: &Path) -> Vec<String> {
 /// The reproduction of finding 2: `cp /bin/sh x; chmod 4755 x` in the writable current
 /// directory under `-p build` leaves no setuid file.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn build_leaves_no_setuid_shell_behind(#[values(Who::Root, Who::Rootless)] who: Who) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = privileges_world("priv-sh");
     let o = w.run(
         who,
@@ -107,14 +104,13 @@ fn build_leaves_no_setuid_shell_behind(#[values(Who::Root, Who::Rootless)] who: 
 #[case::tmpfile_setuid(&["tmpfile", ".", "4700"], "errno EPERM")]
 #[case::openat2_setuid(&["openat2-create", "./new", "4755"], "errno ENOSYS")]
 #[case::device_node(&["mknod-char", "./node"], "errno EPERM")]
+#[ignore = "needs root: run by scripts/test"]
 fn build_refuses_every_way_to_a_privileged_file(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[case] op: &[&str],
     #[case] want: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = privileges_world("priv-ops");
     let file = w.dir.write("file", "#!/bin/sh\n");
     w.dir.give_to_test_user(&file);
@@ -126,12 +122,11 @@ fn build_refuses_every_way_to_a_privileged_file(
 /// The rule is what stops it: a copy of `build` that says `host-privileges: allow` lets the same
 /// chmod through (the file is the test user's, and is removed with the world).
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn build_with_host_privileges_allowed_makes_the_setuid_file(
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = privileges_world("priv-allow");
     w.dir.write(
         "allow.yaml",
@@ -152,10 +147,9 @@ fn build_with_host_privileges_allowed_makes_the_setuid_file(
 /// A root caller's `build` in a directory root owns is refused before anything runs, naming
 /// the key; it never runs as root.
 #[test]
+#[ignore = "needs root: run by scripts/test"]
 fn build_refuses_a_root_caller_in_a_root_owned_directory() {
-    if skip(unavailable(Who::Root)) {
-        return;
-    }
+    need(Who::Root);
     let w = World::new("priv-rootdir");
     assert_eq!(std::fs::metadata(w.dir.path()).unwrap().uid(), 0);
     let o = w.run(Who::Root, ["run", "-p", "build", "--", "true"]);
@@ -171,13 +165,12 @@ fn build_refuses_a_root_caller_in_a_root_owned_directory() {
 /// the host's /etc/shadow, and a root-owned 0600 file bound into the sandbox read-only (so
 /// that only its owner and mode stand in the way).
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn no_shipped_policy_reads_roots_secrets(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[values("default", "untrusted", "build", "service")] policy: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = privileges_world("priv-secret");
     let secret = w.dir.write("secret", "root's\n");
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -195,32 +188,6 @@ fn no_shipped_policy_reads_roots_secrets(
         privileges_probe(&w, mode, &args, &["read", "/etc/shadow"]),
         "errno EACCES"
     );
-}
-
-/// probe name → verdict, from `kekkai audit --json`.
-fn privileges_audit(w: &World, mode: Mode, args: &[&str]) -> (i32, BTreeMap<String, String>) {
-    let mut all = vec!["audit", "--json"];
-    all.extend_from_slice(args);
-    let o = run_as(w, mode, &all);
-    let out = stdout(&o);
-    let json: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{}", stderr(&o)));
-    let verdicts = json["probes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_owned(),
-                format!(
-                    "{} ({})",
-                    p["verdict"].as_str().unwrap(),
-                    p["detail"].as_str().unwrap()
-                ),
-            )
-        })
-        .collect();
-    (crate::support::code(&o), verdicts)
 }
 
 /// The probes this rule adds to `kekkai audit`.
@@ -257,26 +224,25 @@ fn weakened(policy: &str, who: Who) -> String {
 /// tests/escape_suite.rs), and each of them fails on a weakened copy of P — except where the
 /// kernel itself stands in the way of an unprivileged caller, which the test names.
 #[rstest]
+#[ignore = "needs root: run by scripts/test"]
 fn each_privilege_probe_fails_on_a_weakened_copy(
     #[values(Who::Root, Who::Rootless)] who: Who,
     #[values("default", "untrusted", "build", "service")] policy: &str,
 ) {
-    if skip(unavailable(who)) {
-        return;
-    }
+    need(who);
     let w = privileges_world("priv-audit");
     let mode = privileges_mode(who, policy);
     let rootless = who == Who::Rootless;
     let mut strong = BTreeMap::new();
     let mut weak = BTreeMap::new();
     for only in ["privilege", "leak"] {
-        let (status, got) = privileges_audit(&w, mode, &["-p", policy, "--only", only]);
+        let (status, got) = audit(&w, mode, &["-p", policy, "--only", only]);
         assert_eq!(status, 0, "{policy}: {got:?}");
         strong.extend(got);
     }
     w.dir.write("weak.yaml", weakened(policy, who));
     for only in ["privilege", "leak"] {
-        let (status, got) = privileges_audit(&w, mode, &["-p", "./weak.yaml", "--only", only]);
+        let (status, got) = audit(&w, mode, &["-p", "./weak.yaml", "--only", only]);
         // An unprivileged caller can't reach root's secrets even so (below).
         let want = if rootless && only == "leak" { 0 } else { 1 };
         assert_eq!(

@@ -14,7 +14,8 @@ mod promises_and_leaks {
     use rstest::rstest;
 
     use crate::support::{
-        Mode, Who, World, assert_code, code, run_as, run_as_with, skip, stderr, stdout, unavailable,
+        Mode, Who, World, assert_code, code, need, run_as, run_as_with, skip, stderr, stdout,
+        verdicts,
     };
 
     /// Root as root; unprivileged in a delegated cgroup, the only way `untrusted` and `service`
@@ -45,24 +46,7 @@ mod promises_and_leaks {
         let mut all = vec!["audit", "--json"];
         all.extend_from_slice(args);
         let o = run_as_with(w, mode, env, &all);
-        let out = stdout(&o);
-        let json: serde_json::Value =
-            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{}", stderr(&o)));
-        let verdicts = json["probes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p["name"].as_str().unwrap().to_owned(),
-                    (
-                        p["verdict"].as_str().unwrap().to_owned(),
-                        p["detail"].as_str().unwrap().to_owned(),
-                    ),
-                )
-            })
-            .collect();
-        (code(&o), verdicts)
+        (code(&o), verdicts(&o))
     }
 
     fn verdict<'a>(v: &'a BTreeMap<String, (String, String)>, probe: &str) -> &'a str {
@@ -91,13 +75,12 @@ mod promises_and_leaks {
     /// the program (PID 2) shows its own command line; the kernel's command line and build
     /// configuration read as empty.
     #[rstest]
+    #[ignore = "needs root: run by scripts/test"]
     fn nothing_of_the_launcher_or_the_host_kernel_shows_inside(
         #[values(Who::Root, Who::Rootless)] who: Who,
         #[values("default", "untrusted", "build", "service")] policy: &str,
     ) {
-        if skip(unavailable(who)) {
-            return;
-        }
+        need(who);
         // `build` runs a root caller's program as the directory's owner; root's is refused.
         let w = World::of_test_user("h13c-pid1");
         let (set, bound, caller) = (canary("set"), canary("bound"), canary("caller"));
@@ -156,12 +139,11 @@ mod promises_and_leaks {
     /// host paths; the root field of a bind mount names its source's path on the host
     /// filesystem (a kernel rule kekkai can't change).
     #[rstest]
+    #[ignore = "needs root: run by scripts/test"]
     fn mountinfo_names_bind_sources_and_no_other_host_path(
         #[values(Who::Root, Who::Rootless)] who: Who,
     ) {
-        if skip(unavailable(who)) {
-            return;
-        }
+        need(who);
         let w = World::new("h13c-mountinfo");
         let o = run_as(
             &w,
@@ -194,13 +176,12 @@ mod promises_and_leaks {
     /// `proc.kernel-cmdline` and `proc.kernel-config`: blocked under every shipped policy, an
     /// escape under a copy that leaves out its `hide` entries.
     #[rstest]
+    #[ignore = "needs root: run by scripts/test"]
     fn the_audit_fails_a_copy_that_shows_the_kernels_command_line(
         #[values(Who::Root, Who::Rootless)] who: Who,
         #[values("default", "untrusted", "build", "service")] policy: &str,
     ) {
-        if skip(unavailable(who)) {
-            return;
-        }
+        need(who);
         // `build` runs a root caller's program as the directory's owner; root's is refused.
         let w = World::of_test_user("h13c-cmdline");
         let (status, v) = audit(&w, mode(who), &[], &["-p", policy, "--only", "proc"]);
@@ -228,13 +209,12 @@ mod promises_and_leaks {
     /// launcher's command line in PID 1, so the weakened copy is of the launcher (a debug-build
     /// knob, `KEKKAI_WEAKEN=launcher-args`).
     #[rstest]
+    #[ignore = "needs root: run by scripts/test"]
     fn the_audit_fails_a_launcher_that_keeps_its_command_line_in_pid_1(
         #[values(Who::Root, Who::Rootless)] who: Who,
         #[values("default", "untrusted", "build", "service")] policy: &str,
     ) {
-        if skip(unavailable(who)) {
-            return;
-        }
+        need(who);
         if skip((!cfg!(debug_assertions)).then(|| "KEKKAI_WEAKEN is for debug builds".into())) {
             return;
         }
@@ -260,13 +240,12 @@ mod promises_and_leaks {
     /// tried): a copy whose limits are best-effort and can't be had (a parent cgroup that does
     /// not exist) fails the audit, as root and unprivileged.
     #[rstest]
+    #[ignore = "needs root: run by scripts/test"]
     fn the_audit_fails_a_copy_whose_limits_are_dropped(
         #[values(Who::Root, Who::Rootless)] who: Who,
         #[values("default", "untrusted", "build", "service")] policy: &str,
     ) {
-        if skip(unavailable(who)) {
-            return;
-        }
+        need(who);
         // `build` runs a root caller's program as the directory's owner; root's is refused.
         let w = World::of_test_user("h13c-dropped");
         let missing = canary("no-such-cgroup");
@@ -302,10 +281,9 @@ mod promises_and_leaks {
     /// Without a delegated cgroup, an unprivileged `kekkai audit` of the default policy fails
     /// for the limits it runs without (it used to call them not applicable and pass).
     #[test]
+    #[ignore = "needs root: run by scripts/test"]
     fn an_unprivileged_audit_without_a_delegated_cgroup_fails_the_default_policy() {
-        if skip(unavailable(Who::Rootless)) {
-            return;
-        }
+        need(Who::Rootless);
         let w = World::new("h13c-plain-audit");
         let (status, v) = audit(&w, Mode::Plain, &[], &["--only", "resources"]);
         only_these_escape(
@@ -329,10 +307,9 @@ mod promises_and_leaks {
     /// `untrusted` is everything hard: without a delegated cgroup the audit's sandbox is
     /// refused, no probe runs, and the caller is told how to get one.
     #[test]
+    #[ignore = "needs root: run by scripts/test"]
     fn untrusted_is_refused_without_a_delegated_cgroup_audit_included() {
-        if skip(unavailable(Who::Rootless)) {
-            return;
-        }
+        need(Who::Rootless);
         let w = World::new("h13c-plain-untrusted");
         for args in [
             &["run", "-p", "untrusted", "--", "sh", "-c", "echo ran"][..],
@@ -373,15 +350,14 @@ mod promises_and_leaks {
         "escaped",
         "blocked"
     )]
+    #[ignore = "needs root: run by scripts/test"]
     fn the_network_probes_run_under_the_host_network(
         #[values(Who::Root, Who::Rootless)] who: Who,
         #[case] copy: Option<&str>,
         #[case] loopback: &str,
         #[case] abstract_socket: &str,
     ) {
-        if skip(unavailable(who)) {
-            return;
-        }
+        need(who);
         let w = World::new("h13c-net");
         let policy = match copy {
             Some(text) => {

@@ -21,7 +21,7 @@ pub mod v2;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::StepError;
 use crate::plan::LimitsPlan;
@@ -30,7 +30,7 @@ use crate::policy::KeyPath;
 use crate::policy::model::Compat;
 
 /// A resource controller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Controller {
     /// memory.max / memory.limit_in_bytes, memory.high, swap.
@@ -100,7 +100,7 @@ pub fn needed(l: &LimitsPlan) -> Vec<Controller> {
 }
 
 /// Which cgroup version carries a controller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Version {
     /// The unified hierarchy.

@@ -1,0 +1,78 @@
+//! What a run left: its output, its exit code, its run report.
+
+use std::collections::BTreeMap;
+use std::process::Output;
+
+use kekkai::launch::report::RunReport;
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The exit code, or 128+signal as a shell reports it.
+pub fn code(o: &Output) -> i32 {
+    code_of(o.status)
+}
+
+/// An exit status as a shell reports it: the code, or 128+signal.
+pub fn code_of(s: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+}
+
+/// Asserts a run ended with `want`, showing its output otherwise.
+pub fn assert_code(o: &Output, want: i32) {
+    assert_eq!(
+        code(o),
+        want,
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// The run report kekkai wrote to stderr (`--report -`).
+pub fn report(o: &Output) -> RunReport {
+    report_in(&stderr(o))
+}
+
+/// The run report in a captured stderr (between kekkai's other lines).
+pub fn report_in(err: &str) -> RunReport {
+    let start = err
+        .find("{\n")
+        .unwrap_or_else(|| panic!("no report in:\n{err}"));
+    let end = err.rfind('}').unwrap();
+    parse_report(&err[start..=end])
+}
+
+/// A run report's text (`--report FILE`).
+pub fn parse_report(text: &str) -> RunReport {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not a run report: {e}:\n{text}"))
+}
+
+/// The verdicts `kekkai audit --json` printed: probe name → (verdict, detail).
+pub fn verdicts(o: &Output) -> BTreeMap<String, (String, String)> {
+    let out = stdout(o);
+    let json: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{}", stderr(o)));
+    json["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                (
+                    p["verdict"].as_str().unwrap().to_owned(),
+                    p["detail"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
