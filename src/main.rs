@@ -247,7 +247,7 @@ fn main() -> ExitCode {
         Cmd::Man { command, out } => report(man(command.as_deref(), out.as_deref()), 1),
         Cmd::Audit(args) => report(audit(&args, sub), exit::LAUNCH),
         Cmd::Probe { what, ctx, only } => match what.as_str() {
-            "battery" => kekkai::audit::battery(&ctx, only.as_deref()),
+            "battery" => kekkai::audit::battery::battery(&ctx, only.as_deref()),
             _ => exit::USAGE,
         },
     };
@@ -502,20 +502,29 @@ fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Err
 
 fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     use kekkai::audit;
+    use kekkai::launch::cgroup;
     let caller = caller()?;
     let source = policy_source(&args.policy)?;
     let (_loaded, plan) = load_and_compile(&source, &args.policy, m, &caller)?;
-    let mut ctx = audit::context(&plan);
+    // Where the run will put each cgroup controller. On cgroup v2 the `kekkai run` this audit
+    // starts would find the audit beside it in a cgroup that must hold no processes: step aside
+    // first, as that run would (best effort: the run reports its own failure).
+    let layout = cgroup::detect(&plan.limits, &cgroup::Hierarchies::read());
+    let _ = cgroup::make_room(&layout);
+    let mut ctx = audit::host::context(&plan, &layout);
     ctx.expectations = plan.audit.clone();
     ctx.control = args.control;
-    let fixtures = audit::fixtures(&mut ctx);
+    let fixtures = audit::host::fixtures(&mut ctx);
     let secret = ctx.secret.clone().unwrap_or_default();
     let exe =
         std::env::current_exe().map_err(|e| Error::io("finding kekkai's own executable", e))?;
     let copy = if args.control {
         None
     } else {
-        Some(audit::ProbeCopy::new().map_err(|e| Error::io("copying kekkai for the probe", e))?)
+        Some(
+            audit::host::ProbeCopy::new()
+                .map_err(|e| Error::io("copying kekkai for the probe", e))?,
+        )
     };
     let command = |ctx: &audit::Ctx, only: Option<&str>, report: Option<&std::path::Path>| {
         let mut cmd = std::process::Command::new(&exe);
@@ -563,7 +572,7 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
                         audit::SECRET_PATH
                     ));
                 }
-                cmd.arg("--").args(audit::battery_command(ctx, only));
+                cmd.arg("--").args(audit::host::battery_command(ctx, only));
             }
         }
         cmd.env("KEKKAI_AUDIT_SECRET", &secret);
@@ -594,8 +603,12 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     let run_json = run_report
         .and_then(|p| std::fs::read(p).ok())
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    let tty_run = if args.only.as_deref().is_none_or(|c| c == "terminal") {
-        let o = run(&mut ctx, Some("terminal"), true, None)?;
+    let tty_run = if args
+        .only
+        .as_deref()
+        .is_none_or(|c| c == audit::probes::TERMINAL)
+    {
+        let o = run(&mut ctx, Some(audit::probes::TERMINAL), true, None)?;
         let status = o.status.code().unwrap_or(128);
         if status == exit::LAUNCH && o.stdout.is_empty() {
             // Its probes are errors in the table; why the sandbox did not start is said here.
@@ -607,7 +620,7 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     } else {
         None
     };
-    let mut report = audit::judge(
+    let mut report = audit::report::judge(
         &plan.name,
         &plan.policy_hash,
         args.control,
@@ -615,13 +628,9 @@ fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
         args.only.as_deref(),
         &ctx,
     );
-    report.notes = audit::run_notes(&plan, run_json.as_ref(), &out.stderr);
+    report.notes = audit::report::run_notes(&plan, run_json.as_ref(), &out.stderr);
     if let Some((_, out)) = &tty_run {
-        audit::terminal::add_stdin_tty_run(
-            &mut report,
-            &String::from_utf8_lossy(out),
-            args.control,
-        );
+        audit::report::add_stdin_tty_run(&mut report, &String::from_utf8_lossy(out), args.control);
     }
     let status = match tty_run {
         Some((s, _)) if status == 0 => s,
