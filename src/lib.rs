@@ -8,7 +8,6 @@
 
 pub mod audit;
 pub mod caller;
-pub mod cli_overrides;
 pub mod error;
 pub mod explain;
 pub mod export;

@@ -3,8 +3,9 @@
 //!
 //! `discovery` finds what `-p` names (and decides whether a file found by name may be
 //! trusted), `load` reads it and everything it extends into one document, `diag` places each
-//! error at its file, line, column and key path. [`model`] is the language, read with unknown
-//! keys refused. Nothing here touches the system beyond reading files.
+//! error at its file, line, column and key path; [`overrides`] are the command line's layers
+//! on top. [`model`] is the language, read with unknown keys refused. Nothing here touches the
+//! system beyond reading files.
 
 mod diag;
 mod discovery;
@@ -12,6 +13,7 @@ pub mod each;
 mod load;
 pub mod merge;
 pub mod model;
+pub mod overrides;
 pub mod path;
 pub mod shipped;
 pub mod suggest;
