@@ -13,11 +13,11 @@
 //! without a cgroup) is an escape, never "not applicable"; an escape the policy lets through
 //! on purpose is named in its `audit.grants` and shown as granted.
 //!
-//! Where each part lives: [`host`] (the fixtures, the copy of kekkai, the probe context from the
-//! plan), [`terminal`] (the pseudo-terminal that plays the caller's), [`battery`] (the inside:
-//! every probe and expectation, each in a forked process, [`inside`] the helpers they call),
-//! [`probes`] (the table), [`report`] (verdicts, the table and the notes). This file holds what
-//! both sides share: the context passed in, what a probe saw, the line it prints.
+//! Where each part lives: [`host`] (the probe context from the plan, the fixtures, the copy of
+//! kekkai), [`terminal`] (the pseudo-terminal that plays the caller's), [`battery`] (the inside:
+//! every probe and expectation, each in a forked process), [`inside`] (the helpers the probes
+//! call), [`probes`] (the table), [`report`] (verdicts, the table and the notes). This file
+//! holds what both sides share: the context passed in, what a probe saw, the line it prints.
 
 pub mod battery;
 pub mod host;
