@@ -6,10 +6,9 @@ use nix::errno::Errno;
 
 use super::{
     DENIED, EPERM, NO_FILE, Probe, WRITE_DENIED, call, create, nr, open_mode, open_read,
-    open_write, ptr, read_text, writable_root,
+    open_write, ptr, raw_syscall, read_text, writable_root,
 };
 use crate::audit::{Seen, inside};
-use crate::sys::raw_syscall;
 
 /// Reads a file a policy should hide: empty (`/dev/null` over it) is blocked, contents escaped.
 fn read_hidden(path: &str, what: &str) -> Seen {

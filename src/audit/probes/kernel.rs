@@ -4,9 +4,8 @@
 
 use nix::errno::Errno;
 
-use super::{EPERM, Probe, call, call_forking, nr, ptr};
+use super::{EPERM, Probe, call, call_forking, int80, nr, ptr, raw_syscall};
 use crate::audit::Seen;
-use crate::sys::raw_syscall;
 
 // Constants used below.
 const CLONE_NEWNS: u64 = 0x0002_0000;
@@ -63,7 +62,7 @@ probes! {
 
     // ── seccomp bypasses ────────────────────────────────────────────────────────────────────
     "seccomp.i386-int80", "seccomp", &[], true, |_| {
-        let r = crate::sys::int80(20 /* getpid */, 0, 0, 0);
+        let r = int80(20 /* getpid */, 0, 0, 0);
         if r < 0 { Seen::Errno(Errno::from_raw(-r as i32)) } else { Seen::Done(format!("getpid via int 0x80 returned {r}")) }
     };
     "seccomp.x32-bit", "seccomp", &[Errno::ENOSYS], true, |_| Seen::from(raw_syscall(nr("getpid") | 0x4000_0000, [0; 6]));

@@ -5,9 +5,8 @@
 
 use nix::errno::Errno;
 
-use super::{DENIED, EPERM, Probe, nr, ptr};
+use super::{DENIED, EPERM, Probe, nr, ptr, raw_syscall};
 use crate::audit::{Ctx, Seen, inside};
-use crate::sys::raw_syscall;
 
 /// What one writable mount let a privilege probe do.
 enum Outcome {

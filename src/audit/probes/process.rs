@@ -3,9 +3,8 @@
 
 use nix::errno::Errno;
 
-use super::{DENIED, EPERM, Probe, call, nr, ptr, status_field};
+use super::{DENIED, EPERM, Probe, call, nr, ptr, raw_syscall, status_field};
 use crate::audit::Seen;
-use crate::sys::raw_syscall;
 
 probes! {
     // PTRACE_SEIZE attaches without stopping the target; when the probe exits, the target is
