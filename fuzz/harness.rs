@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use kekkai::caller::Caller;
-use kekkai::cli_overrides::{self, Override};
 use kekkai::plan::seccomp::{Filter, interp};
 use kekkai::plan::{self, Plan};
+use kekkai::policy::overrides::{self, Override};
 use kekkai::policy::{self, Diagnostics, LoadedPolicy, PolicySource, model::Seccomp, yaml};
 
 /// The name the fuzzed text is loaded as. Its directory does not exist, so a relative
@@ -75,7 +75,7 @@ pub fn seccomp(data: &[u8]) {
 
 /// `overrides`: bytes → lines `TAG VALUE` (TAG is a flag name without `--`: `bind`,
 /// `ro-bind`, `tmpfs`, `setenv`, `unsetenv`, `chdir`, `hostname`, `net`; lines with another tag
-/// are skipped) → [`Override`]s → `cli_overrides::apply` (each `to_value`, overlaid on the
+/// are skipped) → [`Override`]s → `overrides::apply` (each `to_value`, overlaid on the
 /// shipped default policy) → compile → explain, the path `kekkai run -- …` flags take.
 pub fn overrides(data: &[u8]) {
     let list = parse_overrides(data);
@@ -84,7 +84,7 @@ pub fn overrides(data: &[u8]) {
         return;
     };
     let mut loaded = base.clone();
-    match cli_overrides::apply(&mut loaded, &list, &caller.pwd) {
+    match overrides::apply(&mut loaded, &list, &caller.pwd) {
         Ok(()) => compile_and_explain(&loaded, caller),
         Err(d) => check_diagnostics(&d),
     }

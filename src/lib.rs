@@ -6,7 +6,6 @@
 
 pub mod audit;
 pub mod caller;
-pub mod cli_overrides;
 pub mod error;
 pub mod exit;
 pub mod explain;

@@ -5,6 +5,7 @@
 //! reported at once. The plan holds absolute paths, syscall numbers, compiled BPF, Landlock
 //! access sets, cgroup values and the ordered launch steps.
 
+pub mod expect;
 pub mod fs;
 pub mod identity;
 pub mod landlock;
@@ -157,7 +158,7 @@ pub struct Plan {
     /// The program is PID 1 (no reaper).
     pub as_pid_1: bool,
     /// The policy's expectations for `kekkai audit`.
-    pub audit: Vec<crate::audit::Expectation>,
+    pub audit: Vec<expect::Expectation>,
     /// The escape probes the policy grants (`audit.grants`), by name.
     pub audit_grants: Vec<String>,
     /// The program's terminal (pty only takes effect when stdin is a terminal).
@@ -431,7 +432,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
             ("must-allow", &a.must_allow, false),
         ] {
             for (i, text) in list.iter().flatten().enumerate() {
-                match crate::audit::Expectation::parse(text, deny) {
+                match expect::Expectation::parse(text, deny) {
                     Ok(e) => audit.push(e),
                     Err(msg) => d.push(KeyPath::root().key("audit").key(key).index(i), msg),
                 }

@@ -1,0 +1,90 @@
+//! Terminal probes: the caller's terminal (a pseudo-terminal of the host side's, passed in by
+//! device identity) must not be on a standard descriptor nor be `/dev/tty`; TIOCSTI and
+//! TIOCLINUX must be denied. Holding the caller's terminal is an escape whatever else is
+//! blocked: the program could read the caller's keystrokes, write over their screen and change
+//! the terminal's modes for good.
+
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+
+use super::{EPERM, Probe, call};
+use crate::audit::{Ctx, Seen, identity};
+
+fn major_minor(dev: u64) -> (u64, u64) {
+    (u64::from(libc::major(dev)), u64::from(libc::minor(dev)))
+}
+
+/// The probe `terminal.caller-fds`: is stdin, stdout or stderr the caller's terminal? If so,
+/// its modes are set to what they are (harmless, and proof that `stty -echo` would work).
+pub fn caller_fds(c: &Ctx) -> Seen {
+    let Some(caller) = c.caller_tty else {
+        return Seen::NotApplicable("no caller terminal".into());
+    };
+    // A background process changing a terminal's modes gets SIGTTOU unless it blocks it.
+    let mut ttou = nix::sys::signal::SigSet::empty();
+    ttou.add(nix::sys::signal::Signal::SIGTTOU);
+    let _ = ttou.thread_block();
+    let mut found = Vec::new();
+    for fd in 0..3 {
+        let f = crate::sys::std_fd(fd);
+        if identity(f) != Some(caller) {
+            continue;
+        }
+        let modes = nix::sys::termios::tcgetattr(f)
+            .and_then(|t| nix::sys::termios::tcsetattr(f, nix::sys::termios::SetArg::TCSANOW, &t));
+        found.push(match modes {
+            Ok(()) => format!("fd {fd} (its modes can be changed)"),
+            Err(e) => format!("fd {fd} (TCSETS: {e:?})"),
+        });
+    }
+    if found.is_empty() {
+        Seen::Blocked("no standard descriptor is the caller's terminal".into())
+    } else {
+        Seen::Done(format!("the caller's terminal is {}", found.join(", ")))
+    }
+}
+
+/// The probe `terminal.dev-tty`: does `/dev/tty` open a terminal from outside the sandbox? The
+/// controlling terminal may be the sandbox's own pseudo-terminal (on a standard descriptor,
+/// from the sandbox's devpts, and not the caller's), or nothing (ENXIO).
+pub fn dev_tty(c: &Ctx) -> Seen {
+    use nix::fcntl::OFlag;
+    let tty = match nix::fcntl::open(
+        "/dev/tty",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => return Seen::Errno(e),
+    };
+    let dev = match crate::sys::tty_device(tty.as_fd()) {
+        Ok(d) => major_minor(d),
+        Err(e) => return Seen::Broken(format!("ioctl(/dev/tty, TIOCGDEV): {e:?}")),
+    };
+    let devpts = nix::sys::stat::stat("/dev/pts").ok().map(|s| s.st_dev);
+    let own = (0..3).any(|fd| {
+        identity(crate::sys::std_fd(fd)).is_some_and(|id| {
+            Some(id) != c.caller_tty && Some(id.0) == devpts && major_minor(id.1) == dev
+        })
+    });
+    if own {
+        return Seen::Blocked("/dev/tty is the sandbox's own pseudo-terminal".into());
+    }
+    let whose = if c.caller_tty.map(|(_, r)| major_minor(r)) == Some(dev) {
+        "the caller's terminal"
+    } else {
+        "a terminal from outside the sandbox"
+    };
+    Seen::Done(format!("/dev/tty opens {whose} ({}:{})", dev.0, dev.1))
+}
+
+probes! {
+    "terminal.tiocsti", "seccomp", EPERM, true, |_| {
+        static BYTE: u8 = b'\n';
+        call("ioctl", [u64::MAX, 0x5412, &BYTE as *const u8 as u64, 0, 0, 0])
+    };
+    "terminal.tioclinux", "seccomp", EPERM, true, |_| call("ioctl", [u64::MAX, 0x541C, 0, 0, 0, 0]);
+    "terminal.caller-fds", "launcher", &[], true, caller_fds;
+    "terminal.dev-tty", "launcher", &[Errno::ENXIO, Errno::ENOENT, Errno::EACCES, Errno::EPERM], true, dev_tty;
+}

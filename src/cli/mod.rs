@@ -1,0 +1,334 @@
+//! The command line's definitions: [`Cli`], its commands and their arguments, from which clap
+//! parses, `--help`, the manual pages (`kekkai man`) and the completions are all derived; the
+//! checks clap can't make ([`parse`], [`flags`]); and what the commands that take a policy share:
+//! where `-p` points, the overrides in the order typed, load and compile. One file per command.
+
+pub(crate) mod audit;
+pub(crate) mod check;
+pub(crate) mod cleanup;
+pub(crate) mod completions;
+pub(crate) mod explain;
+pub(crate) mod export;
+mod flags;
+pub(crate) mod man;
+pub(crate) mod policies;
+pub(crate) mod run;
+pub(crate) mod schema;
+
+use std::ffi::OsString;
+
+use clap::{ArgMatches, CommandFactory, Parser, Subcommand};
+
+use kekkai::caller::Caller;
+use kekkai::error::Error;
+use kekkai::plan::{self, Plan};
+use kekkai::policy::overrides::{self, Override};
+use kekkai::policy::{self, LoadedPolicy, PolicySource};
+
+/// A policy-driven secure sandbox launcher for Linux.
+///
+/// One YAML policy covers namespaces, cgroup limits, capabilities, seccomp and Landlock,
+/// applied in a strict, documented order after pivot_root onto a read-only overlay root.
+#[derive(Parser)]
+#[command(name = "kekkai", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Say more: notes on what was done differently from the policy (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Say nothing but errors (not even what a best-effort policy runs without).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    #[command(subcommand)]
+    pub(crate) cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// Run a program in a sandbox (the embedded default policy unless -p is given).
+    ///
+    /// The first word that is not an option starts the command, and every word after it
+    /// belongs to the program (`kekkai run ls -l`); `--` before the command is needed only when
+    /// the program's name starts with `-`, and after a bind without a destination
+    /// (`--ro-bind /data -- /usr/bin/env`, which bubblewrap's two-word `--ro-bind SRC DST`
+    /// would otherwise be mistaken for). An unknown option before the command is a usage error.
+    ///
+    /// The program's exit status passes through; killed by signal N gives 128+N; 124 the
+    /// policy's timeout fired; 125 kekkai failed before the program started; 126 the program
+    /// can't be executed; 127 it was not found; 2 the command line is wrong.
+    #[command(override_usage = "kekkai run [OPTIONS] [--] COMMAND [ARGS]...")]
+    Run(RunArgs),
+    /// Check policy files: exit 0 when all are valid, 1 otherwise.
+    Check(CheckArgs),
+    /// Show the merged policy and the numbered launch steps it compiles to.
+    Explain(ExplainArgs),
+    /// Print the JSON Schema of the policy language (for editors).
+    Schema,
+    /// Translate a policy for another enforcer: `systemd` prints a `[Service]` drop-in with
+    /// the hardening directives systemd can express, and comments for the rest.
+    Export(ExportArgs),
+    /// Remove cgroups left behind by sandboxes whose supervisor was killed.
+    Cleanup,
+    /// List the policies `-p NAME` finds, and where (./.kekkai/, ~/.config/kekkai/policies,
+    /// /etc/kekkai/policies, then the shipped ones).
+    Policies,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print a manual page (roff), or write them all for installation.
+    ///
+    /// `kekkai man` is kekkai(1); `kekkai man run` is kekkai-run(1), and so on for every
+    /// command. `--out DIR` writes kekkai.1 and every kekkai-COMMAND.1 into DIR (for example
+    /// /usr/local/share/man/man1) instead. The pages are generated from the same definitions
+    /// that read the command line, with the exit statuses, environment and files of each.
+    Man {
+        /// The command whose page to print (run, check, explain, audit, ...).
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+        /// Write the pages into this directory (it must exist) instead of printing one.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Run escape probes inside a sandbox built from the policy; exit 1 if any escape works.
+    ///
+    /// Each probe tries one thing a sandboxed program should not be able to do (write the root,
+    /// mount, ptrace, io_uring, reach the host's network, read the supervisor's environment...)
+    /// in a way that is harmless when allowed, and is judged blocked, escaped, not applicable
+    /// (the policy grants it) or error. The policy's own `audit:` expectations are checked too.
+    Audit(AuditArgs),
+    /// (internal) The probe battery, run inside the sandbox by `audit`.
+    #[command(name = "__probe", hide = true)]
+    Probe {
+        /// `battery`.
+        what: String,
+        /// The probe context (JSON).
+        ctx: String,
+        /// Only this category.
+        only: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+pub(crate) struct AuditArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Only the probes of this category (fs, proc, sys, dev, process, caps, identity, kernel,
+    /// ns, seccomp, net, terminal, resources, leak, launcher, expect).
+    #[arg(long, value_name = "CATEGORY")]
+    only: Option<String>,
+    /// Run the probes that are safe to run unsandboxed, without a sandbox, to show each can
+    /// succeed (a broken probe must never look like a pass).
+    #[arg(long)]
+    control: bool,
+}
+
+/// Where the policy comes from, and command-line overrides on top of it.
+#[derive(clap::Args)]
+pub(crate) struct PolicyArgs {
+    /// Policy file, or the name of a shipped policy (default, untrusted, build, service).
+    #[arg(short = 'p', long = "policy", value_name = "FILE|NAME")]
+    policy: Option<String>,
+    /// Bind SRC (host) to DST (sandbox), writable. DST defaults to SRC.
+    #[arg(long = "bind", value_name = "SRC:DST")]
+    bind: Vec<String>,
+    /// Bind SRC (host) to DST (sandbox), read-only.
+    #[arg(long = "ro-bind", value_name = "SRC:DST")]
+    ro_bind: Vec<String>,
+    /// Mount a fresh tmpfs at DST.
+    #[arg(long = "tmpfs", value_name = "DST")]
+    tmpfs: Vec<String>,
+    /// Set an environment variable in the sandbox.
+    #[arg(long = "setenv", value_name = "NAME=VALUE", value_parser = flags::setenv_value)]
+    setenv: Vec<String>,
+    /// Remove an environment variable.
+    #[arg(long = "unsetenv", value_name = "NAME")]
+    unsetenv: Vec<String>,
+    /// Working directory inside the sandbox.
+    #[arg(long = "chdir", value_name = "DIR")]
+    chdir: Option<String>,
+    /// Host name inside the sandbox.
+    #[arg(long = "hostname", value_name = "NAME")]
+    hostname: Option<String>,
+    /// Network: `none` (own namespace, loopback only) or `host`.
+    #[arg(long = "net", value_name = "none|host", value_parser = flags::net_value)]
+    net: Option<String>,
+    /// Give the program its own pseudo-terminal in place of each terminal among stdin, stdout
+    /// and stderr, in a new session (the default).
+    #[arg(long = "pty", overrides_with = "no_pty")]
+    pty: bool,
+    /// Let the program use the caller's terminal directly, in the caller's session.
+    #[arg(long = "no-pty")]
+    no_pty: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Write a JSON record of what was enforced and how the run ended to FILE (`-`: stderr).
+    #[arg(long, value_name = "FILE")]
+    report: Option<String>,
+    /// The program and its arguments.
+    #[arg(trailing_var_arg = true, required = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct CheckArgs {
+    /// Policy files to check.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ExplainArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ExportArgs {
+    /// What to export to.
+    #[arg(value_enum)]
+    format: ExportFormat,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// A systemd unit drop-in (`[Service]` section).
+    Systemd,
+}
+
+/// Parses the command line; a usage error exits 2. Beyond clap's checks: an unknown option that
+/// users of bubblewrap (or podman) type is answered with kekkai's spelling, and bubblewrap's
+/// two-word bind (`--ro-bind SRC DST`) directly before the command is refused, since kekkai
+/// would read DST as the program to run.
+pub(crate) fn parse(argv: &[OsString]) -> ArgMatches {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let mut cli = Cli::command();
+    // The subcommand, for the usage line of our own errors.
+    let sub_name = argv
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default()
+        .to_owned();
+    let result = cli.try_get_matches_from_mut(argv);
+    let fail = |cli: &mut clap::Command, msg: String| -> ! {
+        let e = match cli.find_subcommand_mut(&sub_name) {
+            Some(sub) => sub.error(ErrorKind::ArgumentConflict, msg),
+            None => cli.error(ErrorKind::ArgumentConflict, msg),
+        };
+        e.exit()
+    };
+    let matches = match result {
+        Ok(m) => m,
+        Err(e) => {
+            if e.kind() == ErrorKind::UnknownArgument {
+                if let Some(ContextValue::String(word)) = e.get(ContextKind::InvalidArg) {
+                    if let Some(hint) = flags::foreign_option(word) {
+                        fail(&mut cli, format!("unknown option `{word}`: {hint}"));
+                    }
+                }
+            }
+            e.exit()
+        }
+    };
+    if let Some(("run", sub)) = matches.subcommand() {
+        let n = sub.get_raw("command").map_or(0, |v| v.len());
+        // The command is the tail of argv; look at the words just before it.
+        let at = argv.len().saturating_sub(n);
+        let word = |i: usize| i.checked_sub(1).and_then(|i| argv.get(i)?.to_str());
+        let (before, two_before) = (word(at), word(at.saturating_sub(1)));
+        let found = match (two_before, before) {
+            (_, Some("--") | None) => None,
+            (two_before, Some(before)) => {
+                flags::bind_without_destination(before, None).or_else(|| {
+                    two_before.and_then(|flag| flags::bind_without_destination(flag, Some(before)))
+                })
+            }
+        };
+        let program = argv
+            .get(at)
+            .map(|p| p.to_string_lossy())
+            .unwrap_or_default();
+        // Only an absolute path reads as a destination; `--ro-bind /data python3` is clear.
+        if let Some((flag, src)) = found.filter(|_| program.starts_with('/')) {
+            fail(
+                &mut cli,
+                format!(
+                    "`{flag} {src} {program}` reads as bubblewrap's `{flag} SRC DST`: kekkai \
+                     spells that `{flag} {src}:{program}`; to bind {src} at the same place and \
+                     run `{program}`, put `--` before the command"
+                ),
+            );
+        }
+    }
+    matches
+}
+
+/// Who runs kekkai, and from where.
+pub(crate) fn caller() -> Result<Caller, Error> {
+    Caller::current().map_err(|e| Error::io("reading the working directory", e))
+}
+
+/// The overrides in the order they were given on the command line.
+pub(crate) fn overrides(args: &PolicyArgs, m: Option<&ArgMatches>) -> Vec<Override> {
+    let mut out: Vec<(usize, Override)> = Vec::new();
+    let mut add = |id: &str, values: &[String], make: fn(String) -> Override| {
+        let idx: Vec<usize> = m
+            .and_then(|m| m.indices_of(id))
+            .map(|i| i.collect())
+            .unwrap_or_default();
+        for (n, v) in values.iter().enumerate() {
+            out.push((idx.get(n).copied().unwrap_or(usize::MAX), make(v.clone())));
+        }
+    };
+    add("bind", &args.bind, Override::Bind);
+    add("ro_bind", &args.ro_bind, Override::RoBind);
+    add("tmpfs", &args.tmpfs, Override::Tmpfs);
+    add("setenv", &args.setenv, Override::SetEnv);
+    add("unsetenv", &args.unsetenv, Override::UnsetEnv);
+    add("chdir", args.chdir.as_slice(), Override::Chdir);
+    add("hostname", args.hostname.as_slice(), Override::Hostname);
+    add("net", args.net.as_slice(), Override::Net);
+    if args.pty {
+        add("pty", &["pty".to_string()], Override::Terminal);
+    }
+    if args.no_pty {
+        add("no_pty", &["inherit".to_string()], Override::Terminal);
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, o)| o).collect()
+}
+
+/// Where `-p` points: found (and, for a name, opened) once.
+pub(crate) fn policy_source(args: &PolicyArgs) -> Result<PolicySource, Error> {
+    match &args.policy {
+        Some(p) => Ok(PolicySource::from_arg(p).map_err(policy::Diagnostics::from)?),
+        None => Ok(PolicySource::Shipped("default")),
+    }
+}
+
+/// Loads the policy, applies the overrides and compiles the plan.
+pub(crate) fn load_and_compile(
+    source: &PolicySource,
+    args: &PolicyArgs,
+    m: Option<&ArgMatches>,
+    caller: &Caller,
+) -> Result<(LoadedPolicy, Plan), Error> {
+    let mut loaded = policy::load(source, caller)?;
+    overrides::apply(&mut loaded, &overrides(args, m), &caller.pwd)?;
+    let plan = plan::compile(&loaded, caller)?;
+    Ok((loaded, plan))
+}
