@@ -582,7 +582,7 @@ impl Cgroups {
             v1::freeze_and_kill(f);
             v1::wait_empty(f, KILL_WAIT);
         } else if let Some((_, d)) = self.v1.first() {
-            v1::kill_listed(d);
+            kill_listed(d);
             v1::wait_empty(d, KILL_WAIT);
         }
     }
@@ -619,6 +619,34 @@ impl Cgroups {
         }
         failed
     }
+}
+
+/// The CPU period kekkai uses for quotas on both versions, in microseconds.
+pub const PERIOD_US: u64 = 100_000;
+
+/// The processes listed in a cgroup (`cgroup.procs`, the same file on both versions).
+fn listed(dir: &Path) -> Vec<nix::unistd::Pid> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .map(nix::unistd::Pid::from_raw)
+        .collect()
+}
+
+/// SIGKILL to every process listed in the cgroup: v1's teardown, and v2's where cgroup.kill
+/// is missing.
+pub fn kill_listed(dir: &Path) {
+    for pid in listed(dir) {
+        // Already gone is fine.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// The number after `name` in a flat-keyed cgroup file (`memory.events`: `oom_kill 3`).
+fn field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
 }
 
 /// Writes a cgroup control file, naming it in the error.

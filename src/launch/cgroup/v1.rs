@@ -2,10 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::{CgroupStats, Controller, write_file};
+use super::{CgroupStats, Controller, PERIOD_US, field, kill_listed, listed, write_file};
 use crate::launch::error::StepError;
 use crate::plan::LimitsPlan;
 use crate::plan::steps::Step;
@@ -74,13 +73,13 @@ pub fn create(
                     write_file(
                         &dir,
                         "cpu.cfs_period_us",
-                        &super::v2::PERIOD_US.to_string(),
+                        &PERIOD_US.to_string(),
                         Some(&key("cpu")),
                     )?;
                     write_file(
                         &dir,
                         "cpu.cfs_quota_us",
-                        &(m * super::v2::PERIOD_US / 1000).to_string(),
+                        &(m * PERIOD_US / 1000).to_string(),
                         Some(&key("cpu")),
                     )?;
                 }
@@ -142,23 +141,6 @@ pub fn join(dir: &Path, pid: Pid) -> Result<(), StepError> {
     write_file(dir, "cgroup.procs", &pid.to_string(), None)
 }
 
-fn listed(dir: &Path) -> Vec<Pid> {
-    std::fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .map(Pid::from_raw)
-        .collect()
-}
-
-/// SIGKILL to every process listed in the cgroup.
-pub fn kill_listed(dir: &Path) {
-    for pid in listed(dir) {
-        // Already gone is fine.
-        let _ = kill(pid, Signal::SIGKILL);
-    }
-}
-
 /// Freezes the cgroup (so nothing can fork away), kills everything in it, thaws it.
 pub fn freeze_and_kill(dir: &Path) {
     let _ = std::fs::write(dir.join("freezer.state"), "FROZEN");
@@ -179,11 +161,6 @@ pub fn wait_empty(dir: &Path, limit: std::time::Duration) -> bool {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-}
-
-fn field(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
 }
 
 /// Reads what this controller recorded.

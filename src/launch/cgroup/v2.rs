@@ -6,14 +6,11 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 
-use super::{CgroupStats, Controller, write_file};
+use super::{CgroupStats, Controller, PERIOD_US, field, kill_listed, write_file};
 use crate::launch::error::{StepError, Syscall};
 use crate::plan::LimitsPlan;
 use crate::plan::steps::Step;
 use crate::policy::KeyPath;
-
-/// The CPU period kekkai uses for quotas, in microseconds.
-pub const PERIOD_US: u64 = 100_000;
 
 /// Does this cgroup have processes of its own?
 pub fn holds_processes(dir: &Path) -> bool {
@@ -167,7 +164,7 @@ pub fn create(
 /// and the cgroup can't be removed while a process is still on its way out.
 pub fn kill(dir: &Path) -> bool {
     if std::fs::write(dir.join("cgroup.kill"), "1").is_err() {
-        super::v1::kill_listed(dir);
+        kill_listed(dir);
     }
     wait_empty(dir, super::KILL_WAIT)
 }
@@ -210,11 +207,6 @@ pub fn wait_empty(dir: &Path, limit: std::time::Duration) -> bool {
             }
         }
     }
-}
-
-fn field(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
 }
 
 /// Reads memory.events, pids.events and memory.peak.
