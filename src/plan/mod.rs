@@ -503,20 +503,19 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     })
 }
 
-/// `audit.grants`: names of escape probes, each checked against the battery.
+/// `audit.grants`: names of escape probes, each checked against [`expect::PROBES`].
 fn plan_grants(audit: Option<&crate::policy::model::Audit>, d: &mut Diags) -> Vec<String> {
-    let probes = crate::audit::probes::all();
     let mut out = Vec::new();
     let list = audit.and_then(|a| a.grants.as_ref());
     for (i, name) in list.into_iter().flatten().enumerate() {
-        if probes.iter().any(|p| p.name == name) {
+        if expect::PROBES.contains(&name.as_str()) {
             if !out.contains(name) {
                 out.push(name.clone());
             }
             continue;
         }
         let mut msg = format!("no escape probe is called `{name}`");
-        if let Some(best) = suggest(name, probes.iter().map(|p| p.name)) {
+        if let Some(best) = suggest(name, expect::PROBES.iter().copied()) {
             msg.push_str(&format!(" (did you mean `{best}`?)"));
         }
         msg.push_str("; `kekkai audit --json` lists them");
