@@ -6,9 +6,8 @@ use serde_json::{Value, json};
 use crate::plan::landlock::access;
 use crate::plan::seccomp::presets as seccomp_presets;
 use crate::plan::steps::{ORDER, Step};
-use crate::plan::{EntryKind, MountKind, Plan};
+use crate::plan::{Compat, EntryKind, HostPrivileges, MountKind, Network, Plan};
 use crate::policy::LoadedPolicy;
-use crate::policy::model::{Compat, HostPrivileges};
 
 /// What this plan does in one step, as lines.
 pub fn details(plan: &Plan, step: Step) -> Vec<String> {
@@ -27,7 +26,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 out.push(format!(
                     "cgroup limits: {} ({})",
                     parts.join(", "),
-                    compat(l.compat())
+                    l.compat().name()
                 ));
                 if let Some(p) = &l.parent {
                     out.push(format!("cgroup parent: {}", p.display()));
@@ -69,8 +68,8 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             out.push(format!(
                 "network: {}",
                 match plan.network {
-                    crate::policy::model::Network::None => "none (loopback only)",
-                    crate::policy::model::Network::Host => "host",
+                    Network::None => "none (loopback only)",
+                    Network::Host => "host",
                 }
             ));
         }
@@ -245,7 +244,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 };
                 out.push(format!(
                     "compat: {}; the policy needs ABI {}, {kernel}",
-                    compat(l.compat),
+                    l.compat.name(),
                     l.required_abi()
                 ));
                 for r in &l.rules {
@@ -271,14 +270,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                     ports(&l.tcp_connect)
                 ));
                 if !l.scopes.is_empty() {
-                    let s: Vec<&str> = l
-                        .scopes
-                        .iter()
-                        .map(|s| match s {
-                            crate::policy::model::Scope::AbstractUnix => "abstract-unix",
-                            crate::policy::model::Scope::Signal => "signal",
-                        })
-                        .collect();
+                    let s: Vec<&str> = l.scopes.iter().map(|s| s.name()).collect();
                     out.push(format!("scopes: {}", s.join(" ")));
                 }
             }
@@ -366,13 +358,6 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
         }
     }
     out
-}
-
-fn compat(c: Compat) -> &'static str {
-    match c {
-        Compat::Hard => "hard",
-        Compat::BestEffort => "best-effort",
-    }
 }
 
 /// A byte count in the largest exact unit (the plan's one size formatter).

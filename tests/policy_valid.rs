@@ -17,8 +17,9 @@ use kekkai::plan::landlock::access::{
     DEVICE, EXECUTE, READ, READ_DIR, READ_FILE, WRITE, WRITE_FILE,
 };
 use kekkai::plan::seccomp::{Action, Cond, Match, Op};
-use kekkai::plan::{self, EntryKind, LimitsPlan, MountKind, Plan};
-use kekkai::policy::model::{Compat, Namespace, Network, Preset, Scope};
+use kekkai::plan::{
+    self, Compat, EntryKind, LimitsPlan, MountKind, Namespace, Network, Plan, Preset, Scope,
+};
 use kekkai::policy::{self, LoadedPolicy, PolicySource};
 use rstest::rstest;
 

@@ -16,7 +16,7 @@ use crate::launch::cgroup::{Controller, Layout};
 use crate::plan::Plan;
 use crate::plan::fs::MountKind;
 use crate::plan::landlock::{access, allows};
-use crate::policy::model::{Network, Scope};
+use crate::plan::{Namespace, Network, Scope};
 
 /// The probe context for a plan (the plan-derived part; fixtures are added by the caller).
 /// `layout` is where the run will put each cgroup controller ([`crate::launch::cgroup::detect`]
@@ -73,7 +73,7 @@ pub fn context(plan: &Plan, layout: &Layout) -> Ctx {
         scratch_size: scratch.and_then(|(_, s)| s),
         host_network: plan.network == Network::Host,
         abstract_scope: ll.enabled && ll.scopes.contains(&Scope::AbstractUnix),
-        pid_namespace: plan.has(crate::policy::model::Namespace::Pid),
+        pid_namespace: plan.has(Namespace::Pid),
         kept_caps: plan.caps.keep,
         pids_limit: plan.limits.pids,
         dropped_pids: dropped(Controller::Pids),

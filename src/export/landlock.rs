@@ -5,7 +5,7 @@
 
 use super::directive::{Directive, Unit, Value};
 use crate::plan::landlock::access;
-use crate::plan::{Compat, Plan, Scope};
+use crate::plan::{Plan, Scope};
 
 pub(super) fn write(plan: &Plan, o: &mut Unit) {
     o.heading("Landlock (kekkai only)");
@@ -17,7 +17,7 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
     o.note(format!(
         "systemd has no Landlock directive. kekkai lets the program use files only as these \
          rules say (compat: {}; kernel ABI {} or later for all of it):",
-        compat_name(l.compat),
+        l.compat.name(),
         l.required_abi()
     ));
     for r in &l.rules {
@@ -70,13 +70,6 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
                 o.note("Scope signal: no signals to processes outside the sandbox: kekkai only.")
             }
         }
-    }
-}
-
-fn compat_name(c: Compat) -> &'static str {
-    match c {
-        Compat::Hard => "hard",
-        Compat::BestEffort => "best-effort",
     }
 }
 

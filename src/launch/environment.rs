@@ -4,10 +4,9 @@
 use nix::sys::resource::Resource;
 
 use super::error::{StepError, Syscall};
-use crate::plan::Plan;
 use crate::plan::steps::Step;
+use crate::plan::{Network, Plan};
 use crate::policy::KeyPath;
-use crate::policy::model::Network;
 use crate::sys::Kernel;
 
 fn resource(n: u32) -> Option<Resource> {

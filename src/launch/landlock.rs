@@ -9,11 +9,10 @@
 
 use super::error::StepError;
 use super::report::LandlockReport;
-use crate::plan::LandlockPlan;
 use crate::plan::landlock::access;
 use crate::plan::steps::Step;
+use crate::plan::{Compat, LandlockPlan, Scope};
 use crate::policy::KeyPath;
-use crate::policy::model::{Compat, Scope};
 use crate::sys::Kernel;
 use crate::sys::landlock::{Enforcement, LandlockError, LandlockRuleset, scope};
 

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 use super::Diags;
 use super::fs::{MountKind, MountPlan, normalize_abs};
+use super::vocab::{Compat, Scope};
 use crate::policy::KeyPath;
-use crate::policy::model::{Compat, Landlock, Scope};
+use crate::policy::model::Landlock;
 
 /// Filesystem access rights, with the kernel's bit values (LANDLOCK_ACCESS_FS_*).
 pub mod access {
@@ -248,12 +249,17 @@ pub fn plan(
     };
     let tcp_bind = ports("tcp-bind", &spec.tcp_bind, diags);
     let tcp_connect = ports("tcp-connect", &spec.tcp_connect, diags);
-    let mut scopes = spec.scope.clone().unwrap_or_default();
+    let mut scopes: Vec<Scope> = spec
+        .scope
+        .iter()
+        .flatten()
+        .map(|s| Scope::from(*s))
+        .collect();
     scopes.sort_by_key(|s| *s as u8);
     scopes.dedup();
     LandlockPlan {
         enabled: spec.enabled.unwrap_or(true),
-        compat: spec.compat.unwrap_or(Compat::Hard),
+        compat: spec.compat.map_or(Compat::Hard, Compat::from),
         rules,
         tcp_bind,
         tcp_connect,

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use super::Diags;
 use super::units::{Amount, format_size, parse_cpu, parse_duration, parse_size};
+use super::vocab::Compat;
 use crate::policy::KeyPath;
-use crate::policy::model::{Compat, Limits, Rlimits};
+use crate::policy::model::{Limits, Rlimits};
 
 /// Default time between the timeout's SIGTERM and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
@@ -187,7 +188,7 @@ pub fn plan_limits(spec: Option<&Limits>, diags: &mut Diags) -> LimitsPlan {
         cpuset,
         cpu_weight,
         io_weight,
-        compat: l.compat,
+        compat: l.compat.map(Compat::from),
         parent,
     }
 }

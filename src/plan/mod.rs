@@ -15,6 +15,7 @@ pub mod privileges;
 pub mod seccomp;
 pub mod steps;
 pub mod units;
+pub mod vocab;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -24,14 +25,12 @@ use std::time::Duration;
 use crate::caller::Caller;
 use crate::policy::{Diagnostic, Diagnostics, KeyPath, LoadedPolicy};
 
-/// Policy enums a plan carries as they are, for the layers above (launch, export) to name
-/// through the plan.
-pub use crate::policy::model::{Compat, HostPrivileges, Namespace, Network, Preset, Scope};
 pub use fs::{EntryKind, MountKind, MountPlan, RootEntry, RootfsPlan};
 pub use identity::{HostIds, IdentityPlan, UserNsPlan};
 pub use landlock::LandlockPlan;
 pub use limits::{LimitsPlan, RlimitPlan};
 pub use seccomp::SeccompPlan;
+pub use vocab::{Compat, HostPrivileges, Namespace, Network, Preset, Scope, Terminal};
 
 /// Errors found while compiling, by merged key path; and errors about what is not the policy
 /// (the caller's environment), already placed.
@@ -162,7 +161,7 @@ pub struct Plan {
     /// The escape probes the policy grants (`audit.grants`), by name.
     pub audit_grants: Vec<String>,
     /// The program's terminal (pty only takes effect when stdin is a terminal).
-    pub terminal: crate::policy::model::Terminal,
+    pub terminal: Terminal,
     /// What systemd handed the caller that passes on to the program.
     pub systemd: SystemdPlan,
     /// `deny`: the program holds and leaves no privilege on the host (`privileges.rs`).
@@ -200,28 +199,13 @@ impl Plan {
     pub fn clone_flags(&self) -> u64 {
         self.namespaces
             .iter()
-            .fold(0, |acc, ns| acc | namespace_flag(*ns))
+            .fold(0, |acc, ns| acc | ns.clone_flag())
     }
 
     /// Is there a user namespace?
     pub fn has(&self, ns: Namespace) -> bool {
         self.namespaces.contains(&ns)
     }
-}
-
-/// The CLONE_NEW* flag of a namespace.
-pub fn namespace_flag(ns: Namespace) -> u64 {
-    let flag = match ns {
-        Namespace::User => libc::CLONE_NEWUSER,
-        Namespace::Mount => libc::CLONE_NEWNS,
-        Namespace::Pid => libc::CLONE_NEWPID,
-        Namespace::Net => libc::CLONE_NEWNET,
-        Namespace::Ipc => libc::CLONE_NEWIPC,
-        Namespace::Uts => libc::CLONE_NEWUTS,
-        Namespace::Cgroup => libc::CLONE_NEWCGROUP,
-        Namespace::Time => 0x80, // CLONE_NEWTIME
-    };
-    u64::try_from(flag).unwrap_or(0)
 }
 
 /// Namespaces a policy gets when it says nothing: all but time.
@@ -241,10 +225,10 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     let mut d = Diags::default();
 
     // Namespaces.
-    let mut namespaces: Vec<Namespace> = p
-        .namespaces
-        .clone()
-        .unwrap_or_else(|| DEFAULT_NAMESPACES.to_vec());
+    let mut namespaces: Vec<Namespace> = match &p.namespaces {
+        Some(list) => list.iter().map(|ns| Namespace::from(*ns)).collect(),
+        None => DEFAULT_NAMESPACES.to_vec(),
+    };
     namespaces.sort();
     namespaces.dedup();
     if !namespaces.contains(&Namespace::Mount) {
@@ -261,7 +245,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     }
     // `network` decides the net namespace; without it, the namespace list does.
     let network = match p.network {
-        Some(n) => n,
+        Some(n) => Network::from(n),
         None if namespaces.contains(&Namespace::Net) => Network::None,
         None => Network::Host,
     };
@@ -443,7 +427,9 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
 
     // No privilege leaves the sandbox, unless the policy says otherwise: the ids and
     // capabilities here, the mode filters in seccomp.
-    let host_privileges = p.host_privileges.unwrap_or(HostPrivileges::Deny);
+    let host_privileges = p
+        .host_privileges
+        .map_or(HostPrivileges::Deny, HostPrivileges::from);
     if host_privileges == HostPrivileges::Deny {
         let keep = p.capabilities.as_ref().and_then(|c| c.keep.as_deref());
         privileges::check(
@@ -497,7 +483,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         as_pid_1: p.as_pid_1.unwrap_or(false),
         audit,
         audit_grants,
-        terminal: p.terminal.unwrap_or(crate::policy::model::Terminal::Pty),
+        terminal: p.terminal.map_or(Terminal::Pty, Terminal::from),
         systemd,
         host_privileges,
     })

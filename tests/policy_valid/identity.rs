@@ -113,10 +113,7 @@ fn host_privileges_allow_lifts_every_refusal() {
         &support::root(),
     );
     assert_eq!(plan.identity.host.uid, 0);
-    assert_eq!(
-        plan.host_privileges,
-        kekkai::policy::model::HostPrivileges::Allow
-    );
+    assert_eq!(plan.host_privileges, kekkai::plan::HostPrivileges::Allow);
     let openat2 = kekkai::plan::names::syscall_number("openat2").unwrap();
     assert!(
         plan.seccomp

@@ -24,10 +24,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::StepError;
-use crate::plan::LimitsPlan;
 use crate::plan::steps::Step;
+use crate::plan::{Compat, LimitsPlan};
 use crate::policy::KeyPath;
-use crate::policy::model::Compat;
 
 /// A resource controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use super::super::Diags;
 use super::super::units::{Amount, parse_mode, parse_size};
+use super::super::vocab::Namespace;
 use super::{RootfsPlan, normalize_abs};
 use crate::policy::KeyPath;
-use crate::policy::model::{Mount, Namespace};
+use crate::policy::model::Mount;
 
 /// Default size of a tmpfs mount.
 pub const DEFAULT_TMPFS_SIZE: u64 = 64 << 20;
