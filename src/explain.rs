@@ -180,7 +180,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             for r in &plan.rlimits {
                 out.push(format!(
                     "rlimit {}: {}",
-                    r.name,
+                    r.limit.name(),
                     if r.value == u64::MAX {
                         "unlimited".into()
                     } else {

@@ -12,10 +12,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{Ctx, PROBE_PATH, SECRET_PATH};
-use crate::launch::cgroup::{Controller, Layout};
-use crate::plan::Plan;
+use crate::launch::cgroup::Layout;
 use crate::plan::fs::MountKind;
 use crate::plan::landlock::{access, allows};
+use crate::plan::{Controller, Plan, Rlimit};
 use crate::plan::{Namespace, Network, Scope};
 
 /// The probe context for a plan (the plan-derived part; fixtures are added by the caller).
@@ -75,14 +75,14 @@ pub fn context(plan: &Plan, layout: &Layout) -> Ctx {
         abstract_scope: ll.enabled && ll.scopes.contains(&Scope::AbstractUnix),
         pid_namespace: plan.has(Namespace::Pid),
         kept_caps: plan.caps.keep,
-        pids_limit: plan.limits.pids,
+        pids_limit: plan.limits.pids.as_deref().copied(),
         dropped_pids: dropped(Controller::Pids),
         dropped_memory: dropped(Controller::Memory),
-        memory_limit: plan.limits.memory,
+        memory_limit: plan.limits.memory.as_deref().copied(),
         nofile_limit: plan
             .rlimits
             .iter()
-            .find(|r| r.name == "nofile")
+            .find(|r| r.limit == Rlimit::Nofile)
             .map(|r| r.value),
         landlock_read_target: read_target,
         landlock_exec_target: exec_target,

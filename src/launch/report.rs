@@ -9,8 +9,9 @@ use std::time::Duration;
 use nix::sys::wait::WaitStatus;
 use serde::{Deserialize, Serialize};
 
-use super::cgroup::{CgroupStats, Controller, Version};
+use super::cgroup::{CgroupStats, Version};
 use super::error::StepError;
+use crate::plan::Controller;
 use crate::plan::Plan;
 
 /// How the program ended.
@@ -217,7 +218,7 @@ impl RunReport {
                 version: *v,
                 limit: parts
                     .iter()
-                    .filter(|(controller, _)| *controller == c.v2_name())
+                    .filter(|(controller, _)| controller == c)
                     .map(|(_, text)| text.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
@@ -251,7 +252,7 @@ impl RunReport {
                     .iter()
                     .map(|r| {
                         (
-                            r.name.to_owned(),
+                            r.limit.name().to_owned(),
                             if r.value == u64::MAX {
                                 "unlimited".into()
                             } else {

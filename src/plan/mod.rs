@@ -8,6 +8,7 @@
 pub mod expect;
 pub mod fs;
 pub mod identity;
+pub mod keyed;
 pub mod landlock;
 pub mod limits;
 pub mod names;
@@ -27,8 +28,9 @@ use crate::policy::{Diagnostic, Diagnostics, KeyPath, LoadedPolicy};
 
 pub use fs::{EntryKind, MountKind, MountPlan, RootEntry, RootfsPlan};
 pub use identity::{HostIds, IdentityPlan, UserNsPlan};
+pub use keyed::Keyed;
 pub use landlock::LandlockPlan;
-pub use limits::{LimitsPlan, RlimitPlan};
+pub use limits::{Controller, LimitsPlan, Rlimit, RlimitPlan};
 pub use seccomp::SeccompPlan;
 pub use vocab::{Compat, HostPrivileges, Namespace, Network, Preset, Scope, Terminal};
 

@@ -45,7 +45,7 @@ fn variables_work_in_every_kind_of_value() {
     assert_eq!(plan.cwd, PathBuf::from("/work/project"));
     assert_eq!(plan.mounts[0].target, PathBuf::from("/home/alice/scratch"));
     assert_eq!(plan.mounts[0].kind, tmpfs(2 << 20, 0o1777, true));
-    assert_eq!(plan.limits.memory, Some(256 << 20));
+    assert_eq!(value(&plan.limits.memory), Some(256 << 20));
     assert!(
         plan.landlock
             .rules
@@ -123,9 +123,9 @@ fn maps_merge_key_by_key_and_scalars_replace() {
     assert_eq!(
         plan.limits,
         LimitsPlan {
-            memory: Some(1 << 30),
-            pids: Some(20),
-            cpu_millis: Some(1000),
+            memory: limit("memory", 1 << 30),
+            pids: limit("pids", 20),
+            cpu_millis: limit("cpu", 1000),
             ..Default::default()
         }
     );
@@ -143,8 +143,11 @@ fn maps_merge_key_by_key_and_scalars_replace() {
 
 #[test]
 fn an_empty_map_or_null_keeps_inherited_limits() {
-    assert_eq!(child_of_base("limits: {}").limits.memory, Some(1 << 30));
-    assert_eq!(child_of_base("limits: ~").limits.pids, Some(10));
+    assert_eq!(
+        value(&child_of_base("limits: {}").limits.memory),
+        Some(1 << 30)
+    );
+    assert_eq!(value(&child_of_base("limits: ~").limits.pids), Some(10));
 }
 
 #[test]
@@ -153,7 +156,7 @@ fn replace_a_nested_key() {
     assert_eq!(
         plan.limits,
         LimitsPlan {
-            pids: Some(10),
+            pids: limit("pids", 10),
             ..Default::default()
         }
     );
@@ -241,8 +244,8 @@ fn a_file_may_extend_a_shipped_policy() {
     assert_eq!(plan.mounts.len(), 11);
     assert_eq!(plan.mounts[10].target, PathBuf::from("/data"));
     assert_eq!(plan.mounts[10].key.to_string(), "mounts[10]");
-    assert_eq!(plan.limits.memory, Some(2 << 30));
-    assert_eq!(plan.limits.pids, Some(256));
+    assert_eq!(value(&plan.limits.memory), Some(2 << 30));
+    assert_eq!(value(&plan.limits.pids), Some(256));
 }
 
 #[test]

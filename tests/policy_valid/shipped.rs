@@ -59,7 +59,7 @@ fn the_default_policy_plan() {
             "dev /dev".into(),
         ]
     );
-    assert_eq!(plan.limits.memory, Some(1 << 30));
+    assert_eq!(value(&plan.limits.memory), Some(1 << 30));
     assert_eq!(plan.limits.compat(), Compat::BestEffort);
     assert_eq!(plan.caps.keep, 0);
     assert_eq!(

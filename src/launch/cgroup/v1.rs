@@ -4,11 +4,10 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
 
-use super::{CgroupStats, Controller, PERIOD_US, field, kill_listed, listed, write_file};
+use super::{CgroupStats, PERIOD_US, field, kill_listed, listed, write_file};
 use crate::launch::error::StepError;
-use crate::plan::LimitsPlan;
 use crate::plan::steps::Step;
-use crate::policy::KeyPath;
+use crate::plan::{Controller, LimitsPlan};
 
 /// Does this blkio hierarchy have a weight file?
 pub fn has_io_weight(dir: &Path) -> bool {
@@ -34,62 +33,57 @@ pub fn create(
 ) -> Result<PathBuf, StepError> {
     let dir = parent.join(name);
     mkdir(&dir)?;
-    let key = |k: &str| KeyPath::root().key("limits").key(k);
     let r = (|| -> Result<(), StepError> {
         match c {
             Controller::Memory => {
-                if let Some(m) = l.memory {
+                if let Some(memory) = &l.memory {
+                    let m = **memory;
                     let v = if m == u64::MAX {
                         "-1".to_string()
                     } else {
                         m.to_string()
                     };
-                    write_file(&dir, "memory.limit_in_bytes", &v, Some(&key("memory")))?;
-                    if let Some(swap) = l.swap {
-                        let total = if m == u64::MAX || swap == u64::MAX {
+                    write_file(&dir, "memory.limit_in_bytes", &v, Some(&memory.key))?;
+                    if let Some(swap) = &l.swap {
+                        let total = if m == u64::MAX || **swap == u64::MAX {
                             "-1".to_string()
                         } else {
-                            m.saturating_add(swap).to_string()
+                            m.saturating_add(**swap).to_string()
                         };
-                        write_file(
-                            &dir,
-                            "memory.memsw.limit_in_bytes",
-                            &total,
-                            Some(&key("swap")),
-                        )
-                        .map_err(|e| {
-                            e.hint("swap accounting is off on this kernel (swapaccount=1)")
-                        })?;
+                        write_file(&dir, "memory.memsw.limit_in_bytes", &total, Some(&swap.key))
+                            .map_err(|e| {
+                                e.hint("swap accounting is off on this kernel (swapaccount=1)")
+                            })?;
                     }
                 }
             }
             Controller::Pids => {
-                if let Some(v) = l.pids {
-                    write_file(&dir, "pids.max", &v.to_string(), Some(&key("pids")))?;
+                if let Some(v) = &l.pids {
+                    write_file(&dir, "pids.max", &v.to_string(), Some(&v.key))?;
                 }
             }
             Controller::Cpu => {
-                if let Some(m) = l.cpu_millis {
+                if let Some(m) = &l.cpu_millis {
                     write_file(
                         &dir,
                         "cpu.cfs_period_us",
                         &PERIOD_US.to_string(),
-                        Some(&key("cpu")),
+                        Some(&m.key),
                     )?;
                     write_file(
                         &dir,
                         "cpu.cfs_quota_us",
-                        &(m * PERIOD_US / 1000).to_string(),
-                        Some(&key("cpu")),
+                        &(**m * PERIOD_US / 1000).to_string(),
+                        Some(&m.key),
                     )?;
                 }
-                if let Some(w) = l.cpu_weight {
+                if let Some(w) = &l.cpu_weight {
                     // cgroup v2's weight 100 is v1's 1024 shares.
                     write_file(
                         &dir,
                         "cpu.shares",
-                        &(w * 1024 / 100).max(2).to_string(),
-                        Some(&key("cpu-weight")),
+                        &(**w * 1024 / 100).max(2).to_string(),
+                        Some(&w.key),
                     )?;
                 }
             }
@@ -98,23 +92,18 @@ pub fn create(
                     // A v1 cpuset needs its memory nodes too: inherit the parent's.
                     let mems =
                         std::fs::read_to_string(parent.join("cpuset.mems")).unwrap_or_default();
-                    write_file(&dir, "cpuset.mems", mems.trim(), Some(&key("cpuset")))?;
-                    write_file(&dir, "cpuset.cpus", cpus, Some(&key("cpuset")))?;
+                    write_file(&dir, "cpuset.mems", mems.trim(), Some(&cpus.key))?;
+                    write_file(&dir, "cpuset.cpus", cpus, Some(&cpus.key))?;
                 }
             }
             Controller::Io => {
-                if let Some(w) = l.io_weight {
+                if let Some(w) = &l.io_weight {
                     let file = if dir.join("blkio.bfq.weight").exists() {
                         "blkio.bfq.weight"
                     } else {
                         "blkio.weight"
                     };
-                    write_file(
-                        &dir,
-                        file,
-                        &w.clamp(1, 1000).to_string(),
-                        Some(&key("io-weight")),
-                    )?;
+                    write_file(&dir, file, &w.clamp(1, 1000).to_string(), Some(&w.key))?;
                 }
             }
         }

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 
-use super::{CgroupStats, Controller, PERIOD_US, field, kill_listed, write_file};
+use super::{CgroupStats, PERIOD_US, field, kill_listed, write_file};
 use crate::launch::error::{StepError, Syscall};
-use crate::plan::LimitsPlan;
 use crate::plan::steps::Step;
+use crate::plan::{Controller, LimitsPlan};
 use crate::policy::KeyPath;
 
 /// Does this cgroup have processes of its own?
@@ -52,7 +52,7 @@ pub fn move_into_leaf(parent: &Path, name: &str) -> Result<(), StepError> {
 }
 
 /// Enables controllers for `parent`'s children.
-pub fn enable(parent: &Path, controllers: &[Controller]) -> Result<(), StepError> {
+pub fn enable(parent: &Path, controllers: &[Controller], key: &KeyPath) -> Result<(), StepError> {
     if controllers.is_empty() {
         return Ok(());
     }
@@ -60,13 +60,8 @@ pub fn enable(parent: &Path, controllers: &[Controller]) -> Result<(), StepError
         .iter()
         .map(|c| format!("+{}", c.v2_name()))
         .collect();
-    write_file(
-        parent,
-        "cgroup.subtree_control",
-        &line.join(" "),
-        Some(&KeyPath::root().key("limits")),
-    )
-    .map_err(|e| e.hint("the cgroup must be delegated to kekkai (systemd: Delegate=yes)"))
+    write_file(parent, "cgroup.subtree_control", &line.join(" "), Some(key))
+        .map_err(|e| e.hint("the cgroup must be delegated to kekkai (systemd: Delegate=yes)"))
 }
 
 /// Creates the sandbox's cgroup and writes the limits its controllers carry.
@@ -85,7 +80,6 @@ pub fn create(
         )
     })?;
     let has = |c: Controller| controllers.contains(&c);
-    let key = |k: &str| KeyPath::root().key("limits").key(k);
     let max = |v: u64| {
         if v == u64::MAX {
             "max".to_string()
@@ -95,14 +89,14 @@ pub fn create(
     };
     let result = (|| {
         if has(Controller::Memory) {
-            if let Some(v) = l.memory {
-                write_file(&dir, "memory.max", &max(v), Some(&key("memory")))?;
+            if let Some(v) = &l.memory {
+                write_file(&dir, "memory.max", &max(**v), Some(&v.key))?;
             }
-            if let Some(v) = l.memory_high {
-                write_file(&dir, "memory.high", &max(v), Some(&key("memory-high")))?;
+            if let Some(v) = &l.memory_high {
+                write_file(&dir, "memory.high", &max(**v), Some(&v.key))?;
             }
-            if let Some(v) = l.swap {
-                write_file(&dir, "memory.swap.max", &max(v), Some(&key("swap")))?;
+            if let Some(v) = &l.swap {
+                write_file(&dir, "memory.swap.max", &max(**v), Some(&v.key))?;
             }
             // memory.oom.group stays 0: the OOM killer ends the largest process, as on cgroup
             // v1, not the whole sandbox — a program (or `kekkai audit`'s probe battery, which
@@ -110,36 +104,31 @@ pub fn create(
             // the sandbox still takes everything with it (cgroup.kill).
         }
         if has(Controller::Pids) {
-            if let Some(v) = l.pids {
-                write_file(&dir, "pids.max", &v.to_string(), Some(&key("pids")))?;
+            if let Some(v) = &l.pids {
+                write_file(&dir, "pids.max", &v.to_string(), Some(&v.key))?;
             }
         }
         if has(Controller::Cpu) {
-            if let Some(m) = l.cpu_millis {
+            if let Some(m) = &l.cpu_millis {
                 write_file(
                     &dir,
                     "cpu.max",
-                    &format!("{} {PERIOD_US}", m * PERIOD_US / 1000),
-                    Some(&key("cpu")),
+                    &format!("{} {PERIOD_US}", **m * PERIOD_US / 1000),
+                    Some(&m.key),
                 )?;
             }
-            if let Some(w) = l.cpu_weight {
-                write_file(&dir, "cpu.weight", &w.to_string(), Some(&key("cpu-weight")))?;
+            if let Some(w) = &l.cpu_weight {
+                write_file(&dir, "cpu.weight", &w.to_string(), Some(&w.key))?;
             }
         }
         if has(Controller::Cpuset) {
             if let Some(c) = &l.cpuset {
-                write_file(&dir, "cpuset.cpus", c, Some(&key("cpuset")))?;
+                write_file(&dir, "cpuset.cpus", c, Some(&c.key))?;
             }
         }
         if has(Controller::Io) {
-            if let Some(w) = l.io_weight {
-                write_file(
-                    &dir,
-                    "io.weight",
-                    &format!("default {w}"),
-                    Some(&key("io-weight")),
-                )?;
+            if let Some(w) = &l.io_weight {
+                write_file(&dir, "io.weight", &format!("default {w}"), Some(&w.key))?;
             }
         }
         open(
