@@ -67,7 +67,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             }
             out.push(format!(
                 "network: {}",
-                match plan.network {
+                match *plan.network {
                     Network::None => "none (loopback only)",
                     Network::Host => "host",
                 }
@@ -255,7 +255,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                         r.from
                     ));
                 }
-                let ports = |p: &Option<Vec<u16>>| match p {
+                let ports = |p: Option<&Vec<u16>>| match p {
                     None => "not restricted".to_string(),
                     Some(v) if v.is_empty() => "none".to_string(),
                     Some(v) => v
@@ -266,8 +266,8 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 };
                 out.push(format!(
                     "tcp bind: {}; tcp connect: {}",
-                    ports(&l.tcp_bind),
-                    ports(&l.tcp_connect)
+                    ports(l.tcp_bind.as_deref()),
+                    ports(l.tcp_connect.as_deref())
                 ));
                 if !l.scopes.is_empty() {
                     let s: Vec<&str> = l.scopes.iter().map(|s| s.name()).collect();

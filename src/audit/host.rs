@@ -71,7 +71,7 @@ pub fn context(plan: &Plan, layout: &Layout) -> Ctx {
         control: false,
         scratch: scratch.map_or_else(|| "/tmp".into(), |(p, _)| p.display().to_string()),
         scratch_size: scratch.and_then(|(_, s)| s),
-        host_network: plan.network == Network::Host,
+        host_network: *plan.network == Network::Host,
         abstract_scope: ll.enabled && ll.scopes.contains(&Scope::AbstractUnix),
         pid_namespace: plan.has(Namespace::Pid),
         kept_caps: plan.caps.keep,

@@ -32,7 +32,7 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
         "ProtectSystem=, InaccessiblePaths= and RestrictFileSystems= approximate only part of \
          this: they work on whole mounts, not on access rights per path.",
     );
-    match &l.tcp_bind {
+    match l.tcp_bind.as_deref() {
         Some(ports) => {
             o.note(format!(
                 "TCP bind: only to {}. SocketBindAllow=/SocketBindDeny= express it (with cgroup \
@@ -51,7 +51,7 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
         }
         None => o.note("TCP bind: not restricted."),
     }
-    match &l.tcp_connect {
+    match l.tcp_connect.as_deref() {
         Some(ports) => o.note(format!(
             "TCP connect: only to {}; systemd filters by address (IPAddressDeny=), not by port: \
              kekkai only.",
@@ -59,7 +59,7 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
         )),
         None => o.note("TCP connect: not restricted."),
     }
-    for scope in &l.scopes {
+    for scope in l.scopes.iter() {
         match scope {
             Scope::AbstractUnix => o.note(
                 "Scope abstract-unix: no connecting to abstract unix sockets outside the sandbox \

@@ -6,7 +6,6 @@ use nix::sys::resource::Resource;
 use super::error::{StepError, Syscall};
 use crate::plan::steps::Step;
 use crate::plan::{Network, Plan, Rlimit};
-use crate::policy::KeyPath;
 use crate::sys::Kernel;
 
 fn resource(limit: Rlimit) -> Resource {
@@ -29,13 +28,13 @@ pub fn apply(k: &dyn Kernel, plan: &Plan) -> Result<Vec<String>, StepError> {
     let step = Step::Environment;
     if let Some(h) = &plan.hostname {
         k.sethostname(h)
-            .step(step, || format!("sethostname({h:?})"))
-            .map_err(|e| e.key(&KeyPath::root().key("hostname")))?;
+            .step(step, || format!("sethostname({:?})", h.value))
+            .map_err(|e| e.key(&h.key))?;
     }
-    if plan.network == Network::None {
+    if *plan.network == Network::None {
         k.loopback_up()
             .step(step, || "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)".into())
-            .map_err(|e| e.key(&KeyPath::root().key("network")))?;
+            .map_err(|e| e.key(&plan.network.key))?;
     }
     for r in &plan.rlimits {
         let key = &r.key;
@@ -69,9 +68,9 @@ pub fn apply(k: &dyn Kernel, plan: &Plan) -> Result<Vec<String>, StepError> {
         }
     }
     k.chdir(plan.cwd.as_path())
-        .step(step, || format!("chdir({:?})", plan.cwd))
+        .step(step, || format!("chdir({:?})", plan.cwd.value))
         .map_err(|e| {
-            e.key(&KeyPath::root().key("cwd"))
+            e.key(&plan.cwd.key)
                 .hint("the working directory must exist inside the sandbox")
         })?;
     Ok(notes)

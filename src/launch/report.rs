@@ -300,14 +300,14 @@ pub fn dropped(cgroup: &[String], landlock: Option<&LandlockReport>) -> Vec<Stri
         .collect()
 }
 
-/// The one line `kekkai run` says about it on stderr (unless -q), with how to get the
-/// cgroup limits back.
-pub fn dropped_line(dropped: &[String]) -> String {
+/// The one line `kekkai run` says about [`dropped`] on stderr (unless -q), with how to get
+/// the cgroup limits back when some were dropped.
+pub fn dropped_line(cgroup: &[String], landlock: Option<&LandlockReport>) -> String {
     let mut line = format!(
         "best-effort: running without what this host can't enforce: {}",
-        dropped.join("; ")
+        dropped(cgroup, landlock).join("; ")
     );
-    if dropped.iter().any(|d| d.starts_with("limits.")) {
+    if !cgroup.is_empty() {
         let user = if nix::unistd::geteuid().is_root() {
             ""
         } else {
@@ -370,7 +370,7 @@ mod tests {
             ..LandlockReport::default()
         };
         assert_eq!(dropped(&cgroup, Some(&ll)), want);
-        let line = dropped_line(&dropped(&cgroup, Some(&ll)));
+        let line = dropped_line(&cgroup, Some(&ll));
         assert_eq!(line.lines().count(), 1, "{line}");
         assert_eq!(line.contains("Delegate=yes"), !cgroup.is_empty(), "{line}");
     }

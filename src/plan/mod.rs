@@ -92,10 +92,12 @@ pub struct EnvPlan {
 }
 
 /// Capabilities the program keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapsPlan {
     /// Bit N set: capability N stays in the bounding set (and effective/permitted/ambient).
     pub keep: u64,
+    /// Its policy key (`capabilities.keep`).
+    pub key: KeyPath,
 }
 
 impl CapsPlan {
@@ -120,7 +122,7 @@ pub struct Plan {
     /// A stable hash of the merged policy (FNV-1a 64 of its canonical YAML).
     pub policy_hash: String,
     /// Namespaces created, in a fixed order.
-    pub namespaces: Vec<Namespace>,
+    pub namespaces: Keyed<Vec<Namespace>>,
     /// The user namespace was added because the caller is unprivileged.
     pub userns_added: bool,
     /// Identity of the program.
@@ -128,7 +130,7 @@ pub struct Plan {
     /// User namespace maps.
     pub userns: Option<UserNsPlan>,
     /// Host name.
-    pub hostname: Option<String>,
+    pub hostname: Option<Keyed<String>>,
     /// Root filesystem.
     pub rootfs: RootfsPlan,
     /// Mounts, in order.
@@ -137,7 +139,7 @@ pub struct Plan {
     /// bind; `run` says it on stderr, `explain` under the mounts).
     pub protected: Vec<String>,
     /// Working directory inside.
-    pub cwd: PathBuf,
+    pub cwd: Keyed<PathBuf>,
     /// Environment.
     pub env: EnvPlan,
     /// cgroup limits.
@@ -155,7 +157,7 @@ pub struct Plan {
     /// seccomp.
     pub seccomp: SeccompPlan,
     /// Network.
-    pub network: Network,
+    pub network: Keyed<Network>,
     /// The program is PID 1 (no reaper).
     pub as_pid_1: bool,
     /// The policy's expectations for `kekkai audit`.
@@ -227,6 +229,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     let mut d = Diags::default();
 
     // Namespaces.
+    let namespaces_key = KeyPath::root().key("namespaces");
     let mut namespaces: Vec<Namespace> = match &p.namespaces {
         Some(list) => list.iter().map(|ns| Namespace::from(*ns)).collect(),
         None => DEFAULT_NAMESPACES.to_vec(),
@@ -235,7 +238,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     namespaces.dedup();
     if !namespaces.contains(&Namespace::Mount) {
         d.push(
-            KeyPath::root().key("namespaces"),
+            namespaces_key.clone(),
             "the `mount` namespace is required: kekkai always builds the sandbox its own root",
         );
     }
@@ -256,9 +259,12 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         namespaces.push(Namespace::Net);
         namespaces.sort();
     }
-    let hostname = p.hostname.clone();
-    if let Some(h) = &hostname {
-        let at = KeyPath::root().key("hostname");
+    let hostname = p
+        .hostname
+        .clone()
+        .map(|h| Keyed::new(h, KeyPath::root().key("hostname")));
+    if let Some(Keyed { value: h, key: at }) = &hostname {
+        let at = at.clone();
         if !namespaces.contains(&Namespace::Uts) {
             d.push(at, "setting a host name needs the `uts` namespace");
         } else if h.is_empty()
@@ -303,16 +309,18 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         },
     );
     fs::prune_covered(&mut rootfs, &mounts);
+    let cwd_key = KeyPath::root().key("cwd");
     let cwd = match &p.cwd {
         Some(c) => match fs::normalize_abs(c) {
             Ok(p) => p,
             Err(e) => {
-                d.push(KeyPath::root().key("cwd"), e);
+                d.push(cwd_key.clone(), e);
                 PathBuf::from("/")
             }
         },
         None => PathBuf::from("/"),
     };
+    let cwd = Keyed::new(cwd, cwd_key);
 
     // Identity.
     let userns = namespaces.contains(&Namespace::User);
@@ -341,6 +349,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
                             writable: false,
                             exec: false,
                         },
+                        protocol: true,
                     });
                 }
                 Err(e) => d.push_env(
@@ -364,11 +373,12 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
                     writable: false,
                     exec: false,
                 },
+                protocol: true,
             }),
         }
     }
     // Launch errors name a mount as the user wrote it.
-    for m in mounts.iter_mut().filter(|m| m.origin.is_empty()) {
+    for m in mounts.iter_mut().filter(|m| !m.protocol) {
         m.origin = loaded.place(&m.key.key(m.kind.key()));
     }
 
@@ -379,7 +389,11 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         limits::plan_timeout(p.timeout.as_ref(), p.timeout_grace.as_ref(), &mut d);
 
     // Capabilities.
-    let mut caps = CapsPlan::default();
+    let caps_key = KeyPath::root().key("capabilities").key("keep");
+    let mut caps = CapsPlan {
+        keep: 0,
+        key: caps_key.clone(),
+    };
     for (i, name) in p
         .capabilities
         .as_ref()
@@ -402,10 +416,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
                 {
                     msg.push_str(&format!(" (did you mean `{best}`?)"));
                 }
-                d.push(
-                    KeyPath::root().key("capabilities").key("keep").index(i),
-                    msg,
-                );
+                d.push(caps_key.index(i), msg);
             }
         }
     }
@@ -464,7 +475,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         description: p.description.clone(),
         sources: loaded.chain().iter().map(|s| s.to_string()).collect(),
         policy_hash: policy_hash(loaded),
-        namespaces,
+        namespaces: Keyed::new(namespaces, namespaces_key),
         userns_added,
         identity,
         userns: userns_plan,
@@ -481,7 +492,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         caps,
         landlock,
         seccomp,
-        network,
+        network: Keyed::new(network, KeyPath::root().key("network")),
         as_pid_1: p.as_pid_1.unwrap_or(false),
         audit,
         audit_grants,

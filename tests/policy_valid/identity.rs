@@ -49,7 +49,7 @@ fn identity(
         support::rootless()
     };
     let plan = compile_as(body, &caller);
-    assert_eq!((plan.identity.uid, plan.identity.gid), ids);
+    assert_eq!((*plan.identity.uid, *plan.identity.gid), ids);
     // A numeric id names a user only when /etc/passwd has one with that id.
     if let Some(user) = user {
         assert_eq!(plan.identity.user.as_deref(), Some(user));
@@ -73,9 +73,9 @@ fn a_service_user_with_supplementary_groups() {
         "identity: {uid: www-data, groups: [users, www-data]}",
         &support::root(),
     );
-    assert_eq!((plan.identity.uid, plan.identity.gid), (uid, gid));
+    assert_eq!((*plan.identity.uid, *plan.identity.gid), (uid, gid));
     assert_eq!(plan.identity.user.as_deref(), Some("www-data"));
-    assert_eq!(plan.identity.groups, vec![users, gid]);
+    assert_eq!(*plan.identity.groups, vec![users, gid]);
     let ns = plan.userns.unwrap();
     assert_eq!(ns.uid_map, format!("0 0 1\n{uid} {uid} 1\n"));
     let mut gids = [0, gid, users];
@@ -96,13 +96,13 @@ fn build_runs_as_the_owner_of_the_current_directory() {
     let root = support::with_pwd(support::root(), dir.path());
     let loaded = policy::load(&PolicySource::Shipped("build"), &root).unwrap();
     let plan = plan::compile(&loaded, &root).unwrap();
-    assert_eq!(plan.identity.uid, owner);
+    assert_eq!(*plan.identity.uid, owner);
     assert_eq!(plan.identity.owner_of.as_deref(), Some(dir.path()));
     assert_ne!(plan.identity.host.uid, 0);
     let rootless = support::with_pwd(support::rootless(), dir.path());
     let loaded = policy::load(&PolicySource::Shipped("build"), &rootless).unwrap();
     let plan = plan::compile(&loaded, &rootless).unwrap();
-    assert_eq!((plan.identity.uid, plan.identity.gid), (1000, 1000));
+    assert_eq!((*plan.identity.uid, *plan.identity.gid), (1000, 1000));
 }
 
 /// With `host-privileges: allow` the rule's refusals become choices of the policy.

@@ -29,6 +29,9 @@ pub struct MountPlan {
     pub target: PathBuf,
     /// What it is.
     pub kind: MountKind,
+    /// Added for a systemd protocol the caller speaks (the sd_notify socket), not asked for by
+    /// the policy.
+    pub protocol: bool,
 }
 
 /// The kinds of mount.
@@ -99,6 +102,7 @@ impl MountKind {
             origin: String::new(),
             target,
             kind: self,
+            protocol: false,
         }
     }
 }

@@ -124,6 +124,7 @@ pub fn protect(mounts: Vec<MountPlan>, guard: &Guard<'_>) -> (Vec<MountPlan>, Ve
                         origin: String::new(),
                         target: under(&target, rel),
                         kind: p.kind.clone(),
+                        protocol: false,
                     });
                     said.push(format!(
                         "{} stays {} ({})",
@@ -148,6 +149,7 @@ pub fn protect(mounts: Vec<MountPlan>, guard: &Guard<'_>) -> (Vec<MountPlan>, Ve
                 origin: String::new(),
                 target: target.clone(),
                 kind: MountKind::Hide,
+                protocol: false,
             });
             said.insert(0, format!("{} stays hidden", source.display()));
             said.push("bind it explicitly to show it".into());
@@ -171,6 +173,7 @@ pub fn protect(mounts: Vec<MountPlan>, guard: &Guard<'_>) -> (Vec<MountPlan>, Ve
                     origin: String::new(),
                     target: at,
                     kind: MountKind::Hide,
+                    protocol: false,
                 });
             }
             if !names.is_empty() {
@@ -273,6 +276,7 @@ mod tests {
                     self.p(target)
                 },
                 kind,
+                protocol: false,
             }
         }
 

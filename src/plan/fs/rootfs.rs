@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::super::Diags;
+use super::super::keyed::Keyed;
 use super::super::units::{Amount, parse_size};
 use super::{HostMount, MountKind, MountPlan, normalize_abs};
 use crate::policy::KeyPath;
@@ -41,8 +42,8 @@ const PSEUDO_FS: &[&str] = &[
 /// The planned root filesystem.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RootfsPlan {
-    /// Lower layers, top first.
-    pub lowers: Vec<PathBuf>,
+    /// Lower layers, top first (`rootfs.lower`).
+    pub lowers: Keyed<Vec<PathBuf>>,
     /// Writes go to a throw-away tmpfs layer.
     pub writable: bool,
     /// Size of that layer (and of the skeleton).
@@ -123,7 +124,7 @@ pub fn plan_rootfs(spec: Option<&Rootfs>, host: &[HostMount], diags: &mut Diags)
     };
     let entries = root_entries(&lowers, host);
     RootfsPlan {
-        lowers,
+        lowers: Keyed::new(lowers, here.key("lower")),
         writable: spec.and_then(|r| r.writable).unwrap_or(false),
         size,
         entries,
