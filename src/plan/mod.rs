@@ -34,38 +34,85 @@ pub use limits::{Controller, LimitsPlan, Rlimit, RlimitPlan};
 pub use seccomp::SeccompPlan;
 pub use vocab::{Compat, HostPrivileges, Namespace, Network, Preset, Scope, Terminal};
 
-/// Errors found while compiling, by merged key path; and errors about what is not the policy
-/// (the caller's environment), already placed.
+/// An error found while compiling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    /// The policy's: at a key path of the merged policy, placed in the file that wrote it
+    /// when reported.
+    Policy {
+        /// Where.
+        key: KeyPath,
+        /// What is wrong.
+        message: String,
+    },
+    /// The caller's environment's, not the policy's (`NOTIFY_SOCKET`): named by the variable.
+    Environment {
+        /// The variable.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The errors compile found, in the order found.
 #[derive(Debug, Default)]
-pub struct Diags(Vec<(KeyPath, String)>, Vec<Diagnostic>);
+pub struct Diags(Vec<PlanError>);
 
 impl Diags {
     /// Records an error at a key path.
-    pub fn push(&mut self, path: KeyPath, message: impl Into<String>) {
-        self.0.push((path, message.into()));
+    pub fn push(&mut self, key: KeyPath, message: impl Into<String>) {
+        self.0.push(PlanError::Policy {
+            key,
+            message: message.into(),
+        });
     }
 
     /// Records an error about the caller's environment variable `name`.
     pub fn push_env(&mut self, name: &str, message: impl Into<String>) {
-        self.1.push(Diagnostic {
-            file: "environment".into(),
-            pos: None,
-            path: name.into(),
+        self.0.push(PlanError::Environment {
+            name: name.into(),
             message: message.into(),
         });
     }
 
     /// No errors?
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty() && self.1.is_empty()
+        self.0.is_empty()
     }
 
-    /// The errors as (path, message) strings, for tests.
+    /// The policy's errors as (path, message) strings, for tests.
     pub fn into_pairs(self) -> Vec<(String, String)> {
         self.0
             .into_iter()
-            .map(|(p, m)| (p.to_string(), m))
+            .filter_map(|e| match e {
+                PlanError::Policy { key, message } => Some((key.to_string(), message)),
+                PlanError::Environment { .. } => None,
+            })
             .collect()
+    }
+
+    /// The errors as diagnostics: the policy's first, each placed in the file that wrote its
+    /// key, then the environment's.
+    fn into_diagnostics(self, loaded: &LoadedPolicy) -> Diagnostics {
+        let (policy, env): (Vec<PlanError>, Vec<PlanError>) = self
+            .0
+            .into_iter()
+            .partition(|e| matches!(e, PlanError::Policy { .. }));
+        Diagnostics(
+            policy
+                .into_iter()
+                .chain(env)
+                .map(|e| match e {
+                    PlanError::Policy { key, message } => loaded.diag(&key, message),
+                    PlanError::Environment { name, message } => Diagnostic {
+                        file: "environment".into(),
+                        pos: None,
+                        path: name,
+                        message,
+                    },
+                })
+                .collect(),
+        )
     }
 }
 
@@ -458,12 +505,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     let seccomp = seccomp::compile(p.seccomp.as_ref(), host_privileges, &mut d);
 
     if !d.is_empty() {
-        return Err(Diagnostics(
-            d.0.iter()
-                .map(|(path, msg)| loaded.diag(path, msg.clone()))
-                .chain(d.1)
-                .collect(),
-        ));
+        return Err(d.into_diagnostics(loaded));
     }
     let Some(seccomp) = seccomp else {
         return Err(Diagnostics(vec![

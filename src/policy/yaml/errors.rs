@@ -2,7 +2,7 @@
 //! message, Rust type names replaced by YAML's, positions of re-emitted text removed, and a
 //! "did you mean" added to unknown keys and values.
 
-use super::{Pos, YamlError};
+use super::{Kind, Pos, YamlError};
 
 /// Converts a serde_yaml error into place + path + message, adding a "did you mean" hint to
 /// unknown keys and values.
@@ -19,7 +19,9 @@ pub fn convert_error(err: &serde_yaml::Error) -> YamlError {
     let (path, message) = split_path(&text);
     let mut path = path.trim_start_matches('.').to_owned();
     // Name the unknown key itself, not only the mapping it sits in.
+    let mut kind = Kind::Other;
     if let Some(rest) = message.strip_prefix("unknown field `") {
+        kind = Kind::UnknownKey;
         if let Some((key, _)) = rest.split_once('`') {
             if !path.is_empty() {
                 path.push('.');
@@ -36,6 +38,7 @@ pub fn convert_error(err: &serde_yaml::Error) -> YamlError {
         pos,
         path,
         message: crate::policy::suggest::annotate_unknown(&message),
+        kind,
     }
 }
 
@@ -147,6 +150,16 @@ pub(super) fn last_mark(message: &str) -> Option<Pos> {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    /// An unknown key is told by its kind (the loader points at the key itself).
+    #[rstest]
+    #[case::unknown_key("{mountz: 1}", Kind::UnknownKey)]
+    #[case::unknown_value("{network: nowhere}", Kind::Other)]
+    #[case::wrong_type("{hostname: [1]}", Kind::Other)]
+    fn converted_errors_have_a_kind(#[case] doc: &str, #[case] kind: Kind) {
+        let err = serde_yaml::from_str::<crate::policy::model::RawPolicy>(doc).unwrap_err();
+        assert_eq!(convert_error(&err).kind, kind);
+    }
 
     #[rstest]
     #[case(

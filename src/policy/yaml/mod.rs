@@ -52,6 +52,20 @@ pub struct YamlError {
     pub path: String,
     /// What is wrong.
     pub message: String,
+    /// Which kind of error, where the reader treats kinds differently.
+    pub kind: Kind,
+}
+
+/// The kinds of [`YamlError`] that are placed differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A key the policy language doesn't have: pointed at the key itself, not at its value.
+    UnknownKey,
+    /// One of [`scan`]'s own checks (nesting, node budget, duplicate keys, tags), which knows
+    /// its place.
+    Scan,
+    /// Anything else the parser or serde found.
+    Other,
 }
 
 /// Checks the raw bytes of a file: size and UTF-8. Returns the text.
@@ -65,6 +79,7 @@ pub fn check_bytes(bytes: &[u8]) -> Result<&str, YamlError> {
                 bytes.len(),
                 MAX_FILE_BYTES
             ),
+            kind: Kind::Other,
         });
     }
     // A UTF-8 byte order mark is not part of the document.
@@ -87,6 +102,7 @@ pub fn check_bytes(bytes: &[u8]) -> Result<&str, YamlError> {
                         "control character U+{:04X} is not allowed in YAML",
                         c as u32
                     ),
+                    kind: Kind::Other,
                 });
             }
             Ok(text)
@@ -103,6 +119,7 @@ pub fn check_bytes(bytes: &[u8]) -> Result<&str, YamlError> {
                 pos: Some(Pos { line, column }),
                 path: String::new(),
                 message: "the file is not valid UTF-8".into(),
+                kind: Kind::Other,
             })
         }
     }

@@ -3,12 +3,13 @@
 //! (aliases count each time they are used) and tags; and, for a syntax error, which keys the
 //! broken line sits under.
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::errors::last_mark;
-use super::{MAX_DEPTH, MAX_NODES, Pos, YamlError, convert_error, pos_of};
+use super::{Kind, MAX_DEPTH, MAX_NODES, Pos, YamlError, convert_error, pos_of};
 
 /// Where flow collections (`[`, `{`) nest deeper than [`MAX_DEPTH`], judged from the text: a
 /// bracket counts where a collection may start (after `:`, `-`, `,`, another bracket or at
@@ -66,25 +67,25 @@ pub fn scan(text: &str) -> Result<(), YamlError> {
             path: enclosing_keys(text, pos),
             pos: Some(pos),
             message: format!("nesting is deeper than {MAX_DEPTH} levels"),
+            kind: Kind::Scan,
         });
     }
     let mut budget = MAX_NODES;
+    let ours = Cell::new(false);
     let seed = Scan {
         depth: 0,
         budget: &mut budget,
+        ours: &ours,
     };
     match seed.deserialize(serde_yaml::Deserializer::from_str(text)) {
         Ok(()) => Ok(()),
         Err(e) => {
             let mut err = convert_error(&e);
+            if ours.get() {
+                err.kind = Kind::Scan;
+            }
             // A syntax error carries no key path; name the keys the broken line sits under.
-            let ours = [
-                "duplicate key",
-                "nesting is deeper",
-                "the document expands",
-                "YAML tags",
-            ];
-            if err.path.is_empty() && !ours.iter().any(|m| err.message.starts_with(m)) {
+            if err.path.is_empty() && err.kind != Kind::Scan {
                 // "while parsing a flow mapping at line 3 column 9": the construct that broke.
                 if let Some(pos) = last_mark(&err.message).or(err.pos) {
                     err.path = enclosing_keys(text, pos);
@@ -198,6 +199,8 @@ pub fn enclosing_keys(text: &str, pos: Pos) -> String {
 struct Scan<'b> {
     depth: usize,
     budget: &'b mut usize,
+    /// Set when the error the walk stops with is one of this walk's own checks.
+    ours: &'b Cell<bool>,
 }
 
 impl<'de> DeserializeSeed<'de> for Scan<'_> {
@@ -210,6 +213,7 @@ impl<'de> DeserializeSeed<'de> for Scan<'_> {
 impl Scan<'_> {
     fn enter<E: de::Error>(&mut self) -> Result<(), E> {
         if self.depth >= MAX_DEPTH {
+            self.ours.set(true);
             return Err(E::custom(format!(
                 "nesting is deeper than {MAX_DEPTH} levels"
             )));
@@ -219,6 +223,7 @@ impl Scan<'_> {
 
     fn take<E: de::Error>(&mut self) -> Result<(), E> {
         if *self.budget == 0 {
+            self.ours.set(true);
             return Err(E::custom(format!(
                 "the document expands to more than {MAX_NODES} nodes (aliases count each time they are used)"
             )));
@@ -231,6 +236,7 @@ impl Scan<'_> {
         Scan {
             depth: self.depth + 1,
             budget: self.budget,
+            ours: self.ours,
         }
     }
 }
@@ -238,6 +244,7 @@ impl Scan<'_> {
 /// A mapping key, checked against the keys seen before it in the same mapping.
 struct Key<'s> {
     seen: &'s mut Vec<String>,
+    ours: &'s Cell<bool>,
 }
 
 impl<'de> DeserializeSeed<'de> for Key<'_> {
@@ -250,6 +257,7 @@ impl<'de> DeserializeSeed<'de> for Key<'_> {
 impl Key<'_> {
     fn check<E: de::Error>(self, key: String) -> Result<(), E> {
         if self.seen.contains(&key) {
+            self.ours.set(true);
             return Err(E::custom(format!("duplicate key `{key}`")));
         }
         self.seen.push(key);
@@ -296,7 +304,13 @@ impl<'de> Visitor<'de> for Scan<'_> {
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         self.enter()?;
         let mut seen = Vec::new();
-        while map.next_key_seed(Key { seen: &mut seen })?.is_some() {
+        while map
+            .next_key_seed(Key {
+                seen: &mut seen,
+                ours: self.ours,
+            })?
+            .is_some()
+        {
             map.next_value_seed(self.child())?;
         }
         Ok(())
@@ -311,6 +325,7 @@ impl<'de> Visitor<'de> for Scan<'_> {
         // for tags, and silently dropping one would read `!secret x` as plain `x`.
         self.take()?;
         let (tag, _variant) = data.variant::<String>()?;
+        self.ours.set(true);
         Err(de::Error::custom(format!(
             "YAML tags are not supported in a policy (found `!{tag}`)"
         )))
@@ -395,6 +410,18 @@ mod tests {
         let err = scan(doc).unwrap_err();
         assert_eq!(err.pos.map(|p| p.line), Some(line), "{err:?}");
         assert!(err.message.contains(contains), "{err:?}");
+    }
+
+    /// The walk's own checks are told from the parser's errors by kind, not by message.
+    #[rstest]
+    #[case::duplicate("a: 1\na: 2\n", Kind::Scan)]
+    #[case::tag("a: !x b\n", Kind::Scan)]
+    #[case::deep_flow(&"[".repeat(40), Kind::Scan)]
+    #[case::deep_block(&(0..40).map(|i| format!("{}k:\n", "  ".repeat(i))).collect::<String>(), Kind::Scan)]
+    #[case::syntax("a: [\n", Kind::Other)]
+    #[case::mapping_key("? {a: 1}\n: 2\n", Kind::Other)]
+    fn scan_errors_have_a_kind(#[case] doc: &str, #[case] kind: Kind) {
+        assert_eq!(scan(doc).unwrap_err().kind, kind);
     }
 
     #[test]
