@@ -14,7 +14,11 @@
 //!
 //! Ordering: opened in step 1, before clone; joined in steps 2 and 3; killed, read and removed
 //! when the sandbox has ended.
+//!
+//! Files: `v2.rs` and `v1.rs`, one per version; `files.rs`, what both share (a leaf). The
+//! controllers and the policy keys a refusal names come from the plan ([`Controller`]).
 
+mod files;
 pub mod v1;
 pub mod v2;
 
@@ -27,6 +31,8 @@ use super::error::StepError;
 use crate::plan::steps::Step;
 use crate::plan::{Compat, Controller, LimitsPlan};
 use crate::policy::KeyPath;
+use files::kill_listed;
+pub use files::{CgroupStats, KILL_WAIT};
 
 /// Which cgroup version carries a controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,10 +353,6 @@ fn delegation_hint(root: bool) -> String {
     )
 }
 
-/// How long teardown waits for killed processes to be gone before it gives up removing the
-/// cgroup (a process stuck in the kernel; the leftover is reported).
-pub const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// A sandbox's cgroups, created and limited.
 #[derive(Debug)]
 pub struct Cgroups {
@@ -362,17 +364,6 @@ pub struct Cgroups {
     freezer: Option<PathBuf>,
     /// Where each controller went, for the report.
     pub placed: Vec<(Controller, Version, PathBuf)>,
-}
-
-/// What the cgroups saw.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct CgroupStats {
-    /// The OOM killer killed something.
-    pub oom_kills: u64,
-    /// fork/clone failed at the pids limit.
-    pub pids_limit_hits: u64,
-    /// Peak memory use in bytes, where known.
-    pub peak_memory: Option<u64>,
 }
 
 /// The sandbox's cgroup name: unique, and naming its supervisor so that a later launch can
@@ -555,55 +546,6 @@ impl Cgroups {
         }
         failed
     }
-}
-
-/// The CPU period kekkai uses for quotas on both versions, in microseconds.
-pub const PERIOD_US: u64 = 100_000;
-
-/// The processes listed in a cgroup (`cgroup.procs`, the same file on both versions).
-fn listed(dir: &Path) -> Vec<nix::unistd::Pid> {
-    std::fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .map(nix::unistd::Pid::from_raw)
-        .collect()
-}
-
-/// SIGKILL to every process listed in the cgroup: v1's teardown, and v2's where cgroup.kill
-/// is missing.
-pub fn kill_listed(dir: &Path) {
-    for pid in listed(dir) {
-        // Already gone is fine.
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    }
-}
-
-/// The number after `name` in a flat-keyed cgroup file (`memory.events`: `oom_kill 3`).
-fn field(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-}
-
-/// Writes a cgroup control file, naming it in the error.
-pub(crate) fn write_file(
-    dir: &Path,
-    file: &str,
-    value: &str,
-    key: Option<&KeyPath>,
-) -> Result<(), StepError> {
-    let path = dir.join(file);
-    std::fs::write(&path, value).map_err(|e| {
-        let err = StepError::sys(
-            Step::Plan,
-            format!("write({:?}, {value:?})", path),
-            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        );
-        match key {
-            Some(k) => err.key(k),
-            None => err,
-        }
-    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
 
-use super::{CgroupStats, PERIOD_US, field, kill_listed, listed, write_file};
+use super::files::{CgroupStats, PERIOD_US, field, kill_listed, listed, write_file};
 use crate::launch::error::StepError;
 use crate::plan::steps::Step;
 use crate::plan::{Controller, LimitsPlan};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 
-use super::{CgroupStats, PERIOD_US, field, kill_listed, write_file};
+use super::files::{CgroupStats, KILL_WAIT, PERIOD_US, field, kill_listed, write_file};
 use crate::launch::error::{StepError, Syscall};
 use crate::plan::steps::Step;
 use crate::plan::{Controller, LimitsPlan};
@@ -155,7 +155,7 @@ pub fn kill(dir: &Path) -> bool {
     if std::fs::write(dir.join("cgroup.kill"), "1").is_err() {
         kill_listed(dir);
     }
-    wait_empty(dir, super::KILL_WAIT)
+    wait_empty(dir, KILL_WAIT)
 }
 
 /// Waits until the cgroup holds no process (`populated 0` in cgroup.events, which the kernel
