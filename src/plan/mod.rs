@@ -4,6 +4,12 @@
 //! mount table). Every error it finds names the policy key that caused it, and all of them are
 //! reported at once. The plan holds absolute paths, syscall numbers, compiled BPF, Landlock
 //! access sets, cgroup values and the ordered launch steps.
+//!
+//! The plan is the closed vocabulary between the policy and the layers above it (launch,
+//! export, audit, explain), which never read the policy model: the choices a policy makes are
+//! the plan's own enums (`vocab.rs`), each item launch or export acts on carries the policy key
+//! its errors name (`keyed.rs`, [`MountPlan::origin`]), and the names a policy may give
+//! `kekkai audit` are listed here (`expect.rs`).
 
 pub mod expect;
 pub mod fs;
