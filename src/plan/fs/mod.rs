@@ -9,6 +9,9 @@
 //!
 //! Ordering in the launch: everything here is built in a staging directory after mount
 //! propagation is made private, and before `pivot_root`.
+//!
+//! Files: `rootfs.rs` (the layers and the skeleton's entries), `mounts.rs` (the policy's mounts,
+//! resolved), `protect.rs` (what no bind undoes); here, paths and the host's mount table.
 
 mod mounts;
 mod protect;
