@@ -13,11 +13,13 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 
+use kekkai::sys::abi::{address, register, signed};
+
 /// The raw calls: the probe's one use of what `kekkai::sys` marks unsafe.
 #[allow(unsafe_code)]
 mod raw {
     /// [`kekkai::sys::raw_syscall`] with the number and arguments from the command line.
-    pub fn raw_syscall(nr: i64, args: [u64; 6]) -> nix::Result<i64> {
+    pub fn raw_syscall(nr: libc::c_long, args: [u64; 6]) -> nix::Result<i64> {
         // SAFETY: kekkai-probe is a test tool, built only for the tests (required-features
         // `test-probe`) and never installed. It runs the one call its command line names, and
         // the tests choose calls and arguments that are harmless to it (invalid descriptors,
@@ -27,7 +29,7 @@ mod raw {
     }
 
     /// [`kekkai::sys::int80`] with the number from the command line.
-    pub fn int80(nr: u32) -> i64 {
+    pub fn int80(nr: u32) -> i32 {
         // SAFETY: as for `raw_syscall` above (the tests ask for getpid).
         unsafe { kekkai::sys::int80(nr, 0, 0, 0) }
     }
@@ -47,7 +49,7 @@ fn num(s: Option<&String>) -> u64 {
     let parsed = if let Some(h) = t.strip_prefix("0x") {
         u64::from_str_radix(h, 16).ok()
     } else if let Ok(n) = t.parse::<i64>() {
-        Some(n as u64)
+        Some(register(n))
     } else {
         kekkai::plan::names::arg_value(t)
     };
@@ -88,7 +90,7 @@ fn main() -> ExitCode {
         // System calls with integer arguments: `syscall NAME|NR [A0..A5]`.
         "syscall" => {
             let nr = kekkai::plan::names::syscall_number(&arg(1))
-                .unwrap_or_else(|| num(args.get(1)) as i64);
+                .unwrap_or_else(|| signed(num(args.get(1))));
             let mut a = [0u64; 6];
             for (i, slot) in a.iter_mut().enumerate() {
                 *slot = num(args.get(i + 2));
@@ -102,11 +104,14 @@ fn main() -> ExitCode {
         }
         // i386 through int 0x80: `int80 NR` (20 is getpid).
         "int80" => {
-            let r = raw::int80(num(args.get(1)) as u32);
+            let Ok(nr) = u32::try_from(num(args.get(1))) else {
+                return report::<i32>(Err(Errno::ENOSYS));
+            };
+            let r = raw::int80(nr);
             if r < 0 {
-                report::<i64>(Err(Errno::from_raw(-r as i32)))
+                report::<i32>(Err(Errno::from_raw(r.saturating_neg())))
             } else {
-                report::<i64>(Ok(r))
+                report::<i32>(Ok(r))
             }
         }
         // TIOCSTI on stdin, optionally with junk in the upper 32 bits of the request.
@@ -115,7 +120,7 @@ fn main() -> ExitCode {
             let byte = b"x";
             report(raw::raw_syscall(
                 16,
-                [0, 0x5412 | high, byte.as_ptr() as u64, 0, 0, 0],
+                [0, 0x5412 | high, address(byte.as_ptr()), 0, 0, 0],
             ))
         }
         "socket" => report(
@@ -133,12 +138,16 @@ fn main() -> ExitCode {
             .inspect(|fd| {
                 // The socket was only made to see whether it can be; its close can't fail
                 // in a way that matters here.
-                let _ = nix::unistd::close(*fd as i32);
+                if let Ok(fd) = i32::try_from(*fd) {
+                    let _ = nix::unistd::close(fd);
+                }
             }),
         ),
         // Bind a TCP port on all addresses.
         "tcp-bind" => {
-            let port = num(args.get(1)) as u16;
+            let Ok(port) = u16::try_from(num(args.get(1))) else {
+                return report::<u16>(Err(Errno::EINVAL));
+            };
             let r = std::net::TcpListener::bind(("0.0.0.0", port)).map(|_| port);
             report(r.map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0))))
         }

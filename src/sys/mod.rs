@@ -7,10 +7,14 @@
 //! function whose soundness depends on what the caller knows is an `unsafe fn` with a
 //! `# Safety` section: [`close_range`] (which descriptors nobody owns any more),
 //! [`raw_syscall`] and [`int80`] (what the call does). [`kernel`] is the seam the sandbox's
-//! steps make their calls through; `fake` records them for unit tests.
+//! steps make their calls through; `fake` records them for unit tests. [`abi`] holds the few
+//! integer reinterpretations the kernel's interface needs (a negative argument as its 64-bit
+//! register, the i386 entry's 32-bit return); a pointer becomes an integer, or an integer a
+//! pointer, only in this module, next to the call that needs it.
 
 #![allow(unsafe_code)]
 
+pub mod abi;
 #[cfg(test)]
 pub mod fake;
 pub mod kernel;
@@ -94,7 +98,7 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Option<
     }
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal: u64::try_from(libc::SIGCHLD).map_err(|_| Errno::EINVAL)?,
         ..CloneArgs::default()
     };
     if let Some(fd) = cgroup {
@@ -109,7 +113,7 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Option<
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
+            &raw mut args,
             std::mem::size_of::<CloneArgs>(),
         )
     };
@@ -158,6 +162,13 @@ pub mod mount_attr {
     pub const NOEXEC: u64 = 0x8;
 }
 
+/// A flag of the C library (a non-negative `c_int`) as the `c_uint` a system call's flags
+/// argument takes. A negative one would be a bug in the bindings: refused (`EINVAL`), never
+/// sign-extended into every bit.
+fn flag(bits: libc::c_int) -> nix::Result<libc::c_uint> {
+    libc::c_uint::try_from(bits).map_err(|_| Errno::EINVAL)
+}
+
 /// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], {set, clr})`: changes only the
 /// given attributes of the mount `fd` refers to (and of everything below it if `recursive`).
 pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, recursive: bool) -> nix::Result<()> {
@@ -167,7 +178,7 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, recursive: bool) ->
         propagation: 0,
         userns_fd: 0,
     };
-    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    let mut flags = flag(libc::AT_EMPTY_PATH)?;
     if recursive {
         flags |= 0x8000; // AT_RECURSIVE
     }
@@ -181,7 +192,7 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, recursive: bool) ->
             fd.as_raw_fd(),
             empty.as_ptr(),
             flags,
-            &mut attr as *mut MountAttr,
+            &raw mut attr,
             std::mem::size_of::<MountAttr>(),
         )
     };
@@ -214,7 +225,7 @@ pub fn seccomp_install(program: &[seccompiler::sock_filter]) -> nix::Result<()> 
     let len = u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?;
     let prog = libc::sock_fprog {
         len,
-        filter: program.as_ptr() as *mut libc::sock_filter,
+        filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
     };
     // SAFETY: `seccompiler::sock_filter` is `#[repr(C)]` with the same layout as the kernel's
     // `struct sock_filter` (u16, u8, u8, u32), `prog` points at `len` of them and the kernel
@@ -224,7 +235,7 @@ pub fn seccomp_install(program: &[seccompiler::sock_filter]) -> nix::Result<()> 
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
             0,
-            &prog as *const libc::sock_fprog,
+            &raw const prog,
         )
     };
     Errno::result(ret).map(drop)
@@ -266,14 +277,16 @@ pub fn loopback_up() -> nix::Result<()> {
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *dst = *src as libc::c_char;
+        *dst = libc::c_char::from_ne_bytes([*src]);
     }
     // SAFETY: `req` is a valid ifreq naming "lo", alive for the call; SIOCGIFFLAGS writes
     // only ifr_flags inside it.
     Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    let up =
+        libc::c_short::try_from(libc::IFF_UP | libc::IFF_RUNNING).map_err(|_| Errno::EINVAL)?;
     // SAFETY: ifr_ifru is a union; SIOCGIFFLAGS just initialised its ifru_flags member.
     unsafe {
-        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        req.ifr_ifru.ifru_flags |= up;
     }
     // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
     Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
@@ -333,8 +346,7 @@ pub fn exit_now(code: i32) -> ! {
 pub fn open_tree_clone(fd: BorrowedFd<'_>, recursive: bool) -> nix::Result<std::os::fd::OwnedFd> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
     const AT_RECURSIVE: libc::c_uint = 0x8000;
-    let mut flags =
-        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    let mut flags = OPEN_TREE_CLONE | flag(libc::O_CLOEXEC)? | flag(libc::AT_EMPTY_PATH)?;
     if recursive {
         flags |= AT_RECURSIVE;
     }
@@ -380,20 +392,10 @@ pub fn move_mount_to(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Resul
 /// object owns closed or replaced, no thread or process state (signal handlers, the stack,
 /// TLS) changed under the code that runs next. Which calls and arguments qualify only the
 /// caller knows: they are the probe's choice.
-pub unsafe fn raw_syscall(nr: i64, args: [u64; 6]) -> nix::Result<i64> {
+pub unsafe fn raw_syscall(nr: libc::c_long, args: [u64; 6]) -> nix::Result<i64> {
     // SAFETY: what the call does is harmless to this process (this function's contract); the
     // arguments are passed as integers and the kernel validates every one of them.
-    let ret = unsafe {
-        libc::syscall(
-            nr as libc::c_long,
-            args[0],
-            args[1],
-            args[2],
-            args[3],
-            args[4],
-            args[5],
-        )
-    };
+    let ret = unsafe { libc::syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]) };
     Errno::result(ret)
 }
 
@@ -405,7 +407,7 @@ pub unsafe fn raw_syscall(nr: i64, args: [u64; 6]) -> nix::Result<i64> {
 /// As for [`raw_syscall`]: the call (an i386 number, whose table differs from x86_64's) must
 /// change nothing Rust code in this process relies on.
 #[cfg(target_arch = "x86_64")]
-pub unsafe fn int80(nr: u32, a: u32, b: u32, c: u32) -> i64 {
+pub unsafe fn int80(nr: u32, a: u32, b: u32, c: u32) -> i32 {
     let ret: i64;
     // SAFETY: `int 0x80` enters the kernel's i386 entry point; with the arguments in eax, ebx,
     // ecx and edx it returns in eax and clobbers nothing else the compiler relies on (r8-r11
@@ -425,7 +427,7 @@ pub unsafe fn int80(nr: u32, a: u32, b: u32, c: u32) -> i64 {
         );
     }
     // The i386 entry returns a 32-bit value in eax.
-    i64::from(ret as i32)
+    abi::low_int(ret)
 }
 
 /// `pidfd_open(pid, 0)`: a descriptor that becomes readable when the process exits.
@@ -594,7 +596,7 @@ pub fn release_code_pages() {
         // memory is unmapped and no Rust object lives in it.
         unsafe {
             libc::madvise(
-                start as *mut libc::c_void,
+                std::ptr::without_provenance_mut::<libc::c_void>(start),
                 end.saturating_sub(start),
                 libc::MADV_DONTNEED,
             )

@@ -9,6 +9,7 @@ use super::{
     open_write, ptr, raw_syscall, read_text, writable_root,
 };
 use crate::audit::{Seen, inside};
+use crate::sys::abi::address;
 
 /// Reads a file a policy should hide: empty (`/dev/null` over it) is blocked, contents escaped.
 fn read_hidden(path: &str, what: &str) -> Seen {
@@ -36,7 +37,7 @@ probes! {
     "fs.umount", "capabilities", EPERM, true, |_| call("umount2", [ptr(c"/usr/bin"), 0, 0, 0, 0, 0]);
     "fs.umount-to-reveal", "capabilities", EPERM, false, |c| {
         let target = std::ffi::CString::new(c.hidden_path.clone().unwrap_or_else(|| "/proc".into())).unwrap_or_default();
-        Seen::from(raw_syscall(nr("umount2"), [target.as_ptr() as u64, 0x2 /* MNT_DETACH */, 0, 0, 0, 0]))
+        Seen::from(raw_syscall(nr("umount2"), [address(target.as_ptr()), 0x2 /* MNT_DETACH */, 0, 0, 0, 0]))
     };
     "fs.fsopen", "seccomp", EPERM, true, |_| call("fsopen", [ptr(c"kekkai-no-such-fs"), 0, 0, 0, 0, 0]);
     "fs.fsmount", "seccomp", EPERM, true, |_| call("fsmount", [u64::MAX, 0, 0, 0, 0, 0]);

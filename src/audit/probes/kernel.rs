@@ -6,6 +6,7 @@ use nix::errno::Errno;
 
 use super::{EPERM, Probe, call, call_forking, int80, nr, ptr, raw_syscall};
 use crate::audit::Seen;
+use crate::sys::abi::address;
 
 // Constants used below.
 const CLONE_NEWNS: u64 = 0x0002_0000;
@@ -63,11 +64,11 @@ probes! {
     // ── seccomp bypasses ────────────────────────────────────────────────────────────────────
     "seccomp.i386-int80", "seccomp", &[], true, |_| {
         let r = int80(20 /* getpid */, 0, 0, 0);
-        if r < 0 { Seen::Errno(Errno::from_raw(-r as i32)) } else { Seen::Done(format!("getpid via int 0x80 returned {r}")) }
+        if r < 0 { Seen::Errno(Errno::from_raw(r.saturating_neg())) } else { Seen::Done(format!("getpid via int 0x80 returned {r}")) }
     };
     "seccomp.x32-bit", "seccomp", &[Errno::ENOSYS], true, |_| Seen::from(raw_syscall(nr("getpid") | 0x4000_0000, [0; 6]));
     "seccomp.ioctl-upper-bits", "seccomp", &[Errno::EPERM], true, |_| {
         static BYTE: u8 = b'\n';
-        call("ioctl", [u64::MAX /* no such fd: EBADF if let through */, 0xdead_beef_0000_5412, &BYTE as *const u8 as u64, 0, 0, 0])
+        call("ioctl", [u64::MAX /* no such fd: EBADF if let through */, 0xdead_beef_0000_5412, address(&raw const BYTE), 0, 0, 0])
     };
 }

@@ -5,6 +5,7 @@ use nix::errno::Errno;
 
 use super::{DENIED, EPERM, Probe, call, read_text};
 use crate::audit::{PROBE_PATH, Seen};
+use crate::sys::abi::register;
 
 probes! {
     "leak.environment", "launcher", &[], true, |c| match &c.secret {
@@ -47,7 +48,7 @@ probes! {
         if t.lines().any(|l| l.split(' ').nth(4).is_some_and(|p| p.starts_with("/tmp/root") || p.starts_with("/oldroot"))) { Seen::Done("the staging area or old root is visible".into()) } else { Seen::Blocked("only the sandbox's own mounts".into()) }
     };
     "leak.sysv-shm", "ipc namespace", &[Errno::ENOENT, Errno::EPERM, Errno::EACCES], true, |c| match c.shm_key {
-        Some(key) => call("shmget", [key as u64, 0, 0, 0, 0, 0]),
+        Some(key) => call("shmget", [register(key.into()), 0, 0, 0, 0, 0]),
         None => Seen::NotApplicable("no host segment".into()),
     };
 }

@@ -13,6 +13,7 @@ use std::ffi::CStr;
 use nix::errno::Errno;
 
 use super::{Ctx, Seen};
+use crate::sys::abi::address;
 // The probes' raw system calls, for every table below: their arguments make a call the sandbox
 // lets through do nothing to this process (see the top of this file).
 pub(crate) use raw::{int80, raw_syscall};
@@ -34,7 +35,7 @@ mod raw {
     }
 
     /// [`crate::sys::int80`] for the probes.
-    pub fn int80(nr: u32, a: u32, b: u32, c: u32) -> i64 {
+    pub fn int80(nr: u32, a: u32, b: u32, c: u32) -> i32 {
         // SAFETY: as for `raw_syscall` above; the one probe that uses it asks for getpid.
         unsafe { crate::sys::int80(nr, a, b, c) }
     }
@@ -77,7 +78,7 @@ fn call(name: &str, args: [u64; 6]) -> Seen {
 }
 
 fn ptr(s: &'static CStr) -> u64 {
-    s.as_ptr() as u64
+    address(s.as_ptr())
 }
 
 /// A raw syscall that, if allowed, may leave a child process behind: the child exits at once.
@@ -85,7 +86,9 @@ fn call_forking(name: &str, args: [u64; 6]) -> Seen {
     match raw_syscall(nr(name), args) {
         Ok(0) => crate::sys::exit_now(0),
         Ok(pid) => {
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
+            if let Ok(pid) = i32::try_from(pid) {
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            }
             Seen::Done(format!("created process {pid}"))
         }
         Err(e) => Seen::Errno(e),

@@ -7,6 +7,7 @@ use nix::errno::Errno;
 
 use super::{DENIED, EPERM, Probe, nr, ptr, raw_syscall};
 use crate::audit::{Ctx, Seen, inside};
+use crate::sys::abi::address;
 
 /// What one writable mount let a privilege probe do.
 enum Outcome {
@@ -207,9 +208,9 @@ fn file_capability(dir: &str) -> Outcome {
         raw_syscall(
             nr("setxattr"),
             [
-                cpath.as_ptr() as u64,
+                address(cpath.as_ptr()),
                 ptr(c"security.capability"),
-                VALUE.as_ptr() as u64,
+                address(VALUE.as_ptr()),
                 20,
                 0,
                 0,

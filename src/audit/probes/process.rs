@@ -5,12 +5,13 @@ use nix::errno::Errno;
 
 use super::{DENIED, EPERM, Probe, call, nr, ptr, raw_syscall, status_field};
 use crate::audit::Seen;
+use crate::sys::abi::{address, register};
 
 probes! {
     // PTRACE_SEIZE attaches without stopping the target; when the probe exits, the target is
     // simply let go.
     "process.ptrace-pid-1", "seccomp", DENIED, true, |_| call("ptrace", [0x4206 /* PTRACE_SEIZE */, 1, 0, 0, 0, 0]);
-    "process.ptrace-parent", "seccomp", DENIED, true, |_| call("ptrace", [0x4206, nix::unistd::getppid().as_raw() as u64, 0, 0, 0, 0]);
+    "process.ptrace-parent", "seccomp", DENIED, true, |_| call("ptrace", [0x4206, register(nix::unistd::getppid().as_raw().into()), 0, 0, 0, 0]);
     "process.ptrace-traceme", "seccomp", EPERM, true, |_| call("ptrace", [0 /* PTRACE_TRACEME */, 0, 0, 0, 0, 0]);
     "process.vm-readv", "seccomp", DENIED, true, |_| call("process_vm_readv", [1, 0, 0, 0, 0, 0]);
     "process.vm-writev", "seccomp", DENIED, true, |_| call("process_vm_writev", [1, 0, 0, 0, 0, 0]);
@@ -52,7 +53,7 @@ probes! {
         // A v2 file capability granting nothing: harmless even when allowed.
         static VALUE: [u8; 20] = [0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         let cpath = std::ffi::CString::new(path.clone()).unwrap_or_default();
-        let r = raw_syscall(nr("setxattr"), [cpath.as_ptr() as u64, ptr(c"security.capability"), VALUE.as_ptr() as u64, 20, 0, 0]);
+        let r = raw_syscall(nr("setxattr"), [address(cpath.as_ptr()), ptr(c"security.capability"), address(VALUE.as_ptr()), 20, 0, 0]);
         let _ = std::fs::remove_file(&path);
         Seen::from(r)
     };

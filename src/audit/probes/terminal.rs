@@ -10,6 +10,7 @@ use nix::errno::Errno;
 
 use super::{EPERM, Probe, call};
 use crate::audit::{Ctx, Seen, identity};
+use crate::sys::abi::address;
 
 fn major_minor(dev: u64) -> (u64, u64) {
     (u64::from(libc::major(dev)), u64::from(libc::minor(dev)))
@@ -82,7 +83,7 @@ pub fn dev_tty(c: &Ctx) -> Seen {
 probes! {
     "terminal.tiocsti", "seccomp", EPERM, true, |_| {
         static BYTE: u8 = b'\n';
-        call("ioctl", [u64::MAX, 0x5412, &BYTE as *const u8 as u64, 0, 0, 0])
+        call("ioctl", [u64::MAX, 0x5412, address(&raw const BYTE), 0, 0, 0])
     };
     "terminal.tioclinux", "seccomp", EPERM, true, |_| call("ioctl", [u64::MAX, 0x541C, 0, 0, 0, 0]);
     "terminal.caller-fds", "launcher", &[], true, caller_fds;
