@@ -256,7 +256,7 @@ pub fn plan(
         .flatten()
         .map(|s| Scope::from(*s))
         .collect();
-    scopes.sort_by_key(|s| *s as u8);
+    scopes.sort();
     scopes.dedup();
     LandlockPlan {
         enabled: spec.enabled.unwrap_or(true),

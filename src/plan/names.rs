@@ -144,7 +144,7 @@ pub fn arg_value(text: &str) -> Option<u64> {
         return Some(n);
     }
     if let Ok(n) = t.parse::<i64>() {
-        return Some(n as u64);
+        return Some(crate::sys::abi::register(n));
     }
     let upper = t.to_ascii_uppercase();
     if let Some((_, v)) = CONSTANTS.iter().find(|(n, _)| *n == upper) {

@@ -27,12 +27,12 @@ pub fn parse_size(text: &str) -> Result<Amount, String> {
             "`{text}` is not a size; write e.g. 512M, 1G or 4096"
         ));
     }
-    let unit: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
+    let shift: i32 = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
         other => {
             return Err(format!(
                 "`{text}`: unknown unit `{other}`; use K, M, G or T (powers of 1024)"
@@ -43,15 +43,12 @@ pub fn parse_size(text: &str) -> Result<Amount, String> {
         let f: f64 = num
             .parse()
             .map_err(|_| format!("`{text}` is not a size; write e.g. 512M, 1.5G or 4096"))?;
-        let v = f * unit as f64;
-        if !v.is_finite() || v >= u64::MAX as f64 {
-            return Err(format!("`{text}` is too large"));
-        }
-        v.round() as u64
+        // A power of two: the product is exact, and as precise as `f`.
+        round_to_u64(f * 2f64.powi(shift)).ok_or_else(|| format!("`{text}` is too large"))?
     } else {
         num.parse::<u64>()
             .ok()
-            .and_then(|n| n.checked_mul(unit))
+            .and_then(|n| n.checked_mul(1 << shift))
             .ok_or_else(|| format!("`{text}` is too large"))?
     };
     Ok(Amount::Finite(bytes))
@@ -131,11 +128,23 @@ pub fn parse_cpu(text: &str) -> Result<u64, String> {
     if f > 4096.0 {
         return Err(format!("`{text}`: more CPUs than any machine has"));
     }
-    let milli = (f * 1000.0).round() as u64;
+    let milli = round_to_u64(f * 1000.0)
+        .ok_or_else(|| format!("`{text}`: more CPUs than any machine has"))?;
     if milli == 0 {
         return Err(format!("`{text}`: the smallest CPU amount is 0.001"));
     }
     Ok(milli)
+}
+
+/// `v` rounded to the nearest whole number, if that is a `u64` (finite, not negative, below
+/// 2^64). Rust has no `TryFrom<f64>`: this is the one conversion of a fraction to an integer,
+/// and the cast in it is exact, the range being checked first.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn round_to_u64(v: f64) -> Option<u64> {
+    // 2^64, exactly representable; every whole f64 below it fits in a u64.
+    const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+    let r = v.round();
+    (r.is_finite() && (0.0..LIMIT).contains(&r)).then_some(r as u64)
 }
 
 /// Parses an octal mode: `1777`, `0755`, `755`.
@@ -167,6 +176,8 @@ mod tests {
     #[case("512MiB", Amount::Finite(512 << 20))]
     #[case("1G", Amount::Finite(1 << 30))]
     #[case("1.5G", Amount::Finite(3 << 29))]
+    #[case("0.5K", Amount::Finite(512))]
+    #[case("0.1K", Amount::Finite(102))]
     #[case(" 2 T ", Amount::Finite(2 << 40))]
     #[case("0", Amount::Finite(0))]
     #[case("unlimited", Amount::Unlimited)]
@@ -198,8 +209,23 @@ mod tests {
     #[case("1.2.3G")]
     #[case("99999999999999999999")]
     #[case("99999999999T")]
+    #[case("20000000.5T")]
     fn bad_sizes(#[case] input: &str) {
         assert!(parse_size(input).is_err(), "{input}");
+    }
+
+    #[rstest]
+    #[case(0.0, Some(0))]
+    #[case(0.4, Some(0))]
+    #[case(1.5, Some(2))]
+    #[case(1536.0 * 1024.0 * 1024.0, Some(3 << 29))]
+    #[case(18_446_744_073_709_549_568.0, Some(u64::MAX - 2047))]
+    #[case(18_446_744_073_709_551_616.0, None)]
+    #[case(-1.0, None)]
+    #[case(f64::NAN, None)]
+    #[case(f64::INFINITY, None)]
+    fn rounded_to_u64(#[case] v: f64, #[case] want: Option<u64>) {
+        assert_eq!(round_to_u64(v), want);
     }
 
     #[rstest]

@@ -125,7 +125,7 @@ impl From<model::Compat> for Compat {
 }
 
 /// An IPC scope Landlock confines to the sandbox (ABI 6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
     /// No connecting to abstract unix sockets created outside the sandbox.
     AbstractUnix,

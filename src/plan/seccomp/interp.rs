@@ -23,7 +23,7 @@ pub const MAX_INSNS: usize = 4096;
 /// The kernel's limit on one call's path through a stack: the sum of (length + 4).
 pub const MAX_INSNS_PER_PATH: usize = 32768;
 /// Scratch memory words (BPF_MEMWORDS).
-const MEMWORDS: u32 = 16;
+const MEMWORDS: usize = 16;
 
 // The opcodes `seccomp_check_filter` accepts (BPF_LD|BPF_W|BPF_LEN aside).
 const LD_W_ABS: u16 = 0x20;
@@ -152,7 +152,7 @@ pub fn check(prog: &[sock_filter]) -> Result<(), Error> {
         let k = ins.k;
         let ok = match ins.code {
             LD_W_ABS => k % 4 == 0 && k < 64,
-            LD_MEM | LDX_MEM | ST | STX => k < MEMWORDS,
+            LD_MEM | LDX_MEM | ST | STX => usize::try_from(k).is_ok_and(|k| k < MEMWORDS),
             LD_IMM | LDX_IMM | ALU_NEG | RET_K | RET_A | TAX | TXA => true,
             JA => usize::try_from(k).is_ok_and(|k| pc + 1 + k < len),
             c if is_alu(c) => {
@@ -254,7 +254,7 @@ impl Input<'_> {
 fn interpret(prog: &[sock_filter], input: Input<'_>) -> Result<u32, Error> {
     let cache = matches!(input, Input::NrArch { .. });
     let (mut a, mut x) = (0u32, 0u32);
-    let mut mem = [None::<u32>; MEMWORDS as usize];
+    let mut mem = [None::<u32>; MEMWORDS];
     let mut pc = 0usize;
     for _ in 0..MAX_INSNS {
         let at = pc;

@@ -67,6 +67,12 @@ pub enum Action {
 }
 
 impl Action {
+    /// Fail with `errno`, one of libc's errno constants. They are positive, so the absolute
+    /// value is the number itself: exact, and usable in a `const`.
+    pub const fn errno(errno: libc::c_int) -> Action {
+        Action::Errno(errno.unsigned_abs())
+    }
+
     /// Parses `errno(EPERM)`, `errno(38)`, `kill`, `kill-process`, `kill-thread`, `trap`, `log`,
     /// `allow`.
     pub fn parse(text: &str) -> Result<Action, String> {

@@ -31,26 +31,26 @@ pub fn compile(
     let preset = spec.preset.map_or(Preset::Default, Preset::from);
     let mut default_action = match (preset, spec.default_action.as_deref()) {
         (Preset::Log, None) => Action::Log,
-        (_, None) => Action::Errno(libc::EPERM as u32),
+        (_, None) => Action::errno(libc::EPERM),
         (_, Some(text)) => match Action::parse(text) {
             Ok(Action::Allow) => {
                 diags.push(
                     here.key("default-action"),
                     "`allow` as the default action would make the allowlist meaningless; for a denylist use `preset: none` with `deny` rules",
                 );
-                Action::Errno(libc::EPERM as u32)
+                Action::errno(libc::EPERM)
             }
             Ok(a) => a,
             Err(e) => {
                 diags.push(here.key("default-action"), e);
-                Action::Errno(libc::EPERM as u32)
+                Action::errno(libc::EPERM)
             }
         },
     };
     // What `deny` rules without their own action get: the default action, unless that one
     // does not deny (`log`).
     let deny_action = match default_action {
-        Action::Log | Action::Allow => Action::Errno(libc::EPERM as u32),
+        Action::Log | Action::Allow => Action::errno(libc::EPERM),
         other => other,
     };
     if preset == Preset::None {
@@ -344,7 +344,7 @@ fn insert_conditioned(
     // clone, whose flags it can.
     if let Some(n) = nr("clone3") {
         denied
-            .entry(Action::Errno(libc::ENOSYS as u32))
+            .entry(Action::errno(libc::ENOSYS))
             .or_default()
             .insert(n, Match::Always);
         // Listed in the allowlist too, so that a stricter default action (kill, trap) can't
@@ -410,7 +410,7 @@ fn insert_privilege_rules(
                 })
                 .collect(),
         };
-        let rules = denied.entry(Action::Errno(libc::EPERM as u32)).or_default();
+        let rules = denied.entry(Action::errno(libc::EPERM)).or_default();
         match rules.get_mut(&nr) {
             Some(m) => m.or(Match::When(sets)),
             None => {
@@ -422,7 +422,7 @@ fn insert_privilege_rules(
         if let Some(nr) = names::syscall_number(name) {
             if !outright(nr, denied) {
                 denied
-                    .entry(Action::Errno(libc::ENOSYS as u32))
+                    .entry(Action::errno(libc::ENOSYS))
                     .or_default()
                     .insert(nr, Match::Always);
             }

@@ -63,7 +63,7 @@ fn default_stacks_guard_allowlist_privileges_and_enosys() {
 #[case::kill("{default-action: kill}")]
 fn the_privilege_rules_hold_whatever_the_preset(#[case] yaml: &str) {
     let plan = compile_yaml(yaml).unwrap();
-    let eperm = &plan.denied[&Action::Errno(libc::EPERM as u32)];
+    let eperm = &plan.denied[&Action::errno(libc::EPERM)];
     for rule in presets::MODE_RULES {
         let Some(Match::When(sets)) = eperm.get(&nr(rule.syscall)) else {
             panic!("{yaml}: no mode rule for {}", rule.syscall);
@@ -80,7 +80,7 @@ fn the_privilege_rules_hold_whatever_the_preset(#[case] yaml: &str) {
             assert!(set.iter().any(|c| c.arg == rule.mode_arg));
         }
     }
-    let enosys = &plan.denied[&Action::Errno(libc::ENOSYS as u32)];
+    let enosys = &plan.denied[&Action::errno(libc::ENOSYS)];
     assert_eq!(enosys.get(&nr("openat2")), Some(&Match::Always));
     // io_uring: denied outright by the allowlists, by this rule where there is none.
     let io_uring = enosys.get(&nr("io_uring_setup"));
@@ -139,7 +139,7 @@ fn a_policys_outright_denial_wins(#[case] yaml: &str, #[case] call: &str) {
     for (action, rules) in &plan.denied {
         if let Some(m) = rules.get(&nr(call)) {
             assert_eq!(*m, Match::Always, "{action}");
-            assert_ne!(*action, Action::Errno(libc::ENOSYS as u32));
+            assert_ne!(*action, Action::errno(libc::ENOSYS));
         }
     }
 }
