@@ -227,7 +227,7 @@ pub fn fixtures(ctx: &mut Ctx) -> Fixtures {
     if abstract_sock.is_some() {
         ctx.abstract_name = Some(name);
     }
-    let key = (random_u64() & 0x3fff_ffff) as i32 | 1;
+    let key = i32::try_from(random_u64() & 0x3fff_ffff).map_or(1, |k| k | 1);
     // IPC_CREAT | IPC_EXCL | 0600
     let shm_id = crate::sys::shmget(key, 4096, 0o1000 | 0o2000 | 0o600).ok();
     if shm_id.is_some() {

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
+use nix::sys::time::TimeValLike;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -88,8 +89,7 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
     outcome.cgroup = cg_out;
     let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
     if let Ok(u) = usage {
-        let ms =
-            |t: nix::sys::time::TimeVal| (t.tv_sec() as u64) * 1000 + (t.tv_usec() as u64) / 1000;
+        let ms = |t: nix::sys::time::TimeVal| u64::try_from(t.num_milliseconds()).unwrap_or(0);
         outcome.user_ms = ms(u.user_time());
         outcome.sys_ms = ms(u.system_time());
         outcome.max_rss = u64::try_from(u.max_rss()).unwrap_or(0) * 1024;

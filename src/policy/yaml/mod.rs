@@ -89,7 +89,7 @@ pub fn check_bytes(bytes: &[u8]) -> Result<&str, YamlError> {
             // YAML allows no control characters but tab and line breaks; the parser would
             // only give a byte offset.
             let bad = text.char_indices().find(|(_, c)| {
-                let c = *c as u32;
+                let c = u32::from(*c);
                 (c < 0x20 && !matches!(c, 0x09 | 0x0A | 0x0D))
                     || c == 0x7F
                     || ((0x80..0xA0).contains(&c) && c != 0x85)
@@ -100,7 +100,7 @@ pub fn check_bytes(bytes: &[u8]) -> Result<&str, YamlError> {
                     path: String::new(),
                     message: format!(
                         "control character U+{:04X} is not allowed in YAML",
-                        c as u32
+                        u32::from(c)
                     ),
                     kind: Kind::Other,
                 });
