@@ -363,7 +363,7 @@ fn signals_reach_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line, "ready\n");
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let pid = support::pid(child.id());
         nix::sys::signal::kill(pid, sig).unwrap();
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(code_want), "{sig}");

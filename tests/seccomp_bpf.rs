@@ -31,6 +31,7 @@ use kekkai::plan::seccomp::interp::{self, SeccompData};
 use kekkai::plan::seccomp::{self, Action, Cond, Filter, MAX_INSTRUCTIONS, Match, Op, SeccompPlan};
 use kekkai::plan::{HostPrivileges, Preset};
 use kekkai::policy::model::Seccomp;
+use kekkai::sys::abi::{int_bits, register, uint_bits};
 
 // ── struct seccomp_data ──────────────────────────────────────────────────────────────────────
 
@@ -191,7 +192,7 @@ fn model(plan: &SeccompPlan, d: &Data) -> Action {
     // Only the native ABI: i386 (and any other architecture) and x32 calls kill. x32 numbers
     // carry bit 30; no x86_64 syscall number comes near it, so everything from there up is
     // treated the same (that includes "negative" numbers).
-    if d.arch != AUDIT_ARCH_X86_64 || d.nr as u32 >= X32_SYSCALL_BIT {
+    if d.arch != AUDIT_ARCH_X86_64 || uint_bits(d.nr) >= X32_SYSCALL_BIT {
         return Action::KillProcess;
     }
     let nr = i64::from(d.nr);
@@ -251,7 +252,7 @@ fn nr(n: i32, args: &[u64]) -> Data {
 fn x32(name: &str) -> Data {
     let d = x(name, &[]);
     Data {
-        nr: (d.nr as u32 | X32_SYSCALL_BIT) as i32,
+        nr: int_bits(uint_bits(d.nr) | X32_SYSCALL_BIT),
         ..d
     }
 }
@@ -301,10 +302,10 @@ const ALLOW: Action = Action::Allow;
 const LOG: Action = Action::Log;
 const KILL: Action = Action::KillProcess;
 const TRAP: Action = Action::Trap;
-const EPERM: Action = Action::Errno(libc::EPERM as u32);
-const EACCES: Action = Action::Errno(libc::EACCES as u32);
-const ENOSYS: Action = Action::Errno(libc::ENOSYS as u32);
-const EAFNOSUPPORT: Action = Action::Errno(libc::EAFNOSUPPORT as u32);
+const EPERM: Action = Action::errno(libc::EPERM);
+const EACCES: Action = Action::errno(libc::EACCES);
+const ENOSYS: Action = Action::errno(libc::ENOSYS);
+const EAFNOSUPPORT: Action = Action::errno(libc::EAFNOSUPPORT);
 
 const TIOCSTI: u64 = 0x5412;
 const TIOCLINUX: u64 = 0x541C;
@@ -331,7 +332,9 @@ const THREAD_FLAGS: u64 = CLONE_VM
     | CLONE_PARENT_SETTID
     | CLONE_CHILD_CLEARTID;
 /// What fork() passes through clone.
-const FORK_FLAGS: u64 = CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | libc::SIGCHLD as u64;
+const FORK_FLAGS: u64 = CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD;
+/// SIGCHLD's number on x86_64 (signal(7)), the exit signal in clone's low byte.
+const SIGCHLD: u64 = 17;
 const CLONE_NEWNS: u64 = 0x2_0000;
 const CLONE_NEWCGROUP: u64 = 0x200_0000;
 const CLONE_NEWUTS: u64 = 0x400_0000;
@@ -354,7 +357,7 @@ const AF_VSOCK: u64 = 40;
 const ADDR_NO_RANDOMIZE: u64 = 0x0040000;
 const READ_IMPLIES_EXEC: u64 = 0x0400000;
 
-const AT_FDCWD: u64 = -100i64 as u64;
+const AT_FDCWD: u64 = register(-100);
 const O_WRONLY: u64 = 0o1;
 const O_CREAT: u64 = 0o100;
 const O_DIRECTORY: u64 = 0o200000;

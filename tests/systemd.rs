@@ -149,11 +149,7 @@ fn a_notify_service_becomes_ready_and_stops_on_sigterm(
     }
     assert_eq!(msgs, ["READY=1", "STATUS=serving"]);
     // systemctl stop: SIGTERM to the main process, forwarded to the program.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    nix::sys::signal::kill(support::pid(child.id()), nix::sys::signal::Signal::SIGTERM).unwrap();
     let out = child.wait_with_output().unwrap();
     drop(deleg);
     assert_eq!(
@@ -257,14 +253,14 @@ fn an_abstract_notify_socket_is_relayed(#[values(Who::Root, Who::Rootless)] who:
         });
         let n = msg.bytes;
         msgs.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        assert_eq!(pid, Some(child.id() as i32), "not sent by kekkai itself");
+        assert_eq!(
+            pid,
+            Some(support::pid(child.id()).as_raw()),
+            "not sent by kekkai itself"
+        );
     }
     assert_eq!(msgs, ["READY=1", "STATUS=serving"]);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    nix::sys::signal::kill(support::pid(child.id()), nix::sys::signal::Signal::SIGTERM).unwrap();
     let out = child.wait_with_output().unwrap();
     drop(deleg);
     assert_eq!(out.status.code(), Some(128 + 15), "{}", stderr(&out));

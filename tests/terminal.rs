@@ -150,7 +150,7 @@ struct Watchdog {
 
 impl Watchdog {
     fn new(child: &Child, limit: Duration) -> Watchdog {
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let child_id = child.id();
         let done = Arc::new(AtomicBool::new(false));
         let fired = Arc::new(AtomicBool::new(false));
         let (d, f) = (done.clone(), fired.clone());
@@ -160,10 +160,10 @@ impl Watchdog {
                 if Instant::now() >= until {
                     f.store(true, Ordering::SeqCst);
                     // What the child started (kekkai under `script`), then the child.
-                    let mut pids = support::descendants(pid.as_raw() as u32);
+                    let mut pids = support::descendants(child_id);
                     pids.reverse();
-                    for p in pids.into_iter().chain([pid.as_raw() as u32]) {
-                        let p = nix::unistd::Pid::from_raw(p as i32);
+                    for p in pids.into_iter().chain([child_id]) {
+                        let p = support::pid(p);
                         let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
                     }
                     return;
@@ -251,11 +251,7 @@ fn a_resize_reaches_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
     };
     kekkai::sys::set_winsize(t.slave.as_fd(), &ws).unwrap();
     // A terminal emulator's resize signals the foreground group; here kekkai is told directly.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGWINCH,
-    )
-    .unwrap();
+    nix::sys::signal::kill(support::pid(child.id()), nix::sys::signal::Signal::SIGWINCH).unwrap();
     t.wait_for("40 120");
     assert_eq!(wait(&mut child), 0);
 }
@@ -372,8 +368,8 @@ fn a_gigabyte_streams_through_a_pipe_intact(#[values(Who::Root, Who::Rootless)] 
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         let mut block = vec![0u8; 1 << 20];
         for i in 0..1024u32 {
-            for (j, b) in block.iter_mut().enumerate() {
-                *b = (j as u32).wrapping_mul(31).wrapping_add(i) as u8;
+            for (j, b) in (0u32..).zip(block.iter_mut()) {
+                *b = j.wrapping_mul(31).wrapping_add(i).to_le_bytes()[0];
             }
             hash(&mut h, &block);
             stdin.write_all(&block).unwrap();
@@ -390,7 +386,7 @@ fn a_gigabyte_streams_through_a_pipe_intact(#[values(Who::Root, Who::Rootless)] 
             break;
         }
         hash(&mut h, &buf[..n]);
-        total += n as u64;
+        total += u64::try_from(n).unwrap();
     }
     let sent = writer.join().unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
@@ -665,7 +661,7 @@ fn the_timeout_fires_during_a_sigwinch_storm(#[values(Who::Root, Who::Rootless)]
         "trap '' TERM; trap 'stty size >/dev/null' WINCH; while :; do sleep 1; done",
         [Io::Tty, Io::Tty, Io::Pipe],
         |t, child| {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let pid = support::pid(child.id());
             for _ in 0..1000 {
                 // A new size each time, so each signal resizes the program's terminal too.
                 rows.set(if rows.get() == 24 { 25 } else { 24 });

@@ -25,8 +25,8 @@ fn explain_json_lists_the_13_steps_in_order(#[case] args: &[&str]) {
     let order: Vec<&str> = ORDER.iter().map(|i| i.step.name()).collect();
     assert_eq!(names, order);
     assert_eq!(names.len(), 13);
-    for (i, s) in steps.iter().enumerate() {
-        assert_eq!(s["number"].as_u64(), Some(i as u64 + 1));
+    for ((i, s), number) in steps.iter().enumerate().zip(1u64..) {
+        assert_eq!(s["number"].as_u64(), Some(number));
         let side = if i < 3 { "parent" } else { "child" };
         assert_eq!(s["side"].as_str(), Some(side), "step {}", names[i]);
         assert!(!s["why"].as_str().unwrap().is_empty());

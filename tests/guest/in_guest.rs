@@ -466,7 +466,7 @@ fn teardown_kills_a_daemon_with_cgroup_kill(#[values(Who::Root, Who::Rootless)] 
             .any(|p| p == daemon.to_string()),
         "the daemon is not in the sandbox's cgroup"
     );
-    let pidfd = kekkai::sys::pidfd_open(nix::unistd::Pid::from_raw(daemon as i32)).unwrap();
+    let pidfd = kekkai::sys::pidfd_open(crate::support::pid(daemon)).unwrap();
     drop(child.stdin.take());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");

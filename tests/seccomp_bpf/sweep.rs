@@ -186,7 +186,7 @@ fn sweep(label: &str, plan: &SeccompPlan) -> usize {
         -1,
         -2,
         i32::MIN,
-        (0x4000_0000u32 | 0x8000_0000) as i32,
+        int_bits(0x4000_0000 | 0x8000_0000),
     ];
     for n in beyond {
         compare(nr(n, &ZERO));
@@ -194,8 +194,8 @@ fn sweep(label: &str, plan: &SeccompPlan) -> usize {
     // Everything through x32 or i386 kills, whatever the arguments.
     let mut foreign = Vec::new();
     for n in 0..=600u32 {
-        foreign.push(nr((n | X32_SYSCALL_BIT) as i32, &ZERO));
-        foreign.push(nr((n | X32_SYSCALL_BIT) as i32, &[ONES; 6]));
+        foreign.push(nr(int_bits(n | X32_SYSCALL_BIT), &ZERO));
+        foreign.push(nr(int_bits(n | X32_SYSCALL_BIT), &[ONES; 6]));
     }
     for n in 0..=460 {
         foreign.push(nr(n, &ZERO).with_arch(AUDIT_ARCH_I386));

@@ -38,7 +38,7 @@ pub use output::{
     assert_code, code, code_of, parse_report, report, report_in, stderr, stdout, verdicts,
 };
 pub use policy::{group_id, passwd_ids, root, rootless, shipped_policy_files, with_pwd};
-pub use procs::{HANG, PidFds, all_gone, descendants};
+pub use procs::{HANG, PidFds, all_gone, descendants, pid};
 pub use residue::{Residue, kekkai_cgroups, no_residue};
 pub use scratch::{Scratch, unique};
 pub use who::{Mode, Who, in_ci, need, skip, test_user, unavailable};

@@ -24,6 +24,12 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     out
 }
 
+/// `id` (a `Child::id`, a line of `cgroup.procs`) as the `pid_t` nix takes. A pid is below
+/// `pid_max`, at most 2^22 on Linux, so it always fits an `int`.
+pub fn pid(id: u32) -> nix::unistd::Pid {
+    nix::unistd::Pid::from_raw(i32::try_from(id).expect("a pid is below pid_max (2^22)"))
+}
+
 /// Processes held by pidfds, opened while they are known to be alive (so a pid reused later
 /// can't stand in for one of them). Those already gone when opened are left out.
 pub struct PidFds(Vec<OwnedFd>);
@@ -33,7 +39,7 @@ impl PidFds {
     pub fn open(pids: &[u32]) -> PidFds {
         PidFds(
             pids.iter()
-                .filter_map(|p| kekkai::sys::pidfd_open(nix::unistd::Pid::from_raw(*p as i32)).ok())
+                .filter_map(|p| kekkai::sys::pidfd_open(pid(*p)).ok())
                 .collect(),
         )
     }
@@ -48,12 +54,7 @@ impl PidFds {
                 fd.as_fd(),
                 nix::poll::PollFlags::POLLIN,
             )];
-            nix::poll::poll(
-                &mut p,
-                nix::poll::PollTimeout::try_from(left.as_millis() as i32).unwrap(),
-            )
-            .unwrap()
-                == 1
+            nix::poll::poll(&mut p, nix::poll::PollTimeout::try_from(left).unwrap()).unwrap() == 1
         })
     }
 }
