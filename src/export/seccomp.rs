@@ -21,8 +21,8 @@ fn privilege_rule(s: &SeccompPlan, action: Action, name: &str, m: &Match) -> boo
     if s.host_privileges != HostPrivileges::Deny {
         return false;
     }
-    let eperm = action == Action::Errno(libc::EPERM as u32) && matches!(m, Match::When(_));
-    let enosys = action == Action::Errno(libc::ENOSYS as u32);
+    let eperm = action == Action::errno(libc::EPERM) && matches!(m, Match::When(_));
+    let enosys = action == Action::errno(libc::ENOSYS);
     (eperm && presets::MODE_RULES.iter().any(|r| r.syscall == name))
         || (enosys && presets::MODE_UNREADABLE.iter().any(|(n, _)| *n == name))
 }
@@ -41,7 +41,7 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
         "kekkai kills the process on an i386 or x32 system call; systemd blocks them.",
     );
 
-    let enosys = Action::Errno(libc::ENOSYS as u32);
+    let enosys = Action::errno(libc::ENOSYS);
     // Syscalls every call of which is denied, by action.
     let denied_always: Vec<(Action, String)> = s
         .denied
