@@ -2,7 +2,7 @@
 //!
 //! serde stops at the first error. To report the others, the document is checked against the
 //! model piece by piece: each top-level key alone (`{limits: ...}`), then, inside one that
-//! fails, each of its keys or list elements alone, down to [`MAX_DEPTH`]. An error is
+//! fails, each of its keys or list elements alone, down to `MAX_DEPTH` levels. An error is
 //! attributed to a piece only when it lies at or below that piece's own path; an error about
 //! the piece's parent (a required sibling that is missing when the piece stands alone) is not
 //! the piece's, and the parent's whole error is reported instead. The model's fields are all
