@@ -16,7 +16,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use super::Diags;
+use super::diags::Diags;
 use super::keyed::Keyed;
 use crate::caller::Caller;
 use crate::policy::KeyPath;
@@ -127,7 +127,7 @@ fn resolve<'a>(
                 "no {what} named `{t}` in the root's etc/{}",
                 if what == "user" { "passwd" } else { "group" }
             );
-            if let Some(best) = super::suggest(t, db.iter().map(|e| e.name.as_str())) {
+            if let Some(best) = super::diags::suggest(t, db.iter().map(|e| e.name.as_str())) {
                 msg.push_str(&format!(" (did you mean `{best}`?)"));
             }
             Err(msg)

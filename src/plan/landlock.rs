@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::Diags;
+use super::diags::Diags;
 use super::fs::{MountKind, MountPlan, normalize_abs};
 use super::keyed::Keyed;
 use super::vocab::{Compat, Scope};

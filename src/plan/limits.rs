@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Diags;
+use super::diags::Diags;
 use super::keyed::Keyed;
 use super::units::{Amount, format_size, parse_cpu, parse_duration, parse_size};
 use super::vocab::Compat;

@@ -11,6 +11,7 @@
 //! its errors name (`keyed.rs`, [`MountPlan::origin`]), and the names a policy may give
 //! `kekkai audit` are listed here (`expect.rs`).
 
+pub mod diags;
 pub mod expect;
 pub mod fs;
 pub mod identity;
@@ -30,8 +31,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::caller::Caller;
-use crate::policy::{Diagnostic, Diagnostics, KeyPath, LoadedPolicy};
+use crate::policy::{Diagnostics, KeyPath, LoadedPolicy};
 
+use self::diags::suggest;
+
+pub use diags::{Diags, PlanError};
 pub use fs::{EntryKind, MountKind, MountPlan, RootEntry, RootfsPlan};
 pub use identity::{HostIds, IdentityPlan, UserNsPlan};
 pub use keyed::Keyed;
@@ -39,96 +43,6 @@ pub use landlock::LandlockPlan;
 pub use limits::{Controller, LimitsPlan, Rlimit, RlimitPlan};
 pub use seccomp::SeccompPlan;
 pub use vocab::{Compat, HostPrivileges, Namespace, Network, Preset, Scope, Terminal};
-
-/// An error found while compiling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlanError {
-    /// The policy's: at a key path of the merged policy, placed in the file that wrote it
-    /// when reported.
-    Policy {
-        /// Where.
-        key: KeyPath,
-        /// What is wrong.
-        message: String,
-    },
-    /// The caller's environment's, not the policy's (`NOTIFY_SOCKET`): named by the variable.
-    Environment {
-        /// The variable.
-        name: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-/// The errors compile found, in the order found.
-#[derive(Debug, Default)]
-pub struct Diags(Vec<PlanError>);
-
-impl Diags {
-    /// Records an error at a key path.
-    pub fn push(&mut self, key: KeyPath, message: impl Into<String>) {
-        self.0.push(PlanError::Policy {
-            key,
-            message: message.into(),
-        });
-    }
-
-    /// Records an error about the caller's environment variable `name`.
-    pub fn push_env(&mut self, name: &str, message: impl Into<String>) {
-        self.0.push(PlanError::Environment {
-            name: name.into(),
-            message: message.into(),
-        });
-    }
-
-    /// No errors?
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The policy's errors as (path, message) strings, for tests.
-    pub fn into_pairs(self) -> Vec<(String, String)> {
-        self.0
-            .into_iter()
-            .filter_map(|e| match e {
-                PlanError::Policy { key, message } => Some((key.to_string(), message)),
-                PlanError::Environment { .. } => None,
-            })
-            .collect()
-    }
-
-    /// The errors as diagnostics: the policy's first, each placed in the file that wrote its
-    /// key, then the environment's.
-    fn into_diagnostics(self, loaded: &LoadedPolicy) -> Diagnostics {
-        let (policy, env): (Vec<PlanError>, Vec<PlanError>) = self
-            .0
-            .into_iter()
-            .partition(|e| matches!(e, PlanError::Policy { .. }));
-        Diagnostics(
-            policy
-                .into_iter()
-                .chain(env)
-                .map(|e| match e {
-                    PlanError::Policy { key, message } => loaded.diag(&key, message),
-                    PlanError::Environment { name, message } => Diagnostic {
-                        file: "environment".into(),
-                        pos: None,
-                        path: name,
-                        message,
-                    },
-                })
-                .collect(),
-        )
-    }
-}
-
-/// "Did you mean" for compile errors.
-pub(crate) fn suggest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    crate::policy::suggest::closest(word, candidates)
-}
 
 /// The environment the program gets.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@
 //! Ordering: all of it is decided while compiling; the launch applies the ids in step 8 and the
 //! filters in step 12, like any other identity and seccomp rule.
 
-use super::Diags;
+use super::diags::Diags;
 use super::identity::IdentityPlan;
 use super::names;
 use crate::policy::KeyPath;

@@ -6,10 +6,10 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::super::Diags;
 use super::super::units::{Amount, parse_mode, parse_size};
 use super::super::vocab::Namespace;
 use super::{RootfsPlan, normalize_abs};
+use crate::plan::diags::Diags;
 use crate::policy::KeyPath;
 use crate::policy::model::Mount;
 

@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::super::Diags;
 use super::super::keyed::Keyed;
 use super::super::units::{Amount, parse_size};
 use super::{HostMount, MountKind, MountPlan, normalize_abs};
+use crate::plan::diags::Diags;
 use crate::policy::KeyPath;
 use crate::policy::model::Rootfs;
 

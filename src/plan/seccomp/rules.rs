@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 
 use super::presets::{self, Group};
 use super::{Action, Cond, HostPrivileges, Match, Op, Preset, SeccompPlan, bpf};
-use crate::plan::{Diags, names};
+use crate::plan::diags::{Diags, suggest};
+use crate::plan::names;
 use crate::policy::KeyPath;
 use crate::policy::model::{ArgCondition, ArgValue, Seccomp, SyscallRule};
 
@@ -93,7 +94,7 @@ pub fn compile(
                     None => {
                         let mut msg = format!("unknown socket family `{name}`");
                         let all = names::SOCKET_FAMILIES.iter().map(|(n, _)| *n);
-                        if let Some(best) = crate::plan::suggest(name, all) {
+                        if let Some(best) = suggest(name, all) {
                             msg.push_str(&format!(" (did you mean `{best}`?)"));
                         }
                         diags.push(families_path.index(i), msg);
@@ -451,7 +452,7 @@ fn parse_rule(rule: &SyscallRule, at: &KeyPath, diags: &mut Diags) -> Option<Par
     };
     let Some(nr) = names::syscall_number(name) else {
         let mut msg = format!("unknown syscall `{name}` (x86_64)");
-        if let Some(best) = crate::plan::suggest(name, names::syscall_names()) {
+        if let Some(best) = suggest(name, names::syscall_names()) {
             msg.push_str(&format!("; did you mean `{best}`?"));
         }
         diags.push(name_at, msg);
