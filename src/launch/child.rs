@@ -12,10 +12,11 @@ use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use super::error::{StepError, Syscall};
+use super::options::Options;
 use super::report::{Enforced, LandlockReport};
 use super::rootfs::{self, Staged};
 use super::sync::{Channel, ToChild, ToParent};
-use super::{Options, caps, environment, exec, landlock, lockdown, terminal};
+use super::{caps, environment, exec, landlock, lockdown, terminal};
 use crate::plan::Plan;
 use crate::plan::steps::Step;
 use crate::sys::{Kernel, Linux};

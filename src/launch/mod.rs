@@ -4,8 +4,9 @@
 //! (`cgroup/`, `rootfs`, `environment`, `caps`, `landlock`, `lockdown`, `terminal`, `notify`).
 //! Nothing here decides policy; it carries out the plan.
 //!
-//! Imports go one way: `error.rs` (a failed step) and `report.rs` (what a run did, as data) at
-//! the bottom, the channel (`sync.rs`) on them, the program's start (`exec.rs`) on the channel,
+//! Imports go one way: `error.rs` (a failed step), `options.rs` (what a launch is asked beyond
+//! the plan: tracing, debug faults, the program's stdio) and `report.rs` (what a run did, as
+//! data) at the bottom, the channel (`sync.rs`) on them, the program's start (`exec.rs`) on the channel,
 //! the sandbox's steps (`child.rs`) and the supervisor (`parent/`) on top. Exit codes come from
 //! `crate::exit`, never from the command line's error type.
 
@@ -18,113 +19,14 @@ pub mod exec;
 pub mod landlock;
 pub mod lockdown;
 pub mod notify;
+pub mod options;
 pub mod parent;
 pub mod report;
 pub mod rootfs;
 pub mod sync;
 pub mod terminal;
 
-use crate::plan::steps::Step;
 pub use error::StepError;
+pub use options::{Fault, Options};
 pub use parent::run;
 pub use report::{Ended, Outcome};
-
-/// What a fault injection does at its step (debug builds,
-/// `KEKKAI_FAULT=STEP:abort|stop|wait:FIFO`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// abort(): the process dies by SIGABRT.
-    Abort,
-    /// Block forever (until killed), to let a test kill the supervisor at this step.
-    Stop,
-    /// Block until a byte can be read from this FIFO, then go on (race tests).
-    Wait(std::path::PathBuf),
-}
-
-/// Launch options that are not policy.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// Print each step's name to stderr as it starts (`KEKKAI_TRACE_STEPS=1`; `=time` adds the
-    /// microseconds since the launcher started).
-    pub trace_steps: bool,
-    /// With the trace: when the launcher started.
-    pub trace_start: Option<std::time::Instant>,
-    /// Inject a fault at a step (debug builds only).
-    pub fault: Option<(Step, Fault)>,
-    /// Don't say what a best-effort policy runs without (`-q`).
-    pub quiet: bool,
-    /// Leave the launcher's command line and environment in the sandbox's first process
-    /// (debug builds only, `KEKKAI_WEAKEN=launcher-args`: a test shows the audit catching it).
-    pub keep_launcher_args: bool,
-    /// The program's stdin, stdout and stderr (decided by the supervisor before clone from
-    /// the policy's `terminal` and which of kekkai's own are terminals).
-    pub stdio: terminal::StdioPlan,
-}
-
-impl Options {
-    /// Reads the debug-only knobs from the environment (release builds ignore them).
-    pub fn from_env() -> Options {
-        let mut o = Options::default();
-        match std::env::var_os("KEKKAI_TRACE_STEPS") {
-            Some(v) if v == "1" => o.trace_steps = true,
-            Some(v) if v == "time" => {
-                o.trace_steps = true;
-                o.trace_start = Some(std::time::Instant::now());
-            }
-            _ => {}
-        }
-        // Fault injection and weakening exist only in debug builds.
-        if cfg!(debug_assertions) {
-            o.keep_launcher_args =
-                std::env::var_os("KEKKAI_WEAKEN").is_some_and(|v| v == "launcher-args");
-            if let Ok(spec) = std::env::var("KEKKAI_FAULT") {
-                if let Some((name, what)) = spec.split_once(':') {
-                    let step = Step::all().find(|s| s.name() == name);
-                    let fault = match what {
-                        "abort" => Some(Fault::Abort),
-                        "stop" => Some(Fault::Stop),
-                        _ => what.strip_prefix("wait:").map(|p| Fault::Wait(p.into())),
-                    };
-                    if let (Some(s), Some(f)) = (step, fault) {
-                        o.fault = Some((s, f));
-                    }
-                }
-            }
-        }
-        o
-    }
-
-    /// Marks the start of a step: traces it and injects a fault if asked.
-    pub fn enter(&self, step: Step) {
-        if self.trace_steps {
-            let line = match self.trace_start {
-                Some(t) => format!(
-                    "kekkai-step: {} +{}us\n",
-                    step.name(),
-                    t.elapsed().as_micros()
-                ),
-                None => format!("kekkai-step: {}\n", step.name()),
-            };
-            // One write: the supervisor may be writing to the same stderr.
-            use std::io::Write;
-            let _ = std::io::stderr().write_all(line.as_bytes());
-        }
-        if let Some((s, fault)) = &self.fault {
-            if *s == step {
-                match fault {
-                    Fault::Abort => std::process::abort(),
-                    Fault::Stop => loop {
-                        nix::unistd::pause();
-                    },
-                    Fault::Wait(fifo) => {
-                        use std::io::Read;
-                        let mut byte = [0u8; 1];
-                        if let Ok(mut f) = std::fs::File::open(fifo) {
-                            let _ = f.read(&mut byte);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}

@@ -23,12 +23,13 @@ use nix::unistd::Pid;
 
 use self::events::{Sandbox, Sources, Supervisor};
 use super::cgroup::{self, Cgroups, Hierarchies};
+use super::child;
 use super::error::{StepError, Syscall};
 use super::notify::NotifyRelay;
+use super::options::Options;
 use super::report::{CgroupOutcome, Outcome};
 use super::sync::{Channel, ToChild};
 use super::terminal::Caller;
-use super::{Options, child};
 use crate::plan::Plan;
 use crate::plan::steps::Step;
 
