@@ -3,6 +3,11 @@
 //! Data flows one way: YAML → [`policy::LoadedPolicy`] (merged, every value traceable to its
 //! file, line and column) → [`plan::Plan`] (pure, complete, no syscalls) → launch. Everything a
 //! policy can get wrong fails in [`plan::compile`], before any process exists.
+//!
+//! Each module names only the layers below its own (README, "Layout"; `tests/layers.rs`):
+//! the ground ([`sys`], [`caller`], [`hostfs`], [`exit`], [`log`], [`man`]), then [`policy`],
+//! then [`plan`] and [`schema`], then [`launch`] and [`export`], then [`explain`], [`audit`]
+//! and [`error`]; the command line (the `kekkai` binary) is on top.
 
 pub mod audit;
 pub mod caller;

@@ -6,9 +6,10 @@
 //!
 //! Imports go one way: `error.rs` (a failed step), `options.rs` (what a launch is asked beyond
 //! the plan: tracing, debug faults, the program's stdio) and `report.rs` (what a run did, as
-//! data) at the bottom, the channel (`sync.rs`) on them, the program's start (`exec.rs`) on the channel,
-//! the sandbox's steps (`child.rs`) and the supervisor (`parent/`) on top. Exit codes come from
-//! `crate::exit`, never from the command line's error type.
+//! data) at the bottom, the channel (`sync.rs`) on them, the program's start (`exec.rs`) on
+//! the channel, the sandbox's steps (`child.rs`) and the supervisor (`parent/`) on top; this
+//! file only declares and re-exports. Exit codes come from `crate::exit`, never from the
+//! command line's error type.
 
 pub mod caps;
 pub mod cgroup;

@@ -5,12 +5,12 @@
 //! descriptors (named `/proc/self/fd/N` in the overlay options, so no path from the policy ever
 //! appears inside a mount option string and `,` `:` or `=` in a path can't inject options),
 //! bind sources as detached mount trees (`open_tree(OPEN_TREE_CLONE)`, made read-only before
-//! they are attached with `move_mount`, so a recursive bind can't pick up the staging area). A private tmpfs over `/tmp` stages the overlays' upper and work
-//! directories; the new root is a tmpfs skeleton at `/tmp/root`. Mount targets are resolved
-//! with RESOLVE_IN_ROOT against the new root, so a symlink can never lead a mount outside it.
-//! After pivot_root the old root is detached, and the layers that must not change are made
-//! read-only with mount_setattr (which changes only the attributes named, so flags the kernel
-//! locked on host mounts are kept).
+//! they are attached with `move_mount`, so a recursive bind can't pick up the staging area).
+//! A private tmpfs over `/tmp` stages the overlays' upper and work directories; the new root is a
+//! tmpfs skeleton at `/tmp/root`. Mount targets are resolved with RESOLVE_IN_ROOT against the new
+//! root, so a symlink can never lead a mount outside it. After pivot_root the old root is detached,
+//! and the layers that must not change are made read-only with mount_setattr (which changes only
+//! the attributes named, so flags the kernel locked on host mounts are kept).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};

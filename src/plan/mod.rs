@@ -10,6 +10,11 @@
 //! the plan's own enums (`vocab.rs`), each item launch or export acts on carries the policy key
 //! its errors name (`keyed.rs`, [`MountPlan::origin`]), and the names a policy may give
 //! `kekkai audit` are listed here (`expect.rs`).
+//!
+//! Files: this one holds [`compile`] and the [`Plan`]; one module per mechanism (`fs/`,
+//! `identity.rs`, `privileges.rs`, `limits.rs`, `landlock.rs`, `seccomp/`), and the leaves they
+//! share: `diags.rs` (the errors), `vocab.rs`, `keyed.rs`, `units.rs` (quantities), `names.rs`
+//! (symbolic syscalls, errnos, flags), `steps.rs` (the launch order), `expect.rs`.
 
 pub mod diags;
 pub mod expect;

@@ -2,10 +2,13 @@
 //! file, line and column it was written at.
 //!
 //! `discovery` finds what `-p` names (and decides whether a file found by name may be
-//! trusted), `load` reads it and everything it extends into one document, `diag` places each
-//! error at its file, line, column and key path; [`overrides`] are the command line's layers
-//! on top. [`model`] is the language, read with unknown keys refused. Nothing here touches the
-//! system beyond reading files.
+//! trusted), `load` reads it and everything it extends into one document (`merge.rs`, with
+//! [`vars`] expanded), `diag` places each error at its file, line, column and key path
+//! ([`path`]); [`overrides`] are the command line's layers on top. [`model`] is the language,
+//! read with unknown keys refused, [`each`] finds every type error of a document in one pass,
+//! [`yaml`] reads the text within bounds and locates key paths in it, [`suggest`] says "did you
+//! mean", [`shipped`] holds the policies built in. Nothing here touches the system beyond
+//! reading files.
 
 mod diag;
 mod discovery;
