@@ -351,7 +351,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     }
     // Launch errors name a mount as the user wrote it.
     for m in mounts.iter_mut().filter(|m| !m.protocol) {
-        m.origin = loaded.place(&m.key.key(m.kind.key()));
+        m.origin = loaded.place(&m.key.key(m.kind.name()));
     }
 
     // Limits.

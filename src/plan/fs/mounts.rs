@@ -70,22 +70,9 @@ pub enum MountKind {
 }
 
 impl MountKind {
-    /// Short name for explain.
+    /// The policy key that names this kind of mount (`bind`, `tmpfs`, ...), which is also its
+    /// name in `explain` and in errors.
     pub fn name(&self) -> &'static str {
-        match self {
-            MountKind::Bind { .. } => "bind",
-            MountKind::Tmpfs { .. } => "tmpfs",
-            MountKind::Hide => "hide",
-            MountKind::Proc => "proc",
-            MountKind::Dev => "dev",
-            MountKind::Mqueue => "mqueue",
-        }
-    }
-}
-
-impl MountKind {
-    /// The policy key that names this kind of mount (`bind`, `tmpfs`, ...).
-    pub fn key(&self) -> &'static str {
         match self {
             MountKind::Bind { .. } => "bind",
             MountKind::Tmpfs { .. } => "tmpfs",
