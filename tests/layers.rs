@@ -2,6 +2,7 @@
 //! below its own, never one beside it or above it, so the import graph between kekkai's
 //! top-level modules has no loop. Read from the source: every `crate::NAME` and `kekkai::NAME`
 //! outside a comment.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
