@@ -19,12 +19,17 @@
 //! call), [`probes`] (the table), [`report`] (verdicts, the table and the notes). This file
 //! holds what both sides share: the context passed in, what a probe saw, the line it prints.
 
+pub mod baseline;
 pub mod battery;
+pub mod compare;
+pub mod format;
 pub mod host;
 pub mod inside;
 pub mod probes;
+pub mod program;
 pub mod report;
 pub mod terminal;
+pub mod wrap;
 
 use std::os::fd::BorrowedFd;
 
@@ -114,6 +119,52 @@ pub struct Ctx {
     /// Probes whose escape the policy grants (`audit.grants`).
     #[serde(default)]
     pub grants: Vec<String>,
+    /// Who built the sandbox: kekkai from a policy it compiled (it knows the policy), or
+    /// another launcher (`audit --wrap`) or nobody known (the probe run by hand), whose
+    /// policy kekkai can't know.
+    #[serde(default)]
+    pub built_by: Builder,
+    /// The battery's own temporary directory, made inside at the start and removed at the end
+    /// (filled in inside): the probes that write, write there.
+    #[serde(default)]
+    pub own_dir: Option<String>,
+    /// The battery's pid inside (filled in inside): 1 when the sandbox runs it as its PID 1.
+    #[serde(default)]
+    pub battery_pid: i32,
+}
+
+/// Who built the sandbox the battery runs in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Builder {
+    /// kekkai, from a policy it compiled: the context holds the policy's promises.
+    #[default]
+    Kekkai,
+    /// Another launcher (`kekkai audit --wrap`): the host's fixtures are there, the policy is not.
+    Wrapper,
+    /// Unknown: the probe was run by hand, with no context from a host.
+    Unknown,
+}
+
+impl Ctx {
+    /// For a probe that needs to know the sandbox's policy (its Landlock rules, what it hides,
+    /// the limits it promises): "not applicable" with the reason, when kekkai did not build
+    /// the sandbox.
+    pub fn unknown(&self, what: &str) -> Option<Seen> {
+        (self.built_by != Builder::Kekkai).then(|| {
+            Seen::NotApplicable(format!(
+                "not judged: kekkai doesn't know {what} of a sandbox it did not build"
+            ))
+        })
+    }
+
+    /// The directory the probes write in: the battery's own (`None` when no directory could
+    /// be made, and then the probes that write are not applicable).
+    pub fn writable_dir(&self) -> Result<&str, Seen> {
+        self.own_dir
+            .as_deref()
+            .ok_or_else(|| Seen::NotApplicable("no writable directory for the probe".into()))
+    }
 }
 
 /// What a probe saw.
@@ -157,14 +208,29 @@ mod errno_serde {
     }
 }
 
-/// One line from inside the sandbox.
+/// One line from inside the sandbox: what the probe saw, and (for a reader of the probe's own
+/// output) how the probe judges it; the host judges `seen` again, with the policy's grants.
 #[derive(Debug, Serialize, Deserialize)]
-struct Line {
-    name: String,
-    seen: Seen,
+pub struct Line {
+    /// The probe's name.
+    pub name: String,
+    /// Its category.
+    #[serde(default)]
+    pub category: String,
+    /// The layer expected to stop it.
+    #[serde(default)]
+    pub layer: String,
+    /// The probe's own verdict (without the grants of a policy).
+    #[serde(default)]
+    pub verdict: Option<report::Verdict>,
+    /// Why.
+    #[serde(default)]
+    pub detail: String,
+    /// What it saw.
+    pub seen: Seen,
 }
 
-/// Where the copy of kekkai appears inside the sandbox.
+/// Where the copy of the probe program appears inside a sandbox kekkai builds.
 pub const PROBE_PATH: &str = "/.kekkai-audit-probe";
 
 /// Where the root-owned secret fixture appears inside the sandbox (a read-only bind, which

@@ -97,15 +97,13 @@ pub(crate) enum Cmd {
     /// in a way that is harmless when allowed, and is judged blocked, escaped, not applicable
     /// (the policy grants it) or error. The policy's own `audit:` expectations are checked too.
     Audit(AuditArgs),
-    /// (internal) The probe battery, run inside the sandbox by `audit`.
+    /// (internal) The probe battery, run inside the sandbox by `audit` when no
+    /// `kekkai-audit-probe` is installed beside kekkai: the same program, the same arguments.
     #[command(name = "__probe", hide = true)]
     Probe {
-        /// `battery`.
-        what: String,
-        /// The probe context (JSON).
-        ctx: String,
-        /// Only this category.
-        only: Option<String>,
+        /// The probe's arguments (`--context JSON`, `--only CATEGORY`, `--table`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
     },
 }
 
@@ -113,8 +111,21 @@ pub(crate) enum Cmd {
 pub(crate) struct AuditArgs {
     #[command(flatten)]
     policy: PolicyArgs,
-    /// Print JSON instead of a table.
-    #[arg(long)]
+    /// Run the battery in another launcher's sandbox: its command line (split as a shell
+    /// splits words, never run through one), `{probe}` standing for the probe's path, else the
+    /// probe's path appended as the command. E.g. `--wrap 'bwrap --unshare-all --ro-bind / /
+    /// --proc /proc --dev /dev'`. Repeat it with --compare.
+    #[arg(long, value_name = "COMMAND")]
+    wrap: Vec<String>,
+    /// The probe program to run inside (default: kekkai-audit-probe beside kekkai, else kekkai
+    /// itself). A static one (scripts/build-audit-probe) runs in any image.
+    #[arg(long, value_name = "FILE")]
+    probe: Option<std::path::PathBuf>,
+    /// Output: table, json, junit (one test case per probe), sarif (2.1.0) or tap (13).
+    #[arg(long, value_enum, default_value = "table")]
+    format: FormatArg,
+    /// The same as --format json.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
     /// Only the probes of this category (fs, proc, sys, dev, process, caps, identity, kernel,
     /// ns, seccomp, net, terminal, resources, leak, launcher, expect).
@@ -122,12 +133,33 @@ pub(crate) struct AuditArgs {
     only: Option<String>,
     /// Run the probes that are safe to run unsandboxed, without a sandbox, to show each can
     /// succeed (a broken probe must never look like a pass).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["wrap", "compare"])]
     control: bool,
+    /// Save the verdicts to FILE, for a later --baseline (a symbolic link is not followed).
+    #[arg(long, value_name = "FILE")]
+    save_baseline: Option<std::path::PathBuf>,
+    /// Compare with a saved baseline: exit 1 only when a probe that was blocked escapes now (or
+    /// a probe that was judged no longer reports); print the difference on stderr.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<std::path::PathBuf>,
+    /// Audit several sandboxes and print one matrix (probes x sandboxes): the POLICY names or
+    /// files given here, -p's, and every --wrap.
+    #[arg(long, value_name = "POLICY", num_args = 0..)]
+    compare: Option<Vec<String>>,
+}
+
+/// `audit --format`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum FormatArg {
+    Table,
+    Json,
+    Junit,
+    Sarif,
+    Tap,
 }
 
 /// Where the policy comes from, and command-line overrides on top of it.
-#[derive(clap::Args)]
+#[derive(Clone, clap::Args)]
 pub(crate) struct PolicyArgs {
     /// Policy file, or the name of a shipped policy (default, untrusted, build, service).
     #[arg(short = 'p', long = "policy", value_name = "FILE|NAME")]

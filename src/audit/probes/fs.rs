@@ -5,10 +5,10 @@
 use nix::errno::Errno;
 
 use super::{
-    DENIED, EPERM, NO_FILE, Probe, WRITE_DENIED, call, create, nr, open_mode, open_read,
+    DENIED, EPERM, NO_FILE, Probe, WRITE_DENIED, call, could_create, nr, open_mode, open_read,
     open_write, ptr, raw_syscall, read_text, writable_root,
 };
-use crate::audit::{Seen, inside};
+use crate::audit::{Ctx, Seen, inside};
 
 /// Reads a file a policy should hide: empty (`/dev/null` over it) is blocked, contents escaped.
 fn read_hidden(path: &str, what: &str) -> Seen {
@@ -19,22 +19,74 @@ fn read_hidden(path: &str, what: &str) -> Seen {
     }
 }
 
-probes! {
-    "fs.write-root", "read-only root", WRITE_DENIED, false, |c| writable_root(c).unwrap_or_else(|| create("/.kekkai-audit-write"));
-    "fs.write-usr", "read-only root", WRITE_DENIED, false, |c| writable_root(c).unwrap_or_else(|| create("/usr/.kekkai-audit-write"));
-    "fs.write-etc", "read-only root", WRITE_DENIED, false, |c| writable_root(c).unwrap_or_else(|| create("/etc/.kekkai-audit-write"));
-    "fs.write-outside-rules", "landlock", WRITE_DENIED, false, |c| match &c.landlock_write_denied {
-        Some(p) => create(&format!("{p}/.kekkai-audit-write")),
-        None => Seen::NotApplicable("every writable mount has a Landlock write rule".into()),
+/// Renames a file of the battery's own from a writable mount into /etc (Landlock's REFER right).
+fn rename_across(c: &Ctx) -> Seen {
+    if let Some(unknown) = c.unknown("the Landlock rules") {
+        return unknown;
+    }
+    let Some(p) = &c.landlock_write_target else {
+        return Seen::NotApplicable("no writable mount to rename from".into());
     };
-    // Remounting the read-only root read-only again changes nothing if it is allowed.
-    "fs.remount-root", "capabilities", EPERM, false, |_| call("mount", [0, ptr(c"/"), 0, 0x20 /* MS_REMOUNT */ | 0x1 /* MS_RDONLY */ | 0x1000 /* MS_BIND */, 0, 0]);
+    let from = format!("{p}/.kekkai-audit-rename");
+    if let Err(e) = std::fs::write(&from, b"") {
+        return Seen::Errno(errno_of(&e));
+    }
+    let r = std::fs::rename(&from, "/etc/.kekkai-audit-rename");
+    let _ = std::fs::remove_file(&from);
+    match r {
+        Ok(()) => {
+            let _ = std::fs::remove_file("/etc/.kekkai-audit-rename");
+            Seen::Done("renamed into /etc".into())
+        }
+        Err(e) => Seen::Errno(errno_of(&e)),
+    }
+}
+
+/// Links a host file into a writable mount (Landlock's REFER right).
+fn hardlink_across(c: &Ctx) -> Seen {
+    if let Some(unknown) = c.unknown("the Landlock rules") {
+        return unknown;
+    }
+    let Some(p) = &c.landlock_write_target else {
+        return Seen::NotApplicable("no writable mount to link into".into());
+    };
+    match std::fs::hard_link("/etc/hostname", format!("{p}/.kekkai-audit-link")) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(format!("{p}/.kekkai-audit-link"));
+            Seen::Done("linked /etc/hostname into a writable directory".into())
+        }
+        Err(e) => Seen::Errno(errno_of(&e)),
+    }
+}
+
+fn errno_of(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(0))
+}
+
+probes! {
+    // Could a file be made there? Asked with an unnamed file (see `could_create`): nothing is
+    // ever left in these directories, whatever the sandbox allows.
+    "fs.write-root", "read-only root", WRITE_DENIED, true, |c| writable_root(c).unwrap_or_else(|| could_create("/"));
+    "fs.write-usr", "read-only root", WRITE_DENIED, true, |c| writable_root(c).unwrap_or_else(|| could_create("/usr"));
+    "fs.write-etc", "read-only root", WRITE_DENIED, true, |c| writable_root(c).unwrap_or_else(|| could_create("/etc"));
+    "fs.write-outside-rules", "landlock", WRITE_DENIED, false, |c| match &c.landlock_write_denied {
+        Some(p) => could_create(p),
+        None => c.unknown("the Landlock rules").unwrap_or_else(|| Seen::NotApplicable("every writable mount has a Landlock write rule".into())),
+    };
+    // A remount of a directory that is no mount point (the battery's own, or /proc/self/fd):
+    // the capability check comes first (EPERM), then the kernel finds nothing to remount
+    // (EINVAL) and changes nothing.
+    "fs.remount-root", "capabilities", EPERM, true, |c| {
+        let target = std::ffi::CString::new(c.own_dir.clone().unwrap_or_else(|| "/proc/self/fd".into())).unwrap_or_default();
+        Seen::from(raw_syscall(nr("mount"), [0, target.as_ptr() as u64, 0, 0x20 /* MS_REMOUNT */ | 0x1 /* MS_RDONLY */ | 0x1000 /* MS_BIND */, 0, 0]))
+    };
     "fs.mount-new", "capabilities", EPERM, true, |_| call("mount", [ptr(c"none"), ptr(c"/"), ptr(c"kekkai-no-such-fs"), 0, 0, 0]);
     // The capability check comes before the source is looked up (ENOENT when allowed).
     "fs.bind-mount", "capabilities", EPERM, true, |_| call("mount", [ptr(c"/kekkai-no-such-dir"), ptr(c"/"), 0, 0x1000 /* MS_BIND */, 0, 0]);
     // /usr/bin is not a mount point: EINVAL when the capability check lets it through.
     "fs.umount", "capabilities", EPERM, true, |_| call("umount2", [ptr(c"/usr/bin"), 0, 0, 0, 0, 0]);
     "fs.umount-to-reveal", "capabilities", EPERM, false, |c| {
+        if let Some(unknown) = c.unknown("which paths it hides") { return unknown }
         let target = std::ffi::CString::new(c.hidden_path.clone().unwrap_or_else(|| "/proc".into())).unwrap_or_default();
         Seen::from(raw_syscall(nr("umount2"), [target.as_ptr() as u64, 0x2 /* MNT_DETACH */, 0, 0, 0, 0]))
     };
@@ -53,43 +105,15 @@ probes! {
         // Reopening the reaper's (the launcher's) own files for writing through /proc.
         open_write("/proc/1/cwd/.kekkai-audit")
     };
-    "fs.rename-across", "landlock", &[Errno::EXDEV, Errno::EACCES, Errno::EPERM, Errno::EROFS, Errno::ENOENT], false, |c| match &c.landlock_write_target {
-        Some(p) => {
-            let from = format!("{p}/.kekkai-audit-rename");
-            match std::fs::write(&from, b"") {
-                Ok(()) => {
-                    let r = std::fs::rename(&from, "/etc/.kekkai-audit-rename");
-                    let _ = std::fs::remove_file(&from);
-                    match r {
-                        Ok(()) => {
-                            let _ = std::fs::remove_file("/etc/.kekkai-audit-rename");
-                            Seen::Done("renamed into /etc".into())
-                        }
-                        Err(e) => Seen::Errno(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
-                    }
-                }
-                Err(e) => Seen::Errno(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
-            }
-        }
-        None => Seen::NotApplicable("no writable mount to rename from".into()),
-    };
-    "fs.hardlink-across", "landlock", &[Errno::EXDEV, Errno::EACCES, Errno::EPERM, Errno::EROFS, Errno::ENOENT], false, |c| match &c.landlock_write_target {
-        Some(p) => match std::fs::hard_link("/etc/hostname", format!("{p}/.kekkai-audit-link")) {
-            Ok(()) => {
-                let _ = std::fs::remove_file(format!("{p}/.kekkai-audit-link"));
-                Seen::Done("linked /etc/hostname into a writable directory".into())
-            }
-            Err(e) => Seen::Errno(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
-        },
-        None => Seen::NotApplicable("no writable mount to link into".into()),
-    };
+    "fs.rename-across", "landlock", &[Errno::EXDEV, Errno::EACCES, Errno::EPERM, Errno::EROFS, Errno::ENOENT], false, rename_across;
+    "fs.hardlink-across", "landlock", &[Errno::EXDEV, Errno::EACCES, Errno::EPERM, Errno::EROFS, Errno::ENOENT], false, hardlink_across;
     "fs.read-outside-rules", "landlock", DENIED, true, |c| match &c.landlock_read_target {
         Some(p) => open_read(p),
-        None => Seen::NotApplicable("no file visible outside the Landlock read rules".into()),
+        None => c.unknown("the Landlock rules").unwrap_or_else(|| Seen::NotApplicable("no file visible outside the Landlock read rules".into())),
     };
     "fs.exec-outside-rules", "landlock", &[Errno::EACCES, Errno::EPERM], true, |c| match &c.landlock_exec_target {
         Some(p) => inside::try_exec(p),
-        None => Seen::NotApplicable("no executable visible outside the Landlock execute rules".into()),
+        None => c.unknown("the Landlock rules").unwrap_or_else(|| Seen::NotApplicable("no executable visible outside the Landlock execute rules".into())),
     };
 
     // ── /proc and /sys ──────────────────────────────────────────────────────────────────────
@@ -139,7 +163,8 @@ probes! {
 
     // ── devices ─────────────────────────────────────────────────────────────────────────────
     "dev.mknod", "capabilities", &[Errno::EPERM, Errno::EROFS, Errno::EACCES], false, |c| {
-        let path = format!("{}/.kekkai-audit-node", c.scratch);
+        let dir = match c.writable_dir() { Ok(d) => d, Err(na) => return na };
+        let path = format!("{dir}/.kekkai-audit-node");
         let dev = nix::sys::stat::makedev(1, 3);
         match nix::sys::stat::mknod(path.as_str(), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::from_bits_truncate(0o600), dev) {
             Ok(()) => {

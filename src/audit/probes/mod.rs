@@ -25,7 +25,8 @@ mod raw {
     pub fn raw_syscall(nr: i64, args: [u64; 6]) -> nix::Result<i64> {
         // SAFETY: every probe picks arguments that make a call the sandbox lets through do
         // nothing to this process's memory, descriptors or threads (the rule in the module
-        // doc): descriptors are invalid (u64::MAX), addresses are NULL or point at `'static`
+        // doc): descriptors are invalid (u64::MAX) or, for TIOCSTI, the caller's terminal,
+        // which only reads one `'static` byte; addresses are NULL or point at `'static`
         // or live strings and bytes the kernel only reads, requests and flags are ones the
         // kernel rejects after its permission checks, and what a call may create (a
         // namespace, a descriptor, a process that exits at once) is never touched by Rust
@@ -111,17 +112,35 @@ fn open_read(path: &str) -> Seen {
     open_mode(path, nix::fcntl::OFlag::O_RDONLY)
 }
 
-/// Creates a file and removes it again.
-fn create(path: &str) -> Seen {
+/// Could a file be made in `dir`? Asked without leaving anything anyone could see: an unnamed
+/// file (`O_TMPFILE`: it never has a name in the directory, does not change the directory, and
+/// is gone when closed), which goes through the same checks as a named one (read-only mount,
+/// modes, capabilities, Landlock, seccomp). Where the filesystem has no unnamed files, access(2)
+/// with the effective ids answers for the mount and the modes (not for Landlock or seccomp,
+/// which the detail says).
+fn could_create(dir: &str) -> Seen {
     use nix::fcntl::OFlag;
+    use nix::unistd::AccessFlags;
     match nix::fcntl::open(
-        path,
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+        dir,
+        OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     ) {
-        Ok(_) => {
-            let _ = nix::unistd::unlink(path);
-            Seen::Done(format!("created {path}"))
+        Ok(_) => Seen::Done(format!(
+            "could create a file in {dir} (an unnamed one, gone when closed)"
+        )),
+        Err(Errno::EOPNOTSUPP | Errno::EISDIR) => {
+            match nix::unistd::faccessat(
+                nix::fcntl::AT_FDCWD,
+                dir,
+                AccessFlags::W_OK,
+                nix::fcntl::AtFlags::AT_EACCESS,
+            ) {
+                Ok(()) => Seen::Done(format!(
+                    "{dir} is writable (access(2); the filesystem has no unnamed files, so Landlock and seccomp were not asked)"
+                )),
+                Err(e) => Seen::Errno(e),
+            }
         }
         Err(e) => Seen::Errno(e),
     }

@@ -47,7 +47,8 @@ probes! {
         None => Seen::Errno(Errno::ENOENT),
     };
     "caps.file-capability-xattr", "capabilities", &[Errno::EPERM, Errno::EACCES, Errno::EROFS, Errno::ENOENT, Errno::EINVAL], false, |c| {
-        let path = format!("{}/.kekkai-audit-xattr", c.scratch);
+        let dir = match c.writable_dir() { Ok(d) => d, Err(na) => return na };
+        let path = format!("{dir}/.kekkai-audit-xattr");
         let _ = std::fs::write(&path, b"");
         // A v2 file capability granting nothing: harmless even when allowed.
         static VALUE: [u8; 20] = [0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];

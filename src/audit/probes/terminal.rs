@@ -4,7 +4,7 @@
 //! blocked: the program could read the caller's keystrokes, write over their screen and change
 //! the terminal's modes for good.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use nix::errno::Errno;
 
@@ -79,12 +79,56 @@ pub fn dev_tty(c: &Ctx) -> Seen {
     Seen::Done(format!("/dev/tty opens {whose} ({}:{})", dev.0, dev.1))
 }
 
+/// The probe `terminal.tiocsti-caller`: TIOCSTI (push a byte into a terminal's input, as if
+/// typed) on the caller's terminal, reached as `/dev/tty` or on a standard descriptor. The byte
+/// is a newline, pushed into the input of the host side's own pseudo-terminal, which nobody
+/// reads; without a caller's terminal in the context (a run by hand) the probe is not tried.
+/// The kernel allows it on the caller's own controlling terminal, or to CAP_SYS_ADMIN; a host
+/// whose `dev.tty.legacy_tiocsti` is 0 refuses it to everyone else with EIO, whatever the
+/// sandbox does: not applicable there.
+pub fn tiocsti_caller(c: &Ctx) -> Seen {
+    let Some(caller) = c.caller_tty else {
+        return Seen::NotApplicable("no caller terminal".into());
+    };
+    use nix::fcntl::OFlag;
+    let tty = nix::fcntl::open(
+        "/dev/tty",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()
+    .filter(|fd| identity(fd.as_fd()) == Some(caller));
+    let fd = match &tty {
+        Some(fd) => fd.as_raw_fd(),
+        None => match (0..3).find(|n| identity(crate::sys::std_fd(*n)) == Some(caller)) {
+            Some(n) => n as i32,
+            None => {
+                return Seen::Blocked(
+                    "the caller's terminal is out of reach (neither /dev/tty nor a standard descriptor)"
+                        .into(),
+                );
+            }
+        },
+    };
+    static BYTE: u8 = b'\n';
+    match call("ioctl", [fd as u64, 0x5412, &BYTE as *const u8 as u64, 0, 0, 0]) {
+        Seen::Done(_) => Seen::Done("TIOCSTI pushed a byte into the caller's terminal".into()),
+        Seen::Errno(Errno::EIO) => Seen::NotApplicable(
+            "this host's dev.tty.legacy_tiocsti is 0: TIOCSTI is refused to every program without CAP_SYS_ADMIN".into(),
+        ),
+        other => other,
+    }
+}
+
 probes! {
     "terminal.tiocsti", "seccomp", EPERM, true, |_| {
         static BYTE: u8 = b'\n';
         call("ioctl", [u64::MAX, 0x5412, &BYTE as *const u8 as u64, 0, 0, 0])
     };
     "terminal.tioclinux", "seccomp", EPERM, true, |_| call("ioctl", [u64::MAX, 0x541C, 0, 0, 0, 0]);
+    // EPERM: not the caller's controlling terminal (a new session) and no CAP_SYS_ADMIN, or a
+    // seccomp filter.
+    "terminal.tiocsti-caller", "session/seccomp", EPERM, true, tiocsti_caller;
     "terminal.caller-fds", "launcher", &[], true, caller_fds;
     "terminal.dev-tty", "launcher", &[Errno::ENXIO, Errno::ENOENT, Errno::EACCES, Errno::EPERM], true, dev_tty;
 }
