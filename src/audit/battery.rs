@@ -82,10 +82,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
                 return 2;
             }
         },
-        None => Ctx {
-            built_by: Builder::Unknown,
-            ..Ctx::default()
-        },
+        None => Ctx::foreign(Builder::Unknown),
     };
     let mut out = std::io::stdout().lock();
     let mut shown = Vec::new();

@@ -147,13 +147,23 @@ pub enum Builder {
 }
 
 impl Ctx {
+    /// The context for a sandbox kekkai did not build: no policy known, and the strictest
+    /// expectations (its own pid namespace and network, no capabilities kept).
+    pub fn foreign(built_by: Builder) -> Ctx {
+        Ctx {
+            built_by,
+            pid_namespace: true,
+            ..Ctx::default()
+        }
+    }
+
     /// For a probe that needs to know the sandbox's policy (its Landlock rules, what it hides,
     /// the limits it promises): "not applicable" with the reason, when kekkai did not build
     /// the sandbox.
     pub fn unknown(&self, what: &str) -> Option<Seen> {
         (self.built_by != Builder::Kekkai).then(|| {
             Seen::NotApplicable(format!(
-                "not judged: kekkai doesn't know {what} of a sandbox it did not build"
+                "not judged: kekkai did not build this sandbox and does not know {what}"
             ))
         })
     }

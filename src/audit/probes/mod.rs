@@ -146,6 +146,21 @@ fn could_create(dir: &str) -> Seen {
     }
 }
 
+/// A probe of PID 1 (the launcher or its reaper) has nothing to try when PID 1 is the battery
+/// itself (a sandbox that runs the program as PID 1).
+fn pid_1_is_self(c: &Ctx) -> Option<Seen> {
+    (c.battery_pid == 1).then(|| {
+        Seen::NotApplicable("the battery is PID 1: /proc/1 is its own".into())
+    })
+}
+
+/// A directory that exists and is no mount point: the battery's own, or /proc/self/fd. A mount
+/// call on it passes the lookup and the capability check, then finds nothing to act on.
+fn not_a_mount_point(c: &Ctx) -> std::ffi::CString {
+    std::ffi::CString::new(c.own_dir.clone().unwrap_or_else(|| "/proc/self/fd".into()))
+        .unwrap_or_default()
+}
+
 /// Writing to a root the policy made writable is not an escape.
 fn writable_root(c: &Ctx) -> Option<Seen> {
     c.root_writable

@@ -3,13 +3,13 @@
 
 use nix::errno::Errno;
 
-use super::{DENIED, EPERM, Probe, call, nr, ptr, raw_syscall, status_field};
+use super::{DENIED, EPERM, Probe, call, nr, pid_1_is_self, ptr, raw_syscall, status_field};
 use crate::audit::Seen;
 
 probes! {
     // PTRACE_SEIZE attaches without stopping the target; when the probe exits, the target is
     // simply let go.
-    "process.ptrace-pid-1", "seccomp", DENIED, true, |_| call("ptrace", [0x4206 /* PTRACE_SEIZE */, 1, 0, 0, 0, 0]);
+    "process.ptrace-pid-1", "seccomp", DENIED, true, |c| pid_1_is_self(c).unwrap_or_else(|| call("ptrace", [0x4206 /* PTRACE_SEIZE */, 1, 0, 0, 0, 0]));
     "process.ptrace-parent", "seccomp", DENIED, true, |_| call("ptrace", [0x4206, nix::unistd::getppid().as_raw() as u64, 0, 0, 0, 0]);
     "process.ptrace-traceme", "seccomp", EPERM, true, |_| call("ptrace", [0 /* PTRACE_TRACEME */, 0, 0, 0, 0, 0]);
     "process.vm-readv", "seccomp", DENIED, true, |_| call("process_vm_readv", [1, 0, 0, 0, 0, 0]);

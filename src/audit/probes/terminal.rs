@@ -4,7 +4,7 @@
 //! blocked: the program could read the caller's keystrokes, write over their screen and change
 //! the terminal's modes for good.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 
@@ -45,22 +45,21 @@ pub fn caller_fds(c: &Ctx) -> Seen {
     }
 }
 
-/// The probe `terminal.dev-tty`: does `/dev/tty` open a terminal from outside the sandbox? The
-/// controlling terminal may be the sandbox's own pseudo-terminal (on a standard descriptor,
-/// from the sandbox's devpts, and not the caller's), or nothing (ENXIO).
-pub fn dev_tty(c: &Ctx) -> Seen {
+/// `/dev/tty`, when it opens a terminal from outside the sandbox: the descriptor, and whose
+/// terminal it is. Otherwise what the probe `terminal.dev-tty` saw: the errno (no controlling
+/// terminal: ENXIO), or "blocked" when it is the sandbox's own pseudo-terminal (on a standard
+/// descriptor, from the sandbox's devpts, and not the caller's).
+fn dev_tty_outside(c: &Ctx) -> Result<(OwnedFd, &'static str, (u64, u64)), Seen> {
     use nix::fcntl::OFlag;
-    let tty = match nix::fcntl::open(
+    let tty = nix::fcntl::open(
         "/dev/tty",
         OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(e) => return Seen::Errno(e),
-    };
+    )
+    .map_err(Seen::Errno)?;
     let dev = match crate::sys::tty_device(tty.as_fd()) {
         Ok(d) => major_minor(d),
-        Err(e) => return Seen::Broken(format!("ioctl(/dev/tty, TIOCGDEV): {e:?}")),
+        Err(e) => return Err(Seen::Broken(format!("ioctl(/dev/tty, TIOCGDEV): {e:?}"))),
     };
     let devpts = nix::sys::stat::stat("/dev/pts").ok().map(|s| s.st_dev);
     let own = (0..3).any(|fd| {
@@ -69,18 +68,30 @@ pub fn dev_tty(c: &Ctx) -> Seen {
         })
     });
     if own {
-        return Seen::Blocked("/dev/tty is the sandbox's own pseudo-terminal".into());
+        return Err(Seen::Blocked(
+            "/dev/tty is the sandbox's own pseudo-terminal".into(),
+        ));
     }
     let whose = if c.caller_tty.map(|(_, r)| major_minor(r)) == Some(dev) {
         "the caller's terminal"
     } else {
         "a terminal from outside the sandbox"
     };
-    Seen::Done(format!("/dev/tty opens {whose} ({}:{})", dev.0, dev.1))
+    Ok((tty, whose, dev))
+}
+
+/// The probe `terminal.dev-tty`: does `/dev/tty` open a terminal from outside the sandbox? The
+/// controlling terminal may be the sandbox's own pseudo-terminal, or nothing (ENXIO).
+pub fn dev_tty(c: &Ctx) -> Seen {
+    match dev_tty_outside(c) {
+        Ok((_, whose, dev)) => Seen::Done(format!("/dev/tty opens {whose} ({}:{})", dev.0, dev.1)),
+        Err(seen) => seen,
+    }
 }
 
 /// The probe `terminal.tiocsti-caller`: TIOCSTI (push a byte into a terminal's input, as if
-/// typed) on the caller's terminal, reached as `/dev/tty` or on a standard descriptor. The byte
+/// typed) on the caller's terminal, reached as `/dev/tty` (any terminal from outside the
+/// sandbox) or on a standard descriptor. The byte
 /// is a newline, pushed into the input of the host side's own pseudo-terminal, which nobody
 /// reads; without a caller's terminal in the context (a run by hand) the probe is not tried.
 /// The kernel allows it on the caller's own controlling terminal, or to CAP_SYS_ADMIN; a host
@@ -90,16 +101,9 @@ pub fn tiocsti_caller(c: &Ctx) -> Seen {
     let Some(caller) = c.caller_tty else {
         return Seen::NotApplicable("no caller terminal".into());
     };
-    use nix::fcntl::OFlag;
-    let tty = nix::fcntl::open(
-        "/dev/tty",
-        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .ok()
-    .filter(|fd| identity(fd.as_fd()) == Some(caller));
+    let tty = dev_tty_outside(c).ok();
     let fd = match &tty {
-        Some(fd) => fd.as_raw_fd(),
+        Some((fd, _, _)) => fd.as_raw_fd(),
         None => match (0..3).find(|n| identity(crate::sys::std_fd(*n)) == Some(caller)) {
             Some(n) => n as i32,
             None => {
