@@ -17,7 +17,8 @@ use support::{Scratch, Who, World, code, in_ci, need, skip, stderr, stdout, test
 
 const BWRAP: &str = "bwrap --unshare-all --ro-bind / / --proc /proc --dev /dev";
 /// bubblewrap in a new session: the caller's terminal is no longer the controlling terminal.
-const BWRAP_SESSION: &str = "bwrap --unshare-all --new-session --ro-bind / / --proc /proc --dev /dev";
+const BWRAP_SESSION: &str =
+    "bwrap --unshare-all --new-session --ro-bind / / --proc /proc --dev /dev";
 const FIREJAIL: &str = "firejail --quiet --noprofile";
 
 /// Why `program` can't be used, if it can't (outside CI the test skips; in CI it fails).
@@ -87,7 +88,10 @@ fn expected() -> BTreeMap<String, BTreeMap<String, String>> {
 }
 
 /// Holds `got` (label → verdicts) to the expectation's columns `column(label)`.
-fn assert_expected(got: &BTreeMap<String, BTreeMap<String, String>>, column: &dyn Fn(&str) -> String) {
+fn assert_expected(
+    got: &BTreeMap<String, BTreeMap<String, String>>,
+    column: &dyn Fn(&str) -> String,
+) {
     let want = expected();
     let mut wrong = Vec::new();
     for (label, verdicts) in got {
@@ -153,7 +157,10 @@ fn bubblewrap_and_firejail_verdicts_are_as_recorded() {
         return;
     }
     let legacy = std::fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti").unwrap_or_default();
-    if skip((legacy.trim() != "1").then(|| "dev.tty.legacy_tiocsti is not 1 here: the recording is for 1".into())) {
+    if skip(
+        (legacy.trim() != "1")
+            .then(|| "dev.tty.legacy_tiocsti is not 1 here: the recording is for 1".into()),
+    ) {
         return;
     }
     let _firejail = FirejailState::note();
@@ -163,7 +170,17 @@ fn bubblewrap_and_firejail_verdicts_are_as_recorded() {
             &w,
             who,
             &[],
-            &["--compare", "--format", "json", "--wrap", BWRAP, "--wrap", BWRAP_SESSION, "--wrap", FIREJAIL],
+            &[
+                "--compare",
+                "--format",
+                "json",
+                "--wrap",
+                BWRAP,
+                "--wrap",
+                BWRAP_SESSION,
+                "--wrap",
+                FIREJAIL,
+            ],
         );
         assert_eq!(status, 0, "{}", stderr(&o));
         let got = matrix(&o);
@@ -179,7 +196,10 @@ fn bubblewrap_and_firejail_verdicts_are_as_recorded() {
         });
         // The issue's example, said outright.
         assert_eq!(got["bwrap"]["terminal.tiocsti-caller.stdin-tty"], "escaped");
-        assert_eq!(got["bwrap#2"]["terminal.tiocsti-caller.stdin-tty"], "blocked");
+        assert_eq!(
+            got["bwrap#2"]["terminal.tiocsti-caller.stdin-tty"],
+            "blocked"
+        );
     }
 }
 
@@ -249,12 +269,21 @@ impl Podman {
             .lines()
             .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
             .unwrap_or_else(|| "/".into());
-        let cgroup = format!("{}/kekkai-podman-{}", own.trim_end_matches('/'), std::process::id());
+        let cgroup = format!(
+            "{}/kekkai-podman-{}",
+            own.trim_end_matches('/'),
+            std::process::id()
+        );
         let made = ["/var/lib/containers", "/run/containers", "/run/runc"]
             .into_iter()
             .filter(|p| !Path::new(p).exists())
             .collect();
-        Podman { dir, who, made, cgroup }
+        Podman {
+            dir,
+            who,
+            made,
+            cgroup,
+        }
     }
 
     /// Podman's global options (root: private storage; rootless: a private home does it).
@@ -300,8 +329,8 @@ impl Podman {
         )
     }
 
-    fn import(&self, w: &World) {
-        let tar = busybox_image(w.dir.path());
+    fn import(&self) {
+        let tar = busybox_image(self.dir.path());
         let words: Vec<String> = self.global().split(' ').map(str::to_owned).collect();
         let mut c = Command::new(&words[0]);
         c.args(&words[1..])
@@ -328,12 +357,20 @@ impl Drop for Podman {
                 .ok()
                 .and_then(|p| p.trim().parse::<i32>().ok());
             if let Some(pid) = pid {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
-        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let base = hierarchy.path().join(self.cgroup.trim_start_matches('/'));
-            let unified = Path::new("/sys/fs/cgroup/unified").join(self.cgroup.trim_start_matches('/'));
+            let unified =
+                Path::new("/sys/fs/cgroup/unified").join(self.cgroup.trim_start_matches('/'));
             for dir in [base, unified] {
                 if let Ok(entries) = std::fs::read_dir(&dir) {
                     for e in entries.flatten().filter(|e| e.path().is_dir()) {
@@ -359,7 +396,10 @@ fn podman_verdicts_are_as_recorded() {
         return;
     }
     let Some(probe) = static_probe() else {
-        assert!(!in_ci(), "CI=true: no static probe (scripts/test builds it with scripts/build-audit-probe)");
+        assert!(
+            !in_ci(),
+            "CI=true: no static probe (scripts/test builds it with scripts/build-audit-probe)"
+        );
         eprintln!("skipped: no static probe: run scripts/build-audit-probe");
         return;
     };
@@ -367,14 +407,22 @@ fn podman_verdicts_are_as_recorded() {
     let probe = probe.display().to_string();
     for who in [Who::Root, Who::Rootless] {
         let podman = Podman::new(who);
-        podman.import(&w);
+        podman.import();
         let env: Vec<(String, String)> = podman.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let (status, o) = audit(
             &w,
             who,
             &env,
-            &["--compare", "--format", "json", "--probe", &probe, "--wrap", &podman.wrapper()],
+            &[
+                "--compare",
+                "--format",
+                "json",
+                "--probe",
+                &probe,
+                "--wrap",
+                &podman.wrapper(),
+            ],
         );
         assert_eq!(status, 0, "{}\n{}", stdout(&o), stderr(&o));
         let got = matrix(&o);
@@ -403,7 +451,12 @@ fn the_report_formats_validate_against_their_schemas() {
 
     // JUnit: the schema, then one <testcase> per probe.
     let (status, junit) = audit(&w, Who::Root, &[], &["--wrap", BWRAP, "--format", "junit"]);
-    assert_eq!(status, 1, "bubblewrap lets escapes through: {}", stderr(&junit));
+    assert_eq!(
+        status,
+        1,
+        "bubblewrap lets escapes through: {}",
+        stderr(&junit)
+    );
     let file = w.dir.write("junit.xml", stdout(&junit));
     let lint = Command::new("xmllint")
         .arg("--noout")
@@ -412,7 +465,12 @@ fn the_report_formats_validate_against_their_schemas() {
         .arg(&file)
         .output()
         .unwrap();
-    assert!(lint.status.success(), "{}\n{}", stderr(&lint), stdout(&junit));
+    assert!(
+        lint.status.success(),
+        "{}\n{}",
+        stderr(&lint),
+        stdout(&junit)
+    );
     assert_eq!(stdout(&junit).matches("<testcase ").count(), probes);
     assert!(stdout(&junit).contains("<failure type=\"ESCAPE\""));
 
@@ -425,7 +483,16 @@ fn the_report_formats_validate_against_their_schemas() {
     for args in [
         vec!["--wrap", BWRAP, "--format", "sarif"],
         vec!["-p", "default", "--format", "sarif", "--only", "kernel"],
-        vec!["--compare", "default", "--wrap", BWRAP, "--format", "sarif", "--only", "fs"],
+        vec![
+            "--compare",
+            "default",
+            "--wrap",
+            BWRAP,
+            "--format",
+            "sarif",
+            "--only",
+            "fs",
+        ],
     ] {
         let (_, o) = audit(&w, Who::Root, &[], &args);
         let log: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -434,7 +501,12 @@ fn the_report_formats_validate_against_their_schemas() {
         assert_eq!(log["version"], "2.1.0");
     }
     // A SARIF log the schema must refuse: the check is real.
-    let (_, o) = audit(&w, Who::Root, &[], &["-p", "default", "--format", "sarif", "--only", "ns"]);
+    let (_, o) = audit(
+        &w,
+        Who::Root,
+        &[],
+        &["-p", "default", "--format", "sarif", "--only", "ns"],
+    );
     let mut log: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     log["runs"][0]["results"][0]["level"] = "critical".into();
     assert!(!validator.is_valid(&log));
@@ -465,24 +537,68 @@ fn a_baseline_catches_a_weakened_wrapper_and_ignores_an_unchanged_one() {
     let w = World::of_test_user("wrap-baseline");
     for who in [Who::Root, Who::Rootless] {
         let base = format!("base-{who:?}.json");
-        let (_, o) = audit(&w, who, &[], &["--wrap", BWRAP_SESSION, "--only", "terminal", "--save-baseline", &base]);
+        let (_, o) = audit(
+            &w,
+            who,
+            &[],
+            &[
+                "--wrap",
+                BWRAP_SESSION,
+                "--only",
+                "terminal",
+                "--save-baseline",
+                &base,
+            ],
+        );
         assert!(w.dir.join(&base).is_file(), "{}", stderr(&o));
-        let (status, o) = audit(&w, who, &[], &["--wrap", BWRAP_SESSION, "--only", "terminal", "--baseline", &base]);
+        let (status, o) = audit(
+            &w,
+            who,
+            &[],
+            &[
+                "--wrap",
+                BWRAP_SESSION,
+                "--only",
+                "terminal",
+                "--baseline",
+                &base,
+            ],
+        );
         assert_eq!(status, 0, "unchanged: {}", stderr(&o));
         assert!(stderr(&o).contains("0 regression(s)"), "{}", stderr(&o));
-        let (status, o) = audit(&w, who, &[], &["--wrap", BWRAP, "--only", "terminal", "--baseline", &base]);
+        let (status, o) = audit(
+            &w,
+            who,
+            &[],
+            &["--wrap", BWRAP, "--only", "terminal", "--baseline", &base],
+        );
         assert_eq!(status, 1, "weakened: {}", stderr(&o));
         let err = stderr(&o);
         assert!(
             err.contains("REGRESSION terminal.tiocsti-caller.stdin-tty: blocked -> ESCAPED"),
             "{err}"
         );
-        assert!(err.contains("REGRESSION terminal.dev-tty: blocked -> ESCAPED"), "{err}");
+        assert!(
+            err.contains("REGRESSION terminal.dev-tty: blocked -> ESCAPED"),
+            "{err}"
+        );
     }
     // A symbolic link planted where the baseline goes is not followed.
     let target = w.dir.write("victim", "untouched");
     std::os::unix::fs::symlink(&target, w.dir.join("link.json")).unwrap();
-    let (status, o) = audit(&w, Who::Root, &[], &["--wrap", BWRAP, "--only", "launcher", "--save-baseline", "link.json"]);
+    let (status, o) = audit(
+        &w,
+        Who::Root,
+        &[],
+        &[
+            "--wrap",
+            BWRAP,
+            "--only",
+            "launcher",
+            "--save-baseline",
+            "link.json",
+        ],
+    );
     assert_eq!(status, 2, "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched");
 }
@@ -496,13 +612,21 @@ struct Watcher {
 }
 
 impl Watcher {
-    const MASK: nix::sys::inotify::AddWatchFlags = nix::sys::inotify::AddWatchFlags::from_bits_truncate(
-        libc::IN_CREATE | libc::IN_DELETE | libc::IN_MODIFY | libc::IN_ATTRIB | libc::IN_MOVED_FROM | libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE,
-    );
+    const MASK: nix::sys::inotify::AddWatchFlags =
+        nix::sys::inotify::AddWatchFlags::from_bits_truncate(
+            libc::IN_CREATE
+                | libc::IN_DELETE
+                | libc::IN_MODIFY
+                | libc::IN_ATTRIB
+                | libc::IN_MOVED_FROM
+                | libc::IN_MOVED_TO
+                | libc::IN_CLOSE_WRITE,
+        );
 
     fn new() -> Watcher {
         Watcher {
-            inotify: nix::sys::inotify::Inotify::init(nix::sys::inotify::InitFlags::IN_NONBLOCK).unwrap(),
+            inotify: nix::sys::inotify::Inotify::init(nix::sys::inotify::InitFlags::IN_NONBLOCK)
+                .unwrap(),
             dirs: BTreeMap::new(),
             seen: Vec::new(),
         }
@@ -521,10 +645,18 @@ impl Watcher {
                 break;
             }
             for e in events {
+                use nix::sys::inotify::AddWatchFlags as F;
+                // The namespace's end: its tmpfs mounts go away.
+                if e.mask.intersects(F::IN_IGNORED | F::IN_UNMOUNT) {
+                    continue;
+                }
                 let Some((dir, reach)) = self.dirs.get(&e.wd).cloned() else {
                     continue;
                 };
-                let name = e.name.map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = e
+                    .name
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let path = format!("{dir}/{name}");
                 self.seen.push(format!("{path} {:?}", e.mask));
                 if e.mask.contains(nix::sys::inotify::AddWatchFlags::IN_CREATE)
@@ -554,7 +686,11 @@ fn the_probe_writes_nothing_outside_its_own_directory() {
     }
     let w = World::new("probe-writes");
     let uid = 3_900_000 + std::process::id() % 50_000;
-    assert!(nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).unwrap().is_none());
+    assert!(
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .unwrap()
+            .is_none()
+    );
     let places = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"];
     let script = format!(
         "set -e; for d in {places}; do mount -t tmpfs -o mode=1777 kekkai-test \"$d\"; done; \
@@ -595,30 +731,54 @@ fn the_probe_writes_nothing_outside_its_own_directory() {
     watch.drain();
     let report = reader.join().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let report: serde_json::Value =
         serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report}\n{err}"));
     let probes = report["probes"].as_array().unwrap();
     assert!(probes.len() >= 140, "{err}");
     // Nothing blocked the probes that write: they wrote, in the probe's own directory.
-    let setuid = probes.iter().find(|p| p["name"] == "privilege.setuid-chmod").unwrap();
+    let setuid = probes
+        .iter()
+        .find(|p| p["name"] == "privilege.setuid-chmod")
+        .unwrap();
     assert_eq!(setuid["verdict"], "escaped", "{setuid}");
-    assert!(setuid["detail"].as_str().unwrap().contains("/tmp/kekkai-audit-probe."), "{setuid}");
+    assert!(
+        setuid["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/tmp/kekkai-audit-probe."),
+        "{setuid}"
+    );
     let own = |p: &str| {
         let rest = p.strip_prefix("/tmp/").unwrap_or("");
         let first = rest.split(['/', ' ']).next().unwrap_or("");
         let copy = first.strip_prefix("kekkai-audit-").is_some_and(|t| {
             let mut parts = t.splitn(2, '-');
-            parts.next().is_some_and(|pid| pid.chars().all(|c| c.is_ascii_digit()))
-                && parts.next().is_some_and(|n| n.chars().all(|c| c.is_ascii_hexdigit()))
+            parts
+                .next()
+                .is_some_and(|pid| pid.chars().all(|c| c.is_ascii_digit()))
+                && parts
+                    .next()
+                    .is_some_and(|n| n.chars().all(|c| c.is_ascii_hexdigit()))
         });
         copy || first.starts_with("kekkai-audit-probe.")
     };
     assert!(
-        watch.seen.iter().any(|e| e.starts_with("/tmp/kekkai-audit-probe.")),
+        watch
+            .seen
+            .iter()
+            .any(|e| e.starts_with("/tmp/kekkai-audit-probe.")),
         "the watch saw nothing of the probe's own writes: {:?}",
         watch.seen
     );
     let outside: Vec<&String> = watch.seen.iter().filter(|e| !own(e)).collect();
-    assert!(outside.is_empty(), "changed outside the probe's directory: {outside:?}");
+    assert!(
+        outside.is_empty(),
+        "changed outside the probe's directory: {outside:?}"
+    );
 }

@@ -27,8 +27,11 @@ impl CallerTty {
         // openpty(3) opens both without close-on-exec: neither may reach the sandbox as an
         // extra descriptor (a launcher that passes descriptors on would show them).
         for fd in [&pty.master, &pty.slave] {
-            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
-                .map_err(std::io::Error::from)?;
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )
+            .map_err(std::io::Error::from)?;
         }
         ctx.caller_tty = identity(pty.slave.as_fd());
         Ok(CallerTty {

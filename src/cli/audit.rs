@@ -80,7 +80,8 @@ fn targets(args: &AuditArgs) -> Result<Vec<Target>, Error> {
 
 pub(crate) fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     // What the audit's own caller left open is not the sandbox's to judge.
-    kekkai::sys::cloexec_from(3).map_err(|e| Error::io("marking descriptors close-on-exec", e.into()))?;
+    kekkai::sys::cloexec_from(3)
+        .map_err(|e| Error::io("marking descriptors close-on-exec", e.into()))?;
     let caller = super::caller()?;
     let targets = targets(args)?;
     let several = args.compare.is_some();

@@ -149,9 +149,8 @@ fn could_create(dir: &str) -> Seen {
 /// A probe of PID 1 (the launcher or its reaper) has nothing to try when PID 1 is the battery
 /// itself (a sandbox that runs the program as PID 1).
 fn pid_1_is_self(c: &Ctx) -> Option<Seen> {
-    (c.battery_pid == 1).then(|| {
-        Seen::NotApplicable("the battery is PID 1: /proc/1 is its own".into())
-    })
+    (c.battery_pid == 1)
+        .then(|| Seen::NotApplicable("the battery is PID 1: /proc/1 is its own".into()))
 }
 
 /// A directory that exists and is no mount point: the battery's own, or /proc/self/fd. A mount
