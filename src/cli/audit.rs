@@ -227,8 +227,10 @@ impl One<'_> {
                         SandboxKind::Policy
                     },
                     description: match &policy.policy {
-                        Some(given) => format!("kekkai policy {} ({given})", p.name),
-                        None => format!("kekkai policy {}", p.name),
+                        Some(given) if *given != p.name => {
+                            format!("kekkai policy {} ({given})", p.name)
+                        }
+                        _ => format!("kekkai policy {}", p.name),
                     },
                 };
                 plan = Some(p);
