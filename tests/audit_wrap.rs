@@ -782,3 +782,57 @@ fn the_probe_writes_nothing_outside_its_own_directory() {
         "changed outside the probe's directory: {outside:?}"
     );
 }
+
+/// The probe program by hand, outside any sandbox (only the harmless `caps` probes): JSON lines,
+/// each with its verdict; `--table` for people; exit 1 when something escaped; 2 for bad usage.
+#[test]
+fn the_probe_program_runs_by_hand() {
+    let probe = env!("CARGO_BIN_EXE_kekkai-audit-probe");
+    let o = Command::new(probe)
+        .args(["--only", "caps"])
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{}", stdout(&o));
+    for l in &lines {
+        assert!(l["name"].as_str().unwrap().starts_with("caps."), "{l}");
+        assert!(
+            ["blocked", "escaped", "not-applicable"].contains(&l["verdict"].as_str().unwrap()),
+            "{l}"
+        );
+    }
+    // Unsandboxed, the bounding set is full: an escape, and the exit status says so.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["name"] == "caps.bounding" && l["verdict"] == "escaped")
+    );
+    assert_eq!(code(&o), 1);
+    let o = Command::new(probe)
+        .args(["--only", "caps", "--table"])
+        .output()
+        .unwrap();
+    assert!(stdout(&o).starts_with("PROBE "), "{}", stdout(&o));
+    assert!(stdout(&o).contains("5 probes: "), "{}", stdout(&o));
+    let o = Command::new(probe).arg("--bogus").output().unwrap();
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("usage: kekkai-audit-probe"));
+}
+
+/// Without kekkai-audit-probe beside it, kekkai runs the battery itself (`kekkai __probe`).
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn without_the_probe_program_kekkai_runs_the_battery_itself() {
+    need(Who::Root);
+    let w = World::new("no-probe-program");
+    std::fs::remove_file(w.audit_probe()).unwrap();
+    let (status, o) = audit(&w, Who::Root, &[], &["--only", "kernel", "--json"]);
+    assert_eq!(status, 0, "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let probes = report["probes"].as_array().unwrap();
+    assert!(probes.len() >= 20);
+    assert!(probes.iter().all(|p| p["verdict"] == "blocked"), "{report}");
+}

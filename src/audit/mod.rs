@@ -1,23 +1,28 @@
-//! `kekkai audit`: run a battery of escape probes inside a sandbox built from a policy, and
-//! fail if any escape works.
+//! `kekkai audit`: run a battery of escape probes inside a sandbox, and judge on the host
+//! whether the sandbox stopped each one.
 //!
-//! The host side sets up fixtures the probes try to reach (a loopback TCP listener, an abstract
-//! unix socket, a SysV shared-memory segment, a secret in the supervisor's environment, its own
-//! pid), copies kekkai itself into a private directory that the sandbox sees read-only (so no
-//! writable host binary is ever exposed), and runs `kekkai run -p POLICY -- <copy> __probe
-//! battery CTX`. Inside, each probe runs in its own forked process so that a probe the sandbox
-//! kills (SIGSYS) can't take the battery with it; each prints one JSON line. The host turns
-//! what each probe saw into a verdict: blocked, escaped, not applicable (the policy grants it,
-//! or there is nothing to try), or error — a probe that did not report is an error, never a
-//! pass. A protection the policy asks for and this host can't give (a best-effort limit
-//! without a cgroup) is an escape, never "not applicable"; an escape the policy lets through
-//! on purpose is named in its `audit.grants` and shown as granted.
+//! The sandbox is one kekkai builds from a policy, another launcher's (`--wrap`), or whatever
+//! runs the probe program by hand; the host side does not care which. It sets up fixtures the
+//! probes try to reach (a loopback TCP listener, an abstract unix socket, a SysV shared-memory
+//! segment, a secret in the launcher's environment, its own pid, a root-owned file, a
+//! pseudo-terminal that plays the caller's), copies the probe program into a private directory
+//! (so no writable host binary is ever exposed), and runs it with the context as an argument.
+//! Inside, each probe runs in its own forked process so that a probe the sandbox kills (SIGSYS)
+//! can't take the battery with it; each prints one JSON line. The host turns what each probe saw
+//! into a verdict: blocked, escaped, not applicable (the policy grants it, there is nothing to
+//! try, or kekkai can't judge it without knowing the policy), or error — a probe that did not
+//! report is an error, never a pass. A protection the policy asks for and this host can't give
+//! (a best-effort limit without a cgroup) is an escape, never "not applicable"; an escape the
+//! policy lets through on purpose is named in its `audit.grants` and shown as granted.
 //!
 //! Where each part lives: [`host`] (the probe context from the plan, the fixtures, the copy of
-//! kekkai), [`terminal`] (the pseudo-terminal that plays the caller's), [`battery`] (the inside:
-//! every probe and expectation, each in a forked process), [`inside`] (the helpers the probes
-//! call), [`probes`] (the table), [`report`] (verdicts, the table and the notes). This file
-//! holds what both sides share: the context passed in, what a probe saw, the line it prints.
+//! the probe), [`program`] (which program runs the battery, and how it is linked), [`wrap`]
+//! (another launcher's command line), [`terminal`] (the pseudo-terminal that plays the
+//! caller's), [`battery`] (the inside, and the probe program's command line), [`inside`] (the
+//! helpers the probes call), [`probes`] (the table), [`report`] (verdicts, the table and the
+//! notes), [`format`] (JUnit, SARIF, TAP), [`baseline`] (saved verdicts and regressions),
+//! [`compare`] (the matrix of several sandboxes). This file holds what both sides share: the
+//! context passed in, what a probe saw, the line it prints.
 
 pub mod baseline;
 pub mod battery;
