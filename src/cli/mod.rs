@@ -90,12 +90,14 @@ pub(crate) enum Cmd {
         #[arg(long, value_name = "DIR")]
         out: Option<std::path::PathBuf>,
     },
-    /// Run escape probes inside a sandbox built from the policy; exit 1 if any escape works.
+    /// Run escape probes inside a sandbox (built from the policy, or another launcher's with
+    /// --wrap); exit 1 if any escape works.
     ///
     /// Each probe tries one thing a sandboxed program should not be able to do (write the root,
     /// mount, ptrace, io_uring, reach the host's network, read the supervisor's environment...)
     /// in a way that is harmless when allowed, and is judged blocked, escaped, not applicable
-    /// (the policy grants it) or error. The policy's own `audit:` expectations are checked too.
+    /// (the policy grants it, or kekkai can't judge it without the policy) or error. The
+    /// policy's own `audit:` expectations are checked too. See docs/auditing.md.
     Audit(AuditArgs),
     /// (internal) The probe battery, run inside the sandbox by `audit` when no
     /// `kekkai-audit-probe` is installed beside kekkai: the same program, the same arguments.
