@@ -417,6 +417,14 @@ fn a_baseline_catches_a_weakened_wrapper_and_ignores_an_unchanged_one() {
             "{err}"
         );
     }
+    // The policy overrides are kekkai's own sandbox's, not a wrapper's.
+    let (status, _) = audit(
+        &w,
+        Who::Root,
+        &[],
+        &["--wrap", BWRAP, "--ro-bind", "/usr:/x"],
+    );
+    assert_eq!(status, 2);
     // A symbolic link planted where the baseline goes is not followed.
     let target = w.dir.write("victim", "untouched");
     std::os::unix::fs::symlink(&target, w.dir.join("link.json")).unwrap();

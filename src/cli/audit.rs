@@ -44,7 +44,7 @@ enum Target {
 }
 
 /// The sandboxes the command line names, in its order.
-fn targets(args: &AuditArgs) -> Result<Vec<Target>, Error> {
+fn targets(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<Vec<Target>, Error> {
     let mut wraps = Vec::new();
     for w in &args.wrap {
         wraps.push(Target::Wrap(Wrapper::parse(w).map_err(Error::Usage)?));
@@ -53,7 +53,10 @@ fn targets(args: &AuditArgs) -> Result<Vec<Target>, Error> {
         return match (wraps.len(), args.policy.policy.is_some(), args.control) {
             (0, _, true) => Ok(vec![Target::Control]),
             (0, _, false) => Ok(vec![Target::Policy(args.policy.clone())]),
-            (1, false, _) => Ok(wraps),
+            (1, false, _) if super::overrides(&args.policy, m).is_empty() => Ok(wraps),
+            (1, false, _) => Err(Error::Usage(
+                "--bind, --tmpfs, --setenv and the other policy overrides change kekkai's own sandbox, not a --wrap".into(),
+            )),
             _ => Err(Error::Usage(
                 "audit one sandbox (-p POLICY or one --wrap), or several with --compare".into(),
             )),
@@ -83,7 +86,7 @@ pub(crate) fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Err
     kekkai::sys::cloexec_from(3)
         .map_err(|e| Error::io("marking descriptors close-on-exec", e.into()))?;
     let caller = super::caller()?;
-    let targets = targets(args)?;
+    let targets = targets(args, m)?;
     let several = args.compare.is_some();
     let exe =
         std::env::current_exe().map_err(|e| Error::io("finding kekkai's own executable", e))?;
