@@ -60,7 +60,7 @@ pub fn seccomp(data: &[u8]) {
     };
     let mut diags = plan::Diags::default();
     // With the rules of `host-privileges: deny`, the language's default.
-    let host = kekkai::policy::model::HostPrivileges::Deny;
+    let host = plan::HostPrivileges::Deny;
     match plan::seccomp::compile(spec.as_ref(), host, &mut diags) {
         Some(p) => check_filters(&p.filters),
         None => assert!(

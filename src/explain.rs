@@ -6,9 +6,8 @@ use serde_json::{Value, json};
 use crate::plan::landlock::access;
 use crate::plan::seccomp::presets as seccomp_presets;
 use crate::plan::steps::{ORDER, Step};
-use crate::plan::{EntryKind, MountKind, Plan};
+use crate::plan::{Compat, EntryKind, HostPrivileges, MountKind, Network, Plan};
 use crate::policy::LoadedPolicy;
-use crate::policy::model::{Compat, HostPrivileges};
 
 /// What this plan does in one step, as lines.
 pub fn details(plan: &Plan, step: Step) -> Vec<String> {
@@ -27,7 +26,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 out.push(format!(
                     "cgroup limits: {} ({})",
                     parts.join(", "),
-                    compat(l.compat())
+                    l.compat().name()
                 ));
                 if let Some(p) = &l.parent {
                     out.push(format!("cgroup parent: {}", p.display()));
@@ -68,9 +67,9 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             }
             out.push(format!(
                 "network: {}",
-                match plan.network {
-                    crate::policy::model::Network::None => "none (loopback only)",
-                    crate::policy::model::Network::Host => "host",
+                match *plan.network {
+                    Network::None => "none (loopback only)",
+                    Network::Host => "host",
                 }
             ));
         }
@@ -181,7 +180,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             for r in &plan.rlimits {
                 out.push(format!(
                     "rlimit {}: {}",
-                    r.name,
+                    r.limit.name(),
                     if r.value == u64::MAX {
                         "unlimited".into()
                     } else {
@@ -245,7 +244,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 };
                 out.push(format!(
                     "compat: {}; the policy needs ABI {}, {kernel}",
-                    compat(l.compat),
+                    l.compat.name(),
                     l.required_abi()
                 ));
                 for r in &l.rules {
@@ -256,7 +255,7 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                         r.from
                     ));
                 }
-                let ports = |p: &Option<Vec<u16>>| match p {
+                let ports = |p: Option<&Vec<u16>>| match p {
                     None => "not restricted".to_string(),
                     Some(v) if v.is_empty() => "none".to_string(),
                     Some(v) => v
@@ -267,18 +266,11 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 };
                 out.push(format!(
                     "tcp bind: {}; tcp connect: {}",
-                    ports(&l.tcp_bind),
-                    ports(&l.tcp_connect)
+                    ports(l.tcp_bind.as_deref()),
+                    ports(l.tcp_connect.as_deref())
                 ));
                 if !l.scopes.is_empty() {
-                    let s: Vec<&str> = l
-                        .scopes
-                        .iter()
-                        .map(|s| match s {
-                            crate::policy::model::Scope::AbstractUnix => "abstract-unix",
-                            crate::policy::model::Scope::Signal => "signal",
-                        })
-                        .collect();
+                    let s: Vec<&str> = l.scopes.iter().map(|s| s.name()).collect();
                     out.push(format!("scopes: {}", s.join(" ")));
                 }
             }
@@ -366,13 +358,6 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
         }
     }
     out
-}
-
-fn compat(c: Compat) -> &'static str {
-    match c {
-        Compat::Hard => "hard",
-        Compat::BestEffort => "best-effort",
-    }
 }
 
 /// A byte count in the largest exact unit (the plan's one size formatter).

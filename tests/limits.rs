@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use kekkai::launch::cgroup::Controller;
+use kekkai::plan::Controller;
 use nix::fcntl::FlockArg;
 use rstest::rstest;
 use support::{

@@ -17,9 +17,10 @@ use kekkai::plan::landlock::access::{
     DEVICE, EXECUTE, READ, READ_DIR, READ_FILE, WRITE, WRITE_FILE,
 };
 use kekkai::plan::seccomp::{Action, Cond, Match, Op};
-use kekkai::plan::{self, EntryKind, LimitsPlan, MountKind, Plan};
-use kekkai::policy::model::{Compat, Namespace, Network, Preset, Scope};
-use kekkai::policy::{self, LoadedPolicy, PolicySource};
+use kekkai::plan::{
+    self, Compat, EntryKind, Keyed, LimitsPlan, MountKind, Namespace, Network, Plan, Preset, Scope,
+};
+use kekkai::policy::{self, KeyPath, LoadedPolicy, PolicySource};
 use rstest::rstest;
 
 use Namespace::{Cgroup, Ipc, Mount, Net, Pid, Time, User, Uts};
@@ -64,6 +65,21 @@ fn bind(source: &str, dir: bool, writable: bool, exec: bool) -> MountKind {
 /// A tmpfs mount's plan.
 fn tmpfs(size: u64, mode: u32, exec: bool) -> MountKind {
     MountKind::Tmpfs { size, mode, exec }
+}
+
+/// A planned value with the key path the plan carries for it (`limits.memory`).
+fn keyed<T>(value: T, key: &str) -> Keyed<T> {
+    Keyed::new(value, KeyPath::parse_shown(key).unwrap())
+}
+
+/// A cgroup limit as the plan carries it: `limits.KEY`.
+fn limit<T>(key: &str, value: T) -> Option<Keyed<T>> {
+    Some(keyed(value, &format!("limits.{key}")))
+}
+
+/// A planned value without its key.
+fn value<T: Clone>(v: &Option<Keyed<T>>) -> Option<T> {
+    v.as_ref().map(|v| v.value.clone())
 }
 
 /// The program's PATH when the policy sets none.

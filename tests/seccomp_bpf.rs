@@ -29,7 +29,8 @@ use kekkai::plan::Diags;
 use kekkai::plan::names;
 use kekkai::plan::seccomp::interp::{self, SeccompData};
 use kekkai::plan::seccomp::{self, Action, Cond, Filter, MAX_INSTRUCTIONS, Match, Op, SeccompPlan};
-use kekkai::policy::model::{HostPrivileges, Preset, Seccomp};
+use kekkai::plan::{HostPrivileges, Preset};
+use kekkai::policy::model::Seccomp;
 
 // ── struct seccomp_data ──────────────────────────────────────────────────────────────────────
 

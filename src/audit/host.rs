@@ -1,7 +1,7 @@
 //! The host side of an audit: the probe context a plan gives ([`context`]), the fixtures the
 //! probes try to reach ([`fixtures`]: a loopback TCP listener, an abstract unix socket, a SysV
 //! shared-memory segment, a secret in the launcher's environment, a root-owned file), and a
-//! private read-only copy of kekkai for the sandbox to run ([`ProbeCopy`]).
+//! private read-only copy of the probe program for the sandbox to run ([`ProbeCopy`]).
 //!
 //! [`context`] only reads (the plan, and the host's tree for Landlock targets); what the run
 //! will drop from a best-effort policy's limits comes from the cgroup layout the caller
@@ -11,11 +11,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{Ctx, SECRET_PATH};
-use crate::launch::cgroup::{Controller, Layout};
-use crate::plan::Plan;
+use crate::launch::cgroup::Layout;
 use crate::plan::fs::MountKind;
 use crate::plan::landlock::{access, allows};
-use crate::policy::model::{Network, Scope};
+use crate::plan::{Controller, Plan, Rlimit};
+use crate::plan::{Namespace, Network, Scope};
 
 /// The probe context for a plan (the plan-derived part; fixtures are added by the caller).
 /// `layout` is where the run will put each cgroup controller ([`crate::launch::cgroup::detect`]
@@ -70,18 +70,18 @@ pub fn context(plan: &Plan, layout: &Layout) -> Ctx {
         control: false,
         scratch: scratch.map_or_else(|| "/tmp".into(), |(p, _)| p.display().to_string()),
         scratch_size: scratch.and_then(|(_, s)| s),
-        host_network: plan.network == Network::Host,
+        host_network: *plan.network == Network::Host,
         abstract_scope: ll.enabled && ll.scopes.contains(&Scope::AbstractUnix),
-        pid_namespace: plan.has(crate::policy::model::Namespace::Pid),
+        pid_namespace: plan.has(Namespace::Pid),
         kept_caps: plan.caps.keep,
-        pids_limit: plan.limits.pids,
+        pids_limit: plan.limits.pids.as_deref().copied(),
         dropped_pids: dropped(Controller::Pids),
         dropped_memory: dropped(Controller::Memory),
-        memory_limit: plan.limits.memory,
+        memory_limit: plan.limits.memory.as_deref().copied(),
         nofile_limit: plan
             .rlimits
             .iter()
-            .find(|r| r.name == "nofile")
+            .find(|r| r.limit == Rlimit::Nofile)
             .map(|r| r.value),
         landlock_read_target: read_target,
         landlock_exec_target: exec_target,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{Ctx, Line, Seen, probes};
 use crate::plan::Plan;
 use crate::plan::expect::Expectation;
+use crate::plan::units::format_size;
 
 /// The suffix of the probes run with a terminal on stdin.
 pub const STDIN_TTY: &str = ".stdin-tty";
@@ -339,7 +340,8 @@ pub fn run_notes(plan: &Plan, run: Option<&serde_json::Value>, stderr: &[u8]) ->
             let limit = plan
                 .limits
                 .memory
-                .map_or_else(|| "?".into(), crate::explain::size);
+                .as_deref()
+                .map_or_else(|| "?".into(), |m| format_size(*m));
             notes.push(format!(
                 "the memory limit ({limit}) OOM-killed a process in the sandbox, as resources.memory expects"
             ));
@@ -347,7 +349,7 @@ pub fn run_notes(plan: &Plan, run: Option<&serde_json::Value>, stderr: &[u8]) ->
         if flag("pids_limit_hit") {
             notes.push(format!(
                 "fork failed at the pids limit ({}), as resources.fork-bomb expects",
-                plan.limits.pids.unwrap_or_default()
+                plan.limits.pids.as_deref().copied().unwrap_or_default()
             ));
         }
         if let Some([program, errno]) = r["ended"]["exec_error"].as_array().map(Vec::as_slice) {

@@ -83,7 +83,8 @@ pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Resu
         let limit = plan
             .limits
             .memory
-            .map(kekkai::explain::size)
+            .as_deref()
+            .map(|m| kekkai::plan::units::format_size(*m))
             .unwrap_or_else(|| "?".into());
         log::error(&format!("killed: out of memory (limit {limit})"));
     }
@@ -91,7 +92,7 @@ pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Resu
         log::warn(&format!(
             "{} fork/clone call(s) failed at the pids limit ({})",
             stats.pids_limit_hits,
-            plan.limits.pids.unwrap_or_default()
+            plan.limits.pids.as_deref().copied().unwrap_or_default()
         ));
     }
     if outcome.timed_out {

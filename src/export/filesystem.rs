@@ -49,7 +49,7 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
     mounts(plan, o);
     o.set(Directive::PrivateMounts, Value::Yes);
     order_note(plan, o);
-    if plan.cwd != Path::new("/") {
+    if *plan.cwd != Path::new("/") {
         // WorkingDirectory= takes the rest of the line, without unescaping.
         let cwd = path_word(&plan.cwd, false).filter(|w| !w.contains('\\'));
         match cwd {
@@ -95,7 +95,7 @@ fn mounts(plan: &Plan, o: &mut Unit) {
     let mut dev = false;
     for m in &plan.mounts {
         let target = &m.target;
-        if m.key.to_string().starts_with("env.") {
+        if m.protocol {
             o.note(format!(
                 "kekkai binds {} for the caller's systemd protocols ({}); under systemd the \
                  unit gets its own.",
@@ -233,11 +233,7 @@ fn mounts(plan: &Plan, o: &mut Unit) {
 /// kekkai mounts in policy order; systemd sorts by path, so a later mount over a deeper earlier
 /// one ends up underneath instead of on top.
 fn order_note(plan: &Plan, o: &mut Unit) {
-    let mounts: Vec<_> = plan
-        .mounts
-        .iter()
-        .filter(|m| !m.key.to_string().starts_with("env."))
-        .collect();
+    let mounts: Vec<_> = plan.mounts.iter().filter(|m| !m.protocol).collect();
     for (i, earlier) in mounts.iter().enumerate() {
         for later in mounts.iter().skip(i + 1) {
             if earlier.target.starts_with(&later.target) {

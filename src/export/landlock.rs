@@ -5,7 +5,7 @@
 
 use super::directive::{Directive, Unit, Value};
 use crate::plan::landlock::access;
-use crate::plan::{Compat, Plan, Scope};
+use crate::plan::{Plan, Scope};
 
 pub(super) fn write(plan: &Plan, o: &mut Unit) {
     o.heading("Landlock (kekkai only)");
@@ -17,7 +17,7 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
     o.note(format!(
         "systemd has no Landlock directive. kekkai lets the program use files only as these \
          rules say (compat: {}; kernel ABI {} or later for all of it):",
-        compat_name(l.compat),
+        l.compat.name(),
         l.required_abi()
     ));
     for r in &l.rules {
@@ -32,7 +32,7 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
         "ProtectSystem=, InaccessiblePaths= and RestrictFileSystems= approximate only part of \
          this: they work on whole mounts, not on access rights per path.",
     );
-    match &l.tcp_bind {
+    match l.tcp_bind.as_deref() {
         Some(ports) => {
             o.note(format!(
                 "TCP bind: only to {}. SocketBindAllow=/SocketBindDeny= express it (with cgroup \
@@ -51,7 +51,7 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
         }
         None => o.note("TCP bind: not restricted."),
     }
-    match &l.tcp_connect {
+    match l.tcp_connect.as_deref() {
         Some(ports) => o.note(format!(
             "TCP connect: only to {}; systemd filters by address (IPAddressDeny=), not by port: \
              kekkai only.",
@@ -59,7 +59,7 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
         )),
         None => o.note("TCP connect: not restricted."),
     }
-    for scope in &l.scopes {
+    for scope in l.scopes.iter() {
         match scope {
             Scope::AbstractUnix => o.note(
                 "Scope abstract-unix: no connecting to abstract unix sockets outside the sandbox \
@@ -70,13 +70,6 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
                 o.note("Scope signal: no signals to processes outside the sandbox: kekkai only.")
             }
         }
-    }
-}
-
-fn compat_name(c: Compat) -> &'static str {
-    match c {
-        Compat::Hard => "hard",
-        Compat::BestEffort => "best-effort",
     }
 }
 

@@ -8,7 +8,7 @@ use crate::plan::{MountKind, Namespace, Network, Plan, names};
 
 pub(super) fn write(plan: &Plan, o: &mut Unit) {
     o.heading("namespaces");
-    match plan.network {
+    match *plan.network {
         Network::None => o.set(Directive::PrivateNetwork, Value::Yes),
         Network::Host => o.note("network: host; the unit shares the host's network."),
     }

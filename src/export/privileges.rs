@@ -16,7 +16,7 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
         .map(|n| format!("CAP_{}", n.to_ascii_uppercase()))
         .collect();
     o.set(Directive::CapabilityBoundingSet, Value::Words(caps.clone()));
-    if !caps.is_empty() && plan.identity.uid != 0 {
+    if !caps.is_empty() && *plan.identity.uid != 0 {
         o.set(Directive::AmbientCapabilities, Value::Words(caps));
     }
     o.set(Directive::NoNewPrivileges, Value::Yes);

@@ -3,34 +3,34 @@
 //! RuntimeMaxSec=.
 
 use super::directive::{Directive, Unit, Value};
-use crate::plan::{Compat, Plan};
+use crate::plan::{Compat, Plan, Rlimit};
 
 pub(super) fn write(plan: &Plan, o: &mut Unit) {
     o.heading("resources");
     let l = &plan.limits;
-    if let Some(v) = l.memory {
-        o.set(Directive::MemoryMax, Value::Bytes(v));
+    if let Some(v) = &l.memory {
+        o.set(Directive::MemoryMax, Value::Bytes(**v));
     }
-    if let Some(v) = l.memory_high {
-        o.set(Directive::MemoryHigh, Value::Bytes(v));
+    if let Some(v) = &l.memory_high {
+        o.set(Directive::MemoryHigh, Value::Bytes(**v));
     }
-    if let Some(v) = l.swap {
-        o.set(Directive::MemorySwapMax, Value::Bytes(v));
+    if let Some(v) = &l.swap {
+        o.set(Directive::MemorySwapMax, Value::Bytes(**v));
     }
-    if let Some(v) = l.pids {
-        o.set(Directive::TasksMax, Value::Number(v));
+    if let Some(v) = &l.pids {
+        o.set(Directive::TasksMax, Value::Number(**v));
     }
-    if let Some(m) = l.cpu_millis {
-        o.set(Directive::CPUQuota, Value::CpuQuota(m));
+    if let Some(m) = &l.cpu_millis {
+        o.set(Directive::CPUQuota, Value::CpuQuota(**m));
     }
     if let Some(c) = &l.cpuset {
-        o.set(Directive::AllowedCPUs, Value::Text(c.clone()));
+        o.set(Directive::AllowedCPUs, Value::Text(c.value.clone()));
     }
-    if let Some(w) = l.cpu_weight {
-        o.set(Directive::CPUWeight, Value::Number(w));
+    if let Some(w) = &l.cpu_weight {
+        o.set(Directive::CPUWeight, Value::Number(**w));
     }
-    if let Some(w) = l.io_weight {
-        o.set(Directive::IOWeight, Value::Number(w));
+    if let Some(w) = &l.io_weight {
+        o.set(Directive::IOWeight, Value::Number(**w));
     }
     if l.any() && l.compat() == Compat::BestEffort {
         o.note(
@@ -45,19 +45,15 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
         ));
     }
     for r in &plan.rlimits {
-        let (directive, value) = match r.name {
-            "nofile" => (Directive::LimitNOFILE, Value::Count(r.value)),
-            "nproc" => (Directive::LimitNPROC, Value::Count(r.value)),
-            "core" => (Directive::LimitCORE, Value::Bytes(r.value)),
-            "fsize" => (Directive::LimitFSIZE, Value::Bytes(r.value)),
-            "as" => (Directive::LimitAS, Value::Bytes(r.value)),
-            "stack" => (Directive::LimitSTACK, Value::Bytes(r.value)),
-            "memlock" => (Directive::LimitMEMLOCK, Value::Bytes(r.value)),
-            "cpu" => (Directive::LimitCPU, Value::Count(r.value)),
-            other => {
-                o.note(format!("rlimit {other}: no systemd directive known here."));
-                continue;
-            }
+        let (directive, value) = match r.limit {
+            Rlimit::Nofile => (Directive::LimitNOFILE, Value::Count(r.value)),
+            Rlimit::Nproc => (Directive::LimitNPROC, Value::Count(r.value)),
+            Rlimit::Core => (Directive::LimitCORE, Value::Bytes(r.value)),
+            Rlimit::Fsize => (Directive::LimitFSIZE, Value::Bytes(r.value)),
+            Rlimit::As => (Directive::LimitAS, Value::Bytes(r.value)),
+            Rlimit::Stack => (Directive::LimitSTACK, Value::Bytes(r.value)),
+            Rlimit::Memlock => (Directive::LimitMEMLOCK, Value::Bytes(r.value)),
+            Rlimit::Cpu => (Directive::LimitCPU, Value::Count(r.value)),
         };
         o.set(directive, value);
     }

@@ -16,7 +16,6 @@ use nix::unistd::{Gid, Uid};
 use super::error::{StepError, Syscall};
 use crate::plan::Plan;
 use crate::plan::steps::Step;
-use crate::policy::KeyPath;
 use crate::sys::Kernel;
 
 fn caps_err(call: &str, e: caps::errors::CapsError) -> StepError {
@@ -35,7 +34,7 @@ fn keep_set(keep: u64) -> HashSet<Capability> {
 pub fn drop_privileges(k: &dyn Kernel, plan: &Plan) -> Result<(), StepError> {
     let step = Step::DropPrivileges;
     let keep = plan.caps.keep;
-    let key = KeyPath::root().key("capabilities").key("keep");
+    let key = &plan.caps.key;
     // 1. The bounding set, up to the last capability this kernel has.
     for cap in 0..64u32 {
         match k.capbset_read(cap) {
@@ -56,7 +55,7 @@ pub fn drop_privileges(k: &dyn Kernel, plan: &Plan) -> Result<(), StepError> {
     }
     // 2. Ids. Keep the permitted set across the uid change when something is to be kept.
     let id = &plan.identity;
-    let non_root = id.uid != 0;
+    let non_root = *id.uid != 0;
     if keep != 0 && non_root {
         k.set_keepcaps(true)
             .step(step, || "prctl(PR_SET_KEEPCAPS, 1)".into())?;
@@ -65,16 +64,16 @@ pub fn drop_privileges(k: &dyn Kernel, plan: &Plan) -> Result<(), StepError> {
     if may_setgroups {
         let groups: Vec<Gid> = id.groups.iter().map(|g| Gid::from_raw(*g)).collect();
         k.setgroups(&groups)
-            .step(step, || format!("setgroups({:?})", id.groups))
-            .map_err(|e| e.key(&KeyPath::root().key("identity").key("groups")))?;
+            .step(step, || format!("setgroups({:?})", id.groups.value))
+            .map_err(|e| e.key(&id.groups.key))?;
     }
-    let (gid, uid) = (Gid::from_raw(id.gid), Uid::from_raw(id.uid));
+    let (gid, uid) = (Gid::from_raw(*id.gid), Uid::from_raw(*id.uid));
     k.setresgid(gid, gid, gid)
-        .step(step, || format!("setresgid({0}, {0}, {0})", id.gid))
-        .map_err(|e| e.key(&KeyPath::root().key("identity").key("gid")))?;
+        .step(step, || format!("setresgid({0}, {0}, {0})", *id.gid))
+        .map_err(|e| e.key(&id.gid.key))?;
     k.setresuid(uid, uid, uid)
-        .step(step, || format!("setresuid({0}, {0}, {0})", id.uid))
-        .map_err(|e| e.key(&KeyPath::root().key("identity").key("uid")))?;
+        .step(step, || format!("setresuid({0}, {0}, {0})", *id.uid))
+        .map_err(|e| e.key(&id.uid.key))?;
     // 3. Effective, permitted, inheritable, ambient.
     let kept = keep_set(keep);
     let ambient = non_root && !kept.is_empty();
@@ -86,15 +85,15 @@ pub fn drop_privileges(k: &dyn Kernel, plan: &Plan) -> Result<(), StepError> {
     k.capset(CapSet::Inheritable, &inheritable)
         .map_err(|e| caps_err("capset(inheritable)", e))?;
     k.capset(CapSet::Effective, &kept)
-        .map_err(|e| caps_err("capset(effective)", e).key(&key))?;
+        .map_err(|e| caps_err("capset(effective)", e).key(key))?;
     k.capset(CapSet::Permitted, &kept)
-        .map_err(|e| caps_err("capset(permitted)", e).key(&key))?;
+        .map_err(|e| caps_err("capset(permitted)", e).key(key))?;
     k.cap_clear(CapSet::Ambient)
         .map_err(|e| caps_err("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", e))?;
     if ambient {
         for c in &kept {
             k.cap_raise(CapSet::Ambient, *c)
-                .map_err(|e| caps_err(&format!("prctl(PR_CAP_AMBIENT_RAISE, {c})"), e).key(&key))?;
+                .map_err(|e| caps_err(&format!("prctl(PR_CAP_AMBIENT_RAISE, {c})"), e).key(key))?;
         }
     }
     if keep != 0 && non_root {

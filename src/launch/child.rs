@@ -551,11 +551,11 @@ mod tests {
         let host_name = first(&calls, |c| matches!(c, Call::Sethostname(_)));
         assert_eq!(host_name.is_some(), plan.hostname.is_some());
         assert!(host_name.is_none_or(|h| pivot < h));
-        let cwd = first(&calls, |c| c == &Call::Chdir(plan.cwd.clone())).unwrap();
+        let cwd = first(&calls, |c| c == &Call::Chdir(plan.cwd.value.clone())).unwrap();
         assert!(pivot < cwd);
         let drops = last(&calls, |c| matches!(c, Call::CapbsetDrop(_))).unwrap();
-        let gid = last(&calls, |c| c == &Call::Setresgid(plan.identity.gid)).unwrap();
-        let uid = last(&calls, |c| c == &Call::Setresuid(plan.identity.uid)).unwrap();
+        let gid = last(&calls, |c| c == &Call::Setresgid(*plan.identity.gid)).unwrap();
+        let uid = last(&calls, |c| c == &Call::Setresuid(*plan.identity.uid)).unwrap();
         assert!(drops < gid && gid < uid, "bounding set, gid, uid");
         let nnp = first(&calls, |c| c == &Call::SetNoNewPrivs).unwrap();
         let landlock = first(&calls, |c| matches!(c, Call::LandlockRestrict(_))).unwrap();

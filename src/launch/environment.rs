@@ -4,24 +4,21 @@
 use nix::sys::resource::Resource;
 
 use super::error::{StepError, Syscall};
-use crate::plan::Plan;
 use crate::plan::steps::Step;
-use crate::policy::KeyPath;
-use crate::policy::model::Network;
+use crate::plan::{Network, Plan, Rlimit};
 use crate::sys::Kernel;
 
-fn resource(n: u32) -> Option<Resource> {
-    Some(match n {
-        libc::RLIMIT_NOFILE => Resource::RLIMIT_NOFILE,
-        libc::RLIMIT_NPROC => Resource::RLIMIT_NPROC,
-        libc::RLIMIT_CORE => Resource::RLIMIT_CORE,
-        libc::RLIMIT_FSIZE => Resource::RLIMIT_FSIZE,
-        libc::RLIMIT_AS => Resource::RLIMIT_AS,
-        libc::RLIMIT_CPU => Resource::RLIMIT_CPU,
-        libc::RLIMIT_STACK => Resource::RLIMIT_STACK,
-        libc::RLIMIT_MEMLOCK => Resource::RLIMIT_MEMLOCK,
-        _ => return None,
-    })
+fn resource(limit: Rlimit) -> Resource {
+    match limit {
+        Rlimit::Nofile => Resource::RLIMIT_NOFILE,
+        Rlimit::Nproc => Resource::RLIMIT_NPROC,
+        Rlimit::Core => Resource::RLIMIT_CORE,
+        Rlimit::Fsize => Resource::RLIMIT_FSIZE,
+        Rlimit::As => Resource::RLIMIT_AS,
+        Rlimit::Cpu => Resource::RLIMIT_CPU,
+        Rlimit::Stack => Resource::RLIMIT_STACK,
+        Rlimit::Memlock => Resource::RLIMIT_MEMLOCK,
+    }
 }
 
 /// Applies step 7. Returns notes on what could not be done as asked but is not a loss of
@@ -31,54 +28,49 @@ pub fn apply(k: &dyn Kernel, plan: &Plan) -> Result<Vec<String>, StepError> {
     let step = Step::Environment;
     if let Some(h) = &plan.hostname {
         k.sethostname(h)
-            .step(step, || format!("sethostname({h:?})"))
-            .map_err(|e| e.key(&KeyPath::root().key("hostname")))?;
+            .step(step, || format!("sethostname({:?})", h.value))
+            .map_err(|e| e.key(&h.key))?;
     }
-    if plan.network == Network::None {
+    if *plan.network == Network::None {
         k.loopback_up()
             .step(step, || "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)".into())
-            .map_err(|e| e.key(&KeyPath::root().key("network")))?;
+            .map_err(|e| e.key(&plan.network.key))?;
     }
     for r in &plan.rlimits {
-        let key = KeyPath::root().key("rlimits").key(r.name);
-        let Some(res) = resource(r.resource) else {
-            return Err(StepError::msg(
-                step,
-                format!("unknown rlimit {}", r.resource),
-            ));
-        };
+        let key = &r.key;
+        let res = resource(r.limit);
+        let name = r.limit.name();
         let v = if r.value == u64::MAX {
             libc::RLIM_INFINITY
         } else {
             r.value
         };
-        let call = |v: u64| format!("setrlimit(RLIMIT_{}, {v}, {v})", r.name.to_uppercase());
+        let call = |v: u64| format!("setrlimit(RLIMIT_{}, {v}, {v})", name.to_uppercase());
         match k.setrlimit(res, v, v) {
             Ok(()) => {}
             Err(nix::errno::Errno::EPERM) => {
                 // Raising a hard limit needs CAP_SYS_RESOURCE. A limit that can't be raised does
                 // not weaken the sandbox: keep the host's hard limit and say so.
                 let (_, hard) = k.getrlimit(res).step(step, || {
-                    format!("getrlimit(RLIMIT_{})", r.name.to_uppercase())
+                    format!("getrlimit(RLIMIT_{})", name.to_uppercase())
                 })?;
                 if hard >= v {
-                    return Err(StepError::sys(step, call(v), nix::errno::Errno::EPERM).key(&key));
+                    return Err(StepError::sys(step, call(v), nix::errno::Errno::EPERM).key(key));
                 }
                 k.setrlimit(res, hard, hard)
                     .step(step, || call(hard))
-                    .map_err(|e| e.key(&key))?;
+                    .map_err(|e| e.key(key))?;
                 notes.push(format!(
-                    "rlimits.{}: {v} is above the hard limit {hard}, and raising it needs CAP_SYS_RESOURCE; kept {hard}",
-                    r.name
+                    "{key}: {v} is above the hard limit {hard}, and raising it needs CAP_SYS_RESOURCE; kept {hard}"
                 ));
             }
-            Err(e) => return Err(StepError::sys(step, call(v), e).key(&key)),
+            Err(e) => return Err(StepError::sys(step, call(v), e).key(key)),
         }
     }
     k.chdir(plan.cwd.as_path())
-        .step(step, || format!("chdir({:?})", plan.cwd))
+        .step(step, || format!("chdir({:?})", plan.cwd.value))
         .map_err(|e| {
-            e.key(&KeyPath::root().key("cwd"))
+            e.key(&plan.cwd.key)
                 .hint("the working directory must exist inside the sandbox")
         })?;
     Ok(notes)

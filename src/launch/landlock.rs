@@ -9,11 +9,9 @@
 
 use super::error::StepError;
 use super::report::LandlockReport;
-use crate::plan::LandlockPlan;
 use crate::plan::landlock::access;
 use crate::plan::steps::Step;
-use crate::policy::KeyPath;
-use crate::policy::model::{Compat, Scope};
+use crate::plan::{Compat, Keyed, LandlockPlan, Scope};
 use crate::sys::Kernel;
 use crate::sys::landlock::{Enforcement, LandlockError, LandlockRuleset, scope};
 
@@ -29,19 +27,15 @@ pub fn missing(plan: &LandlockPlan, abi: i32) -> Vec<String> {
         return out;
     }
     if abi < 4 {
-        if plan.tcp_bind.is_some() {
-            out.push(format!(
-                "landlock.tcp-bind needs ABI 4, the kernel has {abi}"
-            ));
-        }
-        if plan.tcp_connect.is_some() {
-            out.push(format!(
-                "landlock.tcp-connect needs ABI 4, the kernel has {abi}"
-            ));
+        for ports in [&plan.tcp_bind, &plan.tcp_connect].into_iter().flatten() {
+            out.push(format!("{} needs ABI 4, the kernel has {abi}", ports.key));
         }
     }
     if abi < 6 && !plan.scopes.is_empty() {
-        out.push(format!("landlock.scope needs ABI 6, the kernel has {abi}"));
+        out.push(format!(
+            "{} needs ABI 6, the kernel has {abi}",
+            plan.scopes.key
+        ));
     }
     out
 }
@@ -53,16 +47,16 @@ pub fn ruleset(plan: &LandlockPlan, abi: i32) -> LandlockRuleset {
     let net_ok = abi >= 4;
     let mut scopes = 0;
     if abi >= 6 {
-        for s in &plan.scopes {
+        for s in plan.scopes.iter() {
             scopes |= match s {
                 Scope::AbstractUnix => scope::ABSTRACT_UNIX_SOCKET,
                 Scope::Signal => scope::SIGNAL,
             };
         }
     }
-    let ports = |p: &Option<Vec<u16>>| {
+    let ports = |p: &Option<Keyed<Vec<u16>>>| {
         if net_ok {
-            p.iter().flatten().copied().collect()
+            p.iter().flat_map(|p| p.iter()).copied().collect()
         } else {
             Vec::new()
         }
@@ -93,9 +87,9 @@ pub fn restrict(k: &dyn Kernel, plan: &LandlockPlan) -> Result<LandlockReport, S
     report.abi = abi_n;
     let missing = missing(plan, abi_n);
     if !missing.is_empty() {
-        if plan.compat == Compat::Hard {
+        if *plan.compat == Compat::Hard {
             return Err(err(format!("the kernel can't enforce: {}", missing.join("; ")))
-                .key(&KeyPath::root().key("landlock").key("compat"))
+                .key(&plan.compat.key)
                 .hint("use a newer kernel, drop those rules, or set `landlock.compat: best-effort`"));
         }
         report.dropped = missing;

@@ -9,8 +9,9 @@ use std::time::Duration;
 use nix::sys::wait::WaitStatus;
 use serde::{Deserialize, Serialize};
 
-use super::cgroup::{CgroupStats, Controller, Version};
+use super::cgroup::{CgroupStats, Version};
 use super::error::StepError;
+use crate::plan::Controller;
 use crate::plan::Plan;
 
 /// How the program ended.
@@ -217,7 +218,7 @@ impl RunReport {
                 version: *v,
                 limit: parts
                     .iter()
-                    .filter(|(controller, _)| *controller == c.v2_name())
+                    .filter(|(controller, _)| controller == c)
                     .map(|(_, text)| text.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
@@ -251,7 +252,7 @@ impl RunReport {
                     .iter()
                     .map(|r| {
                         (
-                            r.name.to_owned(),
+                            r.limit.name().to_owned(),
                             if r.value == u64::MAX {
                                 "unlimited".into()
                             } else {
@@ -299,14 +300,14 @@ pub fn dropped(cgroup: &[String], landlock: Option<&LandlockReport>) -> Vec<Stri
         .collect()
 }
 
-/// The one line `kekkai run` says about it on stderr (unless -q), with how to get the
-/// cgroup limits back.
-pub fn dropped_line(dropped: &[String]) -> String {
+/// The one line `kekkai run` says about [`dropped`] on stderr (unless -q), with how to get
+/// the cgroup limits back when some were dropped.
+pub fn dropped_line(cgroup: &[String], landlock: Option<&LandlockReport>) -> String {
     let mut line = format!(
         "best-effort: running without what this host can't enforce: {}",
-        dropped.join("; ")
+        dropped(cgroup, landlock).join("; ")
     );
-    if dropped.iter().any(|d| d.starts_with("limits.")) {
+    if !cgroup.is_empty() {
         let user = if nix::unistd::geteuid().is_root() {
             ""
         } else {
@@ -369,7 +370,7 @@ mod tests {
             ..LandlockReport::default()
         };
         assert_eq!(dropped(&cgroup, Some(&ll)), want);
-        let line = dropped_line(&dropped(&cgroup, Some(&ll)));
+        let line = dropped_line(&cgroup, Some(&ll));
         assert_eq!(line.lines().count(), 1, "{line}");
         assert_eq!(line.contains("Delegate=yes"), !cgroup.is_empty(), "{line}");
     }

@@ -23,6 +23,7 @@ use nix::sys::stat::Mode;
 use super::error::{StepError, Syscall};
 use crate::plan::steps::Step;
 use crate::plan::{EntryKind, MountKind, MountPlan, Plan};
+use crate::policy::KeyPath;
 use crate::sys::{Kernel, fd_path, mount_attr};
 
 /// Where the staging tmpfs goes, inside the sandbox's private mount namespace.
@@ -131,7 +132,12 @@ fn open_path(k: &dyn Kernel, path: &Path, dir: bool) -> nix::Result<OwnedFd> {
 /// symbolic link in it): a link that appeared since is refused (`ELOOP`). Whoever owns a layer
 /// could otherwise swap one of its entries for a link to any host directory between the plan
 /// and the mount, and the sandbox would show that directory.
-fn open_layer_entry(k: &dyn Kernel, path: &Path, dir: bool) -> Result<OwnedFd, StepError> {
+fn open_layer_entry(
+    k: &dyn Kernel,
+    path: &Path,
+    dir: bool,
+    key: &KeyPath,
+) -> Result<OwnedFd, StepError> {
     let mut flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
     if dir {
         flags |= OFlag::O_DIRECTORY;
@@ -142,7 +148,7 @@ fn open_layer_entry(k: &dyn Kernel, path: &Path, dir: bool) -> Result<OwnedFd, S
             format!("openat2(AT_FDCWD, {path:?}, O_PATH, RESOLVE_NO_SYMLINKS)")
         })
         .map_err(|e| {
-            e.key(&crate::policy::KeyPath::root().key("rootfs").key("lower"))
+            e.key(key)
                 .hint("the layer changed since the policy was checked")
         })
 }
@@ -228,7 +234,7 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
                         shown.join(":")
                     )
                 })
-                .map_err(|e| e.key(&crate::policy::KeyPath::root().key("rootfs").key("lower")))?;
+                .map_err(|e| e.key(&plan.rootfs.lowers.key))?;
                 if !plan.rootfs.writable {
                     seal.push(
                         open_path(k, Path::new(&target), true)
@@ -278,15 +284,16 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
 /// Opens, before anything is covered, every host object the sandbox will need.
 fn open_host(k: &dyn Kernel, plan: &Plan) -> Result<HostFds, StepError> {
     let step = Step::Rootfs;
+    let key = &plan.rootfs.lowers.key;
     let mut entries = Vec::new();
     for e in &plan.rootfs.entries {
         let fds = match &e.kind {
             EntryKind::Overlay(dirs) => dirs
                 .iter()
-                .map(|d| open_layer_entry(k, d, true))
+                .map(|d| open_layer_entry(k, d, true, key))
                 .collect::<Result<Vec<_>, _>>()?,
             EntryKind::Bind(p) => {
-                let fd = open_layer_entry(k, p, true)?;
+                let fd = open_layer_entry(k, p, true, key)?;
                 vec![detached_tree(
                     k,
                     fd.as_fd(),
@@ -297,7 +304,7 @@ fn open_host(k: &dyn Kernel, plan: &Plan) -> Result<HostFds, StepError> {
                 )?]
             }
             EntryKind::File(p) => {
-                let fd = open_layer_entry(k, p, false)?;
+                let fd = open_layer_entry(k, p, false, key)?;
                 vec![detached_tree(
                     k,
                     fd.as_fd(),

@@ -37,8 +37,8 @@ use nix::sys::termios::{
 };
 
 use super::error::{StepError, Syscall};
+use crate::plan::Terminal;
 use crate::plan::steps::Step;
-use crate::policy::model::Terminal;
 
 /// What one of the program's standard descriptors becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

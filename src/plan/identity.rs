@@ -17,6 +17,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use super::Diags;
+use super::keyed::Keyed;
 use crate::caller::Caller;
 use crate::policy::KeyPath;
 use crate::policy::model::{Id, Identity};
@@ -24,12 +25,12 @@ use crate::policy::model::{Id, Identity};
 /// The ids the program runs with, inside the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityPlan {
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-    /// Supplementary groups.
-    pub groups: Vec<u32>,
+    /// User id (`identity.uid`).
+    pub uid: Keyed<u32>,
+    /// Group id (`identity.gid`).
+    pub gid: Keyed<u32>,
+    /// Supplementary groups (`identity.groups`).
+    pub groups: Keyed<Vec<u32>>,
     /// The user name, when known.
     pub user: Option<String>,
     /// The host path whose owner this is (`identity.owner-of`).
@@ -64,6 +65,8 @@ pub struct UserNsPlan {
     pub deny_setgroups: bool,
     /// The setup process becomes uid/gid 0 inside after the maps are written.
     pub setup_as_root: bool,
+    /// The policy key whose ids the maps map (`identity`).
+    pub key: KeyPath,
 }
 
 /// A passwd or group entry: name, id, primary group (passwd only).
@@ -263,9 +266,9 @@ pub fn plan(
             gid,
             groups: groups.clone(),
         },
-        uid,
-        gid,
-        groups,
+        uid: Keyed::new(uid, here.key("uid")),
+        gid: Keyed::new(gid, here.key("gid")),
+        groups: Keyed::new(groups, here.key("groups")),
         user,
         // An unprivileged caller is itself, whoever owns the path.
         owner_of: owner.filter(|_| !rootless).map(|(path, _, _)| path),
@@ -287,6 +290,7 @@ pub fn plan(
             gid_map: format!("{gid} {} 1\n", caller.egid),
             deny_setgroups: true,
             setup_as_root: false,
+            key: here.clone(),
         }
     } else if let Some(map) = &spec.map {
         let (inside, outside, count) = (map.inside.unwrap_or(0), map.outside, map.count);
@@ -333,6 +337,7 @@ pub fn plan(
             gid_map: line,
             deny_setgroups: false,
             setup_as_root: true,
+            key: here.clone(),
         }
     } else {
         // Root caller, no range: the identity and root map to themselves.
@@ -345,12 +350,13 @@ pub fn plan(
                 .collect::<String>()
         };
         let mut gids = vec![0, gid];
-        gids.extend(&identity.groups);
+        gids.extend(identity.groups.iter());
         UserNsPlan {
             uid_map: lines(&[0, uid]),
             gid_map: lines(&gids),
             deny_setgroups: false,
             setup_as_root: true,
+            key: here.clone(),
         }
     };
     (identity, Some(ns))
@@ -387,7 +393,7 @@ mod tests {
     #[test]
     fn rootless_maps_the_caller_to_the_identity() {
         let (id, ns) = run("{uid: 0, gid: 0}", &Caller::for_tests(), true).unwrap();
-        assert_eq!((id.uid, id.gid), (0, 0));
+        assert_eq!((*id.uid, *id.gid), (0, 0));
         let ns = ns.unwrap();
         assert_eq!(ns.uid_map, "0 1000 1\n");
         assert_eq!(ns.gid_map, "0 1000 1\n");
@@ -397,20 +403,20 @@ mod tests {
     #[test]
     fn rootless_default_identity_is_the_caller() {
         let (id, _) = run("{}", &Caller::for_tests(), true).unwrap();
-        assert_eq!((id.uid, id.gid), (1000, 1000));
+        assert_eq!((*id.uid, *id.gid), (1000, 1000));
     }
 
     #[test]
     fn root_names_resolve_through_passwd() {
         let (id, ns) = run("{uid: root}", &root_caller(), false).unwrap();
-        assert_eq!((id.uid, id.gid, id.user.as_deref()), (0, 0, Some("root")));
+        assert_eq!((*id.uid, *id.gid, id.user.as_deref()), (0, 0, Some("root")));
         assert!(ns.is_none());
     }
 
     #[test]
     fn root_without_an_identity_is_nobody_never_root() {
         let (id, ns) = run("{}", &root_caller(), true).unwrap();
-        assert_eq!((id.uid, id.gid), (NOBODY, NOBODY));
+        assert_eq!((*id.uid, *id.gid), (NOBODY, NOBODY));
         assert_eq!((id.host.uid, id.host.gid), (NOBODY, NOBODY));
         assert_eq!(ns.unwrap().uid_map, "0 0 1\n65534 65534 1\n");
     }
@@ -474,7 +480,7 @@ mod tests {
         let (id, ns) = run(&yaml, &root_caller(), true).unwrap();
         let _ = std::fs::remove_dir(&dir);
         // No passwd entry for the owner: the directory's group.
-        assert_eq!((id.uid, id.gid), (meta.uid(), meta.gid()));
+        assert_eq!((*id.uid, *id.gid), (meta.uid(), meta.gid()));
         assert_eq!(id.owner_of.as_deref(), Some(dir.as_path()));
         assert_eq!(id.host.uid, meta.uid());
         assert!(
@@ -488,13 +494,13 @@ mod tests {
     fn owner_of_takes_the_owners_primary_group_from_passwd() {
         // /usr/bin is root's: uid 0, and root's primary group.
         let (id, _) = run("{owner-of: /usr/bin}", &root_caller(), true).unwrap();
-        assert_eq!((id.uid, id.gid, id.user.as_deref()), (0, 0, Some("root")));
+        assert_eq!((*id.uid, *id.gid, id.user.as_deref()), (0, 0, Some("root")));
     }
 
     #[test]
     fn owner_of_is_the_caller_itself_for_an_unprivileged_caller() {
         let (id, ns) = run("{owner-of: /usr/bin}", &Caller::for_tests(), true).unwrap();
-        assert_eq!((id.uid, id.gid, id.owner_of), (1000, 1000, None));
+        assert_eq!((*id.uid, *id.gid, id.owner_of), (1000, 1000, None));
         assert_eq!(ns.unwrap().uid_map, "1000 1000 1\n");
     }
 

@@ -15,8 +15,10 @@ use std::path::{Path, PathBuf};
 
 use super::Diags;
 use super::fs::{MountKind, MountPlan, normalize_abs};
+use super::keyed::Keyed;
+use super::vocab::{Compat, Scope};
 use crate::policy::KeyPath;
-use crate::policy::model::{Compat, Landlock, Scope};
+use crate::policy::model::Landlock;
 
 /// Filesystem access rights, with the kernel's bit values (LANDLOCK_ACCESS_FS_*).
 pub mod access {
@@ -130,16 +132,16 @@ pub struct PathRule {
 pub struct LandlockPlan {
     /// Off only when the policy says `enabled: false`.
     pub enabled: bool,
-    /// Hard: refuse when the kernel can't enforce what is asked.
-    pub compat: Compat,
+    /// Hard: refuse when the kernel can't enforce what is asked (`landlock.compat`).
+    pub compat: Keyed<Compat>,
     /// Path rules.
     pub rules: Vec<PathRule>,
-    /// TCP ports that may be bound (None: TCP bind not restricted).
-    pub tcp_bind: Option<Vec<u16>>,
-    /// TCP ports that may be connected to (None: not restricted).
-    pub tcp_connect: Option<Vec<u16>>,
-    /// IPC scopes.
-    pub scopes: Vec<Scope>,
+    /// TCP ports that may be bound (None: TCP bind not restricted; `landlock.tcp-bind`).
+    pub tcp_bind: Option<Keyed<Vec<u16>>>,
+    /// TCP ports that may be connected to (None: not restricted; `landlock.tcp-connect`).
+    pub tcp_connect: Option<Keyed<Vec<u16>>>,
+    /// IPC scopes (`landlock.scope`).
+    pub scopes: Keyed<Vec<Scope>>,
 }
 
 impl LandlockPlan {
@@ -243,21 +245,29 @@ pub fn plan(
             let mut v = l.clone();
             v.sort_unstable();
             v.dedup();
-            v
+            Keyed::new(v, here.key(key))
         })
     };
     let tcp_bind = ports("tcp-bind", &spec.tcp_bind, diags);
     let tcp_connect = ports("tcp-connect", &spec.tcp_connect, diags);
-    let mut scopes = spec.scope.clone().unwrap_or_default();
+    let mut scopes: Vec<Scope> = spec
+        .scope
+        .iter()
+        .flatten()
+        .map(|s| Scope::from(*s))
+        .collect();
     scopes.sort_by_key(|s| *s as u8);
     scopes.dedup();
     LandlockPlan {
         enabled: spec.enabled.unwrap_or(true),
-        compat: spec.compat.unwrap_or(Compat::Hard),
+        compat: Keyed::new(
+            spec.compat.map_or(Compat::Hard, Compat::from),
+            here.key("compat"),
+        ),
         rules,
         tcp_bind,
         tcp_connect,
-        scopes,
+        scopes: Keyed::new(scopes, here.key("scope")),
     }
 }
 
@@ -286,6 +296,7 @@ mod tests {
                 mode: 0o1777,
                 exec,
             },
+            protocol: false,
         }
     }
 

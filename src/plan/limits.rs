@@ -3,64 +3,177 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::Diags;
+use super::keyed::Keyed;
 use super::units::{Amount, format_size, parse_cpu, parse_duration, parse_size};
+use super::vocab::Compat;
 use crate::policy::KeyPath;
-use crate::policy::model::{Compat, Limits, Rlimits};
+use crate::policy::model::{Limits, Rlimits};
 
 /// Default time between the timeout's SIGTERM and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 
-/// cgroup limits to enforce.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A cgroup controller: the kernel's resource accounting a limit needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Controller {
+    /// memory.max / memory.limit_in_bytes, memory.high, swap.
+    Memory,
+    /// pids.max.
+    Pids,
+    /// CPU quota and weight.
+    Cpu,
+    /// CPUs the sandbox may use.
+    Cpuset,
+    /// IO weight.
+    Io,
+}
+
+impl Controller {
+    /// Its name on cgroup v2.
+    pub fn v2_name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Pids => "pids",
+            Controller::Cpu => "cpu",
+            Controller::Cpuset => "cpuset",
+            Controller::Io => "io",
+        }
+    }
+
+    /// Its name on cgroup v1.
+    pub fn v1_name(self) -> &'static str {
+        match self {
+            Controller::Io => "blkio",
+            other => other.v2_name(),
+        }
+    }
+
+    /// The policy key a refusal names for it: its first limit's, whichever of its limits the
+    /// policy set.
+    pub fn key(self) -> KeyPath {
+        limit_key(match self {
+            Controller::Memory => "memory",
+            Controller::Pids => "pids",
+            Controller::Cpu => "cpu",
+            Controller::Cpuset => "cpuset",
+            Controller::Io => "io-weight",
+        })
+    }
+}
+
+/// `limits.NAME`.
+fn limit_key(name: &str) -> KeyPath {
+    KeyPath::root().key("limits").key(name)
+}
+
+/// cgroup limits to enforce, each with its policy key.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LimitsPlan {
     /// memory.max in bytes.
-    pub memory: Option<u64>,
+    pub memory: Option<Keyed<u64>>,
     /// memory.high in bytes.
-    pub memory_high: Option<u64>,
+    pub memory_high: Option<Keyed<u64>>,
     /// memory.swap.max in bytes.
-    pub swap: Option<u64>,
+    pub swap: Option<Keyed<u64>>,
     /// pids.max.
-    pub pids: Option<u64>,
+    pub pids: Option<Keyed<u64>>,
     /// CPU quota in thousandths of a CPU.
-    pub cpu_millis: Option<u64>,
+    pub cpu_millis: Option<Keyed<u64>>,
     /// cpuset.cpus.
-    pub cpuset: Option<String>,
+    pub cpuset: Option<Keyed<String>>,
     /// cpu.weight.
-    pub cpu_weight: Option<u64>,
+    pub cpu_weight: Option<Keyed<u64>>,
     /// io.weight.
-    pub io_weight: Option<u64>,
-    /// Refuse to run (hard) or report (best-effort) when limits can't be enforced.
-    pub compat: Option<Compat>,
+    pub io_weight: Option<Keyed<u64>>,
+    /// Refuse to run (hard, unless the policy says otherwise) or report (best-effort) when
+    /// limits can't be enforced.
+    pub compat: Keyed<Compat>,
     /// Explicit parent cgroup.
     pub parent: Option<PathBuf>,
+    /// The section's own key (`limits`), for what concerns all of its limits.
+    pub key: KeyPath,
+}
+
+impl Default for LimitsPlan {
+    /// The limits of a policy that sets none.
+    fn default() -> Self {
+        LimitsPlan {
+            memory: None,
+            memory_high: None,
+            swap: None,
+            pids: None,
+            cpu_millis: None,
+            cpuset: None,
+            cpu_weight: None,
+            io_weight: None,
+            compat: Keyed::new(Compat::Hard, limit_key("compat")),
+            parent: None,
+            key: KeyPath::root().key("limits"),
+        }
+    }
 }
 
 impl LimitsPlan {
-    /// Each limit the policy sets, as (cgroup v2 controller, `name value` as explain and the run
+    /// Each limit the policy sets, as (its controller, `name value` as explain and the run
     /// report show it), in a fixed order.
-    pub fn parts(&self) -> Vec<(&'static str, String)> {
+    pub fn parts(&self) -> Vec<(Controller, String)> {
         let size = format_size;
         let mut out = Vec::new();
         let mut add = |controller, text: Option<String>| out.extend(text.map(|t| (controller, t)));
-        add("memory", self.memory.map(|m| format!("memory {}", size(m))));
+        let v = |l: &Option<Keyed<u64>>| l.as_deref().copied();
         add(
-            "memory",
-            self.memory_high.map(|m| format!("memory-high {}", size(m))),
-        );
-        add("memory", self.swap.map(|m| format!("swap {}", size(m))));
-        add("pids", self.pids.map(|p| format!("pids {p}")));
-        add(
-            "cpu",
-            self.cpu_millis
-                .map(|c| format!("cpu {}", c as f64 / 1000.0)),
+            Controller::Memory,
+            v(&self.memory).map(|m| format!("memory {}", size(m))),
         );
         add(
-            "cpuset",
+            Controller::Memory,
+            v(&self.memory_high).map(|m| format!("memory-high {}", size(m))),
+        );
+        add(
+            Controller::Memory,
+            v(&self.swap).map(|m| format!("swap {}", size(m))),
+        );
+        add(Controller::Pids, v(&self.pids).map(|p| format!("pids {p}")));
+        add(
+            Controller::Cpu,
+            v(&self.cpu_millis).map(|c| format!("cpu {}", c as f64 / 1000.0)),
+        );
+        add(
+            Controller::Cpuset,
             self.cpuset.as_ref().map(|c| format!("cpuset {c}")),
         );
-        add("cpu", self.cpu_weight.map(|w| format!("cpu-weight {w}")));
-        add("io", self.io_weight.map(|w| format!("io-weight {w}")));
+        add(
+            Controller::Cpu,
+            v(&self.cpu_weight).map(|w| format!("cpu-weight {w}")),
+        );
+        add(
+            Controller::Io,
+            v(&self.io_weight).map(|w| format!("io-weight {w}")),
+        );
+        out
+    }
+
+    /// The controllers the limits need, in a fixed order.
+    pub fn controllers(&self) -> Vec<Controller> {
+        let mut out = Vec::new();
+        if self.memory.is_some() || self.memory_high.is_some() || self.swap.is_some() {
+            out.push(Controller::Memory);
+        }
+        if self.pids.is_some() {
+            out.push(Controller::Pids);
+        }
+        if self.cpu_millis.is_some() || self.cpu_weight.is_some() {
+            out.push(Controller::Cpu);
+        }
+        if self.cpuset.is_some() {
+            out.push(Controller::Cpuset);
+        }
+        if self.io_weight.is_some() {
+            out.push(Controller::Io);
+        }
         out
     }
 
@@ -78,19 +191,70 @@ impl LimitsPlan {
 
     /// The compat level (hard unless the policy says otherwise).
     pub fn compat(&self) -> Compat {
-        self.compat.unwrap_or(Compat::Hard)
+        *self.compat
     }
 }
 
-/// A resource limit.
+/// A resource limit setrlimit sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RlimitPlan {
-    /// The policy's name for it (`nofile`).
-    pub name: &'static str,
+pub enum Rlimit {
+    /// Open files (RLIMIT_NOFILE).
+    Nofile,
+    /// Processes of the user (RLIMIT_NPROC).
+    Nproc,
+    /// Core file size (RLIMIT_CORE).
+    Core,
+    /// Largest file written (RLIMIT_FSIZE).
+    Fsize,
+    /// Address space (RLIMIT_AS).
+    As,
+    /// Stack size (RLIMIT_STACK).
+    Stack,
+    /// Locked memory (RLIMIT_MEMLOCK).
+    Memlock,
+    /// CPU time in seconds (RLIMIT_CPU).
+    Cpu,
+}
+
+impl Rlimit {
+    /// The policy's name for it (`nofile`), as explain and the run report show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rlimit::Nofile => "nofile",
+            Rlimit::Nproc => "nproc",
+            Rlimit::Core => "core",
+            Rlimit::Fsize => "fsize",
+            Rlimit::As => "as",
+            Rlimit::Stack => "stack",
+            Rlimit::Memlock => "memlock",
+            Rlimit::Cpu => "cpu",
+        }
+    }
+
     /// The RLIMIT_* number.
-    pub resource: u32,
+    pub fn resource(self) -> u32 {
+        match self {
+            Rlimit::Nofile => libc::RLIMIT_NOFILE,
+            Rlimit::Nproc => libc::RLIMIT_NPROC,
+            Rlimit::Core => libc::RLIMIT_CORE,
+            Rlimit::Fsize => libc::RLIMIT_FSIZE,
+            Rlimit::As => libc::RLIMIT_AS,
+            Rlimit::Stack => libc::RLIMIT_STACK,
+            Rlimit::Memlock => libc::RLIMIT_MEMLOCK,
+            Rlimit::Cpu => libc::RLIMIT_CPU,
+        }
+    }
+}
+
+/// A resource limit to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RlimitPlan {
+    /// Which one.
+    pub limit: Rlimit,
     /// The value for both soft and hard limit (`u64::MAX` is unlimited).
     pub value: u64,
+    /// Its policy key (`rlimits.nofile`).
+    pub key: KeyPath,
 }
 
 /// Plans the `limits` section.
@@ -98,7 +262,7 @@ pub fn plan_limits(spec: Option<&Limits>, diags: &mut Diags) -> LimitsPlan {
     let Some(l) = spec else {
         return LimitsPlan::default();
     };
-    let here = KeyPath::root().key("limits");
+    let here = LimitsPlan::default().key;
     let size = |key: &str,
                 v: &Option<crate::policy::model::Size>,
                 min: u64,
@@ -178,17 +342,23 @@ pub fn plan_limits(spec: Option<&Limits>, diags: &mut Diags) -> LimitsPlan {
                 None
             }
         });
+    let keyed = |key: &str, v: Option<u64>| v.map(|v| Keyed::new(v, here.key(key)));
+    let default = LimitsPlan::default();
     LimitsPlan {
-        memory,
-        memory_high,
-        swap,
-        pids,
-        cpu_millis,
-        cpuset,
-        cpu_weight,
-        io_weight,
-        compat: l.compat,
+        memory: keyed("memory", memory),
+        memory_high: keyed("memory-high", memory_high),
+        swap: keyed("swap", swap),
+        pids: keyed("pids", pids),
+        cpu_millis: keyed("cpu", cpu_millis),
+        cpuset: cpuset.map(|c| Keyed::new(c, here.key("cpuset"))),
+        cpu_weight: keyed("cpu-weight", cpu_weight),
+        io_weight: keyed("io-weight", io_weight),
+        compat: match l.compat {
+            Some(c) => Keyed::new(Compat::from(c), default.compat.key),
+            None => default.compat,
+        },
         parent,
+        key: default.key,
     }
 }
 
@@ -217,41 +387,42 @@ pub fn plan_rlimits(spec: Option<&Rlimits>, diags: &mut Diags) -> Vec<RlimitPlan
     let here = KeyPath::root().key("rlimits");
     let mut out = Vec::new();
     let sized = [
-        ("nofile", libc::RLIMIT_NOFILE, &r.nofile),
-        ("nproc", libc::RLIMIT_NPROC, &r.nproc),
-        ("core", libc::RLIMIT_CORE, &r.core),
-        ("fsize", libc::RLIMIT_FSIZE, &r.fsize),
-        ("as", libc::RLIMIT_AS, &r.address_space),
-        ("stack", libc::RLIMIT_STACK, &r.stack),
-        ("memlock", libc::RLIMIT_MEMLOCK, &r.memlock),
+        (Rlimit::Nofile, &r.nofile),
+        (Rlimit::Nproc, &r.nproc),
+        (Rlimit::Core, &r.core),
+        (Rlimit::Fsize, &r.fsize),
+        (Rlimit::As, &r.address_space),
+        (Rlimit::Stack, &r.stack),
+        (Rlimit::Memlock, &r.memlock),
     ];
-    for (name, resource, value) in sized {
+    for (limit, value) in sized {
         let Some(v) = value else { continue };
+        let name = limit.name();
         match parse_size(&v.0) {
             Ok(Amount::Finite(n)) => {
-                if name == "nofile" && n < 3 {
+                if limit == Rlimit::Nofile && n < 3 {
                     diags.push(here.key(name), "at least 3 (stdin, stdout, stderr)");
                     continue;
                 }
-                if name == "nofile" && n > 1 << 30 {
+                if limit == Rlimit::Nofile && n > 1 << 30 {
                     diags.push(here.key(name), "more than the kernel allows (nr_open)");
                     continue;
                 }
                 out.push(RlimitPlan {
-                    name,
-                    resource,
+                    limit,
                     value: n,
+                    key: here.key(name),
                 });
             }
             Ok(Amount::Unlimited) => {
-                if name == "nofile" {
+                if limit == Rlimit::Nofile {
                     diags.push(here.key(name), "can't be unlimited; give a number");
                     continue;
                 }
                 out.push(RlimitPlan {
-                    name,
-                    resource,
+                    limit,
                     value: u64::MAX,
+                    key: here.key(name),
                 });
             }
             Err(e) => diags.push(here.key(name), e),
@@ -260,9 +431,9 @@ pub fn plan_rlimits(spec: Option<&Rlimits>, diags: &mut Diags) -> Vec<RlimitPlan
     if let Some(cpu) = &r.cpu {
         match parse_duration(&cpu.0) {
             Ok(d) if d.as_secs() >= 1 => out.push(RlimitPlan {
-                name: "cpu",
-                resource: libc::RLIMIT_CPU,
+                limit: Rlimit::Cpu,
                 value: d.as_secs(),
+                key: here.key(Rlimit::Cpu.name()),
             }),
             Ok(_) => diags.push(
                 here.key("cpu"),
@@ -318,16 +489,33 @@ mod tests {
     #[test]
     fn parses_every_limit() {
         let p = limits("{memory: 512M, memory-high: 256M, swap: 0, pids: 128, cpu: 1.5, cpuset: 0-1, cpu-weight: 50, io-weight: 200, compat: best-effort, parent: /kekkai.slice}").unwrap();
-        assert_eq!(p.memory, Some(512 << 20));
-        assert_eq!(p.memory_high, Some(256 << 20));
-        assert_eq!(p.swap, Some(0));
-        assert_eq!(p.pids, Some(128));
-        assert_eq!(p.cpu_millis, Some(1500));
-        assert_eq!(p.cpuset.as_deref(), Some("0-1"));
-        assert_eq!((p.cpu_weight, p.io_weight), (Some(50), Some(200)));
+        let v = |l: &Option<Keyed<u64>>| l.as_ref().map(|l| (l.value, l.key.to_string()));
+        assert_eq!(v(&p.memory), Some((512 << 20, "limits.memory".into())));
+        assert_eq!(
+            v(&p.memory_high),
+            Some((256 << 20, "limits.memory-high".into()))
+        );
+        assert_eq!(v(&p.swap), Some((0, "limits.swap".into())));
+        assert_eq!(v(&p.pids), Some((128, "limits.pids".into())));
+        assert_eq!(v(&p.cpu_millis), Some((1500, "limits.cpu".into())));
+        assert_eq!(p.cpuset.as_deref().map(String::as_str), Some("0-1"));
+        assert_eq!(
+            p.cpuset.as_ref().map(|c| c.key.to_string()).as_deref(),
+            Some("limits.cpuset")
+        );
+        assert_eq!(v(&p.cpu_weight), Some((50, "limits.cpu-weight".into())));
+        assert_eq!(v(&p.io_weight), Some((200, "limits.io-weight".into())));
+        assert_eq!(p.compat.key.to_string(), "limits.compat");
         assert_eq!(p.compat(), Compat::BestEffort);
         assert_eq!(p.parent, Some(PathBuf::from("/kekkai.slice")));
         assert!(p.any());
+    }
+
+    #[test]
+    fn needed_controllers_follow_the_limits() {
+        let l = limits("{memory: 1M, cpu-weight: 50}").unwrap();
+        assert_eq!(l.controllers(), vec![Controller::Memory, Controller::Cpu]);
+        assert!(LimitsPlan::default().controllers().is_empty());
     }
 
     #[rstest]
@@ -366,7 +554,8 @@ mod tests {
         let mut d = Diags::default();
         let p = plan_rlimits(Some(&spec), &mut d);
         assert!(d.is_empty());
-        assert_eq!((p[0].name, p[0].value), (name, value));
+        assert_eq!((p[0].limit.name(), p[0].value), (name, value));
+        assert_eq!(p[0].key.to_string(), format!("rlimits.{name}"));
     }
 
     #[rstest]

@@ -4,10 +4,17 @@
 //! mount table). Every error it finds names the policy key that caused it, and all of them are
 //! reported at once. The plan holds absolute paths, syscall numbers, compiled BPF, Landlock
 //! access sets, cgroup values and the ordered launch steps.
+//!
+//! The plan is the closed vocabulary between the policy and the layers above it (launch,
+//! export, audit, explain), which never read the policy model: the choices a policy makes are
+//! the plan's own enums (`vocab.rs`), each item launch or export acts on carries the policy key
+//! its errors name (`keyed.rs`, [`MountPlan::origin`]), and the names a policy may give
+//! `kekkai audit` are listed here (`expect.rs`).
 
 pub mod expect;
 pub mod fs;
 pub mod identity;
+pub mod keyed;
 pub mod landlock;
 pub mod limits;
 pub mod names;
@@ -15,6 +22,7 @@ pub mod privileges;
 pub mod seccomp;
 pub mod steps;
 pub mod units;
+pub mod vocab;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -24,47 +32,93 @@ use std::time::Duration;
 use crate::caller::Caller;
 use crate::policy::{Diagnostic, Diagnostics, KeyPath, LoadedPolicy};
 
-/// Policy enums a plan carries as they are, for the layers above (launch, export) to name
-/// through the plan.
-pub use crate::policy::model::{Compat, HostPrivileges, Namespace, Network, Preset, Scope};
 pub use fs::{EntryKind, MountKind, MountPlan, RootEntry, RootfsPlan};
 pub use identity::{HostIds, IdentityPlan, UserNsPlan};
+pub use keyed::Keyed;
 pub use landlock::LandlockPlan;
-pub use limits::{LimitsPlan, RlimitPlan};
+pub use limits::{Controller, LimitsPlan, Rlimit, RlimitPlan};
 pub use seccomp::SeccompPlan;
+pub use vocab::{Compat, HostPrivileges, Namespace, Network, Preset, Scope, Terminal};
 
-/// Errors found while compiling, by merged key path; and errors about what is not the policy
-/// (the caller's environment), already placed.
+/// An error found while compiling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    /// The policy's: at a key path of the merged policy, placed in the file that wrote it
+    /// when reported.
+    Policy {
+        /// Where.
+        key: KeyPath,
+        /// What is wrong.
+        message: String,
+    },
+    /// The caller's environment's, not the policy's (`NOTIFY_SOCKET`): named by the variable.
+    Environment {
+        /// The variable.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The errors compile found, in the order found.
 #[derive(Debug, Default)]
-pub struct Diags(Vec<(KeyPath, String)>, Vec<Diagnostic>);
+pub struct Diags(Vec<PlanError>);
 
 impl Diags {
     /// Records an error at a key path.
-    pub fn push(&mut self, path: KeyPath, message: impl Into<String>) {
-        self.0.push((path, message.into()));
+    pub fn push(&mut self, key: KeyPath, message: impl Into<String>) {
+        self.0.push(PlanError::Policy {
+            key,
+            message: message.into(),
+        });
     }
 
     /// Records an error about the caller's environment variable `name`.
     pub fn push_env(&mut self, name: &str, message: impl Into<String>) {
-        self.1.push(Diagnostic {
-            file: "environment".into(),
-            pos: None,
-            path: name.into(),
+        self.0.push(PlanError::Environment {
+            name: name.into(),
             message: message.into(),
         });
     }
 
     /// No errors?
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty() && self.1.is_empty()
+        self.0.is_empty()
     }
 
-    /// The errors as (path, message) strings, for tests.
+    /// The policy's errors as (path, message) strings, for tests.
     pub fn into_pairs(self) -> Vec<(String, String)> {
         self.0
             .into_iter()
-            .map(|(p, m)| (p.to_string(), m))
+            .filter_map(|e| match e {
+                PlanError::Policy { key, message } => Some((key.to_string(), message)),
+                PlanError::Environment { .. } => None,
+            })
             .collect()
+    }
+
+    /// The errors as diagnostics: the policy's first, each placed in the file that wrote its
+    /// key, then the environment's.
+    fn into_diagnostics(self, loaded: &LoadedPolicy) -> Diagnostics {
+        let (policy, env): (Vec<PlanError>, Vec<PlanError>) = self
+            .0
+            .into_iter()
+            .partition(|e| matches!(e, PlanError::Policy { .. }));
+        Diagnostics(
+            policy
+                .into_iter()
+                .chain(env)
+                .map(|e| match e {
+                    PlanError::Policy { key, message } => loaded.diag(&key, message),
+                    PlanError::Environment { name, message } => Diagnostic {
+                        file: "environment".into(),
+                        pos: None,
+                        path: name,
+                        message,
+                    },
+                })
+                .collect(),
+        )
     }
 }
 
@@ -91,10 +145,12 @@ pub struct EnvPlan {
 }
 
 /// Capabilities the program keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapsPlan {
     /// Bit N set: capability N stays in the bounding set (and effective/permitted/ambient).
     pub keep: u64,
+    /// Its policy key (`capabilities.keep`).
+    pub key: KeyPath,
 }
 
 impl CapsPlan {
@@ -119,7 +175,7 @@ pub struct Plan {
     /// A stable hash of the merged policy (FNV-1a 64 of its canonical YAML).
     pub policy_hash: String,
     /// Namespaces created, in a fixed order.
-    pub namespaces: Vec<Namespace>,
+    pub namespaces: Keyed<Vec<Namespace>>,
     /// The user namespace was added because the caller is unprivileged.
     pub userns_added: bool,
     /// Identity of the program.
@@ -127,7 +183,7 @@ pub struct Plan {
     /// User namespace maps.
     pub userns: Option<UserNsPlan>,
     /// Host name.
-    pub hostname: Option<String>,
+    pub hostname: Option<Keyed<String>>,
     /// Root filesystem.
     pub rootfs: RootfsPlan,
     /// Mounts, in order.
@@ -136,7 +192,7 @@ pub struct Plan {
     /// bind; `run` says it on stderr, `explain` under the mounts).
     pub protected: Vec<String>,
     /// Working directory inside.
-    pub cwd: PathBuf,
+    pub cwd: Keyed<PathBuf>,
     /// Environment.
     pub env: EnvPlan,
     /// cgroup limits.
@@ -154,7 +210,7 @@ pub struct Plan {
     /// seccomp.
     pub seccomp: SeccompPlan,
     /// Network.
-    pub network: Network,
+    pub network: Keyed<Network>,
     /// The program is PID 1 (no reaper).
     pub as_pid_1: bool,
     /// The policy's expectations for `kekkai audit`.
@@ -162,7 +218,7 @@ pub struct Plan {
     /// The escape probes the policy grants (`audit.grants`), by name.
     pub audit_grants: Vec<String>,
     /// The program's terminal (pty only takes effect when stdin is a terminal).
-    pub terminal: crate::policy::model::Terminal,
+    pub terminal: Terminal,
     /// What systemd handed the caller that passes on to the program.
     pub systemd: SystemdPlan,
     /// `deny`: the program holds and leaves no privilege on the host (`privileges.rs`).
@@ -200,28 +256,13 @@ impl Plan {
     pub fn clone_flags(&self) -> u64 {
         self.namespaces
             .iter()
-            .fold(0, |acc, ns| acc | namespace_flag(*ns))
+            .fold(0, |acc, ns| acc | ns.clone_flag())
     }
 
     /// Is there a user namespace?
     pub fn has(&self, ns: Namespace) -> bool {
         self.namespaces.contains(&ns)
     }
-}
-
-/// The CLONE_NEW* flag of a namespace.
-pub fn namespace_flag(ns: Namespace) -> u64 {
-    let flag = match ns {
-        Namespace::User => libc::CLONE_NEWUSER,
-        Namespace::Mount => libc::CLONE_NEWNS,
-        Namespace::Pid => libc::CLONE_NEWPID,
-        Namespace::Net => libc::CLONE_NEWNET,
-        Namespace::Ipc => libc::CLONE_NEWIPC,
-        Namespace::Uts => libc::CLONE_NEWUTS,
-        Namespace::Cgroup => libc::CLONE_NEWCGROUP,
-        Namespace::Time => 0x80, // CLONE_NEWTIME
-    };
-    u64::try_from(flag).unwrap_or(0)
 }
 
 /// Namespaces a policy gets when it says nothing: all but time.
@@ -241,15 +282,16 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     let mut d = Diags::default();
 
     // Namespaces.
-    let mut namespaces: Vec<Namespace> = p
-        .namespaces
-        .clone()
-        .unwrap_or_else(|| DEFAULT_NAMESPACES.to_vec());
+    let namespaces_key = KeyPath::root().key("namespaces");
+    let mut namespaces: Vec<Namespace> = match &p.namespaces {
+        Some(list) => list.iter().map(|ns| Namespace::from(*ns)).collect(),
+        None => DEFAULT_NAMESPACES.to_vec(),
+    };
     namespaces.sort();
     namespaces.dedup();
     if !namespaces.contains(&Namespace::Mount) {
         d.push(
-            KeyPath::root().key("namespaces"),
+            namespaces_key.clone(),
             "the `mount` namespace is required: kekkai always builds the sandbox its own root",
         );
     }
@@ -261,7 +303,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     }
     // `network` decides the net namespace; without it, the namespace list does.
     let network = match p.network {
-        Some(n) => n,
+        Some(n) => Network::from(n),
         None if namespaces.contains(&Namespace::Net) => Network::None,
         None => Network::Host,
     };
@@ -270,9 +312,12 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         namespaces.push(Namespace::Net);
         namespaces.sort();
     }
-    let hostname = p.hostname.clone();
-    if let Some(h) = &hostname {
-        let at = KeyPath::root().key("hostname");
+    let hostname = p
+        .hostname
+        .clone()
+        .map(|h| Keyed::new(h, KeyPath::root().key("hostname")));
+    if let Some(Keyed { value: h, key: at }) = &hostname {
+        let at = at.clone();
         if !namespaces.contains(&Namespace::Uts) {
             d.push(at, "setting a host name needs the `uts` namespace");
         } else if h.is_empty()
@@ -317,16 +362,18 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         },
     );
     fs::prune_covered(&mut rootfs, &mounts);
+    let cwd_key = KeyPath::root().key("cwd");
     let cwd = match &p.cwd {
         Some(c) => match fs::normalize_abs(c) {
             Ok(p) => p,
             Err(e) => {
-                d.push(KeyPath::root().key("cwd"), e);
+                d.push(cwd_key.clone(), e);
                 PathBuf::from("/")
             }
         },
         None => PathBuf::from("/"),
     };
+    let cwd = Keyed::new(cwd, cwd_key);
 
     // Identity.
     let userns = namespaces.contains(&Namespace::User);
@@ -355,6 +402,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
                             writable: false,
                             exec: false,
                         },
+                        protocol: true,
                     });
                 }
                 Err(e) => d.push_env(
@@ -378,11 +426,12 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
                     writable: false,
                     exec: false,
                 },
+                protocol: true,
             }),
         }
     }
     // Launch errors name a mount as the user wrote it.
-    for m in mounts.iter_mut().filter(|m| m.origin.is_empty()) {
+    for m in mounts.iter_mut().filter(|m| !m.protocol) {
         m.origin = loaded.place(&m.key.key(m.kind.key()));
     }
 
@@ -393,7 +442,11 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         limits::plan_timeout(p.timeout.as_ref(), p.timeout_grace.as_ref(), &mut d);
 
     // Capabilities.
-    let mut caps = CapsPlan::default();
+    let caps_key = KeyPath::root().key("capabilities").key("keep");
+    let mut caps = CapsPlan {
+        keep: 0,
+        key: caps_key.clone(),
+    };
     for (i, name) in p
         .capabilities
         .as_ref()
@@ -416,10 +469,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
                 {
                     msg.push_str(&format!(" (did you mean `{best}`?)"));
                 }
-                d.push(
-                    KeyPath::root().key("capabilities").key("keep").index(i),
-                    msg,
-                );
+                d.push(caps_key.index(i), msg);
             }
         }
     }
@@ -443,7 +493,9 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
 
     // No privilege leaves the sandbox, unless the policy says otherwise: the ids and
     // capabilities here, the mode filters in seccomp.
-    let host_privileges = p.host_privileges.unwrap_or(HostPrivileges::Deny);
+    let host_privileges = p
+        .host_privileges
+        .map_or(HostPrivileges::Deny, HostPrivileges::from);
     if host_privileges == HostPrivileges::Deny {
         let keep = p.capabilities.as_ref().and_then(|c| c.keep.as_deref());
         privileges::check(
@@ -459,12 +511,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     let seccomp = seccomp::compile(p.seccomp.as_ref(), host_privileges, &mut d);
 
     if !d.is_empty() {
-        return Err(Diagnostics(
-            d.0.iter()
-                .map(|(path, msg)| loaded.diag(path, msg.clone()))
-                .chain(d.1)
-                .collect(),
-        ));
+        return Err(d.into_diagnostics(loaded));
     }
     let Some(seccomp) = seccomp else {
         return Err(Diagnostics(vec![
@@ -476,7 +523,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         description: p.description.clone(),
         sources: loaded.chain().iter().map(|s| s.to_string()).collect(),
         policy_hash: policy_hash(loaded),
-        namespaces,
+        namespaces: Keyed::new(namespaces, namespaces_key),
         userns_added,
         identity,
         userns: userns_plan,
@@ -493,30 +540,29 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         caps,
         landlock,
         seccomp,
-        network,
+        network: Keyed::new(network, KeyPath::root().key("network")),
         as_pid_1: p.as_pid_1.unwrap_or(false),
         audit,
         audit_grants,
-        terminal: p.terminal.unwrap_or(crate::policy::model::Terminal::Pty),
+        terminal: p.terminal.map_or(Terminal::Pty, Terminal::from),
         systemd,
         host_privileges,
     })
 }
 
-/// `audit.grants`: names of escape probes, each checked against the battery.
+/// `audit.grants`: names of escape probes, each checked against [`expect::PROBES`].
 fn plan_grants(audit: Option<&crate::policy::model::Audit>, d: &mut Diags) -> Vec<String> {
-    let probes = crate::audit::probes::all();
     let mut out = Vec::new();
     let list = audit.and_then(|a| a.grants.as_ref());
     for (i, name) in list.into_iter().flatten().enumerate() {
-        if probes.iter().any(|p| p.name == name) {
+        if expect::PROBES.contains(&name.as_str()) {
             if !out.contains(name) {
                 out.push(name.clone());
             }
             continue;
         }
         let mut msg = format!("no escape probe is called `{name}`");
-        if let Some(best) = suggest(name, probes.iter().map(|p| p.name)) {
+        if let Some(best) = suggest(name, expect::PROBES.iter().copied()) {
             msg.push_str(&format!(" (did you mean `{best}`?)"));
         }
         msg.push_str("; `kekkai audit --json` lists them");

@@ -147,13 +147,15 @@ pub fn check(spec: Option<&Identity>, identity: &IdentityPlan, keep: &[String], 
 mod tests {
     use super::*;
     use crate::plan::identity::HostIds;
+    use crate::plan::keyed::Keyed;
     use rstest::rstest;
 
     fn identity(uid: u32, gid: u32, groups: &[u32]) -> IdentityPlan {
+        let key = KeyPath::root().key("identity");
         IdentityPlan {
-            uid,
-            gid,
-            groups: groups.to_vec(),
+            uid: Keyed::new(uid, key.key("uid")),
+            gid: Keyed::new(gid, key.key("gid")),
+            groups: Keyed::new(groups.to_vec(), key.key("groups")),
             user: None,
             owner_of: None,
             host: HostIds {

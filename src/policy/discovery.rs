@@ -382,16 +382,35 @@ pub fn available() -> Vec<(String, String, String)> {
     out
 }
 
-/// How [`read_bounded`]'s message for an oversized file starts.
-pub(super) const TOO_LARGE: &str = "file is larger than";
+/// Why [`read_bounded`] read no policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ReadError {
+    /// Larger than [`yaml::MAX_FILE_BYTES`]: the file has a start to point at.
+    TooLarge,
+    /// Not a file, or not readable: as the system says it.
+    Unreadable(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::TooLarge => write!(
+                f,
+                "file is larger than {} bytes, the most a policy may be",
+                yaml::MAX_FILE_BYTES
+            ),
+            ReadError::Unreadable(why) => f.write_str(why),
+        }
+    }
+}
 
 /// Reads an opened policy file: a regular file, at most [`yaml::MAX_FILE_BYTES`] bytes, from
 /// its start (`pread`: the descriptor's offset is not used, so a source can be read twice).
-pub(super) fn read_bounded(file: &std::fs::File) -> Result<Vec<u8>, String> {
+pub(super) fn read_bounded(file: &std::fs::File) -> Result<Vec<u8>, ReadError> {
     use std::os::unix::fs::FileExt;
-    let st = fstat(file).map_err(hostfs::describe)?;
+    let st = fstat(file).map_err(|e| ReadError::Unreadable(hostfs::describe(e)))?;
     if !hostfs::is_regular(&st) {
-        return Err("not a regular file".into());
+        return Err(ReadError::Unreadable("not a regular file".into()));
     }
     let mut bytes = Vec::new();
     let mut chunk = vec![0u8; 64 << 10];
@@ -401,14 +420,11 @@ pub(super) fn read_bounded(file: &std::fs::File) -> Result<Vec<u8>, String> {
             Ok(0) => break,
             Ok(n) => bytes.extend_from_slice(chunk.get(..n).unwrap_or_default()),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(describe_io(&e)),
+            Err(e) => return Err(ReadError::Unreadable(describe_io(&e))),
         }
     }
     if bytes.len() > yaml::MAX_FILE_BYTES {
-        return Err(format!(
-            "{TOO_LARGE} {} bytes, the most a policy may be",
-            yaml::MAX_FILE_BYTES
-        ));
+        return Err(ReadError::TooLarge);
     }
     Ok(bytes)
 }

@@ -22,8 +22,19 @@ pub const MAX_ERRORS: usize = 32;
 /// At most this many pieces are checked (each check reads a small document).
 const MAX_CHECKS: usize = 512;
 
+/// One type error: where, which kind, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeError {
+    /// Its key path in the real document.
+    pub path: KeyPath,
+    /// Which kind (an unknown key is placed at the key).
+    pub kind: yaml::Kind,
+    /// What is wrong.
+    pub message: String,
+}
+
 /// The type errors in `doc` (a parsed policy), by key path, in document order.
-pub fn type_errors(doc: &Value) -> Vec<(KeyPath, String)> {
+pub fn type_errors(doc: &Value) -> Vec<TypeError> {
     let Value::Mapping(_) = doc else {
         return Vec::new();
     };
@@ -37,7 +48,7 @@ pub fn type_errors(doc: &Value) -> Vec<(KeyPath, String)> {
 
 struct Walk {
     checks: usize,
-    out: Vec<(KeyPath, String)>,
+    out: Vec<TypeError>,
 }
 
 impl Walk {
@@ -68,7 +79,7 @@ impl Walk {
                 let mut at = path.to_vec();
                 at.push(seg);
                 match self.check(&at, child) {
-                    Some((err_at, _)) if err_at.segs().starts_with(&at) => self.isolate(&at, child),
+                    Some(e) if e.path.segs().starts_with(&at) => self.isolate(&at, child),
                     _ => {}
                 }
             }
@@ -81,7 +92,7 @@ impl Walk {
 
     /// Checks `value` placed at `path` in an otherwise empty document; the error, with its
     /// path in the real document.
-    fn check(&mut self, path: &[Seg], value: &Value) -> Option<(KeyPath, String)> {
+    fn check(&mut self, path: &[Seg], value: &Value) -> Option<TypeError> {
         if self.checks >= MAX_CHECKS {
             return None;
         }
@@ -91,7 +102,11 @@ impl Walk {
         let err = serde_yaml::from_str::<RawPolicy>(&text).err()?;
         let e = yaml::convert_error(&err);
         let shown = KeyPath::parse_shown(&e.path).unwrap_or_else(KeyPath::root);
-        Some((unwrap_path(path, &shown), yaml::strip_marks(&e.message)))
+        Some(TypeError {
+            path: unwrap_path(path, &shown),
+            kind: e.kind,
+            message: yaml::strip_marks(&e.message),
+        })
     }
 }
 
@@ -133,7 +148,7 @@ mod tests {
         let doc: Value = serde_yaml::from_str(yaml).unwrap();
         type_errors(&doc)
             .into_iter()
-            .map(|(p, _)| p.to_string())
+            .map(|e| e.path.to_string())
             .collect()
     }
 

@@ -18,7 +18,7 @@ use serde_yaml::Value;
 
 use super::diag::{Diagnostic, Diagnostics, SourceFile, diag_in};
 use super::discovery::{
-    Found, PolicySource, TOO_LARGE, Verdict, looks_like_path, open_trusted, read_bounded,
+    Found, PolicySource, ReadError, Verdict, looks_like_path, open_trusted, read_bounded,
 };
 use super::merge::{Node, merge, remove_entries};
 use super::model::RawPolicy;
@@ -315,10 +315,10 @@ impl<'c> Loader<'c> {
         };
         each::type_errors(&doc)
             .into_iter()
-            .filter(|(path, _)| !known.iter().any(|k| related(k, path)))
-            .map(|(path, msg)| {
-                let unknown = msg.starts_with("unknown key");
-                let mut d = diag_in(&self.sources, file, &path, msg);
+            .filter(|e| !known.iter().any(|k| related(k, &e.path)))
+            .map(|e| {
+                let (path, unknown) = (e.path, e.kind == yaml::Kind::UnknownKey);
+                let mut d = diag_in(&self.sources, file, &path, e.message);
                 // An unknown key is pointed at itself, as serde's own error does, not at its
                 // value: the key is the last thing before the value on its line.
                 if let (true, Some(pos), Some(path::Seg::Key(key))) =
@@ -347,18 +347,16 @@ impl<'c> Loader<'c> {
                 .to_vec(),
             Some(f) => match read_bounded(f) {
                 Ok(b) => b,
-                Err(msg) => {
+                Err(e) => {
                     return Err(match from {
-                        Some(inc) => self.fail(inc.file, &inc.path, format!("{name}: {msg}")),
+                        Some(inc) => self.fail(inc.file, &inc.path, format!("{name}: {e}")),
                         None => Diagnostics::from(Diagnostic {
                             file: name,
                             // A file too large to read has a start to point at; a missing one
                             // does not.
-                            pos: msg
-                                .starts_with(TOO_LARGE)
-                                .then_some(Pos { line: 1, column: 1 }),
+                            pos: (e == ReadError::TooLarge).then_some(Pos { line: 1, column: 1 }),
                             path: String::new(),
-                            message: msg,
+                            message: e.to_string(),
                         }),
                     });
                 }

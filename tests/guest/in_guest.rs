@@ -6,8 +6,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
-use kekkai::launch::cgroup::{Controller, Hierarchies, Version};
+use kekkai::launch::cgroup::{Hierarchies, Version};
 use kekkai::launch::report::RunReport;
+use kekkai::plan::Controller;
 use rstest::rstest;
 
 use crate::support::{

@@ -49,7 +49,7 @@ fn identity(
         support::rootless()
     };
     let plan = compile_as(body, &caller);
-    assert_eq!((plan.identity.uid, plan.identity.gid), ids);
+    assert_eq!((*plan.identity.uid, *plan.identity.gid), ids);
     // A numeric id names a user only when /etc/passwd has one with that id.
     if let Some(user) = user {
         assert_eq!(plan.identity.user.as_deref(), Some(user));
@@ -73,9 +73,9 @@ fn a_service_user_with_supplementary_groups() {
         "identity: {uid: www-data, groups: [users, www-data]}",
         &support::root(),
     );
-    assert_eq!((plan.identity.uid, plan.identity.gid), (uid, gid));
+    assert_eq!((*plan.identity.uid, *plan.identity.gid), (uid, gid));
     assert_eq!(plan.identity.user.as_deref(), Some("www-data"));
-    assert_eq!(plan.identity.groups, vec![users, gid]);
+    assert_eq!(*plan.identity.groups, vec![users, gid]);
     let ns = plan.userns.unwrap();
     assert_eq!(ns.uid_map, format!("0 0 1\n{uid} {uid} 1\n"));
     let mut gids = [0, gid, users];
@@ -96,13 +96,13 @@ fn build_runs_as_the_owner_of_the_current_directory() {
     let root = support::with_pwd(support::root(), dir.path());
     let loaded = policy::load(&PolicySource::Shipped("build"), &root).unwrap();
     let plan = plan::compile(&loaded, &root).unwrap();
-    assert_eq!(plan.identity.uid, owner);
+    assert_eq!(*plan.identity.uid, owner);
     assert_eq!(plan.identity.owner_of.as_deref(), Some(dir.path()));
     assert_ne!(plan.identity.host.uid, 0);
     let rootless = support::with_pwd(support::rootless(), dir.path());
     let loaded = policy::load(&PolicySource::Shipped("build"), &rootless).unwrap();
     let plan = plan::compile(&loaded, &rootless).unwrap();
-    assert_eq!((plan.identity.uid, plan.identity.gid), (1000, 1000));
+    assert_eq!((*plan.identity.uid, *plan.identity.gid), (1000, 1000));
 }
 
 /// With `host-privileges: allow` the rule's refusals become choices of the policy.
@@ -113,10 +113,7 @@ fn host_privileges_allow_lifts_every_refusal() {
         &support::root(),
     );
     assert_eq!(plan.identity.host.uid, 0);
-    assert_eq!(
-        plan.host_privileges,
-        kekkai::policy::model::HostPrivileges::Allow
-    );
+    assert_eq!(plan.host_privileges, kekkai::plan::HostPrivileges::Allow);
     let openat2 = kekkai::plan::names::syscall_number("openat2").unwrap();
     assert!(
         plan.seccomp
@@ -155,21 +152,21 @@ fn environment(#[case] body: &str, #[case] want: &[(&str, &str)]) {
 
 #[rstest]
 #[case::none("", LimitsPlan::default())]
-#[case::memory("limits: {memory: 512M}", LimitsPlan { memory: Some(512 << 20), ..Default::default() })]
-#[case::memory_fraction("limits: {memory: 1.5G}", LimitsPlan { memory: Some(3 << 29), ..Default::default() })]
-#[case::memory_unlimited("limits: {memory: unlimited, pids: 1}", LimitsPlan { memory: Some(u64::MAX), pids: Some(1), ..Default::default() })]
+#[case::memory("limits: {memory: 512M}", LimitsPlan { memory: limit("memory", 512 << 20), ..Default::default() })]
+#[case::memory_fraction("limits: {memory: 1.5G}", LimitsPlan { memory: limit("memory", 3 << 29), ..Default::default() })]
+#[case::memory_unlimited("limits: {memory: unlimited, pids: 1}", LimitsPlan { memory: limit("memory", u64::MAX), pids: limit("pids", 1), ..Default::default() })]
 #[case::memory_family(
     "limits: {memory: 1G, memory-high: 768M, swap: 0}",
-    LimitsPlan { memory: Some(1 << 30), memory_high: Some(768 << 20), swap: Some(0), ..Default::default() }
+    LimitsPlan { memory: limit("memory", 1 << 30), memory_high: limit("memory-high", 768 << 20), swap: limit("swap", 0), ..Default::default() }
 )]
 #[case::cpu(
     "limits: {cpu: 0.25, cpuset: '0-1,3', cpu-weight: 1, io-weight: 10000}",
-    LimitsPlan { cpu_millis: Some(250), cpuset: Some("0-1,3".into()), cpu_weight: Some(1), io_weight: Some(10000), ..Default::default() }
+    LimitsPlan { cpu_millis: limit("cpu", 250), cpuset: limit("cpuset", "0-1,3".to_string()), cpu_weight: limit("cpu-weight", 1), io_weight: limit("io-weight", 10000), ..Default::default() }
 )]
-#[case::pids_maximum("limits: {pids: 4194304}", LimitsPlan { pids: Some(4_194_304), ..Default::default() })]
+#[case::pids_maximum("limits: {pids: 4194304}", LimitsPlan { pids: limit("pids", 4_194_304), ..Default::default() })]
 #[case::compat_and_parent(
     "limits: {compat: best-effort, parent: /kekkai.slice//x/}",
-    LimitsPlan { compat: Some(Compat::BestEffort), parent: Some(PathBuf::from("/kekkai.slice/x")), ..Default::default() }
+    LimitsPlan { compat: keyed(Compat::BestEffort, "limits.compat"), parent: Some(PathBuf::from("/kekkai.slice/x")), ..Default::default() }
 )]
 fn limits(#[case] body: &str, #[case] want: LimitsPlan) {
     let plan = compile(body);
@@ -198,7 +195,7 @@ fn rlimits(#[case] body: &str, #[case] want: &[(&str, u32, u64)]) {
     let got: Vec<(&str, u32, u64)> = plan
         .rlimits
         .iter()
-        .map(|r| (r.name, r.resource, r.value))
+        .map(|r| (r.limit.name(), r.limit.resource(), r.value))
         .collect();
     assert_eq!(got, want);
 }

@@ -49,10 +49,16 @@ fn landlock_ports_scopes_and_compat() {
     );
     let l = &plan.landlock;
     assert!(l.enabled);
-    assert_eq!(l.compat, Compat::BestEffort);
-    assert_eq!(l.tcp_bind, Some(vec![80, 8080]));
-    assert_eq!(l.tcp_connect, Some(vec![443]));
-    assert_eq!(l.scopes, vec![Scope::AbstractUnix, Scope::Signal]);
+    assert_eq!(l.compat, keyed(Compat::BestEffort, "landlock.compat"));
+    assert_eq!(l.tcp_bind, Some(keyed(vec![80, 8080], "landlock.tcp-bind")));
+    assert_eq!(
+        l.tcp_connect,
+        Some(keyed(vec![443], "landlock.tcp-connect"))
+    );
+    assert_eq!(
+        l.scopes,
+        keyed(vec![Scope::AbstractUnix, Scope::Signal], "landlock.scope")
+    );
     assert_eq!(l.required_abi(), 6);
 }
 
@@ -72,9 +78,9 @@ fn landlock_switches(
     assert_eq!(
         (
             l.enabled,
-            l.compat,
-            l.tcp_bind.clone(),
-            l.tcp_connect.clone(),
+            *l.compat,
+            value(&l.tcp_bind),
+            value(&l.tcp_connect),
             l.required_abi()
         ),
         (enabled, compat, bind, connect, abi)

@@ -27,9 +27,9 @@ fn namespaces(
         support::rootless()
     };
     let plan = compile_as(body, &caller);
-    assert_eq!(plan.namespaces, want);
+    assert_eq!(*plan.namespaces, want);
     assert_eq!(plan.userns_added, userns_added);
-    assert_eq!(plan.network, network);
+    assert_eq!(*plan.network, network);
     let flag = |ns: &Namespace| -> u64 {
         let f = match ns {
             User => libc::CLONE_NEWUSER,
@@ -53,7 +53,7 @@ fn namespaces(
 #[case::hostname("hostname: box-1.example", Some("box-1.example"))]
 #[case::none("", None)]
 fn hostnames(#[case] body: &str, #[case] want: Option<&str>) {
-    assert_eq!(compile(body).hostname.as_deref(), want);
+    assert_eq!(compile(body).hostname.as_ref().map(|h| h.as_str()), want);
 }
 
 #[rstest]
@@ -61,7 +61,7 @@ fn hostnames(#[case] body: &str, #[case] want: Option<&str>) {
 #[case::plain("cwd: /srv/app", "/srv/app")]
 #[case::normalised("cwd: /usr//lib/./x/", "/usr/lib/x")]
 fn working_directory(#[case] body: &str, #[case] want: &str) {
-    assert_eq!(compile(body).cwd, PathBuf::from(want));
+    assert_eq!(*compile(body).cwd, PathBuf::from(want));
 }
 
 #[rstest]
@@ -90,7 +90,7 @@ fn name_description_pid_1(
 #[test]
 fn the_default_root_is_the_host_root_read_only() {
     let plan = compile("");
-    assert_eq!(plan.rootfs.lowers, vec![PathBuf::from("/")]);
+    assert_eq!(*plan.rootfs.lowers, vec![PathBuf::from("/")]);
     assert!(!plan.rootfs.writable);
     assert_eq!(plan.rootfs.size, 256 << 20);
     let kind = |n: &str| {
@@ -113,7 +113,7 @@ fn the_default_root_is_the_host_root_read_only() {
 fn a_writable_root_over_chosen_layers() {
     let plan = compile("rootfs: {lower: [/usr/, /etc], writable: true, size: 512M}");
     assert_eq!(
-        plan.rootfs.lowers,
+        *plan.rootfs.lowers,
         vec![PathBuf::from("/usr"), PathBuf::from("/etc")]
     );
     assert!(plan.rootfs.writable);
@@ -224,4 +224,54 @@ fn mounts_keep_their_order_and_keys() {
         .map(|(k, t, n)| (k.to_string(), t.to_string(), *n))
         .collect();
     assert_eq!(got, want);
+}
+
+/// What launch and export act on carries the policy key its errors name: they never spell one.
+#[test]
+fn plan_items_carry_their_keys() {
+    let plan = compile(
+        "hostname: box\ncwd: /tmp\nnetwork: none\ncapabilities: {keep: []}\nrlimits: {nofile: 64}\nlandlock: {tcp-bind: [80], tcp-connect: [443], scope: [signal]}\n",
+    );
+    let ns = plan.userns.as_ref().unwrap();
+    let keys = [
+        plan.namespaces.key.to_string(),
+        plan.hostname.as_ref().unwrap().key.to_string(),
+        plan.network.key.to_string(),
+        plan.cwd.key.to_string(),
+        plan.identity.uid.key.to_string(),
+        plan.identity.gid.key.to_string(),
+        plan.identity.groups.key.to_string(),
+        ns.key.to_string(),
+        plan.caps.key.to_string(),
+        plan.rootfs.lowers.key.to_string(),
+        plan.rlimits[0].key.to_string(),
+        plan.limits.key.to_string(),
+        plan.limits.compat.key.to_string(),
+        plan.landlock.compat.key.to_string(),
+        plan.landlock.tcp_bind.as_ref().unwrap().key.to_string(),
+        plan.landlock.tcp_connect.as_ref().unwrap().key.to_string(),
+        plan.landlock.scopes.key.to_string(),
+    ];
+    assert_eq!(
+        keys,
+        [
+            "namespaces",
+            "hostname",
+            "network",
+            "cwd",
+            "identity.uid",
+            "identity.gid",
+            "identity.groups",
+            "identity",
+            "capabilities.keep",
+            "rootfs.lower",
+            "rlimits.nofile",
+            "limits",
+            "limits.compat",
+            "landlock.compat",
+            "landlock.tcp-bind",
+            "landlock.tcp-connect",
+            "landlock.scope",
+        ]
+    );
 }

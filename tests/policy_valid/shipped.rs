@@ -32,12 +32,12 @@ fn the_default_policy_plan() {
     let plan = plan::compile(&loaded, &caller).unwrap();
     assert_eq!(plan.sources, vec!["<shipped>/default.yaml"]);
     assert_eq!(
-        plan.namespaces,
+        *plan.namespaces,
         vec![User, Mount, Pid, Net, Ipc, Uts, Cgroup]
     );
-    assert_eq!(plan.network, Network::None);
-    assert_eq!(plan.hostname.as_deref(), Some("kekkai"));
-    assert_eq!(plan.cwd, dir.path());
+    assert_eq!(*plan.network, Network::None);
+    assert_eq!(plan.hostname.as_ref().map(|h| h.as_str()), Some("kekkai"));
+    assert_eq!(*plan.cwd, dir.path());
     let targets: Vec<String> = plan
         .mounts
         .iter()
@@ -59,11 +59,11 @@ fn the_default_policy_plan() {
             "dev /dev".into(),
         ]
     );
-    assert_eq!(plan.limits.memory, Some(1 << 30));
+    assert_eq!(value(&plan.limits.memory), Some(1 << 30));
     assert_eq!(plan.limits.compat(), Compat::BestEffort);
     assert_eq!(plan.caps.keep, 0);
     assert_eq!(
-        plan.landlock.scopes,
+        *plan.landlock.scopes,
         vec![Scope::AbstractUnix, Scope::Signal]
     );
     assert_eq!(plan.seccomp.preset, Preset::Default);
@@ -88,14 +88,14 @@ fn untrusted_replaces_the_default_mounts() {
     assert!(
         matches!(&work.kind, MountKind::Bind { source, writable: false, .. } if source == dir.path())
     );
-    assert_eq!(plan.cwd, PathBuf::from("/work"));
+    assert_eq!(*plan.cwd, PathBuf::from("/work"));
     assert_eq!(plan.seccomp.preset, Preset::Strict);
-    assert_eq!(plan.landlock.compat, Compat::Hard);
+    assert_eq!(*plan.landlock.compat, Compat::Hard);
     assert_eq!(plan.timeout, Some(Duration::from_secs(60)));
     // Inherited from default: untrusted says nothing about these.
-    assert_eq!(plan.hostname.as_deref(), Some("kekkai"));
+    assert_eq!(plan.hostname.as_ref().map(|h| h.as_str()), Some("kekkai"));
     assert_eq!(
-        plan.landlock.scopes,
+        *plan.landlock.scopes,
         vec![Scope::AbstractUnix, Scope::Signal]
     );
     // Everything hard: the limits refuse to run rather than be dropped.
@@ -110,10 +110,10 @@ fn service_scopes_landlock_and_grants_loopback() {
     let caller = support::with_pwd(support::root(), dir.path());
     let loaded = policy::load(&PolicySource::Shipped("service"), &caller).unwrap();
     let plan = plan::compile(&loaded, &caller).unwrap();
-    assert_eq!(plan.network, Network::Host);
-    assert_eq!(plan.landlock.compat, Compat::Hard);
+    assert_eq!(*plan.network, Network::Host);
+    assert_eq!(*plan.landlock.compat, Compat::Hard);
     assert_eq!(
-        plan.landlock.scopes,
+        *plan.landlock.scopes,
         vec![Scope::AbstractUnix, Scope::Signal]
     );
     assert_eq!(plan.audit_grants, ["net.host-loopback-tcp"]);

@@ -225,3 +225,14 @@ pub fn all() -> Vec<Probe> {
     .flatten()
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    /// The probe tables hold exactly the names the plan lets `audit.grants` use, in report
+    /// order: a probe added here is added to `plan::expect::PROBES` too.
+    #[test]
+    fn the_tables_are_the_plans_list() {
+        let names: Vec<&str> = super::all().iter().map(|p| p.name).collect();
+        assert_eq!(names, crate::plan::expect::PROBES);
+    }
+}

@@ -14,7 +14,11 @@
 //!
 //! Ordering: opened in step 1, before clone; joined in steps 2 and 3; killed, read and removed
 //! when the sandbox has ended.
+//!
+//! Files: `v2.rs` and `v1.rs`, one per version; `files.rs`, what both share (a leaf). The
+//! controllers and the policy keys a refusal names come from the plan ([`Controller`]).
 
+mod files;
 pub mod v1;
 pub mod v2;
 
@@ -24,80 +28,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::StepError;
-use crate::plan::LimitsPlan;
 use crate::plan::steps::Step;
+use crate::plan::{Compat, Controller, LimitsPlan};
 use crate::policy::KeyPath;
-use crate::policy::model::Compat;
-
-/// A resource controller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Controller {
-    /// memory.max / memory.limit_in_bytes, memory.high, swap.
-    Memory,
-    /// pids.max.
-    Pids,
-    /// CPU quota and weight.
-    Cpu,
-    /// CPUs the sandbox may use.
-    Cpuset,
-    /// IO weight.
-    Io,
-}
-
-impl Controller {
-    /// Its name on cgroup v2.
-    pub fn v2_name(self) -> &'static str {
-        match self {
-            Controller::Memory => "memory",
-            Controller::Pids => "pids",
-            Controller::Cpu => "cpu",
-            Controller::Cpuset => "cpuset",
-            Controller::Io => "io",
-        }
-    }
-
-    /// Its name on cgroup v1.
-    pub fn v1_name(self) -> &'static str {
-        match self {
-            Controller::Io => "blkio",
-            other => other.v2_name(),
-        }
-    }
-
-    /// The policy key that asks for it.
-    pub fn key(self) -> KeyPath {
-        let k = match self {
-            Controller::Memory => "memory",
-            Controller::Pids => "pids",
-            Controller::Cpu => "cpu",
-            Controller::Cpuset => "cpuset",
-            Controller::Io => "io-weight",
-        };
-        KeyPath::root().key("limits").key(k)
-    }
-}
-
-/// The controllers a plan's limits need.
-pub fn needed(l: &LimitsPlan) -> Vec<Controller> {
-    let mut out = Vec::new();
-    if l.memory.is_some() || l.memory_high.is_some() || l.swap.is_some() {
-        out.push(Controller::Memory);
-    }
-    if l.pids.is_some() {
-        out.push(Controller::Pids);
-    }
-    if l.cpu_millis.is_some() || l.cpu_weight.is_some() {
-        out.push(Controller::Cpu);
-    }
-    if l.cpuset.is_some() {
-        out.push(Controller::Cpuset);
-    }
-    if l.io_weight.is_some() {
-        out.push(Controller::Io);
-    }
-    out
-}
+use files::kill_listed;
+pub use files::{CgroupStats, KILL_WAIT};
 
 /// Which cgroup version carries a controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +168,9 @@ pub struct Layout {
     pub v1: Vec<(Controller, PathBuf)>,
     /// Per controller: where it goes, or why it can't be enforced.
     pub choices: Vec<(Controller, Result<Version, String>)>,
+    /// The plan's key for the limits as a whole, for a refusal that concerns them all.
+    #[serde(skip)]
+    pub key: KeyPath,
 }
 
 impl Layout {
@@ -255,7 +193,10 @@ fn writable(dir: &Path) -> bool {
 
 /// Decides where each needed controller goes. Reads /proc and /sys; creates nothing.
 pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
-    let mut layout = Layout::default();
+    let mut layout = Layout {
+        key: limits.key.clone(),
+        ..Layout::default()
+    };
     // v2 parent: the configured one, else our own cgroup.
     let v2_parent = match (&limits.parent, &h.v2_mount) {
         (Some(p), Some(mount)) => Some(join_cgroup(mount, p)),
@@ -276,7 +217,8 @@ pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
     // Controllers must be enabled in the parent's subtree_control, which cgroup v2 refuses while
     // the parent holds processes ("no internal processes"; the root cgroup is exempt). The
     // launcher can move itself out of the way, but no other process: those are not kekkai's.
-    let mut v2_missing: Vec<&str> = needed(limits)
+    let mut v2_missing: Vec<&str> = limits
+        .controllers()
         .iter()
         .map(|c| c.v2_name())
         .filter(|n| available_v2.iter().any(|a| a == n))
@@ -301,7 +243,7 @@ pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
             None
         }
     };
-    for c in needed(limits) {
+    for c in limits.controllers() {
         let on_v2 = available_v2.iter().any(|a| a == c.v2_name());
         let choice = if on_v2 && v2_busy.is_none() {
             layout.v2_enable.push(c);
@@ -380,7 +322,7 @@ pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
 pub fn make_room(layout: &Layout) -> Result<(), StepError> {
     if let (true, Some(parent)) = (layout.v2_leaf_move, &layout.v2_parent) {
         v2::move_into_leaf(parent, &name())?;
-        v2::enable(parent, &layout.v2_enable)?;
+        v2::enable(parent, &layout.v2_enable, &layout.key)?;
     }
     Ok(())
 }
@@ -397,7 +339,7 @@ pub fn check_compat(limits: &LimitsPlan, layout: &Layout) -> Result<Vec<String>,
             Step::Plan,
             format!("cgroup limits can't be enforced: {}", missing.join("; ")),
         )
-        .key(&KeyPath::root().key("limits").key("compat"))
+        .key(&limits.compat.key)
         .hint(delegation_hint(nix::unistd::geteuid().is_root()))),
     }
 }
@@ -411,10 +353,6 @@ fn delegation_hint(root: bool) -> String {
     )
 }
 
-/// How long teardown waits for killed processes to be gone before it gives up removing the
-/// cgroup (a process stuck in the kernel; the leftover is reported).
-pub const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// A sandbox's cgroups, created and limited.
 #[derive(Debug)]
 pub struct Cgroups {
@@ -426,17 +364,6 @@ pub struct Cgroups {
     freezer: Option<PathBuf>,
     /// Where each controller went, for the report.
     pub placed: Vec<(Controller, Version, PathBuf)>,
-}
-
-/// What the cgroups saw.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct CgroupStats {
-    /// The OOM killer killed something.
-    pub oom_kills: u64,
-    /// fork/clone failed at the pids limit.
-    pub pids_limit_hits: u64,
-    /// Peak memory use in bytes, where known.
-    pub peak_memory: Option<u64>,
 }
 
 /// The sandbox's cgroup name: unique, and naming its supervisor so that a later launch can
@@ -536,7 +463,7 @@ impl Cgroups {
             if layout.v2_leaf_move {
                 v2::move_into_leaf(parent, name)?;
             }
-            v2::enable(parent, &layout.v2_enable)?;
+            v2::enable(parent, &layout.v2_enable, &layout.key)?;
             let (dir, fd) = v2::create(parent, name, limits, &layout.v2_enable)?;
             for c in &layout.v2_enable {
                 self.placed.push((*c, Version::V2, dir.clone()));
@@ -582,7 +509,7 @@ impl Cgroups {
             v1::freeze_and_kill(f);
             v1::wait_empty(f, KILL_WAIT);
         } else if let Some((_, d)) = self.v1.first() {
-            v1::kill_listed(d);
+            kill_listed(d);
             v1::wait_empty(d, KILL_WAIT);
         }
     }
@@ -621,30 +548,10 @@ impl Cgroups {
     }
 }
 
-/// Writes a cgroup control file, naming it in the error.
-pub(crate) fn write_file(
-    dir: &Path,
-    file: &str,
-    value: &str,
-    key: Option<&KeyPath>,
-) -> Result<(), StepError> {
-    let path = dir.join(file);
-    std::fs::write(&path, value).map_err(|e| {
-        let err = StepError::sys(
-            Step::Plan,
-            format!("write({:?}, {value:?})", path),
-            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        );
-        match key {
-            Some(k) => err.key(k),
-            None => err,
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Keyed;
 
     const MOUNTINFO: &str = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
         35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
@@ -669,17 +576,6 @@ mod tests {
         );
         assert_eq!(h.own_v1("pids"), None);
         assert_eq!(h.v1_mounts.len(), 2, "name=systemd carries no controller");
-    }
-
-    #[test]
-    fn needed_controllers_follow_the_limits() {
-        let l = LimitsPlan {
-            memory: Some(1 << 20),
-            cpu_weight: Some(50),
-            ..Default::default()
-        };
-        assert_eq!(needed(&l), vec![Controller::Memory, Controller::Cpu]);
-        assert!(needed(&LimitsPlan::default()).is_empty());
     }
 
     /// A fake cgroup2 tree in a temporary directory: the process's cgroup `own` holds `procs`
@@ -746,8 +642,8 @@ mod tests {
             std::fs::write(p.join("cgroup.subtree_control"), "memory pids").unwrap();
         }
         let l = LimitsPlan {
-            memory: Some(64 << 20),
-            pids: Some(32),
+            memory: Some(Keyed::new(64 << 20, KeyPath::root())),
+            pids: Some(Keyed::new(32, KeyPath::root())),
             ..Default::default()
         };
         let layout = detect(&l, &h);

@@ -2,14 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::{CgroupStats, Controller, write_file};
+use super::files::{CgroupStats, PERIOD_US, field, kill_listed, listed, write_file};
 use crate::launch::error::StepError;
-use crate::plan::LimitsPlan;
 use crate::plan::steps::Step;
-use crate::policy::KeyPath;
+use crate::plan::{Controller, LimitsPlan};
 
 /// Does this blkio hierarchy have a weight file?
 pub fn has_io_weight(dir: &Path) -> bool {
@@ -35,62 +33,57 @@ pub fn create(
 ) -> Result<PathBuf, StepError> {
     let dir = parent.join(name);
     mkdir(&dir)?;
-    let key = |k: &str| KeyPath::root().key("limits").key(k);
     let r = (|| -> Result<(), StepError> {
         match c {
             Controller::Memory => {
-                if let Some(m) = l.memory {
+                if let Some(memory) = &l.memory {
+                    let m = **memory;
                     let v = if m == u64::MAX {
                         "-1".to_string()
                     } else {
                         m.to_string()
                     };
-                    write_file(&dir, "memory.limit_in_bytes", &v, Some(&key("memory")))?;
-                    if let Some(swap) = l.swap {
-                        let total = if m == u64::MAX || swap == u64::MAX {
+                    write_file(&dir, "memory.limit_in_bytes", &v, Some(&memory.key))?;
+                    if let Some(swap) = &l.swap {
+                        let total = if m == u64::MAX || **swap == u64::MAX {
                             "-1".to_string()
                         } else {
-                            m.saturating_add(swap).to_string()
+                            m.saturating_add(**swap).to_string()
                         };
-                        write_file(
-                            &dir,
-                            "memory.memsw.limit_in_bytes",
-                            &total,
-                            Some(&key("swap")),
-                        )
-                        .map_err(|e| {
-                            e.hint("swap accounting is off on this kernel (swapaccount=1)")
-                        })?;
+                        write_file(&dir, "memory.memsw.limit_in_bytes", &total, Some(&swap.key))
+                            .map_err(|e| {
+                                e.hint("swap accounting is off on this kernel (swapaccount=1)")
+                            })?;
                     }
                 }
             }
             Controller::Pids => {
-                if let Some(v) = l.pids {
-                    write_file(&dir, "pids.max", &v.to_string(), Some(&key("pids")))?;
+                if let Some(v) = &l.pids {
+                    write_file(&dir, "pids.max", &v.to_string(), Some(&v.key))?;
                 }
             }
             Controller::Cpu => {
-                if let Some(m) = l.cpu_millis {
+                if let Some(m) = &l.cpu_millis {
                     write_file(
                         &dir,
                         "cpu.cfs_period_us",
-                        &super::v2::PERIOD_US.to_string(),
-                        Some(&key("cpu")),
+                        &PERIOD_US.to_string(),
+                        Some(&m.key),
                     )?;
                     write_file(
                         &dir,
                         "cpu.cfs_quota_us",
-                        &(m * super::v2::PERIOD_US / 1000).to_string(),
-                        Some(&key("cpu")),
+                        &(**m * PERIOD_US / 1000).to_string(),
+                        Some(&m.key),
                     )?;
                 }
-                if let Some(w) = l.cpu_weight {
+                if let Some(w) = &l.cpu_weight {
                     // cgroup v2's weight 100 is v1's 1024 shares.
                     write_file(
                         &dir,
                         "cpu.shares",
-                        &(w * 1024 / 100).max(2).to_string(),
-                        Some(&key("cpu-weight")),
+                        &(**w * 1024 / 100).max(2).to_string(),
+                        Some(&w.key),
                     )?;
                 }
             }
@@ -99,23 +92,18 @@ pub fn create(
                     // A v1 cpuset needs its memory nodes too: inherit the parent's.
                     let mems =
                         std::fs::read_to_string(parent.join("cpuset.mems")).unwrap_or_default();
-                    write_file(&dir, "cpuset.mems", mems.trim(), Some(&key("cpuset")))?;
-                    write_file(&dir, "cpuset.cpus", cpus, Some(&key("cpuset")))?;
+                    write_file(&dir, "cpuset.mems", mems.trim(), Some(&cpus.key))?;
+                    write_file(&dir, "cpuset.cpus", cpus, Some(&cpus.key))?;
                 }
             }
             Controller::Io => {
-                if let Some(w) = l.io_weight {
+                if let Some(w) = &l.io_weight {
                     let file = if dir.join("blkio.bfq.weight").exists() {
                         "blkio.bfq.weight"
                     } else {
                         "blkio.weight"
                     };
-                    write_file(
-                        &dir,
-                        file,
-                        &w.clamp(1, 1000).to_string(),
-                        Some(&key("io-weight")),
-                    )?;
+                    write_file(&dir, file, &w.clamp(1, 1000).to_string(), Some(&w.key))?;
                 }
             }
         }
@@ -142,23 +130,6 @@ pub fn join(dir: &Path, pid: Pid) -> Result<(), StepError> {
     write_file(dir, "cgroup.procs", &pid.to_string(), None)
 }
 
-fn listed(dir: &Path) -> Vec<Pid> {
-    std::fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .map(Pid::from_raw)
-        .collect()
-}
-
-/// SIGKILL to every process listed in the cgroup.
-pub fn kill_listed(dir: &Path) {
-    for pid in listed(dir) {
-        // Already gone is fine.
-        let _ = kill(pid, Signal::SIGKILL);
-    }
-}
-
 /// Freezes the cgroup (so nothing can fork away), kills everything in it, thaws it.
 pub fn freeze_and_kill(dir: &Path) {
     let _ = std::fs::write(dir.join("freezer.state"), "FROZEN");
@@ -179,11 +150,6 @@ pub fn wait_empty(dir: &Path, limit: std::time::Duration) -> bool {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-}
-
-fn field(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
 }
 
 /// Reads what this controller recorded.

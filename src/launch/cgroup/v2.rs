@@ -6,14 +6,11 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 
-use super::{CgroupStats, Controller, write_file};
+use super::files::{CgroupStats, KILL_WAIT, PERIOD_US, field, kill_listed, write_file};
 use crate::launch::error::{StepError, Syscall};
-use crate::plan::LimitsPlan;
 use crate::plan::steps::Step;
+use crate::plan::{Controller, LimitsPlan};
 use crate::policy::KeyPath;
-
-/// The CPU period kekkai uses for quotas, in microseconds.
-pub const PERIOD_US: u64 = 100_000;
 
 /// Does this cgroup have processes of its own?
 pub fn holds_processes(dir: &Path) -> bool {
@@ -55,7 +52,7 @@ pub fn move_into_leaf(parent: &Path, name: &str) -> Result<(), StepError> {
 }
 
 /// Enables controllers for `parent`'s children.
-pub fn enable(parent: &Path, controllers: &[Controller]) -> Result<(), StepError> {
+pub fn enable(parent: &Path, controllers: &[Controller], key: &KeyPath) -> Result<(), StepError> {
     if controllers.is_empty() {
         return Ok(());
     }
@@ -63,13 +60,8 @@ pub fn enable(parent: &Path, controllers: &[Controller]) -> Result<(), StepError
         .iter()
         .map(|c| format!("+{}", c.v2_name()))
         .collect();
-    write_file(
-        parent,
-        "cgroup.subtree_control",
-        &line.join(" "),
-        Some(&KeyPath::root().key("limits")),
-    )
-    .map_err(|e| e.hint("the cgroup must be delegated to kekkai (systemd: Delegate=yes)"))
+    write_file(parent, "cgroup.subtree_control", &line.join(" "), Some(key))
+        .map_err(|e| e.hint("the cgroup must be delegated to kekkai (systemd: Delegate=yes)"))
 }
 
 /// Creates the sandbox's cgroup and writes the limits its controllers carry.
@@ -88,7 +80,6 @@ pub fn create(
         )
     })?;
     let has = |c: Controller| controllers.contains(&c);
-    let key = |k: &str| KeyPath::root().key("limits").key(k);
     let max = |v: u64| {
         if v == u64::MAX {
             "max".to_string()
@@ -98,14 +89,14 @@ pub fn create(
     };
     let result = (|| {
         if has(Controller::Memory) {
-            if let Some(v) = l.memory {
-                write_file(&dir, "memory.max", &max(v), Some(&key("memory")))?;
+            if let Some(v) = &l.memory {
+                write_file(&dir, "memory.max", &max(**v), Some(&v.key))?;
             }
-            if let Some(v) = l.memory_high {
-                write_file(&dir, "memory.high", &max(v), Some(&key("memory-high")))?;
+            if let Some(v) = &l.memory_high {
+                write_file(&dir, "memory.high", &max(**v), Some(&v.key))?;
             }
-            if let Some(v) = l.swap {
-                write_file(&dir, "memory.swap.max", &max(v), Some(&key("swap")))?;
+            if let Some(v) = &l.swap {
+                write_file(&dir, "memory.swap.max", &max(**v), Some(&v.key))?;
             }
             // memory.oom.group stays 0: the OOM killer ends the largest process, as on cgroup
             // v1, not the whole sandbox — a program (or `kekkai audit`'s probe battery, which
@@ -113,36 +104,31 @@ pub fn create(
             // the sandbox still takes everything with it (cgroup.kill).
         }
         if has(Controller::Pids) {
-            if let Some(v) = l.pids {
-                write_file(&dir, "pids.max", &v.to_string(), Some(&key("pids")))?;
+            if let Some(v) = &l.pids {
+                write_file(&dir, "pids.max", &v.to_string(), Some(&v.key))?;
             }
         }
         if has(Controller::Cpu) {
-            if let Some(m) = l.cpu_millis {
+            if let Some(m) = &l.cpu_millis {
                 write_file(
                     &dir,
                     "cpu.max",
-                    &format!("{} {PERIOD_US}", m * PERIOD_US / 1000),
-                    Some(&key("cpu")),
+                    &format!("{} {PERIOD_US}", **m * PERIOD_US / 1000),
+                    Some(&m.key),
                 )?;
             }
-            if let Some(w) = l.cpu_weight {
-                write_file(&dir, "cpu.weight", &w.to_string(), Some(&key("cpu-weight")))?;
+            if let Some(w) = &l.cpu_weight {
+                write_file(&dir, "cpu.weight", &w.to_string(), Some(&w.key))?;
             }
         }
         if has(Controller::Cpuset) {
             if let Some(c) = &l.cpuset {
-                write_file(&dir, "cpuset.cpus", c, Some(&key("cpuset")))?;
+                write_file(&dir, "cpuset.cpus", c, Some(&c.key))?;
             }
         }
         if has(Controller::Io) {
-            if let Some(w) = l.io_weight {
-                write_file(
-                    &dir,
-                    "io.weight",
-                    &format!("default {w}"),
-                    Some(&key("io-weight")),
-                )?;
+            if let Some(w) = &l.io_weight {
+                write_file(&dir, "io.weight", &format!("default {w}"), Some(&w.key))?;
             }
         }
         open(
@@ -167,9 +153,9 @@ pub fn create(
 /// and the cgroup can't be removed while a process is still on its way out.
 pub fn kill(dir: &Path) -> bool {
     if std::fs::write(dir.join("cgroup.kill"), "1").is_err() {
-        super::v1::kill_listed(dir);
+        kill_listed(dir);
     }
-    wait_empty(dir, super::KILL_WAIT)
+    wait_empty(dir, KILL_WAIT)
 }
 
 /// Waits until the cgroup holds no process (`populated 0` in cgroup.events, which the kernel
@@ -210,11 +196,6 @@ pub fn wait_empty(dir: &Path, limit: std::time::Duration) -> bool {
             }
         }
     }
-}
-
-fn field(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
 }
 
 /// Reads memory.events, pids.events and memory.peak.

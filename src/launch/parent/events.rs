@@ -347,7 +347,7 @@ impl<'a> Supervisor<'a> {
                 if let Some(cgroup) = self.announce.take() {
                     let dropped = report::dropped(&cgroup, Some(&e.landlock));
                     if !dropped.is_empty() {
-                        crate::log::warn(&report::dropped_line(&dropped));
+                        crate::log::warn(&report::dropped_line(&cgroup, Some(&e.landlock)));
                     }
                 }
                 self.seen.enforced = Some(e);

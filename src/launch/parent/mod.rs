@@ -139,7 +139,7 @@ fn launch(
             if e == Errno::EPERM || e == Errno::ENOSPC {
                 err = err.hint("unprivileged user namespaces may be disabled (kernel.unprivileged_userns_clone, user.max_user_namespaces, or an AppArmor restriction)");
             }
-            return Err(err.key(&crate::policy::KeyPath::root().key("namespaces")));
+            return Err(err.key(&plan.namespaces.key));
         }
     };
     drop(child_chan);
@@ -189,7 +189,7 @@ fn write_maps(plan: &Plan, pid: Pid) -> Result<(), StepError> {
                 format!("write({path:?}, {:?})", text.trim_end()),
                 Errno::from_raw(e.raw_os_error().unwrap_or(0)),
             )
-            .key(&crate::policy::KeyPath::root().key("identity"))
+            .key(&ns.key)
         })
     };
     if ns.deny_setgroups {

@@ -119,7 +119,7 @@ fn program(
     rules: &BTreeMap<i64, Match>,
     mismatch: Action,
     matched: Action,
-) -> Result<Vec<sock_filter>, String> {
+) -> Result<Vec<sock_filter>, ProgramError> {
     let conditional: BTreeMap<i64, Match> = rules
         .iter()
         .filter(|(_, m)| **m != Match::Always)
@@ -261,7 +261,7 @@ fn seccompiler_program(
     rules: &BTreeMap<i64, Match>,
     mismatch: Action,
     matched: Action,
-) -> Result<Vec<sock_filter>, String> {
+) -> Result<Vec<sock_filter>, ProgramError> {
     let mut map = BTreeMap::new();
     for (nr, m) in rules {
         map.insert(*nr, to_rules(m)?);
@@ -270,29 +270,42 @@ fn seccompiler_program(
         .map_err(|e| e.to_string())?;
     let prog: BpfProgram = filter.try_into().map_err(|e| match e {
         // The caller names the filter; here only the size is known.
-        seccompiler::BackendError::FilterTooLarge(len) => format!("{TOO_LARGE}{len}"),
-        other => other.to_string(),
+        seccompiler::BackendError::FilterTooLarge(len) => ProgramError::TooLarge(len),
+        other => ProgramError::Other(other.to_string()),
     })?;
     Ok(prog)
 }
 
-/// Marks [`seccompiler_program`]'s error for a program over the kernel's limit.
-const TOO_LARGE: &str = "too large: ";
+/// Why a program could not be generated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ProgramError {
+    /// It would have this many instructions, more than the kernel takes (the caller, which
+    /// knows the filter's name, says so).
+    TooLarge(usize),
+    /// Anything else, as the generator or seccompiler words it.
+    Other(String),
+}
+
+impl From<String> for ProgramError {
+    fn from(e: String) -> Self {
+        ProgramError::Other(e)
+    }
+}
 
 /// The stack of programs for `plan`, in installation order: the architecture guard, the
 /// allowlist (unless the preset is `none`), one filter per deny action. No filter at all for
 /// `preset: none` without deny rules.
 pub(super) fn build_filters(plan: &SeccompPlan) -> Result<Vec<Filter>, String> {
-    let too_large = |name: &str, len: &str| {
+    let too_large = |name: &str, len: usize| {
         format!(
             "the filter \"{name}\" has {len} BPF instructions; the kernel's limit is \
              {MAX_INSTRUCTIONS}: use fewer argument rules"
         )
     };
     let build = |arch, name: &str, rules, mismatch, matched| {
-        program(arch, rules, mismatch, matched).map_err(|e| match e.strip_prefix(TOO_LARGE) {
-            Some(len) => too_large(name, len),
-            None => e,
+        program(arch, rules, mismatch, matched).map_err(|e| match e {
+            ProgramError::TooLarge(len) => too_large(name, len),
+            ProgramError::Other(e) => e,
         })
     };
     let mut filters = Vec::new();
@@ -326,7 +339,7 @@ pub(super) fn build_filters(plan: &SeccompPlan) -> Result<Vec<Filter>, String> {
     }
     for f in &filters {
         if f.program.len() > MAX_INSTRUCTIONS {
-            return Err(too_large(&f.name, &f.program.len().to_string()));
+            return Err(too_large(&f.name, f.program.len()));
         }
     }
     Ok(filters)

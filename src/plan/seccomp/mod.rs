@@ -43,7 +43,7 @@ use seccompiler::sock_filter;
 
 use super::names;
 
-pub use crate::policy::model::{HostPrivileges, Preset};
+pub use super::vocab::{HostPrivileges, Preset};
 pub use rules::{compile, is_netlink_route};
 
 /// The most instructions one classic BPF program may have (BPF_MAXINSNS).

@@ -28,7 +28,7 @@ pub fn compile(
     let here = KeyPath::root().key("seccomp");
     let default = Seccomp::default();
     let spec = spec.unwrap_or(&default);
-    let preset = spec.preset.unwrap_or(Preset::Default);
+    let preset = spec.preset.map_or(Preset::Default, Preset::from);
     let mut default_action = match (preset, spec.default_action.as_deref()) {
         (Preset::Log, None) => Action::Log,
         (_, None) => Action::Errno(libc::EPERM as u32),

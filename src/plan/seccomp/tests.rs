@@ -308,3 +308,23 @@ fn actions(#[case] text: &str, #[case] want: Action) {
     assert_eq!(Action::parse(text), Ok(want));
     assert_eq!(Action::parse(&want.to_string()), Ok(want));
 }
+
+/// A filter over the kernel's limit is refused by name and size, whichever generator found it
+/// too large.
+#[test]
+fn a_filter_over_the_limit_is_named() {
+    let rules: Vec<String> = (0..1500)
+        .map(|i| format!("{{syscall: prctl, args: [{{arg: 1, width: 64, eq: {i}}}]}}"))
+        .collect();
+    let yaml = format!("{{preset: none, deny: [{}]}}", rules.join(", "));
+    let errs = compile_yaml(&yaml).unwrap_err();
+    let (path, msg) = &errs[0];
+    assert_eq!(path, "seccomp");
+    assert!(
+        msg.starts_with("the filter \"deny → ")
+            && msg.contains(
+                " BPF instructions; the kernel's limit is 4096: use fewer argument rules"
+            ),
+        "{msg}"
+    );
+}

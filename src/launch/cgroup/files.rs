@@ -1,0 +1,76 @@
+//! What both cgroup versions share: the control files (written with the policy key that asked
+//! for the value, the process list, flat-keyed counters), the CPU period, how long teardown
+//! waits, and what the counters recorded. A leaf: `mod.rs`, `v1.rs` and `v2.rs` use it, it uses
+//! none of them.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::launch::error::StepError;
+use crate::plan::steps::Step;
+use crate::policy::KeyPath;
+
+/// What the cgroups saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CgroupStats {
+    /// The OOM killer killed something.
+    pub oom_kills: u64,
+    /// fork/clone failed at the pids limit.
+    pub pids_limit_hits: u64,
+    /// Peak memory use in bytes, where known.
+    pub peak_memory: Option<u64>,
+}
+
+/// How long teardown waits for killed processes to be gone before it gives up removing the
+/// cgroup (a process stuck in the kernel; the leftover is reported).
+pub const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The CPU period kekkai uses for quotas on both versions, in microseconds.
+pub const PERIOD_US: u64 = 100_000;
+
+/// The processes listed in a cgroup (`cgroup.procs`, the same file on both versions).
+pub(super) fn listed(dir: &Path) -> Vec<nix::unistd::Pid> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .map(nix::unistd::Pid::from_raw)
+        .collect()
+}
+
+/// SIGKILL to every process listed in the cgroup: v1's teardown, and v2's where cgroup.kill
+/// is missing.
+pub fn kill_listed(dir: &Path) {
+    for pid in listed(dir) {
+        // Already gone is fine.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// The number after `name` in a flat-keyed cgroup file (`memory.events`: `oom_kill 3`).
+pub(super) fn field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+}
+
+/// Writes a cgroup control file, naming it in the error.
+pub(super) fn write_file(
+    dir: &Path,
+    file: &str,
+    value: &str,
+    key: Option<&KeyPath>,
+) -> Result<(), StepError> {
+    let path = dir.join(file);
+    std::fs::write(&path, value).map_err(|e| {
+        let err = StepError::sys(
+            Step::Plan,
+            format!("write({:?}, {value:?})", path),
+            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        );
+        match key {
+            Some(k) => err.key(k),
+            None => err,
+        }
+    })
+}

@@ -1,0 +1,133 @@
+//! The root filesystem and the mount list, resolved against the host at plan time.
+//!
+//! The root is a private tmpfs "skeleton" holding one entry per top-level name of the lower
+//! layers: directories become read-only overlays of the same directory in every layer that has
+//! it (top first), symlinks are recreated, host pseudo-filesystems (/proc, /sys, /dev) become
+//! empty mount points, and a directory with host mounts below it is bind-mounted recursively
+//! (overlayfs can't take a lower directory with locked submounts inside a user namespace). The
+//! same shape serves root and unprivileged callers, host directories and unpacked images.
+//!
+//! Ordering in the launch: everything here is built in a staging directory after mount
+//! propagation is made private, and before `pivot_root`.
+//!
+//! Files: `rootfs.rs` (the layers and the skeleton's entries), `mounts.rs` (the policy's mounts,
+//! resolved), `protect.rs` (what no bind undoes); here, paths and the host's mount table.
+
+mod mounts;
+mod protect;
+mod rootfs;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+pub use mounts::{DEFAULT_TMPFS_SIZE, MountKind, MountPlan, plan_mounts};
+pub use protect::{Guard, SECRETS, homes, protect};
+pub use rootfs::{DEFAULT_ROOT_SIZE, EntryKind, RootEntry, RootfsPlan, plan_rootfs, prune_covered};
+
+/// Checks and normalizes an absolute path: no `..`, no NUL; `.` and repeated `/` collapse.
+pub fn normalize_abs(text: &str) -> Result<PathBuf, String> {
+    if text.contains('\0') {
+        return Err("a path can't contain a NUL byte".into());
+    }
+    if !text.starts_with('/') {
+        return Err(format!("`{text}` is not an absolute path"));
+    }
+    let mut out = PathBuf::from("/");
+    for c in Path::new(text).components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(part) => out.push(part),
+            Component::ParentDir => {
+                return Err(format!("`{text}` contains `..`; write the path without it"));
+            }
+            Component::Prefix(_) => return Err(format!("`{text}` is not a Linux path")),
+        }
+    }
+    Ok(out)
+}
+
+/// A host mount point and its file system type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostMount {
+    /// Where it is mounted.
+    pub point: PathBuf,
+    /// Its file system type.
+    pub fstype: String,
+}
+
+/// Reads the caller's mount table (`/proc/self/mountinfo`).
+pub fn host_mounts() -> Vec<HostMount> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| parse_mountinfo(&t))
+        .unwrap_or_default()
+}
+
+/// Parses mountinfo lines: field 5 is the mount point, the first field after ` - ` the type.
+pub fn parse_mountinfo(text: &str) -> Vec<HostMount> {
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?;
+            let fstype = right.split(' ').next()?;
+            Some(HostMount {
+                point: PathBuf::from(OsStr::from_bytes(&unescape_mountinfo(point))),
+                fstype: fstype.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b.get(i) == Some(&b'\\') {
+            if let Some(oct) = b.get(i + 1..i + 4) {
+                if let Ok(v) = u8::from_str_radix(std::str::from_utf8(oct).unwrap_or("x"), 8) {
+                    out.push(v);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(b.get(i).copied().unwrap_or_default());
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("/", Ok("/"))]
+    #[case("/usr//lib/./x/", Ok("/usr/lib/x"))]
+    #[case("usr", Err("not an absolute path"))]
+    #[case("/a/../b", Err("contains `..`"))]
+    #[case("/a\0b", Err("NUL"))]
+    fn normalize(#[case] input: &str, #[case] want: Result<&str, &str>) {
+        match (normalize_abs(input), want) {
+            (Ok(p), Ok(w)) => assert_eq!(p, PathBuf::from(w)),
+            (Err(e), Err(w)) => assert!(e.contains(w), "{e}"),
+            (got, want) => panic!("{got:?} vs {want:?}"),
+        }
+    }
+
+    #[test]
+    fn mountinfo_parses_points_types_and_escapes() {
+        let text = "22 27 0:21 / /proc rw,relatime - proc proc rw\n\
+                    28 27 0:25 / /mnt/with\\040space ro - tmpfs x ro\n\
+                    41 31 0:38 / /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw\n";
+        let m = parse_mountinfo(text);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].point, PathBuf::from("/proc"));
+        assert_eq!(m[0].fstype, "proc");
+        assert_eq!(m[1].point, PathBuf::from("/mnt/with space"));
+        assert_eq!(m[2].fstype, "cgroup2");
+    }
+}

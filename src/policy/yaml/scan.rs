@@ -1,0 +1,466 @@
+//! The one walk over a document before serde reads it: flow nesting measured on the text
+//! (the YAML scanner is quadratic in it), then duplicate keys, nesting depth, the node budget
+//! (aliases count each time they are used) and tags; and, for a syntax error, which keys the
+//! broken line sits under.
+
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::errors::last_mark;
+use super::{Kind, MAX_DEPTH, MAX_NODES, Pos, YamlError, convert_error, pos_of};
+
+/// Where flow collections (`[`, `{`) nest deeper than [`MAX_DEPTH`], judged from the text: a
+/// bracket counts where a collection may start (after `:`, `-`, `,`, another bracket or at
+/// the start of a line), never inside quotes or comments.
+fn deep_flow(text: &str) -> Option<usize> {
+    // `last`: the character just before; `lead`: the last non-blank one on this line, or a
+    // line break at its start.
+    let (mut last, mut lead) = ('\n', '\n');
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut escaped = false;
+    let may_start = |lead: char| lead == '\n' || "[{,:-?".contains(lead);
+    for (i, c) in text.char_indices() {
+        if comment {
+            comment = c != '\n';
+        } else if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if q == '"' && c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                '#' if last.is_whitespace() => comment = true,
+                '"' | '\'' if may_start(lead) => quote = Some(c),
+                '[' | '{' if may_start(lead) => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Some(i);
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        if c == '\n' {
+            lead = '\n';
+        } else if !(c == ' ' || c == '\t') && quote.is_none() && !comment {
+            lead = c;
+        }
+        last = c;
+    }
+    None
+}
+
+/// Walks a whole document once: duplicate keys, nesting depth and the node budget.
+pub fn scan(text: &str) -> Result<(), YamlError> {
+    // The YAML scanner is quadratic in flow nesting: measure it on the text first.
+    if let Some(at) = deep_flow(text) {
+        let pos = pos_of(text, at);
+        return Err(YamlError {
+            path: enclosing_keys(text, pos),
+            pos: Some(pos),
+            message: format!("nesting is deeper than {MAX_DEPTH} levels"),
+            kind: Kind::Scan,
+        });
+    }
+    let mut budget = MAX_NODES;
+    let ours = Cell::new(false);
+    let seed = Scan {
+        depth: 0,
+        budget: &mut budget,
+        ours: &ours,
+    };
+    match seed.deserialize(serde_yaml::Deserializer::from_str(text)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let mut err = convert_error(&e);
+            if ours.get() {
+                err.kind = Kind::Scan;
+            }
+            // A syntax error carries no key path; name the keys the broken line sits under.
+            if err.path.is_empty() && err.kind != Kind::Scan {
+                // "while parsing a flow mapping at line 3 column 9": the construct that broke.
+                if let Some(pos) = last_mark(&err.message).or(err.pos) {
+                    err.path = enclosing_keys(text, pos);
+                }
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The block-style keys (and sequence indices) that enclose `pos`, read from indentation
+/// alone: what a reader would say the place is "under". Used only to label syntax errors,
+/// where no parse tree exists; flow collections name their key, not their inside.
+pub fn enclosing_keys(text: &str, pos: Pos) -> String {
+    let line = pos.line;
+    struct Entry {
+        indent: usize,
+        seg: String,
+        item: Option<usize>,
+    }
+    let mut stack: Vec<Entry> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        if i + 1 > line {
+            break;
+        }
+        let at_error = i + 1 == line;
+        // On the broken line itself only what comes before the error counts.
+        let full_indent = raw.len() - raw.trim_start_matches([' ', '\t']).len();
+        let raw = if at_error {
+            let cut = raw
+                .char_indices()
+                .nth(pos.column.saturating_sub(1))
+                .map_or(raw.len(), |(b, _)| b);
+            raw.get(..cut).unwrap_or(raw)
+        } else {
+            raw
+        };
+        let body = raw.trim_start_matches([' ', '\t']);
+        if body.is_empty() || body.starts_with('#') || body.starts_with("---") {
+            if at_error {
+                // Nothing before the error: the line is under what is less indented.
+                let indent = full_indent;
+                while stack.last().is_some_and(|top| top.indent >= indent) {
+                    stack.pop();
+                }
+            }
+            continue;
+        }
+        let mut indent = raw.len() - body.len();
+        let mut rest = body;
+        while let Some(after) =
+            rest.strip_prefix("- ")
+                .or(if rest == "-" { Some("") } else { None })
+        {
+            let mut next = 0;
+            while let Some(top) = stack.last() {
+                if top.indent > indent {
+                    stack.pop();
+                } else if top.indent == indent && top.item.is_some() {
+                    next = top.item.map_or(0, |n| n + 1);
+                    stack.pop();
+                    break;
+                } else {
+                    break;
+                }
+            }
+            stack.push(Entry {
+                indent,
+                seg: format!("[{next}]"),
+                item: Some(next),
+            });
+            let skipped = rest.len() - after.len();
+            let after_trim = after.trim_start_matches(' ');
+            indent += skipped + (after.len() - after_trim.len());
+            rest = after_trim;
+        }
+        let key = match rest.split_once(':') {
+            Some((k, v)) if v.is_empty() || v.starts_with([' ', '\t']) => k.trim(),
+            _ => {
+                if at_error {
+                    while stack.last().is_some_and(|top| top.indent >= indent) {
+                        stack.pop();
+                    }
+                }
+                continue;
+            }
+        };
+        let key = key.trim_matches(['"', '\'']);
+        if key.is_empty() || key.starts_with(['{', '[', '&', '*', '!', '?']) {
+            continue;
+        }
+        while stack.last().is_some_and(|top| top.indent >= indent) {
+            stack.pop();
+        }
+        stack.push(Entry {
+            indent,
+            seg: key.to_owned(),
+            item: None,
+        });
+    }
+    let mut out = String::new();
+    for e in &stack {
+        if e.item.is_none() && !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(&e.seg);
+    }
+    out
+}
+
+struct Scan<'b> {
+    depth: usize,
+    budget: &'b mut usize,
+    /// Set when the error the walk stops with is one of this walk's own checks.
+    ours: &'b Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for Scan<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Scan<'_> {
+    fn enter<E: de::Error>(&mut self) -> Result<(), E> {
+        if self.depth >= MAX_DEPTH {
+            self.ours.set(true);
+            return Err(E::custom(format!(
+                "nesting is deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        self.take()
+    }
+
+    fn take<E: de::Error>(&mut self) -> Result<(), E> {
+        if *self.budget == 0 {
+            self.ours.set(true);
+            return Err(E::custom(format!(
+                "the document expands to more than {MAX_NODES} nodes (aliases count each time they are used)"
+            )));
+        }
+        *self.budget -= 1;
+        Ok(())
+    }
+
+    fn child(&mut self) -> Scan<'_> {
+        Scan {
+            depth: self.depth + 1,
+            budget: self.budget,
+            ours: self.ours,
+        }
+    }
+}
+
+/// A mapping key, checked against the keys seen before it in the same mapping.
+struct Key<'s> {
+    seen: &'s mut Vec<String>,
+    ours: &'s Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Key<'_> {
+    fn check<E: de::Error>(self, key: String) -> Result<(), E> {
+        if self.seen.contains(&key) {
+            self.ours.set(true);
+            return Err(E::custom(format!("duplicate key `{key}`")));
+        }
+        self.seen.push(key);
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a plain key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.check(v.to_owned())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.check(v.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.check(v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.check(v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.check(v.to_string())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.check("~".into())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(de::Error::custom("a mapping can't be a key"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(de::Error::custom("a sequence can't be a key"))
+    }
+}
+
+impl<'de> Visitor<'de> for Scan<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        self.enter()?;
+        let mut seen = Vec::new();
+        while map
+            .next_key_seed(Key {
+                seen: &mut seen,
+                ours: self.ours,
+            })?
+            .is_some()
+        {
+            map.next_value_seed(self.child())?;
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        self.enter()?;
+        while seq.next_element_seed(self.child())?.is_some() {}
+        Ok(())
+    }
+    fn visit_enum<A: de::EnumAccess<'de>>(mut self, data: A) -> Result<(), A::Error> {
+        // serde_yaml hands a tagged node (`!name value`) over as an enum. A policy has no use
+        // for tags, and silently dropping one would read `!secret x` as plain `x`.
+        self.take()?;
+        let (tag, _variant) = data.variant::<String>()?;
+        self.ours.set(true);
+        Err(de::Error::custom(format!(
+            "YAML tags are not supported in a policy (found `!{tag}`)"
+        )))
+    }
+    fn visit_str<E: de::Error>(mut self, _: &str) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_bool<E: de::Error>(mut self, _: bool) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_i64<E: de::Error>(mut self, _: i64) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_u64<E: de::Error>(mut self, _: u64) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_i128<E: de::Error>(mut self, _: i128) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_u128<E: de::Error>(mut self, _: u128) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_f64<E: de::Error>(mut self, _: f64) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_unit<E: de::Error>(mut self) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_none<E: de::Error>(mut self) -> Result<(), E> {
+        self.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("version: 1\nmounts:\n\t- x\n", 3, 1, "mounts")]
+    #[case("limits:\n  memory: 1G\n    pids: 3\n", 3, 9, "limits.memory")]
+    #[case(
+        "mounts:\n- bind: /a\n  to: /b\n- tmpfs: /t\n  size: [\n",
+        5,
+        9,
+        "mounts[1].size"
+    )]
+    #[case("mounts:\n  - a\n  - b\nlimits: {\nx\n", 4, 9, "limits")]
+    #[case("mounts:\n  - a\nlimits:\n", 3, 1, "")]
+    #[case("# c\n\nhostname: \"abc\n\n", 5, 1, "hostname")]
+    #[case("a:\n  - - b: 1\n      c: [\n", 3, 10, "a[0][0].c")]
+    #[case("a:\n  - x\n  - y\n  - z: [\n", 4, 8, "a[2].z")]
+    #[case("é: [\n", 1, 4, "é")]
+    #[case("version: 1\n? [a]\n: 1\n", 2, 3, "")]
+    fn enclosing_keys_label_syntax_errors(
+        #[case] doc: &str,
+        #[case] line: usize,
+        #[case] column: usize,
+        #[case] want: &str,
+    ) {
+        assert_eq!(enclosing_keys(doc, Pos { line, column }), want);
+    }
+
+    #[rstest]
+    #[case("hostname: !host box\n", "hostname")]
+    #[case("mounts:\n  - !bind /a\n", "mounts[0]")]
+    fn scan_rejects_tags(#[case] doc: &str, #[case] path: &str) {
+        let err = scan(doc).unwrap_err();
+        assert_eq!(err.path, path);
+        assert!(
+            err.message.starts_with("YAML tags are not supported"),
+            "{err:?}"
+        );
+    }
+
+    #[rstest]
+    #[case("a: 1\nb: 2\na: 3\n", 3, "duplicate key `a`")]
+    #[case("a:\n  b: {x: 1, x: 2}\n", 2, "duplicate key `x`")]
+    #[case("a: [\n", 2, "")]
+    #[case("a:\n\tb: 1\n", 2, "cannot start any token")]
+    fn scan_rejects(#[case] doc: &str, #[case] line: usize, #[case] contains: &str) {
+        let err = scan(doc).unwrap_err();
+        assert_eq!(err.pos.map(|p| p.line), Some(line), "{err:?}");
+        assert!(err.message.contains(contains), "{err:?}");
+    }
+
+    /// The walk's own checks are told from the parser's errors by kind, not by message.
+    #[rstest]
+    #[case::duplicate("a: 1\na: 2\n", Kind::Scan)]
+    #[case::tag("a: !x b\n", Kind::Scan)]
+    #[case::deep_flow(&"[".repeat(40), Kind::Scan)]
+    #[case::deep_block(&(0..40).map(|i| format!("{}k:\n", "  ".repeat(i))).collect::<String>(), Kind::Scan)]
+    #[case::syntax("a: [\n", Kind::Other)]
+    #[case::mapping_key("? {a: 1}\n: 2\n", Kind::Other)]
+    fn scan_errors_have_a_kind(#[case] doc: &str, #[case] kind: Kind) {
+        assert_eq!(scan(doc).unwrap_err().kind, kind);
+    }
+
+    #[test]
+    fn scan_rejects_deep_nesting() {
+        let doc = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        let err = scan(&doc).unwrap_err();
+        assert!(err.message.contains("nesting"), "{err:?}");
+    }
+
+    #[test]
+    fn scan_rejects_alias_bombs() {
+        let mut doc = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..8 {
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("l{}", i - 1)
+            };
+            doc.push_str(&format!(
+                "l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
+        }
+        let err = scan(&doc).unwrap_err();
+        assert!(
+            err.message.contains("nodes") || err.message.contains("repetition limit"),
+            "{err:?}"
+        );
+    }
+
+    #[rstest]
+    #[case(&"[".repeat(40), Some(32))]
+    #[case(&format!("a: {}", "[".repeat(33)), Some(35))]
+    #[case(&"[".repeat(32), None)]
+    #[case(&"- echo [\n".repeat(100), None)]
+    #[case(&format!("a: '{}'\n", "[".repeat(50)), None)]
+    #[case(&format!("a: \"\\\"{}\"\n", "{".repeat(50)), None)]
+    #[case(&format!("# {}\nb: 1\n", "[".repeat(50)), None)]
+    #[case(&format!("a: [{}]\n", "[], ".repeat(100)), None)]
+    fn deep_flow_is_measured_on_the_text(#[case] text: &str, #[case] at: Option<usize>) {
+        assert_eq!(deep_flow(text), at);
+    }
+}
