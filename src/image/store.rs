@@ -105,6 +105,20 @@ impl std::fmt::Debug for Lease {
     }
 }
 
+impl Lease {
+    /// A shared lock on `fd` (an image's directory), waiting while someone holds it exclusively.
+    pub fn hold(fd: OwnedFd) -> Result<Lease, ImageError> {
+        let mut fd = fd;
+        loop {
+            match Flock::lock(fd, FlockArg::LockShared) {
+                Ok(l) => return Ok(Lease(Arc::new(l))),
+                Err((f, Errno::EINTR)) => fd = f,
+                Err((_, e)) => return Err(store_err("flock(image)", e)),
+            }
+        }
+    }
+}
+
 impl PartialEq for Lease {
     fn eq(&self, _: &Lease) -> bool {
         true
@@ -597,15 +611,7 @@ impl Store {
     /// A shared lock on the image, for a sandbox that uses it. Taken under the store's shared
     /// lock, so that `rm` can't come between the lookup and the lease.
     pub fn lease(&self, id: &Digest) -> Result<Lease, ImageError> {
-        let dir = self.image_dir(id)?;
-        let mut fd = dir;
-        loop {
-            match Flock::lock(fd, FlockArg::LockShared) {
-                Ok(l) => return Ok(Lease(Arc::new(l))),
-                Err((f, Errno::EINTR)) => fd = f,
-                Err((_, e)) => return Err(store_err(format!("flock(images/{})", id.hex()), e)),
-            }
-        }
+        Lease::hold(self.image_dir(id)?)
     }
 
     /// Is the image used by a running sandbox?
