@@ -22,6 +22,7 @@
 pub mod battery;
 pub mod host;
 pub mod inside;
+pub mod portable;
 pub mod probes;
 pub mod report;
 pub mod terminal;

@@ -52,7 +52,16 @@ pub(crate) fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Err
     } else {
         Some(ProbeCopy::new().map_err(|e| Error::io("copying kekkai for the probe", e))?)
     };
+    // An image's root has no C library of the host's kind: the copy brings its own.
+    let loader = match (&copy, &plan.rootfs.image) {
+        (Some(c), Some(_)) => Some(
+            kekkai::audit::portable::copy_libraries(&c.path().with_file_name("lib"))
+                .map_err(|e| Error::io("copying kekkai's libraries for the probe", e))?,
+        ),
+        _ => None,
+    };
     let battery = Battery {
+        loader: loader.as_deref(),
         args,
         m,
         source: &source,
@@ -133,6 +142,8 @@ struct Battery<'a> {
     fixtures: &'a Fixtures,
     /// The secret put into the launcher's environment.
     secret: String,
+    /// The copied dynamic loader (an image root), through which the probe starts.
+    loader: Option<&'a str>,
 }
 
 impl Battery<'_> {
@@ -194,7 +205,21 @@ impl Battery<'_> {
                     cmd.arg("--ro-bind")
                         .arg(format!("{}:{SECRET_PATH}", secret.display()));
                 }
-                cmd.arg("--").args(host::battery_command(ctx, only));
+                let probe = host::battery_command(ctx, only);
+                match self.loader {
+                    Some(loader) => {
+                        cmd.arg("--ro-bind").arg(format!(
+                            "{}:{}",
+                            copy.path().with_file_name("lib").display(),
+                            kekkai::audit::portable::LIB_PATH
+                        ));
+                        cmd.arg("--")
+                            .args(kekkai::audit::portable::through_loader(loader, probe));
+                    }
+                    None => {
+                        cmd.arg("--").args(probe);
+                    }
+                }
             }
         }
         cmd.env("KEKKAI_AUDIT_SECRET", &self.secret);

@@ -5,8 +5,8 @@
 //! digest, the config's and each layer blob's against the manifest's, each layer's uncompressed
 //! stream against the config's `diff_ids`. A docker archive has no manifest digests: its layers
 //! are checked against the config's `diff_ids`, and its config against the digest in its name.
-//! Nothing is named until every layer is in place: a refused archive leaves nothing behind
-//! but the layers of it that were sound, which `prune` removes.
+//! Every layer is unpacked into a staging directory and verified before any of them is renamed
+//! into place, and the image is named last: a refused archive leaves nothing in the store.
 
 use oci_spec::image::{ImageIndex, ImageManifest, MediaType};
 use serde::{Deserialize, Serialize};
@@ -490,9 +490,16 @@ pub fn commit(
         stripped: 0,
     };
     let mut records = Vec::new();
+    // Every layer is unpacked and verified before any goes into place: a refused image leaves
+    // nothing in the store.
+    let mut staged_layers = Vec::new();
     for (i, ((path, desc), diff_id)) in plan.layers.iter().zip(&cfg.diff_ids).enumerate() {
         let at = |e: ImageError| e.context(format!("layer {} ({diff_id})", i + 1));
-        if store.has_layer(diff_id) {
+        let known = store.has_layer(diff_id)
+            || staged_layers
+                .iter()
+                .any(|(_, d): &(_, Digest)| d == diff_id);
+        if known {
             out.layers.push((diff_id.to_string(), false));
             records.push(LayerRecord {
                 diff_id: diff_id.to_string(),
@@ -534,7 +541,7 @@ pub fn commit(
                 ),
             )));
         }
-        store.commit_layer(staged, diff_id)?;
+        staged_layers.push((staged, diff_id.clone()));
         rules.max_bytes = rules.max_bytes.saturating_sub(got.bytes);
         rules.max_entries = rules.max_entries.saturating_sub(got.entries);
         out.bytes += got.bytes;
@@ -544,6 +551,9 @@ pub fn commit(
             diff_id: diff_id.to_string(),
             size: got.bytes,
         });
+    }
+    for (staged, diff_id) in staged_layers {
+        store.commit_layer(staged, &diff_id)?;
     }
     let record = ImageRecord {
         id: Digest::of(&plan.config).to_string(),
