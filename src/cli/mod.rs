@@ -120,7 +120,7 @@ pub(crate) enum Cmd {
 
 #[derive(clap::Args)]
 pub(crate) struct ImageArgs {
-    /// Print JSON (on failure: `{"error": {"kind": KIND, "message": …}}`, exit status 1).
+    /// Print JSON (on failure: `{"error": {"kind": KIND, "message": ...}}`, exit status 1).
     #[arg(long, global = true)]
     pub(crate) json: bool,
     #[command(subcommand)]
@@ -163,7 +163,7 @@ pub(crate) enum ImageCmd {
     Ls,
     /// Show an image's id, names, layers (and where they are unpacked) and config defaults.
     Inspect {
-        /// NAME[:TAG], or an id (sha256:…, at least 12 hex digits).
+        /// NAME[:TAG], or an id (sha256:..., at least 12 hex digits).
         #[arg(value_name = "REF")]
         reference: String,
     },
@@ -240,7 +240,7 @@ pub(crate) struct PolicyArgs {
     /// Host name inside the sandbox.
     #[arg(long = "hostname", value_name = "NAME")]
     hostname: Option<String>,
-    /// The root is this image's layers (NAME[:TAG] or sha256:…), as `rootfs: { image: REF }`
+    /// The root is this image's layers (NAME[:TAG] or sha256:...), as `rootfs: { image: REF }`
     /// would say, in place of the policy's `rootfs.lower`.
     #[arg(long = "image", value_name = "REF")]
     image: Option<String>,
