@@ -208,8 +208,25 @@ fn run(args: &ImageArgs) -> Result<i32, ImageError> {
             let store = open_store(false)?;
             let _lock = store.lock(true)?;
             let mut gone = Vec::new();
+            let mut untagged = Vec::new();
             for r in references {
-                let id = store.resolve(&Reference::parse(r)?)?;
+                let reference = Reference::parse(r)?;
+                let id = store.resolve(&reference)?;
+                // A name of an image that has others only goes itself, as `docker rmi` does.
+                if let Reference::Name(name) = &reference {
+                    let others = store
+                        .names()?
+                        .into_iter()
+                        .any(|(n, i)| i == id && &n != name);
+                    if others {
+                        store.remove_name(name)?;
+                        untagged.push(name.clone());
+                        if !json {
+                            println!("untagged {name}");
+                        }
+                        continue;
+                    }
+                }
                 store.remove_image(&id)?;
                 gone.push(id.to_string());
                 if !json {
@@ -222,6 +239,7 @@ fn run(args: &ImageArgs) -> Result<i32, ImageError> {
                     "{}",
                     serde_json::to_string_pretty(&json!({
                         "removed": gone,
+                        "untagged": untagged,
                         "layers_removed": layers.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
                     }))
                     .unwrap_or_default()

@@ -167,8 +167,9 @@ pub(crate) enum ImageCmd {
         #[arg(value_name = "REF")]
         reference: String,
     },
-    /// Remove images (all their names) and the layers no other image uses; an image a running
-    /// sandbox uses is refused.
+    /// Remove images and the layers no other image uses: a name of an image that has others
+    /// goes alone; an id, or an image's last name, removes the image (refused while a running
+    /// sandbox uses it).
     Rm {
         /// NAME[:TAG] or id.
         #[arg(value_name = "REF", required = true)]

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use oci_spec::image::{ImageIndex, ImageManifest};
@@ -65,6 +65,16 @@ fn registry_err(what: &str, e: OciDistributionError) -> ImageError {
             Kind::SizeMismatch
         }
         OciDistributionError::ImageManifestNotFoundError(_) => Kind::NotFound,
+        OciDistributionError::RegistryError { envelope, .. }
+            if envelope.errors.iter().any(|x| {
+                matches!(
+                    x.code,
+                    OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown
+                )
+            }) =>
+        {
+            Kind::NotFound
+        }
         _ => Kind::Registry,
     };
     ImageError::new(kind, format!("{what}: {e}"))

@@ -282,3 +282,43 @@ fn imports_of_the_same_layers_at_once_are_safe(#[values(Who::Root, Who::Rootless
     super::support::assert_code(&o, 0);
     assert_eq!(super::support::stdout(&o), "layer3\n");
 }
+
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_store_someone_else_could_change_is_refused(#[values(Who::Root, Who::Rootless)] who: Who) {
+    use std::os::unix::fs::PermissionsExt;
+    need(who);
+    let w = World::new("img-trust");
+    let dir = w.dir.join("layout");
+    let mut t = Tar::new();
+    t.dir("etc/", 0o755).file("etc/motd", 0o644, b"hi\n");
+    build::layout(&dir, &build::single(t.bytes(), Comp::Gzip), "1.0");
+    let layout = dir.to_str().unwrap();
+    // A store that belongs to someone else.
+    let theirs = w.dir.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if who == Who::Root {
+        super::support::chown(&theirs, super::support::test_user().unwrap());
+    }
+    assert_eq!(refused(&w, who, &theirs, &["import", layout]), "store");
+    // A store below a directory everyone may write (and rename in), not sticky.
+    let open = w.dir.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let below = open.join("store");
+    std::fs::create_dir(&below).unwrap();
+    std::fs::set_permissions(&below, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if who == Who::Rootless {
+        super::support::chown(&below, super::support::test_user().unwrap());
+    }
+    assert_eq!(refused(&w, who, &below, &["import", layout]), "store");
+    // The same below a sticky directory (as /tmp is) is fine; a group-readable store is made
+    // 0700.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(&below, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let (code, v) = image(&w, who, &below, &["import", layout]);
+    assert_eq!(code, 0, "{v}");
+    let mode = std::fs::metadata(&below).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}

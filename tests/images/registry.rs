@@ -318,6 +318,34 @@ fn pull_from_a_local_registry(#[values(Who::Root, Who::Rootless)] who: Who) {
             .iter()
             .all(|l| l[1] == false)
     );
+    // A Docker schema 2 manifest (gzip layers only) into another store: the same image.
+    let gz = w.dir.join("layout-gz");
+    build::layout(&gz, &build::standard(false), "1.0");
+    let home = w.dir.join("skopeo-v2s2");
+    let dst = format!("docker://127.0.0.1:{}/kekkai/v2s2:1.0", registry.port);
+    build::skopeo(
+        &home,
+        &[
+            "copy",
+            "-q",
+            "--format",
+            "v2s2",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:1.0", gz.display()),
+            &dst,
+        ],
+    );
+    let st2 = store(&w, who, "store2");
+    let v2s2 = format!("127.0.0.1:{}/kekkai/v2s2:1.0", registry.port);
+    let (code, v) = image(&w, who, &st2, &["pull", "--insecure", &v2s2]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["id"], written.id.as_str());
+    // A tag the registry does not have.
+    let missing = format!("127.0.0.1:{}/kekkai/test:nope", registry.port);
+    assert_eq!(
+        refused(&w, who, &st, &["pull", "--insecure", &missing]),
+        "not-found"
+    );
     drop(registry);
 }
 

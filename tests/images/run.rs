@@ -107,6 +107,17 @@ fn three_formats_run_with_their_whiteouts(#[values(Who::Root, Who::Rootless)] wh
     for name in ["kt/layout:1", "kt/oa:1", "kekkai/test:1.0"] {
         assert!(names.iter().any(|n| n == name), "{names:?}");
     }
+    // The three are one image (the same config: layers are named by their uncompressed
+    // digests). Removing a name of an image that has others only untags it; the last name
+    // takes the image and its layers.
+    let (c, v) = image(&w, who, &st, &["rm", "kt/oa:1", "kt/layout:1"]);
+    assert_eq!(c, 0, "{v}");
+    assert_eq!(v["untagged"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v["removed"].as_array().unwrap().is_empty(), "{v}");
+    let (c, v) = image(&w, who, &st, &["rm", "kekkai/test:1.0"]);
+    assert_eq!(c, 0, "{v}");
+    assert_eq!(v["removed"][0], id.as_str());
+    assert_eq!(super::contents(&st), Vec::<String>::new());
 }
 
 #[rstest]
