@@ -164,7 +164,8 @@ impl TarArchive {
                 format!("{}: not a tar archive ({})", path.display(), describe(&e)),
             )
         };
-        for entry in tar.entries().map_err(bad)? {
+        // Seeking past each member's data: only the headers are read.
+        for entry in tar.entries_with_seek().map_err(bad)? {
             let entry = entry.map_err(bad)?;
             if members.len() + links.len() > MAX_MEMBERS {
                 return Err(ImageError::new(

@@ -250,30 +250,38 @@ fn shown(path: &[OsString]) -> String {
 
 impl Unpacker<'_> {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ImageError> {
-        let path = components(&entry.path_bytes(), "entry")?;
         let header = entry.header();
         let kind = header.entry_type();
-        let bad = |what: &str| {
-            ImageError::new(Kind::BadEntry, format!("entry `{}`: {what}", shown(&path)))
-        };
-        let mode = header.mode().map_err(|_| bad("an unreadable mode"))?;
-        let uid = header
-            .uid()
-            .ok()
-            .and_then(|v| u32::try_from(v).ok())
-            .ok_or_else(|| bad("an unreadable uid"))?;
-        let gid = header
-            .gid()
-            .ok()
-            .and_then(|v| u32::try_from(v).ok())
-            .ok_or_else(|| bad("an unreadable gid"))?;
-        let mtime = header.mtime().unwrap_or(0);
         if matches!(
             kind,
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
         ) {
             return Ok(());
         }
+        let path = components(&entry.path_bytes(), "entry")?;
+        let header = entry.header();
+        let bad = |what: &str| {
+            ImageError::new(Kind::BadEntry, format!("entry `{}`: {what}", shown(&path)))
+        };
+        let mode = header.mode().map_err(|_| bad("an unreadable mode"))?;
+        // Ownership counts in a root store only (elsewhere every file is the caller's).
+        let (uid, gid) = if self.rules.privileged {
+            (
+                header
+                    .uid()
+                    .ok()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or_else(|| bad("an unreadable uid"))?,
+                header
+                    .gid()
+                    .ok()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or_else(|| bad("an unreadable gid"))?,
+            )
+        } else {
+            (0, 0)
+        };
+        let mtime = header.mtime().unwrap_or(0);
         let Some((name, parent)) = path.split_last() else {
             // The layer's own root (`./`): only a directory can be that.
             return if kind.is_dir() {
@@ -582,8 +590,14 @@ impl Unpacker<'_> {
             fd = match tree::open_dir(fd.as_fd(), part) {
                 Ok(next) => next,
                 Err(Errno::ENOENT) => {
+                    // A directory the archive does not list: 0755, as other unpackers make
+                    // it (an upper layer's 0700 would hide the lower layers' contents).
                     self.mkdir(fd.as_fd(), part, here)?;
-                    tree::open_dir(fd.as_fd(), part).map_err(|e| self.fail(here, "open", e))?
+                    let made =
+                        tree::open_dir(fd.as_fd(), part).map_err(|e| self.fail(here, "open", e))?;
+                    fchmod(made.as_fd(), Mode::from_bits_truncate(0o755))
+                        .map_err(|e| self.fail(here, "fchmod", e))?;
+                    made
                 }
                 Err(e) => return Err(self.fail(here, "open", e)),
             };
@@ -644,6 +658,130 @@ mod tests {
         let got = components(raw, "entry").map_err(|e| e.kind);
         let want = want.map(|v| v.into_iter().map(OsString::from).collect::<Vec<_>>());
         assert_eq!(got, want);
+    }
+
+    /// A tar from (name, type, mode, data or link target).
+    fn tar(entries: &[(&str, tar::EntryType, u32, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, mode, data) in entries {
+            let data = data.as_bytes();
+            let mut h = tar::Header::new_gnu();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_entry_type(*kind);
+            h.set_mode(*mode);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            let body: &[u8] = if kind.is_symlink() || kind.is_hard_link() {
+                h.set_link_name_literal(data).unwrap();
+                &[]
+            } else {
+                data
+            };
+            h.set_size(body.len() as u64);
+            h.set_cksum();
+            b.append(&h, body).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    struct Dir(std::path::PathBuf);
+
+    impl Dir {
+        fn new() -> Dir {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let p = std::env::temp_dir().join(format!("kekkai-unpack-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn run(bytes: &[u8]) -> (Dir, Result<Unpacked, ImageError>) {
+        let d = Dir::new();
+        let fd = std::fs::File::open(&d.0).unwrap();
+        let rules = Rules {
+            privileged: false,
+            strip_setid: false,
+            max_bytes: 1 << 20,
+            max_entries: 100,
+        };
+        let r = unpack(bytes, None, fd.as_fd(), &rules);
+        (d, r)
+    }
+
+    use tar::EntryType as T;
+
+    #[rstest]
+    #[case::absolute(&[("/etc/x", T::Regular, 0o644, "x")], Kind::AbsolutePath)]
+    #[case::dotdot(&[("a/../../x", T::Regular, 0o644, "x")], Kind::ParentDir)]
+    #[case::symlink_up(&[("a/b", T::Symlink, 0o777, "../../x")], Kind::LinkOutside)]
+    #[case::through_symlink(&[("l", T::Symlink, 0o777, "/etc"), ("l/passwd", T::Regular, 0o644, "x")], Kind::LinkOutside)]
+    #[case::through_file(&[("f", T::Regular, 0o644, ""), ("f/x", T::Regular, 0o644, "x")], Kind::LinkOutside)]
+    #[case::hardlink_absolute(&[("x", T::Link, 0o644, "/etc/passwd")], Kind::HardlinkOutside)]
+    #[case::hardlink_missing(&[("x", T::Link, 0o644, "nothing")], Kind::HardlinkOutside)]
+    #[case::whiteout_device(&[("null", T::Char, 0o666, "")], Kind::BadEntry)]
+    #[case::setuid(&[("su", T::Regular, 0o4755, "")], Kind::Setuid)]
+    fn refuses(#[case] entries: &[(&str, tar::EntryType, u32, &str)], #[case] kind: Kind) {
+        let (_d, r) = run(&tar(entries));
+        assert_eq!(r.err().map(|e| e.kind), Some(kind));
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_cap() {
+        let zeros = "\0".repeat(2 << 20);
+        let big = tar(&[("big", T::Regular, 0o644, zeros.as_str())]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, &big).unwrap();
+        let (_d, r) = run(&gz.finish().unwrap());
+        assert_eq!(r.err().map(|e| e.kind), Some(Kind::TooLarge));
+    }
+
+    #[test]
+    fn whiteouts_opaque_dirs_and_implicit_parents() {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let (d, r) = run(&tar(&[
+            ("a/b/file", T::Regular, 0o640, "x"),
+            ("a/.wh.gone", T::Regular, 0o644, ""),
+            ("a/.wh.file2", T::Regular, 0o644, ""),
+            ("a/file2", T::Regular, 0o644, "kept"),
+            ("a/b/.wh..wh..opq", T::Regular, 0o644, ""),
+            ("ro/", T::Directory, 0o555, ""),
+            ("ro/inside", T::Regular, 0o644, "y"),
+            ("h", T::Link, 0o644, "a/b/file"),
+        ]));
+        let u = r.unwrap();
+        assert_eq!(u.entries, 8);
+        let meta = |p: &str| std::fs::symlink_metadata(d.0.join(p)).unwrap();
+        assert_eq!(meta("a").mode() & 0o7777, 0o755, "an implicit parent");
+        assert_eq!(meta("a/b/file").mode() & 0o7777, 0o640);
+        let gone = meta("a/gone");
+        assert!(
+            gone.file_type().is_char_device() && gone.rdev() == 0,
+            "a whiteout"
+        );
+        assert_eq!(std::fs::read(d.0.join("a/file2")).unwrap(), b"kept");
+        assert_eq!(
+            xattr::get(d.0.join("a/b"), OPAQUE_XATTR)
+                .unwrap()
+                .as_deref(),
+            Some(&b"y"[..])
+        );
+        assert_eq!(
+            meta("ro").mode() & 0o7777,
+            0o555,
+            "its mode, once its entries are in"
+        );
+        assert_eq!(meta("h").ino(), meta("a/b/file").ino());
+        assert!(!d.0.join("a/.wh.gone").exists());
+        let fd = std::fs::File::open(&d.0).unwrap();
+        tree::remove_all(fd.as_fd(), OsStr::new("ro")).unwrap();
     }
 
     #[rstest]
