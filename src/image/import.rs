@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use super::archive::{self, Source};
 use super::config::{self, MAX_JSON};
 use super::digest::Digest;
+use super::files::now;
 use super::reference;
-use super::store::{ImageRecord, LayerRecord, Store, now};
+use super::store::{ImageRecord, LayerRecord, Store};
 use super::unpack::{self, Rules};
 use super::{ImageError, Kind};
 

@@ -26,6 +26,7 @@ pub mod archive;
 pub mod blob;
 pub mod config;
 pub mod digest;
+pub mod files;
 pub mod import;
 #[cfg(feature = "pull")]
 pub mod pull;
