@@ -11,6 +11,7 @@ pub mod exit;
 pub mod explain;
 pub mod export;
 pub mod hostfs;
+pub mod image;
 pub mod launch;
 pub mod log;
 pub mod man;

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         Cmd::Policies => report(cli::policies::policies(), 1),
         Cmd::Completions { shell } => report(cli::completions::completions(shell), 1),
         Cmd::Man { command, out } => report(cli::man::man(command.as_deref(), out.as_deref()), 1),
+        Cmd::Image(args) => report(cli::image::image(&args), 1),
         Cmd::Audit(args) => report(cli::audit::audit(&args, sub), exit::LAUNCH),
         Cmd::Probe { args } => kekkai::audit::battery::main(args),
     };

@@ -30,6 +30,7 @@ pub mod compare;
 pub mod format;
 pub mod host;
 pub mod inside;
+pub mod portable;
 pub mod probes;
 pub mod program;
 pub mod report;

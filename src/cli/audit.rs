@@ -9,6 +9,7 @@
 //! audit's own on stdin; the outputs judged into one report. What follows does not care which
 //! launcher ran the battery: the report formats, the baseline, the matrix.
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Instant;
@@ -36,7 +37,7 @@ use super::{AuditArgs, FormatArg, PolicyArgs};
 /// What one audit is about.
 enum Target {
     /// A sandbox kekkai builds from these policy arguments.
-    Policy(PolicyArgs),
+    Policy(Box<PolicyArgs>),
     /// Another launcher's command line.
     Wrap(Wrapper),
     /// No sandbox.
@@ -52,7 +53,7 @@ fn targets(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<Vec<Target>, Erro
     let Some(compared) = &args.compare else {
         return match (wraps.len(), args.policy.policy.is_some(), args.control) {
             (0, _, true) => Ok(vec![Target::Control]),
-            (0, _, false) => Ok(vec![Target::Policy(args.policy.clone())]),
+            (0, _, false) => Ok(vec![Target::Policy(Box::new(args.policy.clone()))]),
             (1, false, _) if super::overrides(&args.policy, m).is_empty() => Ok(wraps),
             (1, false, _) => Err(Error::Usage(
                 "--bind, --tmpfs, --setenv and the other policy overrides change kekkai's own sandbox, not a --wrap".into(),
@@ -68,15 +69,15 @@ fn targets(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<Vec<Target>, Erro
         .iter()
         .chain(compared)
         .map(|p| {
-            Target::Policy(PolicyArgs {
+            Target::Policy(Box::new(PolicyArgs {
                 policy: Some(p.clone()),
                 ..args.policy.clone()
-            })
+            }))
         })
         .collect();
     out.extend(wraps);
     if out.is_empty() {
-        out.push(Target::Policy(args.policy.clone()));
+        out.push(Target::Policy(Box::new(args.policy.clone())));
     }
     Ok(out)
 }
@@ -258,7 +259,18 @@ impl One<'_> {
                     .map_err(|e| Error::io("copying the probe program", e))?,
             )
         };
+        // An image's root has no C library of the host's kind: a dynamically linked probe
+        // brings its own loader and libraries (the ones kekkai itself has mapped).
+        let image = plan.as_ref().is_some_and(|p| p.rootfs.image.is_some());
+        let loader = match &copy {
+            Some(c) if image && self.program.interpreter.is_some() => Some(
+                kekkai::audit::portable::copy_libraries(&c.path().with_file_name("lib"))
+                    .map_err(|e| Error::io("copying the probe's libraries", e))?,
+            ),
+            _ => None,
+        };
         let launcher = Launcher {
+            loader: loader.as_deref(),
             target,
             source: source.as_ref(),
             m: self.m,
@@ -356,6 +368,8 @@ struct Launcher<'a> {
     fixtures: &'a Fixtures,
     /// The secret put into the launcher's environment.
     secret: String,
+    /// The copied dynamic loader (an image's root), through which the probe starts.
+    loader: Option<&'a str>,
 }
 
 impl Launcher<'_> {
@@ -418,7 +432,17 @@ impl Launcher<'_> {
                     cmd.arg("--ro-bind")
                         .arg(format!("{}:{SECRET_PATH}", secret.display()));
                 }
-                cmd.arg("--").arg(PROBE_PATH).args(args);
+                let mut probe: Vec<OsString> = vec![PROBE_PATH.into()];
+                probe.extend(args);
+                if let Some(loader) = self.loader {
+                    cmd.arg("--ro-bind").arg(format!(
+                        "{}:{}",
+                        copy.path().with_file_name("lib").display(),
+                        kekkai::audit::portable::LIB_PATH
+                    ));
+                    probe = kekkai::audit::portable::through_loader(loader, probe);
+                }
+                cmd.arg("--").args(probe);
                 cmd
             }
             _ => {
