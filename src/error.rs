@@ -18,6 +18,9 @@ pub enum Error {
     /// A host file kekkai would read or write on the caller's behalf is refused.
     #[error("{0}")]
     Host(String),
+    /// An image operation failed (import, pull, the store).
+    #[error("{0}")]
+    Image(#[from] crate::image::ImageError),
     /// Reading or writing something outside the sandbox failed.
     #[error("{what}: {}", crate::policy::describe_io(.source))]
     Io {

@@ -103,9 +103,16 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 } else {
                     "read-only"
                 },
-                lowers.join(", "),
+                if plan.rootfs.image.is_some() {
+                    "the image's layers".to_owned()
+                } else {
+                    lowers.join(", ")
+                },
                 size(plan.rootfs.size)
             ));
+            if let Some(img) = &plan.rootfs.image {
+                out.extend(image_lines(img));
+            }
             let mut overlays = Vec::new();
             for e in &plan.rootfs.entries {
                 match &e.kind {
@@ -123,7 +130,11 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 }
             }
             if !overlays.is_empty() {
-                out.insert(1, format!("overlays: {}", overlays.join(" ")));
+                let at = 1 + plan.rootfs.image.as_ref().map_or(0, |i| 1 + i.layers.len());
+                out.insert(
+                    at.min(out.len()),
+                    format!("overlays: {}", overlays.join(" ")),
+                );
             }
         }
         Step::Mounts => {
@@ -419,8 +430,42 @@ pub fn json(loaded: &LoadedPolicy, plan: &Plan) -> Value {
             "hash": plan.policy_hash,
         },
         "merged": serde_json::to_value(&loaded.policy).unwrap_or(Value::Null),
+        "image": plan.rootfs.image.as_ref().map(|i| json!({
+            "reference": i.reference,
+            "id": i.id,
+            "names": i.names,
+            "manifest": i.manifest,
+            "store": i.store,
+            "layers": i.layers.iter().map(|l| json!({ "diff_id": l.diff_id, "path": l.path })).collect::<Vec<_>>(),
+            "defaults": i.defaults,
+        })),
         "steps": steps,
     })
+}
+
+/// An image root: what it is, and its layers top first (digests, where they are unpacked).
+fn image_lines(img: &crate::plan::image::ImagePlan) -> Vec<String> {
+    let mut out = vec![format!(
+        "image: {} = {}{}, {} layer{} (top first, overlays with userxattr):",
+        img.reference,
+        img.id,
+        if img.names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", img.names.join(", "))
+        },
+        img.layers.len(),
+        if img.layers.len() == 1 { "" } else { "s" }
+    )];
+    for (i, l) in img.layers.iter().enumerate() {
+        out.push(format!(
+            "  layer {}: {} at {}",
+            img.layers.len() - i,
+            l.diff_id,
+            l.path.display()
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 //! policy can get wrong fails in [`plan::compile`], before any process exists.
 //!
 //! Each module names only the layers below its own (README, "Layout"; `tests/layers.rs`):
-//! the ground ([`sys`], [`caller`], [`hostfs`], [`exit`], [`log`], [`man`]), then [`policy`],
-//! then [`plan`] and [`schema`], then [`launch`] and [`export`], then [`explain`], [`audit`]
+//! the ground ([`sys`], [`caller`], [`hostfs`], [`exit`], [`log`], [`man`]), then [`policy`]
+//! and [`image`], then [`plan`] and [`schema`], then [`launch`] and [`export`], then [`explain`], [`audit`]
 //! and [`error`]; the command line (the `kekkai` binary) is on top.
 
 pub mod audit;
@@ -16,6 +16,7 @@ pub mod exit;
 pub mod explain;
 pub mod export;
 pub mod hostfs;
+pub mod image;
 pub mod launch;
 pub mod log;
 pub mod man;

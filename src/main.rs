@@ -45,10 +45,9 @@ fn main() -> ExitCode {
         Cmd::Policies => report(cli::policies::policies(), 1),
         Cmd::Completions { shell } => report(cli::completions::completions(shell), 1),
         Cmd::Man { command, out } => report(cli::man::man(command.as_deref(), out.as_deref()), 1),
+        Cmd::Image(args) => report(cli::image::image(&args), 1),
         Cmd::Audit(args) => report(cli::audit::audit(&args, sub), exit::LAUNCH),
-        Cmd::Probe { what, ctx, only } => {
-            report(cli::audit::probe(&what, &ctx, only.as_deref()), exit::USAGE)
-        }
+        Cmd::Probe { args } => kekkai::audit::battery::main(args),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

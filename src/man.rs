@@ -195,6 +195,19 @@ fn exit_statuses(sub: Option<&str>) -> Vec<Status> {
             USAGE,
         ],
         Some("cleanup") => vec![("0", "Always: what was removed is listed.")],
+        Some("image") => vec![
+            (
+                "0",
+                "Done: the image is imported, pulled, listed, shown or removed.",
+            ),
+            (
+                "1",
+                "Refused or failed: a hostile or corrupted archive (nothing of it is kept), an \
+                 unknown image, an image in use by a running sandbox, the store or the \
+                 registry failed. With --json the reason's kind is printed.",
+            ),
+            USAGE,
+        ],
         Some(_) => vec![
             ("0", "Success."),
             ("1", "Writing the output failed."),
@@ -249,6 +262,12 @@ const TRACE_VAR: Var = (
      microseconds since kekkai started.",
 );
 
+const STORE_VAR: Var = (
+    "KEKKAI_STORE, XDG_DATA_HOME",
+    "The image store (rootfs.image, --image, kekkai image): $KEKKAI_STORE if set, else \
+     /var/lib/kekkai for root and $XDG_DATA_HOME/kekkai (~/.local/share/kekkai) for others.",
+);
+
 fn environment(sub: Option<&str>) -> Vec<Var> {
     let mut v: Vec<Var> = Vec::new();
     match sub {
@@ -256,12 +275,25 @@ fn environment(sub: Option<&str>) -> Vec<Var> {
             v.extend(POLICY_VARS);
             v.extend(SYSTEMD_VARS);
             v.push(TRACE_VAR);
+            v.push(STORE_VAR);
         }
         Some("audit") => {
             v.extend(POLICY_VARS);
             v.push(TRACE_VAR);
+            v.push(STORE_VAR);
         }
-        Some("check" | "explain" | "export" | "policies") => v.extend(POLICY_VARS),
+        Some("image") => {
+            v.push(STORE_VAR);
+            v.push((
+                "KEKKAI_REGISTRY_PASSWORD",
+                "The password for pull --user USER (never on the command line).",
+            ));
+        }
+        Some("explain" | "export") => {
+            v.extend(POLICY_VARS);
+            v.push(STORE_VAR);
+        }
+        Some("check" | "policies") => v.extend(POLICY_VARS),
         Some(_) => {}
     }
     v
@@ -298,13 +330,27 @@ const CGROUP_FILE: File = (
      ends; kekkai cleanup removes those a killed supervisor left behind.",
 );
 
+const STORE_FILES: [File; 2] = [
+    (
+        "/var/lib/kekkai",
+        "root's image store (mode 0700): layers/ (unpacked layers by diff_id), images/ (configs \
+         and records by image id), names/, tmp/ (staging).",
+    ),
+    (
+        "~/.local/share/kekkai",
+        "An unprivileged caller's image store ($XDG_DATA_HOME/kekkai when that is set).",
+    ),
+];
+
 fn files(sub: Option<&str>) -> Vec<File> {
     let mut v: Vec<File> = Vec::new();
     match sub {
         None | Some("run" | "audit") => {
             v.extend(POLICY_FILES);
             v.push(CGROUP_FILE);
+            v.extend(STORE_FILES);
         }
+        Some("image") => v.extend(STORE_FILES),
         Some("check" | "explain" | "export" | "policies") => v.extend(POLICY_FILES),
         Some("cleanup") => v.push(CGROUP_FILE),
         Some(_) => {}

@@ -125,7 +125,7 @@ fn a_policy_that_inherits_the_terminal_lets_the_callers_terminal_through(
         Mode::plain(who),
         &["-p", "./p.yaml", "--only", "terminal"],
     );
-    assert_eq!(verdicts.len(), 8, "{verdicts:?}");
+    assert_eq!(verdicts.len(), 10, "{verdicts:?}");
     let escapes = [
         "terminal.dev-tty",
         "terminal.dev-tty.stdin-tty",

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Bottom first. The binaries' own modules (`main.rs` with `cli/`, and `bin/`) are on top.
 const LAYERS: &[&[&str]] = &[
     &["sys", "caller", "hostfs", "exit", "log", "man"],
-    &["policy"],
+    &["policy", "image"],
     &["plan", "schema"],
     &["launch", "export"],
     &["explain", "audit", "error"],

@@ -1,17 +1,16 @@
 //! The host side of an audit: the probe context a plan gives ([`context`]), the fixtures the
 //! probes try to reach ([`fixtures`]: a loopback TCP listener, an abstract unix socket, a SysV
 //! shared-memory segment, a secret in the launcher's environment, a root-owned file), and a
-//! private read-only copy of kekkai for the sandbox to run ([`ProbeCopy`]).
+//! private read-only copy of the probe program for the sandbox to run ([`ProbeCopy`]).
 //!
 //! [`context`] only reads (the plan, and the host's tree for Landlock targets); what the run
 //! will drop from a best-effort policy's limits comes from the cgroup layout the caller
 //! detected, and stepping aside in the cgroup tree is the caller's to do before the run.
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{Ctx, PROBE_PATH, SECRET_PATH};
+use super::{Ctx, SECRET_PATH};
 use crate::launch::cgroup::Layout;
 use crate::plan::fs::MountKind;
 use crate::plan::landlock::{access, allows};
@@ -241,8 +240,10 @@ pub fn fixtures(ctx: &mut Ctx) -> Fixtures {
     } else {
         None
     };
+    // A sandbox kekkai builds sees the file at SECRET_PATH (bound read-only); elsewhere the
+    // probe looks for it where it is on the host.
     ctx.root_secret = secret_dir.as_ref().map(|d| {
-        if ctx.control {
+        if ctx.control || ctx.built_by != super::Builder::Kekkai {
             d.join("secret").display().to_string()
         } else {
             SECRET_PATH.to_owned()
@@ -269,18 +270,20 @@ fn random_u64() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(std::process::id())
 }
 
-/// A private, world-readable copy of this executable (so the sandbox never sees a writable host
-/// binary), removed on drop.
+/// A private, world-readable copy of the probe program (so the sandbox never sees a writable
+/// host binary, and a sandbox run as another user can read it), removed on drop.
 pub struct ProbeCopy {
     dir: PathBuf,
+    name: String,
 }
 
 impl ProbeCopy {
-    /// Copies /proc/self/exe into a new directory of the temp dir. The directory is created
-    /// with mode 0755 (never wider, whatever the umask) and the copy with `O_EXCL` through one
-    /// descriptor: nobody else can put a name there first, so a link planted in the shared temp
-    /// dir can't turn the copy into a write to another file.
-    pub fn new() -> std::io::Result<ProbeCopy> {
+    /// Copies `program` into a new directory of the temp dir. The directory is created with
+    /// mode 0700 and opened to everyone (0755) only once the copy is complete; the copy is made
+    /// with `O_EXCL | O_NOFOLLOW` through one descriptor: nobody else can put a name there
+    /// first, so a link planted in the shared temp dir can't turn the copy into a write to
+    /// another file.
+    pub fn new(program: &Path) -> std::io::Result<ProbeCopy> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
         let dir = std::env::temp_dir().join(format!(
             "kekkai-audit-{}-{:x}",
@@ -288,8 +291,11 @@ impl ProbeCopy {
             random_u64()
         ));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-        let copy = ProbeCopy { dir };
-        let mut exe = std::fs::File::open("/proc/self/exe")?;
+        let copy = ProbeCopy {
+            dir,
+            name: super::program::PROBE_NAME.into(),
+        };
+        let mut exe = std::fs::File::open(program)?;
         let mut out = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -298,14 +304,13 @@ impl ProbeCopy {
             .open(copy.path())?;
         std::io::copy(&mut exe, &mut out)?;
         out.set_permissions(std::fs::Permissions::from_mode(0o555))?;
-        // Searchable by everyone only once the copy is complete (the sandbox may run as nobody).
         std::fs::set_permissions(&copy.dir, std::fs::Permissions::from_mode(0o755))?;
         Ok(copy)
     }
 
     /// The copy's path.
     pub fn path(&self) -> PathBuf {
-        self.dir.join("kekkai")
+        self.dir.join(&self.name)
     }
 
     /// Where the sandbox's run writes its `--report` (beside the copy, which the sandbox sees
@@ -319,18 +324,4 @@ impl Drop for ProbeCopy {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// The battery's command line inside the sandbox.
-pub fn battery_command(ctx: &Ctx, only: Option<&str>) -> Vec<OsString> {
-    let mut cmd: Vec<OsString> = vec![
-        PROBE_PATH.into(),
-        "__probe".into(),
-        "battery".into(),
-        serde_json::to_string(ctx).unwrap_or_default().into(),
-    ];
-    if let Some(c) = only {
-        cmd.push(c.into());
-    }
-    cmd
 }

@@ -1,30 +1,42 @@
-//! `kekkai audit`: run a battery of escape probes inside a sandbox built from a policy, and
-//! fail if any escape works.
+//! `kekkai audit`: run a battery of escape probes inside a sandbox, and judge on the host
+//! whether the sandbox stopped each one.
 //!
-//! The host side sets up fixtures the probes try to reach (a loopback TCP listener, an abstract
-//! unix socket, a SysV shared-memory segment, a secret in the supervisor's environment, its own
-//! pid), copies kekkai itself into a private directory that the sandbox sees read-only (so no
-//! writable host binary is ever exposed), and runs `kekkai run -p POLICY -- <copy> __probe
-//! battery CTX`. Inside, each probe runs in its own forked process so that a probe the sandbox
-//! kills (SIGSYS) can't take the battery with it; each prints one JSON line. The host turns
-//! what each probe saw into a verdict: blocked, escaped, not applicable (the policy grants it,
-//! or there is nothing to try), or error — a probe that did not report is an error, never a
-//! pass. A protection the policy asks for and this host can't give (a best-effort limit
-//! without a cgroup) is an escape, never "not applicable"; an escape the policy lets through
-//! on purpose is named in its `audit.grants` and shown as granted.
+//! The sandbox is one kekkai builds from a policy, another launcher's (`--wrap`), or whatever
+//! runs the probe program by hand; the host side does not care which. It sets up fixtures the
+//! probes try to reach (a loopback TCP listener, an abstract unix socket, a SysV shared-memory
+//! segment, a secret in the launcher's environment, its own pid, a root-owned file, a
+//! pseudo-terminal that plays the caller's), copies the probe program into a private directory
+//! (so no writable host binary is ever exposed), and runs it with the context as an argument.
+//! Inside, each probe runs in its own forked process so that a probe the sandbox kills (SIGSYS)
+//! can't take the battery with it; each prints one JSON line. The host turns what each probe saw
+//! into a verdict: blocked, escaped, not applicable (the policy grants it, there is nothing to
+//! try, or kekkai can't judge it without knowing the policy), or error — a probe that did not
+//! report is an error, never a pass. A protection the policy asks for and this host can't give
+//! (a best-effort limit without a cgroup) is an escape, never "not applicable"; an escape the
+//! policy lets through on purpose is named in its `audit.grants` and shown as granted.
 //!
 //! Where each part lives: [`host`] (the probe context from the plan, the fixtures, the copy of
-//! kekkai), [`terminal`] (the pseudo-terminal that plays the caller's), [`battery`] (the inside:
-//! every probe and expectation, each in a forked process), [`inside`] (the helpers the probes
-//! call), [`probes`] (the table), [`report`] (verdicts, the table and the notes). This file
-//! holds what both sides share: the context passed in, what a probe saw, the line it prints.
+//! the probe), [`program`] (which program runs the battery, and how it is linked), [`wrap`]
+//! (another launcher's command line), [`terminal`] (the pseudo-terminal that plays the
+//! caller's), [`battery`] (the inside, and the probe program's command line), [`inside`] (the
+//! helpers the probes call), [`probes`] (the table), [`report`] (verdicts, the table and the
+//! notes), [`format`](mod@format) (JUnit, SARIF, TAP), [`baseline`] (saved verdicts and
+//! regressions), [`compare`] (the matrix of several sandboxes), [`portable`] (the probe's
+//! loader and libraries in an image). This file holds what both sides share: the context passed
+//! in, what a probe saw, the line it prints.
 
+pub mod baseline;
 pub mod battery;
+pub mod compare;
+pub mod format;
 pub mod host;
 pub mod inside;
+pub mod portable;
 pub mod probes;
+pub mod program;
 pub mod report;
 pub mod terminal;
+pub mod wrap;
 
 use std::os::fd::BorrowedFd;
 
@@ -114,6 +126,62 @@ pub struct Ctx {
     /// Probes whose escape the policy grants (`audit.grants`).
     #[serde(default)]
     pub grants: Vec<String>,
+    /// Who built the sandbox: kekkai from a policy it compiled (it knows the policy), or
+    /// another launcher (`audit --wrap`) or nobody known (the probe run by hand), whose
+    /// policy kekkai can't know.
+    #[serde(default)]
+    pub built_by: Builder,
+    /// The battery's own temporary directory, made inside at the start and removed at the end
+    /// (filled in inside): the probes that write, write there.
+    #[serde(default)]
+    pub own_dir: Option<String>,
+    /// The battery's pid inside (filled in inside): 1 when the sandbox runs it as its PID 1.
+    #[serde(default)]
+    pub battery_pid: i32,
+}
+
+/// Who built the sandbox the battery runs in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Builder {
+    /// kekkai, from a policy it compiled: the context holds the policy's promises.
+    #[default]
+    Kekkai,
+    /// Another launcher (`kekkai audit --wrap`): the host's fixtures are there, the policy is not.
+    Wrapper,
+    /// Unknown: the probe was run by hand, with no context from a host.
+    Unknown,
+}
+
+impl Ctx {
+    /// The context for a sandbox kekkai did not build: no policy known, and the strictest
+    /// expectations (its own pid namespace and network, no capabilities kept).
+    pub fn foreign(built_by: Builder) -> Ctx {
+        Ctx {
+            built_by,
+            pid_namespace: true,
+            ..Ctx::default()
+        }
+    }
+
+    /// For a probe that needs to know the sandbox's policy (its Landlock rules, what it hides,
+    /// the limits it promises): "not applicable" with the reason, when kekkai did not build
+    /// the sandbox.
+    pub fn unknown(&self, what: &str) -> Option<Seen> {
+        (self.built_by != Builder::Kekkai).then(|| {
+            Seen::NotApplicable(format!(
+                "not judged: kekkai did not build this sandbox and does not know {what}"
+            ))
+        })
+    }
+
+    /// The directory the probes write in: the battery's own (`None` when no directory could
+    /// be made, and then the probes that write are not applicable).
+    pub fn writable_dir(&self) -> Result<&str, Seen> {
+        self.own_dir
+            .as_deref()
+            .ok_or_else(|| Seen::NotApplicable("no writable directory for the probe".into()))
+    }
 }
 
 /// What a probe saw.
@@ -157,14 +225,29 @@ mod errno_serde {
     }
 }
 
-/// One line from inside the sandbox.
+/// One line from inside the sandbox: what the probe saw, and (for a reader of the probe's own
+/// output) how the probe judges it; the host judges `seen` again, with the policy's grants.
 #[derive(Debug, Serialize, Deserialize)]
-struct Line {
-    name: String,
-    seen: Seen,
+pub struct Line {
+    /// The probe's name.
+    pub name: String,
+    /// Its category.
+    #[serde(default)]
+    pub category: String,
+    /// The layer expected to stop it.
+    #[serde(default)]
+    pub layer: String,
+    /// The probe's own verdict (without the grants of a policy).
+    #[serde(default)]
+    pub verdict: Option<report::Verdict>,
+    /// Why.
+    #[serde(default)]
+    pub detail: String,
+    /// What it saw.
+    pub seen: Seen,
 }
 
-/// Where the copy of kekkai appears inside the sandbox.
+/// Where the copy of the probe program appears inside a sandbox kekkai builds.
 pub const PROBE_PATH: &str = "/.kekkai-audit-probe";
 
 /// Where the root-owned secret fixture appears inside the sandbox (a read-only bind, which

@@ -81,7 +81,8 @@ fn granted(
     }
 }
 
-fn expectation_verdict(e: &Expectation, seen: &Seen) -> (Verdict, String) {
+/// Judges what the attempt of one of the policy's expectations saw.
+pub fn expectation_verdict(e: &Expectation, seen: &Seen) -> (Verdict, String) {
     let worked = matches!(seen, Seen::Done(_));
     let detail = match seen {
         Seen::Errno(x) => format!("{x:?}"),
@@ -102,13 +103,54 @@ fn signal_name(s: i32) -> String {
         .map_or_else(|_| format!("signal {s}"), |sig| sig.to_string())
 }
 
+/// What ran the battery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxKind {
+    /// A sandbox kekkai built from a policy.
+    Policy,
+    /// Another launcher's command line (`--wrap`).
+    Wrap,
+    /// No sandbox (`--control`).
+    Control,
+    /// The probe run by hand, in whatever runs it.
+    Standalone,
+}
+
+/// The sandbox an audit is about: a report's header, a column of `--compare`'s matrix, an entry
+/// of a baseline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sandbox {
+    /// A short name, unique within one `--compare` (the policy's name, the wrapper's program).
+    pub label: String,
+    /// What kind.
+    pub kind: SandboxKind,
+    /// What it is in full: the policy's name and file, the wrapper's command line.
+    pub description: String,
+}
+
+impl Sandbox {
+    /// The probe run by hand.
+    pub fn standalone() -> Sandbox {
+        Sandbox {
+            label: "standalone".into(),
+            kind: SandboxKind::Standalone,
+            description: "the probe, run by hand".into(),
+        }
+    }
+}
+
 /// The whole audit's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditReport {
-    /// The policy's name.
-    pub policy: String,
+    /// The sandbox audited.
+    pub sandbox: Sandbox,
+    /// The policy's name (for a sandbox kekkai built).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     /// Its hash.
-    pub hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
     /// Run unsandboxed (`--control`).
     pub control: bool,
     /// Per probe.
@@ -119,10 +161,13 @@ pub struct AuditReport {
     pub notes: Vec<String>,
     /// Counts.
     pub summary: Summary,
+    /// How long the battery took (for JUnit's `time`).
+    #[serde(skip)]
+    pub elapsed: Option<std::time::Duration>,
 }
 
 /// Counts by verdict.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
     /// Blocked.
     pub blocked: usize,
@@ -136,7 +181,7 @@ pub struct Summary {
 
 impl Summary {
     /// Counts one verdict.
-    fn add(&mut self, verdict: Verdict) {
+    pub fn add(&mut self, verdict: Verdict) {
         match verdict {
             Verdict::Blocked => self.blocked += 1,
             Verdict::Escaped => self.escaped += 1,
@@ -147,6 +192,20 @@ impl Summary {
 }
 
 impl AuditReport {
+    /// An empty report about `sandbox`.
+    pub fn new(sandbox: Sandbox, control: bool) -> AuditReport {
+        AuditReport {
+            sandbox,
+            policy: None,
+            hash: None,
+            control,
+            probes: Vec::new(),
+            notes: Vec::new(),
+            summary: Summary::default(),
+            elapsed: None,
+        }
+    }
+
     /// Did everything hold (no escape, no broken probe)?
     pub fn passed(&self) -> bool {
         self.summary.escaped == 0 && self.summary.errors == 0
@@ -191,27 +250,14 @@ impl AuditReport {
     }
 }
 
-/// Turns the battery's output into the report.
-pub fn judge(
-    plan_name: &str,
-    hash: &str,
-    control: bool,
-    output: &str,
-    only: Option<&str>,
-    ctx: &Ctx,
-) -> AuditReport {
+/// Judges the battery's output into `report` (made by [`AuditReport::new`]): one verdict per
+/// probe the battery should have run (one that did not report is an error), in report order.
+pub fn judge(mut report: AuditReport, output: &str, only: Option<&str>, ctx: &Ctx) -> AuditReport {
+    let control = report.control;
     let lines: Vec<Line> = output
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let mut report = AuditReport {
-        policy: plan_name.to_owned(),
-        hash: hash.to_owned(),
-        control,
-        probes: Vec::new(),
-        notes: Vec::new(),
-        summary: Summary::default(),
-    };
     let seen_of = |name: &str| {
         lines
             .iter()
@@ -320,13 +366,28 @@ pub fn run_notes(plan: &Plan, run: Option<&serde_json::Value>, stderr: &[u8]) ->
             ));
         }
     }
-    for line in String::from_utf8_lossy(stderr).lines() {
-        let line = line.trim();
-        if !line.is_empty() {
-            notes.push(format!("stderr: {line}"));
-        }
-    }
+    notes.extend(run_notes_of_stderr(stderr));
     notes
+}
+
+/// What the sandbox wrote to stderr, a note per line.
+pub fn run_notes_of_stderr(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("stderr: {l}"))
+        .collect()
+}
+
+/// What reached stdout besides the probes' lines (a wrapper's own messages), a note per line.
+pub fn stray_lines(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && serde_json::from_str::<Line>(l).is_err())
+        .map(|l| format!("stdout: {l}"))
+        .collect()
 }
 
 /// Adds the verdicts of the run with a terminal on stdin (its [`probes::TERMINAL`] probes, named

@@ -24,6 +24,15 @@ impl CallerTty {
     /// Opens one and records its identity in the probe context.
     pub fn open(ctx: &mut Ctx) -> std::io::Result<CallerTty> {
         let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
+        // openpty(3) opens both without close-on-exec: neither may reach the sandbox as an
+        // extra descriptor (a launcher that passes descriptors on would show them).
+        for fd in [&pty.master, &pty.slave] {
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )
+            .map_err(std::io::Error::from)?;
+        }
         ctx.caller_tty = identity(pty.slave.as_fd());
         Ok(CallerTty {
             master: pty.master,

@@ -10,6 +10,7 @@ pub(crate) mod completions;
 pub(crate) mod explain;
 pub(crate) mod export;
 mod flags;
+pub(crate) mod image;
 pub(crate) mod man;
 pub(crate) mod policies;
 pub(crate) mod run;
@@ -90,31 +91,131 @@ pub(crate) enum Cmd {
         #[arg(long, value_name = "DIR")]
         out: Option<std::path::PathBuf>,
     },
-    /// Run escape probes inside a sandbox built from the policy; exit 1 if any escape works.
+    /// Run escape probes inside a sandbox (built from the policy, or another launcher's with
+    /// --wrap); exit 1 if any escape works.
     ///
     /// Each probe tries one thing a sandboxed program should not be able to do (write the root,
     /// mount, ptrace, io_uring, reach the host's network, read the supervisor's environment...)
     /// in a way that is harmless when allowed, and is judged blocked, escaped, not applicable
-    /// (the policy grants it) or error. The policy's own `audit:` expectations are checked too.
+    /// (the policy grants it, or kekkai can't judge it without the policy) or error. The
+    /// policy's own `audit:` expectations are checked too. See docs/auditing.md.
     Audit(AuditArgs),
-    /// (internal) The probe battery, run inside the sandbox by `audit`.
+    /// Images: import an OCI layout or archive, pull from a registry, list, inspect, remove.
+    ///
+    /// An image's layers become the sandbox's read-only root (`--image REF`, or `rootfs: {
+    /// image: REF }` in a policy); its config's Env, WorkingDir, User, Entrypoint and Cmd are
+    /// defaults that the policy and the command line override. Layers are verified against
+    /// their digests and unpacked once into the caller's store (root: /var/lib/kekkai; others:
+    /// $XDG_DATA_HOME/kekkai; $KEKKAI_STORE names another), refusing hostile archives.
+    Image(ImageArgs),
+    /// (internal) The probe battery, run inside the sandbox by `audit` when no
+    /// `kekkai-audit-probe` is installed beside kekkai: the same program, the same arguments.
     #[command(name = "__probe", hide = true)]
     Probe {
-        /// `battery`.
-        what: String,
-        /// The probe context (JSON).
-        ctx: String,
-        /// Only this category.
-        only: Option<String>,
+        /// The probe's arguments (`--context JSON`, `--only CATEGORY`, `--table`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
     },
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ImageArgs {
+    /// Print JSON (on failure: `{"error": {"kind": KIND, "message": ...}}`, exit status 1).
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) cmd: ImageCmd,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ImageCmd {
+    /// Import an OCI image layout (a directory), an OCI archive or a docker archive (`skopeo
+    /// copy`, `podman save`, `docker save`).
+    Import {
+        /// The layout directory or archive file.
+        path: std::path::PathBuf,
+        /// Name the image NAME[:TAG] (instead of the names the archive gives).
+        #[arg(long, value_name = "NAME[:TAG]")]
+        name: Option<String>,
+        #[command(flatten)]
+        opts: ImportOpts,
+    },
+    /// Pull an image from a registry (OCI distribution API, token authentication).
+    #[cfg(feature = "pull")]
+    Pull {
+        /// The image: [REGISTRY/]NAME[:TAG|@DIGEST] (docker.io when no registry is named).
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Name the image NAME[:TAG] (instead of REF).
+        #[arg(long, value_name = "NAME[:TAG]")]
+        name: Option<String>,
+        /// Plain HTTP: only for a registry on a loopback address (127.0.0.0/8, ::1, localhost).
+        #[arg(long)]
+        insecure: bool,
+        /// Log in to the registry's token service as USER (the password is read from
+        /// KEKKAI_REGISTRY_PASSWORD).
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        #[command(flatten)]
+        opts: ImportOpts,
+    },
+    /// List the images in the store.
+    Ls,
+    /// Show an image's id, names, layers (and where they are unpacked) and config defaults.
+    Inspect {
+        /// NAME[:TAG], or an id (sha256:..., at least 12 hex digits).
+        #[arg(value_name = "REF")]
+        reference: String,
+    },
+    /// Remove images and the layers no other image uses: a name of an image that has others
+    /// goes alone; an id, or an image's last name, removes the image (refused while a running
+    /// sandbox uses it).
+    Rm {
+        /// NAME[:TAG] or id.
+        #[arg(value_name = "REF", required = true)]
+        references: Vec<String>,
+    },
+    /// Remove unnamed images no sandbox uses, layers no image uses, and leftovers of
+    /// interrupted imports.
+    Prune,
+}
+
+/// How an import treats what it unpacks.
+#[derive(clap::Args)]
+pub(crate) struct ImportOpts {
+    /// Which image of a layout or archive that holds several (its tag or reference).
+    #[arg(long = "ref", value_name = "REF")]
+    pub(crate) select: Option<String>,
+    /// In an unprivileged store: drop setuid and setgid bits instead of refusing the image.
+    #[arg(long)]
+    pub(crate) strip_setuid: bool,
+    /// Refuse an image larger than this uncompressed (default 16G): decompression bombs.
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_size: Option<String>,
+    /// Refuse an image with more archive entries than this (default 1000000).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_entries: Option<u64>,
 }
 
 #[derive(clap::Args)]
 pub(crate) struct AuditArgs {
     #[command(flatten)]
     policy: PolicyArgs,
-    /// Print JSON instead of a table.
-    #[arg(long)]
+    /// Run the battery in another launcher's sandbox: its command line (split as a shell
+    /// splits words, never run through one), `{probe}` standing for the probe's path, else the
+    /// probe's path appended as the command. E.g. `--wrap 'bwrap --unshare-all --ro-bind / /
+    /// --proc /proc --dev /dev'`. Repeat it with --compare.
+    #[arg(long, value_name = "COMMAND")]
+    wrap: Vec<String>,
+    /// The probe program to run inside (default: kekkai-audit-probe beside kekkai, else kekkai
+    /// itself). A static one (scripts/build-audit-probe) runs in any image.
+    #[arg(long, value_name = "FILE")]
+    probe: Option<std::path::PathBuf>,
+    /// Output: table, json, junit (one test case per probe), sarif (2.1.0) or tap (13).
+    #[arg(long, value_enum, default_value = "table")]
+    format: FormatArg,
+    /// The same as --format json.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
     /// Only the probes of this category (fs, proc, sys, dev, process, caps, identity, kernel,
     /// ns, seccomp, net, terminal, resources, leak, launcher, expect).
@@ -122,12 +223,33 @@ pub(crate) struct AuditArgs {
     only: Option<String>,
     /// Run the probes that are safe to run unsandboxed, without a sandbox, to show each can
     /// succeed (a broken probe must never look like a pass).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["wrap", "compare"])]
     control: bool,
+    /// Save the verdicts to FILE, for a later --baseline (a symbolic link is not followed).
+    #[arg(long, value_name = "FILE")]
+    save_baseline: Option<std::path::PathBuf>,
+    /// Compare with a saved baseline: exit 1 only when a probe that was blocked escapes now (or
+    /// a probe that was judged no longer reports); print the difference on stderr.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<std::path::PathBuf>,
+    /// Audit several sandboxes and print one matrix (probes x sandboxes): the POLICY names or
+    /// files given here, -p's, and every --wrap.
+    #[arg(long, value_name = "POLICY", num_args = 0..)]
+    compare: Option<Vec<String>>,
+}
+
+/// `audit --format`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum FormatArg {
+    Table,
+    Json,
+    Junit,
+    Sarif,
+    Tap,
 }
 
 /// Where the policy comes from, and command-line overrides on top of it.
-#[derive(clap::Args)]
+#[derive(Clone, clap::Args)]
 pub(crate) struct PolicyArgs {
     /// Policy file, or the name of a shipped policy (default, untrusted, build, service).
     #[arg(short = 'p', long = "policy", value_name = "FILE|NAME")]
@@ -153,6 +275,10 @@ pub(crate) struct PolicyArgs {
     /// Host name inside the sandbox.
     #[arg(long = "hostname", value_name = "NAME")]
     hostname: Option<String>,
+    /// The root is this image's layers (NAME[:TAG] or sha256:...), as `rootfs: { image: REF }`
+    /// would say, in place of the policy's `rootfs.lower`.
+    #[arg(long = "image", value_name = "REF")]
+    image: Option<String>,
     /// Network: `none` (own namespace, loopback only) or `host`.
     #[arg(long = "net", value_name = "none|host", value_parser = flags::net_value)]
     net: Option<String>,
@@ -172,8 +298,8 @@ pub(crate) struct RunArgs {
     /// Write a JSON record of what was enforced and how the run ended to FILE (`-`: stderr).
     #[arg(long, value_name = "FILE")]
     report: Option<String>,
-    /// The program and its arguments.
-    #[arg(trailing_var_arg = true, required = true, value_name = "COMMAND")]
+    /// The program and its arguments (with an image: the default is its Entrypoint and Cmd).
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<OsString>,
 }
 
@@ -301,6 +427,7 @@ pub(crate) fn overrides(args: &PolicyArgs, m: Option<&ArgMatches>) -> Vec<Overri
     add("unsetenv", &args.unsetenv, Override::UnsetEnv);
     add("chdir", args.chdir.as_slice(), Override::Chdir);
     add("hostname", args.hostname.as_slice(), Override::Hostname);
+    add("image", args.image.as_slice(), Override::Image);
     add("net", args.net.as_slice(), Override::Net);
     if args.pty {
         add("pty", &["pty".to_string()], Override::Terminal);

@@ -9,6 +9,36 @@ use kekkai::log;
 
 use super::RunArgs;
 
+/// The command line's program, else the image's Entrypoint and Cmd. A command given replaces
+/// both (`kekkai run --image IMG -- sh` runs sh, whatever the image's entry point).
+fn command(
+    given: &[std::ffi::OsString],
+    plan: &kekkai::plan::Plan,
+) -> Result<Vec<std::ffi::OsString>, Error> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let from_image = plan
+        .rootfs
+        .image
+        .as_ref()
+        .map(|i| i.defaults.command())
+        .unwrap_or_default();
+    if from_image.is_empty() {
+        return Err(Error::Usage(match &plan.rootfs.image {
+            Some(i) => format!(
+                "the image {} names no command (no Entrypoint or Cmd): give one after the options",
+                i.reference
+            ),
+            None => {
+                "no command: give the program to run (kekkai run [OPTIONS] [--] COMMAND [ARGS]...)"
+                    .into()
+            }
+        }));
+    }
+    Ok(from_image.into_iter().map(Into::into).collect())
+}
+
 pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Error> {
     let caller = super::caller()?;
     let mut opts = kekkai::launch::Options::from_env();
@@ -31,7 +61,8 @@ pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Resu
             plan.protected.join("; ")
         ));
     }
-    let outcome = kekkai::launch::run(&plan, &args.command, &opts)?;
+    let command = command(&args.command, &plan)?;
+    let outcome = kekkai::launch::run(&plan, &command, &opts)?;
     if let Some(dest) = &args.report {
         let report = kekkai::launch::report::RunReport::new(&plan, &outcome);
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();

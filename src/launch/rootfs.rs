@@ -214,8 +214,14 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
                         .step(step, || format!("mkdir({})", cstr(d)))?;
                 }
                 let lower: Vec<String> = lowers.iter().map(|fd| fd_path(fd.as_fd())).collect();
+                // An image store marks opaque directories in the user.overlay.* namespace.
+                let xattrs = if plan.rootfs.userxattr {
+                    ",userxattr"
+                } else {
+                    ""
+                };
                 let opts = format!(
-                    "lowerdir={},upperdir={upper},workdir={work}",
+                    "lowerdir={},upperdir={upper},workdir={work}{xattrs}",
                     lower.join(":")
                 );
                 k.mount(

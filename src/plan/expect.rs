@@ -186,6 +186,7 @@ pub const PROBES: &[&str] = &[
     "net.interfaces",
     "terminal.tiocsti",
     "terminal.tioclinux",
+    "terminal.tiocsti-caller",
     "terminal.caller-fds",
     "terminal.dev-tty",
     "resources.fork-bomb",

@@ -77,12 +77,34 @@ struct DbEntry {
     gid: Option<u32>,
 }
 
+/// The database of the top layer that has `etc/FILE`, read without following a symbolic link
+/// below the layer (an image's `etc/passwd -> /etc/shadow` must not read the host's file).
 fn read_db(layers: &[PathBuf], file: &str) -> Vec<DbEntry> {
+    use std::io::Read;
     for layer in layers {
-        let path = layer.join("etc").join(file);
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        let Ok(dir) = std::fs::File::open(layer) else {
+            continue;
+        };
+        let rel = std::path::Path::new("etc").join(file);
+        let fd = match crate::hostfs::open_beneath(
+            std::os::fd::AsFd::as_fd(&dir),
+            &rel,
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
+        ) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => continue,
+            // A link, a whiteout: this layer decides, and gives nothing.
+            Err(_) => return Vec::new(),
+        };
+        let mut text = String::new();
+        if std::fs::File::from(fd)
+            .take(16 << 20)
+            .read_to_string(&mut text)
+            .is_ok()
+        {
             return parse_db(&text, file == "passwd");
         }
+        return Vec::new();
     }
     Vec::new()
 }

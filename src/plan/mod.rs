@@ -12,14 +12,15 @@
 //! `kekkai audit` are listed here (`expect.rs`).
 //!
 //! Files: this one holds [`compile`] and the [`Plan`]; one module per mechanism (`fs/`,
-//! `identity.rs`, `privileges.rs`, `limits.rs`, `landlock.rs`, `seccomp/`), and the leaves they
-//! share: `diags.rs` (the errors), `vocab.rs`, `keyed.rs`, `units.rs` (quantities), `names.rs`
-//! (symbolic syscalls, errnos, flags), `steps.rs` (the launch order), `expect.rs`.
+//! `image.rs`, `identity.rs`, `privileges.rs`, `limits.rs`, `landlock.rs`, `seccomp/`), and the
+//! leaves they share: `diags.rs` (the errors), `vocab.rs`, `keyed.rs`, `units.rs` (quantities),
+//! `names.rs` (symbolic syscalls, errnos, flags), `steps.rs` (the launch order), `expect.rs`.
 
 pub mod diags;
 pub mod expect;
 pub mod fs;
 pub mod identity;
+pub mod image;
 pub mod keyed;
 pub mod landlock;
 pub mod limits;
@@ -261,13 +262,17 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
 
     // Filesystem.
     let host = fs::host_mounts();
-    let mut rootfs = fs::plan_rootfs(p.rootfs.as_ref(), &host, &mut d);
-    let mounts = fs::plan_mounts(
+    let image = image::plan(p.rootfs.as_ref(), caller, &mut d);
+    let mut rootfs = fs::plan_rootfs(p.rootfs.as_ref(), image, &host, &mut d);
+    // An image's /etc/resolv.conf and /etc/hosts come from the host when there is a network;
+    // first, so that the policy's own mounts come after them.
+    let mut mounts = image::host_files(rootfs.image.as_ref(), network);
+    mounts.extend(fs::plan_mounts(
         p.mounts.as_deref().unwrap_or_default(),
         &namespaces,
         &rootfs,
         &mut d,
-    );
+    ));
     // Where kekkai is started never undoes the policy's hiding.
     let from_pwd = |key: &KeyPath| loaded.uses_pwd(key);
     let (mounts, protected) = fs::protect(
@@ -290,17 +295,26 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
                 PathBuf::from("/")
             }
         },
-        None => PathBuf::from("/"),
+        None => rootfs
+            .image
+            .as_ref()
+            .and_then(|i| image::cwd(i, &mut d))
+            .unwrap_or_else(|| PathBuf::from("/")),
     };
     let cwd = Keyed::new(cwd, cwd_key);
 
-    // Identity.
+    // Identity (an image's User when the policy names none).
     let userns = namespaces.contains(&Namespace::User);
+    let image_identity = rootfs.image.as_ref().and_then(image::identity);
+    let identity_spec = p.identity.as_ref().or(image_identity.as_ref());
     let (identity, userns_plan) =
-        identity::plan(p.identity.as_ref(), caller, userns, &rootfs.lowers, &mut d);
+        identity::plan(identity_spec, caller, userns, &rootfs.lowers, &mut d);
 
     // Environment, and what systemd passes on.
     let mut env = plan_env(p.env.as_ref(), caller, &mut d);
+    if let Some(img) = &rootfs.image {
+        image::apply_env(&mut env, img, p.env.as_ref());
+    }
     let systemd = plan_systemd(caller, &mut env, &mut d);
     let mut mounts = mounts;
     if let Some(notify) = &systemd.notify {
@@ -417,16 +431,14 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         .map_or(HostPrivileges::Deny, HostPrivileges::from);
     if host_privileges == HostPrivileges::Deny {
         let keep = p.capabilities.as_ref().and_then(|c| c.keep.as_deref());
-        privileges::check(
-            p.identity.as_ref(),
-            &identity,
-            keep.unwrap_or_default(),
-            &mut d,
-        );
+        privileges::check(identity_spec, &identity, keep.unwrap_or_default(), &mut d);
     }
 
     // Landlock and seccomp.
-    let landlock = landlock::plan(p.landlock.as_ref(), rootfs.writable, &mounts, &mut d);
+    let mut landlock = landlock::plan(p.landlock.as_ref(), rootfs.writable, &mounts, &mut d);
+    if rootfs.image.is_some() {
+        image::widen_root(&mut landlock);
+    }
     let seccomp = seccomp::compile(p.seccomp.as_ref(), host_privileges, &mut d);
 
     if !d.is_empty() {

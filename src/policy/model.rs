@@ -242,6 +242,11 @@ pub struct Rootfs {
     /// Read-only layers, top first: host directories or unpacked image trees.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lower: Option<Vec<String>>,
+    /// An image of the caller's store (`NAME[:TAG]` or `sha256:…`, see `kekkai image`): its
+    /// layers are the read-only layers, in place of `lower`; its config's Env, WorkingDir,
+    /// User, Entrypoint and Cmd are defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// `true`: an ephemeral tmpfs layer on top takes writes, thrown away at exit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub writable: Option<bool>,

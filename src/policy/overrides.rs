@@ -28,6 +28,8 @@ pub enum Override {
     Hostname(String),
     /// `--net none|host`.
     Net(String),
+    /// `--image REF`: the root is the image's layers (the policy's `rootfs.lower` goes).
+    Image(String),
     /// `--pty` (pty) or `--no-pty` (inherit).
     Terminal(String),
 }
@@ -44,6 +46,7 @@ impl Override {
             Override::Chdir(v) => format!("--chdir {v}"),
             Override::Hostname(v) => format!("--hostname {v}"),
             Override::Net(v) => format!("--net {v}"),
+            Override::Image(v) => format!("--image {v}"),
             Override::Terminal(v) if v == "pty" => "--pty".into(),
             Override::Terminal(_) => "--no-pty".into(),
         }
@@ -92,6 +95,7 @@ impl Override {
             Override::Chdir(d) => map(vec![("cwd", s(d))]),
             Override::Hostname(h) => map(vec![("hostname", s(h))]),
             Override::Terminal(t) => map(vec![("terminal", s(t))]),
+            Override::Image(r) => map(vec![("rootfs", map(vec![("image", s(r))]))]),
             Override::Net(n) => match n.as_str() {
                 "none" | "host" => map(vec![("network", s(n))]),
                 _ => return Err("expected `none` or `host`".into()),
@@ -127,6 +131,10 @@ pub fn apply(
         if let Override::UnsetEnv(var) = o {
             // `--unsetenv` also takes back what the policy's `env.set` gives.
             loaded.drop_key(&KeyPath::root().key("env").key("set").key(var))?;
+        }
+        if let Override::Image(_) = o {
+            // The image is the root: the policy's own layers (the host's `/`) go.
+            loaded.drop_key(&KeyPath::root().key("rootfs").key("lower"))?;
         }
         loaded.overlay(&flag, value)?;
     }

@@ -45,6 +45,14 @@ pub fn address<T: ?Sized>(p: *const T) -> u64 {
     u64::try_from(p.cast::<u8>().expose_provenance()).unwrap_or(u64::MAX)
 }
 
+/// A length in memory as the 64-bit count that file sizes and offsets are kept in (`off_t`,
+/// a tar header's size, a byte tally). Exact: `usize` is at most 64 bits wide on every Linux
+/// target (Rust offers no `From` only because it leaves room for wider ones); a length past
+/// 2^64 would saturate.
+pub fn len64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +85,13 @@ mod tests {
     fn int_bits_round_trip(#[case] n: u32, #[case] int: i32) {
         assert_eq!(int_bits(n), int);
         assert_eq!(uint_bits(int), n);
+    }
+
+    #[test]
+    fn len64_is_the_length() {
+        assert_eq!(len64(0), 0);
+        assert_eq!(len64(4096), 4096);
+        assert_eq!(len64(usize::MAX), u64::MAX);
     }
 
     #[test]

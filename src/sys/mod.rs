@@ -220,6 +220,16 @@ pub unsafe fn close_range(first: u32, last: u32, cloexec: bool) -> nix::Result<(
     Errno::result(ret).map(drop)
 }
 
+/// Marks every descriptor from `first` up close-on-exec, so that what this process inherited
+/// from its own caller does not reach the programs it starts (`kekkai audit` before it runs
+/// another launcher: the battery's `launcher.leaked-fds` must see that launcher's leaks, not
+/// the audit's caller's).
+pub fn cloexec_from(first: u32) -> nix::Result<()> {
+    // SAFETY: with CLOSE_RANGE_CLOEXEC nothing is closed (close_range's contract puts no
+    // obligation on the caller); the flag takes effect at execve only.
+    unsafe { close_range(first, u32::MAX, true) }
+}
+
 /// Installs a classic BPF seccomp filter on the calling thread. The kernel refuses (`EACCES`)
 /// unless no_new_privs is set or the caller holds CAP_SYS_ADMIN.
 pub fn seccomp_install(program: &[seccompiler::sock_filter]) -> nix::Result<()> {

@@ -87,7 +87,7 @@ fn export_rejects_an_invalid_policy_like_check() {
 // ── manual pages ─────────────────────────────────────────────────────────────────────────────
 
 /// Every command with a page of its own.
-const COMMANDS: [&str; 10] = [
+const COMMANDS: [&str; 11] = [
     "run",
     "check",
     "explain",
@@ -98,6 +98,7 @@ const COMMANDS: [&str; 10] = [
     "completions",
     "man",
     "audit",
+    "image",
 ];
 
 /// The long options `kekkai SUB --help` lists.
@@ -186,6 +187,7 @@ fn man_pages_cover_every_command() {
         ("kekkai-export", &["0", "1", "2"]),
         ("kekkai-audit", &["0", "1", "125", "2"]),
         ("kekkai-man", &["0", "1", "2"]),
+        ("kekkai-image", &["0", "1", "2"]),
     ];
     for name in
         std::iter::once("kekkai".to_owned()).chain(COMMANDS.iter().map(|c| format!("kekkai-{c}")))

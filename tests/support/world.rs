@@ -15,7 +15,8 @@ use super::{Delegated, Mode, Scratch, Who, code, test_user, verdicts};
 /// The environment every run of kekkai starts from (plus `HOME`, the world's directory).
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// A test's world: a scratch directory holding kekkai and the probe, used as the working
+/// A test's world: a scratch directory holding kekkai, the test probe (`kekkai-probe`) and the
+/// audit's probe program (`kekkai-audit-probe`), used as the working
 /// directory of every run. The binaries are hard-linked (or copied) there because the checkout
 /// may sit where the unprivileged test user can't enter. While it lives it holds a share of the
 /// machine (see [`turn`](super::turn)).
@@ -43,6 +44,8 @@ impl World {
         let dir = Scratch::new(tag);
         place(env!("CARGO_BIN_EXE_kekkai"), dir.path());
         place(env!("CARGO_BIN_EXE_kekkai-probe"), dir.path());
+        // Beside kekkai, where `kekkai audit` looks for it (as `cargo install` puts it).
+        place(env!("CARGO_BIN_EXE_kekkai-audit-probe"), dir.path());
         World { dir, _share: share }
     }
 
@@ -53,6 +56,11 @@ impl World {
         let w = World::new(tag);
         w.dir.give_to_test_user(w.dir.path());
         w
+    }
+
+    /// The audit's probe program.
+    pub fn audit_probe(&self) -> PathBuf {
+        self.dir.join("kekkai-audit-probe")
     }
 
     /// kekkai's path.

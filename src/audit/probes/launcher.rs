@@ -3,7 +3,7 @@
 
 use nix::errno::Errno;
 
-use super::{Probe, open_write};
+use super::{Probe, open_write, pid_1_is_self};
 use crate::audit::Seen;
 
 probes! {
@@ -18,5 +18,5 @@ probes! {
         Err(e) => Seen::Errno(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
     };
     "launcher.self-exe-overwrite", "launcher", &[Errno::ETXTBSY, Errno::EACCES, Errno::EROFS, Errno::EPERM], true, |_| open_write("/proc/self/exe");
-    "launcher.pid-1-exe-overwrite", "launcher", &[Errno::ETXTBSY, Errno::EACCES, Errno::EROFS, Errno::EPERM, Errno::ENOENT], true, |_| open_write("/proc/1/exe");
+    "launcher.pid-1-exe-overwrite", "launcher", &[Errno::ETXTBSY, Errno::EACCES, Errno::EROFS, Errno::EPERM, Errno::ENOENT], true, |c| pid_1_is_self(c).unwrap_or_else(|| open_write("/proc/1/exe"));
 }

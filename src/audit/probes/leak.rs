@@ -14,6 +14,7 @@ probes! {
         None => Seen::NotApplicable("no secret given".into()),
     };
     "leak.pid-1-environ", "launcher", DENIED, true, |c| match (&c.secret, std::fs::read("/proc/1/environ")) {
+        _ if c.battery_pid == 1 => Seen::NotApplicable("the battery is PID 1: /proc/1 is its own".into()),
         (Some(s), Ok(bytes)) if bytes.windows(s.len()).any(|w| w == s.as_bytes()) => Seen::Done("the supervisor's environment is readable through /proc/1/environ".into()),
         (_, Ok(_)) => Seen::Blocked("readable but without the secret".into()),
         (_, Err(e)) => Seen::Errno(Errno::from_raw(e.raw_os_error().unwrap_or(0))),

@@ -26,7 +26,8 @@ mod raw {
     pub fn raw_syscall(nr: i64, args: [u64; 6]) -> nix::Result<i64> {
         // SAFETY: every probe picks arguments that make a call the sandbox lets through do
         // nothing to this process's memory, descriptors or threads (the rule in the module
-        // doc): descriptors are invalid (u64::MAX), addresses are NULL or point at `'static`
+        // doc): descriptors are invalid (u64::MAX) or, for TIOCSTI, the caller's terminal,
+        // which only reads one `'static` byte; addresses are NULL or point at `'static`
         // or live strings and bytes the kernel only reads, requests and flags are ones the
         // kernel rejects after its permission checks, and what a call may create (a
         // namespace, a descriptor, a process that exits at once) is never touched by Rust
@@ -114,20 +115,52 @@ fn open_read(path: &str) -> Seen {
     open_mode(path, nix::fcntl::OFlag::O_RDONLY)
 }
 
-/// Creates a file and removes it again.
-fn create(path: &str) -> Seen {
+/// Could a file be made in `dir`? Asked without leaving anything anyone could see: an unnamed
+/// file (`O_TMPFILE`: it never has a name in the directory, does not change the directory, and
+/// is gone when closed), which goes through the same checks as a named one (read-only mount,
+/// modes, capabilities, Landlock, seccomp). Where the filesystem has no unnamed files, access(2)
+/// with the effective ids answers for the mount and the modes (not for Landlock or seccomp,
+/// which the detail says).
+fn could_create(dir: &str) -> Seen {
     use nix::fcntl::OFlag;
+    use nix::unistd::AccessFlags;
     match nix::fcntl::open(
-        path,
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+        dir,
+        OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     ) {
-        Ok(_) => {
-            let _ = nix::unistd::unlink(path);
-            Seen::Done(format!("created {path}"))
+        Ok(_) => Seen::Done(format!(
+            "could create a file in {dir} (an unnamed one, gone when closed)"
+        )),
+        Err(Errno::EOPNOTSUPP | Errno::EISDIR) => {
+            match nix::unistd::faccessat(
+                nix::fcntl::AT_FDCWD,
+                dir,
+                AccessFlags::W_OK,
+                nix::fcntl::AtFlags::AT_EACCESS,
+            ) {
+                Ok(()) => Seen::Done(format!(
+                    "{dir} is writable (access(2); the filesystem has no unnamed files, so Landlock and seccomp were not asked)"
+                )),
+                Err(e) => Seen::Errno(e),
+            }
         }
         Err(e) => Seen::Errno(e),
     }
+}
+
+/// A probe of PID 1 (the launcher or its reaper) has nothing to try when PID 1 is the battery
+/// itself (a sandbox that runs the program as PID 1).
+fn pid_1_is_self(c: &Ctx) -> Option<Seen> {
+    (c.battery_pid == 1)
+        .then(|| Seen::NotApplicable("the battery is PID 1: /proc/1 is its own".into()))
+}
+
+/// A directory that exists and is no mount point: the battery's own, or /proc/self/fd. A mount
+/// call on it passes the lookup and the capability check, then finds nothing to act on.
+fn not_a_mount_point(c: &Ctx) -> std::ffi::CString {
+    std::ffi::CString::new(c.own_dir.clone().unwrap_or_else(|| "/proc/self/fd".into()))
+        .unwrap_or_default()
 }
 
 /// Writing to a root the policy made writable is not an escape.

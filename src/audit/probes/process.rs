@@ -3,14 +3,14 @@
 
 use nix::errno::Errno;
 
-use super::{DENIED, EPERM, Probe, call, nr, ptr, raw_syscall, status_field};
+use super::{DENIED, EPERM, Probe, call, nr, pid_1_is_self, ptr, raw_syscall, status_field};
 use crate::audit::Seen;
 use crate::sys::abi::{address, register};
 
 probes! {
     // PTRACE_SEIZE attaches without stopping the target; when the probe exits, the target is
     // simply let go.
-    "process.ptrace-pid-1", "seccomp", DENIED, true, |_| call("ptrace", [0x4206 /* PTRACE_SEIZE */, 1, 0, 0, 0, 0]);
+    "process.ptrace-pid-1", "seccomp", DENIED, true, |c| pid_1_is_self(c).unwrap_or_else(|| call("ptrace", [0x4206 /* PTRACE_SEIZE */, 1, 0, 0, 0, 0]));
     "process.ptrace-parent", "seccomp", DENIED, true, |_| call("ptrace", [0x4206, register(nix::unistd::getppid().as_raw().into()), 0, 0, 0, 0]);
     "process.ptrace-traceme", "seccomp", EPERM, true, |_| call("ptrace", [0 /* PTRACE_TRACEME */, 0, 0, 0, 0, 0]);
     "process.vm-readv", "seccomp", DENIED, true, |_| call("process_vm_readv", [1, 0, 0, 0, 0, 0]);
@@ -48,7 +48,8 @@ probes! {
         None => Seen::Errno(Errno::ENOENT),
     };
     "caps.file-capability-xattr", "capabilities", &[Errno::EPERM, Errno::EACCES, Errno::EROFS, Errno::ENOENT, Errno::EINVAL], false, |c| {
-        let path = format!("{}/.kekkai-audit-xattr", c.scratch);
+        let dir = match c.writable_dir() { Ok(d) => d, Err(na) => return na };
+        let path = format!("{dir}/.kekkai-audit-xattr");
         let _ = std::fs::write(&path, b"");
         // A v2 file capability granting nothing: harmless even when allowed.
         static VALUE: [u8; 20] = [0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];

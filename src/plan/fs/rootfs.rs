@@ -3,6 +3,7 @@
 //! directories with host mounts below them, empty mount points for host pseudo-filesystems),
 //! and the writable layer's size. Built in the staging directory before the mounts.
 
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::super::keyed::Keyed;
@@ -50,6 +51,11 @@ pub struct RootfsPlan {
     pub size: u64,
     /// One entry per top-level name.
     pub entries: Vec<RootEntry>,
+    /// The layers are an image's (`rootfs.image`): set when the policy names one.
+    pub image: Option<crate::plan::image::ImagePlan>,
+    /// Mount the overlays with `userxattr`: the layers mark opaque directories with
+    /// `user.overlay.opaque` (an image store's format, root and rootless alike).
+    pub userxattr: bool,
 }
 
 /// One top-level name of the new root.
@@ -77,15 +83,27 @@ pub enum EntryKind {
 }
 
 /// Plans the root filesystem.
-pub fn plan_rootfs(spec: Option<&Rootfs>, host: &[HostMount], diags: &mut Diags) -> RootfsPlan {
+pub fn plan_rootfs(
+    spec: Option<&Rootfs>,
+    image: Option<crate::plan::image::ImagePlan>,
+    host: &[HostMount],
+    diags: &mut Diags,
+) -> RootfsPlan {
     let here = KeyPath::root().key("rootfs");
-    let lower_texts: Vec<String> = spec
-        .and_then(|r| r.lower.clone())
-        .unwrap_or_else(|| vec!["/".into()]);
-    if lower_texts.is_empty() {
+    let lower_texts: Vec<String> = match (&image, spec.and_then(|r| r.image.as_ref())) {
+        // Named an image: its layers, or (it did not resolve, which is said) none.
+        (_, Some(_)) => Vec::new(),
+        _ => spec
+            .and_then(|r| r.lower.clone())
+            .unwrap_or_else(|| vec!["/".into()]),
+    };
+    if lower_texts.is_empty() && image.is_none() && spec.is_none_or(|r| r.image.is_none()) {
         diags.push(here.key("lower"), "needs at least one layer");
     }
-    let mut lowers = Vec::new();
+    let mut lowers: Vec<PathBuf> = image
+        .iter()
+        .flat_map(|i| i.layers.iter().map(|l| l.path.clone()))
+        .collect();
     for (i, text) in lower_texts.iter().enumerate() {
         let at = here.key("lower").index(i);
         // Canonical: the launch opens each layer's entries refusing any symbolic link, so that
@@ -122,12 +140,20 @@ pub fn plan_rootfs(spec: Option<&Rootfs>, host: &[HostMount], diags: &mut Diags)
             }
         },
     };
-    let entries = root_entries(&lowers, host);
+    let userxattr = image.is_some();
+    let entries = root_entries(&lowers, host, userxattr);
+    let lowers_key = if image.is_some() {
+        here.key("image")
+    } else {
+        here.key("lower")
+    };
     RootfsPlan {
-        lowers: Keyed::new(lowers, here.key("lower")),
+        lowers: Keyed::new(lowers, lowers_key),
         writable: spec.and_then(|r| r.writable).unwrap_or(false),
         size,
         entries,
+        image,
+        userxattr,
     }
 }
 
@@ -157,8 +183,11 @@ pub fn prune_covered(rootfs: &mut RootfsPlan, mounts: &[MountPlan]) {
     }
 }
 
-/// Merges the top level of the layers into entries, as overlayfs would show them.
-fn root_entries(lowers: &[PathBuf], host: &[HostMount]) -> Vec<RootEntry> {
+/// Merges the top level of the layers into entries, as overlayfs would show them: a whiteout
+/// (a 0/0 character device) hides the name in lower layers, and so does an opaque directory
+/// (`user.overlay.opaque=y`, read when `userxattr`) below itself: each top-level directory is
+/// the root of its own overlay, where the markers of the layers' roots would not count.
+fn root_entries(lowers: &[PathBuf], host: &[HostMount], userxattr: bool) -> Vec<RootEntry> {
     let mut entries: Vec<RootEntry> = Vec::new();
     // Names a higher layer made opaque (a file or symlink hides lower directories).
     let mut settled: Vec<String> = Vec::new();
@@ -177,8 +206,35 @@ fn root_entries(lowers: &[PathBuf], host: &[HostMount]) -> Vec<RootEntry> {
             if settled.contains(&name) {
                 continue;
             }
-            let existing = entries.iter_mut().find(|x| x.name == name);
             let ft = meta.file_type();
+            if ft.is_char_device() && meta.rdev() == 0 {
+                // A whiteout: nothing of this name below.
+                settled.push(name.clone());
+                continue;
+            }
+            if ft.is_dir()
+                && userxattr
+                && xattr::get(&path, "user.overlay.opaque")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| v == b"y")
+            {
+                // Opaque: this layer's directory and those above it, nothing below.
+                settled.push(name.clone());
+                match entries.iter_mut().find(|x| x.name == name) {
+                    Some(RootEntry {
+                        kind: EntryKind::Overlay(dirs),
+                        ..
+                    }) => dirs.push(path),
+                    Some(_) => {}
+                    None => entries.push(RootEntry {
+                        name,
+                        kind: EntryKind::Overlay(vec![path]),
+                    }),
+                }
+                continue;
+            }
+            let existing = entries.iter_mut().find(|x| x.name == name);
             match existing {
                 Some(RootEntry {
                     kind: EntryKind::Overlay(dirs),
@@ -269,7 +325,7 @@ mod tests {
                 fstype: "tmpfs".into(),
             },
         ];
-        let entries = root_entries(&[PathBuf::from("/")], &host);
+        let entries = root_entries(&[PathBuf::from("/")], &host, false);
         let kind = |n: &str| entries.iter().find(|e| e.name == n).map(|e| e.kind.clone());
         assert_eq!(kind("proc"), Some(EntryKind::EmptyDir));
         assert_eq!(kind("dev"), Some(EntryKind::EmptyDir));
@@ -300,7 +356,7 @@ mod tests {
         }
         std::fs::write(a.join("only-b-shadow"), "").unwrap();
         std::fs::create_dir_all(b.join("only-b-shadow")).unwrap();
-        let entries = root_entries(&[a.clone(), b.clone()], &[]);
+        let entries = root_entries(&[a.clone(), b.clone()], &[], false);
         let kind = |n: &str| entries.iter().find(|e| e.name == n).map(|e| e.kind.clone());
         assert_eq!(
             kind("etc"),
