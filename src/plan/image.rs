@@ -19,13 +19,10 @@
 //! program reads; an image's tree holds nothing of the host's, so its root is readable and
 //! executable throughout.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::Diags;
-use super::fs::{MountKind, MountPlan, normalize_abs};
-use super::landlock::{LandlockPlan, access};
-use super::vocab::Network;
+use super::diags::Diags;
+use super::units::normalize_abs;
 use crate::caller::Caller;
 use crate::image::config::Defaults;
 use crate::image::digest::Digest;
@@ -64,7 +61,8 @@ pub struct LayerPlan {
     pub path: PathBuf,
 }
 
-fn key() -> KeyPath {
+/// `rootfs.image`, the key every error and mount of an image names.
+pub fn key() -> KeyPath {
     KeyPath::root().key("rootfs").key("image")
 }
 
@@ -151,67 +149,21 @@ pub fn cwd(img: &ImagePlan, d: &mut Diags) -> Option<PathBuf> {
     }
 }
 
-/// The image's `Env` under the policy's `env.set` and `env.unset`.
-pub fn apply_env(env: &mut super::EnvPlan, img: &ImagePlan, spec: Option<&Env>) {
+/// The variables of the image's `Env` that stand: those the policy's `env.set` and `env.unset`
+/// do not name. They go over the caller's kept variables and the default PATH
+/// ([`super::EnvPlan::put`]).
+pub fn env_defaults<'a>(img: &'a ImagePlan, spec: Option<&Env>) -> Vec<(&'a str, &'a str)> {
     let set = spec.and_then(|e| e.set.as_ref());
     let unset = spec.and_then(|e| e.unset.as_ref());
-    for (k, v) in &img.defaults.env {
-        let policy_says = set.is_some_and(|s| s.contains_key(k))
-            || unset.is_some_and(|u| u.iter().any(|n| n == k));
-        if policy_says {
-            continue;
-        }
-        env.vars.retain(|(n, _)| n != k.as_str());
-        env.vars.push((k.into(), v.into()));
-        env.keep.retain(|n| n != k);
-        if !env.from_policy.iter().any(|n| n == k.as_str()) {
-            env.from_policy.push(k.into());
-        }
-    }
-}
-
-/// With a network, the host's resolver configuration and hosts file over the image's.
-pub fn host_files(img: Option<&ImagePlan>, network: Network) -> Vec<MountPlan> {
-    if img.is_none() || network == Network::None {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for file in ["/etc/resolv.conf", "/etc/hosts"] {
-        let Ok(source) = std::fs::canonicalize(file) else {
-            continue;
-        };
-        let Ok(meta) = std::fs::metadata(&source) else {
-            continue;
-        };
-        if !meta.is_file() {
-            continue;
-        }
-        out.push(MountPlan {
-            key: key(),
-            origin: format!("{file} from the host (rootfs.image with a network)"),
-            target: PathBuf::from(file),
-            kind: MountKind::Bind {
-                source,
-                dev_ino: (meta.dev(), meta.ino()),
-                dir: false,
-                writable: false,
-                exec: false,
-            },
-            protocol: false,
-        });
-    }
-    out
-}
-
-/// An image root is the image's own tree: readable and executable throughout, whatever
-/// `landlock.read` narrows on the host's tree.
-pub fn widen_root(landlock: &mut LandlockPlan) {
-    for rule in &mut landlock.rules {
-        if rule.path == Path::new("/") {
-            rule.access |= access::READ | access::EXECUTE;
-            rule.from = "root (an image: readable and executable throughout)".into();
-        }
-    }
+    img.defaults
+        .env
+        .iter()
+        .filter(|(k, _)| {
+            !(set.is_some_and(|s| s.contains_key(k))
+                || unset.is_some_and(|u| u.iter().any(|n| n == k)))
+        })
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -245,15 +197,6 @@ mod tests {
             ],
             ..Defaults::default()
         });
-        let mut env = super::super::EnvPlan {
-            vars: vec![
-                ("PATH".into(), "/host".into()),
-                ("C".into(), "caller".into()),
-            ],
-            from_policy: Vec::new(),
-            keep: vec!["PATH".into(), "C".into()],
-            clear: true,
-        };
         let spec = Env {
             set: Some(
                 [("A".to_owned(), "policy".to_owned())]
@@ -263,18 +206,11 @@ mod tests {
             unset: Some(vec!["B".into()]),
             ..Env::default()
         };
-        env.vars.push(("A".into(), "policy".into()));
-        apply_env(&mut env, &image, Some(&spec));
-        let get = |k: &str| {
-            env.vars
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.to_string_lossy().into_owned())
-        };
-        assert_eq!(get("PATH").as_deref(), Some("/bin"));
-        assert_eq!(get("A").as_deref(), Some("policy"));
-        assert_eq!(get("B"), None);
-        assert_eq!(get("C").as_deref(), Some("image"));
+        assert_eq!(
+            env_defaults(&image, Some(&spec)),
+            [("PATH", "/bin"), ("C", "image")]
+        );
+        assert_eq!(env_defaults(&image, None).len(), 4);
     }
 
     #[test]

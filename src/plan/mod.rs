@@ -64,6 +64,19 @@ pub struct EnvPlan {
     pub clear: bool,
 }
 
+impl EnvPlan {
+    /// Sets `name` to `value` as the policy's own: over the caller's value and the default, no
+    /// longer one the caller's environment gives.
+    pub fn put(&mut self, name: &str, value: &str) {
+        self.vars.retain(|(n, _)| n != name);
+        self.vars.push((name.into(), value.into()));
+        self.keep.retain(|n| n != name);
+        if !self.from_policy.iter().any(|n| n == name) {
+            self.from_policy.push(name.into());
+        }
+    }
+}
+
 /// Capabilities the program keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapsPlan {
@@ -266,7 +279,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     let mut rootfs = fs::plan_rootfs(p.rootfs.as_ref(), image, &host, &mut d);
     // An image's /etc/resolv.conf and /etc/hosts come from the host when there is a network;
     // first, so that the policy's own mounts come after them.
-    let mut mounts = image::host_files(rootfs.image.as_ref(), network);
+    let mut mounts = fs::image_host_files(rootfs.image.as_ref(), network);
     mounts.extend(fs::plan_mounts(
         p.mounts.as_deref().unwrap_or_default(),
         &namespaces,
@@ -313,7 +326,9 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     // Environment, and what systemd passes on.
     let mut env = plan_env(p.env.as_ref(), caller, &mut d);
     if let Some(img) = &rootfs.image {
-        image::apply_env(&mut env, img, p.env.as_ref());
+        for (name, value) in image::env_defaults(img, p.env.as_ref()) {
+            env.put(name, value);
+        }
     }
     let systemd = plan_systemd(caller, &mut env, &mut d);
     let mut mounts = mounts;
@@ -437,7 +452,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     // Landlock and seccomp.
     let mut landlock = landlock::plan(p.landlock.as_ref(), rootfs.writable, &mounts, &mut d);
     if rootfs.image.is_some() {
-        image::widen_root(&mut landlock);
+        landlock::widen_image_root(&mut landlock);
     }
     let seccomp = seccomp::compile(p.seccomp.as_ref(), host_privileges, &mut d);
 

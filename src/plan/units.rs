@@ -1,6 +1,7 @@
-//! The policy's quantities: parsing sizes, durations, CPU amounts and octal modes, and writing
-//! sizes back the way the policy language reads them.
+//! The policy's quantities: parsing sizes, durations, CPU amounts, octal modes and absolute
+//! paths, and writing sizes back the way the policy language reads them.
 
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 /// A size, or no limit.
@@ -162,6 +163,28 @@ pub fn parse_mode(text: &str) -> Result<u32, String> {
         return Err(format!("`{text}` is larger than 7777"));
     }
     Ok(mode)
+}
+
+/// Checks and normalizes an absolute path: no `..`, no NUL; `.` and repeated `/` collapse.
+pub fn normalize_abs(text: &str) -> Result<PathBuf, String> {
+    if text.contains('\0') {
+        return Err("a path can't contain a NUL byte".into());
+    }
+    if !text.starts_with('/') {
+        return Err(format!("`{text}` is not an absolute path"));
+    }
+    let mut out = PathBuf::from("/");
+    for c in Path::new(text).components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(part) => out.push(part),
+            Component::ParentDir => {
+                return Err(format!("`{text}` contains `..`; write the path without it"));
+            }
+            Component::Prefix(_) => return Err(format!("`{text}` is not a Linux path")),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -19,33 +19,12 @@ mod rootfs;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
-pub use mounts::{DEFAULT_TMPFS_SIZE, MountKind, MountPlan, plan_mounts};
+pub use super::units::normalize_abs;
+pub use mounts::{DEFAULT_TMPFS_SIZE, MountKind, MountPlan, image_host_files, plan_mounts};
 pub use protect::{Guard, SECRETS, homes, protect};
 pub use rootfs::{DEFAULT_ROOT_SIZE, EntryKind, RootEntry, RootfsPlan, plan_rootfs, prune_covered};
-
-/// Checks and normalizes an absolute path: no `..`, no NUL; `.` and repeated `/` collapse.
-pub fn normalize_abs(text: &str) -> Result<PathBuf, String> {
-    if text.contains('\0') {
-        return Err("a path can't contain a NUL byte".into());
-    }
-    if !text.starts_with('/') {
-        return Err(format!("`{text}` is not an absolute path"));
-    }
-    let mut out = PathBuf::from("/");
-    for c in Path::new(text).components() {
-        match c {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(part) => out.push(part),
-            Component::ParentDir => {
-                return Err(format!("`{text}` contains `..`; write the path without it"));
-            }
-            Component::Prefix(_) => return Err(format!("`{text}` is not a Linux path")),
-        }
-    }
-    Ok(out)
-}
 
 /// A host mount point and its file system type.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,8 +6,9 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use super::super::image::{self, ImagePlan};
 use super::super::units::{Amount, parse_mode, parse_size};
-use super::super::vocab::Namespace;
+use super::super::vocab::{Namespace, Network};
 use super::{RootfsPlan, normalize_abs};
 use crate::plan::diags::Diags;
 use crate::policy::KeyPath;
@@ -356,4 +357,37 @@ fn plan_mount(
         }
     };
     Some(kind)
+}
+/// With a network, the host's resolver configuration and hosts file over an image's: bound
+/// read-only, first of the mounts, so that the policy's own come after them.
+pub fn image_host_files(img: Option<&ImagePlan>, network: Network) -> Vec<MountPlan> {
+    if img.is_none() || network == Network::None {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for file in ["/etc/resolv.conf", "/etc/hosts"] {
+        let Ok(source) = std::fs::canonicalize(file) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::metadata(&source) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        out.push(MountPlan {
+            key: image::key(),
+            origin: format!("{file} from the host (rootfs.image with a network)"),
+            target: PathBuf::from(file),
+            kind: MountKind::Bind {
+                source,
+                dev_ino: (meta.dev(), meta.ino()),
+                dir: false,
+                writable: false,
+                exec: false,
+            },
+            protocol: false,
+        });
+    }
+    out
 }
