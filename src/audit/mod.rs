@@ -225,6 +225,20 @@ mod errno_serde {
     }
 }
 
+/// A probe's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The sandbox stopped it.
+    Blocked,
+    /// It worked.
+    Escaped,
+    /// The policy grants it (or there is nothing to try).
+    NotApplicable,
+    /// The probe did not report properly.
+    Error,
+}
+
 /// One line from inside the sandbox: what the probe saw, and (for a reader of the probe's own
 /// output) how the probe judges it; the host judges `seen` again, with the policy's grants.
 #[derive(Debug, Serialize, Deserialize)]
@@ -239,7 +253,7 @@ pub struct Line {
     pub layer: String,
     /// The probe's own verdict (without the grants of a policy).
     #[serde(default)]
-    pub verdict: Option<report::Verdict>,
+    pub verdict: Option<Verdict>,
     /// Why.
     #[serde(default)]
     pub detail: String,

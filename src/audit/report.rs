@@ -12,19 +12,7 @@ use crate::plan::units::format_size;
 /// The suffix of the probes run with a terminal on stdin.
 pub const STDIN_TTY: &str = ".stdin-tty";
 
-/// A probe's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// The sandbox stopped it.
-    Blocked,
-    /// It worked.
-    Escaped,
-    /// The policy grants it (or there is nothing to try).
-    NotApplicable,
-    /// The probe did not report properly.
-    Error,
-}
+pub use super::Verdict;
 
 /// One line of the report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
