@@ -12,6 +12,7 @@ pub mod explain;
 pub mod export;
 pub mod hostfs;
 pub mod launch;
+pub mod learn;
 pub mod log;
 pub mod man;
 pub mod plan;

@@ -184,7 +184,13 @@ pub fn plan(
             "root".into()
         },
     });
+    // `from-mounts: false` (what `kekkai learn` writes): the data mounts grant nothing by
+    // themselves; the kernel's interfaces (proc, dev, mqueue) keep their rules.
+    let from_mounts = spec.from_mounts.unwrap_or(true);
     for m in mounts {
+        if !from_mounts && matches!(m.kind, MountKind::Bind { .. } | MountKind::Tmpfs { .. }) {
+            continue;
+        }
         let (access, what) = match &m.kind {
             MountKind::Bind {
                 writable: false,
