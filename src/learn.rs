@@ -154,11 +154,12 @@ pub fn learn(obs: &Observations, base: &Plan, facts: &RunFacts) -> Learned {
             });
     }
     // Landlock trees.
-    let tmpfs: Vec<&Path> = base
+    // Every mount point, in mount order, and whether it is a tmpfs: the last one above a path
+    // is what the path is on.
+    let mounts: Vec<(&Path, bool)> = base
         .mounts
         .iter()
-        .filter(|m| matches!(m.kind, MountKind::Tmpfs { .. }))
-        .map(|m| m.target.as_path())
+        .map(|m| (m.target.as_path(), matches!(m.kind, MountKind::Tmpfs { .. })))
         .collect();
     let made: BTreeSet<&Path> = obs
         .paths
@@ -185,7 +186,7 @@ pub fn learn(obs: &Observations, base: &Plan, facts: &RunFacts) -> Learned {
         while made.contains(dir.as_path()) && dir.parent().is_some() {
             dir = dir.parent().map(Path::to_path_buf).unwrap_or_default();
         }
-        let collapsed = collapse(&dir, *usage, &tmpfs);
+        let collapsed = collapse(&dir, *usage, &mounts);
         let chosen = [collapsed, dir.clone()]
             .into_iter()
             .find(|d| !base.landlock.enabled || landlock::allows(&base.landlock, d, want));
@@ -287,9 +288,11 @@ fn is_dir_listing(obs: &Observations, path: &Path) -> bool {
         && obs.paths.contains_key(&(path.to_path_buf(), Use::Read))
 }
 
-/// The documented collapse of a directory for a use.
-fn collapse(dir: &Path, usage: Use, tmpfs: &[&Path]) -> PathBuf {
-    if let Some(t) = tmpfs.iter().find(|t| dir.starts_with(t)) {
+/// The documented collapse of a directory for a use, given the mount points in mount order
+/// (and whether each is a tmpfs).
+fn collapse(dir: &Path, usage: Use, mounts: &[(&Path, bool)]) -> PathBuf {
+    let on = mounts.iter().rev().find(|(t, _)| dir.starts_with(t));
+    if let Some((t, true)) = on {
         return t.to_path_buf();
     }
     if matches!(usage, Use::Read | Use::Execute) {
@@ -704,9 +707,12 @@ mod tests {
     #[case("/tmp/a/b", Use::Write, "/tmp")]
     #[case("/tmp/a/b", Use::Read, "/tmp")]
     #[case("/srv/data", Use::Read, "/srv/data")]
+    #[case("/tmp/w/out/x", Use::Write, "/tmp/w/out/x")]
+    #[case("/tmp/w/data", Use::Read, "/tmp/w/data")]
     fn collapses(#[case] dir: &str, #[case] usage: Use, #[case] want: &str) {
-        let tmp = Path::new("/tmp");
-        assert_eq!(collapse(Path::new(dir), usage, &[tmp]), PathBuf::from(want));
+        // A tmpfs at /tmp, then a bind of /tmp/w on it.
+        let mounts = [(Path::new("/tmp"), true), (Path::new("/tmp/w"), false)];
+        assert_eq!(collapse(Path::new(dir), usage, &mounts), PathBuf::from(want));
     }
 
     #[test]
