@@ -159,7 +159,12 @@ pub fn learn(obs: &Observations, base: &Plan, facts: &RunFacts) -> Learned {
     let mounts: Vec<(&Path, bool)> = base
         .mounts
         .iter()
-        .map(|m| (m.target.as_path(), matches!(m.kind, MountKind::Tmpfs { .. })))
+        .map(|m| {
+            (
+                m.target.as_path(),
+                matches!(m.kind, MountKind::Tmpfs { .. }),
+            )
+        })
         .collect();
     let made: BTreeSet<&Path> = obs
         .paths
@@ -712,7 +717,10 @@ mod tests {
     fn collapses(#[case] dir: &str, #[case] usage: Use, #[case] want: &str) {
         // A tmpfs at /tmp, then a bind of /tmp/w on it.
         let mounts = [(Path::new("/tmp"), true), (Path::new("/tmp/w"), false)];
-        assert_eq!(collapse(Path::new(dir), usage, &mounts), PathBuf::from(want));
+        assert_eq!(
+            collapse(Path::new(dir), usage, &mounts),
+            PathBuf::from(want)
+        );
     }
 
     #[test]
