@@ -330,6 +330,20 @@ mod tests {
         assert!(allows(&p, Path::new("/tmp/x"), READ | WRITE | EXECUTE));
     }
 
+    /// `from-mounts: false`: a tmpfs grants nothing until a list names it.
+    #[test]
+    fn without_rules_from_mounts_only_the_lists_grant() {
+        let p = run("{read: [/usr], from-mounts: false}", &[tmpfs("/tmp", true)]);
+        assert!(!allows(&p, Path::new("/tmp/x"), READ_FILE));
+        assert!(!allows(&p, Path::new("/tmp/x"), WRITE_FILE));
+        let p = run(
+            "{read: [/usr], write: [/tmp/out], from-mounts: false}",
+            &[tmpfs("/tmp", true)],
+        );
+        assert!(allows(&p, Path::new("/tmp/out/x"), READ | WRITE));
+        assert!(!allows(&p, Path::new("/tmp/y"), WRITE_FILE));
+    }
+
     #[test]
     fn noexec_mounts_get_no_execute_right() {
         let p = run("{read: [/usr]}", &[tmpfs("/tmp", false)]);
