@@ -13,6 +13,7 @@ pub mod export;
 pub mod hostfs;
 pub mod image;
 pub mod launch;
+pub mod learn;
 pub mod log;
 pub mod man;
 pub mod plan;

@@ -15,6 +15,7 @@
 pub mod fake;
 pub mod kernel;
 pub mod landlock;
+pub mod notif;
 
 pub use kernel::{Kernel, Linux};
 
