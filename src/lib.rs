@@ -6,8 +6,9 @@
 //!
 //! Each module names only the layers below its own (README, "Layout"; `tests/layers.rs`):
 //! the ground ([`sys`], [`caller`], [`hostfs`], [`exit`], [`log`], [`man`]), then [`policy`]
-//! and [`image`], then [`plan`] and [`schema`], then [`launch`] and [`export`], then [`explain`], [`audit`]
-//! and [`error`]; the command line (the `kekkai` binary) is on top.
+//! and [`image`], then [`plan`] and [`schema`], then [`launch`] and [`export`], then
+//! [`explain`], [`audit`], [`learn`] and [`error`]; the command line (the `kekkai` binary) is
+//! on top.
 
 pub mod audit;
 pub mod caller;
@@ -18,6 +19,7 @@ pub mod export;
 pub mod hostfs;
 pub mod image;
 pub mod launch;
+pub mod learn;
 pub mod log;
 pub mod man;
 pub mod plan;

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         Cmd::Explain(args) => report(cli::explain::explain(&args, sub), exit::INVALID),
         Cmd::Export(args) => report(cli::export::export(&args, sub), exit::INVALID),
         Cmd::Schema => report(cli::schema::schema(), 1),
+        Cmd::Learn(args) => report(cli::learn::learn(&args, verbosity), exit::LAUNCH),
         Cmd::Cleanup => report(cli::cleanup::cleanup(), 1),
         Cmd::Policies => report(cli::policies::policies(), 1),
         Cmd::Completions { shell } => report(cli::completions::completions(shell), 1),

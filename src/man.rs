@@ -194,6 +194,24 @@ fn exit_statuses(sub: Option<&str>) -> Vec<Status> {
             ),
             USAGE,
         ],
+        Some("learn") => vec![
+            (
+                "0",
+                "The policy was learned and written, and under it the program ended as in the \
+                 learning run (or --no-proof).",
+            ),
+            (
+                "1",
+                "The policy was written, but under it the program ended differently (the \
+                 message says how each run ended).",
+            ),
+            (
+                "125",
+                "Nothing was learned: BASE is invalid, the sandbox could not be started, or the \
+                 program could not be executed.",
+            ),
+            USAGE,
+        ],
         Some("cleanup") => vec![("0", "Always: what was removed is listed.")],
         Some("image") => vec![
             (
@@ -277,7 +295,7 @@ fn environment(sub: Option<&str>) -> Vec<Var> {
             v.push(TRACE_VAR);
             v.push(STORE_VAR);
         }
-        Some("audit") => {
+        Some("audit" | "learn") => {
             v.extend(POLICY_VARS);
             v.push(TRACE_VAR);
             v.push(STORE_VAR);
@@ -345,7 +363,7 @@ const STORE_FILES: [File; 2] = [
 fn files(sub: Option<&str>) -> Vec<File> {
     let mut v: Vec<File> = Vec::new();
     match sub {
-        None | Some("run" | "audit") => {
+        None | Some("run" | "audit" | "learn") => {
             v.extend(POLICY_FILES);
             v.push(CGROUP_FILE);
             v.extend(STORE_FILES);

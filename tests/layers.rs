@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["policy", "image"],
     &["plan", "schema"],
     &["launch", "export"],
-    &["explain", "audit", "error"],
+    &["explain", "audit", "learn", "error"],
     &["cli", "main", "bin"],
 ];
 

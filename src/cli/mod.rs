@@ -11,6 +11,7 @@ pub(crate) mod explain;
 pub(crate) mod export;
 mod flags;
 pub(crate) mod image;
+pub(crate) mod learn;
 pub(crate) mod man;
 pub(crate) mod policies;
 pub(crate) mod run;
@@ -67,6 +68,20 @@ pub(crate) enum Cmd {
     /// Translate a policy for another enforcer: `systemd` prints a `[Service]` drop-in with
     /// the hardening directives systemd can express, and comments for the rest.
     Export(ExportArgs),
+    /// Learn a policy: run the program once under BASE, watching every system call, path and
+    /// port it uses, and write the smallest policy that lets it do that (`extends: BASE`);
+    /// then run it again under that policy to prove it works.
+    ///
+    /// The learning run enforces all of BASE: kekkai watches through a seccomp listener
+    /// added on top of BASE's filters, so the program can do nothing it could not do under
+    /// BASE, and the learned policy never allows more than BASE. Each rule of the output names
+    /// the first call that needed it. `--merge OLD.yaml` folds an earlier learned policy in
+    /// (several inputs, a test suite); `--duration` stops a service after a while (or stop it
+    /// with Ctrl-C or SIGTERM). The rules are in docs/learn.md.
+    #[command(
+        override_usage = "kekkai learn [-p BASE] [-o OUT.yaml] [--merge OLD.yaml] [--duration D] [--] COMMAND [ARGS]..."
+    )]
+    Learn(LearnArgs),
     /// Remove cgroups left behind by sandboxes whose supervisor was killed.
     Cleanup,
     /// List the policies `-p NAME` finds, and where (./.kekkai/, ~/.config/kekkai/policies,
@@ -300,6 +315,30 @@ pub(crate) struct RunArgs {
     report: Option<String>,
     /// The program and its arguments (with an image: the default is its Entrypoint and Cmd).
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct LearnArgs {
+    /// The policy to learn under, which the learned one extends (default: default).
+    #[arg(short = 'p', long = "policy", value_name = "FILE|NAME")]
+    policy: Option<String>,
+    /// Write the learned policy here (default: standard output).
+    #[arg(short = 'o', long = "output", value_name = "OUT.yaml")]
+    output: Option<std::path::PathBuf>,
+    /// Fold in a policy learned earlier: the result allows what either allows. Without -p,
+    /// BASE is what OLD extends.
+    #[arg(long, value_name = "OLD.yaml")]
+    merge: Option<std::path::PathBuf>,
+    /// Stop the program after this long (SIGTERM, then SIGKILL), for services that keep
+    /// running; no timeout is learned then.
+    #[arg(long, value_name = "DURATION")]
+    duration: Option<String>,
+    /// Don't run the program again under the learned policy.
+    #[arg(long)]
+    no_proof: bool,
+    /// The program and its arguments.
+    #[arg(trailing_var_arg = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,
 }
 

@@ -288,6 +288,9 @@ impl<'a> Child<'a, Closed> {
         // us to the v1 hierarchies (it did that while we built the root).
         wait_for(self.k, self.chan, &ToChild::Go, Step::Seccomp)?;
         let installed = lockdown::seccomp(self.k, &self.plan.seccomp)?;
+        if self.opts.observe {
+            lockdown::observe(self.k, self.chan)?;
+        }
         let chan = self.chan;
         let locked = self.then(|Closed(notes, landlock)| Enforced {
             landlock,
@@ -476,7 +479,7 @@ mod tests {
             Call::SetNoNewPrivs | Call::GetNoNewPrivs => &["no-new-privs"],
             Call::LandlockAbi | Call::LandlockRestrict(_) => &["landlock"],
             Call::CloseRange(..) => &["close-fds"],
-            Call::SeccompInstall(_) => &["seccomp"],
+            Call::SeccompInstall(_) | Call::SeccompListen(_) => &["seccomp"],
             Call::Execve(..) => &["exec"],
             Call::Begin(_) | Call::Exit(_) => &[],
         }

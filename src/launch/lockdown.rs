@@ -6,6 +6,7 @@
 //! seccomp is last of all: it would filter the launcher's own setup calls.
 
 use super::error::{StepError, Syscall};
+use super::sync::Channel;
 use crate::plan::SeccompPlan;
 use crate::plan::steps::Step;
 use crate::sys::Kernel;
@@ -66,6 +67,27 @@ pub unsafe fn close_fds(k: &dyn Kernel, keep: &[u32]) -> Result<(), StepError> {
             }
         })?;
     }
+    Ok(())
+}
+
+/// Step 12 under `kekkai learn`: the observer filter, on top of the policy's, and its listener
+/// sent to the supervisor. From here every call the policy allows waits for the supervisor's
+/// CONTINUE; the send itself is the one the observer lets by.
+pub fn observe(k: &dyn Kernel, chan: &Channel) -> Result<(), StepError> {
+    let channel = u32::try_from(crate::sys::raw(chan.fd())).unwrap_or(u32::MAX);
+    let program = crate::plan::seccomp::observe::program(channel);
+    let listener = k.seccomp_install_listener(&program).step(Step::Seccomp, || {
+        format!(
+            "seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, {{len: {}}}) [observer]",
+            program.len()
+        )
+    })?;
+    chan.send_listener(std::os::fd::AsFd::as_fd(&listener))
+        .step(Step::Seccomp, || {
+            "sendmsg(channel, listener, MSG_NOSIGNAL)".into()
+        })?;
+    // Closed before the program starts (it is close-on-exec too): only the supervisor listens.
+    drop(listener);
     Ok(())
 }
 

@@ -20,6 +20,7 @@ pub mod exec;
 pub mod landlock;
 pub mod lockdown;
 pub mod notify;
+pub mod observe;
 pub mod options;
 pub mod parent;
 pub mod report;

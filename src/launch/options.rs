@@ -36,6 +36,9 @@ pub struct Options {
     /// The program's stdin, stdout and stderr (decided by the supervisor before clone from
     /// the policy's `terminal` and which of kekkai's own are terminals).
     pub stdio: terminal::StdioPlan,
+    /// `kekkai learn`: the sandbox adds the observer filter (`plan::seccomp::observe`) on top
+    /// of the policy's, and the supervisor records every call it is shown (`observe.rs`).
+    pub observe: bool,
 }
 
 impl Options {

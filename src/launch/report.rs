@@ -68,6 +68,8 @@ pub struct Outcome {
     pub max_rss: u64,
     /// Limits and what they saw.
     pub cgroup: CgroupOutcome,
+    /// `kekkai learn`: what the observer saw.
+    pub observations: Option<super::observe::Observations>,
 }
 
 /// The cgroup side of a run, for the report.

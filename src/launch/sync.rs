@@ -49,6 +49,9 @@ pub enum ToParent {
     RelayEnd,
     /// The program ended (the reaper reports how).
     ProgramExited(Ended),
+    /// `kekkai learn`: the observer filter's listener travels with this message (SCM_RIGHTS),
+    /// sent with MSG_NOSIGNAL, the one send the observer lets by unobserved.
+    Listener,
 }
 
 /// Whether a failed read is worth repeating. EINTR, and ECONNRESET: a peer that exits with
@@ -104,6 +107,25 @@ impl Channel {
             &iov,
             &cmsg,
             nix::sys::socket::MsgFlags::empty(),
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// Sends the observer's listener ([`ToParent::Listener`]) with the flags the observer filter
+    /// lets by: this call can't wait for the supervisor, which has no listener yet.
+    pub fn send_listener(&self, fd: BorrowedFd<'_>) -> nix::Result<()> {
+        use std::os::fd::AsRawFd;
+        let bytes =
+            serde_json::to_vec(&ToParent::Listener).map_err(|_| nix::errno::Errno::EINVAL)?;
+        let iov = [std::io::IoSlice::new(&bytes)];
+        let fds = [fd.as_raw_fd()];
+        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+        nix::sys::socket::sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &iov,
+            &cmsg,
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
             None,
         )?;
         Ok(())

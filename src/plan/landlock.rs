@@ -184,7 +184,13 @@ pub fn plan(
             "root".into()
         },
     });
+    // `from-mounts: false` (what `kekkai learn` writes): the data mounts grant nothing by
+    // themselves; the kernel's interfaces (proc, dev, mqueue) keep their rules.
+    let from_mounts = spec.from_mounts.unwrap_or(true);
     for m in mounts {
+        if !from_mounts && matches!(m.kind, MountKind::Bind { .. } | MountKind::Tmpfs { .. }) {
+            continue;
+        }
         let (access, what) = match &m.kind {
             MountKind::Bind {
                 writable: false,
@@ -333,6 +339,20 @@ mod tests {
         assert!(allows(&p, Path::new("/srv"), READ_DIR));
         assert!(!allows(&p, Path::new("/srv/secret"), READ_FILE));
         assert!(allows(&p, Path::new("/tmp/x"), READ | WRITE | EXECUTE));
+    }
+
+    /// `from-mounts: false`: a tmpfs grants nothing until a list names it.
+    #[test]
+    fn without_rules_from_mounts_only_the_lists_grant() {
+        let p = run("{read: [/usr], from-mounts: false}", &[tmpfs("/tmp", true)]);
+        assert!(!allows(&p, Path::new("/tmp/x"), READ_FILE));
+        assert!(!allows(&p, Path::new("/tmp/x"), WRITE_FILE));
+        let p = run(
+            "{read: [/usr], write: [/tmp/out], from-mounts: false}",
+            &[tmpfs("/tmp", true)],
+        );
+        assert!(allows(&p, Path::new("/tmp/out/x"), READ | WRITE));
+        assert!(!allows(&p, Path::new("/tmp/y"), WRITE_FILE));
     }
 
     #[test]

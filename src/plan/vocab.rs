@@ -163,6 +163,8 @@ pub enum Preset {
     Log,
     /// No allowlist.
     None,
+    /// An allowlist of exactly the policy's `allow` rules.
+    Empty,
 }
 
 impl From<model::Preset> for Preset {
@@ -172,6 +174,7 @@ impl From<model::Preset> for Preset {
             model::Preset::Strict => Preset::Strict,
             model::Preset::Log => Preset::Log,
             model::Preset::None => Preset::None,
+            model::Preset::Empty => Preset::Empty,
         }
     }
 }
@@ -251,6 +254,7 @@ mod tests {
             model::Preset::Strict,
             model::Preset::Log,
             model::Preset::None,
+            model::Preset::Empty,
         ] {
             // explain shows a preset by its Debug name, lowercased.
             assert_eq!(format!("{:?}", Preset::from(p)).to_lowercase(), spelled(p));

@@ -420,6 +420,10 @@ pub struct Landlock {
     /// Extra paths writable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub write: Option<Vec<String>>,
+    /// `false`: bind and tmpfs mounts grant nothing by themselves, only `read`, `write` and
+    /// `execute` do (proc, dev and mqueue keep their rules). Default `true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_mounts: Option<bool>,
     /// Extra paths whose files may be executed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execute: Option<Vec<String>>,
@@ -448,7 +452,7 @@ pub enum Scope {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Seccomp {
-    /// `default`, `strict`, `log` or `none`.
+    /// `default`, `strict`, `log`, `none` or `empty`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<Preset>,
     /// What a syscall outside the allowlist gets: `errno(EPERM)`, `kill`, `trap`, `log`.
@@ -477,6 +481,8 @@ pub enum Preset {
     Log,
     /// No filter at all.
     None,
+    /// An empty allowlist: only what `allow` lists (what `kekkai learn` writes).
+    Empty,
 }
 
 /// `none`: a network namespace with only loopback; `host`: the host's network.

@@ -77,6 +77,8 @@ pub enum Call {
     LandlockRestrict(LandlockRuleset),
     CloseRange(u32, u32),
     SeccompInstall(usize),
+    /// A filter with a listener (`kekkai learn`), by length.
+    SeccompListen(usize),
     Execve(CString, Vec<CString>),
     Exit(i32),
 }
@@ -488,6 +490,14 @@ impl Kernel for Fake {
 
     fn seccomp_install(&self, program: &[seccompiler::sock_filter]) -> nix::Result<()> {
         self.act(Call::SeccompInstall(program.len()))
+    }
+
+    fn seccomp_install_listener(
+        &self,
+        program: &[seccompiler::sock_filter],
+    ) -> nix::Result<OwnedFd> {
+        self.act(Call::SeccompListen(program.len()))?;
+        self.hand_out("seccomp listener".into())
     }
 
     fn execve(&self, path: &CStr, argv: &[CString], _envp: &[CString]) -> Errno {

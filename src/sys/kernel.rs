@@ -152,6 +152,11 @@ pub trait Kernel {
     unsafe fn close_range(&self, first: u32, last: u32) -> nix::Result<()>;
     /// [`super::seccomp_install`].
     fn seccomp_install(&self, program: &[seccompiler::sock_filter]) -> nix::Result<()>;
+    /// [`super::notif::seccomp_install_listener`] (`kekkai learn`'s observer).
+    fn seccomp_install_listener(
+        &self,
+        program: &[seccompiler::sock_filter],
+    ) -> nix::Result<OwnedFd>;
 
     // ── the program (step 13) ───────────────────────────────────────────────────────────────
     /// `execve(path, argv, envp)`: returns only on failure, with the errno.
@@ -354,6 +359,13 @@ impl Kernel for Linux {
 
     fn seccomp_install(&self, program: &[seccompiler::sock_filter]) -> nix::Result<()> {
         super::seccomp_install(program)
+    }
+
+    fn seccomp_install_listener(
+        &self,
+        program: &[seccompiler::sock_filter],
+    ) -> nix::Result<OwnedFd> {
+        super::notif::seccomp_install_listener(program)
     }
 
     fn execve(&self, path: &CStr, argv: &[CString], envp: &[CString]) -> Errno {

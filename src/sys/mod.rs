@@ -20,6 +20,7 @@ pub mod abi;
 pub mod fake;
 pub mod kernel;
 pub mod landlock;
+pub mod notif;
 
 pub use kernel::{Kernel, Linux};
 

@@ -87,8 +87,9 @@ fn export_rejects_an_invalid_policy_like_check() {
 // ── manual pages ─────────────────────────────────────────────────────────────────────────────
 
 /// Every command with a page of its own.
-const COMMANDS: [&str; 11] = [
+const COMMANDS: [&str; 12] = [
     "run",
+    "learn",
     "check",
     "explain",
     "schema",
@@ -186,6 +187,7 @@ fn man_pages_cover_every_command() {
         ("kekkai-explain", &["0", "1", "2"]),
         ("kekkai-export", &["0", "1", "2"]),
         ("kekkai-audit", &["0", "1", "125", "2"]),
+        ("kekkai-learn", &["0", "1", "125", "2"]),
         ("kekkai-man", &["0", "1", "2"]),
         ("kekkai-image", &["0", "1", "2"]),
     ];

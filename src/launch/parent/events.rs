@@ -26,6 +26,7 @@ use super::outcome::Observed;
 use crate::launch::error::{StepError, Syscall};
 use crate::launch::exec::{handled_set, sent_by_process};
 use crate::launch::notify::NotifyRelay;
+use crate::launch::observe::Observer;
 use crate::launch::report::{self, Ended};
 use crate::launch::sync::{Channel, ToParent};
 use crate::launch::terminal::{Relay, StdioPlan};
@@ -137,6 +138,7 @@ struct Ready {
     relay_end: bool,
     stdin: bool,
     notify: bool,
+    observer: bool,
 }
 
 /// The supervisor's state and descriptors while the sandbox runs.
@@ -156,6 +158,10 @@ pub struct Supervisor<'a> {
     /// The cgroup limits dropped, to be said with Landlock's drops once the sandbox reports
     /// (None: -q, or said already).
     announce: Option<Vec<String>>,
+    /// `kekkai learn`: the listener is welcome (else a descriptor sent with it is dropped).
+    observe: bool,
+    /// `kekkai learn`: the observer, once the sandbox has sent its listener.
+    observer: Option<Observer>,
     seen: Observed,
 }
 
@@ -167,6 +173,7 @@ impl<'a> Supervisor<'a> {
         stdio: &'a StdioPlan,
         notify: Option<&'a NotifyRelay>,
         announce: Option<Vec<String>>,
+        observe: bool,
     ) -> Supervisor<'a> {
         Supervisor {
             pid: sandbox.pid,
@@ -178,6 +185,8 @@ impl<'a> Supervisor<'a> {
             relay: None,
             notify,
             announce,
+            observe,
+            observer: None,
             seen: Observed::default(),
         }
     }
@@ -192,6 +201,9 @@ impl<'a> Supervisor<'a> {
             let Some(ready) = self.wait()? else {
                 continue;
             };
+            if ready.observer {
+                self.on_observer();
+            }
             if ready.notify {
                 self.on_notify();
             }
@@ -226,6 +238,10 @@ impl<'a> Supervisor<'a> {
         if let Some(n) = self.notify {
             notify_at = add(n.fd(), PollFlags::POLLIN);
         }
+        let mut observer_at = None;
+        if let Some(o) = self.observer.as_ref().filter(|o| !o.closed) {
+            observer_at = add(o.fd(), PollFlags::POLLIN);
+        }
         let (mut end_at, mut stdin_at) = (None, None);
         if let Some(r) = self.relay.as_ref().filter(|r| r.end_open) {
             end_at = add(r.end_fd(), r.end_events());
@@ -256,7 +272,24 @@ impl<'a> Supervisor<'a> {
             relay_end: fired(end_at),
             stdin: fired(stdin_at),
             notify: fired(notify_at),
+            observer: fired(observer_at),
         }))
+    }
+
+    /// `kekkai learn`: one call shown to the observer, recorded and let go on; a hang-up
+    /// (every process of the sandbox gone) closes it.
+    fn on_observer(&mut self) {
+        if let Some(o) = self.observer.as_mut() {
+            let mut fds = [PollFd::new(o.fd(), PollFlags::POLLIN)];
+            let ready = poll(&mut fds, PollTimeout::ZERO)
+                .ok()
+                .and_then(|_| fds[0].revents());
+            match ready {
+                Some(r) if r.contains(PollFlags::POLLIN) => o.handle(),
+                Some(r) if !r.is_empty() => o.closed = true,
+                _ => {}
+            }
+        }
     }
 
     /// sd_notify: passes on what arrived.
@@ -362,6 +395,10 @@ impl<'a> Supervisor<'a> {
             }
             Ok(Some((ToParent::RelayEnd, None))) => {}
             Ok(Some((ToParent::ProgramExited(ended), _))) => self.seen.program = Some(ended),
+            Ok(Some((ToParent::Listener, Some(fd)))) if self.observe => {
+                self.observer = Some(Observer::new(fd, pid_u32(self.pid)))
+            }
+            Ok(Some((ToParent::Listener, _))) => {}
             Ok(None) => return false,
             Err(Errno::EAGAIN) => {}
             Err(_) => return false,
@@ -382,6 +419,11 @@ impl<'a> Supervisor<'a> {
             self.chan_open = self.read_message();
         }
         self.seen.wall = self.start.elapsed();
+        self.seen.observations = self.observer.take().map(Observer::into_observations);
         self.seen
     }
+}
+
+fn pid_u32(pid: Pid) -> u32 {
+    u32::try_from(pid.as_raw()).unwrap_or(0)
 }

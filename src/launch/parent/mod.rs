@@ -172,7 +172,15 @@ fn launch(
     // enforced, just before the program starts (unless -q).
     let announce = (!opts.quiet).then(|| cgroup_dropped.to_vec());
     let sandbox = Sandbox { pid, chan, start };
-    let seen = Supervisor::new(sandbox, sources, &opts.stdio, notify, announce).run()?;
+    let seen = Supervisor::new(
+        sandbox,
+        sources,
+        &opts.stdio,
+        notify,
+        announce,
+        opts.observe,
+    )
+    .run()?;
     Ok(outcome::decide(seen))
 }
 

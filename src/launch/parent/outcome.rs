@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 
 use crate::exit;
 use crate::launch::error::StepError;
+use crate::launch::observe::Observations;
 use crate::launch::report::{CgroupOutcome, Ended, Enforced, Outcome};
 use crate::plan::steps::Step;
 
@@ -29,6 +30,8 @@ pub struct Observed {
     pub sandbox: Option<Ended>,
     /// From clone to the end.
     pub wall: Duration,
+    /// `kekkai learn`: what the observer saw.
+    pub observations: Option<Observations>,
 }
 
 /// The outcome of a run: the program's end as the reaper reported it, else the sandbox's;
@@ -68,6 +71,7 @@ pub fn decide(seen: Observed) -> Outcome {
         sys_ms: 0,
         max_rss: 0,
         cgroup: CgroupOutcome::default(),
+        observations: seen.observations,
     }
 }
 

@@ -26,10 +26,12 @@
 //!   syscalls with their argument conditions;
 //! - [`presets`]: the presets' syscall lists, as data with reasons;
 //! - `bpf`: the rules → the stack of BPF programs (x86_64 only; elsewhere a plan-time refusal);
-//! - `interp`: a classic-BPF interpreter and the kernel's action-cache emulation, for tests.
+//! - `interp`: a classic-BPF interpreter and the kernel's action-cache emulation, for tests;
+//! - [`observe`]: `kekkai learn`'s observer, a filter that shows every call to the supervisor.
 
 #[doc(hidden)]
 pub mod interp;
+pub mod observe;
 pub mod presets;
 pub mod rules;
 

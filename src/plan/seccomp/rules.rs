@@ -77,6 +77,24 @@ pub fn compile(
         }
         insert_conditioned(&mut allowed, &mut denied);
     }
+    if preset == Preset::Empty {
+        // Nothing is allowed but the `allow` rules; clone3 still answers ENOSYS, so that libc
+        // falls back to clone (whose flags an `allow` rule can check) instead of failing.
+        insert_clone3(&mut allowed, &mut denied);
+        // kekkai installs the filters after the allowlist with seccomp() itself.
+        if let Some(nr) = names::syscall_number("seccomp") {
+            allowed.insert(
+                nr,
+                Match::When(vec![vec![Cond::u32(
+                    0,
+                    Op::Eq,
+                    u64::from(libc::SECCOMP_SET_MODE_FILTER),
+                )]]),
+            );
+        }
+    }
+    // Presets whose socket() is conditioned on the family.
+    let families_filtered = conditioned || preset == Preset::Empty;
 
     // Socket families.
     let families_path = here.key("socket-families");
@@ -109,7 +127,7 @@ pub fn compile(
             }
             Some(out)
         }
-        None if preset == Preset::Strict => Some(Vec::new()),
+        None if matches!(preset, Preset::Strict | Preset::Empty) => Some(Vec::new()),
         None if conditioned => {
             netlink_route = presets::DEFAULT_FAMILIES
                 .iter()
@@ -135,7 +153,7 @@ pub fn compile(
             add_groups(std::slice::from_ref(g), &mut allowed);
         }
     }
-    if let (Some(fams), true) = (&socket_families, conditioned) {
+    if let (Some(fams), true) = (&socket_families, families_filtered) {
         if let Some(nr) = names::syscall_number("socket") {
             let mut sets: Vec<Vec<Cond>> = fams
                 .iter()
@@ -273,7 +291,11 @@ pub fn compile(
         default_action,
         allowed,
         denied,
-        socket_families: if conditioned { socket_families } else { None },
+        socket_families: if families_filtered {
+            socket_families
+        } else {
+            None
+        },
         netlink_route: conditioned && netlink_route,
         reasons,
         host_privileges: host,
@@ -341,9 +363,16 @@ fn insert_conditioned(
             ),
         );
     }
-    // clone3's flags live in memory the filter can't read: answer ENOSYS so libc falls back to
-    // clone, whose flags it can.
-    if let Some(n) = nr("clone3") {
+    insert_clone3(allowed, denied);
+}
+
+/// clone3's flags live in memory the filter can't read: answer ENOSYS so libc falls back to
+/// clone, whose flags it can.
+fn insert_clone3(
+    allowed: &mut BTreeMap<i64, Match>,
+    denied: &mut BTreeMap<Action, BTreeMap<i64, Match>>,
+) {
+    if let Some(n) = names::syscall_number("clone3") {
         denied
             .entry(Action::errno(libc::ENOSYS))
             .or_default()

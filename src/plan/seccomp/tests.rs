@@ -37,6 +37,10 @@ pub(super) fn nr(name: &str) -> i64 {
 #[case("{preset: strict}", "connect", false)]
 #[case("{allow: [ptrace]}", "ptrace", true)]
 #[case("{deny: [write]}", "write", false)]
+#[case("{preset: empty}", "read", false)]
+#[case("{preset: empty}", "socket", false)]
+#[case("{preset: empty, allow: [read]}", "read", true)]
+#[case("{preset: empty, allow: [read]}", "write", false)]
 fn allowlist(#[case] yaml: &str, #[case] name: &str, #[case] allowed: bool) {
     let plan = compile_yaml(yaml).unwrap();
     assert_eq!(plan.allowed.contains_key(&nr(name)), allowed, "{name}");
@@ -327,4 +331,30 @@ fn a_filter_over_the_limit_is_named() {
             ),
         "{msg}"
     );
+}
+
+/// `empty`: only the rules, clone3 still answers ENOSYS, and kekkai may install its other
+/// filters after the allowlist; socket() only for the families or rules given.
+#[test]
+fn empty_allows_only_its_rules_and_what_kekkai_needs() {
+    let p = compile_yaml(
+        "{preset: empty, allow: [{ syscall: socket, args: [{ arg: 0, width: 32, eq: AF_UNIX }] }]}",
+    )
+    .unwrap();
+    let enosys = Action::Errno(libc::ENOSYS as u32);
+    assert!(
+        p.denied
+            .get(&enosys)
+            .is_some_and(|m| m.contains_key(&nr("clone3")))
+    );
+    assert!(matches!(
+        p.allowed.get(&nr("seccomp")),
+        Some(Match::When(_))
+    ));
+    assert!(matches!(p.allowed.get(&nr("socket")), Some(Match::When(w)) if w.len() == 1));
+    let mut names: Vec<i64> = p.allowed.keys().copied().collect();
+    names.sort_unstable();
+    let mut want = vec![nr("clone3"), nr("seccomp"), nr("socket")];
+    want.sort_unstable();
+    assert_eq!(names, want);
 }
