@@ -126,7 +126,8 @@ fn launch(
         Ok(None) => {
             drop(chan);
             drop(sources);
-            child::main(plan, command, child_chan, opts)
+            let tasks = cgroups.map(Cgroups::v1_tasks).unwrap_or_default();
+            child::main(plan, command, child_chan, opts, &tasks)
         }
         Ok(Some(pid)) => pid,
         Err(e) => {
@@ -144,14 +145,12 @@ fn launch(
     };
     drop(child_chan);
     opts.enter(Step::IdMaps);
-    // Joining a cgroup v1 hierarchy waits for an RCU grace period (milliseconds): the child
-    // builds its root meanwhile and waits for Go only before it installs seccomp.
-    let ready = write_maps(plan, pid)
-        .and_then(|()| {
-            chan.send(&ToChild::Mapped)
-                .step(Step::IdMaps, || "write(channel, mapped)".into())
-        })
-        .and_then(|()| cgroups.map_or(Ok(()), |c| c.join(pid)));
+    // The child joins its cgroup v1 hierarchies itself once it has its id maps (see
+    // `Cgroups::v1_tasks`).
+    let ready = write_maps(plan, pid).and_then(|()| {
+        chan.send(&ToChild::Mapped)
+            .step(Step::IdMaps, || "write(channel, mapped)".into())
+    });
     if let Err(e) = ready {
         // The child dies with us; make sure it is gone before reporting.
         let _ = kill(pid, Signal::SIGKILL);
