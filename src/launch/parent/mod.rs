@@ -1,11 +1,12 @@
 //! The supervisor: the rest of step 1 (the cgroup), step 2 (clone3) and step 3 (id maps,
-//! cgroup v1 join, Go), then supervision until the sandbox is gone (`events.rs`), how the run
+//! Mapped, Go), then supervision until the sandbox is gone (`events.rs`), how the run
 //! ended (`outcome.rs`), and the cleanup.
 //!
 //! Ordering: the cgroup exists before clone (cgroup v2 places the child with CLONE_INTO_CGROUP);
 //! the supervisor becomes a subreaper and opens its signalfd and timer before clone, so no
 //! sandbox process can outlive the run or end unseen; the id maps are written before the child
-//! may set itself up (`Mapped`), and the cgroup v1 join before the program may start (`Go`).
+//! may set itself up (`Mapped`; the child then joins its cgroup v1 hierarchies through `tasks`
+//! descriptors opened here before clone), and `Go` follows.
 //! Once the sandbox is gone, what is left in its cgroup is killed and reaped before the cgroup
 //! is read and removed.
 
