@@ -22,11 +22,18 @@ use crate::plan::steps::Step;
 use crate::sys::{Kernel, Linux};
 
 /// Runs the sandbox's steps; never returns.
-pub fn main(plan: &Plan, command: &[OsString], chan: Channel, opts: &Options) -> ! {
+/// `cgroup_tasks`: the `tasks` files of the cgroup v1 hierarchies to join (step 3).
+pub fn main(
+    plan: &Plan,
+    command: &[OsString],
+    chan: Channel,
+    opts: &Options,
+    cgroup_tasks: &[BorrowedFd<'_>],
+) -> ! {
     // A panic must not unwind into the launcher's frames below this one: this process is a
     // copy of the launcher, and from step 11 on the descriptors those frames own are closed.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run(&Linux, plan, command, &chan, opts)
+        run(&Linux, plan, command, &chan, opts, cgroup_tasks)
     }));
     let Ok(Err(err)) = result else {
         crate::sys::exit_now(crate::exit::LAUNCH)
@@ -62,8 +69,9 @@ fn run(
     command: &[OsString],
     chan: &Channel,
     opts: &Options,
+    cgroup_tasks: &[BorrowedFd<'_>],
 ) -> Result<Infallible, StepError> {
-    let c = Child::start(k, plan, chan, opts)?; //       3: the parent wrote our id maps
+    let c = Child::start(k, plan, chan, opts, cgroup_tasks)?; // 3: id maps; cgroup v1 join
     let c = c.build_root()?; //                          4: private propagation, overlay root
     let c = c.mount_all()?; //                           5: the policy's mounts, in order
     let c = c.pivot_root()?; //                          6: no path back to the host tree
@@ -128,13 +136,15 @@ impl<'a, S> Child<'a, S> {
 }
 
 impl<'a> Child<'a, Mapped> {
-    /// Waits until the supervisor has written the id maps. Dies with the supervisor from here
-    /// on.
+    /// Waits until the supervisor has written the id maps, then joins the cgroup v1
+    /// hierarchies, so that all of its own setup is counted and limited there. Dies with the
+    /// supervisor from here on.
     fn start(
         k: &'a dyn Kernel,
         plan: &'a Plan,
         chan: &'a Channel,
         opts: &'a Options,
+        cgroup_tasks: &[BorrowedFd<'_>],
     ) -> Result<Self, StepError> {
         k.set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .step(Step::Clone, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
@@ -149,6 +159,10 @@ impl<'a> Child<'a, Mapped> {
             })?;
         }
         wait_for(k, chan, &ToChild::Mapped, Step::IdMaps)?;
+        for tasks in cgroup_tasks {
+            k.join_cgroup_v1(*tasks)
+                .step(Step::IdMaps, || "write(<cgroup v1>/tasks, \"0\")".into())?;
+        }
         if let Some(ns) = &plan.userns {
             if ns.setup_as_root {
                 let root = nix::unistd::Uid::from_raw(0);
@@ -410,8 +424,10 @@ mod tests {
         parent.send(&ToChild::Go).unwrap();
         let command = [OsString::from("/bin/sh")];
         let opts = Options::default();
+        // Stands for the `tasks` file of one cgroup v1 hierarchy.
+        let tasks = std::fs::File::open("/dev/null").unwrap();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            run(fake, plan, &command, &child, &opts)
+            run(fake, plan, &command, &child, &opts, &[tasks.as_fd()])
         }));
         let end = match result {
             Ok(Err(e)) => End::Failed(e),
@@ -447,7 +463,8 @@ mod tests {
     fn allowed(call: &Call) -> &'static [&'static str] {
         match call {
             Call::SetPdeathsig(_) => &["", "drop-privileges"],
-            Call::ForgetLauncherArgs => &[""],
+            // Step 3, before any step of the child's own setup.
+            Call::ForgetLauncherArgs | Call::JoinCgroupV1(_) => &[""],
             Call::Setresgid(_) | Call::Setresuid(_) => &["", "drop-privileges"],
             Call::Mount { .. }
             | Call::Open(..)
@@ -526,6 +543,11 @@ mod tests {
         assert_eq!(steps, documented);
 
         let calls = by_step(&log);
+        let joins = calls
+            .iter()
+            .filter(|(_, c)| matches!(c, Call::JoinCgroupV1(_)))
+            .count();
+        assert_eq!(joins, 1);
         for (step, call) in &calls {
             assert!(
                 allowed(call).contains(step),

@@ -176,7 +176,7 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
     .map_err(|e| {
         e.hint("kekkai stages the new root on a private tmpfs over /tmp, which must be a directory")
     })?;
-    for d in [NEW_ROOT, "/tmp/u", "/tmp/w"] {
+    for d in [NEW_ROOT, "/tmp/u", "/tmp/w", EMPTY_LOWER] {
         k.mkdirat(AT_FDCWD, Path::new(d), Mode::from_bits_truncate(0o755))
             .step(step, || format!("mkdir({}, 0755)", cstr(d)))?;
     }
@@ -208,11 +208,6 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
                     Mode::from_bits_truncate(0o755),
                 )
                 .step(step, || format!("mkdir({})", cstr(&target)))?;
-                let (upper, work) = (format!("/tmp/u/{i}"), format!("/tmp/w/{i}"));
-                for d in [&upper, &work] {
-                    k.mkdirat(AT_FDCWD, Path::new(d), Mode::from_bits_truncate(0o755))
-                        .step(step, || format!("mkdir({})", cstr(d)))?;
-                }
                 let lower: Vec<String> = lowers.iter().map(|fd| fd_path(fd.as_fd())).collect();
                 // An image store marks opaque directories in the user.overlay.* namespace.
                 let xattrs = if plan.rootfs.userxattr {
@@ -220,10 +215,24 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
                 } else {
                     ""
                 };
-                let opts = format!(
-                    "lowerdir={},upperdir={upper},workdir={work}{xattrs}",
-                    lower.join(":")
-                );
+                // An upper layer (on the staging tmpfs) only where something must be written:
+                // a writable root, or a policy mount whose target lies inside this entry (its
+                // mount point may have to be created). Elsewhere the overlay is lower layers
+                // only: read-only by construction, and the kernel makes no work directory
+                // (overlayfs wants two lower layers without an upper: the second is empty).
+                let opts = if needs_upper(plan, name) {
+                    let (upper, work) = (format!("/tmp/u/{i}"), format!("/tmp/w/{i}"));
+                    for d in [&upper, &work] {
+                        k.mkdirat(AT_FDCWD, Path::new(d), Mode::from_bits_truncate(0o755))
+                            .step(step, || format!("mkdir({})", cstr(d)))?;
+                    }
+                    format!(
+                        "lowerdir={},upperdir={upper},workdir={work}{xattrs}",
+                        lower.join(":")
+                    )
+                } else {
+                    format!("lowerdir={}:{EMPTY_LOWER}{xattrs}", lower.join(":"))
+                };
                 k.mount(
                     Some("overlay"),
                     target.as_str(),
@@ -285,6 +294,20 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
         }
     }
     Ok(Staged { root, seal, host })
+}
+
+/// An empty directory on the staging tmpfs: the bottom layer of every overlay without an upper.
+const EMPTY_LOWER: &str = "/tmp/e";
+
+/// Does the overlay of the top-level entry `name` need an upper layer: is the root writable, or
+/// does a policy mount's target lie below the entry (so its mount point may be created)?
+fn needs_upper(plan: &Plan, name: &str) -> bool {
+    let entry = Path::new("/").join(name);
+    plan.rootfs.writable
+        || plan
+            .mounts
+            .iter()
+            .any(|m| m.target != entry && m.target.starts_with(&entry))
 }
 
 /// Opens, before anything is covered, every host object the sandbox will need.

@@ -81,8 +81,8 @@ pub const ORDER: [StepInfo; 13] = [
         step: Step::IdMaps,
         number: 3,
         side: Side::Parent,
-        what: "write uid_map/gid_map (setgroups denied when rootless); join cgroup v1 while \
-               the child goes on to step 11",
+        what: "write uid_map/gid_map (setgroups denied when rootless); the child then joins \
+               its cgroup v1 hierarchies itself",
         why: "only a process outside the new user namespace may write its maps",
     },
     StepInfo {
@@ -145,7 +145,7 @@ pub const ORDER: [StepInfo; 13] = [
         step: Step::Seccomp,
         number: 12,
         side: Side::Child,
-        what: "wait until the cgroup v1 join is done; install the seccomp filters",
+        what: "wait for the parent's go-ahead; install the seccomp filter",
         why: "last: it would filter the launcher's own setup",
     },
     StepInfo {

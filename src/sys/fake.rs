@@ -69,6 +69,7 @@ pub enum Call {
     CapRaise(&'static str, Capability),
     Capget(&'static str),
     SetPdeathsig(Signal),
+    JoinCgroupV1(String),
     SetDumpable(bool),
     ForgetLauncherArgs,
     SetNoNewPrivs,
@@ -445,6 +446,10 @@ impl Kernel for Fake {
 
     fn set_pdeathsig(&self, sig: Signal) -> nix::Result<()> {
         self.act(Call::SetPdeathsig(sig))
+    }
+
+    fn join_cgroup_v1(&self, tasks: BorrowedFd<'_>) -> nix::Result<()> {
+        self.act(Call::JoinCgroupV1(self.name(tasks)))
     }
 
     fn set_dumpable(&self, on: bool) -> nix::Result<()> {

@@ -128,6 +128,9 @@ pub trait Kernel {
     // ── the process ─────────────────────────────────────────────────────────────────────────
     /// `prctl(PR_SET_PDEATHSIG, sig)`.
     fn set_pdeathsig(&self, sig: Signal) -> nix::Result<()>;
+    /// `write(tasks, "0")`: moves the calling thread into the cgroup v1 whose `tasks` file
+    /// `tasks` is (opened by the supervisor, whose credentials the kernel checks).
+    fn join_cgroup_v1(&self, tasks: BorrowedFd<'_>) -> nix::Result<()>;
     /// `prctl(PR_SET_DUMPABLE, on)`.
     fn set_dumpable(&self, on: bool) -> nix::Result<()>;
     /// [`super::forget_launcher_args`].
@@ -322,6 +325,13 @@ impl Kernel for Linux {
 
     fn set_pdeathsig(&self, sig: Signal) -> nix::Result<()> {
         nix::sys::prctl::set_pdeathsig(sig)
+    }
+
+    fn join_cgroup_v1(&self, tasks: BorrowedFd<'_>) -> nix::Result<()> {
+        match nix::unistd::write(tasks, b"0")? {
+            1 => Ok(()),
+            _ => Err(Errno::EIO),
+        }
     }
 
     fn set_dumpable(&self, on: bool) -> nix::Result<()> {

@@ -9,8 +9,9 @@
 //! `limits.parent`), never anywhere else. On v2 the sandbox is created directly inside it
 //! (clone3 with CLONE_INTO_CGROUP), so it never runs outside its limits; when controllers must be
 //! enabled in a cgroup that holds processes, the launcher first moves itself into a leaf (the
-//! "no internal processes" rule systemd's `Delegate=yes` expects). On v1 the supervisor writes
-//! the child's pid into each cgroup (step 3) before the child may go on.
+//! "no internal processes" rule systemd's `Delegate=yes` expects). On v1 the child joins each
+//! cgroup itself (step 3, as soon as its id maps are written) through `tasks` files the
+//! supervisor opened, before any step of its own setup.
 //!
 //! Ordering: opened in step 1, before clone; joined in steps 2 and 3; killed, read and removed
 //! when the sandbox has ended.
@@ -362,6 +363,9 @@ pub struct Cgroups {
     v1: Vec<(Controller, PathBuf)>,
     /// A v1 freezer cgroup for teardown, when there is one.
     freezer: Option<PathBuf>,
+    /// The `tasks` file of each v1 cgroup (the freezer's too), open for writing: the child
+    /// joins them itself (see [`Cgroups::v1_tasks`]).
+    tasks: Vec<OwnedFd>,
     /// Where each controller went, for the report.
     pub placed: Vec<(Controller, Version, PathBuf)>,
 }
@@ -440,6 +444,7 @@ impl Cgroups {
             v2: None,
             v1: Vec::new(),
             freezer: None,
+            tasks: Vec::new(),
             placed: Vec::new(),
         };
         if let Err(e) = cg.populate(&name, limits, layout, h) {
@@ -483,6 +488,9 @@ impl Cgroups {
                 }
             }
         }
+        for dir in self.v1.iter().map(|(_, d)| d).chain(self.freezer.iter()) {
+            self.tasks.push(v1::open_tasks(dir)?);
+        }
         Ok(())
     }
 
@@ -492,12 +500,14 @@ impl Cgroups {
         self.v2.as_ref().map(|(_, fd)| fd.as_fd())
     }
 
-    /// Step 3: puts the child into the v1 cgroups (v2 placement happened at clone).
-    pub fn join(&self, pid: nix::unistd::Pid) -> Result<(), StepError> {
-        for dir in self.v1.iter().map(|(_, d)| d).chain(self.freezer.iter()) {
-            v1::join(dir, pid)?;
-        }
-        Ok(())
+    /// Step 3: the `tasks` files of the v1 cgroups, which the child writes "0" to (v2
+    /// placement happened at clone). Moving one thread by writing "0" doesn't take the
+    /// threadgroup lock that writing a pid takes, whose RCU grace period cost milliseconds a
+    /// launch; the child is a single thread, and the descriptors are opened by the supervisor,
+    /// whose credentials the kernel checks.
+    pub fn v1_tasks(&self) -> Vec<BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.tasks.iter().map(|fd| fd.as_fd()).collect()
     }
 
     /// Kills whatever is still in the cgroups (the sandbox has ended or timed out) and waits

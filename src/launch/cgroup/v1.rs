@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use nix::unistd::Pid;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 
 use super::files::{CgroupStats, PERIOD_US, field, kill_listed, listed, write_file};
 use crate::launch::error::StepError;
@@ -125,9 +126,22 @@ pub fn create_freezer(parent: &Path, name: &str) -> Result<PathBuf, StepError> {
     Ok(dir)
 }
 
-/// Puts a process into a v1 cgroup.
-pub fn join(dir: &Path, pid: Pid) -> Result<(), StepError> {
-    write_file(dir, "cgroup.procs", &pid.to_string(), None)
+/// The cgroup's `tasks` file, open for writing (close-on-exec): writing "0" to it moves the
+/// writing thread in.
+pub fn open_tasks(dir: &Path) -> Result<OwnedFd, StepError> {
+    let path = dir.join("tasks");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&path)
+        .map(OwnedFd::from)
+        .map_err(|e| {
+            StepError::sys(
+                Step::Plan,
+                format!("open({path:?}, O_WRONLY)"),
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })
 }
 
 /// Freezes the cgroup (so nothing can fork away), kills everything in it, thaws it.

@@ -1,11 +1,12 @@
 //! The supervisor: the rest of step 1 (the cgroup), step 2 (clone3) and step 3 (id maps,
-//! cgroup v1 join, Go), then supervision until the sandbox is gone (`events.rs`), how the run
+//! Mapped, Go), then supervision until the sandbox is gone (`events.rs`), how the run
 //! ended (`outcome.rs`), and the cleanup.
 //!
 //! Ordering: the cgroup exists before clone (cgroup v2 places the child with CLONE_INTO_CGROUP);
 //! the supervisor becomes a subreaper and opens its signalfd and timer before clone, so no
 //! sandbox process can outlive the run or end unseen; the id maps are written before the child
-//! may set itself up (`Mapped`), and the cgroup v1 join before the program may start (`Go`).
+//! may set itself up (`Mapped`; the child then joins its cgroup v1 hierarchies through `tasks`
+//! descriptors opened here before clone), and `Go` follows.
 //! Once the sandbox is gone, what is left in its cgroup is killed and reaped before the cgroup
 //! is read and removed.
 
@@ -127,7 +128,8 @@ fn launch(
         Ok(None) => {
             drop(chan);
             drop(sources);
-            child::main(plan, command, child_chan, opts)
+            let tasks = cgroups.map(Cgroups::v1_tasks).unwrap_or_default();
+            child::main(plan, command, child_chan, opts, &tasks)
         }
         Ok(Some(pid)) => pid,
         Err(e) => {
@@ -145,14 +147,12 @@ fn launch(
     };
     drop(child_chan);
     opts.enter(Step::IdMaps);
-    // Joining a cgroup v1 hierarchy waits for an RCU grace period (milliseconds): the child
-    // builds its root meanwhile and waits for Go only before it installs seccomp.
-    let ready = write_maps(plan, pid)
-        .and_then(|()| {
-            chan.send(&ToChild::Mapped)
-                .step(Step::IdMaps, || "write(channel, mapped)".into())
-        })
-        .and_then(|()| cgroups.map_or(Ok(()), |c| c.join(pid)));
+    // The child joins its cgroup v1 hierarchies itself once it has its id maps (see
+    // `Cgroups::v1_tasks`).
+    let ready = write_maps(plan, pid).and_then(|()| {
+        chan.send(&ToChild::Mapped)
+            .step(Step::IdMaps, || "write(channel, mapped)".into())
+    });
     if let Err(e) = ready {
         // The child dies with us; make sure it is gone before reporting.
         let _ = kill(pid, Signal::SIGKILL);

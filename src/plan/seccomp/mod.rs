@@ -4,16 +4,17 @@
 //! the program sees the call's number, architecture and arguments (never memory they point to)
 //! and answers allow, log, an errno, trap or kill. The kernel runs every installed filter and
 //! takes the strictest answer; among equal answers (two different errnos) the most recently
-//! installed filter wins. So the plan is a stack: an architecture guard (i386 and x32 calls
-//! kill the process), the main allowlist (default action for anything unlisted), then one
-//! filter per distinct deny action (for example `clone3` → ENOSYS), installed last so their
-//! errno is the one seen.
+//! installed filter wins. The policy's rules are such a stack: an architecture guard (i386 and
+//! x32 calls kill the process), the main allowlist (default action for anything unlisted), then
+//! the rules of each distinct deny action (for example `clone3` → ENOSYS), last so their errno
+//! is the one seen. kekkai compiles the stack into one program that answers what the stack
+//! would (`bpf`), so the kernel installs, JIT-compiles and runs one filter instead of four.
 //!
 //! Unless the policy says `host-privileges: allow`, the stack also holds the rules that keep
 //! privileges in whatever the preset: a mode argument with the setuid or setgid bit, or a
 //! device type for mknod, gets EPERM, and `openat2` and `io_uring_setup`, whose modes the
-//! filter can't see, get ENOSYS. Their filter always comes with the architecture guard: an
-//! i386 `chmod` (`int 0x80`, nr 15) would otherwise be a way around them.
+//! filter can't see, get ENOSYS. Their program always kills i386 and x32 calls: an i386 `chmod`
+//! (`int 0x80`, nr 15) would otherwise be a way around them.
 //!
 //! Ordering in the launch: seccomp is installed last, after PR_SET_NO_NEW_PRIVS (required to
 //! install a filter without CAP_SYS_ADMIN) and after every other setup step, because the filter
@@ -25,7 +26,8 @@
 //! - [`rules`]: the policy's `seccomp` section (and `host-privileges`) → allowed and denied
 //!   syscalls with their argument conditions;
 //! - [`presets`]: the presets' syscall lists, as data with reasons;
-//! - `bpf`: the rules → the stack of BPF programs (x86_64 only; elsewhere a plan-time refusal);
+//! - `bpf`: the rules → one BPF program for the whole stack (x86_64 only; elsewhere a plan-time
+//!   refusal);
 //! - `interp`: a classic-BPF interpreter and the kernel's action-cache emulation, for tests;
 //! - [`observe`]: `kekkai learn`'s observer, a filter that shows every call to the supervisor.
 
@@ -214,7 +216,8 @@ pub struct SeccompPlan {
     pub reasons: Vec<(String, String)>,
     /// `deny`: the rules that keep privileges in are part of `denied`.
     pub host_privileges: HostPrivileges,
-    /// Filters in installation order (empty for preset `none` without rules).
+    /// Filters in installation order: one program for the whole stack, none for preset `none`
+    /// without rules.
     pub filters: Vec<Filter>,
 }
 
