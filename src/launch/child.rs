@@ -348,7 +348,7 @@ mod tests {
     use crate::sys::fake::{Call, Ended, Fake};
     use crate::sys::kernel::Stat;
 
-    const SHIPPED: [&str; 4] = ["default", "untrusted", "build", "service"];
+    const SHIPPED: [&str; 6] = ["default", "untrusted", "build", "service", "python", "node"];
 
     /// `name` compiled for a root or an unprivileged caller. `build` runs as the owner of the
     /// working directory and refuses a root-owned one: compile it in a fresh directory that
@@ -517,7 +517,7 @@ mod tests {
     /// seccomp and execve, in that order, execve last.
     #[rstest]
     fn the_calls_follow_the_documented_order(
-        #[values("default", "untrusted", "build", "service")] name: &'static str,
+        #[values("default", "untrusted", "build", "service", "python", "node")] name: &'static str,
         #[values(false, true)] root: bool,
     ) {
         let plan = plan_of(name, root);
@@ -617,7 +617,7 @@ mod tests {
     /// it is reported as such, with exit status 126.)
     #[rstest]
     fn a_failing_call_stops_the_launch_at_its_step(
-        #[values("default", "untrusted", "build", "service")] name: &'static str,
+        #[values("default", "untrusted", "build", "service", "python", "node")] name: &'static str,
         #[values(false, true)] root: bool,
     ) {
         let plan = plan_of(name, root);

@@ -6,6 +6,8 @@ const SHIPPED: &[(&str, &str)] = &[
     ("untrusted", include_str!("../../policies/untrusted.yaml")),
     ("build", include_str!("../../policies/build.yaml")),
     ("service", include_str!("../../policies/service.yaml")),
+    ("python", include_str!("../../policies/python.yaml")),
+    ("node", include_str!("../../policies/node.yaml")),
 ];
 
 /// The shipped policy's canonical name, if there is one called `name`.

@@ -32,10 +32,18 @@ fn check_accepts_shipped_policies_by_name() {
     let dir = Scratch::not_roots("cli-names");
     let out = kekkai(
         dir.path(),
-        &["check", "default", "untrusted", "build", "service"],
+        &[
+            "check",
+            "default",
+            "untrusted",
+            "build",
+            "service",
+            "python",
+            "node",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
-    assert_eq!(stdout(&out).lines().count(), 4, "{}", stdout(&out));
+    assert_eq!(stdout(&out).lines().count(), 6, "{}", stdout(&out));
 }
 
 /// Malformed files: (name, contents, line, column, key path, message fragment).

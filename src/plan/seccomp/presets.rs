@@ -286,6 +286,25 @@ pub const BASE: &[Group] = &[
         ],
     },
     Group {
+        why: "I/O on sockets the program already holds: the connected pairs of socketpair \
+              (`strict` allows it for unix stream and seqpacket pairs alone) and the ones it \
+              was given; none of these calls creates a socket or reaches a new peer (a stream or \
+              seqpacket socket ignores or refuses an address given to sendto and sendmsg)",
+        syscalls: &[
+            "getsockname",
+            "getpeername",
+            "sendto",
+            "recvfrom",
+            "sendmsg",
+            "recvmsg",
+            "sendmmsg",
+            "recvmmsg",
+            "shutdown",
+            "setsockopt",
+            "getsockopt",
+        ],
+    },
+    Group {
         why: "randomness and restarting interrupted calls",
         syscalls: &["getrandom", "restart_syscall"],
     },
@@ -303,7 +322,8 @@ pub const BASE: &[Group] = &[
 /// Groups only `default` allows.
 pub const DEFAULT_ONLY: &[Group] = &[
     Group {
-        why: "sockets (socket() itself is limited to the allowed families)",
+        why: "sockets: creating, naming and connecting them (socket() itself is limited to the \
+              allowed families)",
         syscalls: &[
             "socketpair",
             "bind",
@@ -311,17 +331,6 @@ pub const DEFAULT_ONLY: &[Group] = &[
             "accept",
             "accept4",
             "connect",
-            "getsockname",
-            "getpeername",
-            "sendto",
-            "recvfrom",
-            "sendmsg",
-            "recvmsg",
-            "sendmmsg",
-            "recvmmsg",
-            "shutdown",
-            "setsockopt",
-            "getsockopt",
         ],
     },
     Group {

@@ -76,6 +76,9 @@ pub fn compile(
             add_groups(presets::DEFAULT_ONLY, &mut allowed);
         }
         insert_conditioned(&mut allowed, &mut denied);
+        if preset == Preset::Strict {
+            insert_strict_socketpair(&mut allowed);
+        }
     }
     if preset == Preset::Empty {
         // Nothing is allowed but the `allow` rules; clone3 still answers ENOSYS, so that libc
@@ -380,6 +383,36 @@ fn insert_clone3(
         // Listed in the allowlist too, so that a stricter default action (kill, trap) can't
         // outrank the ENOSYS that makes libc fall back to clone.
         allowed.insert(n, Match::Always);
+    }
+}
+
+/// AF_UNIX, and the socket types (the low four bits of socketpair's argument 1, below
+/// SOCK_NONBLOCK and SOCK_CLOEXEC) `strict` lets socketpair create.
+const AF_UNIX: u64 = 1;
+const SOCK_TYPE_MASK: u64 = 0xf;
+const SOCK_STREAM: u64 = 1;
+const SOCK_SEQPACKET: u64 = 5;
+
+/// `strict`'s socketpair: a connected pair of unix stream or seqpacket sockets, which is how
+/// asyncio's and libuv's event loops wake themselves, how the JVM's NIO closes descriptors
+/// (FileDispatcherImpl) and how runtimes talk to their own children and workers. A pair
+/// reaches nothing outside the program: it has no name, the other end is the program's own,
+/// and a stream or seqpacket socket ignores or refuses an address given to sendto or sendmsg.
+/// A datagram pair is left out because it does not: unix_dgram_sendmsg sends to the address
+/// it is given, a named socket of the host included. socket(), connect() and bind() stay out,
+/// so the program can't reach the named sockets of the tree it sees.
+fn insert_strict_socketpair(allowed: &mut BTreeMap<i64, Match>) {
+    if let Some(n) = names::syscall_number("socketpair") {
+        let pair = |ty| {
+            vec![
+                Cond::u32(0, Op::Eq, AF_UNIX),
+                Cond::u32(1, Op::MaskedEq(SOCK_TYPE_MASK), ty),
+            ]
+        };
+        allowed.insert(
+            n,
+            Match::When(vec![pair(SOCK_STREAM), pair(SOCK_SEQPACKET)]),
+        );
     }
 }
 

@@ -35,6 +35,11 @@ pub(super) fn nr(name: &str) -> i64 {
 #[case("{}", "mount", false)]
 #[case("{preset: strict}", "read", true)]
 #[case("{preset: strict}", "connect", false)]
+#[case("{preset: strict}", "socket", false)]
+#[case("{preset: strict}", "bind", false)]
+#[case("{preset: strict}", "socketpair", true)]
+#[case("{preset: strict}", "sendmsg", true)]
+#[case("{preset: strict}", "recvfrom", true)]
 #[case("{allow: [ptrace]}", "ptrace", true)]
 #[case("{deny: [write]}", "write", false)]
 #[case("{preset: empty}", "read", false)]
@@ -375,4 +380,28 @@ fn empty_allows_only_its_rules_and_what_kekkai_needs() {
     let mut want = vec![nr("clone3"), nr("seccomp"), nr("socket")];
     want.sort_unstable();
     assert_eq!(names, want);
+}
+
+/// `strict`'s socketpair: unix stream and seqpacket pairs only (a datagram pair's sendto
+/// reaches named sockets); a non-empty `socket-families` gives back the whole socket group.
+#[rstest]
+#[case::strict("{preset: strict}", Some(2))]
+#[case::strict_with_families("{preset: strict, socket-families: [unix]}", None)]
+#[case::default("{}", None)]
+fn socketpair_under_strict_is_unix_stream_and_seqpacket(
+    #[case] yaml: &str,
+    #[case] condition_sets: Option<usize>,
+) {
+    let plan = compile_yaml(yaml).unwrap();
+    match (plan.allowed.get(&nr("socketpair")), condition_sets) {
+        (Some(Match::Always), None) => {}
+        (Some(Match::When(sets)), Some(n)) => {
+            assert_eq!(sets.len(), n);
+            for set in sets {
+                assert!(set.iter().all(|c| c.width32), "{set:?}");
+                assert!(set.contains(&Cond::u32(0, Op::Eq, 1)), "{set:?}");
+            }
+        }
+        other => panic!("{yaml}: {other:?}"),
+    }
 }
