@@ -70,7 +70,7 @@ fn limit_key(name: &str) -> KeyPath {
 }
 
 /// cgroup limits to enforce, each with its policy key.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LimitsPlan {
     /// memory.max in bytes.
     pub memory: Option<Keyed<u64>>,
@@ -196,7 +196,7 @@ impl LimitsPlan {
 }
 
 /// A resource limit setrlimit sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Rlimit {
     /// Open files (RLIMIT_NOFILE).
     Nofile,
@@ -247,7 +247,7 @@ impl Rlimit {
 }
 
 /// A resource limit to set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RlimitPlan {
     /// Which one.
     pub limit: Rlimit,

@@ -12,7 +12,9 @@
 use crate::policy::model;
 
 /// A Linux namespace type, in the order the plan sorts them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Namespace {
     /// User namespace: ids and capabilities of its own.
     User,
@@ -79,7 +81,7 @@ impl From<model::Namespace> for Namespace {
 }
 
 /// The program's network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Network {
     /// A network namespace of its own, loopback up, nothing else.
     None,
@@ -97,7 +99,7 @@ impl From<model::Network> for Network {
 }
 
 /// What happens when the kernel or the host can't enforce a layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Compat {
     /// Refuse to run unless everything asked for is enforced.
     Hard,
@@ -125,7 +127,7 @@ impl From<model::Compat> for Compat {
 }
 
 /// An IPC scope Landlock confines to the sandbox (ABI 6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Scope {
     /// No connecting to abstract unix sockets created outside the sandbox.
     AbstractUnix,
@@ -153,7 +155,7 @@ impl From<model::Scope> for Scope {
 }
 
 /// The seccomp allowlist a filter starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Preset {
     /// What ordinary programs use; everything else is denied.
     Default,
@@ -177,7 +179,7 @@ impl From<model::Preset> for Preset {
 }
 
 /// Whether the program may hold or leave privileges on the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HostPrivileges {
     /// Never host root; no capability that reaches host files or ids; no setuid, setgid or
     /// device files.
@@ -196,7 +198,7 @@ impl From<model::HostPrivileges> for HostPrivileges {
 }
 
 /// How the program meets the caller's terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Terminal {
     /// A new pseudo-terminal, relayed by the supervisor, in place of each terminal descriptor.
     Pty,
