@@ -37,6 +37,7 @@ fn main() -> ExitCode {
     // Each command with the exit code its failures get.
     let code = match cli.cmd {
         Cmd::Run(args) => report(cli::run::run(&args, sub, verbosity), exit::LAUNCH),
+        Cmd::RunPlan(args) => report(cli::run::run_plan(&args, verbosity), exit::LAUNCH),
         Cmd::Check(args) => report(cli::check::check(&args), exit::INVALID),
         Cmd::Explain(args) => report(cli::explain::explain(&args, sub), exit::INVALID),
         Cmd::Export(args) => report(cli::export::export(&args, sub), exit::INVALID),

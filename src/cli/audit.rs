@@ -4,25 +4,30 @@
 //! In order: load and compile the policy; step aside in the cgroup tree as the run will (on
 //! cgroup v2 a sandbox's cgroup can't be made beside the audit in a cgroup that holds
 //! processes); the probe context from the plan and the host's fixtures; a private copy of
-//! kekkai; then `kekkai -q run --report FILE -p POLICY [overrides] --ro-bind COPY … -- COPY
-//! __probe battery CTX`, once with stdin `/dev/null` and once (its terminal probes only) with
-//! the audit's own terminal on stdin; the two outputs judged into one report.
+//! kekkai; the plan the sandbox runs: the same loaded policy with the copy (and root's secret)
+//! bound in, compiled for a caller whose environment holds the audit's secret, as the inner
+//! launcher's does; then `kekkai -q __run-plan --plan-fd N --report FILE -- COPY __probe battery
+//! CTX` with that plan handed over (`handoff.rs`: the policy and its `extends` are read once,
+//! here), once with stdin `/dev/null` and once (its terminal probes only) with the audit's own
+//! terminal on stdin; the two outputs judged into one report.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use clap::ArgMatches;
 
-use kekkai::audit::host::{self, Fixtures, ProbeCopy};
+use kekkai::audit::host::{self, ProbeCopy};
 use kekkai::audit::terminal::CallerTty;
 use kekkai::audit::{Ctx, PROBE_PATH, SECRET_PATH, battery, probes, report};
 use kekkai::error::Error;
 use kekkai::exit;
 use kekkai::launch::cgroup;
 use kekkai::log;
-use kekkai::policy::PolicySource;
+use kekkai::plan::{self, Plan};
+use kekkai::policy::overrides::{self, Override};
 
 use super::AuditArgs;
+use super::handoff::Handoff;
 
 /// `kekkai __probe WHAT CTX [CATEGORY]`: the battery, inside the sandbox.
 pub(crate) fn probe(what: &str, ctx: &str, only: Option<&str>) -> Result<i32, Error> {
@@ -35,7 +40,7 @@ pub(crate) fn probe(what: &str, ctx: &str, only: Option<&str>) -> Result<i32, Er
 pub(crate) fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Error> {
     let caller = super::caller()?;
     let source = super::policy_source(&args.policy)?;
-    let (_loaded, plan) = super::load_and_compile(&source, &args.policy, m, &caller)?;
+    let (loaded, plan) = super::load_and_compile(&source, &args.policy, m, &caller)?;
     // Where the run will put each cgroup controller. On cgroup v2 the `kekkai run` this audit
     // starts would find the audit beside it in a cgroup that must hold no processes: step aside
     // first, as that run would (best effort: the run reports its own failure).
@@ -52,14 +57,35 @@ pub(crate) fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Err
     } else {
         Some(ProbeCopy::new().map_err(|e| Error::io("copying kekkai for the probe", e))?)
     };
+    let secret = ctx.secret.clone().unwrap_or_default();
+    // The plan the sandbox runs: the policy judged here, with the copy and root's secret bound
+    // in, for a caller whose environment holds the secret (the inner launcher's does).
+    let run_plan = match &copy {
+        None => None,
+        Some(copy) => {
+            let mut binds = vec![Override::RoBind(format!(
+                "{}:{PROBE_PATH}",
+                copy.path().display()
+            ))];
+            if let Some(file) = fixtures.secret_file() {
+                binds.push(Override::RoBind(format!(
+                    "{}:{SECRET_PATH}",
+                    file.display()
+                )));
+            }
+            let mut inner = loaded.clone();
+            overrides::apply(&mut inner, &binds, &caller.pwd)?;
+            let mut launcher = caller.clone();
+            launcher
+                .env
+                .push(("KEKKAI_AUDIT_SECRET".into(), secret.clone().into()));
+            Some(plan::compile(&inner, &launcher)?)
+        }
+    };
     let battery = Battery {
-        args,
-        m,
-        source: &source,
         exe: &exe,
-        copy: copy.as_ref(),
-        fixtures: &fixtures,
-        secret: ctx.secret.clone().unwrap_or_default(),
+        plan: run_plan.as_ref(),
+        secret,
     };
     let run_report = copy.as_ref().map(ProbeCopy::run_report);
     let out = battery.run(&mut ctx, args.only.as_deref(), false, run_report.as_deref())?;
@@ -121,16 +147,12 @@ pub(crate) fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Err
     Ok(if report.passed() { 0 } else { 1 })
 }
 
-/// How the battery is started: in a sandbox (`kekkai -q run` with the policy, the overrides and
-/// the binds of the copy and the secret), or, for a control run, directly.
+/// How the battery is started: in a sandbox (`kekkai -q __run-plan` with the plan handed over),
+/// or, for a control run, directly.
 struct Battery<'a> {
-    args: &'a AuditArgs,
-    m: Option<&'a ArgMatches>,
-    source: &'a PolicySource,
     exe: &'a Path,
-    /// The copy of kekkai the sandbox runs; `None` for a control run.
-    copy: Option<&'a ProbeCopy>,
-    fixtures: &'a Fixtures,
+    /// The plan the sandbox runs; `None` for a control run.
+    plan: Option<&'a Plan>,
     /// The secret put into the launcher's environment.
     secret: String,
 }
@@ -149,50 +171,38 @@ impl Battery<'_> {
     ) -> Result<Output, Error> {
         let tty =
             CallerTty::open(ctx).map_err(|e| Error::io("opening a terminal for the audit", e))?;
-        tty.run(self.command(ctx, only, report), stdin_tty)
-            .map_err(|e| Error::io("starting the sandbox", e))
+        // Inherited by the command spawned next, and closed here once it has started.
+        let handoff = self.plan.map(Handoff::new).transpose()?;
+        let cmd = self.command(ctx, only, report, handoff.as_ref());
+        let out = tty.run(cmd, stdin_tty);
+        drop(handoff);
+        out.map_err(|e| Error::io("starting the sandbox", e))
     }
 
     /// The command line that starts the battery.
-    fn command(&self, ctx: &Ctx, only: Option<&str>, report: Option<&Path>) -> Command {
+    fn command(
+        &self,
+        ctx: &Ctx,
+        only: Option<&str>,
+        report: Option<&Path>,
+        handoff: Option<&Handoff>,
+    ) -> Command {
         let mut cmd = Command::new(self.exe);
-        match self.copy {
+        match handoff {
             None => {
                 cmd.arg("__probe")
                     .arg("battery")
                     .arg(serde_json::to_string(ctx).unwrap_or_default());
                 cmd.args(only);
             }
-            Some(copy) => {
+            Some(handoff) => {
                 // Quiet: what the run has to say about itself comes back through its report
                 // and goes into the table; its errors (the sandbox did not start) are still
                 // printed.
-                cmd.args(["-q", "run"]);
+                cmd.args(["-q", "__run-plan", "--plan-fd"])
+                    .arg(handoff.number().to_string());
                 if let Some(path) = report {
                     cmd.arg("--report").arg(path);
-                }
-                match (self.source, &self.args.policy.policy) {
-                    // The sandbox runs the file judged here, not the result of a second lookup.
-                    (PolicySource::Found(found), _) => {
-                        cmd.arg("-p").arg(found.reopen_path());
-                    }
-                    (_, Some(p)) => {
-                        cmd.args(["-p", p]);
-                    }
-                    (_, None) => {}
-                }
-                for o in super::overrides(&self.args.policy, self.m) {
-                    let flag = o.flag();
-                    match flag.split_once(' ') {
-                        Some((name, value)) => cmd.args([name, value]),
-                        None => cmd.arg(&flag),
-                    };
-                }
-                cmd.arg("--ro-bind")
-                    .arg(format!("{}:{PROBE_PATH}", copy.path().display()));
-                if let Some(secret) = self.fixtures.secret_file() {
-                    cmd.arg("--ro-bind")
-                        .arg(format!("{}:{SECRET_PATH}", secret.display()));
                 }
                 cmd.arg("--").args(host::battery_command(ctx, only));
             }

@@ -10,6 +10,7 @@ pub(crate) mod completions;
 pub(crate) mod explain;
 pub(crate) mod export;
 mod flags;
+mod handoff;
 pub(crate) mod man;
 pub(crate) mod policies;
 pub(crate) mod run;
@@ -97,6 +98,9 @@ pub(crate) enum Cmd {
     /// in a way that is harmless when allowed, and is judged blocked, escaped, not applicable
     /// (the policy grants it) or error. The policy's own `audit:` expectations are checked too.
     Audit(AuditArgs),
+    /// (internal) Run the plan handed over by the kekkai that started this one (`audit`).
+    #[command(name = "__run-plan", hide = true)]
+    RunPlan(RunPlanArgs),
     /// (internal) The probe battery, run inside the sandbox by `audit`.
     #[command(name = "__probe", hide = true)]
     Probe {
@@ -170,6 +174,19 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     policy: PolicyArgs,
     /// Write a JSON record of what was enforced and how the run ended to FILE (`-`: stderr).
+    #[arg(long, value_name = "FILE")]
+    report: Option<String>,
+    /// The program and its arguments.
+    #[arg(trailing_var_arg = true, required = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RunPlanArgs {
+    /// The descriptor holding the plan (a sealed memfd).
+    #[arg(long, value_name = "FD")]
+    plan_fd: i32,
+    /// As for `run`.
     #[arg(long, value_name = "FILE")]
     report: Option<String>,
     /// The program and its arguments.

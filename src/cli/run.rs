@@ -1,39 +1,90 @@
 //! `kekkai run`: load and compile the policy, open the `--report` file before the program
 //! starts, launch, and say how the run ended (limits that fired, the timeout, what was left to
-//! clean up); the program's exit status passes through.
+//! clean up); the program's exit status passes through. `kekkai __run-plan` is the same for a
+//! plan handed over by the kekkai that started it (`handoff.rs`).
+
+use std::ffi::OsString;
+use std::fs::File;
 
 use clap::ArgMatches;
 
 use kekkai::error::Error;
+use kekkai::launch::Options;
 use kekkai::log;
+use kekkai::plan::Plan;
 
-use super::RunArgs;
+use super::{RunArgs, RunPlanArgs};
 
 pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Error> {
     let caller = super::caller()?;
-    let mut opts = kekkai::launch::Options::from_env();
-    opts.quiet = verbosity < 0;
+    let opts = options(verbosity);
     opts.enter(kekkai::plan::steps::Step::Plan);
     let source = super::policy_source(&args.policy)?;
     let (_loaded, plan) = super::load_and_compile(&source, &args.policy, m, &caller)?;
-    // Opened before the program starts: it may write where the report goes (a writable working
-    // directory) and must not choose, with a symbolic link planted there, what kekkai writes.
-    let report_file = match args.report.as_deref() {
-        None | Some("-") => None,
-        Some(dest) => Some(
-            kekkai::hostfs::create_for_writing(std::path::Path::new(dest), caller.euid)
+    let report_file = open_report(args.report.as_deref(), caller.euid)?;
+    launch(
+        &plan,
+        &args.command,
+        args.report.as_deref(),
+        report_file,
+        &opts,
+        verbosity,
+    )
+}
+
+/// `kekkai __run-plan --plan-fd N`: runs the plan the parent kekkai handed over.
+pub(crate) fn run_plan(args: &RunPlanArgs, verbosity: i8) -> Result<i32, Error> {
+    let opts = options(verbosity);
+    opts.enter(kekkai::plan::steps::Step::Plan);
+    let plan = super::handoff::receive(args.plan_fd)?;
+    let report_file = open_report(args.report.as_deref(), nix::unistd::geteuid().as_raw())?;
+    launch(
+        &plan,
+        &args.command,
+        args.report.as_deref(),
+        report_file,
+        &opts,
+        verbosity,
+    )
+}
+
+fn options(verbosity: i8) -> Options {
+    let mut opts = Options::from_env();
+    opts.quiet = verbosity < 0;
+    opts
+}
+
+/// Opens the `--report` file before the program starts: it may write where the report goes (a
+/// writable working directory) and must not choose, with a symbolic link planted there, what
+/// kekkai writes.
+fn open_report(dest: Option<&str>, euid: u32) -> Result<Option<File>, Error> {
+    match dest {
+        None | Some("-") => Ok(None),
+        Some(dest) => Ok(Some(
+            kekkai::hostfs::create_for_writing(std::path::Path::new(dest), euid)
                 .map_err(|why| Error::Host(format!("--report {dest}: {why}")))?,
-        ),
-    };
+        )),
+    }
+}
+
+/// Launches the plan and says how the run ended.
+fn launch(
+    plan: &Plan,
+    command: &[OsString],
+    report: Option<&str>,
+    report_file: Option<File>,
+    opts: &Options,
+    verbosity: i8,
+) -> Result<i32, Error> {
     if verbosity >= 0 && !plan.protected.is_empty() {
         log::warn(&format!(
             "the policy's hiding holds over {}",
             plan.protected.join("; ")
         ));
     }
-    let outcome = kekkai::launch::run(&plan, &args.command, &opts)?;
-    if let Some(dest) = &args.report {
-        let report = kekkai::launch::report::RunReport::new(&plan, &outcome);
+    let outcome = kekkai::launch::run(plan, command, opts)?;
+    if let Some(dest) = report {
+        let report = kekkai::launch::report::RunReport::new(plan, &outcome);
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();
         match report_file {
             None => eprintln!("{text}"),
