@@ -38,7 +38,7 @@ pub use keyed::Keyed;
 pub use landlock::LandlockPlan;
 pub use limits::{Controller, LimitsPlan, Rlimit, RlimitPlan};
 pub use seccomp::SeccompPlan;
-pub use vocab::{Compat, HostPrivileges, Namespace, Network, Preset, Scope, Terminal};
+pub use vocab::{Compat, HostPrivileges, Namespace, Network, Oom, Preset, Scope, Terminal};
 
 /// An error found while compiling.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -126,6 +126,35 @@ impl From<model::Compat> for Compat {
     }
 }
 
+/// What an out-of-memory kill ends (`limits.oom`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Oom {
+    /// Every process of the sandbox, together.
+    Sandbox,
+    /// The one process the OOM killer chose.
+    #[default]
+    Process,
+}
+
+impl Oom {
+    /// The policy's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Oom::Sandbox => "sandbox",
+            Oom::Process => "process",
+        }
+    }
+}
+
+impl From<model::Oom> for Oom {
+    fn from(o: model::Oom) -> Self {
+        match o {
+            model::Oom::Sandbox => Oom::Sandbox,
+            model::Oom::Process => Oom::Process,
+        }
+    }
+}
+
 /// An IPC scope Landlock confines to the sandbox (ABI 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Scope {
@@ -244,6 +273,9 @@ mod tests {
         assert_eq!(sorted, resorted);
         for c in [model::Compat::Hard, model::Compat::BestEffort] {
             assert_eq!(Compat::from(c).name(), spelled(c));
+        }
+        for o in [model::Oom::Sandbox, model::Oom::Process] {
+            assert_eq!(Oom::from(o).name(), spelled(o));
         }
         for s in [model::Scope::AbstractUnix, model::Scope::Signal] {
             assert_eq!(Scope::from(s).name(), spelled(s));

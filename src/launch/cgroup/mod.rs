@@ -362,6 +362,8 @@ pub struct Cgroups {
     v1: Vec<(Controller, PathBuf)>,
     /// A v1 freezer cgroup for teardown, when there is one.
     freezer: Option<PathBuf>,
+    /// `limits.oom: sandbox` on a v1 memory cgroup: signalled at each OOM event.
+    oom_events: Option<OwnedFd>,
     /// Where each controller went, for the report.
     pub placed: Vec<(Controller, Version, PathBuf)>,
 }
@@ -440,6 +442,7 @@ impl Cgroups {
             v2: None,
             v1: Vec::new(),
             freezer: None,
+            oom_events: None,
             placed: Vec::new(),
         };
         if let Err(e) = cg.populate(&name, limits, layout, h) {
@@ -473,6 +476,12 @@ impl Cgroups {
         for (c, parent) in &layout.v1 {
             let dir = v1::create(parent, name, *c, limits)?;
             self.placed.push((*c, Version::V1, dir.clone()));
+            if *c == Controller::Memory
+                && limits.memory.is_some()
+                && *limits.oom == crate::plan::Oom::Sandbox
+            {
+                self.oom_events = Some(v1::oom_events(&dir, &limits.oom.key)?);
+            }
             self.v1.push((*c, dir));
         }
         // Without a v2 cgroup, freeze-and-kill on v1 needs the freezer hierarchy.
@@ -490,6 +499,13 @@ impl Cgroups {
     pub fn clone_target(&self) -> Option<BorrowedFd<'_>> {
         use std::os::fd::AsFd;
         self.v2.as_ref().map(|(_, fd)| fd.as_fd())
+    }
+
+    /// What the supervisor polls to end the whole sandbox at an OOM kill (`limits.oom:
+    /// sandbox` on cgroup v1; cgroup v2's `memory.oom.group` needs no help).
+    pub fn oom_events(&self) -> Option<BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.oom_events.as_ref().map(|fd| fd.as_fd())
     }
 
     /// Step 3: puts the child into the v1 cgroups (v2 placement happened at clone).

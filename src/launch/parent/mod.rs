@@ -170,7 +170,12 @@ fn launch(
     // What a best-effort policy runs without is said when the sandbox reports what it
     // enforced, just before the program starts (unless -q).
     let announce = (!opts.quiet).then(|| cgroup_dropped.to_vec());
-    let sandbox = Sandbox { pid, chan, start };
+    let sandbox = Sandbox {
+        pid,
+        chan,
+        start,
+        oom_events: cgroups.and_then(|c| c.oom_events()),
+    };
     let seen = Supervisor::new(sandbox, sources, &opts.stdio, notify, announce).run()?;
     Ok(outcome::decide(seen))
 }
