@@ -3,6 +3,7 @@
 //! clean up); the program's exit status passes through. `kekkai __run-plan` is the same for a
 //! plan handed over by the kekkai that started it (`handoff.rs`).
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::fs::File;
 
@@ -12,24 +13,178 @@ use kekkai::error::Error;
 use kekkai::launch::Options;
 use kekkai::log;
 use kekkai::plan::Plan;
+use kekkai::state::{self, Entry, Record, StateDir};
 
 use super::{RunArgs, RunPlanArgs};
 
 pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Error> {
     let caller = super::caller()?;
-    let opts = options(verbosity);
+    let mut opts = options(verbosity);
     opts.enter(kekkai::plan::steps::Step::Plan);
     let source = super::policy_source(&args.policy)?;
     let (_loaded, plan) = super::load_and_compile(&source, &args.policy, m, &caller)?;
     let report_file = open_report(args.report.as_deref(), caller.euid)?;
-    launch(
+    if args.name.is_none() && !args.detach {
+        return launch(
+            &plan,
+            &args.command,
+            args.report.as_deref(),
+            report_file,
+            &opts,
+            verbosity,
+        );
+    }
+    // A named or detached sandbox: claimed in the state directory before anything starts.
+    let policy = args
+        .policy
+        .policy
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let reg = Registration::claim(
+        &plan,
+        &policy,
+        &args.command,
+        args.name.as_deref(),
+        args.detach,
+    )?;
+    if args.detach {
+        return super::detach::detach(reg, |reg, opts_watch| {
+            opts.watch = Some(opts_watch);
+            let code = launch(
+                &plan,
+                &args.command,
+                args.report.as_deref(),
+                report_file,
+                &opts,
+                verbosity,
+            );
+            reg.finish(code.as_ref().map_or(kekkai::exit::LAUNCH, |c| *c));
+            code
+        });
+    }
+    let reg = std::rc::Rc::new(reg);
+    opts.watch = Some(reg.clone());
+    let code = launch(
         &plan,
         &args.command,
         args.report.as_deref(),
         report_file,
         &opts,
         verbosity,
-    )
+    );
+    reg.finish(code.as_ref().map_or(kekkai::exit::LAUNCH, |c| *c));
+    code
+}
+
+/// A named sandbox's entry in the state directory, kept up to date by its supervisor: the
+/// process ids once cloned, `started` when the program starts, the exit status at the end (a
+/// sandbox run in the foreground is removed then: its caller has the status).
+#[derive(Debug)]
+pub(crate) struct Registration {
+    dir: StateDir,
+    entry: Option<Entry>,
+    record: RefCell<Record>,
+    /// `--detach`: told (one byte) when the program has started.
+    pub(crate) ready: RefCell<Option<std::os::fd::OwnedFd>>,
+}
+
+impl Registration {
+    fn claim(
+        plan: &Plan,
+        policy: &str,
+        command: &[OsString],
+        name: Option<&str>,
+        detached: bool,
+    ) -> Result<Registration, Error> {
+        let dir = super::engine::state_dir()?;
+        let name = name.map_or_else(state::generated_name, str::to_owned);
+        let entry = dir.create(&name)?;
+        let me = nix::unistd::getpid().as_raw();
+        let record = Record {
+            kekkai: kekkai::plan::VERSION.into(),
+            name,
+            owner: dir.owner,
+            policy: policy.to_owned(),
+            command: command
+                .iter()
+                .map(|c| c.to_string_lossy().into_owned())
+                .collect(),
+            detached,
+            created: state::now(),
+            supervisor: state::Proc::of(me),
+            sandbox: None,
+            started: false,
+            ended: None,
+        };
+        let written = entry
+            .write_plan(plan)
+            .and_then(|()| entry.write_record(&record));
+        if let Err(e) = written {
+            let _ = dir.remove(entry);
+            return Err(e.into());
+        }
+        Ok(Registration {
+            dir,
+            entry: Some(entry),
+            record: RefCell::new(record),
+            ready: RefCell::new(None),
+        })
+    }
+
+    /// The sandbox's name.
+    pub(crate) fn name(&self) -> String {
+        self.record.borrow().name.clone()
+    }
+
+    /// The entry.
+    pub(crate) fn entry(&self) -> Option<&Entry> {
+        self.entry.as_ref()
+    }
+
+    /// This process is now the supervisor (after `--detach`'s fork).
+    pub(crate) fn supervised_here(&self) {
+        self.update(|r| r.supervisor = state::Proc::of(nix::unistd::getpid().as_raw()));
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Record)) {
+        let mut r = self.record.borrow_mut();
+        f(&mut r);
+        if let Some(e) = &self.entry {
+            if let Err(err) = e.write_record(&r) {
+                log::warn(&format!("the state of {}: {err}", r.name));
+            }
+        }
+    }
+
+    /// The run is over: a detached sandbox's end is recorded; a foreground one's entry goes.
+    pub(crate) fn finish(&self, exit_code: i32) {
+        drop(self.ready.borrow_mut().take());
+        if self.record.borrow().detached {
+            self.update(|r| {
+                r.ended = Some(state::End {
+                    exit_code,
+                    at: state::now(),
+                })
+            });
+        } else if let Some(e) = self.entry.as_ref() {
+            if let Ok(again) = self.dir.entry(&e.name) {
+                let _ = self.dir.remove(again);
+            }
+        }
+    }
+}
+
+impl kekkai::launch::Watch for Registration {
+    fn cloned(&self, pid: nix::unistd::Pid) {
+        self.update(|r| r.sandbox = state::Proc::of(pid.as_raw()));
+    }
+
+    fn started(&self) {
+        self.update(|r| r.started = true);
+        if let Some(fd) = self.ready.borrow_mut().take() {
+            let _ = nix::unistd::write(&fd, b"1");
+        }
+    }
 }
 
 /// `kekkai __run-plan --plan-fd N`: runs the plan the parent kekkai handed over.

@@ -12,6 +12,7 @@
 pub mod caps;
 pub mod cgroup;
 pub mod child;
+pub mod enter;
 pub mod environment;
 pub mod error;
 pub mod exec;
@@ -41,6 +42,15 @@ pub enum Fault {
     Wait(std::path::PathBuf),
 }
 
+/// Told of a sandbox's life by its supervisor, as it happens: what `kekkai run --name` keeps
+/// in the state directory.
+pub trait Watch: std::fmt::Debug {
+    /// The sandbox's first process exists (in its cgroups, its id maps written).
+    fn cloned(&self, pid: nix::unistd::Pid);
+    /// The sandbox reported what it enforced: the program starts now.
+    fn started(&self);
+}
+
 /// Launch options that are not policy.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -59,6 +69,8 @@ pub struct Options {
     /// The program's stdin, stdout and stderr (decided by the supervisor before clone from
     /// the policy's `terminal` and which of kekkai's own are terminals).
     pub stdio: terminal::StdioPlan,
+    /// Told when the sandbox exists and when its program starts (`run --name`, `--detach`).
+    pub watch: Option<std::rc::Rc<dyn Watch>>,
 }
 
 impl Options {

@@ -128,6 +128,8 @@ pub struct Sandbox<'a> {
     pub start: Instant,
     /// Signalled at an OOM kill in the sandbox's v1 memory cgroup: the whole sandbox ends.
     pub oom_events: Option<std::os::fd::BorrowedFd<'a>>,
+    /// Told when the program starts.
+    pub watch: Option<&'a dyn crate::launch::Watch>,
 }
 
 /// Which sources a round of `poll` found ready.
@@ -156,6 +158,8 @@ pub struct Supervisor<'a> {
     relay: Option<Relay>,
     /// sd_notify messages from inside, relayed to the caller's NOTIFY_SOCKET.
     notify: Option<&'a NotifyRelay>,
+    /// Told when the program starts.
+    watch: Option<&'a dyn crate::launch::Watch>,
     /// `limits.oom: sandbox` on cgroup v1: an OOM kill ends the whole sandbox.
     oom_events: Option<std::os::fd::BorrowedFd<'a>>,
     /// The cgroup limits dropped, to be said with Landlock's drops once the sandbox reports
@@ -180,6 +184,7 @@ impl<'a> Supervisor<'a> {
             sources,
             start: sandbox.start,
             oom_events: sandbox.oom_events,
+            watch: sandbox.watch,
             stdio,
             relay: None,
             notify,
@@ -376,6 +381,9 @@ impl<'a> Supervisor<'a> {
                     }
                 }
                 self.seen.enforced = Some(e);
+                if let Some(w) = self.watch {
+                    w.started();
+                }
                 // The program starts now; the supervisor only waits from here on.
                 crate::sys::release_code_pages();
             }
