@@ -90,12 +90,18 @@ fn limits_oom_says_what_an_oom_kill_ends(
     let w = World::new("oom-group");
     w.dir.write(
         "p.yaml",
-        &format!(
+        format!(
             "version: 1\nextends: default\nlimits: {{ memory: 64M, swap: 0, oom: {oom}, compat: hard }}\n"
         ),
     );
     let script = format!("sleep 1000 & {ALLOCATE_256M}; echo survived");
-    let o = no_residue(|| run_as(&w, mode, &["run", "-p", "./p.yaml", "--", "sh", "-c", &script]));
+    let o = no_residue(|| {
+        run_as(
+            &w,
+            mode,
+            &["run", "-p", "./p.yaml", "--", "sh", "-c", &script],
+        )
+    });
     if oom == "process" {
         assert_code(&o, 0);
         assert_eq!(stdout(&o), "survived\n");

@@ -178,8 +178,15 @@ pub(crate) fn enter(args: &EnterArgs, verbosity: i8) -> Result<i32, Error> {
         plan.terminal = kekkai::plan::Terminal::Inherit;
     }
     let (v2, v1) = usage::cgroups_of(first.pid);
+    let Some((program, _)) = state::program_of(first) else {
+        return Err(Error::Host(format!(
+            "{}: the sandbox's program is gone",
+            args.name
+        )));
+    };
+    drop(pidfd);
     let target = kekkai::launch::enter::Target {
-        pidfd: pidfd.as_fd(),
+        pidfd: program.as_fd(),
         v2,
         v1: v1.into_iter().map(|(_, d)| d).collect(),
     };

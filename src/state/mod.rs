@@ -239,6 +239,29 @@ impl Record {
     }
 }
 
+/// The program's process in a running sandbox whose first process is `first`: the first
+/// process itself when the program runs as PID 1, else its oldest living child, opened as a
+/// pidfd and then checked to still be that child. `enter` joins the namespaces through it: the
+/// first process of a sandbox is a non-dumpable copy of the launcher that never execs, which
+/// only a caller with CAP_SYS_PTRACE in the host's user namespace may join (`setns` checks
+/// ptrace access), while the program, after its execve, is an ordinary process of the caller's.
+pub fn program_of(first: Proc) -> Option<(OwnedFd, Proc)> {
+    let kids =
+        std::fs::read_to_string(format!("/proc/{}/task/{}/children", first.pid, first.pid)).ok()?;
+    match kids
+        .split_whitespace()
+        .filter_map(|k| k.parse::<i32>().ok())
+        .next()
+    {
+        None => first.open().map(|fd| (fd, first)),
+        Some(pid) => {
+            let child = Proc::of(pid)?;
+            let fd = child.open()?;
+            (parent_of(pid) == Some(first.pid)).then_some((fd, child))
+        }
+    }
+}
+
 /// The parent pid of a process (field 4 of /proc/PID/stat).
 fn parent_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
