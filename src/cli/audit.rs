@@ -79,7 +79,13 @@ pub(crate) fn audit(args: &AuditArgs, m: Option<&ArgMatches>) -> Result<i32, Err
             launcher
                 .env
                 .push(("KEKKAI_AUDIT_SECRET".into(), secret.clone().into()));
-            Some(plan::compile(&inner, &launcher)?)
+            let mut compiled = plan::compile(&inner, &launcher)?;
+            // `limits.oom: sandbox` would end the whole battery at the memory probe's OOM kill
+            // (each probe runs in a child of its own to survive that): the battery runs with
+            // `process`. What an OOM kill ends is availability, not confinement: no verdict
+            // depends on it.
+            compiled.limits.oom.value = plan::Oom::Process;
+            Some(compiled)
         }
     };
     let battery = Battery {
