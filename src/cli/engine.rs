@@ -98,19 +98,46 @@ fn row(r: &Record) -> PsRow {
     }
 }
 
-/// `kekkai ps [-a] [--json]`.
+/// Root's view of the users' state directories (`/run/user/UID/kekkai`, where a login session
+/// puts XDG_RUNTIME_DIR), each checked as its owner's own (owner UID, mode 0700, no link); for
+/// `ps` only: root never acts on a user's record.
+fn users_state_dirs() -> Vec<StateDir> {
+    let Ok(dirs) = std::fs::read_dir("/run/user") else {
+        return Vec::new();
+    };
+    let mut out: Vec<StateDir> = dirs
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|uid| *uid != 0)
+        .filter_map(|uid| {
+            let path = std::path::PathBuf::from(format!("/run/user/{uid}/kekkai"));
+            StateDir::open_existing(&path, uid).ok()
+        })
+        .collect();
+    out.sort_by_key(|d| d.owner);
+    out
+}
+
+/// `kekkai ps [-a] [--json]`: the caller's sandboxes; root's also lists the users'.
 pub(crate) fn ps(args: &PsArgs) -> Result<i32, Error> {
     let sd = state_dir()?;
     let mut rows = Vec::new();
-    for name in sd.names() {
-        match find(&sd, &name) {
-            Ok((_, r)) => {
-                let row = row(&r);
-                if args.all || row.status.running() {
-                    rows.push(row);
+    let root = sd.owner == 0;
+    let mut dirs = vec![sd];
+    if root {
+        dirs.extend(users_state_dirs());
+    }
+    for sd in &dirs {
+        for name in sd.names() {
+            match find(sd, &name) {
+                Ok((_, r)) => {
+                    let row = row(&r);
+                    if args.all || row.status.running() {
+                        rows.push(row);
+                    }
                 }
+                Err(e) => log::warn(&format!("{name}: {e}")),
             }
-            Err(e) => log::warn(&format!("{name}: {e}")),
         }
     }
     if args.json {
@@ -120,7 +147,6 @@ pub(crate) fn ps(args: &PsArgs) -> Result<i32, Error> {
         );
         return Ok(0);
     }
-    let root = sd.owner == 0;
     let dash = || "-".to_string();
     let mut out = String::new();
     let header = format!(
