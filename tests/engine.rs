@@ -291,3 +291,65 @@ fn one_user_cannot_see_or_enter_anothers_sandbox() {
     assert_code(&user.kekkai(&["stop", &n]), 1);
     assert_code(&root.kekkai(&["rm", "-f", &n]), 0);
 }
+
+/// `enter` is no wider a door than `run`: each probe (seccomp, Landlock, the read-only root,
+/// capabilities, a foreign ABI) answers the same, errno for errno, through `enter` into a running
+/// sandbox as through `run` of the same policy.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn enter_answers_every_probe_as_run_does(#[values(Who::Root, Who::Rootless)] who: Who) {
+    let e = Engine::new(who, "engine-probes");
+    e.w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nlandlock: { tcp-bind: [8080] }\n",
+    );
+    let n = e.name("probes");
+    assert_code(
+        &e.kekkai(&[
+            "run", "-d", "-p", "./p.yaml", "--name", &n, "--", "sleep", "1000",
+        ]),
+        0,
+    );
+    let probe = e.w.probe();
+    let cases: &[(&[&str], Option<&str>)] = &[
+        (
+            &["syscall", "unshare", "CLONE_NEWUSER"],
+            Some("errno EPERM"),
+        ),
+        (
+            &["syscall", "mount", "0", "0", "0", "0", "0"],
+            Some("errno EPERM"),
+        ),
+        (&["syscall", "ptrace", "16", "1"], Some("errno EPERM")),
+        (
+            &["syscall", "io_uring_setup", "1", "0"],
+            Some("errno EPERM"),
+        ),
+        (&["syscall", "bpf", "0", "0", "0"], Some("errno EPERM")),
+        (&["socket", "AF_PACKET", "3"], Some("errno EPERM")),
+        (&["tiocsti"], Some("errno EPERM")),
+        (&["tcp-bind", "8081"], Some("errno EACCES")),
+        (&["tcp-bind", "8080"], Some("ok 8080")),
+        (&["write", "/usr/bin/env"], None),
+        (&["read", "/etc/shadow"], None),
+        (&["create", "/etc/kekkai-enter-test"], None),
+        (&["int80", "20"], None),
+    ];
+    for (op, want) in cases {
+        let mut run = vec!["run", "-p", "./p.yaml", "--", probe.as_str()];
+        run.extend_from_slice(op);
+        let mut enter = vec!["enter", n.as_str(), "--", probe.as_str()];
+        enter.extend_from_slice(op);
+        let (r, en) = (e.kekkai(&run), e.kekkai(&enter));
+        assert_eq!(
+            (support::code(&en), stdout(&en)),
+            (support::code(&r), stdout(&r)),
+            "{op:?}: enter answered otherwise than run"
+        );
+        if let Some(want) = want {
+            assert_eq!(stdout(&en).trim(), *want, "{op:?}");
+        }
+    }
+    assert!(!std::path::Path::new("/etc/kekkai-enter-test").exists());
+    assert_code(&e.kekkai(&["rm", "-f", &n]), 0);
+}
