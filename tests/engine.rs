@@ -292,6 +292,43 @@ fn one_user_cannot_see_or_enter_anothers_sandbox() {
     assert_code(&root.kekkai(&["rm", "-f", &n]), 0);
 }
 
+/// Root's ps lists a user's sandbox (where a login session keeps it, /run/user/UID/kekkai) with
+/// its owner, and root's enter and stop don't reach it.
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn roots_ps_lists_a_users_sandbox_with_its_owner() {
+    let root = Engine::new(Who::Root, "engine-root-ps");
+    let mut user = Engine::new(Who::Rootless, "engine-user-ps");
+    let (uid, gid) = test_user().unwrap();
+    let made_parent = !std::path::Path::new("/run/user").exists();
+    let run_user = PathBuf::from(format!("/run/user/{uid}"));
+    let made = !run_user.exists();
+    if made {
+        std::fs::create_dir_all(&run_user).unwrap();
+        nix::unistd::chown(&run_user, Some(uid.into()), Some(gid.into())).unwrap();
+        std::fs::set_permissions(&run_user, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    user.xdg = run_user.clone();
+    let theirs = user.name("theirs");
+    let o = user.kekkai(&["run", "-d", "--name", &theirs, "--", "sleep", "1000"]);
+    let rows = ps_json(&root, false);
+    let listed = find(&rows, &theirs).map(|r| r["owner"].clone());
+    let entered = root.kekkai(&["enter", &theirs, "--", "true"]);
+    let stopped = root.kekkai(&["stop", &theirs]);
+    let removed = user.kekkai(&["rm", "-f", &theirs]);
+    if made {
+        std::fs::remove_dir_all(&run_user).unwrap();
+    }
+    if made_parent {
+        std::fs::remove_dir("/run/user").unwrap();
+    }
+    assert_code(&o, 0);
+    assert_eq!(listed, Some(serde_json::json!(uid)));
+    assert_code(&entered, 125);
+    assert_code(&stopped, 1);
+    assert_code(&removed, 0);
+}
+
 /// `enter` is no wider a door than `run`: each probe (seccomp, Landlock, the read-only root,
 /// capabilities, a foreign ABI) answers the same, errno for errno, through `enter` into a running
 /// sandbox as through `run` of the same policy.
