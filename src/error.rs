@@ -12,6 +12,9 @@ pub enum Error {
     /// A launch step failed.
     #[error("{0}")]
     Launch(#[from] crate::launch::StepError),
+    /// The state directory, or a sandbox in it (`ps`, `enter`, `stop`...).
+    #[error("{0}")]
+    State(#[from] crate::state::StateError),
     /// The command line is wrong in a way clap can't see.
     #[error("{0}")]
     Usage(String),

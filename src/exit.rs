@@ -14,3 +14,13 @@ pub const LAUNCH: i32 = 125;
 pub const NOT_EXECUTABLE: i32 = 126;
 /// The program was not found.
 pub const NOT_FOUND: i32 = 127;
+
+/// The engine's verbs (`enter` aside, which exits as `run` does): no sandbox of that name.
+pub const NO_SUCH_SANDBOX: i32 = 1;
+/// `stop`, `kill`, `stats NAME`: the sandbox is not running.
+pub const NOT_RUNNING: i32 = 3;
+/// `rm` without `-f`: the sandbox is still running.
+pub const SANDBOX_RUNNING: i32 = 4;
+/// The state directory (or an entry in it) is refused: not the caller's, open to others, a
+/// symbolic link, `XDG_RUNTIME_DIR` unset.
+pub const STATE_REFUSED: i32 = 5;

@@ -31,6 +31,13 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 if let Some(p) = &l.parent {
                     out.push(format!("cgroup parent: {}", p.display()));
                 }
+                if l.memory.is_some() && *l.oom == crate::plan::Oom::Sandbox {
+                    out.push(
+                        "out of memory: an OOM kill ends the whole sandbox (memory.oom.group, \
+                         or the supervisor on cgroup v1)"
+                            .into(),
+                    );
+                }
                 // Where each controller would go on this host, for this caller.
                 let layout =
                     crate::launch::cgroup::detect(l, &crate::launch::cgroup::Hierarchies::read());

@@ -25,4 +25,5 @@ pub mod man;
 pub mod plan;
 pub mod policy;
 pub mod schema;
+pub mod state;
 pub mod sys;

@@ -37,12 +37,21 @@ fn main() -> ExitCode {
     // Each command with the exit code its failures get.
     let code = match cli.cmd {
         Cmd::Run(args) => report(cli::run::run(&args, sub, verbosity), exit::LAUNCH),
+        Cmd::RunPlan(args) => report(cli::run::run_plan(&args, verbosity), exit::LAUNCH),
         Cmd::Check(args) => report(cli::check::check(&args), exit::INVALID),
         Cmd::Explain(args) => report(cli::explain::explain(&args, sub), exit::INVALID),
         Cmd::Export(args) => report(cli::export::export(&args, sub), exit::INVALID),
         Cmd::Schema => report(cli::schema::schema(), 1),
         Cmd::Learn(args) => report(cli::learn::learn(&args, verbosity), exit::LAUNCH),
         Cmd::Cleanup => report(cli::cleanup::cleanup(), 1),
+        Cmd::Ps(args) => report(cli::engine::ps(&args), 1),
+        Cmd::Enter(args) => report(cli::engine::enter(&args, verbosity), exit::LAUNCH),
+        Cmd::Stop(args) => report(cli::engine::stop(&args), 1),
+        Cmd::Kill(args) => report(cli::engine::kill(&args), 1),
+        Cmd::Wait(args) => report(cli::engine::wait(&args.name), 1),
+        Cmd::Logs(args) => report(cli::engine::logs(&args), 1),
+        Cmd::Stats(args) => report(cli::engine::stats(&args), 1),
+        Cmd::Rm(args) => report(cli::engine::rm(&args), 1),
         Cmd::Policies => report(cli::policies::policies(), 1),
         Cmd::Completions { shell } => report(cli::completions::completions(shell), 1),
         Cmd::Man { command, out } => report(cli::man::man(command.as_deref(), out.as_deref()), 1),
@@ -71,6 +80,19 @@ fn report(result: Result<i32, Error>, failure: i32) -> i32 {
         Err(Error::Usage(msg)) => {
             log::error(&msg);
             exit::USAGE
+        }
+        Err(Error::State(e)) => {
+            log::error(&e.to_string());
+            // `run` and `enter` fail before the program starts: 125, whatever the reason.
+            if failure == exit::LAUNCH {
+                return failure;
+            }
+            match e {
+                kekkai::state::StateError::NoSuch(_) => exit::NO_SUCH_SANDBOX,
+                kekkai::state::StateError::BadName(..) => exit::USAGE,
+                kekkai::state::StateError::InUse(_) => exit::SANDBOX_RUNNING,
+                kekkai::state::StateError::Refused(_) => exit::STATE_REFUSED,
+            }
         }
         Err(e) => {
             log::error(&e.to_string());

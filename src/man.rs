@@ -226,6 +226,48 @@ fn exit_statuses(sub: Option<&str>) -> Vec<Status> {
             ),
             USAGE,
         ],
+        Some("enter") => vec![
+            (
+                "N",
+                "The command's own exit status (128+N: killed by signal N).",
+            ),
+            (
+                "125",
+                "The command did not start: no running sandbox of that name is the caller's, \
+                 the state directory is refused, or joining or a lockdown step failed.",
+            ),
+            ("126", "The command was found but could not be executed."),
+            ("127", "The command was not found."),
+            USAGE,
+        ],
+        Some("ps" | "stop" | "kill" | "wait" | "logs" | "stats" | "rm") => {
+            let mut v = vec![
+                (
+                    "0",
+                    "Done (wait: the sandbox exited 0; its status is printed and is the exit \
+                     status).",
+                ),
+                (
+                    "1",
+                    "No sandbox of that name in the caller's state directory.",
+                ),
+                USAGE,
+                ("3", "stop, kill, stats NAME: the sandbox is not running."),
+                (
+                    "4",
+                    "rm: the sandbox is still running (rm -f stops it first).",
+                ),
+                (
+                    "5",
+                    "The state directory or an entry in it is refused: XDG_RUNTIME_DIR unset, \
+                     a directory not owned by the caller or open to others, a symbolic link.",
+                ),
+            ];
+            if sub == Some("wait") {
+                v.push(("N", "The sandbox's exit status, as run would have exited."));
+            }
+            v
+        }
         Some(_) => vec![
             ("0", "Success."),
             ("1", "Writing the output failed."),
@@ -286,8 +328,23 @@ const STORE_VAR: Var = (
      /var/lib/kekkai for root and $XDG_DATA_HOME/kekkai (~/.local/share/kekkai) for others.",
 );
 
+const RUNTIME_VAR: Var = (
+    "XDG_RUNTIME_DIR",
+    "An unprivileged caller's named and detached sandboxes are kept in \
+     $XDG_RUNTIME_DIR/kekkai; unset, or not a directory of the caller's with mode 0700, it is \
+     refused. Root's are in /run/kekkai.",
+);
+
 fn environment(sub: Option<&str>) -> Vec<Var> {
     let mut v: Vec<Var> = Vec::new();
+    if matches!(
+        sub,
+        None | Some(
+            "run" | "ps" | "enter" | "stop" | "kill" | "wait" | "logs" | "stats" | "rm" | "cleanup"
+        )
+    ) {
+        v.push(RUNTIME_VAR);
+    }
     match sub {
         None | Some("run") => {
             v.extend(POLICY_VARS);
@@ -360,17 +417,36 @@ const STORE_FILES: [File; 2] = [
     ),
 ];
 
+const STATE_FILE: File = (
+    "/run/kekkai/NAME, $XDG_RUNTIME_DIR/kekkai/NAME",
+    "A named or detached sandbox's state (root's, then an unprivileged user's; mode 0700, \
+     owned by the caller, refused otherwise): state.json (its record), plan.json (what enter \
+     applies), log and log.1 (a detached sandbox's output, rotated at 1 MiB).",
+);
+
 fn files(sub: Option<&str>) -> Vec<File> {
     let mut v: Vec<File> = Vec::new();
     match sub {
-        None | Some("run" | "audit" | "learn") => {
+        None | Some("run") => {
+            v.extend(POLICY_FILES);
+            v.push(CGROUP_FILE);
+            v.extend(STORE_FILES);
+            v.push(STATE_FILE);
+        }
+        Some("audit" | "learn") => {
             v.extend(POLICY_FILES);
             v.push(CGROUP_FILE);
             v.extend(STORE_FILES);
         }
         Some("image") => v.extend(STORE_FILES),
+        Some("ps" | "enter" | "stop" | "kill" | "wait" | "logs" | "stats" | "rm") => {
+            v.push(STATE_FILE)
+        }
         Some("check" | "explain" | "export" | "policies") => v.extend(POLICY_FILES),
-        Some("cleanup") => v.push(CGROUP_FILE),
+        Some("cleanup") => {
+            v.push(CGROUP_FILE);
+            v.push(STATE_FILE);
+        }
         Some(_) => {}
     }
     v

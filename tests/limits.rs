@@ -76,6 +76,41 @@ fn a_memory_limit_ends_the_run_with_an_oom_kill(#[values(Mode::Root, Mode::Deleg
     );
 }
 
+/// `limits.oom`: `process` lets the shell that started the allocation go on after the OOM kill;
+/// `sandbox` ends every process of the sandbox with it (cgroup v2 `memory.oom.group`, or on
+/// cgroup v1 the supervisor at the OOM event).
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn limits_oom_says_what_an_oom_kill_ends(
+    #[values(Mode::Root, Mode::Delegated)] mode: Mode,
+    #[values("process", "sandbox")] oom: &str,
+) {
+    need(mode.who());
+    let _turn = turn();
+    let w = World::new("oom-group");
+    w.dir.write(
+        "p.yaml",
+        format!(
+            "version: 1\nextends: default\nlimits: {{ memory: 64M, swap: 0, oom: {oom}, compat: hard }}\n"
+        ),
+    );
+    let script = format!("sleep 1000 & {ALLOCATE_256M}; echo survived");
+    let o = no_residue(|| {
+        run_as(
+            &w,
+            mode,
+            &["run", "-p", "./p.yaml", "--", "sh", "-c", &script],
+        )
+    });
+    if oom == "process" {
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), "survived\n");
+    } else {
+        assert_code(&o, 137);
+        assert_eq!(stdout(&o), "");
+    }
+}
+
 #[rstest]
 #[ignore = "needs root: run by scripts/test"]
 fn a_pids_limit_stops_a_fork_loop(#[values(Mode::Root, Mode::Delegated)] mode: Mode) {

@@ -115,7 +115,7 @@ fn every_unit_runs_the_installed_kekkai_in_a_delegated_cgroup() {
             p.display()
         );
     }
-    assert_eq!(units, 3);
+    assert_eq!(units, 4);
 }
 
 #[test]

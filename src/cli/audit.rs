@@ -8,6 +8,12 @@
 //! once with stdin `/dev/null` and once (its terminal probes only) with a terminal of the
 //! audit's own on stdin; the outputs judged into one report. What follows does not care which
 //! launcher ran the battery: the report formats, the baseline, the matrix.
+//!
+//! A policy's sandbox runs the plan judged here: the loaded policy with the probe copy (and
+//! root's secret, and an image root's loader) bound in, compiled for a caller whose environment
+//! holds the audit's secret as the inner launcher's does, and handed to `kekkai -q __run-plan
+//! --plan-fd N` in a sealed memfd (`handoff.rs`): the policy and its `extends` are read once,
+//! here, never looked up a second time.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -19,7 +25,7 @@ use clap::ArgMatches;
 use kekkai::audit::baseline;
 use kekkai::audit::compare::Matrix;
 use kekkai::audit::format::{self, Format, Meta};
-use kekkai::audit::host::{self, Fixtures, ProbeCopy};
+use kekkai::audit::host::{self, ProbeCopy};
 use kekkai::audit::program::ProbeProgram;
 use kekkai::audit::report::{self, AuditReport, Sandbox, SandboxKind};
 use kekkai::audit::terminal::CallerTty;
@@ -30,8 +36,10 @@ use kekkai::error::Error;
 use kekkai::exit;
 use kekkai::launch::cgroup;
 use kekkai::log;
-use kekkai::policy::PolicySource;
+use kekkai::plan::{self, Plan};
+use kekkai::policy::overrides::{self, Override};
 
+use super::handoff::Handoff;
 use super::{AuditArgs, FormatArg, PolicyArgs};
 
 /// What one audit is about.
@@ -205,7 +213,7 @@ impl One<'_> {
     fn run(&self, target: &Target) -> Result<Option<(AuditReport, i32)>, Error> {
         let control = matches!(target, Target::Control);
         let mut plan = None;
-        let mut source = None;
+        let mut loaded = None;
         let (mut ctx, sandbox) = match target {
             Target::Policy(_) | Target::Control => {
                 let policy = match target {
@@ -213,7 +221,7 @@ impl One<'_> {
                     _ => &self.args.policy,
                 };
                 let src = super::policy_source(policy)?;
-                let (_loaded, p) = super::load_and_compile(&src, policy, self.m, self.caller)?;
+                let (l, p) = super::load_and_compile(&src, policy, self.m, self.caller)?;
                 // Where the run will put each cgroup controller. On cgroup v2 the `kekkai run`
                 // this audit starts would find the audit beside it in a cgroup that must hold
                 // no processes: step aside first, as that run would (best effort: the run
@@ -238,7 +246,7 @@ impl One<'_> {
                     },
                 };
                 plan = Some(p);
-                source = Some((src, policy.clone()));
+                loaded = Some(l);
                 (ctx, sandbox)
             }
             Target::Wrap(w) => (
@@ -269,15 +277,51 @@ impl One<'_> {
             ),
             _ => None,
         };
+        let secret = ctx.secret.clone().unwrap_or_default();
+        // The plan the sandbox runs: the policy judged here, with the copy (root's secret, an
+        // image's loader) bound in, for a caller whose environment holds the secret.
+        let run_plan = match (&loaded, &copy) {
+            (Some(loaded), Some(copy)) => {
+                let mut binds = vec![Override::RoBind(format!(
+                    "{}:{PROBE_PATH}",
+                    copy.path().display()
+                ))];
+                if let Some(file) = fixtures.secret_file() {
+                    binds.push(Override::RoBind(format!(
+                        "{}:{SECRET_PATH}",
+                        file.display()
+                    )));
+                }
+                if loader.is_some() {
+                    binds.push(Override::RoBind(format!(
+                        "{}:{}",
+                        copy.path().with_file_name("lib").display(),
+                        kekkai::audit::portable::LIB_PATH
+                    )));
+                }
+                let mut inner = loaded.clone();
+                overrides::apply(&mut inner, &binds, &self.caller.pwd)?;
+                let mut launcher = self.caller.clone();
+                launcher
+                    .env
+                    .push(("KEKKAI_AUDIT_SECRET".into(), secret.clone().into()));
+                let mut compiled = plan::compile(&inner, &launcher)?;
+                // `limits.oom: sandbox` would end the whole battery at the memory probe's OOM
+                // kill (each probe runs in a child of its own to survive that): the battery runs
+                // with `process`. What an OOM kill ends is availability, not confinement: no
+                // verdict depends on it.
+                compiled.limits.oom.value = plan::Oom::Process;
+                Some(compiled)
+            }
+            _ => None,
+        };
         let launcher = Launcher {
             loader: loader.as_deref(),
             target,
-            source: source.as_ref(),
-            m: self.m,
+            plan: run_plan.as_ref(),
             program: self.program,
             copy: copy.as_ref(),
-            fixtures: &fixtures,
-            secret: ctx.secret.clone().unwrap_or_default(),
+            secret,
         };
         let only = self.args.only.as_deref();
         let started = Instant::now();
@@ -354,18 +398,15 @@ impl One<'_> {
     }
 }
 
-/// How the battery is started: in a sandbox kekkai builds (`kekkai -q run` with the policy, the
-/// overrides and the binds of the copy and the secret), through a wrapper's command line, or,
-/// for a control run, directly.
+/// How the battery is started: in a sandbox kekkai builds (`kekkai -q __run-plan` with the
+/// judged plan handed over), through a wrapper's command line, or, for a control run, directly.
 struct Launcher<'a> {
     target: &'a Target,
-    /// The policy as found once, and the arguments it came with.
-    source: Option<&'a (PolicySource, PolicyArgs)>,
-    m: Option<&'a ArgMatches>,
+    /// The plan a policy's sandbox runs.
+    plan: Option<&'a Plan>,
     program: &'a ProbeProgram,
     /// The copy of the probe program; `None` for a control run.
     copy: Option<&'a ProbeCopy>,
-    fixtures: &'a Fixtures,
     /// The secret put into the launcher's environment.
     secret: String,
     /// The copied dynamic loader (an image's root), through which the probe starts.
@@ -386,60 +427,42 @@ impl Launcher<'_> {
     ) -> Result<Output, Error> {
         let tty =
             CallerTty::open(ctx).map_err(|e| Error::io("opening a terminal for the audit", e))?;
-        tty.run(self.command(ctx, only, report), stdin_tty)
-            .map_err(|e| Error::io("starting the sandbox", e))
+        // Inherited by the command spawned next, and closed here once it has started.
+        let handoff = self.plan.map(Handoff::new).transpose()?;
+        let out = tty.run(self.command(ctx, only, report, handoff.as_ref()), stdin_tty);
+        drop(handoff);
+        out.map_err(|e| Error::io("starting the sandbox", e))
     }
 
     /// The command line that starts the battery.
-    fn command(&self, ctx: &Ctx, only: Option<&str>, report: Option<&Path>) -> Command {
+    fn command(
+        &self,
+        ctx: &Ctx,
+        only: Option<&str>,
+        report: Option<&Path>,
+        handoff: Option<&Handoff>,
+    ) -> Command {
         let args = self.program.args(ctx, only);
-        let mut cmd = match (self.target, self.copy, self.source) {
+        let mut cmd = match (self.target, self.copy, handoff) {
             (Target::Wrap(w), Some(copy), _) => {
                 let words = w.command(&copy.path(), args);
                 let mut cmd = Command::new(words.first().cloned().unwrap_or_default());
                 cmd.args(words.get(1..).unwrap_or_default());
                 cmd
             }
-            (Target::Policy(_), Some(copy), Some((source, policy))) => {
+            (Target::Policy(_), Some(_), Some(handoff)) => {
                 let mut cmd = Command::new(std::env::current_exe().unwrap_or_default());
                 // Quiet: what the run has to say about itself comes back through its report
                 // and goes into the table; its errors (the sandbox did not start) are still
                 // printed.
-                cmd.args(["-q", "run"]);
+                cmd.args(["-q", "__run-plan", "--plan-fd"])
+                    .arg(handoff.number().to_string());
                 if let Some(path) = report {
                     cmd.arg("--report").arg(path);
-                }
-                match (source, &policy.policy) {
-                    // The sandbox runs the file judged here, not the result of a second lookup.
-                    (PolicySource::Found(found), _) => {
-                        cmd.arg("-p").arg(found.reopen_path());
-                    }
-                    (_, Some(p)) => {
-                        cmd.args(["-p", p]);
-                    }
-                    (_, None) => {}
-                }
-                for o in super::overrides(policy, self.m) {
-                    let flag = o.flag();
-                    match flag.split_once(' ') {
-                        Some((name, value)) => cmd.args([name, value]),
-                        None => cmd.arg(&flag),
-                    };
-                }
-                cmd.arg("--ro-bind")
-                    .arg(format!("{}:{PROBE_PATH}", copy.path().display()));
-                if let Some(secret) = self.fixtures.secret_file() {
-                    cmd.arg("--ro-bind")
-                        .arg(format!("{}:{SECRET_PATH}", secret.display()));
                 }
                 let mut probe: Vec<OsString> = vec![PROBE_PATH.into()];
                 probe.extend(args);
                 if let Some(loader) = self.loader {
-                    cmd.arg("--ro-bind").arg(format!(
-                        "{}:{}",
-                        copy.path().with_file_name("lib").display(),
-                        kekkai::audit::portable::LIB_PATH
-                    ));
                     probe = kekkai::audit::portable::through_loader(loader, probe);
                 }
                 cmd.arg("--").args(probe);

@@ -1,5 +1,5 @@
 //! `kekkai cleanup`: remove the cgroups left behind by sandboxes whose supervisor was killed,
-//! below kekkai's own cgroup in each hierarchy.
+//! below kekkai's own cgroup in each hierarchy, and their entries in the state directory.
 
 use kekkai::error::Error;
 
@@ -19,6 +19,10 @@ pub(crate) fn cleanup() -> Result<i32, Error> {
             println!("removed {}", removed.display());
             n += 1;
         }
+    }
+    for name in super::engine::remove_dead() {
+        println!("removed the state of {name} (its supervisor was killed)");
+        n += 1;
     }
     if n == 0 {
         println!("nothing to clean up");

@@ -7,9 +7,12 @@ pub(crate) mod audit;
 pub(crate) mod check;
 pub(crate) mod cleanup;
 pub(crate) mod completions;
+mod detach;
+pub(crate) mod engine;
 pub(crate) mod explain;
 pub(crate) mod export;
 mod flags;
+mod handoff;
 pub(crate) mod image;
 pub(crate) mod learn;
 pub(crate) mod man;
@@ -82,8 +85,33 @@ pub(crate) enum Cmd {
         override_usage = "kekkai learn [-p BASE] [-o OUT.yaml] [--merge OLD.yaml] [--duration D] [--] COMMAND [ARGS]..."
     )]
     Learn(LearnArgs),
-    /// Remove cgroups left behind by sandboxes whose supervisor was killed.
+    /// Remove what sandboxes whose supervisor was killed left behind: their cgroups, and
+    /// their entries in the state directory.
     Cleanup,
+    /// List the named and detached sandboxes: name, pid, policy, status, uptime, memory,
+    /// processes and command (running ones; -a: all).
+    Ps(PsArgs),
+    /// Run a command in a running sandbox (a shell by default), locked down exactly as the
+    /// sandbox's program: its namespaces, its cgroup, its identity, bounding set,
+    /// no_new_privs, Landlock rules and seccomp filters, in the same order.
+    ///
+    /// Only the caller's own sandboxes can be entered (root's are in /run/kekkai, a user's in
+    /// $XDG_RUNTIME_DIR/kekkai). The exit status is the command's, as for `run`.
+    #[command(override_usage = "kekkai enter [OPTIONS] NAME [--] [COMMAND [ARGS]...]")]
+    Enter(EnterArgs),
+    /// Stop a sandbox: SIGTERM to its program, then, after the grace time, SIGKILL to every
+    /// process of it. Its exit status is recorded.
+    Stop(StopArgs),
+    /// Send a signal to a sandbox's program (SIGKILL ends the whole sandbox).
+    Kill(KillArgs),
+    /// Wait until a sandbox ends; print its exit status and exit with it.
+    Wait(NameArg),
+    /// Print what a detached sandbox's program wrote (stdout and stderr).
+    Logs(LogsArgs),
+    /// Show what sandboxes use: memory (current and peak), processes, CPU time.
+    Stats(StatsArgs),
+    /// Remove the record of sandboxes that have ended (-f: stop running ones first).
+    Rm(RmArgs),
     /// List the policies `-p NAME` finds, and where (./.kekkai/, ~/.config/kekkai/policies,
     /// /etc/kekkai/policies, then the shipped ones).
     Policies,
@@ -123,6 +151,9 @@ pub(crate) enum Cmd {
     /// their digests and unpacked once into the caller's store (root: /var/lib/kekkai; others:
     /// $XDG_DATA_HOME/kekkai; $KEKKAI_STORE names another), refusing hostile archives.
     Image(ImageArgs),
+    /// (internal) Run the plan handed over by the kekkai that started this one (`audit`).
+    #[command(name = "__run-plan", hide = true)]
+    RunPlan(RunPlanArgs),
     /// (internal) The probe battery, run inside the sandbox by `audit` when no
     /// `kekkai-audit-probe` is installed beside kekkai: the same program, the same arguments.
     #[command(name = "__probe", hide = true)]
@@ -268,7 +299,7 @@ pub(crate) enum FormatArg {
 pub(crate) struct PolicyArgs {
     /// Policy file, or the name of a shipped policy (default, untrusted, build, service).
     #[arg(short = 'p', long = "policy", value_name = "FILE|NAME")]
-    policy: Option<String>,
+    pub(crate) policy: Option<String>,
     /// Bind SRC (host) to DST (sandbox), writable. DST defaults to SRC.
     #[arg(long = "bind", value_name = "SRC:DST")]
     bind: Vec<String>,
@@ -313,6 +344,14 @@ pub(crate) struct RunArgs {
     /// Write a JSON record of what was enforced and how the run ended to FILE (`-`: stderr).
     #[arg(long, value_name = "FILE")]
     report: Option<String>,
+    /// Name the sandbox, so that `ps`, `enter`, `stop`, `wait`, `logs` and `stats` find it
+    /// (letters, digits, `_`, `.`, `-`; unique among the caller's sandboxes).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Run in the background: the supervisor leaves the caller's session, the program's output
+    /// goes to its log (`kekkai logs`), and the name is printed once the program has started.
+    #[arg(short, long)]
+    detach: bool,
     /// The program and its arguments (with an image: the default is its Entrypoint and Cmd).
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -337,6 +376,105 @@ pub(crate) struct LearnArgs {
     /// Don't run the program again under the learned policy.
     #[arg(long)]
     no_proof: bool,
+    /// The program and its arguments.
+    #[arg(trailing_var_arg = true, required = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct PsArgs {
+    /// Also the sandboxes that have ended.
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct EnterArgs {
+    /// The sandbox.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// Give the command its own pseudo-terminal (the default when stdin, stdout or stderr is one).
+    #[arg(long = "pty", overrides_with = "no_pty")]
+    pub(crate) pty: bool,
+    /// Let the command use the caller's terminal directly.
+    #[arg(long = "no-pty")]
+    pub(crate) no_pty: bool,
+    /// The command and its arguments (default: /bin/sh).
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<OsString>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct StopArgs {
+    /// The sandbox.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// How long the program has to end after SIGTERM.
+    #[arg(short, long, value_name = "DURATION", default_value = "10s")]
+    pub(crate) time: String,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct KillArgs {
+    /// The sandbox.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// The signal: a name (TERM, SIGTERM) or a number.
+    #[arg(value_name = "SIGNAL", default_value = "KILL")]
+    pub(crate) signal: String,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct NameArg {
+    /// The sandbox.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct LogsArgs {
+    /// The sandbox.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// Keep printing what is written, until the sandbox ends.
+    #[arg(short, long)]
+    pub(crate) follow: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct StatsArgs {
+    /// The sandbox (default: every running one).
+    #[arg(value_name = "NAME")]
+    pub(crate) name: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Refresh every second.
+    #[arg(long)]
+    pub(crate) watch: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RmArgs {
+    /// The sandboxes.
+    #[arg(required = true, value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+    /// Stop a running sandbox (SIGKILL) first.
+    #[arg(short, long)]
+    pub(crate) force: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RunPlanArgs {
+    /// The descriptor holding the plan (a sealed memfd).
+    #[arg(long, value_name = "FD")]
+    plan_fd: i32,
+    /// As for `run`.
+    #[arg(long, value_name = "FILE")]
+    report: Option<String>,
     /// The program and its arguments.
     #[arg(trailing_var_arg = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,

@@ -1,20 +1,25 @@
 //! `kekkai run`: load and compile the policy, open the `--report` file before the program
 //! starts, launch, and say how the run ended (limits that fired, the timeout, what was left to
-//! clean up); the program's exit status passes through.
+//! clean up); the program's exit status passes through. `kekkai __run-plan` is the same for a
+//! plan handed over by the kekkai that started it (`handoff.rs`).
+
+use std::cell::RefCell;
+use std::ffi::OsString;
+use std::fs::File;
 
 use clap::ArgMatches;
 
 use kekkai::error::Error;
+use kekkai::launch::Options;
 use kekkai::log;
+use kekkai::plan::Plan;
+use kekkai::state::{self, Entry, Record, StateDir};
 
-use super::RunArgs;
+use super::{RunArgs, RunPlanArgs};
 
 /// The command line's program, else the image's Entrypoint and Cmd. A command given replaces
 /// both (`kekkai run --image IMG -- sh` runs sh, whatever the image's entry point).
-fn command(
-    given: &[std::ffi::OsString],
-    plan: &kekkai::plan::Plan,
-) -> Result<Vec<std::ffi::OsString>, Error> {
+fn command(given: &[OsString], plan: &Plan) -> Result<Vec<OsString>, Error> {
     if !given.is_empty() {
         return Ok(given.to_vec());
     }
@@ -41,30 +46,222 @@ fn command(
 
 pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Result<i32, Error> {
     let caller = super::caller()?;
-    let mut opts = kekkai::launch::Options::from_env();
-    opts.quiet = verbosity < 0;
+    let mut opts = options(verbosity);
     opts.enter(kekkai::plan::steps::Step::Plan);
     let source = super::policy_source(&args.policy)?;
     let (_loaded, plan) = super::load_and_compile(&source, &args.policy, m, &caller)?;
-    // Opened before the program starts: it may write where the report goes (a writable working
-    // directory) and must not choose, with a symbolic link planted there, what kekkai writes.
-    let report_file = match args.report.as_deref() {
-        None | Some("-") => None,
-        Some(dest) => Some(
-            kekkai::hostfs::create_for_writing(std::path::Path::new(dest), caller.euid)
+    let command = command(&args.command, &plan)?;
+    let report_file = open_report(args.report.as_deref(), caller.euid)?;
+    if args.name.is_none() && !args.detach {
+        return launch(
+            &plan,
+            &command,
+            args.report.as_deref(),
+            report_file,
+            &opts,
+            verbosity,
+        );
+    }
+    // A named or detached sandbox: claimed in the state directory before anything starts.
+    let policy = args
+        .policy
+        .policy
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let reg = Registration::claim(&plan, &policy, &command, args.name.as_deref(), args.detach)?;
+    if args.detach {
+        return super::detach::detach(reg, |reg, opts_watch| {
+            opts.watch = Some(opts_watch);
+            let code = launch(
+                &plan,
+                &command,
+                args.report.as_deref(),
+                report_file,
+                &opts,
+                verbosity,
+            );
+            reg.finish(code.as_ref().map_or(kekkai::exit::LAUNCH, |c| *c));
+            code
+        });
+    }
+    let reg = std::rc::Rc::new(reg);
+    opts.watch = Some(reg.clone());
+    let code = launch(
+        &plan,
+        &command,
+        args.report.as_deref(),
+        report_file,
+        &opts,
+        verbosity,
+    );
+    reg.finish(code.as_ref().map_or(kekkai::exit::LAUNCH, |c| *c));
+    code
+}
+
+/// A named sandbox's entry in the state directory, kept up to date by its supervisor: the
+/// process ids once cloned, `started` when the program starts, the exit status at the end (a
+/// sandbox run in the foreground is removed then: its caller has the status).
+#[derive(Debug)]
+pub(crate) struct Registration {
+    dir: StateDir,
+    entry: Option<Entry>,
+    record: RefCell<Record>,
+    /// `--detach`: told (one byte) when the program has started.
+    pub(crate) ready: RefCell<Option<std::os::fd::OwnedFd>>,
+}
+
+impl Registration {
+    fn claim(
+        plan: &Plan,
+        policy: &str,
+        command: &[OsString],
+        name: Option<&str>,
+        detached: bool,
+    ) -> Result<Registration, Error> {
+        let dir = super::engine::state_dir()?;
+        let name = name.map_or_else(state::generated_name, str::to_owned);
+        let entry = dir.create(&name)?;
+        let me = nix::unistd::getpid().as_raw();
+        let record = Record {
+            kekkai: kekkai::plan::VERSION.into(),
+            name,
+            owner: dir.owner,
+            policy: policy.to_owned(),
+            command: command
+                .iter()
+                .map(|c| c.to_string_lossy().into_owned())
+                .collect(),
+            detached,
+            created: state::now(),
+            supervisor: state::Proc::of(me),
+            sandbox: None,
+            started: false,
+            ended: None,
+        };
+        let written = entry
+            .write_plan(plan)
+            .and_then(|()| entry.write_record(&record));
+        if let Err(e) = written {
+            let _ = dir.remove(entry);
+            return Err(e.into());
+        }
+        Ok(Registration {
+            dir,
+            entry: Some(entry),
+            record: RefCell::new(record),
+            ready: RefCell::new(None),
+        })
+    }
+
+    /// The sandbox's name.
+    pub(crate) fn name(&self) -> String {
+        self.record.borrow().name.clone()
+    }
+
+    /// The entry.
+    pub(crate) fn entry(&self) -> Option<&Entry> {
+        self.entry.as_ref()
+    }
+
+    /// This process is now the supervisor (after `--detach`'s fork).
+    pub(crate) fn supervised_here(&self) {
+        self.update(|r| r.supervisor = state::Proc::of(nix::unistd::getpid().as_raw()));
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Record)) {
+        let mut r = self.record.borrow_mut();
+        f(&mut r);
+        if let Some(e) = &self.entry {
+            if let Err(err) = e.write_record(&r) {
+                log::warn(&format!("the state of {}: {err}", r.name));
+            }
+        }
+    }
+
+    /// The run is over: a detached sandbox's end is recorded; a foreground one's entry goes.
+    pub(crate) fn finish(&self, exit_code: i32) {
+        drop(self.ready.borrow_mut().take());
+        if self.record.borrow().detached {
+            self.update(|r| {
+                r.ended = Some(state::End {
+                    exit_code,
+                    at: state::now(),
+                })
+            });
+        } else if let Some(e) = self.entry.as_ref() {
+            if let Ok(again) = self.dir.entry(&e.name) {
+                let _ = self.dir.remove(again);
+            }
+        }
+    }
+}
+
+impl kekkai::launch::Watch for Registration {
+    fn cloned(&self, pid: nix::unistd::Pid) {
+        self.update(|r| r.sandbox = state::Proc::of(pid.as_raw()));
+    }
+
+    fn started(&self) {
+        self.update(|r| r.started = true);
+        if let Some(fd) = self.ready.borrow_mut().take() {
+            let _ = nix::unistd::write(&fd, b"1");
+        }
+    }
+}
+
+/// `kekkai __run-plan --plan-fd N`: runs the plan the parent kekkai handed over.
+pub(crate) fn run_plan(args: &RunPlanArgs, verbosity: i8) -> Result<i32, Error> {
+    let opts = options(verbosity);
+    opts.enter(kekkai::plan::steps::Step::Plan);
+    let plan = super::handoff::receive(args.plan_fd)?;
+    let report_file = open_report(args.report.as_deref(), nix::unistd::geteuid().as_raw())?;
+    launch(
+        &plan,
+        &args.command,
+        args.report.as_deref(),
+        report_file,
+        &opts,
+        verbosity,
+    )
+}
+
+fn options(verbosity: i8) -> Options {
+    let mut opts = Options::from_env();
+    opts.quiet = verbosity < 0;
+    opts
+}
+
+/// Opens the `--report` file before the program starts: it may write where the report goes (a
+/// writable working directory) and must not choose, with a symbolic link planted there, what
+/// kekkai writes.
+fn open_report(dest: Option<&str>, euid: u32) -> Result<Option<File>, Error> {
+    match dest {
+        None | Some("-") => Ok(None),
+        Some(dest) => Ok(Some(
+            kekkai::hostfs::create_for_writing(std::path::Path::new(dest), euid)
                 .map_err(|why| Error::Host(format!("--report {dest}: {why}")))?,
-        ),
-    };
+        )),
+    }
+}
+
+/// Launches the plan and says how the run ended.
+fn launch(
+    plan: &Plan,
+    command: &[OsString],
+    report: Option<&str>,
+    report_file: Option<File>,
+    opts: &Options,
+    verbosity: i8,
+) -> Result<i32, Error> {
     if verbosity >= 0 && !plan.protected.is_empty() {
         log::warn(&format!(
             "the policy's hiding holds over {}",
             plan.protected.join("; ")
         ));
     }
-    let command = command(&args.command, &plan)?;
-    let outcome = kekkai::launch::run(&plan, &command, &opts)?;
-    if let Some(dest) = &args.report {
-        let report = kekkai::launch::report::RunReport::new(&plan, &outcome);
+    let outcome = kekkai::launch::run(plan, command, opts)?;
+    if let Some(dest) = report {
+        let report = kekkai::launch::report::RunReport::new(plan, &outcome);
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();
         match report_file {
             None => eprintln!("{text}"),

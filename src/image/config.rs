@@ -12,7 +12,7 @@ use super::{ImageError, Kind};
 pub const MAX_JSON: u64 = 4 << 20;
 
 /// The defaults of an image's config.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Defaults {
     /// `Env`, as `NAME=VALUE` split at the first `=`.
     pub env: Vec<(String, String)>,

@@ -43,6 +43,20 @@ pub fn main(
     crate::sys::exit_now(crate::exit::LAUNCH)
 }
 
+/// `kekkai enter`'s process, once it has joined the sandbox's namespaces: the same steps as
+/// the sandbox's first process from step 7 on, from the same plan, through the same code
+/// (identity, bounding set, no_new_privs, Landlock, close fds, seccomp, exec); never returns.
+pub fn joined_main(plan: &Plan, command: &[OsString], chan: Channel, opts: &Options) -> ! {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_joined(&Linux, plan, command, &chan, opts)
+    }));
+    let Ok(Err(err)) = result else {
+        crate::sys::exit_now(crate::exit::LAUNCH)
+    };
+    let _ = chan.send(&ToParent::Failed(err));
+    crate::sys::exit_now(crate::exit::LAUNCH)
+}
+
 /// Blocks until the supervisor sends `want`; exits quietly if the supervisor is gone.
 fn wait_for(k: &dyn Kernel, chan: &Channel, want: &ToChild, step: Step) -> Result<(), StepError> {
     match chan.recv::<ToChild>() {
@@ -82,6 +96,25 @@ fn run(
     let c = c.close_fds()?; //                          11: no host fd reaches the program
     let c = c.seccomp()?; //                            12: after the cgroup join; last
     Err(c.exec(command)) //                             13: execve, allowed by the filter
+}
+
+/// `enter`'s order: steps 2 to 6 are the sandbox's already (its namespaces were joined, its root
+/// is the joined mount namespace's); from step 7 on, the same steps as [`run`].
+fn run_joined(
+    k: &dyn Kernel,
+    plan: &Plan,
+    command: &[OsString],
+    chan: &Channel,
+    opts: &Options,
+) -> Result<Infallible, StepError> {
+    let c = Child::joined(k, plan, chan, opts)?; //      2-6: the sandbox's, joined
+    let c = c.environment()?; //                         7: rlimits, cwd
+    let c = c.drop_privileges()?; //                     8: the sandbox's identity and bounding set
+    let c = c.no_new_privs()?; //                        9
+    let c = c.landlock()?; //                           10: the sandbox's rules, in its root
+    let c = c.close_fds()?; //                          11: no host fd reaches the program
+    let c = c.seccomp()?; //                            12: the sandbox's filters
+    Err(c.exec(command)) //                             13
 }
 
 /// A state of the sandbox's first process.
@@ -180,6 +213,40 @@ impl<'a> Child<'a, Mapped> {
             opts,
             tty: terminal::ProgramStdio::new(&opts.stdio),
             state: Mapped,
+        })
+    }
+
+    /// `enter`: this process has joined the running sandbox's namespaces (its root is the
+    /// sandbox's). It dies with the supervisor from here on, and takes the identity the
+    /// sandbox's first process had at this point.
+    fn joined(
+        k: &'a dyn Kernel,
+        plan: &'a Plan,
+        chan: &'a Channel,
+        opts: &'a Options,
+    ) -> Result<Child<'a, Pivoted>, StepError> {
+        k.set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .step(Step::Clone, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
+        if chan.peer_gone() {
+            k.exit(crate::exit::LAUNCH);
+        }
+        if let Some(ns) = &plan.userns {
+            if ns.setup_as_root {
+                let root = nix::unistd::Uid::from_raw(0);
+                let rootg = nix::unistd::Gid::from_raw(0);
+                k.setresgid(rootg, rootg, rootg)
+                    .step(Step::IdMaps, || "setresgid(0, 0, 0)".into())?;
+                k.setresuid(root, root, root)
+                    .step(Step::IdMaps, || "setresuid(0, 0, 0)".into())?;
+            }
+        }
+        Ok(Child {
+            k,
+            plan,
+            chan,
+            opts,
+            tty: terminal::ProgramStdio::new(&opts.stdio),
+            state: Pivoted,
         })
     }
 

@@ -14,6 +14,7 @@
 pub mod caps;
 pub mod cgroup;
 pub mod child;
+pub mod enter;
 pub mod environment;
 pub mod error;
 pub mod exec;
@@ -29,6 +30,6 @@ pub mod sync;
 pub mod terminal;
 
 pub use error::StepError;
-pub use options::{Fault, Options};
+pub use options::{Fault, Options, Watch};
 pub use parent::run;
 pub use report::{Ended, Outcome};

@@ -18,6 +18,15 @@ pub enum Fault {
     Wait(std::path::PathBuf),
 }
 
+/// Told of a sandbox's life by its supervisor, as it happens: what `kekkai run --name` keeps
+/// in the state directory.
+pub trait Watch: std::fmt::Debug {
+    /// The sandbox's first process exists (in its cgroups, its id maps written).
+    fn cloned(&self, pid: nix::unistd::Pid);
+    /// The sandbox reported what it enforced: the program starts now.
+    fn started(&self);
+}
+
 /// Launch options that are not policy.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -39,6 +48,8 @@ pub struct Options {
     /// `kekkai learn`: the sandbox adds the observer filter (`plan::seccomp::observe`) on top
     /// of the policy's, and the supervisor records every call it is shown (`observe.rs`).
     pub observe: bool,
+    /// Told when the sandbox exists and when its program starts (`run --name`, `--detach`).
+    pub watch: Option<std::rc::Rc<dyn Watch>>,
 }
 
 impl Options {

@@ -23,7 +23,7 @@ use crate::policy::KeyPath;
 use crate::policy::model::{Id, Identity};
 
 /// The ids the program runs with, inside the sandbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdentityPlan {
     /// User id (`identity.uid`).
     pub uid: Keyed<u32>,
@@ -41,7 +41,7 @@ pub struct IdentityPlan {
 
 /// The program's ids on the host: what its files belong to, and what the host's permission
 /// checks see.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct HostIds {
     /// User id.
     pub uid: u32,
@@ -55,7 +55,7 @@ pub struct HostIds {
 pub const NOBODY: u32 = 65534;
 
 /// The user namespace's maps, as written to /proc/PID/{uid,gid}_map.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserNsPlan {
     /// uid_map contents.
     pub uid_map: String,

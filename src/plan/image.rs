@@ -32,7 +32,7 @@ use crate::policy::KeyPath;
 use crate::policy::model::{Env, Id, Identity, Rootfs};
 
 /// The image a plan's root is made of.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ImagePlan {
     /// The reference as the policy or `--image` wrote it.
     pub reference: String,
@@ -48,12 +48,15 @@ pub struct ImagePlan {
     pub defaults: Defaults,
     /// The store it is in.
     pub store: PathBuf,
-    /// The shared lock that keeps it in the store while the plan lives.
-    pub lease: Lease,
+    /// The shared lock that keeps it in the store while the plan lives; a plan read back from
+    /// its record (a handed-over plan, `enter`'s) holds none: the process that handed it on,
+    /// or the sandbox's own supervisor, holds it.
+    #[serde(skip)]
+    pub lease: Option<Lease>,
 }
 
 /// One layer of an image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LayerPlan {
     /// Its diff_id.
     pub diff_id: String,
@@ -118,7 +121,7 @@ fn resolve(text: &str, caller: &Caller) -> Result<ImagePlan, crate::image::Image
         layers,
         defaults: image.config.defaults,
         store: store.path().to_path_buf(),
-        lease,
+        lease: Some(lease),
     })
 }
 
@@ -182,7 +185,7 @@ mod tests {
             layers: Vec::new(),
             defaults,
             store: PathBuf::new(),
-            lease,
+            lease: Some(lease),
         }
     }
 

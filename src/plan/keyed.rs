@@ -7,10 +7,12 @@
 use std::fmt;
 use std::ops::Deref;
 
+use serde::{Deserialize, Serialize};
+
 use crate::policy::KeyPath;
 
 /// A value of the plan and its key path in the merged policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Keyed<T> {
     /// The value.
     pub value: T,

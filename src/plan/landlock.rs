@@ -117,7 +117,7 @@ pub mod access {
 }
 
 /// One path rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PathRule {
     /// Path inside the sandbox.
     pub path: PathBuf,
@@ -128,7 +128,7 @@ pub struct PathRule {
 }
 
 /// The Landlock layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LandlockPlan {
     /// Off only when the policy says `enabled: false`.
     pub enabled: bool,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::diags::Diags;
 use super::keyed::Keyed;
 use super::units::{Amount, format_size, parse_cpu, parse_duration, parse_size};
-use super::vocab::Compat;
+use super::vocab::{Compat, Oom};
 use crate::policy::KeyPath;
 use crate::policy::model::{Limits, Rlimits};
 
@@ -70,7 +70,7 @@ fn limit_key(name: &str) -> KeyPath {
 }
 
 /// cgroup limits to enforce, each with its policy key.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LimitsPlan {
     /// memory.max in bytes.
     pub memory: Option<Keyed<u64>>,
@@ -88,6 +88,8 @@ pub struct LimitsPlan {
     pub cpu_weight: Option<Keyed<u64>>,
     /// io.weight.
     pub io_weight: Option<Keyed<u64>>,
+    /// What an OOM kill at `memory` ends (`limits.oom`).
+    pub oom: Keyed<Oom>,
     /// Refuse to run (hard, unless the policy says otherwise) or report (best-effort) when
     /// limits can't be enforced.
     pub compat: Keyed<Compat>,
@@ -109,6 +111,7 @@ impl Default for LimitsPlan {
             cpuset: None,
             cpu_weight: None,
             io_weight: None,
+            oom: Keyed::new(Oom::Process, limit_key("oom")),
             compat: Keyed::new(Compat::Hard, limit_key("compat")),
             parent: None,
             key: KeyPath::root().key("limits"),
@@ -196,7 +199,7 @@ impl LimitsPlan {
 }
 
 /// A resource limit setrlimit sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Rlimit {
     /// Open files (RLIMIT_NOFILE).
     Nofile,
@@ -247,7 +250,7 @@ impl Rlimit {
 }
 
 /// A resource limit to set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RlimitPlan {
     /// Which one.
     pub limit: Rlimit,
@@ -295,6 +298,12 @@ pub fn plan_limits(spec: Option<&Limits>, diags: &mut Diags) -> LimitsPlan {
                 "is above `memory`; it would never apply",
             );
         }
+    }
+    if l.oom.is_some() && l.memory.is_none() {
+        diags.push(
+            here.key("oom"),
+            "says what an OOM kill at the `memory` limit ends; it needs a `memory` limit",
+        );
     }
     if swap.is_some() && l.memory.is_none() {
         diags.push(here.key("swap"), "a swap limit needs a `memory` limit");
@@ -353,6 +362,10 @@ pub fn plan_limits(spec: Option<&Limits>, diags: &mut Diags) -> LimitsPlan {
         cpuset: cpuset.map(|c| Keyed::new(c, here.key("cpuset"))),
         cpu_weight: keyed("cpu-weight", cpu_weight),
         io_weight: keyed("io-weight", io_weight),
+        oom: match l.oom {
+            Some(o) => Keyed::new(Oom::from(o), default.oom.key),
+            None => default.oom,
+        },
         compat: match l.compat {
             Some(c) => Keyed::new(Compat::from(c), default.compat.key),
             None => default.compat,
@@ -511,6 +524,18 @@ mod tests {
         assert!(p.any());
     }
 
+    #[rstest]
+    #[case("{memory: 1G}", Oom::Process)]
+    #[case("{memory: 1G, oom: process}", Oom::Process)]
+    #[case("{memory: 1G, oom: sandbox}", Oom::Sandbox)]
+    fn oom_ends_a_process_unless_told(#[case] yaml: &str, #[case] want: Oom) {
+        let p = limits(yaml).unwrap();
+        assert_eq!(
+            (*p.oom, p.oom.key.to_string().as_str()),
+            (want, "limits.oom")
+        );
+    }
+
     #[test]
     fn needed_controllers_follow_the_limits() {
         let l = limits("{memory: 1M, cpu-weight: 50}").unwrap();
@@ -527,6 +552,7 @@ mod tests {
         "above `memory`"
     )]
     #[case("{swap: 1G}", "limits.swap", "needs a `memory`")]
+    #[case("{oom: sandbox}", "limits.oom", "needs a `memory`")]
     #[case("{pids: 0}", "limits.pids", "out of range")]
     #[case("{cpu: 0}", "limits.cpu", "above 0")]
     #[case("{cpu: fast}", "limits.cpu", "not a number")]

@@ -48,10 +48,10 @@ pub use keyed::Keyed;
 pub use landlock::LandlockPlan;
 pub use limits::{Controller, LimitsPlan, Rlimit, RlimitPlan};
 pub use seccomp::SeccompPlan;
-pub use vocab::{Compat, HostPrivileges, Namespace, Network, Preset, Scope, Terminal};
+pub use vocab::{Compat, HostPrivileges, Namespace, Network, Oom, Preset, Scope, Terminal};
 
 /// The environment the program gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EnvPlan {
     /// Variables, in order.
     pub vars: Vec<(OsString, OsString)>,
@@ -78,7 +78,7 @@ impl EnvPlan {
 }
 
 /// Capabilities the program keeps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CapsPlan {
     /// Bit N set: capability N stays in the bounding set (and effective/permitted/ambient).
     pub keep: u64,
@@ -97,7 +97,7 @@ impl CapsPlan {
 }
 
 /// Everything a launch does.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     /// The policy's name.
     pub name: String,
@@ -159,7 +159,7 @@ pub struct Plan {
 }
 
 /// The systemd protocols kekkai passes through (from the caller's environment).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SystemdPlan {
     /// Socket activation: this many descriptors from 3 (LISTEN_FDS, for this process).
     pub listen_fds: u32,
@@ -171,7 +171,7 @@ pub struct SystemdPlan {
 }
 
 /// The caller's sd_notify socket, and how the program reaches it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Notify {
     /// A socket path: bound into the sandbox at [`NOTIFY_INSIDE`].
     Bind(PathBuf),
@@ -195,6 +195,55 @@ impl Plan {
     /// Is there a user namespace?
     pub fn has(&self, ns: Namespace) -> bool {
         self.namespaces.contains(&ns)
+    }
+}
+
+/// The plan as a record: what `kekkai run --name` keeps in the sandbox's state directory for
+/// `enter`, and what `kekkai audit` hands its inner run. JSON, with the kekkai version that
+/// wrote it: a plan is read back only by the same version (the vocabulary may change between
+/// versions, and a plan must never be half understood).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Record {
+    kekkai: String,
+    plan: Plan,
+}
+
+/// Why a recorded plan can't be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// Written by another version of kekkai.
+    #[error("the plan was recorded by kekkai {0}; this is kekkai {VERSION}")]
+    Version(String),
+    /// Not a plan (or a plan with a path that is not UTF-8, which can't be recorded).
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// This kekkai's version, as plan records carry it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl Plan {
+    /// The plan as a record (JSON). Fails only for a path that is not UTF-8.
+    pub fn to_record(&self) -> Result<Vec<u8>, RecordError> {
+        let record = Record {
+            kekkai: VERSION.to_owned(),
+            plan: self.clone(),
+        };
+        Ok(serde_json::to_vec(&record)?)
+    }
+
+    /// A plan from its record, written by this version of kekkai.
+    pub fn from_record(bytes: &[u8]) -> Result<Plan, RecordError> {
+        #[derive(serde::Deserialize)]
+        struct Version {
+            kekkai: String,
+        }
+        let v: Version = serde_json::from_slice(bytes)?;
+        if v.kekkai != VERSION {
+            return Err(RecordError::Version(v.kekkai));
+        }
+        let record: Record = serde_json::from_slice(bytes)?;
+        Ok(record.plan)
     }
 }
 
@@ -672,4 +721,56 @@ fn policy_hash(loaded: &LoadedPolicy) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+    use crate::policy::PolicySource;
+
+    /// Every shipped policy's plan, for a root and an unprivileged caller, reads back from its
+    /// record as it was written: the record is faithful (nothing dropped, nothing defaulted).
+    #[rstest::rstest]
+    fn a_plan_reads_back_from_its_record(
+        #[values("default", "untrusted", "service")] name: &'static str,
+        #[values(false, true)] root: bool,
+    ) {
+        let mut caller = Caller {
+            pwd: "/usr".into(),
+            ..Caller::for_tests()
+        };
+        if root {
+            caller = caller.as_root();
+        }
+        let loaded = crate::policy::load(&PolicySource::Shipped(name), &caller).unwrap();
+        let plan = compile(&loaded, &caller).unwrap();
+        let record = plan.to_record().unwrap();
+        let back = Plan::from_record(&record).unwrap();
+        assert_eq!(back.to_record().unwrap(), record);
+        assert_eq!(format!("{back:?}"), format!("{plan:?}"));
+    }
+
+    #[test]
+    fn a_record_of_another_version_is_refused() {
+        let caller = Caller {
+            pwd: "/usr".into(),
+            ..Caller::for_tests()
+        };
+        let loaded = crate::policy::load(&PolicySource::Shipped("default"), &caller).unwrap();
+        let plan = compile(&loaded, &caller).unwrap();
+        let text = String::from_utf8(plan.to_record().unwrap()).unwrap();
+        let other = text.replacen(
+            &format!("\"kekkai\":\"{VERSION}\""),
+            "\"kekkai\":\"0.0.0-other\"",
+            1,
+        );
+        assert!(matches!(
+            Plan::from_record(other.as_bytes()),
+            Err(RecordError::Version(v)) if v == "0.0.0-other"
+        ));
+        assert!(matches!(
+            Plan::from_record(b"{}"),
+            Err(RecordError::Json(_))
+        ));
+    }
 }

@@ -12,7 +12,9 @@
 use crate::policy::model;
 
 /// A Linux namespace type, in the order the plan sorts them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Namespace {
     /// User namespace: ids and capabilities of its own.
     User,
@@ -79,7 +81,7 @@ impl From<model::Namespace> for Namespace {
 }
 
 /// The program's network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Network {
     /// A network namespace of its own, loopback up, nothing else.
     None,
@@ -97,7 +99,7 @@ impl From<model::Network> for Network {
 }
 
 /// What happens when the kernel or the host can't enforce a layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Compat {
     /// Refuse to run unless everything asked for is enforced.
     Hard,
@@ -124,8 +126,39 @@ impl From<model::Compat> for Compat {
     }
 }
 
+/// What an out-of-memory kill ends (`limits.oom`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Oom {
+    /// Every process of the sandbox, together.
+    Sandbox,
+    /// The one process the OOM killer chose.
+    #[default]
+    Process,
+}
+
+impl Oom {
+    /// The policy's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Oom::Sandbox => "sandbox",
+            Oom::Process => "process",
+        }
+    }
+}
+
+impl From<model::Oom> for Oom {
+    fn from(o: model::Oom) -> Self {
+        match o {
+            model::Oom::Sandbox => Oom::Sandbox,
+            model::Oom::Process => Oom::Process,
+        }
+    }
+}
+
 /// An IPC scope Landlock confines to the sandbox (ABI 6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Scope {
     /// No connecting to abstract unix sockets created outside the sandbox.
     AbstractUnix,
@@ -153,7 +186,7 @@ impl From<model::Scope> for Scope {
 }
 
 /// The seccomp allowlist a filter starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Preset {
     /// What ordinary programs use; everything else is denied.
     Default,
@@ -180,7 +213,7 @@ impl From<model::Preset> for Preset {
 }
 
 /// Whether the program may hold or leave privileges on the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HostPrivileges {
     /// Never host root; no capability that reaches host files or ids; no setuid, setgid or
     /// device files.
@@ -199,7 +232,7 @@ impl From<model::HostPrivileges> for HostPrivileges {
 }
 
 /// How the program meets the caller's terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Terminal {
     /// A new pseudo-terminal, relayed by the supervisor, in place of each terminal descriptor.
     Pty,
@@ -245,6 +278,9 @@ mod tests {
         assert_eq!(sorted, resorted);
         for c in [model::Compat::Hard, model::Compat::BestEffort] {
             assert_eq!(Compat::from(c).name(), spelled(c));
+        }
+        for o in [model::Oom::Sandbox, model::Oom::Process] {
+            assert_eq!(Oom::from(o).name(), spelled(o));
         }
         for s in [model::Scope::AbstractUnix, model::Scope::Signal] {
             assert_eq!(Scope::from(s).name(), spelled(s));

@@ -326,6 +326,17 @@ pub enum Compat {
     BestEffort,
 }
 
+/// What an out-of-memory kill ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Oom {
+    /// The whole sandbox: every process of it is killed together (cgroup v2
+    /// `memory.oom.group`; on cgroup v1 the supervisor ends the sandbox at the kill).
+    Sandbox,
+    /// One process: the OOM killer's choice, as a host without cgroups does.
+    Process,
+}
+
 /// cgroup limits.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -354,6 +365,9 @@ pub struct Limits {
     /// Relative IO weight, 1..10000 (default 100).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub io_weight: Option<u64>,
+    /// What an out-of-memory kill at `memory` ends: `process` (default) or the whole `sandbox`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom: Option<Oom>,
     /// `hard` (default): refuse to run when the limits can't be enforced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compat: Option<Compat>,

@@ -5,7 +5,10 @@
 use std::fmt;
 
 /// One step into a YAML document.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(untagged)]
 pub enum Seg {
     /// A mapping key.
     Key(String),
@@ -14,7 +17,18 @@ pub enum Seg {
 }
 
 /// A path from the document root to a node.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct KeyPath(Vec<Seg>);
 
 impl KeyPath {

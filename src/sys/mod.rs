@@ -83,24 +83,34 @@ pub fn single_threaded() -> bool {
     }
 }
 
+/// CLONE_PARENT (linux/sched.h): the child's parent is the caller's parent (`enter`: the
+/// process that joined the sandbox's namespaces hands its child to the supervisor).
+pub const CLONE_PARENT: u64 = 0x8000;
+
 /// Creates a child process with `clone3` and the given namespace flags, like `fork`: the
 /// child continues from here with `Ok(None)`, the parent gets `Ok(Some(pid))`. With
 /// `cgroup`, the child starts inside that cgroup v2 directory (CLONE_INTO_CGROUP).
 ///
-/// Refuses flags other than [`NAMESPACE_FLAGS`] (`EINVAL`: CLONE_VM or CLONE_THREAD would
+/// Refuses flags other than [`NAMESPACE_FLAGS`] and [`CLONE_PARENT`] (`EINVAL`: CLONE_VM or CLONE_THREAD would
 /// share this stack and memory) and a process with more than one thread (`EDEADLK`: the child
 /// gets a copy of only the calling thread, and a lock another thread held would stay taken
 /// in it forever).
 pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Option<Pid>> {
-    if flags & !NAMESPACE_FLAGS != 0 {
+    if flags & !(NAMESPACE_FLAGS | CLONE_PARENT) != 0 {
         return Err(Errno::EINVAL);
     }
     if !single_threaded() {
         return Err(Errno::EDEADLK);
     }
+    // With CLONE_PARENT the child inherits the caller's own exit signal (clone3 wants 0 here).
+    let exit_signal = if flags & CLONE_PARENT != 0 {
+        0
+    } else {
+        u64::try_from(libc::SIGCHLD).map_err(|_| Errno::EINVAL)?
+    };
     let mut args = CloneArgs {
         flags,
-        exit_signal: u64::try_from(libc::SIGCHLD).map_err(|_| Errno::EINVAL)?,
+        exit_signal,
         ..CloneArgs::default()
     };
     if let Some(fd) = cgroup {
@@ -108,7 +118,7 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Option<
         args.cgroup = u64::try_from(fd.as_raw_fd()).map_err(|_| Errno::EBADF)?;
     }
     // SAFETY: `args` is a valid, initialised clone_args of the size passed, alive for the
-    // call. Its flags are namespace flags only (checked above), so without CLONE_VM the child
+    // call. Its flags are namespace flags and CLONE_PARENT only (checked above), so without CLONE_VM the child
     // runs on a copy-on-write copy of this address space and returns here like fork(2) does;
     // no stack or TLS is shared. This process has one thread (checked above), so no lock can
     // be held by a thread that does not exist in the child.
@@ -449,6 +459,23 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<std::os::fd::OwnedFd> {
     let raw = RawFd::try_from(Errno::result(ret)?).map_err(|_| Errno::EBADF)?;
     // SAFETY: `raw` was just returned by pidfd_open and is owned by no one else.
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+}
+
+/// `pidfd_send_signal(pidfd, sig, NULL, 0)`: signals exactly the process the pidfd names (a
+/// pid may have been reused; a pidfd can't be).
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: Signal) -> nix::Result<()> {
+    // SAFETY: the call takes a descriptor, a signal number, a null siginfo pointer (the kernel
+    // then fills in SI_USER itself and reads no memory of ours) and zero flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
 }
 
 /// `ioctl(fd, TIOCSCTTY, 0)`: makes the terminal `fd` the controlling terminal of this (session

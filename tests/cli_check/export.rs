@@ -87,7 +87,7 @@ fn export_rejects_an_invalid_policy_like_check() {
 // ── manual pages ─────────────────────────────────────────────────────────────────────────────
 
 /// Every command with a page of its own.
-const COMMANDS: [&str; 12] = [
+const COMMANDS: [&str; 20] = [
     "run",
     "learn",
     "check",
@@ -95,6 +95,14 @@ const COMMANDS: [&str; 12] = [
     "schema",
     "export",
     "cleanup",
+    "ps",
+    "enter",
+    "stop",
+    "kill",
+    "wait",
+    "logs",
+    "stats",
+    "rm",
     "policies",
     "completions",
     "man",
@@ -190,6 +198,11 @@ fn man_pages_cover_every_command() {
         ("kekkai-learn", &["0", "1", "125", "2"]),
         ("kekkai-man", &["0", "1", "2"]),
         ("kekkai-image", &["0", "1", "2"]),
+        ("kekkai-enter", &["125", "126", "127", "2"]),
+        ("kekkai-ps", &["0", "1", "2", "5"]),
+        ("kekkai-stop", &["0", "1", "2", "3", "5"]),
+        ("kekkai-rm", &["0", "1", "4", "5"]),
+        ("kekkai-wait", &["0", "1", "N"]),
     ];
     for name in
         std::iter::once("kekkai".to_owned()).chain(COMMANDS.iter().map(|c| format!("kekkai-{c}")))

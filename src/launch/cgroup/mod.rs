@@ -366,6 +366,8 @@ pub struct Cgroups {
     /// The `tasks` file of each v1 cgroup (the freezer's too), open for writing: the child
     /// joins them itself (see [`Cgroups::v1_tasks`]).
     tasks: Vec<OwnedFd>,
+    /// `limits.oom: sandbox` on a v1 memory cgroup: signalled at each OOM event.
+    oom_events: Option<OwnedFd>,
     /// Where each controller went, for the report.
     pub placed: Vec<(Controller, Version, PathBuf)>,
 }
@@ -445,6 +447,7 @@ impl Cgroups {
             v1: Vec::new(),
             freezer: None,
             tasks: Vec::new(),
+            oom_events: None,
             placed: Vec::new(),
         };
         if let Err(e) = cg.populate(&name, limits, layout, h) {
@@ -478,6 +481,12 @@ impl Cgroups {
         for (c, parent) in &layout.v1 {
             let dir = v1::create(parent, name, *c, limits)?;
             self.placed.push((*c, Version::V1, dir.clone()));
+            if *c == Controller::Memory
+                && limits.memory.is_some()
+                && *limits.oom == crate::plan::Oom::Sandbox
+            {
+                self.oom_events = Some(v1::oom_events(&dir, &limits.oom.key)?);
+            }
             self.v1.push((*c, dir));
         }
         // Without a v2 cgroup, freeze-and-kill on v1 needs the freezer hierarchy.
@@ -508,6 +517,13 @@ impl Cgroups {
     pub fn v1_tasks(&self) -> Vec<BorrowedFd<'_>> {
         use std::os::fd::AsFd;
         self.tasks.iter().map(|fd| fd.as_fd()).collect()
+    }
+
+    /// What the supervisor polls to end the whole sandbox at an OOM kill (`limits.oom:
+    /// sandbox` on cgroup v1; cgroup v2's `memory.oom.group` needs no help).
+    pub fn oom_events(&self) -> Option<BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.oom_events.as_ref().map(|fd| fd.as_fd())
     }
 
     /// Kills whatever is still in the cgroups (the sandbox has ended or timed out) and waits

@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 
 use super::files::{CgroupStats, PERIOD_US, field, kill_listed, listed, write_file};
-use crate::launch::error::StepError;
+use crate::launch::error::{StepError, Syscall};
 use crate::plan::steps::Step;
 use crate::plan::{Controller, LimitsPlan};
 
@@ -119,6 +119,31 @@ pub fn create(
     }
 }
 
+/// `limits.oom: sandbox` on cgroup v1, which has no `memory.oom.group`: an eventfd the kernel
+/// signals at each OOM event of the memory cgroup (`cgroup.event_control`, registered on
+/// `memory.oom_control`); the supervisor polls it and ends the whole sandbox.
+pub fn oom_events(
+    dir: &Path,
+    key: &crate::policy::KeyPath,
+) -> Result<std::os::fd::OwnedFd, StepError> {
+    use std::os::fd::AsRawFd;
+    let efd = nix::sys::eventfd::EventFd::from_flags(
+        nix::sys::eventfd::EfdFlags::EFD_CLOEXEC | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK,
+    )
+    .step(Step::Plan, || "eventfd(EFD_CLOEXEC|EFD_NONBLOCK)".into())?;
+    let control = std::fs::File::open(dir.join("memory.oom_control")).map_err(|e| {
+        StepError::sys(
+            Step::Plan,
+            format!("open({:?})", dir.join("memory.oom_control")),
+            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        )
+        .key(key)
+    })?;
+    let line = format!("{} {}", efd.as_raw_fd(), control.as_raw_fd());
+    write_file(dir, "cgroup.event_control", &line, Some(key))?;
+    Ok(std::os::fd::OwnedFd::from(efd))
+}
+
 /// A freezer cgroup for teardown.
 pub fn create_freezer(parent: &Path, name: &str) -> Result<PathBuf, StepError> {
     let dir = parent.join(name);
@@ -142,6 +167,12 @@ pub fn open_tasks(dir: &Path) -> Result<OwnedFd, StepError> {
                 nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
             )
         })
+}
+
+/// Moves `pid` into the cgroup (`kekkai enter`'s joiner; a launch's child joins by itself,
+/// see `Cgroups::v1_tasks`).
+pub fn join(dir: &Path, pid: nix::unistd::Pid) -> Result<(), StepError> {
+    write_file(dir, "cgroup.procs", &pid.to_string(), None)
 }
 
 /// Freezes the cgroup (so nothing can fork away), kills everything in it, thaws it.

@@ -98,10 +98,13 @@ pub fn create(
             if let Some(v) = &l.swap {
                 write_file(&dir, "memory.swap.max", &max(**v), Some(&v.key))?;
             }
-            // memory.oom.group stays 0: the OOM killer ends the largest process, as on cgroup
-            // v1, not the whole sandbox — a program (or `kekkai audit`'s probe battery, which
-            // forks each probe to survive it) sees its child killed and goes on. The end of
-            // the sandbox still takes everything with it (cgroup.kill).
+            // `limits.oom`: `sandbox` kills every process of the cgroup together at an OOM
+            // kill; `process` (0) lets the OOM killer end the one it chose, as on cgroup v1,
+            // and a program that forks (`kekkai audit`'s battery) sees its child killed and
+            // goes on. The end of the sandbox still takes everything with it (cgroup.kill).
+            if l.memory.is_some() && *l.oom == crate::plan::Oom::Sandbox {
+                write_file(&dir, "memory.oom.group", "1", Some(&l.oom.key))?;
+            }
         }
         if has(Controller::Pids) {
             if let Some(v) = &l.pids {

@@ -118,15 +118,19 @@ impl Deadline {
     }
 }
 
-/// The sandbox once it runs: its first process, the supervisor's end of the channel, and when
-/// it was cloned.
-pub struct Sandbox {
+/// The sandbox once it runs: its first process, the supervisor's end of the channel, when it
+/// was cloned, and the OOM events that end it (`limits.oom: sandbox` on cgroup v1).
+pub struct Sandbox<'a> {
     /// The sandbox's first process (PID 1 of its pid namespace, if it has one).
     pub pid: Pid,
     /// The supervisor's end of the channel.
     pub chan: Channel,
     /// When clone3 was called: the timeout and the wall time count from here.
     pub start: Instant,
+    /// Signalled at an OOM kill in the sandbox's v1 memory cgroup: the whole sandbox ends.
+    pub oom_events: Option<std::os::fd::BorrowedFd<'a>>,
+    /// Told when the program starts.
+    pub watch: Option<&'a dyn crate::launch::Watch>,
 }
 
 /// Which sources a round of `poll` found ready.
@@ -139,6 +143,7 @@ struct Ready {
     stdin: bool,
     notify: bool,
     observer: bool,
+    oom: bool,
 }
 
 /// The supervisor's state and descriptors while the sandbox runs.
@@ -155,6 +160,10 @@ pub struct Supervisor<'a> {
     relay: Option<Relay>,
     /// sd_notify messages from inside, relayed to the caller's NOTIFY_SOCKET.
     notify: Option<&'a NotifyRelay>,
+    /// Told when the program starts.
+    watch: Option<&'a dyn crate::launch::Watch>,
+    /// `limits.oom: sandbox` on cgroup v1: an OOM kill ends the whole sandbox.
+    oom_events: Option<std::os::fd::BorrowedFd<'a>>,
     /// The cgroup limits dropped, to be said with Landlock's drops once the sandbox reports
     /// (None: -q, or said already).
     announce: Option<Vec<String>>,
@@ -168,7 +177,7 @@ pub struct Supervisor<'a> {
 impl<'a> Supervisor<'a> {
     /// Supervision of a running sandbox.
     pub fn new(
-        sandbox: Sandbox,
+        sandbox: Sandbox<'a>,
         sources: Sources,
         stdio: &'a StdioPlan,
         notify: Option<&'a NotifyRelay>,
@@ -181,6 +190,8 @@ impl<'a> Supervisor<'a> {
             chan_open: true,
             sources,
             start: sandbox.start,
+            oom_events: sandbox.oom_events,
+            watch: sandbox.watch,
             stdio,
             relay: None,
             notify,
@@ -210,6 +221,9 @@ impl<'a> Supervisor<'a> {
             if ready.timer {
                 self.on_timer()?;
             }
+            if ready.oom {
+                self.on_oom();
+            }
             if ready.channel {
                 self.on_channel();
             }
@@ -228,7 +242,10 @@ impl<'a> Supervisor<'a> {
             fds.push(PollFd::new(fd, events));
             Some(fds.len() - 1)
         };
-        let (mut timer_at, mut chan_at, mut notify_at) = (None, None, None);
+        let (mut timer_at, mut chan_at, mut notify_at, mut oom_at) = (None, None, None, None);
+        if let Some(fd) = self.oom_events {
+            oom_at = add(fd, PollFlags::POLLIN);
+        }
         if let Some(d) = self.sources.deadline.as_ref().filter(|d| d.armed) {
             timer_at = add(d.timer.as_fd(), PollFlags::POLLIN);
         }
@@ -273,6 +290,7 @@ impl<'a> Supervisor<'a> {
             stdin: fired(stdin_at),
             notify: fired(notify_at),
             observer: fired(observer_at),
+            oom: fired(oom_at),
         }))
     }
 
@@ -307,6 +325,18 @@ impl<'a> Supervisor<'a> {
             }
         }
         Ok(())
+    }
+
+    /// An OOM kill in the v1 memory cgroup (`limits.oom: sandbox`): killing the first process
+    /// ends the sandbox (PID 1 of its namespace; without one, the teardown's cgroup kill takes
+    /// the rest).
+    fn on_oom(&mut self) {
+        let mut count = [0u8; 8];
+        if let Some(fd) = self.oom_events {
+            if nix::unistd::read(fd, &mut count).is_ok() {
+                let _ = kill(self.pid, Signal::SIGKILL);
+            }
+        }
     }
 
     /// One message from the sandbox.
@@ -384,6 +414,9 @@ impl<'a> Supervisor<'a> {
                     }
                 }
                 self.seen.enforced = Some(e);
+                if let Some(w) = self.watch {
+                    w.started();
+                }
                 // The program starts now; the supervisor only waits from here on.
                 crate::sys::release_code_pages();
             }

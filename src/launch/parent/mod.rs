@@ -10,8 +10,8 @@
 //! Once the sandbox is gone, what is left in its cgroup is killed and reaped before the cgroup
 //! is read and removed.
 
-mod events;
-mod outcome;
+pub(crate) mod events;
+pub(crate) mod outcome;
 
 use std::ffi::OsString;
 use std::time::Instant;
@@ -100,7 +100,7 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
 }
 
 /// Reaps every child left (orphans of the sandbox reparented to us).
-fn reap_orphans() {
+pub(crate) fn reap_orphans() {
     while let Ok(status) = waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
         if status == WaitStatus::StillAlive {
             break;
@@ -171,7 +171,16 @@ fn launch(
     // What a best-effort policy runs without is said when the sandbox reports what it
     // enforced, just before the program starts (unless -q).
     let announce = (!opts.quiet).then(|| cgroup_dropped.to_vec());
-    let sandbox = Sandbox { pid, chan, start };
+    if let Some(w) = &opts.watch {
+        w.cloned(pid);
+    }
+    let sandbox = Sandbox {
+        pid,
+        chan,
+        start,
+        oom_events: cgroups.and_then(|c| c.oom_events()),
+        watch: opts.watch.as_deref(),
+    };
     let seen = Supervisor::new(
         sandbox,
         sources,

@@ -18,7 +18,7 @@ use crate::policy::model::Mount;
 pub const DEFAULT_TMPFS_SIZE: u64 = 64 << 20;
 
 /// A mount from the policy, resolved.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MountPlan {
     /// The policy key that asked for it, in the merged policy (`mounts[2]`).
     pub key: KeyPath,
@@ -36,7 +36,7 @@ pub struct MountPlan {
 }
 
 /// The kinds of mount.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum MountKind {
     /// Bind a host path.
     Bind {

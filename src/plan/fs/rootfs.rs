@@ -41,7 +41,7 @@ const PSEUDO_FS: &[&str] = &[
 ];
 
 /// The planned root filesystem.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RootfsPlan {
     /// Lower layers, top first (`rootfs.lower`).
     pub lowers: Keyed<Vec<PathBuf>>,
@@ -59,7 +59,7 @@ pub struct RootfsPlan {
 }
 
 /// One top-level name of the new root.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RootEntry {
     /// The name, such as `usr`.
     pub name: String,
@@ -68,7 +68,7 @@ pub struct RootEntry {
 }
 
 /// How a top-level entry of the root is made.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum EntryKind {
     /// An overlay of these directories, top first.
     Overlay(Vec<PathBuf>),

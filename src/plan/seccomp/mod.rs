@@ -54,7 +54,9 @@ pub use rules::{compile, is_netlink_route};
 pub const MAX_INSTRUCTIONS: usize = 4096;
 
 /// What a filter answers for a syscall.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Action {
     /// Kill the whole process (SIGSYS).
     KillProcess,
@@ -124,7 +126,7 @@ impl std::fmt::Display for Action {
 }
 
 /// A comparison of one syscall argument.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cond {
     /// Argument index, 0..5.
     pub arg: u8,
@@ -149,7 +151,7 @@ impl Cond {
 }
 
 /// A comparison operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     /// ==
     Eq,
@@ -168,7 +170,7 @@ pub enum Op {
 }
 
 /// When a rule matches: always, or when one of the condition sets holds (each set is an AND).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Match {
     /// Any arguments.
     Always,
@@ -187,16 +189,17 @@ impl Match {
 }
 
 /// One BPF program of the stack.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Filter {
     /// What it is for.
     pub name: String,
     /// The program.
+    #[serde(with = "serial::program")]
     pub program: Vec<sock_filter>,
 }
 
 /// The compiled seccomp layer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SeccompPlan {
     /// The preset the rules build on.
     pub preset: Preset,
@@ -205,6 +208,7 @@ pub struct SeccompPlan {
     /// Allowed syscalls and when.
     pub allowed: BTreeMap<i64, Match>,
     /// Denied syscalls, by action, and when.
+    #[serde(with = "serial::denied")]
     pub denied: BTreeMap<Action, BTreeMap<i64, Match>>,
     /// Socket families `socket()` may create (None: any).
     pub socket_families: Option<Vec<u64>>,
@@ -225,5 +229,52 @@ impl SeccompPlan {
     /// Total instructions across filters.
     pub fn instructions(&self) -> usize {
         self.filters.iter().map(|f| f.program.len()).sum()
+    }
+}
+
+/// How the parts of a seccomp plan that JSON has no shape for are written down (the plan is
+/// serialised for `kekkai ps`'s records, `enter` and the audit's inner run): a BPF program as
+/// `[code, jt, jf, k]` quadruples, the denied rules as a list of (action, rules) pairs, since an
+/// action with an errno can't be a JSON object's key.
+mod serial {
+    use std::collections::BTreeMap;
+
+    use seccompiler::sock_filter;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Action, Match};
+
+    pub mod program {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(p: &[sock_filter], s: S) -> Result<S::Ok, S::Error> {
+            let quads: Vec<(u16, u8, u8, u32)> =
+                p.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect();
+            quads.serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<sock_filter>, D::Error> {
+            let quads = Vec::<(u16, u8, u8, u32)>::deserialize(d)?;
+            Ok(quads
+                .into_iter()
+                .map(|(code, jt, jf, k)| sock_filter { code, jt, jf, k })
+                .collect())
+        }
+    }
+
+    pub mod denied {
+        use super::*;
+
+        type Denied = BTreeMap<Action, BTreeMap<i64, Match>>;
+
+        pub fn serialize<S: Serializer>(d: &Denied, s: S) -> Result<S::Ok, S::Error> {
+            let pairs: Vec<(&Action, &BTreeMap<i64, Match>)> = d.iter().collect();
+            pairs.serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Denied, D::Error> {
+            let pairs = Vec::<(Action, BTreeMap<i64, Match>)>::deserialize(d)?;
+            Ok(pairs.into_iter().collect())
+        }
     }
 }
