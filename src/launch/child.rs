@@ -452,6 +452,7 @@ mod tests {
             | Call::MoveMount(..)
             | Call::Mkdirat(..)
             | Call::CreateFile(..)
+            | Call::WriteFile(..)
             | Call::Symlinkat(..)
             | Call::Fstat(..)
             | Call::Dup(..) => &["rootfs", "mounts"],

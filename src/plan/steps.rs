@@ -14,6 +14,8 @@ pub enum Step {
     Clone,
     /// uid/gid maps and cgroup v1 placement.
     IdMaps,
+    /// `network: user`: pasta and the egress rules.
+    Network,
     /// Private propagation and the overlay root in a staging tmpfs.
     Rootfs,
     /// The policy's mounts.
@@ -62,7 +64,7 @@ pub struct StepInfo {
 }
 
 /// The order. One line per step; the "why" is the reason the order is forced.
-pub const ORDER: [StepInfo; 13] = [
+pub const ORDER: [StepInfo; 14] = [
     StepInfo {
         step: Step::Plan,
         number: 1,
@@ -82,75 +84,85 @@ pub const ORDER: [StepInfo; 13] = [
         number: 3,
         side: Side::Parent,
         what: "write uid_map/gid_map (setgroups denied when rootless); join cgroup v1 while \
-               the child goes on to step 11",
+               the child goes on to step 12",
         why: "only a process outside the new user namespace may write its maps",
     },
     StepInfo {
-        step: Step::Rootfs,
+        step: Step::Network,
         number: 4,
+        side: Side::Parent,
+        what: "network: user: start pasta on the child's namespaces and load the egress rules \
+               into its network namespace, while the child goes on to step 12",
+        why: "pasta needs the namespaces and the id maps; the program starts only once both are \
+              ready",
+    },
+    StepInfo {
+        step: Step::Rootfs,
+        number: 5,
         side: Side::Child,
         what: "make mount propagation private; build the overlay root in a private staging tmpfs",
         why: "the host must never see the sandbox's mounts",
     },
     StepInfo {
         step: Step::Mounts,
-        number: 5,
+        number: 6,
         side: Side::Child,
         what: "mounts in policy order: bind, tmpfs, hide, proc, dev, mqueue",
         why: "they go on top of the root, before it is sealed",
     },
     StepInfo {
         step: Step::PivotRoot,
-        number: 6,
+        number: 7,
         side: Side::Child,
         what: "pivot_root; detach the old root; remount read-only",
         why: "after this no path leads back to the host tree",
     },
     StepInfo {
         step: Step::Environment,
-        number: 7,
+        number: 8,
         side: Side::Child,
-        what: "hostname, rlimits, working directory",
+        what: "hostname, loopback, rlimits, working directory",
         why: "still privileged inside the namespaces",
     },
     StepInfo {
         step: Step::DropPrivileges,
-        number: 8,
+        number: 9,
         side: Side::Child,
         what: "bounding set, then setgroups/setresgid/setresuid, then ambient keep-list",
         why: "the mounts above needed CAP_SYS_ADMIN; the bounding set needs CAP_SETPCAP",
     },
     StepInfo {
         step: Step::NoNewPrivs,
-        number: 9,
+        number: 10,
         side: Side::Child,
         what: "PR_SET_NO_NEW_PRIVS",
         why: "unprivileged Landlock and seccomp require it; no setuid gains after this",
     },
     StepInfo {
         step: Step::Landlock,
-        number: 10,
+        number: 11,
         side: Side::Child,
         what: "Landlock restrict_self",
         why: "its rules resolve paths in the new root",
     },
     StepInfo {
         step: Step::CloseFds,
-        number: 11,
+        number: 12,
         side: Side::Child,
         what: "close every fd but stdio and the ones passed on purpose",
         why: "no host fd survives into the program (CVE-2024-21626 class)",
     },
     StepInfo {
         step: Step::Seccomp,
-        number: 12,
+        number: 13,
         side: Side::Child,
-        what: "wait until the cgroup v1 join is done; install the seccomp filters",
+        what: "wait for the go-ahead (cgroup v1 joined, network ready); install the seccomp \
+               filters",
         why: "last: it would filter the launcher's own setup",
     },
     StepInfo {
         step: Step::Exec,
-        number: 13,
+        number: 14,
         side: Side::Child,
         what: "execve the program (PID 2 under the reaper, or PID 1)",
         why: "execve must be allowed by the filter",
@@ -173,6 +185,7 @@ impl Step {
             Step::Plan => "plan",
             Step::Clone => "clone",
             Step::IdMaps => "id-maps",
+            Step::Network => "network",
             Step::Rootfs => "rootfs",
             Step::Mounts => "mounts",
             Step::PivotRoot => "pivot-root",
@@ -209,6 +222,8 @@ mod tests {
         let pos = |s: Step| s.info().number;
         assert!(pos(Step::Mounts) < pos(Step::DropPrivileges));
         assert!(pos(Step::PivotRoot) < pos(Step::Landlock));
+        assert!(pos(Step::IdMaps) < pos(Step::Network));
+        assert!(pos(Step::Network) < pos(Step::Seccomp));
         assert!(pos(Step::NoNewPrivs) < pos(Step::Landlock));
         assert!(pos(Step::NoNewPrivs) < pos(Step::Seccomp));
         assert!(pos(Step::CloseFds) < pos(Step::Seccomp));

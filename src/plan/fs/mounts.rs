@@ -67,6 +67,12 @@ pub enum MountKind {
     Dev,
     /// An mqueue filesystem.
     Mqueue,
+    /// A read-only file the plan writes (`network: user`'s `/etc/resolv.conf` and
+    /// `/etc/hosts`), bound over what the root has there.
+    File {
+        /// What it holds.
+        contents: String,
+    },
 }
 
 impl MountKind {
@@ -79,6 +85,7 @@ impl MountKind {
             MountKind::Proc => "proc",
             MountKind::Dev => "dev",
             MountKind::Mqueue => "mqueue",
+            MountKind::File { .. } => "file",
         }
     }
 }
@@ -93,6 +100,7 @@ impl MountKind {
             MountKind::Proc => "proc",
             MountKind::Dev => "dev",
             MountKind::Mqueue => "mqueue",
+            MountKind::File { .. } => "file",
         }
     }
 
