@@ -92,7 +92,7 @@ pub const ORDER: [StepInfo; 14] = [
         number: 4,
         side: Side::Parent,
         what: "network: user: start pasta on the child's namespaces and load the egress rules \
-               into its network namespace, while the child goes on to step 12",
+               into its network namespace, while the child builds its root (steps 5 to 12)",
         why: "pasta needs the namespaces and the id maps; the program starts only once both are \
               ready",
     },

@@ -151,13 +151,22 @@ fn launch(
             chan.send(&ToChild::Mapped)
                 .step(Step::IdMaps, || "write(channel, mapped)".into())
         })
-        .and_then(|()| cgroups.map_or(Ok(()), |c| c.join(pid)));
-    if let Err(e) = ready {
-        // The child dies with us; make sure it is gone before reporting.
-        let _ = kill(pid, Signal::SIGKILL);
-        let _ = waitpid(pid, None);
-        return Err(e);
-    }
+        .and_then(|()| cgroups.map_or(Ok(()), |c| c.join(pid)))
+        .and_then(|()| {
+            // Step 4: pasta and the egress rules, while the child builds its root. pasta is
+            // killed and reaped when `net` drops, once the sandbox is gone.
+            opts.enter(Step::Network);
+            super::network::start(plan, pid)
+        });
+    let _net = match ready {
+        Ok(net) => net,
+        Err(e) => {
+            // The child dies with us; make sure it is gone before reporting.
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+    };
     // A child that failed its setup meanwhile has reported why and exited: the event loop
     // reads that, so a closed channel here is not the error to report.
     if let Err(e) = chan.send(&ToChild::Go) {

@@ -199,7 +199,9 @@ pub fn find_tool(name: &str, package: &str) -> Result<PathBuf, String> {
                 real.display()
             ));
         }
-        return Ok(real);
+        // The name as found, not the link's target: `pasta` is a link to `passt`, which picks
+        // its mode by the name it was started as.
+        return Ok(path);
     }
     Err(format!(
         "`{name}` is not installed (Debian package `{package}`; looked in {})",
