@@ -79,23 +79,25 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                     .map(|d| format!("dropped (best-effort): {d}")),
             );
         }
-        Step::IdMaps => match &plan.userns {
-            Some(ns) => {
-                out.push(format!(
-                    "uid_map: {}",
-                    ns.uid_map.trim_end().replace('\n', "; ")
-                ));
-                out.push(format!(
-                    "gid_map: {}",
-                    ns.gid_map.trim_end().replace('\n', "; ")
-                ));
-                if ns.deny_setgroups {
-                    out.push("setgroups: deny".into());
+        Step::IdMaps => {
+            match &plan.userns {
+                Some(ns) => {
+                    out.push(format!(
+                        "uid_map: {}",
+                        ns.uid_map.trim_end().replace('\n', "; ")
+                    ));
+                    out.push(format!(
+                        "gid_map: {}",
+                        ns.gid_map.trim_end().replace('\n', "; ")
+                    ));
+                    if ns.deny_setgroups {
+                        out.push("setgroups: deny".into());
+                    }
                 }
+                None => out.push("no user namespace: ids switch directly in step 8".into()),
             }
-            None => out.push("no user namespace: ids switch directly in step 8".into()),
-        },
-        Step::Network => network_details(plan, &mut out),
+            network_details(plan, &mut out);
+        }
         Step::Rootfs => {
             let lowers: Vec<String> = plan
                 .rootfs
@@ -381,13 +383,9 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
 pub use crate::plan::units::format_size as size;
 
 /// The human-readable explanation.
-/// Step 4: pasta, published ports, resolvers, the egress rules.
+/// Step 3, `network: user`: pasta, published ports, resolvers, the egress rules.
 fn network_details(plan: &Plan, out: &mut Vec<String>) {
     let Some(u) = &plan.user_net else {
-        out.push(match *plan.network {
-            Network::User => "network: user dropped (best-effort): loopback only".into(),
-            _ => "nothing: the network is not `user`".into(),
-        });
         return;
     };
     out.push(format!(

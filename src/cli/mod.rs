@@ -158,7 +158,7 @@ pub(crate) struct PolicyArgs {
     #[arg(long = "net", value_name = "none|host|user", value_parser = flags::net_value)]
     net: Option<String>,
     /// Publish a port of the sandbox on the host (with --net user): a connection to the host's
-    /// HOSTPORT (on ADDR, default every address) reaches the sandbox's PORT.
+    /// HOSTPORT (on ADDR, default 127.0.0.1; 0.0.0.0 for every address) reaches the sandbox's PORT.
     #[arg(long = "publish", value_name = "[ADDR:]HOSTPORT:PORT[/udp]", value_parser = flags::publish_value)]
     publish: Vec<String>,
     /// Give the program its own pseudo-terminal in place of each terminal among stdin, stdout

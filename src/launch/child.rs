@@ -63,17 +63,16 @@ fn run(
     opts: &Options,
 ) -> Result<Infallible, StepError> {
     let c = Child::start(k, plan, chan, opts)?; //       3: the parent wrote our id maps
-    //                                                   4: the parent starts pasta meanwhile
-    let c = c.build_root()?; //                          5: private propagation, overlay root
-    let c = c.mount_all()?; //                           6: the policy's mounts, in order
-    let c = c.pivot_root()?; //                          7: no path back to the host tree
-    let c = c.environment()?; //                         8: hostname, rlimits, cwd
-    let c = c.drop_privileges()?; //                     9: after the mounts needed CAP_SYS_ADMIN
-    let c = c.no_new_privs()?; //                       10: Landlock and seccomp require it
-    let c = c.landlock()?; //                           11: rules resolve in the new root
-    let c = c.close_fds()?; //                          12: no host fd reaches the program
-    let c = c.seccomp()?; //                            13: after cgroup join and network; last
-    Err(c.exec(command)) //                             14: execve, allowed by the filter
+    let c = c.build_root()?; //                          4: private propagation, overlay root
+    let c = c.mount_all()?; //                           5: the policy's mounts, in order
+    let c = c.pivot_root()?; //                          6: no path back to the host tree
+    let c = c.environment()?; //                         7: hostname, rlimits, cwd
+    let c = c.drop_privileges()?; //                     8: after the mounts needed CAP_SYS_ADMIN
+    let c = c.no_new_privs()?; //                        9: Landlock and seccomp require it
+    let c = c.landlock()?; //                           10: rules resolve in the new root
+    let c = c.close_fds()?; //                          11: no host fd reaches the program
+    let c = c.seccomp()?; //                            12: after cgroup join and network; last
+    Err(c.exec(command)) //                             13: execve, allowed by the filter
 }
 
 /// A state of the sandbox's first process.

@@ -1,4 +1,4 @@
-//! Step 4, the supervisor's side of `network: user`: pasta attached to the sandbox's network
+//! Step 3 (`id-maps`, the supervisor's side) for of `network: user`: pasta attached to the sandbox's network
 //! namespace, and the egress rules loaded into that namespace by `nft`.
 //!
 //! Both run as the caller, outside the sandbox, as children of the supervisor (never of the
@@ -57,12 +57,12 @@ impl Drop for Running {
     }
 }
 
-/// Step 4: starts pasta and loads the egress rules; returns once both are ready.
+/// Starts pasta and loads the egress rules; returns once both are ready.
 pub fn start(plan: &Plan, pid: Pid) -> Result<Option<Running>, StepError> {
     let Some(u) = &plan.user_net else {
         return Ok(None);
     };
-    let step = Step::Network;
+    let step = Step::IdMaps;
     let key = &u.pasta.key;
     let open_ns = |kind: &str| -> Result<OwnedFd, StepError> {
         let path = format!("/proc/{pid}/ns/{kind}");
@@ -171,7 +171,7 @@ fn load_rules(
     userns: Option<&OwnedFd>,
     parent: i32,
 ) -> Result<(), StepError> {
-    let step = Step::Network;
+    let step = Step::IdMaps;
     let key = crate::plan::network::egress_key(&u.egress, &u.nft.key);
     let rules = u.egress.nft(&host_addresses());
     let mut join = Vec::new();
@@ -226,7 +226,7 @@ fn wait_ready(
     ready: OwnedFd,
     u: &UserNet,
 ) -> Result<Option<Running>, StepError> {
-    let step = Step::Network;
+    let step = Step::IdMaps;
     let key = &u.pasta.key;
     let deadline = std::time::Instant::now() + READY_TIMEOUT;
     loop {

@@ -14,8 +14,6 @@ pub enum Step {
     Clone,
     /// uid/gid maps and cgroup v1 placement.
     IdMaps,
-    /// `network: user`: pasta and the egress rules.
-    Network,
     /// Private propagation and the overlay root in a staging tmpfs.
     Rootfs,
     /// The policy's mounts.
@@ -64,7 +62,7 @@ pub struct StepInfo {
 }
 
 /// The order. One line per step; the "why" is the reason the order is forced.
-pub const ORDER: [StepInfo; 14] = [
+pub const ORDER: [StepInfo; 13] = [
     StepInfo {
         step: Step::Plan,
         number: 1,
@@ -83,78 +81,71 @@ pub const ORDER: [StepInfo; 14] = [
         step: Step::IdMaps,
         number: 3,
         side: Side::Parent,
-        what: "write uid_map/gid_map (setgroups denied when rootless); join cgroup v1 while \
-               the child goes on to step 12",
-        why: "only a process outside the new user namespace may write its maps",
-    },
-    StepInfo {
-        step: Step::Network,
-        number: 4,
-        side: Side::Parent,
-        what: "network: user: start pasta on the child's namespaces and load the egress rules \
-               into its network namespace, while the child builds its root (steps 5 to 12)",
-        why: "pasta needs the namespaces and the id maps; the program starts only once both are \
-              ready",
+        what: "write uid_map/gid_map (setgroups denied when rootless); join cgroup v1; for \
+               `network: user` start pasta and load the egress rules into the sandbox's \
+               network namespace; all while the child goes on to step 11",
+        why: "only a process outside the new user namespace may write its maps; pasta and nft \
+              join the namespaces once the maps exist",
     },
     StepInfo {
         step: Step::Rootfs,
-        number: 5,
+        number: 4,
         side: Side::Child,
         what: "make mount propagation private; build the overlay root in a private staging tmpfs",
         why: "the host must never see the sandbox's mounts",
     },
     StepInfo {
         step: Step::Mounts,
-        number: 6,
+        number: 5,
         side: Side::Child,
         what: "mounts in policy order: bind, tmpfs, hide, proc, dev, mqueue",
         why: "they go on top of the root, before it is sealed",
     },
     StepInfo {
         step: Step::PivotRoot,
-        number: 7,
+        number: 6,
         side: Side::Child,
         what: "pivot_root; detach the old root; remount read-only",
         why: "after this no path leads back to the host tree",
     },
     StepInfo {
         step: Step::Environment,
-        number: 8,
+        number: 7,
         side: Side::Child,
         what: "hostname, loopback, rlimits, working directory",
         why: "still privileged inside the namespaces",
     },
     StepInfo {
         step: Step::DropPrivileges,
-        number: 9,
+        number: 8,
         side: Side::Child,
         what: "bounding set, then setgroups/setresgid/setresuid, then ambient keep-list",
         why: "the mounts above needed CAP_SYS_ADMIN; the bounding set needs CAP_SETPCAP",
     },
     StepInfo {
         step: Step::NoNewPrivs,
-        number: 10,
+        number: 9,
         side: Side::Child,
         what: "PR_SET_NO_NEW_PRIVS",
         why: "unprivileged Landlock and seccomp require it; no setuid gains after this",
     },
     StepInfo {
         step: Step::Landlock,
-        number: 11,
+        number: 10,
         side: Side::Child,
         what: "Landlock restrict_self",
         why: "its rules resolve paths in the new root",
     },
     StepInfo {
         step: Step::CloseFds,
-        number: 12,
+        number: 11,
         side: Side::Child,
         what: "close every fd but stdio and the ones passed on purpose",
         why: "no host fd survives into the program (CVE-2024-21626 class)",
     },
     StepInfo {
         step: Step::Seccomp,
-        number: 13,
+        number: 12,
         side: Side::Child,
         what: "wait for the go-ahead (cgroup v1 joined, network ready); install the seccomp \
                filters",
@@ -162,7 +153,7 @@ pub const ORDER: [StepInfo; 14] = [
     },
     StepInfo {
         step: Step::Exec,
-        number: 14,
+        number: 13,
         side: Side::Child,
         what: "execve the program (PID 2 under the reaper, or PID 1)",
         why: "execve must be allowed by the filter",
@@ -185,7 +176,6 @@ impl Step {
             Step::Plan => "plan",
             Step::Clone => "clone",
             Step::IdMaps => "id-maps",
-            Step::Network => "network",
             Step::Rootfs => "rootfs",
             Step::Mounts => "mounts",
             Step::PivotRoot => "pivot-root",
@@ -222,8 +212,6 @@ mod tests {
         let pos = |s: Step| s.info().number;
         assert!(pos(Step::Mounts) < pos(Step::DropPrivileges));
         assert!(pos(Step::PivotRoot) < pos(Step::Landlock));
-        assert!(pos(Step::IdMaps) < pos(Step::Network));
-        assert!(pos(Step::Network) < pos(Step::Seccomp));
         assert!(pos(Step::NoNewPrivs) < pos(Step::Landlock));
         assert!(pos(Step::NoNewPrivs) < pos(Step::Seccomp));
         assert!(pos(Step::CloseFds) < pos(Step::Seccomp));

@@ -613,7 +613,7 @@ pub fn deserialize_network<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Net
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PublishedPort {
     /// `[ADDR:]PORT` on the host (`8080`, `127.0.0.1:8080`, `[::1]:8080`); without an address,
-    /// every address of the host.
+    /// 127.0.0.1 (`0.0.0.0:8080` or `[::]:8080` for every address).
     pub host: Option<PortText>,
     /// The port inside the sandbox (default: the host's port).
     #[serde(skip_serializing_if = "Option::is_none")]

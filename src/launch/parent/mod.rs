@@ -153,9 +153,8 @@ fn launch(
         })
         .and_then(|()| cgroups.map_or(Ok(()), |c| c.join(pid)))
         .and_then(|()| {
-            // Step 4: pasta and the egress rules, while the child builds its root. pasta is
-            // killed and reaped when `net` drops, once the sandbox is gone.
-            opts.enter(Step::Network);
+            // `network: user`: pasta and the egress rules, while the child builds its root.
+            // pasta is killed and reaped when `_net` drops, once the sandbox is gone.
             super::network::start(plan, pid)
         });
     let _net = match ready {

@@ -471,7 +471,8 @@ impl Egress {
         }
         out.push(
             "refused traffic gets ICMP admin-prohibited: TCP fails with EHOSTUNREACH (IPv4) or \
-             EACCES (IPv6), UDP with EPERM"
+             EACCES (IPv6), UDP with EPERM; a TCP port outside the allowlist is refused first \
+             by Landlock (EACCES) where the kernel has ABI 4"
                 .into(),
         );
         out

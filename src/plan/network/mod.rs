@@ -99,7 +99,8 @@ pub enum Resolvers {
 /// A port published from the host into the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
-    /// The host address it is bound on (`None`: every address).
+    /// The host address it is bound on (`None`: every address, written `0.0.0.0` or `[::]`;
+    /// without an address in the policy, 127.0.0.1).
     pub addr: Option<IpAddr>,
     /// The host's port.
     pub host: u16,
@@ -518,6 +519,13 @@ fn plan_ports(
                 d.push(at.key("host"), e);
                 continue;
             }
+        };
+        // Only where asked: the host's loopback unless an address is given; 0.0.0.0 or [::]
+        // for every address.
+        let addr = match addr {
+            None => Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            Some(a) if a.is_unspecified() => None,
+            a => a,
         };
         let sandbox = p.sandbox.unwrap_or(host_port);
         if sandbox == 0 {

@@ -80,7 +80,14 @@ fn pasta_maps_nothing_of_the_host_by_default() {
     "{ports: [{host: '127.0.0.1:8080', sandbox: 80}]}",
     "--tcp-ports 127.0.0.1/8080:80 --udp-ports none"
 )]
-#[case("{ports: [{host: 8080}]}", "--tcp-ports 8080:8080 --udp-ports none")]
+#[case(
+    "{ports: [{host: 8080}]}",
+    "--tcp-ports 127.0.0.1/8080:8080 --udp-ports none"
+)]
+#[case(
+    "{ports: [{host: '0.0.0.0:8080'}]}",
+    "--tcp-ports 8080:8080 --udp-ports none"
+)]
 #[case(
     "{ports: [{host: '[::1]:8080', sandbox: 80}]}",
     "--tcp-ports ::1/8080:80"
