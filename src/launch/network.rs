@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::Pid;
 
@@ -126,17 +126,7 @@ pub fn start(plan: &Plan, pid: Pid) -> Result<Option<Running>, StepError> {
 /// A copy of `fd` at 10 or above (close-on-exec), so that placing descriptors at 3, 4 and 5
 /// in a helper never overwrites one still to be placed.
 fn high(fd: OwnedFd) -> nix::Result<OwnedFd> {
-    let raw = fcntl(fd.as_fd(), FcntlArg::F_DUPFD_CLOEXEC(10))?;
-    // The duplicate is ours alone; the original closes when `fd` drops.
-    Ok(owned(raw))
-}
-
-#[allow(unsafe_code)]
-fn owned(raw: std::os::fd::RawFd) -> OwnedFd {
-    use std::os::fd::FromRawFd;
-    // SAFETY: `raw` was just returned by fcntl(F_DUPFD_CLOEXEC): a new descriptor nobody else
-    // owns.
-    unsafe { OwnedFd::from_raw_fd(raw) }
+    crate::sys::dup_at_least(fd.as_fd(), 10)
 }
 
 fn errno(e: &std::io::Error) -> Errno {

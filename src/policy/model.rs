@@ -597,6 +597,13 @@ pub fn deserialize_network<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Net
         fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
             d.deserialize_any(V)
         }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            // `network: false` reads as a word, like `none` would.
+            Err(E::unknown_variant(
+                if v { "true" } else { "false" },
+                &["none", "host", "user"],
+            ))
+        }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
             NetworkMode::deserialize(de::value::StrDeserializer::<E>::new(v))
                 .map(|m| Some(Network::mode(m)))

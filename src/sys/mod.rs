@@ -841,8 +841,9 @@ fn helper_pre_exec(s: &HelperSetup) -> std::io::Result<()> {
         data[0].inheritable |= 1 << CAP_NET_ADMIN;
         // SAFETY: capset reads the same two structs capget filled.
         check(unsafe { libc::syscall(libc::SYS_capset, &raw mut hdr, data.as_ptr()) })?;
-        // SAFETY: prctl(PR_CAP_AMBIENT_RAISE) takes a capability number; no memory is passed.
         check(
+            // SAFETY: prctl(PR_CAP_AMBIENT_RAISE) takes a capability number; no memory is
+            // passed.
             unsafe {
                 libc::prctl(
                     libc::PR_CAP_AMBIENT,
@@ -878,4 +879,12 @@ pub fn spawn_helper(
         cmd.pre_exec(move || helper_pre_exec(&setup));
     }
     cmd.spawn()
+}
+
+/// A close-on-exec copy of `fd` numbered `min` or above (`fcntl(F_DUPFD_CLOEXEC, min)`).
+pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> nix::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let raw = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(min))?;
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) just returned `raw`: a new descriptor nobody else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
 }
