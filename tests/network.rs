@@ -375,3 +375,48 @@ fn killing_the_supervisor_leaves_no_pasta(#[values(Who::Root, Who::Rootless)] wh
     child.wait().unwrap();
     assert!(all_gone(&inside), "left behind: {inside:?}");
 }
+
+/// `kekkai audit` of a `network: user` policy passes (the host's loopback and abstract socket
+/// unreachable, 0.0.0.1 refused by the rules, without sending anything off this machine); with
+/// the rules left out (a debug build's weakening) the egress probe escapes.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn the_audit_of_a_user_network_policy_passes(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world(
+        "net-audit",
+        "network:\n  mode: user\n  allow: [dns, \"any:443\"]",
+    );
+    let mode = support::Mode::plain(who);
+    let (rc, verdicts) = support::audit(&w, mode, &["-p", "./p.yaml", "--only", "net"]);
+    assert_eq!(rc, 0, "as {who:?}: {verdicts:?}");
+    for (probe, errno) in [
+        ("net.host-loopback-tcp", "EACCES"),
+        ("net.host-abstract-socket", "ECONNREFUSED"),
+        ("net.egress-rules", "EACCES"),
+    ] {
+        assert_eq!(verdicts[probe], format!("blocked ({errno})"), "as {who:?}");
+    }
+    let (rc, verdicts) = support::audit(&w, mode, &["--net", "user", "--only", "net"]);
+    assert_eq!(rc, 0, "as {who:?}: {verdicts:?}");
+    assert_eq!(
+        verdicts["net.egress-rules"], "blocked (EHOSTUNREACH)",
+        "as {who:?}"
+    );
+    assert_eq!(
+        verdicts["net.host-loopback-tcp"], "blocked (ECONNREFUSED)",
+        "as {who:?}"
+    );
+    let o = w
+        .command(who)
+        .env("KEKKAI_WEAKEN", "egress")
+        .args(["audit", "--json", "--net", "user", "--only", "net"])
+        .output()
+        .unwrap();
+    let verdicts = support::verdicts(&o);
+    assert_eq!(code(&o), 1, "as {who:?}: {verdicts:?}");
+    assert_eq!(verdicts["net.egress-rules"].0, "escaped", "as {who:?}");
+}

@@ -57,8 +57,9 @@ impl Drop for Running {
     }
 }
 
-/// Starts pasta and loads the egress rules; returns once both are ready.
-pub fn start(plan: &Plan, pid: Pid) -> Result<Option<Running>, StepError> {
+/// Starts pasta and loads the egress rules (unless `skip_rules`: the debug-only weakening);
+/// returns once both are ready.
+pub fn start(plan: &Plan, pid: Pid, skip_rules: bool) -> Result<Option<Running>, StepError> {
     let Some(u) = &plan.user_net else {
         return Ok(None);
     };
@@ -119,7 +120,9 @@ pub fn start(plan: &Plan, pid: Pid) -> Result<Option<Running>, StepError> {
     drop(ready_w);
     let running = Running { pasta };
 
-    load_rules(u, &netns, userns.as_ref(), parent)?;
+    if !skip_rules {
+        load_rules(u, &netns, userns.as_ref(), parent)?;
+    }
     wait_ready(running, ready_r, u)
 }
 

@@ -155,7 +155,7 @@ fn launch(
         .and_then(|()| {
             // `network: user`: pasta and the egress rules, while the child builds its root.
             // pasta is killed and reaped when `_net` drops, once the sandbox is gone.
-            super::network::start(plan, pid)
+            super::network::start(plan, pid, opts.skip_egress_rules)
         });
     let _net = match ready {
         Ok(net) => net,
@@ -177,7 +177,14 @@ fn launch(
     }
     // What a best-effort policy runs without is said when the sandbox reports what it
     // enforced, just before the program starts (unless -q).
-    let announce = (!opts.quiet).then(|| cgroup_dropped.to_vec());
+    // A best-effort `network: user` that runs with loopback only is said the same way.
+    let announce = (!opts.quiet).then(|| {
+        cgroup_dropped
+            .iter()
+            .chain(&plan.network_dropped)
+            .cloned()
+            .collect()
+    });
     let sandbox = Sandbox { pid, chan, start };
     let seen = Supervisor::new(sandbox, sources, &opts.stdio, notify, announce).run()?;
     Ok(outcome::decide(seen))
