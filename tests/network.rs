@@ -420,3 +420,48 @@ fn the_audit_of_a_user_network_policy_passes(#[values(Who::Root, Who::Rootless)]
     assert_eq!(code(&o), 1, "as {who:?}: {verdicts:?}");
     assert_eq!(verdicts["net.egress-rules"].0, "escaped", "as {who:?}");
 }
+
+/// A root caller whose policy has no user namespace: pasta joins only the network namespace
+/// (with a bounding set cut down to what it needs), and the sandbox still reaches the test host
+/// and not the host's loopback or own addresses.
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn root_without_a_user_namespace() {
+    need(Who::Root);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world("net-nouserns", "");
+    let host = TestHost::new(&w, &[8081], "unused.test");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nnamespaces: [mount, pid, net, ipc, uts]\nnetwork: user\n",
+    );
+    let lo = TcpListener::bind("127.0.0.1:0").unwrap();
+    let lo_port = lo.local_addr().unwrap().port();
+    let any = TcpListener::bind("0.0.0.0:0").unwrap();
+    let any_port = any.local_addr().unwrap().port();
+    let client = format!("{}:/client.py", w.dir.join("client.py").display());
+    let o = w.run(
+        Who::Root,
+        [
+            "run",
+            "-q",
+            "-p",
+            "./p.yaml",
+            "--ro-bind",
+            &client,
+            "--",
+            "python3",
+            "/client.py",
+            &format!("tcp:{}:8081", host.addr(2)),
+            &format!("tcp:127.0.0.1:{lo_port}"),
+            &format!("tcp:{}:{any_port}", host.addr(1)),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        ["ok hello-8081", "errno ECONNREFUSED", "errno EHOSTUNREACH"]
+    );
+}

@@ -36,6 +36,13 @@ use crate::sys::{HelperSetup, spawn_helper};
 /// machine, many times that).
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// What a root caller's pasta may keep in its bounding set: entering the sandbox's namespaces
+/// (CAP_SYS_ADMIN), configuring its interface (CAP_NET_ADMIN), binding a published port below
+/// 1024 (CAP_NET_BIND_SERVICE), `--runas 0` (CAP_SETUID, CAP_SETGID). pasta drops most of these
+/// itself once it is set up; nothing else (no CAP_DAC_OVERRIDE, CAP_SYS_PTRACE, CAP_SYS_MODULE,
+/// ...) reaches it.
+const PASTA_BOUNDING: u64 = (1 << 6) | (1 << 7) | (1 << 10) | (1 << 12) | (1 << 21);
+
 /// pasta, running; killed and reaped when dropped.
 #[derive(Debug)]
 pub struct Running {
@@ -107,6 +114,7 @@ pub fn start(plan: &Plan, pid: Pid, skip_rules: bool) -> Result<Option<Running>,
             fds,
             join: Vec::new(),
             ambient_net_admin: false,
+            bounding: nix::unistd::geteuid().is_root().then_some(PASTA_BOUNDING),
         },
     )
     .map_err(|e| {
@@ -186,6 +194,7 @@ fn load_rules(
             fds: Vec::new(),
             join,
             ambient_net_admin: userns.is_some(),
+            bounding: None,
         },
     )
     .map_err(|e| StepError::sys(step, format!("spawn {shown}"), errno(&e)).key(&key))?;

@@ -779,6 +779,9 @@ pub struct HelperSetup {
     /// Keep CAP_NET_ADMIN across exec as an ambient capability (nft in a user namespace where
     /// the caller is not uid 0).
     pub ambient_net_admin: bool,
+    /// Drop every capability but these (a bit mask) from the bounding set before exec (a root
+    /// caller's pasta; needs CAP_SETPCAP, which an unprivileged caller has no use for).
+    pub bounding: Option<u64>,
 }
 
 /// `struct __user_cap_header_struct` (linux/capability.h).
@@ -855,6 +858,22 @@ fn helper_pre_exec(s: &HelperSetup) -> std::io::Result<()> {
             }
             .into(),
         )?;
+    }
+    if let Some(keep) = s.bounding {
+        for cap in 0..64u32 {
+            if keep & (1 << cap) != 0 {
+                continue;
+            }
+            // SAFETY: prctl(PR_CAPBSET_DROP) takes a capability number; no memory is passed.
+            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+            if r < 0 {
+                // EINVAL: past the last capability this kernel knows; the rest are gone too.
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                    break;
+                }
+                return Err(std::io::Error::last_os_error());
+            }
+        }
     }
     // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes no memory.
     check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }.into())?;
