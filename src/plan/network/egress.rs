@@ -461,9 +461,13 @@ impl Egress {
                     .iter()
                     .map(|s| format!("{} {}", s.net, s.what))
                     .collect();
+                out.push(
+                    "refused unless an entry names them: the host's own addresses (read at \
+                     launch)"
+                        .into(),
+                );
                 out.push(format!(
-                    "refused unless an entry lies inside: the host's own addresses (read at \
-                     launch), {}",
+                    "refused unless an entry lies inside: {}",
                     special.join(", ")
                 ));
                 out.push("refused: everything else".into());
@@ -501,20 +505,20 @@ impl Egress {
         let host_nets: Vec<IpNet> = host.iter().map(|a| IpNet::host(*a)).collect();
         match &self.allow {
             None => {
-                let refused: Vec<IpNet> = SPECIAL
-                    .iter()
-                    .filter(|s| s.always)
-                    .map(|s| s.net)
-                    .chain(host_nets)
-                    .collect();
+                let refused: Vec<IpNet> =
+                    SPECIAL.iter().filter(|s| s.always).map(|s| s.net).collect();
+                r.refuse("host", &host_nets);
                 r.refuse("refused", &refused);
                 r.line("accept");
             }
             Some(list) => {
-                let refused: Vec<IpNet> = SPECIAL.iter().map(|s| s.net).chain(host_nets).collect();
-                // An entry inside a refused range opens that part of it; the others come
-                // after the refusals.
-                let (mut inside, mut outside) = (Vec::new(), Vec::new());
+                let special: Vec<IpNet> = SPECIAL.iter().map(|s| s.net).collect();
+                // The host's own addresses first: only an entry naming one of them (or a part
+                // of one) opens it, never a wider range around it (`172.16.0.0/12` does not
+                // open the host's 172.17.0.1). Then an entry inside a special range opens that
+                // part of it; the other entries come after the refusals.
+                let (mut host_entries, mut inside, mut outside) =
+                    (Vec::new(), Vec::new(), Vec::new());
                 for a in list.iter() {
                     let Allow::Dest {
                         target,
@@ -526,17 +530,23 @@ impl Egress {
                     };
                     for net in target.nets() {
                         let rule = accept(&net, protos, *ports);
-                        if refused.iter().any(|r| r.contains(&net)) {
+                        if host_nets.iter().any(|h| h.contains(&net)) {
+                            host_entries.push(rule);
+                        } else if special.iter().any(|r| r.contains(&net)) {
                             inside.push(rule);
                         } else {
                             outside.push(rule);
                         }
                     }
                 }
+                for rule in host_entries {
+                    r.line(&rule);
+                }
+                r.refuse("host", &host_nets);
                 for rule in inside {
                     r.line(&rule);
                 }
-                r.refuse("refused", &refused);
+                r.refuse("refused", &special);
                 for rule in outside {
                     r.line(&rule);
                 }
@@ -711,6 +721,7 @@ mod tests {
         let refused = at("ip daddr @refused4 reject with icmpx admin-prohibited");
         assert!(dns < refused);
         assert!(at("accept") > refused);
+        assert!(at("ip daddr @host4 reject with icmpx admin-prohibited") < at("accept"));
         assert!(text.contains("198.18.7.1/32"), "{text}");
         assert!(text.contains("169.254.0.0/16"), "{text}");
         assert!(text.contains("fd00::2/128"), "{text}");
@@ -741,6 +752,25 @@ mod tests {
         assert!(
             text.contains("ip daddr 169.254.1.1 udp dport 53 accept"),
             "{text}"
+        );
+    }
+
+    /// A private range in the allowlist does not open the host's own address inside it; an
+    /// entry naming that address does.
+    #[test]
+    fn a_wide_entry_never_opens_the_host_s_own_address() {
+        let host: Vec<IpAddr> = vec!["172.17.0.1".parse().unwrap()];
+        let text = egress(Some(&["172.16.0.0/12:443"])).nft(&host);
+        let rules: Vec<&str> = text.lines().map(str::trim).collect();
+        let at = |r: &str| rules.iter().position(|l| *l == r).unwrap();
+        let host_refused = at("ip daddr @host4 reject with icmpx admin-prohibited");
+        assert!(host_refused < at("ip daddr 172.16.0.0/12 meta l4proto tcp th dport 443 accept"));
+        let text = egress(Some(&["172.17.0.1:5432"])).nft(&host);
+        let rules: Vec<&str> = text.lines().map(str::trim).collect();
+        let at = |r: &str| rules.iter().position(|l| *l == r).unwrap();
+        assert!(
+            at("ip daddr 172.17.0.1/32 meta l4proto tcp th dport 5432 accept")
+                < at("ip daddr @host4 reject with icmpx admin-prohibited")
         );
     }
 
