@@ -465,3 +465,30 @@ fn root_without_a_user_namespace() {
         ["ok hello-8081", "errno ECONNREFUSED", "errno EHOSTUNREACH"]
     );
 }
+
+/// pasta that can't start (its published port is taken) fails the launch (exit 125, nothing
+/// runs) and the error names where the policy asks for that port.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_taken_published_port_fails_the_launch_at_its_key(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let w = world(
+        "net-taken",
+        &format!("network:\n  mode: user\n  ports: [{{ host: {port} }}]"),
+    );
+    let o = w.run(who, ["run", "-p", "./p.yaml", "--", "sh", "-c", "echo ran"]);
+    assert_eq!(code(&o), 125, "as {who:?}: {}", stderr(&o));
+    assert_eq!(stdout(&o), "", "as {who:?}");
+    assert!(
+        stderr(&o).contains("p.yaml:5:11: network.ports[0]"),
+        "as {who:?}: {}",
+        stderr(&o)
+    );
+}

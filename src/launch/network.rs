@@ -71,7 +71,7 @@ pub fn start(plan: &Plan, pid: Pid, skip_rules: bool) -> Result<Option<Running>,
         return Ok(None);
     };
     let step = Step::IdMaps;
-    let key = &u.pasta.key;
+    let key = &u.origin.pasta;
     let open_ns = |kind: &str| -> Result<OwnedFd, StepError> {
         let path = format!("/proc/{pid}/ns/{kind}");
         let fd = nix::fcntl::open(
@@ -79,7 +79,7 @@ pub fn start(plan: &Plan, pid: Pid, skip_rules: bool) -> Result<Option<Running>,
             OFlag::O_RDONLY | OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
-        .map_err(|e| StepError::sys(step, format!("open({path:?})"), e).key(key))?;
+        .map_err(|e| StepError::sys(step, format!("open({path:?})"), e).at(key))?;
         high(fd).map_err(|e| StepError::sys(step, "fcntl(F_DUPFD_CLOEXEC, 10)", e))
     };
     let netns = open_ns("net")?;
@@ -123,7 +123,7 @@ pub fn start(plan: &Plan, pid: Pid, skip_rules: bool) -> Result<Option<Running>,
             format!("spawn {}", u.pasta.program.display()),
             errno(&e),
         )
-        .key(key)
+        .at(key)
     })?;
     drop(ready_w);
     let running = Running { pasta };
@@ -173,7 +173,7 @@ fn load_rules(
     parent: i32,
 ) -> Result<(), StepError> {
     let step = Step::IdMaps;
-    let key = crate::plan::network::egress_key(&u.egress, &u.nft.key);
+    let key = &u.origin.egress;
     let rules = u.egress.nft(&host_addresses());
     let mut join = Vec::new();
     if let Some(user) = userns {
@@ -197,7 +197,7 @@ fn load_rules(
             bounding: None,
         },
     )
-    .map_err(|e| StepError::sys(step, format!("spawn {shown}"), errno(&e)).key(&key))?;
+    .map_err(|e| StepError::sys(step, format!("spawn {shown}"), errno(&e)).at(key))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A failed write shows as nft's own failure below.
         let _ = stdin.write_all(rules.as_bytes());
@@ -215,7 +215,7 @@ fn load_rules(
                 why.trim()
             ),
         )
-        .key(&key)
+        .at(key)
         .hint("the egress rules could not be loaded; kekkai does not run without them"));
     }
     Ok(())
@@ -229,7 +229,7 @@ fn wait_ready(
     u: &UserNet,
 ) -> Result<Option<Running>, StepError> {
     let step = Step::IdMaps;
-    let key = &u.pasta.key;
+    let key = &u.origin.pasta;
     let deadline = std::time::Instant::now() + READY_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -241,7 +241,7 @@ fn wait_ready(
                     READY_TIMEOUT.as_secs()
                 ),
             )
-            .key(key));
+            .at(key));
         }
         let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
         let mut fds = [PollFd::new(ready.as_fd(), PollFlags::POLLIN)];
@@ -280,7 +280,7 @@ fn wait_ready(
             said.join("; ")
         ),
     )
-    .key(key)
+    .at(key)
     .hint(
         "pasta needs a host with a default route (IPv4 or IPv6); a published port needs a \
          free host port",

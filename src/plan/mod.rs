@@ -450,7 +450,18 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         &network::Host::this(),
         &mut d,
     );
-    for mut f in net.files {
+    let mut net = net;
+    if let Some(u) = net.user.as_mut() {
+        u.origin = network::Origins {
+            pasta: loaded.place(
+                &u.ports
+                    .first()
+                    .map_or(u.pasta.key.clone(), |p| p.key.clone()),
+            ),
+            egress: loaded.place(&network::egress_key(&u.egress, &u.pasta.key)),
+        };
+    }
+    for mut f in std::mem::take(&mut net.files) {
         f.origin = loaded.place(&f.key);
         mounts.push(f);
     }

@@ -164,6 +164,18 @@ pub struct UserNet {
     pub ports: Vec<Keyed<Published>>,
     /// The host's loopback ports the sandbox may reach (`network.host-loopback[i]`).
     pub host_loopback: Vec<Keyed<HostPort>>,
+    /// Where the policy (file, line, column, key path; or the flag) asks for pasta, and for
+    /// the egress rules: what a launch error names (filled in by compile).
+    pub origin: Origins,
+}
+
+/// Where the parts of `network: user` come from, as a launch error names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins {
+    /// `network.mode` (or the first published port when pasta failed with ports to bind).
+    pub pasta: String,
+    /// `network.allow`, or `network.mode` without an allowlist.
+    pub egress: String,
 }
 
 /// What compile needs from the network section.
@@ -346,6 +358,7 @@ pub fn plan(
             dns,
             ports,
             host_loopback,
+            origin: Origins::default(),
         }),
         dropped: Vec::new(),
         files,
