@@ -42,8 +42,9 @@ probes! {
     // 0.0.0.0/8 is refused by every set of egress rules. On the host, a connect to 0.0.0.1
     // reaches the host itself (never the wire), so without the rules pasta would hand the
     // sandbox the host's listener: EHOSTUNREACH is the rules (Landlock's tcp-connect rules
-    // may stop it first: EACCES), ENETUNREACH a sandbox without a route out (`none`).
-    "net.egress-rules", "nftables/net namespace", &[Errno::EHOSTUNREACH, Errno::ENETUNREACH, Errno::EACCES], true, |c| {
+    // may stop it first: EACCES), ENETUNREACH a sandbox without a route out (`none`), EPERM
+    // a seccomp filter that allows no IP socket at all.
+    "net.egress-rules", "nftables/net namespace", &[Errno::EHOSTUNREACH, Errno::ENETUNREACH, Errno::EACCES, Errno::EPERM], true, |c| {
         if c.host_network { return Seen::NotApplicable("the policy shares the host network".into()) }
         let Some(port) = c.tcp_port else { return Seen::NotApplicable("no host listener".into()) };
         let addr = std::net::SocketAddr::from(([0, 0, 0, 1], port));
