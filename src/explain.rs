@@ -77,25 +77,34 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                 match *plan.network {
                     Network::None => "none (loopback only)",
                     Network::Host => "host",
+                    Network::User => "user (own namespace, user-mode networking through pasta)",
                 }
             ));
+            out.extend(
+                plan.network_dropped
+                    .iter()
+                    .map(|d| format!("dropped (best-effort): {d}")),
+            );
         }
-        Step::IdMaps => match &plan.userns {
-            Some(ns) => {
-                out.push(format!(
-                    "uid_map: {}",
-                    ns.uid_map.trim_end().replace('\n', "; ")
-                ));
-                out.push(format!(
-                    "gid_map: {}",
-                    ns.gid_map.trim_end().replace('\n', "; ")
-                ));
-                if ns.deny_setgroups {
-                    out.push("setgroups: deny".into());
+        Step::IdMaps => {
+            match &plan.userns {
+                Some(ns) => {
+                    out.push(format!(
+                        "uid_map: {}",
+                        ns.uid_map.trim_end().replace('\n', "; ")
+                    ));
+                    out.push(format!(
+                        "gid_map: {}",
+                        ns.gid_map.trim_end().replace('\n', "; ")
+                    ));
+                    if ns.deny_setgroups {
+                        out.push("setgroups: deny".into());
+                    }
                 }
+                None => out.push("no user namespace: ids switch directly in step 8".into()),
             }
-            None => out.push("no user namespace: ids switch directly in step 8".into()),
-        },
+            network_details(plan, &mut out);
+        }
         Step::Rootfs => {
             let lowers: Vec<String> = plan
                 .rootfs
@@ -180,6 +189,11 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                         m.key
                     ),
                     MountKind::Mqueue => format!("{}: mqueue {t}", m.key),
+                    MountKind::File { contents } => format!(
+                        "{}: file {t} (read-only, {} lines written by kekkai)",
+                        m.key,
+                        contents.lines().count()
+                    ),
                 });
             }
             for p in &plan.protected {
@@ -283,9 +297,14 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
                         .join(" "),
                 };
                 out.push(format!(
-                    "tcp bind: {}; tcp connect: {}",
+                    "tcp bind: {}; tcp connect: {}{}",
                     ports(l.tcp_bind.as_deref()),
-                    ports(l.tcp_connect.as_deref())
+                    ports(l.tcp_connect.as_deref()),
+                    if l.tcp_connect_implied {
+                        " (from network.allow, where the kernel has Landlock ABI 4)"
+                    } else {
+                        ""
+                    }
                 ));
                 if !l.scopes.is_empty() {
                     let s: Vec<&str> = l.scopes.iter().map(|s| s.name()).collect();
@@ -382,6 +401,62 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
 pub use crate::plan::units::format_size as size;
 
 /// The human-readable explanation.
+/// Step 3, `network: user`: pasta, published ports, resolvers, the egress rules.
+fn network_details(plan: &Plan, out: &mut Vec<String>) {
+    let Some(u) = &plan.user_net else {
+        return;
+    };
+    out.push(format!(
+        "pasta: {} {} ({})",
+        u.pasta.program.display(),
+        u.pasta.args.join(" "),
+        if u.pasta.userns {
+            "joins the sandbox's user namespace: its capabilities hold there only"
+        } else {
+            "no user namespace: pasta keeps CAP_SYS_ADMIN and CAP_NET_BIND_SERVICE in the \
+             host's user namespace (give the policy `namespaces: [user, ...]` to avoid it)"
+        }
+    ));
+    out.push(format!(
+        "host loopback: {}",
+        if u.host_loopback.is_empty() {
+            "unreachable (pasta --tcp-ns none --udp-ns none --no-map-gw)".to_owned()
+        } else {
+            let p: Vec<String> = u
+                .host_loopback
+                .iter()
+                .map(|h| format!("{}/{}", h.port, h.proto.name()))
+                .collect();
+            format!("only {} ({})", p.join(", "), u.host_loopback[0].key)
+        }
+    ));
+    for p in &u.ports {
+        out.push(format!("{}: publish {}", p.key, p.value));
+    }
+    out.push(format!(
+        "{}: {}",
+        u.dns.key,
+        match &u.dns.value {
+            crate::plan::network::Resolvers::Host => format!(
+                "the host's resolver through pasta's forwarder {}",
+                crate::plan::network::DNS_FORWARDER
+            ),
+            crate::plan::network::Resolvers::None => "no resolver".into(),
+            crate::plan::network::Resolvers::Servers(s) => {
+                let s: Vec<String> = s.iter().map(|a| a.to_string()).collect();
+                s.join(" ")
+            }
+        }
+    ));
+    out.push(format!(
+        "egress rules ({}, nftables table `inet kekkai` loaded by {} in the sandbox's network \
+         namespace before the program starts; the program holds no CAP_NET_ADMIN to change them):",
+        crate::plan::network::egress_key(&u.egress, &u.pasta.key),
+        u.nft.display()
+    ));
+    out.extend(u.egress.lines().into_iter().map(|l| format!("  {l}")));
+}
+
 pub fn human(loaded: &LoadedPolicy, plan: &Plan) -> String {
     let mut out = String::new();
     out.push_str(&format!("policy: {}\n", plan.name));

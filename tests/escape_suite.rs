@@ -17,7 +17,9 @@ fn expected(policy: &str, who: Who, probe: &str) -> &'static str {
         // The service shares the host network on purpose, and grants its loopback TCP
         // (audit.grants); Landlock's abstract-unix scope still keeps the host's abstract
         // sockets out.
-        "net.host-loopback-tcp" | "net.interfaces" if policy == "service" => "not-applicable",
+        "net.host-loopback-tcp" | "net.interfaces" | "net.egress-rules" if policy == "service" => {
+            "not-applicable"
+        }
         // Only an audit run as root can make the root-owned file it reads.
         "leak.root-secret-file" if rootless => "not-applicable",
         // The build policy's 4G memory and 2G /tmp, and the python and node policies' 2G and

@@ -71,6 +71,7 @@ pub fn context(plan: &Plan, layout: &Layout) -> Ctx {
         scratch: scratch.map_or_else(|| "/tmp".into(), |(p, _)| p.display().to_string()),
         scratch_size: scratch.and_then(|(_, s)| s),
         host_network: *plan.network == Network::Host,
+        user_network: *plan.network == Network::User,
         abstract_scope: ll.enabled && ll.scopes.contains(&Scope::AbstractUnix),
         pid_namespace: plan.has(Namespace::Pid),
         kept_caps: plan.caps.keep,

@@ -67,6 +67,9 @@ pub struct Ctx {
     pub secret: Option<String>,
     /// The policy shares the host network.
     pub host_network: bool,
+    /// The policy gives `network: user` (pasta, the egress rules).
+    #[serde(default)]
+    pub user_network: bool,
     /// Landlock's abstract-unix scope is on.
     pub abstract_scope: bool,
     /// The sandbox has its own pid namespace.

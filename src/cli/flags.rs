@@ -20,9 +20,14 @@ pub(crate) fn setenv_value(v: &str) -> Result<String, String> {
 /// `--net`'s value parser.
 pub(crate) fn net_value(v: &str) -> Result<String, String> {
     match v {
-        "none" | "host" => Ok(v.to_owned()),
-        _ => Err("expected `none` or `host`".into()),
+        "none" | "host" | "user" => Ok(v.to_owned()),
+        _ => Err("expected `none`, `host` or `user`".into()),
     }
+}
+
+/// `--publish`'s value parser: `[ADDR:]HOSTPORT:PORT[/udp]`.
+pub(crate) fn publish_value(v: &str) -> Result<String, String> {
+    kekkai::policy::overrides::split_publish(v).map(|_| v.to_owned())
 }
 
 /// A `--bind`/`--ro-bind` value without a destination (`SRC`, not `SRC:DST`), with its flag;
@@ -81,7 +86,10 @@ pub(crate) fn foreign_option(word: &str) -> Option<&'static str> {
              ipc, uts, cgroup]`, all of them in the default policy); for the network: --net none"
         }
         "--unshare-net" => "kekkai spells it --net none (the default policy's choice)",
-        "--share-net" | "--network" => "kekkai spells it --net host (or --net none)",
+        "--share-net" | "--network" => {
+            "kekkai spells it --net host (or --net none, or --net user for user-mode networking \
+             through pasta)"
+        }
         "--clearenv" => {
             "the policy's `env: { clear: true }` clears the environment (the default policy \
              does); --unsetenv NAME removes one variable"

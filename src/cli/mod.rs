@@ -325,9 +325,14 @@ pub(crate) struct PolicyArgs {
     /// would say, in place of the policy's `rootfs.lower`.
     #[arg(long = "image", value_name = "REF")]
     image: Option<String>,
-    /// Network: `none` (own namespace, loopback only) or `host`.
-    #[arg(long = "net", value_name = "none|host", value_parser = flags::net_value)]
+    /// Network: `none` (own namespace, loopback only), `host`, or `user` (own namespace,
+    /// user-mode networking through pasta: outbound TCP and UDP, nothing of the host's).
+    #[arg(long = "net", value_name = "none|host|user", value_parser = flags::net_value)]
     net: Option<String>,
+    /// Publish a port of the sandbox on the host (with --net user): a connection to the host's
+    /// HOSTPORT (on ADDR, default 127.0.0.1; 0.0.0.0 for every address) reaches the sandbox's PORT.
+    #[arg(long = "publish", value_name = "[ADDR:]HOSTPORT:PORT[/udp]", value_parser = flags::publish_value)]
+    publish: Vec<String>,
     /// Give the program its own pseudo-terminal in place of each terminal among stdin, stdout
     /// and stderr, in a new session (the default).
     #[arg(long = "pty", overrides_with = "no_pty")]
@@ -606,6 +611,7 @@ pub(crate) fn overrides(args: &PolicyArgs, m: Option<&ArgMatches>) -> Vec<Overri
     add("hostname", args.hostname.as_slice(), Override::Hostname);
     add("image", args.image.as_slice(), Override::Image);
     add("net", args.net.as_slice(), Override::Net);
+    add("publish", &args.publish, Override::Publish);
     if args.pty {
         add("pty", &["pty".to_string()], Override::Terminal);
     }

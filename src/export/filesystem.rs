@@ -210,6 +210,11 @@ fn mounts(plan: &Plan, o: &mut Unit) {
                  (PrivateIPC= gives the namespace): kekkai only.",
                 target.display()
             )),
+            MountKind::File { .. } => o.note(format!(
+                "kekkai writes {} for `network: user` ({}): kekkai only.",
+                target.display(),
+                m.key
+            )),
         }
     }
     if !proc {

@@ -11,6 +11,12 @@ pub(super) fn write(plan: &Plan, o: &mut Unit) {
     match *plan.network {
         Network::None => o.set(Directive::PrivateNetwork, Value::Yes),
         Network::Host => o.note("network: host; the unit shares the host's network."),
+        Network::User => o.set_why(
+            Directive::PrivateNetwork,
+            Value::Yes,
+            "network: user (pasta, the egress rules, published ports) has no unit directive: \
+             the unit gets no network at all. kekkai only.",
+        ),
     }
     if plan.has(Namespace::Ipc) {
         o.set(Directive::PrivateIPC, Value::Yes);

@@ -544,3 +544,18 @@ fn systemd_analyze_accepts_the_output() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// `network: user` has no unit directive: the unit gets no network at all (fail closed), and
+/// says that pasta, the allowlist and the published ports are kekkai's only.
+#[test]
+fn a_user_network_exports_as_no_network_and_says_so() {
+    let text = export_yaml(
+        "version: 1\nextends: default\nnetwork:\n  mode: user\n  allow: [dns]\n  ports: [{ host: 8080 }]\n",
+    );
+    assert_eq!(directive(&text, "PrivateNetwork"), ["yes"]);
+    assert!(
+        text.contains("network: user (pasta, the egress rules, published ports)"),
+        "{text}"
+    );
+    assert!(text.contains("kekkai writes /etc/resolv.conf"), "{text}");
+}

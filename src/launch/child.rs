@@ -94,7 +94,7 @@ fn run(
     let c = c.no_new_privs()?; //                        9: Landlock and seccomp require it
     let c = c.landlock()?; //                           10: rules resolve in the new root
     let c = c.close_fds()?; //                          11: no host fd reaches the program
-    let c = c.seccomp()?; //                            12: after the cgroup join; last
+    let c = c.seccomp()?; //                            12: after cgroup join and network; last
     Err(c.exec(command)) //                             13: execve, allowed by the filter
 }
 
@@ -365,8 +365,9 @@ impl<'a> Child<'a, Landlocked> {
 impl<'a> Child<'a, Closed> {
     fn seccomp(self) -> Result<Child<'a, Locked>, StepError> {
         self.enter(Step::Seccomp);
-        // The program must start inside its cgroups: the supervisor says Go once it has joined
-        // us to the v1 hierarchies (it did that while we built the root).
+        // The program must start inside its cgroups and with its network ready: the supervisor
+        // says Go once it has joined us to the v1 hierarchies and pasta and the egress rules
+        // are in place (it did that while we built the root).
         wait_for(self.k, self.chan, &ToChild::Go, Step::Seccomp)?;
         let installed = lockdown::seccomp(self.k, &self.plan.seccomp)?;
         if self.opts.observe {
@@ -540,6 +541,7 @@ mod tests {
             | Call::MoveMount(..)
             | Call::Mkdirat(..)
             | Call::CreateFile(..)
+            | Call::WriteFile(..)
             | Call::Symlinkat(..)
             | Call::Fstat(..)
             | Call::Dup(..) => &["rootfs", "mounts"],

@@ -27,7 +27,13 @@ pub fn missing(plan: &LandlockPlan, abi: i32) -> Vec<String> {
         return out;
     }
     if abi < 4 {
-        for ports in [&plan.tcp_bind, &plan.tcp_connect].into_iter().flatten() {
+        // Connect rules implied by an egress allowlist are a second layer: without ABI 4 the
+        // egress rules alone stand.
+        let connect = plan
+            .tcp_connect
+            .as_ref()
+            .filter(|_| !plan.tcp_connect_implied);
+        for ports in [plan.tcp_bind.as_ref(), connect].into_iter().flatten() {
             out.push(format!("{} needs ABI 4, the kernel has {abi}", ports.key));
         }
     }

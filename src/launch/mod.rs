@@ -1,7 +1,8 @@
 //! Executing a plan. The supervisor (`parent/`) creates the sandbox and waits for it; the
 //! sandbox's first process runs the ordered steps (`child.rs`, a line per step, the order that
 //! `plan::steps::ORDER` explains) and starts the program (`exec.rs`); one module per mechanism
-//! (`cgroup/`, `rootfs`, `environment`, `caps`, `landlock`, `lockdown`, `terminal`, `notify`).
+//! (`cgroup/`, `rootfs`, `environment`, `caps`, `landlock`, `lockdown`, `terminal`, `notify`,
+//! `network`).
 //! Nothing here decides policy; it carries out the plan.
 //!
 //! Imports go one way: `error.rs` (a failed step), `options.rs` (what a launch is asked beyond
@@ -20,6 +21,7 @@ pub mod error;
 pub mod exec;
 pub mod landlock;
 pub mod lockdown;
+pub mod network;
 pub mod notify;
 pub mod observe;
 pub mod options;

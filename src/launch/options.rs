@@ -42,6 +42,9 @@ pub struct Options {
     /// Leave the launcher's command line and environment in the sandbox's first process
     /// (debug builds only, `KEKKAI_WEAKEN=launcher-args`: a test shows the audit catching it).
     pub keep_launcher_args: bool,
+    /// Start `network: user` without its egress rules (debug builds only,
+    /// `KEKKAI_WEAKEN=egress`: a test shows the audit catching it).
+    pub skip_egress_rules: bool,
     /// The program's stdin, stdout and stderr (decided by the supervisor before clone from
     /// the policy's `terminal` and which of kekkai's own are terminals).
     pub stdio: terminal::StdioPlan,
@@ -68,6 +71,7 @@ impl Options {
         if cfg!(debug_assertions) {
             o.keep_launcher_args =
                 std::env::var_os("KEKKAI_WEAKEN").is_some_and(|v| v == "launcher-args");
+            o.skip_egress_rules = std::env::var_os("KEKKAI_WEAKEN").is_some_and(|v| v == "egress");
             if let Ok(spec) = std::env::var("KEKKAI_FAULT") {
                 if let Some((name, what)) = spec.split_once(':') {
                     let step = Step::all().find(|s| s.name() == name);

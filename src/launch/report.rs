@@ -172,6 +172,21 @@ pub struct EnforcedReport {
     pub no_new_privs: bool,
     /// Things done differently from the policy without weakening the sandbox.
     pub notes: Vec<String>,
+    /// `network: user`: what pasta and the egress rules enforced (None for `none` and `host`).
+    #[serde(default)]
+    pub network: Option<NetworkReport>,
+}
+
+/// `network: user`, as enforced: pasta was ready and the rules loaded before the program
+/// started (the launch fails otherwise).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkReport {
+    /// pasta's command line.
+    pub pasta: String,
+    /// Published ports.
+    pub ports: Vec<String>,
+    /// The egress rules, a line each (as `explain` shows them).
+    pub egress: Vec<String>,
 }
 
 /// How the run ended.
@@ -248,7 +263,10 @@ impl RunReport {
                 dropped: dropped(
                     &outcome.cgroup.dropped,
                     outcome.enforced.as_ref().map(|e| &e.landlock),
-                ),
+                )
+                .into_iter()
+                .chain(plan.network_dropped.iter().cloned())
+                .collect(),
                 rlimits: plan
                     .rlimits
                     .iter()
@@ -268,6 +286,11 @@ impl RunReport {
                 capabilities: plan.caps.names(),
                 no_new_privs: enforced.no_new_privs,
                 notes: enforced.notes.clone(),
+                network: plan.user_net.as_ref().map(|u| NetworkReport {
+                    pasta: format!("{} {}", u.pasta.program.display(), u.pasta.args.join(" ")),
+                    ports: u.ports.iter().map(|p| p.value.to_string()).collect(),
+                    egress: u.egress.lines(),
+                }),
             },
             ended: EndReport {
                 exit_code: outcome.exit_code,

@@ -535,7 +535,10 @@ fn mount_one(
         .dup(staged.root.as_fd())
         .step(step, || "dup(root)".into())?;
     let root = root.as_fd();
-    let is_file_bind = matches!(m.kind, MountKind::Bind { dir: false, .. });
+    let is_file_bind = matches!(
+        m.kind,
+        MountKind::Bind { dir: false, .. } | MountKind::File { .. }
+    );
     if matches!(m.kind, MountKind::Hide) {
         // Hiding what does not exist hides nothing.
         let fd = match k.openat2(
@@ -625,6 +628,28 @@ fn mount_one(
             )?;
         }
         MountKind::Dev => mount_dev(k, root, &at, &rel, &t, staged)?,
+        MountKind::File { contents } => {
+            // Written on the staging tmpfs (this namespace's own), then bound read-only over
+            // the target: nothing of the host's is written, and the program can't change it.
+            let name = format!("{STAGING}/file{}", rel.to_string_lossy().replace('/', "_"));
+            k.write_file(
+                AT_FDCWD,
+                Path::new(&name),
+                Mode::from_bits_truncate(0o644),
+                contents.as_bytes(),
+            )
+            .step(step, || format!("write({name:?}) for {t:?}"))?;
+            let file = open_path(k, Path::new(&name), false)
+                .step(step, || format!("open({name:?}, O_PATH)"))?;
+            bind_node(
+                k,
+                file.as_fd(),
+                target.as_fd(),
+                RO | mount_attr::NOEXEC,
+                step,
+                &t,
+            )?;
+        }
         MountKind::Hide => {}
     }
     Ok(())

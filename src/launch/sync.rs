@@ -3,7 +3,7 @@
 //! along with one of them (SCM_RIGHTS).
 //!
 //! The order the messages follow: the supervisor sends `Mapped` once the id maps are written
-//! (step 3) and `Go` once the cgroups are joined (the sandbox waits for it before seccomp);
+//! (step 3) and `Go` once the cgroups are joined and `network: user` is ready (the sandbox waits for it before seccomp);
 //! the sandbox sends `RelayEnd` when it has made the program's terminal (step 7), `Failed` if
 //! a step fails, else `Enforced` just before exec, then `ExecFailed` or the reaper's
 //! `ProgramExited`. The messages carry `report.rs`'s types; the program's start
@@ -25,8 +25,8 @@ const MAX_MESSAGE: usize = 64 * 1024;
 pub enum ToChild {
     /// The id maps are written: set up the sandbox.
     Mapped,
-    /// The cgroups are joined (cgroup v1 only; v2 places the child at clone): the program
-    /// may start.
+    /// The cgroups are joined (cgroup v1 only; v2 places the child at clone) and the network
+    /// is ready (`network: user`): the program may start.
     Go,
 }
 

@@ -183,6 +183,7 @@ pub const PROBES: &[&str] = &[
     "net.alg-socket",
     "net.bluetooth",
     "net.xdp",
+    "net.egress-rules",
     "net.interfaces",
     "terminal.tiocsti",
     "terminal.tioclinux",

@@ -140,6 +140,10 @@ pub struct LandlockPlan {
     pub tcp_bind: Option<Keyed<Vec<u16>>>,
     /// TCP ports that may be connected to (None: not restricted; `landlock.tcp-connect`).
     pub tcp_connect: Option<Keyed<Vec<u16>>>,
+    /// `tcp_connect` comes from `network.allow`, not the policy's Landlock section: a second
+    /// layer under the egress rules, enforced where the kernel has it and never a reason to
+    /// refuse.
+    pub tcp_connect_implied: bool,
     /// IPC scopes (`landlock.scope`).
     pub scopes: Keyed<Vec<Scope>>,
 }
@@ -149,7 +153,9 @@ impl LandlockPlan {
     pub fn required_abi(&self) -> u32 {
         if !self.scopes.is_empty() {
             6
-        } else if self.tcp_bind.is_some() || self.tcp_connect.is_some() {
+        } else if self.tcp_bind.is_some()
+            || (self.tcp_connect.is_some() && !self.tcp_connect_implied)
+        {
             4
         } else {
             1
@@ -211,6 +217,7 @@ pub fn plan(
             MountKind::Proc => (READ | WRITE_FILE, "proc"),
             MountKind::Dev => (DEVICE, "dev"),
             MountKind::Mqueue => (READ | WRITE, "mqueue"),
+            MountKind::File { .. } => (READ_FILE, "file"),
             MountKind::Hide => continue,
         };
         rules.push(PathRule {
@@ -273,6 +280,7 @@ pub fn plan(
         rules,
         tcp_bind,
         tcp_connect,
+        tcp_connect_implied: false,
         scopes: Keyed::new(scopes, here.key("scope")),
     }
 }

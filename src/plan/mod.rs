@@ -25,6 +25,7 @@ pub mod keyed;
 pub mod landlock;
 pub mod limits;
 pub mod names;
+pub mod network;
 pub mod privileges;
 pub mod seccomp;
 pub mod steps;
@@ -142,8 +143,12 @@ pub struct Plan {
     pub landlock: LandlockPlan,
     /// seccomp.
     pub seccomp: SeccompPlan,
-    /// Network.
+    /// Network: the mode that runs (`network.mode`, or `network` for the scalar).
     pub network: Keyed<Network>,
+    /// `network: user`: pasta, the egress rules, published ports, resolvers.
+    pub user_net: Option<network::UserNet>,
+    /// What a best-effort `network: user` runs without (pasta or nft missing), and why.
+    pub network_dropped: Vec<String>,
     /// The program is PID 1 (no reaper).
     pub as_pid_1: bool,
     /// The policy's expectations for `kekkai audit`.
@@ -283,14 +288,15 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         namespaces.sort();
         userns_added = true;
     }
-    // `network` decides the net namespace; without it, the namespace list does.
-    let network = match p.network {
-        Some(n) => Network::from(n),
+    // `network` decides the net namespace; without it, the namespace list does. The map form
+    // means `user` unless it says otherwise.
+    let network = match &p.network {
+        Some(n) => n.mode.map_or(Network::User, Network::from),
         None if namespaces.contains(&Namespace::Net) => Network::None,
         None => Network::Host,
     };
     namespaces.retain(|ns| *ns != Namespace::Net);
-    if network == Network::None {
+    if network != Network::Host {
         namespaces.push(Namespace::Net);
         namespaces.sort();
     }
@@ -431,6 +437,31 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     for m in mounts.iter_mut().filter(|m| !m.protocol) {
         m.origin = loaded.place(&m.key.key(m.kind.name()));
     }
+    // The network, and the files it writes over the root's (after every other mount).
+    let net = network::plan(
+        p.network.as_ref(),
+        network,
+        &namespaces,
+        caller,
+        hostname.as_deref().map(String::as_str),
+        &network::Host::this(),
+        &mut d,
+    );
+    let mut net = net;
+    if let Some(u) = net.user.as_mut() {
+        u.origin = network::Origins {
+            pasta: loaded.place(
+                &u.ports
+                    .first()
+                    .map_or(u.pasta.key.clone(), |p| p.key.clone()),
+            ),
+            egress: loaded.place(&network::egress_key(&u.egress, &u.pasta.key)),
+        };
+    }
+    for mut f in std::mem::take(&mut net.files) {
+        f.origin = loaded.place(&f.key);
+        mounts.push(f);
+    }
 
     // Limits.
     let limits = limits::plan_limits(p.limits.as_ref(), &mut d);
@@ -503,6 +534,29 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     if rootfs.image.is_some() {
         landlock::widen_image_root(&mut landlock);
     }
+    if let Some(u) = &net.user {
+        check_user_network(u, &caps, &landlock, &mut d);
+        // The allowlist's TCP ports become Landlock's connect rules too, where the policy sets
+        // none of its own and the kernel has them.
+        if landlock.enabled && landlock.tcp_connect.is_none() {
+            if let (Some(ports), Some(allow)) = (
+                u.egress.tcp_ports(network::LANDLOCK_MAX_PORTS),
+                &u.egress.allow,
+            ) {
+                let mut ports = ports;
+                ports.extend(
+                    u.host_loopback
+                        .iter()
+                        .filter(|h| h.proto == network::Proto::Tcp)
+                        .map(|h| h.port),
+                );
+                ports.sort_unstable();
+                ports.dedup();
+                landlock.tcp_connect = Some(Keyed::new(ports, allow.key.clone()));
+                landlock.tcp_connect_implied = true;
+            }
+        }
+    }
     let seccomp = seccomp::compile(p.seccomp.as_ref(), host_privileges, &mut d);
 
     if !d.is_empty() {
@@ -535,7 +589,19 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         caps,
         landlock,
         seccomp,
-        network: Keyed::new(network, KeyPath::root().key("network")),
+        network: Keyed::new(
+            net.mode,
+            match &p.network {
+                // The scalar form (`network: none`) is the map `{ mode: none }` once loaded;
+                // the key the user wrote is `network`.
+                Some(n) if n.mode.is_some() && n.only_mode().is_none() => {
+                    KeyPath::root().key("network").key("mode")
+                }
+                _ => KeyPath::root().key("network"),
+            },
+        ),
+        user_net: net.user,
+        network_dropped: net.dropped,
         as_pid_1: p.as_pid_1.unwrap_or(false),
         audit,
         audit_grants,
@@ -543,6 +609,36 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         systemd,
         host_privileges,
     })
+}
+
+/// What `network: user` can't be combined with: CAP_NET_ADMIN (the program could flush the
+/// egress rules), a published port Landlock would not let the program bind.
+fn check_user_network(
+    u: &network::UserNet,
+    caps: &CapsPlan,
+    landlock: &LandlockPlan,
+    d: &mut Diags,
+) {
+    const CAP_NET_ADMIN: u8 = 12;
+    if caps.keep & (1 << CAP_NET_ADMIN) != 0 {
+        d.push(
+            caps.key.clone(),
+            "net_admin with `network: user`: the program could remove the egress rules",
+        );
+    }
+    if let Some(bind) = landlock.tcp_bind.as_ref().filter(|_| landlock.enabled) {
+        for p in u.ports.iter().filter(|p| p.proto == network::Proto::Tcp) {
+            if !bind.contains(&p.sandbox) {
+                d.push(
+                    p.key.key("sandbox"),
+                    format!(
+                        "port {} is published, but {} does not let the program bind it",
+                        p.sandbox, bind.key
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// `audit.grants`: names of escape probes, each checked against [`expect::PROBES`].

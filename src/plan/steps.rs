@@ -82,8 +82,11 @@ pub const ORDER: [StepInfo; 13] = [
         number: 3,
         side: Side::Parent,
         what: "write uid_map/gid_map (setgroups denied when rootless); the child then joins \
-               its cgroup v1 hierarchies itself",
-        why: "only a process outside the new user namespace may write its maps",
+               its cgroup v1 hierarchies itself; for `network: user` start pasta and load the \
+               egress rules into the sandbox's network namespace while the child goes on to \
+               step 11",
+        why: "only a process outside the new user namespace may write its maps; pasta and nft \
+              join the namespaces once the maps exist",
     },
     StepInfo {
         step: Step::Rootfs,
@@ -110,7 +113,7 @@ pub const ORDER: [StepInfo; 13] = [
         step: Step::Environment,
         number: 7,
         side: Side::Child,
-        what: "hostname, rlimits, working directory",
+        what: "hostname, loopback, rlimits, working directory",
         why: "still privileged inside the namespaces",
     },
     StepInfo {
@@ -145,7 +148,7 @@ pub const ORDER: [StepInfo; 13] = [
         step: Step::Seccomp,
         number: 12,
         side: Side::Child,
-        what: "wait for the parent's go-ahead; install the seccomp filter",
+        what: "wait for the parent's go-ahead (network ready); install the seccomp filter",
         why: "last: it would filter the launcher's own setup",
     },
     StepInfo {

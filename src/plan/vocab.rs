@@ -87,13 +87,27 @@ pub enum Network {
     None,
     /// The host's network namespace.
     Host,
+    /// A network namespace of its own, connected to the outside through pasta.
+    User,
 }
 
-impl From<model::Network> for Network {
-    fn from(n: model::Network) -> Self {
+impl Network {
+    /// The policy's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::None => "none",
+            Network::Host => "host",
+            Network::User => "user",
+        }
+    }
+}
+
+impl From<model::NetworkMode> for Network {
+    fn from(n: model::NetworkMode) -> Self {
         match n {
-            model::Network::None => Network::None,
-            model::Network::Host => Network::Host,
+            model::NetworkMode::None => Network::None,
+            model::NetworkMode::Host => Network::Host,
+            model::NetworkMode::User => Network::User,
         }
     }
 }
@@ -295,8 +309,13 @@ mod tests {
             // explain shows a preset by its Debug name, lowercased.
             assert_eq!(format!("{:?}", Preset::from(p)).to_lowercase(), spelled(p));
         }
-        for n in [model::Network::None, model::Network::Host] {
+        for n in [
+            model::NetworkMode::None,
+            model::NetworkMode::Host,
+            model::NetworkMode::User,
+        ] {
             assert_eq!(format!("{:?}", Network::from(n)).to_lowercase(), spelled(n));
+            assert_eq!(Network::from(n).name(), spelled(n));
         }
         for h in [model::HostPrivileges::Deny, model::HostPrivileges::Allow] {
             assert_eq!(

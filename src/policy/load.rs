@@ -80,6 +80,19 @@ fn lossy_scalar(first: &RawPolicy, expanded: &RawPolicy) -> Option<(KeyPath, Str
         })
 }
 
+/// `network: MODE` is `network: { mode: MODE }`: in the map form, what a file or the command
+/// line adds merges key by key with what it extends (`--net user` keeps an inherited
+/// allowlist, a published port keeps the mode), where a scalar would replace the whole map.
+pub(super) fn network_as_map(map: &mut serde_yaml::Mapping) {
+    if let Some(v) = map.get_mut("network") {
+        if let Value::String(mode) = v {
+            let mut m = serde_yaml::Mapping::new();
+            m.insert(Value::String("mode".into()), Value::String(mode.clone()));
+            *v = Value::Mapping(m);
+        }
+    }
+}
+
 /// Deepest chain of `extends`.
 const MAX_EXTENDS: usize = 16;
 
@@ -455,6 +468,7 @@ impl<'c> Loader<'c> {
             for key in PER_FILE_KEYS {
                 map.remove(key);
             }
+            network_as_map(map);
         }
         let node = Node::from_value(value, file, KeyPath::root());
 

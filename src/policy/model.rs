@@ -83,8 +83,15 @@ pub struct RawPolicy {
     /// The seccomp filter.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<Seccomp>,
-    /// `none`: own network namespace with only loopback; `host`: share the host's network.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `none`: own network namespace with only loopback; `host`: share the host's network;
+    /// `user`: own network namespace, connected to the outside through `pasta` (user-mode
+    /// networking), with an egress allowlist, published ports and DNS (the map form).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "deserialize_network"
+    )]
+    #[schemars(with = "Option<NetworkSchema>")]
     pub network: Option<Network>,
     /// Run the program as PID 1 of the sandbox instead of under kekkai's minimal reaper.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -499,14 +506,212 @@ pub enum Preset {
     Empty,
 }
 
-/// `none`: a network namespace with only loopback; `host`: the host's network.
+/// Which network the sandbox gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
-pub enum Network {
+pub enum NetworkMode {
     /// Own network namespace, loopback up, nothing else.
     None,
     /// Share the host's network namespace.
     Host,
+    /// Own network namespace, connected to the outside through `pasta` (user-mode networking).
+    User,
+}
+
+/// `network`: a mode (`none`, `host`, `user`), or a map whose `mode` defaults to `user`. The
+/// loader turns the scalar form into `{ mode: ... }` before merging, so that `extends` and the
+/// command line merge the map key by key; a map that says only `mode` is written back as the
+/// scalar.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Network {
+    /// `none`, `host` or `user` (the map's default: `user`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<NetworkMode>,
+    /// The egress allowlist (`user` only): `dns`, `any:443`, `198.51.100.0/24:443`,
+    /// `[2001:db8::/32]:8000-8080`, `203.0.113.7:53/udp`. Without it, every destination but
+    /// the host's own addresses, link-local and multicast is reachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    /// Ports published from the host into the sandbox (`user` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<PublishedPort>>,
+    /// The resolvers the sandbox uses (`user` only): `host` (default: the host's own, through
+    /// pasta's forwarder), `none`, or a list of addresses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+    /// Ports of the host's loopback the sandbox may reach at its own 127.0.0.1 and ::1
+    /// (`user` only): `5432`, `"53/udp"`. Nothing of the host's loopback is reachable otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_loopback: Option<Vec<PortSpec>>,
+    /// `hard` (default): refuse to run when `pasta` or `nft` is missing; `best-effort`: run
+    /// with loopback only, and say so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compat: Option<Compat>,
+}
+
+impl Network {
+    /// Just a mode.
+    pub fn mode(mode: NetworkMode) -> Self {
+        Network {
+            mode: Some(mode),
+            ..Network::default()
+        }
+    }
+
+    /// Only `mode` is set (the map is written as the scalar).
+    pub fn only_mode(&self) -> Option<NetworkMode> {
+        let Network {
+            mode,
+            allow: None,
+            ports: None,
+            dns: None,
+            host_loopback: None,
+            compat: None,
+        } = self
+        else {
+            return None;
+        };
+        *mode
+    }
+}
+
+impl Serialize for Network {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if let Some(mode) = self.only_mode() {
+            return mode.serialize(s);
+        }
+        let mut m = s.serialize_map(None)?;
+        if let Some(v) = &self.mode {
+            m.serialize_entry("mode", v)?;
+        }
+        if let Some(v) = &self.allow {
+            m.serialize_entry("allow", v)?;
+        }
+        if let Some(v) = &self.ports {
+            m.serialize_entry("ports", v)?;
+        }
+        if let Some(v) = &self.dns {
+            m.serialize_entry("dns", v)?;
+        }
+        if let Some(v) = &self.host_loopback {
+            m.serialize_entry("host-loopback", v)?;
+        }
+        if let Some(v) = &self.compat {
+            m.serialize_entry("compat", v)?;
+        }
+        m.end()
+    }
+}
+
+/// Reads `network: user` as `{ mode: user }`.
+pub fn deserialize_network<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Network>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Network>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("`none`, `host`, `user`, or a map `{ mode: user, allow: [...], ... }`")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(V)
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            // `network: false` reads as a word, like `none` would.
+            Err(E::unknown_variant(
+                if v { "true" } else { "false" },
+                &["none", "host", "user"],
+            ))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            NetworkMode::deserialize(de::value::StrDeserializer::<E>::new(v))
+                .map(|m| Some(Network::mode(m)))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Network::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    d.deserialize_option(V)
+}
+
+/// A port published from the host into the sandbox.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PublishedPort {
+    /// `[ADDR:]PORT` on the host (`8080`, `127.0.0.1:8080`, `[::1]:8080`); without an address,
+    /// 127.0.0.1 (`0.0.0.0:8080` or `[::]:8080` for every address).
+    pub host: Option<PortText>,
+    /// The port inside the sandbox (default: the host's port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<u16>,
+    /// `tcp` (default) or `udp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proto: Option<Proto>,
+}
+
+/// A transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// `network.dns`: `host`, `none`, or a list of resolver addresses.
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[schemars(untagged)]
+pub enum Dns {
+    /// `host` or `none`.
+    Word(DnsWord),
+    /// Resolver addresses.
+    Servers(Vec<String>),
+}
+
+/// `network.dns` as a word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsWord {
+    /// The host's resolvers, through pasta's forwarder.
+    Host,
+    /// No resolver.
+    None,
+}
+
+impl Serialize for Dns {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Dns::Word(w) => w.serialize(s),
+            Dns::Servers(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Dns {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Dns;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`host`, `none`, or a list of resolver addresses")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dns, E> {
+                DnsWord::deserialize(de::value::StrDeserializer::<E>::new(v)).map(Dns::Word)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Dns, A::Error> {
+                Vec::<String>::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(Dns::Servers)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A syscall name, or a rule with argument conditions.
@@ -714,6 +919,26 @@ text_scalar!(
 );
 
 text_scalar!(
+    /// `[ADDR:]PORT`: `8080`, `127.0.0.1:8080`, `[::1]:8080`.
+    PortText,
+    "a port, or ADDR:PORT",
+    {
+        "description": "A port (8080), or an address and a port: 127.0.0.1:8080, [::1]:8080.",
+        "anyOf": [ { "type": "integer", "minimum": 1, "maximum": 65535 }, { "type": "string" } ]
+    }
+);
+
+text_scalar!(
+    /// `PORT[/udp]`: `5432`, `"53/udp"`.
+    PortSpec,
+    "a port, or PORT/udp",
+    {
+        "description": "A port (5432), TCP; `PORT/udp` for UDP.",
+        "anyOf": [ { "type": "integer", "minimum": 1, "maximum": 65535 }, { "type": "string", "pattern": "^([0-9]+(/(tcp|udp))?|.*\\$\\{.*)$" } ]
+    }
+);
+
+text_scalar!(
     /// A syscall argument value: a number or a symbolic name (`TIOCSTI`, `AF_NETLINK`, `CLONE_NEWUSER`).
     ArgValue,
     "a number or a symbolic constant such as TIOCSTI",
@@ -722,3 +947,14 @@ text_scalar!(
         "anyOf": [ { "type": "integer" }, { "type": "string" } ]
     }
 );
+
+/// The JSON Schema of `network`: a mode, or the map.
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)]
+enum NetworkSchema {
+    /// `none`, `host` or `user`.
+    Mode(NetworkMode),
+    /// The map.
+    Map(Network),
+}

@@ -26,10 +26,12 @@ pub enum Override {
     Chdir(String),
     /// `--hostname NAME`.
     Hostname(String),
-    /// `--net none|host`.
+    /// `--net none|host|user`.
     Net(String),
     /// `--image REF`: the root is the image's layers (the policy's `rootfs.lower` goes).
     Image(String),
+    /// `--publish [ADDR:]HOSTPORT:PORT[/udp]`.
+    Publish(String),
     /// `--pty` (pty) or `--no-pty` (inherit).
     Terminal(String),
 }
@@ -47,6 +49,7 @@ impl Override {
             Override::Hostname(v) => format!("--hostname {v}"),
             Override::Net(v) => format!("--net {v}"),
             Override::Image(v) => format!("--image {v}"),
+            Override::Publish(v) => format!("--publish {v}"),
             Override::Terminal(v) if v == "pty" => "--pty".into(),
             Override::Terminal(_) => "--no-pty".into(),
         }
@@ -96,10 +99,26 @@ impl Override {
             Override::Hostname(h) => map(vec![("hostname", s(h))]),
             Override::Terminal(t) => map(vec![("terminal", s(t))]),
             Override::Image(r) => map(vec![("rootfs", map(vec![("image", s(r))]))]),
+            // The map form merges with the policy's map (`user` keeps its allowlist).
             Override::Net(n) => match n.as_str() {
-                "none" | "host" => map(vec![("network", s(n))]),
-                _ => return Err("expected `none` or `host`".into()),
+                "none" | "host" | "user" => map(vec![("network", map(vec![("mode", s(n))]))]),
+                _ => return Err("expected `none`, `host` or `user`".into()),
             },
+            Override::Publish(spec) => {
+                let (host, sandbox, proto) = split_publish(spec)?;
+                let port = match sandbox.parse::<u16>() {
+                    Ok(p) => Value::Number(p.into()),
+                    Err(_) => s(sandbox),
+                };
+                let mut entry = vec![("host", s(host)), ("sandbox", port)];
+                if let Some(p) = proto {
+                    entry.push(("proto", s(p)));
+                }
+                map(vec![(
+                    "network",
+                    map(vec![("ports", Value::Sequence(vec![map(entry)]))]),
+                )])
+            }
         })
     }
 }
@@ -110,6 +129,21 @@ pub fn split_bind(v: &str) -> (&str, Option<&str>) {
         Some(i) if i > 0 => (v.get(..i).unwrap_or(v), v.get(i + 1..)),
         _ => (v, None),
     }
+}
+
+/// `[ADDR:]HOSTPORT:PORT[/udp]` → (`[ADDR:]HOSTPORT`, `PORT`, the protocol if given).
+pub fn split_publish(spec: &str) -> Result<(&str, &str, Option<&str>), String> {
+    let usage = || "expected [ADDR:]HOSTPORT:PORT[/udp]".to_owned();
+    let (rest, proto) = match spec.rsplit_once('/') {
+        Some((rest, p @ ("tcp" | "udp"))) => (rest, Some(p)),
+        Some(_) => return Err(usage()),
+        None => (spec, None),
+    };
+    let (host, sandbox) = rest.rsplit_once(':').ok_or_else(usage)?;
+    if host.is_empty() || sandbox.is_empty() || host.ends_with(':') {
+        return Err(usage());
+    }
+    Ok((host, sandbox, proto))
 }
 
 /// Applies overrides, in order, on top of a loaded policy.
@@ -135,6 +169,13 @@ pub fn apply(
         if let Override::Image(_) = o {
             // The image is the root: the policy's own layers (the host's `/`) go.
             loaded.drop_key(&KeyPath::root().key("rootfs").key("lower"))?;
+        }
+        if let Override::Net(mode) = o {
+            // `--net none|host` stands alone: the policy's allowlist, ports and resolvers
+            // belong to `user`.
+            if mode != "user" {
+                loaded.drop_key(&KeyPath::root().key("network"))?;
+            }
         }
         loaded.overlay(&flag, value)?;
     }
@@ -163,7 +204,11 @@ mod tests {
     #[case(Override::UnsetEnv("A".into()), "env: {unset: [A]}")]
     #[case(Override::Chdir("/tmp".into()), "cwd: /tmp")]
     #[case(Override::Hostname("box".into()), "hostname: box")]
-    #[case(Override::Net("host".into()), "network: host")]
+    #[case(Override::Net("host".into()), "network: {mode: host}")]
+    #[case(Override::Net("user".into()), "network: {mode: user}")]
+    #[case(Override::Publish("8080:80".into()), "network: {ports: [{host: '8080', sandbox: 80}]}")]
+    #[case(Override::Publish("127.0.0.1:8080:80/udp".into()), "network: {ports: [{host: '127.0.0.1:8080', sandbox: 80, proto: udp}]}")]
+    #[case(Override::Publish("[::1]:8080:80".into()), "network: {ports: [{host: '[::1]:8080', sandbox: 80}]}")]
     fn values(#[case] o: Override, #[case] want: &str) {
         let want: Value = serde_yaml::from_str(want).unwrap();
         assert_eq!(o.to_value(Path::new("/cwd")).unwrap(), want);
@@ -172,6 +217,10 @@ mod tests {
     #[rstest]
     #[case(Override::SetEnv("novalue".into()))]
     #[case(Override::Net("wifi".into()))]
+    #[case(Override::Publish("8080".into()))]
+    #[case(Override::Publish("8080:80/sctp".into()))]
+    #[case(Override::Publish(":80".into()))]
+    #[case(Override::Publish("8080:".into()))]
     fn rejects(#[case] o: Override) {
         assert!(o.to_value(Path::new("/")).is_err());
     }

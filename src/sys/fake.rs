@@ -47,6 +47,7 @@ pub enum Call {
     Open(PathBuf, OFlag),
     Openat2(String, PathBuf, OFlag, ResolveFlag),
     CreateFile(String, PathBuf),
+    WriteFile(String, PathBuf, Vec<u8>),
     Mkdirat(String, PathBuf),
     Symlinkat(PathBuf, String, PathBuf),
     Fstat(String),
@@ -318,6 +319,20 @@ impl Kernel for Fake {
 
     fn create_file(&self, dir: BorrowedFd<'_>, name: &Path, _mode: Mode) -> nix::Result<()> {
         self.act(Call::CreateFile(self.name(dir), name.to_path_buf()))
+    }
+
+    fn write_file(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+        _mode: Mode,
+        contents: &[u8],
+    ) -> nix::Result<()> {
+        self.act(Call::WriteFile(
+            self.name(dir),
+            name.to_path_buf(),
+            contents.to_vec(),
+        ))
     }
 
     fn mkdirat(&self, dir: BorrowedFd<'_>, name: &Path, _mode: Mode) -> nix::Result<()> {

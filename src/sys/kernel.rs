@@ -72,6 +72,14 @@ pub trait Kernel {
     /// `openat(dir, name, O_CREAT|O_EXCL|O_WRONLY|O_CLOEXEC, mode)`, then close: a new empty
     /// file.
     fn create_file(&self, dir: BorrowedFd<'_>, name: &Path, mode: Mode) -> nix::Result<()>;
+    /// `openat(dir, name, O_CREAT|O_EXCL|O_WRONLY)`, then `write` of all of `contents`.
+    fn write_file(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+        mode: Mode,
+        contents: &[u8],
+    ) -> nix::Result<()>;
     /// `mkdirat(dir, name, mode)`.
     fn mkdirat(&self, dir: BorrowedFd<'_>, name: &Path, mode: Mode) -> nix::Result<()>;
     /// `symlinkat(target, dir, name)`.
@@ -222,6 +230,31 @@ impl Kernel for Linux {
             mode,
         )?;
         drop(fd);
+        Ok(())
+    }
+
+    fn write_file(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+        mode: Mode,
+        contents: &[u8],
+    ) -> nix::Result<()> {
+        let fd = nix::fcntl::openat(
+            dir,
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            mode,
+        )?;
+        let mut rest = contents;
+        while !rest.is_empty() {
+            match nix::unistd::write(&fd, rest) {
+                Ok(0) => return Err(nix::errno::Errno::EIO),
+                Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(())
     }
 

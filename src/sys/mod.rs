@@ -804,3 +804,147 @@ mod tests {
         assert_eq!(arg_env_area(&stat), want);
     }
 }
+
+/// What a helper of the supervisor (pasta, nft) does between fork and exec, in this order:
+/// die with the supervisor, join namespaces, keep one capability across exec, forbid gains.
+#[derive(Debug, Clone, Default)]
+pub struct HelperSetup {
+    /// The supervisor's pid: the helper gets PR_SET_PDEATHSIG(SIGKILL) and exits at once if
+    /// its parent is no longer this one (the supervisor died before the prctl).
+    pub parent: i32,
+    /// Descriptors to place at fixed numbers: (source, target). Every source must be above
+    /// every target (the caller dups them high), so no dup2 overwrites a source still needed.
+    pub fds: Vec<(RawFd, RawFd)>,
+    /// Namespaces to join, in order: (descriptor, CLONE_NEW* type).
+    pub join: Vec<(RawFd, libc::c_int)>,
+    /// Keep CAP_NET_ADMIN across exec as an ambient capability (nft in a user namespace where
+    /// the caller is not uid 0).
+    pub ambient_net_admin: bool,
+    /// Drop every capability but these (a bit mask) from the bounding set before exec (a root
+    /// caller's pasta; needs CAP_SETPCAP, which an unprivileged caller has no use for).
+    pub bounding: Option<u64>,
+}
+
+/// `struct __user_cap_header_struct` (linux/capability.h).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct` (linux/capability.h).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// _LINUX_CAPABILITY_VERSION_3.
+const CAP_V3: u32 = 0x2008_0522;
+/// CAP_NET_ADMIN.
+const CAP_NET_ADMIN: u32 = 12;
+
+/// The part of [`spawn_helper`] that runs in the forked child: system calls only (no
+/// allocation, no locks), each failure returned as the raw errno.
+fn helper_pre_exec(s: &HelperSetup) -> std::io::Result<()> {
+    let check = |r: libc::c_long| {
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number; no memory is passed.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }.into())?;
+    // SAFETY: getppid has no arguments and can't fail.
+    if unsafe { libc::getppid() } != s.parent {
+        // SAFETY: _exit ends this forked copy without running the parent's destructors.
+        unsafe { libc::_exit(125) };
+    }
+    for &(from, to) in &s.fds {
+        // SAFETY: dup2 on descriptors the caller keeps open until spawn returns; `to` is a
+        // fixed number below every source, so no source is closed by it.
+        check(unsafe { libc::dup2(from, to) }.into())?;
+    }
+    for &(fd, kind) in &s.join {
+        // SAFETY: setns on a namespace descriptor the caller keeps open; this forked copy has
+        // one thread and its own fs_struct (fork), as joining a user namespace requires.
+        check(unsafe { libc::setns(fd, kind) }.into())?;
+    }
+    if s.ambient_net_admin {
+        let mut hdr = CapHeader {
+            version: CAP_V3,
+            pid: 0,
+        };
+        let mut data = [CapData::default(); 2];
+        // SAFETY: capget writes two `__user_cap_data_struct` for version 3, the size of
+        // `data`; `hdr` is a valid header.
+        check(unsafe { libc::syscall(libc::SYS_capget, &raw mut hdr, data.as_mut_ptr()) })?;
+        data[0].inheritable |= 1 << CAP_NET_ADMIN;
+        // SAFETY: capset reads the same two structs capget filled.
+        check(unsafe { libc::syscall(libc::SYS_capset, &raw mut hdr, data.as_ptr()) })?;
+        check(
+            // SAFETY: prctl(PR_CAP_AMBIENT_RAISE) takes a capability number; no memory is
+            // passed.
+            unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE,
+                    CAP_NET_ADMIN,
+                    0,
+                    0,
+                )
+            }
+            .into(),
+        )?;
+    }
+    if let Some(keep) = s.bounding {
+        for cap in 0..64u32 {
+            if keep & (1 << cap) != 0 {
+                continue;
+            }
+            // SAFETY: prctl(PR_CAPBSET_DROP) takes a capability number; no memory is passed.
+            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+            if r < 0 {
+                // EINVAL: past the last capability this kernel knows; the rest are gone too.
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                    break;
+                }
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes no memory.
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }.into())?;
+    Ok(())
+}
+
+/// Starts `cmd` as a helper of the supervisor (see [`HelperSetup`]). Refuses (`EDEADLK`) in a
+/// process with more than one thread: the parent-death signal is tied to the forking thread,
+/// and the child must be able to join a user namespace.
+pub fn spawn_helper(
+    cmd: &mut std::process::Command,
+    setup: HelperSetup,
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    if !single_threaded() {
+        return Err(std::io::Error::from_raw_os_error(libc::EDEADLK));
+    }
+    // SAFETY: the closure runs in the forked child before exec and makes only system calls
+    // (helper_pre_exec allocates nothing and takes no lock); the descriptors it names are
+    // owned by the caller, which keeps them open until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || helper_pre_exec(&setup));
+    }
+    cmd.spawn()
+}
+
+/// A close-on-exec copy of `fd` numbered `min` or above (`fcntl(F_DUPFD_CLOEXEC, min)`).
+pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> nix::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let raw = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(min))?;
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) just returned `raw`: a new descriptor nobody else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+}

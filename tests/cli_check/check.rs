@@ -261,7 +261,7 @@ fn kekkai_traced(dir: &Path, args: &[&str]) -> Output {
 #[case::unknown(&["run", "--frobnicate", "true"], "'--frobnicate'", "'-- --frobnicate'")]
 #[case::unknown_short(&["run", "-x", "true"], "'-x'", "'-- -x'")]
 #[case::unknown_after_other_options(&["run", "-p", "default", "--bind", "/a:/b", "--frob", "true"], "'--frob'", "'-- --frob'")]
-#[case::bad_net(&["run", "--net", "wifi", "true"], "'wifi'", "`none` or `host`")]
+#[case::bad_net(&["run", "--net", "wifi", "true"], "'wifi'", "`none`, `host` or `user`")]
 #[case::empty_setenv_name(&["run", "--setenv", "=x", "true"], "'=x'", "a name before `=`")]
 #[case::explain_too(&["explain", "--unshare-net"], "`--unshare-net`", "--net none")]
 #[case::audit_too(&["audit", "--die-with-parent"], "`--die-with-parent`", "PR_SET_PDEATHSIG")]

@@ -133,9 +133,63 @@ use super::invalid_snippet;
     "version: 1\nnetwork: internet\n",
     "network",
     2,
-    "unknown value `internet`; expected `none` or `host`"
+    "unknown value `internet`; expected one of `none`, `host`, `user`"
 )]
 #[case::network_bool("version: 1\nnetwork: false\n", "network", 2, "unknown value `false`")]
+#[case::network_unknown_key(
+    "version: 1\nnetwork:\n  mode: user\n  bogus: 1\n",
+    "network.bogus",
+    4,
+    "unknown key `bogus`"
+)]
+#[case::network_allow_host_bits(
+    "version: 1\nnetwork:\n  allow: [\"10.0.0.1/8:443\"]\n",
+    "network.allow[0]",
+    3,
+    "write `10.0.0.0/8`"
+)]
+#[case::network_allow_name(
+    "version: 1\nnetwork:\n  allow: [\"example.com:443\"]\n",
+    "network.allow[0]",
+    3,
+    "not an IPv4 or IPv6 address"
+)]
+#[case::network_port_name(
+    "version: 1\nnetwork:\n  ports:\n    - { host: \"localhost:8080\" }\n",
+    "network.ports[0].host",
+    4,
+    "not an IPv4 address"
+)]
+#[case::network_port_udp_renumbered(
+    "version: 1\nnetwork:\n  ports: [{ host: 8053, sandbox: 53, proto: udp }]\n",
+    "network.ports[0].sandbox",
+    3,
+    "own number only"
+)]
+#[case::network_dns_name(
+    "version: 1\nnetwork:\n  dns: [resolver]\n",
+    "network.dns[0]",
+    3,
+    "not an IPv4 or IPv6 address"
+)]
+#[case::network_loopback_proto(
+    "version: 1\nnetwork:\n  host-loopback: [5432/sctp]\n",
+    "network.host-loopback[0]",
+    3,
+    "not a protocol"
+)]
+#[case::network_user_key_under_none(
+    "version: 1\nnetwork: { mode: none, allow: [dns] }\n",
+    "network.allow",
+    2,
+    "only `network.mode: user` reads this"
+)]
+#[case::network_net_admin(
+    "version: 1\nnetwork: user\ncapabilities: { keep: [net_admin] }\n",
+    "capabilities.keep",
+    3,
+    "could remove the egress rules"
+)]
 // ── identity ─────────────────────────────────────────────────────────────────────────────────
 #[case::identity_unknown_user(
     "version: 1\nidentity: {uid: nosuchuser}\n",

@@ -39,8 +39,24 @@ probes! {
     "net.alg-socket", "seccomp", DENIED, true, |_| call("socket", [38, 5, 0, 0, 0, 0]);
     "net.bluetooth", "seccomp", &[Errno::EPERM, Errno::EACCES, Errno::EAFNOSUPPORT], true, |_| call("socket", [31, 1, 0, 0, 0, 0]);
     "net.xdp", "seccomp", &[Errno::EPERM, Errno::EACCES, Errno::EAFNOSUPPORT], true, |_| call("socket", [44, 3, 0, 0, 0, 0]);
+    // 0.0.0.0/8 is refused by every set of egress rules. On the host, a connect to 0.0.0.1
+    // reaches the host itself (never the wire), so without the rules pasta would hand the
+    // sandbox the host's listener: EHOSTUNREACH is the rules (Landlock's tcp-connect rules
+    // may stop it first: EACCES), ENETUNREACH a sandbox without a route out (`none`), EPERM
+    // a seccomp filter that allows no IP socket at all.
+    "net.egress-rules", "nftables/net namespace", &[Errno::EHOSTUNREACH, Errno::ENETUNREACH, Errno::EACCES, Errno::EPERM], true, |c| {
+        if c.host_network { return Seen::NotApplicable("the policy shares the host network".into()) }
+        let Some(port) = c.tcp_port else { return Seen::NotApplicable("no host listener".into()) };
+        let addr = std::net::SocketAddr::from(([0, 0, 0, 1], port));
+        match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(10)) {
+            Ok(_) => Seen::Done(format!("connected to 0.0.0.1:{port}, the host itself (no egress rule refused it)")),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Seen::Done("the connection to 0.0.0.1 timed out: no egress rule refused it".into()),
+            Err(e) => Seen::Errno(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+        }
+    };
     "net.interfaces", "net namespace", &[], true, |c| {
         if c.host_network { return Seen::NotApplicable("the policy shares the host network".into()) }
+        if c.user_network { return Seen::NotApplicable("network: user: lo and pasta's interface, by design".into()) }
         let names: Vec<String> = read_text("/proc/net/dev").unwrap_or_default().lines().skip(2).filter_map(|l| l.split(':').next()).map(|n| n.trim().to_owned()).collect();
         if names.iter().all(|n| n == "lo") { Seen::Blocked("only lo".into()) } else { Seen::Done(format!("interfaces: {}", names.join(" "))) }
     };

@@ -149,16 +149,25 @@ fn launch(
     opts.enter(Step::IdMaps);
     // The child joins its cgroup v1 hierarchies itself once it has its id maps (see
     // `Cgroups::v1_tasks`).
-    let ready = write_maps(plan, pid).and_then(|()| {
-        chan.send(&ToChild::Mapped)
-            .step(Step::IdMaps, || "write(channel, mapped)".into())
-    });
-    if let Err(e) = ready {
-        // The child dies with us; make sure it is gone before reporting.
-        let _ = kill(pid, Signal::SIGKILL);
-        let _ = waitpid(pid, None);
-        return Err(e);
-    }
+    let ready = write_maps(plan, pid)
+        .and_then(|()| {
+            chan.send(&ToChild::Mapped)
+                .step(Step::IdMaps, || "write(channel, mapped)".into())
+        })
+        .and_then(|()| {
+            // `network: user`: pasta and the egress rules, while the child builds its root.
+            // pasta is killed and reaped when `_net` drops, once the sandbox is gone.
+            super::network::start(plan, pid, opts.skip_egress_rules)
+        });
+    let _net = match ready {
+        Ok(net) => net,
+        Err(e) => {
+            // The child dies with us; make sure it is gone before reporting.
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+    };
     // A child that failed its setup meanwhile has reported why and exited: the event loop
     // reads that, so a closed channel here is not the error to report.
     if let Err(e) = chan.send(&ToChild::Go) {
@@ -170,7 +179,14 @@ fn launch(
     }
     // What a best-effort policy runs without is said when the sandbox reports what it
     // enforced, just before the program starts (unless -q).
-    let announce = (!opts.quiet).then(|| cgroup_dropped.to_vec());
+    // A best-effort `network: user` that runs with loopback only is said the same way.
+    let announce = (!opts.quiet).then(|| {
+        cgroup_dropped
+            .iter()
+            .chain(&plan.network_dropped)
+            .cloned()
+            .collect()
+    });
     if let Some(w) = &opts.watch {
         w.cloned(pid);
     }

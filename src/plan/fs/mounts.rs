@@ -68,6 +68,12 @@ pub enum MountKind {
     Dev,
     /// An mqueue filesystem.
     Mqueue,
+    /// A read-only file the plan writes (`network: user`'s `/etc/resolv.conf` and
+    /// `/etc/hosts`), bound over what the root has there.
+    File {
+        /// What it holds.
+        contents: String,
+    },
 }
 
 impl MountKind {
@@ -81,6 +87,7 @@ impl MountKind {
             MountKind::Proc => "proc",
             MountKind::Dev => "dev",
             MountKind::Mqueue => "mqueue",
+            MountKind::File { .. } => "file",
         }
     }
 
@@ -361,7 +368,8 @@ fn plan_mount(
 /// With a network, the host's resolver configuration and hosts file over an image's: bound
 /// read-only, first of the mounts, so that the policy's own come after them.
 pub fn image_host_files(img: Option<&ImagePlan>, network: Network) -> Vec<MountPlan> {
-    if img.is_none() || network == Network::None {
+    // `network: user` writes its own resolv.conf and hosts (the network plan's files).
+    if img.is_none() || network != Network::Host {
         return Vec::new();
     }
     let mut out = Vec::new();

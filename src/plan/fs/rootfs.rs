@@ -170,6 +170,7 @@ pub fn prune_covered(rootfs: &mut RootfsPlan, mounts: &[MountPlan]) {
             m.target == path
                 && match &m.kind {
                     MountKind::Bind { dir, .. } => *dir,
+                    MountKind::File { .. } => false,
                     MountKind::Tmpfs { .. }
                     | MountKind::Hide
                     | MountKind::Proc

@@ -1,0 +1,288 @@
+//! Step 3 (`id-maps`, the supervisor's side) for of `network: user`: pasta attached to the sandbox's network
+//! namespace, and the egress rules loaded into that namespace by `nft`.
+//!
+//! Both run as the caller, outside the sandbox, as children of the supervisor (never of the
+//! sandbox): each gets PR_SET_PDEATHSIG(SIGKILL) before exec and checks that its parent is
+//! still the supervisor, so a supervisor killed with SIGKILL takes pasta with it; the
+//! supervisor itself kills and reaps pasta once the sandbox is gone ([`Running`]'s drop).
+//! The sandbox's namespaces are handed over as descriptors the supervisor opened on its own
+//! child (`/proc/PID/ns/*` of a pid that can't be reused while unreaped), never as paths pasta
+//! would open itself.
+//!
+//! Ordering: after the id maps (pasta and nft join the sandbox's user namespace, where the
+//! caller must already be mapped), before Go (the program starts only once pasta is ready and
+//! the rules are in). The sandbox builds its root meanwhile. The rules live in the sandbox's
+//! own network namespace, owned by its user namespace: the program, which keeps no
+//! CAP_NET_ADMIN there (compile refuses it), can't change them, and they end with it.
+
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::unistd::Pid;
+
+use super::error::StepError;
+use crate::plan::Plan;
+use crate::plan::network::{FD_NETNS, FD_READY, FD_USERNS, UserNet};
+use crate::plan::steps::Step;
+use crate::sys::{HelperSetup, spawn_helper};
+
+/// How long pasta may take to say it is ready (it takes tens of milliseconds; a loaded
+/// machine, many times that).
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What a root caller's pasta may keep in its bounding set: entering the sandbox's namespaces
+/// (CAP_SYS_ADMIN), configuring its interface (CAP_NET_ADMIN), binding a published port below
+/// 1024 (CAP_NET_BIND_SERVICE), `--runas 0` (CAP_SETUID, CAP_SETGID). pasta drops most of these
+/// itself once it is set up; nothing else (no CAP_DAC_OVERRIDE, CAP_SYS_PTRACE, CAP_SYS_MODULE,
+/// ...) reaches it.
+const PASTA_BOUNDING: u64 = (1 << 6) | (1 << 7) | (1 << 10) | (1 << 12) | (1 << 21);
+
+/// pasta, running; killed and reaped when dropped.
+#[derive(Debug)]
+pub struct Running {
+    pasta: Child,
+}
+
+impl Running {
+    /// pasta's pid.
+    pub fn pid(&self) -> u32 {
+        self.pasta.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // pasta never exits on its own when the sandbox is gone (it holds the namespace).
+        let _ = self.pasta.kill();
+        let _ = self.pasta.wait();
+    }
+}
+
+/// Starts pasta and loads the egress rules (unless `skip_rules`: the debug-only weakening);
+/// returns once both are ready.
+pub fn start(plan: &Plan, pid: Pid, skip_rules: bool) -> Result<Option<Running>, StepError> {
+    let Some(u) = &plan.user_net else {
+        return Ok(None);
+    };
+    let step = Step::IdMaps;
+    let key = &u.origin.pasta;
+    let open_ns = |kind: &str| -> Result<OwnedFd, StepError> {
+        let path = format!("/proc/{pid}/ns/{kind}");
+        let fd = nix::fcntl::open(
+            path.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| StepError::sys(step, format!("open({path:?})"), e).at(key))?;
+        high(fd).map_err(|e| StepError::sys(step, "fcntl(F_DUPFD_CLOEXEC, 10)", e))
+    };
+    let netns = open_ns("net")?;
+    let userns = if u.pasta.userns {
+        Some(open_ns("user")?)
+    } else {
+        None
+    };
+    let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| StepError::sys(step, "pipe2(O_CLOEXEC)", e))?;
+    let ready_w = high(ready_w).map_err(|e| StepError::sys(step, "fcntl(F_DUPFD_CLOEXEC)", e))?;
+    let parent = i32::try_from(std::process::id()).unwrap_or(0);
+
+    // pasta first: it takes the longest; nft runs while it starts.
+    let mut fds = vec![
+        (netns.as_raw_fd(), FD_NETNS),
+        (ready_w.as_raw_fd(), FD_READY),
+    ];
+    if let Some(user) = &userns {
+        fds.push((user.as_raw_fd(), FD_USERNS));
+    }
+    let mut cmd = Command::new(&u.pasta.program);
+    cmd.args(&u.pasta.args)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let pasta = spawn_helper(
+        &mut cmd,
+        HelperSetup {
+            parent,
+            fds,
+            join: Vec::new(),
+            ambient_net_admin: false,
+            bounding: nix::unistd::geteuid().is_root().then_some(PASTA_BOUNDING),
+        },
+    )
+    .map_err(|e| {
+        StepError::sys(
+            step,
+            format!("spawn {}", u.pasta.program.display()),
+            errno(&e),
+        )
+        .at(key)
+    })?;
+    drop(ready_w);
+    let running = Running { pasta };
+
+    if !skip_rules {
+        load_rules(u, &netns, userns.as_ref(), parent)?;
+    }
+    wait_ready(running, ready_r, u)
+}
+
+/// A copy of `fd` at 10 or above (close-on-exec), so that placing descriptors at 3, 4 and 5
+/// in a helper never overwrites one still to be placed.
+fn high(fd: OwnedFd) -> nix::Result<OwnedFd> {
+    crate::sys::dup_at_least(fd.as_fd(), 10)
+}
+
+fn errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(0))
+}
+
+/// The host's own addresses, every interface's (the rules refuse them: a host service bound
+/// to 0.0.0.0 would answer on any of them).
+pub fn host_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            let Some(s) = a.address else { continue };
+            if let Some(v4) = s.as_sockaddr_in() {
+                out.push(IpAddr::V4(v4.ip()));
+            } else if let Some(v6) = s.as_sockaddr_in6() {
+                out.push(IpAddr::V6(v6.ip()));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Runs `nft -f -` in the sandbox's user and network namespaces with the egress ruleset on
+/// its stdin. nft keeps CAP_NET_ADMIN of the sandbox's user namespace across exec as an
+/// ambient capability (the caller may be mapped to a uid other than 0 there), nothing else.
+fn load_rules(
+    u: &UserNet,
+    netns: &OwnedFd,
+    userns: Option<&OwnedFd>,
+    parent: i32,
+) -> Result<(), StepError> {
+    let step = Step::IdMaps;
+    let key = &u.origin.egress;
+    let rules = u.egress.nft(&host_addresses());
+    let mut join = Vec::new();
+    if let Some(user) = userns {
+        join.push((user.as_raw_fd(), libc::CLONE_NEWUSER));
+    }
+    join.push((netns.as_raw_fd(), libc::CLONE_NEWNET));
+    let mut cmd = Command::new(&u.nft.value);
+    cmd.args(["-f", "-"])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let shown = format!("{} -f -", u.nft.value.display());
+    let mut child = spawn_helper(
+        &mut cmd,
+        HelperSetup {
+            parent,
+            fds: Vec::new(),
+            join,
+            ambient_net_admin: userns.is_some(),
+            bounding: None,
+        },
+    )
+    .map_err(|e| StepError::sys(step, format!("spawn {shown}"), errno(&e)).at(key))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A failed write shows as nft's own failure below.
+        let _ = stdin.write_all(rules.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| StepError::sys(step, format!("wait {shown}"), errno(&e)))?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        return Err(StepError::msg(
+            step,
+            format!(
+                "{shown} in the sandbox's network namespace failed ({}): {}",
+                out.status,
+                why.trim()
+            ),
+        )
+        .at(key)
+        .hint("the egress rules could not be loaded; kekkai does not run without them"));
+    }
+    Ok(())
+}
+
+/// Waits until pasta writes its pid (it does so once the sandbox's interface, addresses and
+/// routes are set), or exits, or the time is up.
+fn wait_ready(
+    mut running: Running,
+    ready: OwnedFd,
+    u: &UserNet,
+) -> Result<Option<Running>, StepError> {
+    let step = Step::IdMaps;
+    let key = &u.origin.pasta;
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(StepError::msg(
+                step,
+                format!(
+                    "pasta did not get ready within {} s",
+                    READY_TIMEOUT.as_secs()
+                ),
+            )
+            .at(key));
+        }
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(ready.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => break,
+            Err(e) => return Err(StepError::sys(step, "poll(pasta's pid pipe)", e)),
+        }
+    }
+    let mut buf = [0u8; 32];
+    let n = loop {
+        match nix::unistd::read(&ready, &mut buf) {
+            Err(Errno::EINTR) => continue,
+            other => break other.unwrap_or(0),
+        }
+    };
+    if n > 0 {
+        return Ok(Some(running));
+    }
+    // End of file: pasta exited before it was ready. Its status and what it said.
+    let status = running.pasta.wait();
+    let mut said = String::new();
+    if let Some(mut e) = running.pasta.stderr.take() {
+        let _ = e.read_to_string(&mut said);
+    }
+    // Without a syslog daemon every error line is preceded by noise about it.
+    let said: Vec<&str> = said
+        .lines()
+        .filter(|l| !l.starts_with("Failed to send") && !l.trim().is_empty())
+        .collect();
+    let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+    Err(StepError::msg(
+        step,
+        format!(
+            "pasta exited before it was ready ({status}): {}",
+            said.join("; ")
+        ),
+    )
+    .at(key)
+    .hint(
+        "pasta needs a host with a default route (IPv4 or IPv6); a published port needs a \
+         free host port",
+    ))
+}

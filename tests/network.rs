@@ -1,0 +1,494 @@
+//! `network: user`: real pasta, real nft, as root and as the unprivileged test user.
+//!
+//! Only this machine is ever a target. Each test builds its own test host: a network namespace
+//! with a veth pair (198.18.N.1 on the host's side, 198.18.N.2 and .3 on the test host's,
+//! N different for each test) and `network/host.py` serving there; the sandbox reaches it
+//! through pasta. The host's own listeners are on 127.0.0.1 and on 0.0.0.0 (so also on
+//! 198.18.N.1), and an abstract unix socket. `network/client.py` runs inside and prints, per
+//! attempt, the server's first line or the errno the program saw.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rstest::rstest;
+use support::{HANG, Who, World, all_gone, code, descendants, need, skip, stderr, stdout};
+
+const HOST_PY: &str = include_str!("network/host.py");
+const CLIENT_PY: &str = include_str!("network/client.py");
+
+/// pasta and nft, or why this test can't run.
+fn tools_missing() -> Option<String> {
+    for (tool, package) in [("/usr/bin/pasta", "passt"), ("/usr/sbin/nft", "nftables")] {
+        if !std::path::Path::new(tool).exists() {
+            return Some(format!(
+                "{tool} is missing (Debian `{package}`: scripts/setup-test-env)"
+            ));
+        }
+    }
+    None
+}
+
+/// A test host: a network namespace joined to this one by a veth pair, with servers in it.
+struct TestHost {
+    ns: String,
+    link: String,
+    /// 198.18.N.
+    net: String,
+    server: Child,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip").args(args).output().unwrap();
+    assert!(o.status.success(), "ip {args:?}: {}", stderr(&o));
+}
+
+impl TestHost {
+    /// A test host serving TCP on .2 and .3 at `ports`, and DNS at .2 answering `name` with .2.
+    fn new(w: &World, ports: &[u16], name: &str) -> TestHost {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = (std::process::id() + n) % 10000;
+        let ns = format!("kk-net-{id}");
+        let link = format!("kkn{id}");
+        let net = format!("198.18.{}", 100 + (std::process::id() + n * 7) % 150);
+        ip(&["netns", "add", &ns]);
+        ip(&[
+            "link", "add", &link, "type", "veth", "peer", "name", "kkpeer", "netns", &ns,
+        ]);
+        ip(&["addr", "add", &format!("{net}.1/24"), "dev", &link]);
+        ip(&["link", "set", &link, "up"]);
+        for a in [2, 3] {
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{net}.{a}/24"),
+                "dev",
+                "kkpeer",
+            ]);
+        }
+        ip(&["-n", &ns, "link", "set", "kkpeer", "up"]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        let script = w.dir.write("host.py", HOST_PY);
+        let mut args: Vec<String> = vec![
+            "netns".into(),
+            "exec".into(),
+            ns.clone(),
+            "python3".into(),
+            script.display().to_string(),
+            format!("dns={net}.2"),
+            format!("name={name}"),
+        ];
+        for p in ports {
+            for a in [2, 3] {
+                args.push(format!("tcp={net}.{a}:{p}"));
+            }
+        }
+        let mut server = Command::new("ip")
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert_eq!(first.trim(), "ready", "the test host did not start");
+        TestHost {
+            ns,
+            link,
+            net,
+            server,
+        }
+    }
+
+    fn addr(&self, host: u8) -> String {
+        format!("{}.{host}", self.net)
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        drop(self.server.stdin.take());
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+/// A world with the client script, and a policy file `p.yaml` of `extra` lines.
+fn world(tag: &str, extra: &str) -> World {
+    let w = World::new(tag);
+    w.dir.write("client.py", CLIENT_PY);
+    w.dir
+        .write("p.yaml", format!("version: 1\nextends: default\n{extra}\n"));
+    w
+}
+
+/// `kekkai run -q ARGS -- python3 client.py ATTEMPTS` as `who`; the lines it printed.
+fn attempt(w: &World, who: Who, args: &[&str], attempts: &[String]) -> Vec<String> {
+    let mut all = vec!["run", "-q"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--", "python3", "client.py"]);
+    all.extend(attempts.iter().map(String::as_str));
+    let o: Output = w.run(who, &all);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    stdout(&o).lines().map(str::to_owned).collect()
+}
+
+/// A free TCP port of the host's loopback (bound and released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The sandbox reaches the test host through pasta, and nothing of the host's: not its
+/// loopback (IPv4 and IPv6), not its abstract sockets, not its own addresses.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn user_network_reaches_the_test_host_and_nothing_of_the_host(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world("net-reach", "network: user");
+    let host = TestHost::new(&w, &[8081], "unused.test");
+    let lo = TcpListener::bind("127.0.0.1:0").unwrap();
+    let lo_port = lo.local_addr().unwrap().port();
+    let lo6 = TcpListener::bind("[::1]:0").unwrap();
+    let lo6_port = lo6.local_addr().unwrap().port();
+    let any = TcpListener::bind("0.0.0.0:0").unwrap();
+    let any_port = any.local_addr().unwrap().port();
+    let name = format!("kekkai-net-test-{}", std::process::id());
+    let _abstract =
+        UnixListener::bind_addr(&SocketAddr::from_abstract_name(&name).unwrap()).unwrap();
+    let got = attempt(
+        &w,
+        who,
+        &["-p", "./p.yaml"],
+        &[
+            format!("tcp:{}:8081", host.addr(2)),
+            format!("tcp:127.0.0.1:{lo_port}"),
+            format!("tcp:[::1]:{lo6_port}"),
+            format!("abstract:{name}"),
+            format!("tcp:{}:{any_port}", host.addr(1)),
+        ],
+    );
+    assert_eq!(
+        got,
+        [
+            "ok hello-8081",
+            "errno ECONNREFUSED",
+            "errno ECONNREFUSED",
+            "errno ECONNREFUSED",
+            "errno EHOSTUNREACH",
+        ],
+        "as {who:?}"
+    );
+}
+
+/// An allowlist admits the port it names and refuses another port of the same host (Landlock,
+/// EACCES) and the same port of another address (the nft rules, EHOSTUNREACH).
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn an_allowlist_admits_one_port_and_refuses_the_rest(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world("net-allow", "");
+    let host = TestHost::new(&w, &[8081, 8082], "unused.test");
+    w.dir.write(
+        "p.yaml",
+        format!(
+            "version: 1\nextends: default\nnetwork:\n  mode: user\n  allow: [\"{}:8081\"]\n",
+            host.addr(2)
+        ),
+    );
+    let got = attempt(
+        &w,
+        who,
+        &["-p", "./p.yaml"],
+        &[
+            format!("tcp:{}:8081", host.addr(2)),
+            format!("tcp:{}:8082", host.addr(2)),
+            format!("tcp:{}:8081", host.addr(3)),
+        ],
+    );
+    assert_eq!(
+        got,
+        ["ok hello-8081", "errno EACCES", "errno EHOSTUNREACH"],
+        "as {who:?}"
+    );
+    // Without Landlock's second layer, the rules alone refuse the other port.
+    w.dir.write(
+        "p.yaml",
+        format!(
+            "version: 1\nextends: default\nlandlock: {{ enabled: false }}\nnetwork:\n  mode: \
+             user\n  allow: [\"{}:8081\"]\n",
+            host.addr(2)
+        ),
+    );
+    let got = attempt(
+        &w,
+        who,
+        &["-p", "./p.yaml"],
+        &[format!("tcp:{}:8082", host.addr(2))],
+    );
+    assert_eq!(got, ["errno EHOSTUNREACH"], "as {who:?}");
+}
+
+/// `network.dns` names the test host's resolver; a name it serves resolves and is reached.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn dns_resolves_a_name_the_test_host_serves(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world("net-dns", "");
+    let host = TestHost::new(&w, &[8081], "host.kekkai.test");
+    w.dir.write(
+        "p.yaml",
+        format!(
+            "version: 1\nextends: default\nnetwork:\n  mode: user\n  dns: [{}]\n  allow: \
+             [dns, \"{}:8081\"]\n",
+            host.addr(2),
+            host.addr(2)
+        ),
+    );
+    let got = attempt(
+        &w,
+        who,
+        &["-p", "./p.yaml"],
+        &["resolve:host.kekkai.test:8081".to_string()],
+    );
+    assert_eq!(
+        got,
+        [format!("{} ok hello-8081", host.addr(2))],
+        "as {who:?}"
+    );
+}
+
+/// `--publish 127.0.0.1:PORT:8000`: a server inside answers on the host's loopback.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_published_port_reaches_a_server_inside(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world("net-publish", "");
+    w.dir.write(
+        "serve.py",
+        "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 8000))\ns.listen(1)\n\
+         print('listening', flush=True)\nc, _ = s.accept()\nc.sendall(b'inside\\n')\nc.close()\n",
+    );
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:8000");
+    let mut child = w
+        .command(who)
+        .args(["run", "-q", "--net", "user", "--publish", &publish, "--"])
+        .args(["python3", "serve.py"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim(), "listening");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(HANG)).unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "inside\n", "as {who:?}");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "as {who:?}");
+}
+
+/// kill -9 of the supervisor while the program runs: pasta dies with it (its parent-death
+/// signal), and so does every process of the sandbox; with them the sandbox's network
+/// namespace and its rules.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn killing_the_supervisor_leaves_no_pasta(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world("net-kill", "");
+    let mut child = w
+        .command(who)
+        .args([
+            "run",
+            "-q",
+            "--net",
+            "user",
+            "--",
+            "sh",
+            "-c",
+            "echo up; exec sleep 1000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim(), "up");
+    let inside = descendants(child.id());
+    let pasta: Vec<u32> = inside
+        .iter()
+        .copied()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim().starts_with("pas"))
+        })
+        .collect();
+    assert!(
+        !pasta.is_empty(),
+        "no pasta below the supervisor: {inside:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(all_gone(&inside), "left behind: {inside:?}");
+}
+
+/// `kekkai audit` of a `network: user` policy passes (the host's loopback and abstract socket
+/// unreachable, 0.0.0.1 refused by the rules, without sending anything off this machine); with
+/// the rules left out (a debug build's weakening) the egress probe escapes.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn the_audit_of_a_user_network_policy_passes(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world(
+        "net-audit",
+        "network:\n  mode: user\n  allow: [dns, \"any:443\"]",
+    );
+    let mode = support::Mode::plain(who);
+    let (rc, verdicts) = support::audit(&w, mode, &["-p", "./p.yaml", "--only", "net"]);
+    assert_eq!(rc, 0, "as {who:?}: {verdicts:?}");
+    for (probe, errno) in [
+        ("net.host-loopback-tcp", "EACCES"),
+        ("net.host-abstract-socket", "ECONNREFUSED"),
+        ("net.egress-rules", "EACCES"),
+    ] {
+        assert_eq!(verdicts[probe], format!("blocked ({errno})"), "as {who:?}");
+    }
+    let (rc, verdicts) = support::audit(&w, mode, &["--net", "user", "--only", "net"]);
+    assert_eq!(rc, 0, "as {who:?}: {verdicts:?}");
+    assert_eq!(
+        verdicts["net.egress-rules"], "blocked (EHOSTUNREACH)",
+        "as {who:?}"
+    );
+    assert_eq!(
+        verdicts["net.host-loopback-tcp"], "blocked (ECONNREFUSED)",
+        "as {who:?}"
+    );
+    let o = w
+        .command(who)
+        .env("KEKKAI_WEAKEN", "egress")
+        .args(["audit", "--json", "--net", "user", "--only", "net"])
+        .output()
+        .unwrap();
+    let verdicts = support::verdicts(&o);
+    assert_eq!(code(&o), 1, "as {who:?}: {verdicts:?}");
+    assert_eq!(verdicts["net.egress-rules"].0, "escaped", "as {who:?}");
+}
+
+/// A root caller whose policy has no user namespace: pasta joins only the network namespace
+/// (with a bounding set cut down to what it needs), and the sandbox still reaches the test host
+/// and not the host's loopback or own addresses.
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn root_without_a_user_namespace() {
+    need(Who::Root);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world("net-nouserns", "");
+    let host = TestHost::new(&w, &[8081], "unused.test");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nnamespaces: [mount, pid, net, ipc, uts]\nnetwork: user\n",
+    );
+    let lo = TcpListener::bind("127.0.0.1:0").unwrap();
+    let lo_port = lo.local_addr().unwrap().port();
+    let any = TcpListener::bind("0.0.0.0:0").unwrap();
+    let any_port = any.local_addr().unwrap().port();
+    let client = format!("{}:/client.py", w.dir.join("client.py").display());
+    let o = w.run(
+        Who::Root,
+        [
+            "run",
+            "-q",
+            "-p",
+            "./p.yaml",
+            "--ro-bind",
+            &client,
+            "--",
+            "python3",
+            "/client.py",
+            &format!("tcp:{}:8081", host.addr(2)),
+            &format!("tcp:127.0.0.1:{lo_port}"),
+            &format!("tcp:{}:{any_port}", host.addr(1)),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        ["ok hello-8081", "errno ECONNREFUSED", "errno EHOSTUNREACH"]
+    );
+}
+
+/// pasta that can't start (its published port is taken) fails the launch (exit 125, nothing
+/// runs) and the error names where the policy asks for that port.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_taken_published_port_fails_the_launch_at_its_key(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let w = world(
+        "net-taken",
+        &format!("network:\n  mode: user\n  ports: [{{ host: {port} }}]"),
+    );
+    let o = w.run(who, ["run", "-p", "./p.yaml", "--", "sh", "-c", "echo ran"]);
+    assert_eq!(code(&o), 125, "as {who:?}: {}", stderr(&o));
+    assert_eq!(stdout(&o), "", "as {who:?}");
+    assert!(
+        stderr(&o).contains("p.yaml:5:11: network.ports[0]"),
+        "as {who:?}: {}",
+        stderr(&o)
+    );
+}
