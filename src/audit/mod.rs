@@ -28,6 +28,7 @@ pub mod baseline;
 pub mod battery;
 pub mod compare;
 pub mod format;
+pub mod harness;
 pub mod host;
 pub mod inside;
 pub mod portable;

@@ -313,6 +313,10 @@ pub(crate) struct RunArgs {
     /// Write a JSON record of what was enforced and how the run ended to FILE (`-`: stderr).
     #[arg(long, value_name = "FILE")]
     report: Option<String>,
+    /// `kekkai audit`'s own: allow the probe battery's harness what the policy lacks of it
+    /// (kekkai::audit::harness), and record it in the report.
+    #[arg(long, hide = true)]
+    audit_harness: bool,
     /// The program and its arguments (with an image: the default is its Entrypoint and Cmd).
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<OsString>,

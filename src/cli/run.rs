@@ -45,7 +45,14 @@ pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Resu
     opts.quiet = verbosity < 0;
     opts.enter(kekkai::plan::steps::Step::Plan);
     let source = super::policy_source(&args.policy)?;
-    let (_loaded, plan) = super::load_and_compile(&source, &args.policy, m, &caller)?;
+    let (_loaded, mut plan) = super::load_and_compile(&source, &args.policy, m, &caller)?;
+    // The audit's battery under a policy that does not let it start: exactly what is missing
+    // of its harness, recorded in the report the audit reads (never without the flag).
+    let harness = if args.audit_harness {
+        Some(kekkai::audit::harness::widen(&mut plan).map_err(|e| Error::Host(format!("audit: {e}")))?)
+    } else {
+        None
+    };
     // Opened before the program starts: it may write where the report goes (a writable working
     // directory) and must not choose, with a symbolic link planted there, what kekkai writes.
     let report_file = match args.report.as_deref() {
@@ -64,7 +71,8 @@ pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Resu
     let command = command(&args.command, &plan)?;
     let outcome = kekkai::launch::run(&plan, &command, &opts)?;
     if let Some(dest) = &args.report {
-        let report = kekkai::launch::report::RunReport::new(&plan, &outcome);
+        let mut report = kekkai::launch::report::RunReport::new(&plan, &outcome);
+        report.audit_harness = harness;
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();
         match report_file {
             None => eprintln!("{text}"),

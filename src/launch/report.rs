@@ -124,6 +124,9 @@ pub struct RunReport {
     pub time: TimeReport,
     /// Peak memory of the sandbox in bytes (cgroup peak where available, else the largest RSS).
     pub peak_memory_bytes: u64,
+    /// What `kekkai audit`'s harness was allowed beyond the policy (`run --audit-harness`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_harness: Option<crate::audit::harness::Widening>,
 }
 
 /// Which policy ran.
@@ -288,6 +291,7 @@ impl RunReport {
                 sys_ms: outcome.sys_ms,
             },
             peak_memory_bytes: stats.peak_memory.unwrap_or(outcome.max_rss),
+            audit_harness: None,
         }
     }
 }
