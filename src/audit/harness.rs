@@ -149,6 +149,16 @@ pub const HARNESS: &[Call] = &[
     },
     call("write", "a probe's report, the battery's JSON lines"),
     call("wait4", "waiting for each probe's process"),
+    Call {
+        syscall: "kill",
+        args: &[(1, 9, 32)], // SIGKILL (process.kill-host-pid sends signal 0)
+        why: "the probes' helpers stop what they started (the fork bomb's children, an exec that worked)",
+    },
+    Call {
+        syscall: "ioctl",
+        args: &[(1, 0x8004_5432, 32)], // TIOCGDEV
+        why: "the terminal probes tell which terminal /dev/tty is",
+    },
     call("exit_group", "the end of each probe's process and of the battery"),
     // kekkai's own exec step for the second run, whose stdin is the audit's terminal.
     Call {
