@@ -120,6 +120,20 @@ fn the_learned_policy_runs_the_program_and_denies_the_rest(
     assert!(text.contains("- 5555"), "{text}");
     assert_code(&w.run(who, ["check", "p.yaml"]), 0);
 
+    // The "kekkai audit -p OUT.yaml runs clean": no escape, no error, and what the
+    // audit allowed its own harness is said in the notes.
+    let o = w.run(who, ["audit", "-p", "p.yaml", "--json"]);
+    let audit: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (audit["summary"]["escaped"].as_u64(), audit["summary"]["errors"].as_u64()),
+        (Some(0), Some(0)),
+        "{audit:#}"
+    );
+    assert_code(&o, 0);
+    let notes = audit["notes"].to_string();
+    assert!(notes.contains("the audit allowed its harness"), "{notes}");
+    assert!(notes.contains("/.kekkai-audit-probe"), "{notes}");
+
     std::fs::remove_file(w.dir.join("out/result.txt")).unwrap();
     let o = run_app(&w, who, "p.yaml", "normal");
     assert_code(&o, 0);

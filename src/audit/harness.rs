@@ -425,3 +425,131 @@ fn describe(ret: u32) -> String {
         other => format!("action {other:#x}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::report::{AuditReport, ProbeReport, Sandbox};
+    use crate::caller::Caller;
+    use rstest::rstest;
+
+    /// A caller in a directory that exists (the default policy binds it).
+    fn caller() -> Caller {
+        Caller {
+            pwd: "/usr".into(),
+            ..Caller::for_tests()
+        }
+    }
+
+    fn plan(yaml: &str) -> Plan {
+        let c = caller();
+        let loaded = crate::policy::load_str("t.yaml", yaml, &c).unwrap();
+        crate::plan::compile(&loaded, &c).unwrap()
+    }
+
+    /// A policy as `kekkai learn` writes them, for a program that did not fork.
+    const LEARNED: &str = "version: 1\nextends: default\nseccomp:\n  preset: empty\n  allow: [execve, openat, read, write, close, mmap, exit_group, brk]\nlandlock:\n  from-mounts: false\n  read: [/usr, /etc]\n  execute: [/usr]\ntimeout: 10s\n";
+
+    #[test]
+    fn every_shipped_policy_gets_nothing() {
+        let c = caller();
+        for name in ["default", "untrusted", "service"] {
+            let loaded =
+                crate::policy::load(&crate::policy::PolicySource::Shipped(name), &c).unwrap();
+            let mut p = crate::plan::compile(&loaded, &c).unwrap();
+            // The audit's bind of the probe's copy, as `kekkai audit` adds it.
+            p.landlock.rules.push(PathRule {
+                path: PROBE_PATH.into(),
+                access: access::READ | access::EXECUTE,
+                from: "--ro-bind".into(),
+            });
+            let w = widen(&mut p).unwrap();
+            assert!(w.is_empty(), "{name}: {w:?}");
+        }
+    }
+
+    #[test]
+    fn a_learned_policy_gets_exactly_the_missing_calls() {
+        let mut p = plan(LEARNED);
+        let before = p.clone();
+        let w = widen(&mut p).unwrap();
+        assert_eq!(
+            w.landlock,
+            ["read_file+execute on /.kekkai-audit-probe (the probe's copy, a file)"]
+        );
+        assert!(w.syscalls.contains(&"clone(arg0 == 0x1200011)".to_owned()), "{w:?}");
+        assert!(w.syscalls.contains(&"pipe2(arg1 == 0x80000)".to_owned()), "{w:?}");
+        // What the policy allows is not added.
+        for given in ["write", "mmap", "brk", "exit_group"] {
+            assert!(!w.syscall_names.iter().any(|n| n == given), "{given}: {w:?}");
+        }
+        assert_eq!(w.timeout.as_deref(), Some("10s"));
+        assert_eq!(p.timeout, Some(MIN_TIMEOUT));
+        // Every call of the harness passes now, with its own arguments only.
+        for c in HARNESS {
+            let nr = names::syscall_number(c.syscall).unwrap();
+            assert!(allowed(&p, nr, words(c)).unwrap(), "{}", c.syscall);
+        }
+        let clone = names::syscall_number("clone").unwrap();
+        let newuser = FORK_FLAGS | 0x1000_0000;
+        assert!(!allowed(&p, clone, [newuser, 0, 0, 0, 0, 0]).unwrap());
+        let kill = names::syscall_number("kill").unwrap();
+        assert!(!allowed(&p, kill, [1, 0, 0, 0, 0, 0]).unwrap(), "signal 0 stays denied");
+        // The original plan still denies them.
+        assert!(!allowed(&before, clone, [FORK_FLAGS, 0, 0, 0, 0, 0]).unwrap());
+    }
+
+    #[rstest]
+    #[case::required_denied("version: 1\nextends: default\nseccomp:\n  preset: empty\n  allow: [execve, read]\n", "`openat`")]
+    #[case::deny_rule_wins("version: 1\nextends: default\nseccomp:\n  deny: [{ syscall: pipe2, action: errno(EACCES) }]\n", "`pipe2(arg1 == 0x80000)`")]
+    fn refuses_what_it_cannot_widen_faithfully(#[case] yaml: &str, #[case] named: &str) {
+        let e = widen(&mut plan(yaml)).unwrap_err();
+        assert!(e.contains(named), "{e}");
+    }
+
+    fn report(names: &[(&str, Verdict)]) -> AuditReport {
+        let mut r = AuditReport::new(Sandbox::standalone(), false);
+        for (n, v) in names {
+            r.probes.push(ProbeReport {
+                name: (*n).into(),
+                category: "resources".into(),
+                layer: "cgroup pids".into(),
+                verdict: *v,
+                detail: String::new(),
+            });
+        }
+        r
+    }
+
+    #[test]
+    fn a_probe_of_an_added_call_is_judged_by_the_policys_own_filter() {
+        let p = plan(LEARNED);
+        // Under the widened filter the fork bomb forked; the policy itself allows no fork.
+        let mut r = report(&[
+            ("resources.fork-bomb", Verdict::Escaped),
+            ("resources.memory", Verdict::Escaped),
+        ]);
+        rejudge(&mut r, &p, &["clone".into()]);
+        assert_eq!(r.probes[0].verdict, Verdict::Blocked);
+        assert!(r.probes[0].detail.contains("EPERM"), "{}", r.probes[0].detail);
+        // mmap was not added: the observation stands.
+        assert_eq!(r.probes[1].verdict, Verdict::Escaped);
+        assert_eq!((r.summary.blocked, r.summary.escaped), (1, 1));
+    }
+
+    #[test]
+    fn a_call_the_policy_allows_keeps_the_observation() {
+        let p = plan("version: 1\nextends: default\n");
+        let mut r = report(&[("resources.fork-bomb", Verdict::Escaped)]);
+        rejudge(&mut r, &p, &["clone".into()]);
+        assert_eq!(r.probes[0].verdict, Verdict::Escaped);
+    }
+
+    #[test]
+    fn every_target_is_a_probe() {
+        for (name, syscall, _) in PROBE_TARGETS {
+            assert!(crate::plan::expect::PROBES.contains(name), "{name}");
+            assert!(HARNESS.iter().any(|c| c.syscall == *syscall), "{syscall}");
+        }
+    }
+}
