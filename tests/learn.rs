@@ -131,7 +131,10 @@ fn the_learned_policy_runs_the_program_and_denies_the_rest(
     let o = support::run_as(&w, mode, &["audit", "-p", "p.yaml", "--json"]);
     let audit: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
-        (audit["summary"]["escaped"].as_u64(), audit["summary"]["errors"].as_u64()),
+        (
+            audit["summary"]["escaped"].as_u64(),
+            audit["summary"]["errors"].as_u64()
+        ),
         (Some(0), Some(0)),
         "{audit:#}"
     );

@@ -43,9 +43,9 @@
 
 use std::path::Path;
 
+use super::PROBE_PATH;
 use super::portable::LIB_PATH;
 use super::report::{AuditReport, Summary, Verdict};
-use super::PROBE_PATH;
 use crate::plan::landlock::{PathRule, access, allows};
 use crate::plan::seccomp::{Cond, Match, Op, interp};
 use crate::plan::{Plan, names};
@@ -86,7 +86,10 @@ pub const HARNESS: &[Call] = &[
         why: "the C library's thread-local storage",
     },
     call("set_tid_address", "the C library's start-up"),
-    call("set_robust_list", "the C library's start-up, and fork's child"),
+    call(
+        "set_robust_list",
+        "the C library's start-up, and fork's child",
+    ),
     call("rseq", "the C library's start-up (restartable sequences)"),
     Call {
         syscall: "prlimit64",
@@ -94,14 +97,26 @@ pub const HARNESS: &[Call] = &[
         why: "the C library and Rust read the stack limit",
     },
     call("readlink", "the C library's start-up (/proc/self/exe)"),
-    call("mprotect", "the loader and the C library (RELRO, guard pages)"),
+    call(
+        "mprotect",
+        "the loader and the C library (RELRO, guard pages)",
+    ),
     call("mmap", "the loader, the allocator and the signal stack"),
     call("munmap", "the allocator and the signal stack"),
     call("newfstatat", "the loader and Rust (fstat of an open file)"),
-    call("close", "closing the files and the pipe ends the harness opened"),
+    call(
+        "close",
+        "closing the files and the pipe ends the harness opened",
+    ),
     // Rust's runtime.
-    call("poll", "Rust's start-up checks that descriptors 0-2 are open"),
-    call("rt_sigaction", "Rust's start-up (SIGPIPE, stack-overflow handlers)"),
+    call(
+        "poll",
+        "Rust's start-up checks that descriptors 0-2 are open",
+    ),
+    call(
+        "rt_sigaction",
+        "Rust's start-up (SIGPIPE, stack-overflow handlers)",
+    ),
     call("sigaltstack", "Rust's stack-overflow handler"),
     call("sched_getaffinity", "Rust's start-up"),
     call("gettid", "Rust's start-up"),
@@ -121,7 +136,10 @@ pub const HARNESS: &[Call] = &[
         args: &[(1, 3, 32)], // F_GETFL (an int)
         why: "the battery lists its descriptors (/proc/self/fd)",
     },
-    call("getdents64", "the battery lists its descriptors and its own directory"),
+    call(
+        "getdents64",
+        "the battery lists its descriptors and its own directory",
+    ),
     call("lseek", "the battery lists its descriptors"),
     call("getpid", "the battery's own pid"),
     call("mkdir", "the battery's own temporary directory"),
@@ -159,7 +177,10 @@ pub const HARNESS: &[Call] = &[
         args: &[(1, 0x8004_5432, 32)], // TIOCGDEV
         why: "the terminal probes tell which terminal /dev/tty is",
     },
-    call("exit_group", "the end of each probe's process and of the battery"),
+    call(
+        "exit_group",
+        "the end of each probe's process and of the battery",
+    ),
     // kekkai's own exec step for the second run, whose stdin is the audit's terminal.
     Call {
         syscall: "dup2",
@@ -186,9 +207,18 @@ pub const HARNESS: &[Call] = &[
 /// Calls the harness needs that the probes attempt too: never added (see the module doc). A
 /// policy that denies one can't be audited faithfully, and the audit says so.
 pub const REQUIRED: &[Call] = &[
-    call("execve", "starting the probe; the file probes execute files"),
-    call("openat", "the loader and the battery open files; the file probes open files"),
-    call("read", "the loader, the pipe of each probe; the file probes read files"),
+    call(
+        "execve",
+        "starting the probe; the file probes execute files",
+    ),
+    call(
+        "openat",
+        "the loader and the battery open files; the file probes open files",
+    ),
+    call(
+        "read",
+        "the loader, the pipe of each probe; the file probes read files",
+    ),
 ];
 
 /// The probes whose attempt is one call the harness may add, with that call's arguments
@@ -198,7 +228,11 @@ pub const PROBE_TARGETS: &[(&str, &str, [u64; 6])] = &[
     // fork until the pids limit
     ("resources.fork-bomb", "clone", [FORK_FLAGS, 0, 0, 0, 0, 0]),
     // mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)
-    ("resources.memory", "mmap", [0, 1 << 20, 3, 0x22, u64::MAX, 0]),
+    (
+        "resources.memory",
+        "mmap",
+        [0, 1 << 20, 3, 0x22, u64::MAX, 0],
+    ),
     // write(fd, block, 1 MiB) until the tmpfs is full
     ("resources.tmpfs-fill", "write", [3, 0, 1 << 20, 0, 0, 0]),
 ];
@@ -241,7 +275,10 @@ impl Widening {
             parts.push(format!("syscalls {}", self.syscalls.join(", ")));
         }
         if let Some(t) = &self.timeout {
-            parts.push(format!("a timeout of {}s instead of {t}", MIN_TIMEOUT.as_secs()));
+            parts.push(format!(
+                "a timeout of {}s instead of {t}",
+                MIN_TIMEOUT.as_secs()
+            ));
         }
         format!(
             "the audit allowed its harness what the policy does not: {} (only the battery's own start-up, forks, pipes and waits; the probes whose attempt is one of these calls are judged against the policy's own filter)",
@@ -308,10 +345,8 @@ pub fn widen(plan: &mut Plan) -> Result<Widening, String> {
                     access: rights,
                     from: format!("kekkai audit's harness ({what})"),
                 });
-                w.landlock.push(format!(
-                    "{} on {path} ({what})",
-                    access::summary(rights)
-                ));
+                w.landlock
+                    .push(format!("{} on {path} ({what})", access::summary(rights)));
             }
         };
         file(
@@ -477,11 +512,20 @@ mod tests {
             w.landlock,
             ["read_file+execute on /.kekkai-audit-probe (the probe's copy, a file)"]
         );
-        assert!(w.syscalls.contains(&"clone(arg0 == 0x1200011)".to_owned()), "{w:?}");
-        assert!(w.syscalls.contains(&"pipe2(arg1 == 0x80000)".to_owned()), "{w:?}");
+        assert!(
+            w.syscalls.contains(&"clone(arg0 == 0x1200011)".to_owned()),
+            "{w:?}"
+        );
+        assert!(
+            w.syscalls.contains(&"pipe2(arg1 == 0x80000)".to_owned()),
+            "{w:?}"
+        );
         // What the policy allows is not added.
         for given in ["write", "mmap", "brk", "exit_group"] {
-            assert!(!w.syscall_names.iter().any(|n| n == given), "{given}: {w:?}");
+            assert!(
+                !w.syscall_names.iter().any(|n| n == given),
+                "{given}: {w:?}"
+            );
         }
         assert_eq!(w.timeout.as_deref(), Some("10s"));
         assert_eq!(p.timeout, Some(MIN_TIMEOUT));
@@ -494,14 +538,23 @@ mod tests {
         let newuser = FORK_FLAGS | 0x1000_0000;
         assert!(!allowed(&p, clone, [newuser, 0, 0, 0, 0, 0]).unwrap());
         let kill = names::syscall_number("kill").unwrap();
-        assert!(!allowed(&p, kill, [1, 0, 0, 0, 0, 0]).unwrap(), "signal 0 stays denied");
+        assert!(
+            !allowed(&p, kill, [1, 0, 0, 0, 0, 0]).unwrap(),
+            "signal 0 stays denied"
+        );
         // The original plan still denies them.
         assert!(!allowed(&before, clone, [FORK_FLAGS, 0, 0, 0, 0, 0]).unwrap());
     }
 
     #[rstest]
-    #[case::required_denied("version: 1\nextends: default\nseccomp:\n  preset: empty\n  allow: [execve, read]\n", "`openat`")]
-    #[case::deny_rule_wins("version: 1\nextends: default\nseccomp:\n  deny: [{ syscall: pipe2, action: errno(EACCES) }]\n", "`pipe2(arg1 == 0x80000)`")]
+    #[case::required_denied(
+        "version: 1\nextends: default\nseccomp:\n  preset: empty\n  allow: [execve, read]\n",
+        "`openat`"
+    )]
+    #[case::deny_rule_wins(
+        "version: 1\nextends: default\nseccomp:\n  deny: [{ syscall: pipe2, action: errno(EACCES) }]\n",
+        "`pipe2(arg1 == 0x80000)`"
+    )]
     fn refuses_what_it_cannot_widen_faithfully(#[case] yaml: &str, #[case] named: &str) {
         let e = widen(&mut plan(yaml)).unwrap_err();
         assert!(e.contains(named), "{e}");
@@ -531,7 +584,11 @@ mod tests {
         ]);
         rejudge(&mut r, &p, &["clone".into()]);
         assert_eq!(r.probes[0].verdict, Verdict::Blocked);
-        assert!(r.probes[0].detail.contains("EPERM"), "{}", r.probes[0].detail);
+        assert!(
+            r.probes[0].detail.contains("EPERM"),
+            "{}",
+            r.probes[0].detail
+        );
         // mmap was not added: the observation stands.
         assert_eq!(r.probes[1].verdict, Verdict::Escaped);
         assert_eq!((r.summary.blocked, r.summary.escaped), (1, 1));

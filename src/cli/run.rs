@@ -49,7 +49,10 @@ pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Resu
     // The audit's battery under a policy that does not let it start: exactly what is missing
     // of its harness, recorded in the report the audit reads (never without the flag).
     let harness = if args.audit_harness {
-        Some(kekkai::audit::harness::widen(&mut plan).map_err(|e| Error::Host(format!("audit: {e}")))?)
+        Some(
+            kekkai::audit::harness::widen(&mut plan)
+                .map_err(|e| Error::Host(format!("audit: {e}")))?,
+        )
     } else {
         None
     };
