@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["policy", "image"],
     &["plan", "schema"],
     &["launch", "export"],
+    &["state"],
     &["explain", "audit", "learn", "error"],
     &["cli", "main", "bin"],
 ];

@@ -10,7 +10,7 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 
 use rstest::rstest;
-use support::{Who, World, assert_code, code, need, stdout};
+use support::{Mode, Who, World, assert_code, code, need, stdout};
 
 /// The program: reads `data/*.txt`, stores them in `out/app.db` (sqlite), echoes through a
 /// TCP socket on 127.0.0.1:5555, writes `out/result.txt`; then, by its argument, steps
@@ -119,6 +119,29 @@ fn the_learned_policy_runs_the_program_and_denies_the_rest(
     assert!(text.contains("from-mounts: false"), "{text}");
     assert!(text.contains("- 5555"), "{text}");
     assert_code(&w.run(who, ["check", "p.yaml"]), 0);
+
+    // The "kekkai audit -p OUT.yaml runs clean": no escape, no error, and what the
+    // audit allowed its own harness is said in the notes. Unprivileged in a delegated cgroup:
+    // without one, the best-effort limits BASE gives are dropped, which the audit rightly
+    // counts as escapes (as for BASE itself).
+    let mode = match who {
+        Who::Root => Mode::Root,
+        Who::Rootless => Mode::Delegated,
+    };
+    let o = support::run_as(&w, mode, &["audit", "-p", "p.yaml", "--json"]);
+    let audit: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            audit["summary"]["escaped"].as_u64(),
+            audit["summary"]["errors"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{audit:#}"
+    );
+    assert_code(&o, 0);
+    let notes = audit["notes"].to_string();
+    assert!(notes.contains("the audit allowed its harness"), "{notes}");
+    assert!(notes.contains("/.kekkai-audit-probe"), "{notes}");
 
     std::fs::remove_file(w.dir.join("out/result.txt")).unwrap();
     let o = run_app(&w, who, "p.yaml", "normal");

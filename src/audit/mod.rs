@@ -16,7 +16,8 @@
 //! policy lets through on purpose is named in its `audit.grants` and shown as granted.
 //!
 //! Where each part lives: [`host`] (the probe context from the plan, the fixtures, the copy of
-//! the probe), [`program`] (which program runs the battery, and how it is linked), [`wrap`]
+//! the probe), [`harness`] (what a policy that does not let the battery start allows its harness,
+//! and how the probes are judged anyway), [`program`] (which program runs the battery, and how it is linked), [`wrap`]
 //! (another launcher's command line), [`terminal`] (the pseudo-terminal that plays the
 //! caller's), [`battery`] (the inside, and the probe program's command line), [`inside`] (the
 //! helpers the probes call), [`probes`] (the table), [`report`] (verdicts, the table and the
@@ -29,6 +30,7 @@ pub mod baseline;
 pub mod battery;
 pub mod compare;
 pub mod format;
+pub mod harness;
 pub mod host;
 pub mod inside;
 pub mod portable;

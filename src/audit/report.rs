@@ -348,9 +348,14 @@ pub fn run_notes(plan: &Plan, run: Option<&serde_json::Value>, stderr: &[u8]) ->
             ));
         }
         if flag("timed_out") {
-            notes.push(format!(
-                "the policy's timeout ({:?}) ended the battery; probes that had not reported are errors",
+            // The harness may have raised a short timeout (audit::harness::MIN_TIMEOUT).
+            let timeout = if r["audit_harness"]["timeout"].is_string() {
+                super::harness::MIN_TIMEOUT
+            } else {
                 plan.timeout.unwrap_or_default()
+            };
+            notes.push(format!(
+                "the policy's timeout ({timeout:?}) ended the battery; probes that had not reported are errors"
             ));
         }
     }

@@ -25,6 +25,7 @@ use clap::ArgMatches;
 use kekkai::audit::baseline;
 use kekkai::audit::compare::Matrix;
 use kekkai::audit::format::{self, Format, Meta};
+use kekkai::audit::harness::{self, Widening};
 use kekkai::audit::host::{self, ProbeCopy};
 use kekkai::audit::program::ProbeProgram;
 use kekkai::audit::report::{self, AuditReport, Sandbox, SandboxKind};
@@ -270,8 +271,22 @@ impl One<'_> {
         // An image's root has no C library of the host's kind: a dynamically linked probe
         // brings its own loader and libraries (the ones kekkai itself has mapped).
         let image = plan.as_ref().is_some_and(|p| p.rootfs.image.is_some());
+        // Nor can the host's loader start under a policy whose Landlock does not let it be
+        // executed (`kekkai learn`'s `from-mounts: false`): the same copies then, which the
+        // harness's one Landlock rule for them covers (audit::harness).
+        let loader_denied = match (&plan, &self.program.interpreter) {
+            (Some(p), Some(interp)) => {
+                p.landlock.enabled
+                    && !kekkai::plan::landlock::allows(
+                        &p.landlock,
+                        Path::new(interp),
+                        kekkai::plan::landlock::access::EXECUTE,
+                    )
+            }
+            _ => false,
+        };
         let loader = match &copy {
-            Some(c) if image && self.program.interpreter.is_some() => Some(
+            Some(c) if (image || loader_denied) && self.program.interpreter.is_some() => Some(
                 kekkai::audit::portable::copy_libraries(&c.path().with_file_name("lib"))
                     .map_err(|e| Error::io("copying the probe's libraries", e))?,
             ),
@@ -369,7 +384,18 @@ impl One<'_> {
                 let run_json = run_report
                     .and_then(|r| std::fs::read(r).ok())
                     .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-                report::run_notes(p, run_json.as_ref(), &out.stderr)
+                let mut notes = report::run_notes(p, run_json.as_ref(), &out.stderr);
+                // What the run allowed the battery's harness beyond the policy: said, and the
+                // probes whose attempt it covers judged against the policy's own filter.
+                let widening = run_json
+                    .as_ref()
+                    .and_then(|r| r.get("audit_harness"))
+                    .and_then(|w| serde_json::from_value::<Widening>(w.clone()).ok());
+                if let Some(w) = widening.filter(|w| !w.is_empty()) {
+                    harness::rejudge(&mut report, p, &w.syscall_names);
+                    notes.insert(0, w.note());
+                }
+                notes
             }
             None => {
                 let mut notes = vec![self.program.linkage()];
@@ -455,7 +481,7 @@ impl Launcher<'_> {
                 // Quiet: what the run has to say about itself comes back through its report
                 // and goes into the table; its errors (the sandbox did not start) are still
                 // printed.
-                cmd.args(["-q", "__run-plan", "--plan-fd"])
+                cmd.args(["-q", "__run-plan", "--audit-harness", "--plan-fd"])
                     .arg(handoff.number().to_string());
                 if let Some(path) = report {
                     cmd.arg("--report").arg(path);

@@ -477,6 +477,10 @@ pub(crate) struct RunPlanArgs {
     /// The descriptor holding the plan (a sealed memfd).
     #[arg(long, value_name = "FD")]
     plan_fd: i32,
+    /// `kekkai audit`'s own: allow the probe battery's harness what the policy lacks of it
+    /// (kekkai::audit::harness), and record it in the report.
+    #[arg(long)]
+    audit_harness: bool,
     /// As for `run`.
     #[arg(long, value_name = "FILE")]
     report: Option<String>,

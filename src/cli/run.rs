@@ -213,15 +213,26 @@ impl kekkai::launch::Watch for Registration {
 pub(crate) fn run_plan(args: &RunPlanArgs, verbosity: i8) -> Result<i32, Error> {
     let opts = options(verbosity);
     opts.enter(kekkai::plan::steps::Step::Plan);
-    let plan = super::handoff::receive(args.plan_fd)?;
+    let mut plan = super::handoff::receive(args.plan_fd)?;
+    // The audit's battery under a policy that does not let it start: exactly what is missing
+    // of its harness, recorded in the report the audit reads (never without the flag).
+    let harness = if args.audit_harness {
+        Some(
+            kekkai::audit::harness::widen(&mut plan)
+                .map_err(|e| Error::Host(format!("audit: {e}")))?,
+        )
+    } else {
+        None
+    };
     let report_file = open_report(args.report.as_deref(), nix::unistd::geteuid().as_raw())?;
-    launch(
+    launch_reporting(
         &plan,
         &args.command,
         args.report.as_deref(),
         report_file,
         &opts,
         verbosity,
+        harness,
     )
 }
 
@@ -253,6 +264,19 @@ fn launch(
     opts: &Options,
     verbosity: i8,
 ) -> Result<i32, Error> {
+    launch_reporting(plan, command, report, report_file, opts, verbosity, None)
+}
+
+/// [`launch`], with what the audit's harness added to the plan put into the report.
+fn launch_reporting(
+    plan: &Plan,
+    command: &[OsString],
+    report: Option<&str>,
+    report_file: Option<File>,
+    opts: &Options,
+    verbosity: i8,
+    harness: Option<kekkai::audit::harness::Widening>,
+) -> Result<i32, Error> {
     if verbosity >= 0 && !plan.protected.is_empty() {
         log::warn(&format!(
             "the policy's hiding holds over {}",
@@ -261,7 +285,8 @@ fn launch(
     }
     let outcome = kekkai::launch::run(plan, command, opts)?;
     if let Some(dest) = report {
-        let report = kekkai::launch::report::RunReport::new(plan, &outcome);
+        let mut report = kekkai::launch::report::RunReport::new(plan, &outcome);
+        report.audit_harness = harness.and_then(|w| serde_json::to_value(w).ok());
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();
         match report_file {
             None => eprintln!("{text}"),

@@ -124,6 +124,10 @@ pub struct RunReport {
     pub time: TimeReport,
     /// Peak memory of the sandbox in bytes (cgroup peak where available, else the largest RSS).
     pub peak_memory_bytes: u64,
+    /// What `kekkai audit`'s harness was allowed beyond the policy (`__run-plan --audit-harness`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (The audit's `Widening`, as JSON: launch sits below audit and does not name its types.)
+    pub audit_harness: Option<serde_json::Value>,
 }
 
 /// Which policy ran.
@@ -311,6 +315,7 @@ impl RunReport {
                 sys_ms: outcome.sys_ms,
             },
             peak_memory_bytes: stats.peak_memory.unwrap_or(outcome.max_rss),
+            audit_harness: None,
         }
     }
 }

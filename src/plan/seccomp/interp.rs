@@ -1,8 +1,9 @@
 //! A classic-BPF interpreter for seccomp programs, and the kernel's action-cache emulation.
 //!
-//! This is the one interpreter kekkai's tests run compiled filters with (the unit tests of
-//! `bpf` and `tests/seccomp_bpf.rs`): it is public only for them and hidden from the docs; the
-//! launch never runs it. It follows the kernel (net/core/filter.c, kernel/seccomp.c):
+//! This is the one interpreter kekkai runs compiled filters with: the tests (the unit tests of
+//! `bpf` and `tests/seccomp_bpf.rs`), and `kekkai audit`, which asks a policy's own filters
+//! what they answer to a call its harness was allowed (`audit::harness`). The launch never runs
+//! it. It follows the kernel (net/core/filter.c, kernel/seccomp.c):
 //!
 //! - [`check`] accepts what `seccomp_check_filter` accepts, and nothing this interpreter doesn't
 //!   implement, so a malformed program can't pass as an answer;
