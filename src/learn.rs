@@ -16,7 +16,8 @@
 //!   seen (family and netlink protocol, request, flags, persona), as long as there are at most
 //!   [`crate::launch::observe::MAX_VALUES`]; past that, with the default preset's own conditions. `exit`,
 //!   `exit_group`, `rt_sigreturn` and `restart_syscall` are always allowed: the kernel and libc
-//!   make them at moments a run may not show.
+//!   make them at moments a run may not show; so are `setsid`, `dup2` and `ioctl(TIOCSCTTY)`,
+//!   which kekkai's own last step makes when the program's stdio is a terminal.
 //! - **Landlock trees**, collapsed to directories: a file read, written or executed gives its
 //!   directory, a directory listed gives itself, an entry created or removed gives the
 //!   directory it is in. Below a system tree (`/usr`, `/bin`, `/sbin`, `/lib*`, `/etc`, `/opt`)
@@ -44,6 +45,13 @@ use crate::plan::{MountKind, Plan};
 
 /// Syscalls always allowed (see the module doc).
 pub const ALWAYS: [&str; 4] = ["exit", "exit_group", "rt_sigreturn", "restart_syscall"];
+
+/// Syscalls kekkai's own last step makes when the program's stdio is a terminal (setsid,
+/// dup2 onto 0-2; the ioctl is allowed for TIOCSCTTY only), whatever a run showed.
+pub const TERMINAL_ATTACH: [&str; 2] = ["setsid", "dup2"];
+
+/// `ioctl`'s request that makes a terminal the controlling one.
+const TIOCSCTTY: u64 = 0x540E;
 
 /// System trees: read and execute below them collapse to the top directory.
 pub const SYSTEM_TREES: [&str; 9] = [
@@ -151,6 +159,23 @@ pub fn learn(obs: &Observations, base: &Plan, facts: &RunFacts) -> Learned {
             .entry(Alt::Any)
             .or_insert_with(|| {
                 "always: the kernel and libc make it at unforeseeable moments".into()
+            });
+    }
+    // kekkai's own step 13 when stdio is a terminal (a run learned without one never shows
+    // them): a new session, the pseudo-terminal as the controlling terminal, dup2 onto 0-2.
+    for name in TERMINAL_ATTACH {
+        r.syscalls
+            .entry(name.to_string())
+            .or_default()
+            .entry(Alt::Any)
+            .or_insert_with(|| "kekkai: step 13 attaches the program's terminal".into());
+    }
+    let ioctl = r.syscalls.entry("ioctl".to_string()).or_default();
+    if !ioctl.contains_key(&Alt::Any) {
+        ioctl
+            .entry(Alt::When(vec![(1, true, TIOCSCTTY)]))
+            .or_insert_with(|| {
+                "kekkai: step 13 makes the pseudo-terminal the controlling one".into()
             });
     }
     // Landlock trees.
