@@ -177,7 +177,8 @@ fn user_network_reaches_the_test_host_and_nothing_of_the_host(
     let lo6_port = lo6.local_addr().unwrap().port();
     let any = TcpListener::bind("0.0.0.0:0").unwrap();
     let any_port = any.local_addr().unwrap().port();
-    let name = format!("kekkai-net-test-{}", std::process::id());
+    // Root and rootless cases run at once in this process: a name of each case's own.
+    let name = format!("kekkai-net-test-{}-{who:?}", std::process::id());
     let _abstract =
         UnixListener::bind_addr(&SocketAddr::from_abstract_name(&name).unwrap()).unwrap();
     let got = attempt(
