@@ -196,16 +196,7 @@ impl<'a> Child<'a, Mapped> {
             k.join_cgroup_v1(*tasks)
                 .step(Step::IdMaps, || "write(<cgroup v1>/tasks, \"0\")".into())?;
         }
-        if let Some(ns) = &plan.userns {
-            if ns.setup_as_root {
-                let root = nix::unistd::Uid::from_raw(0);
-                let rootg = nix::unistd::Gid::from_raw(0);
-                k.setresgid(rootg, rootg, rootg)
-                    .step(Step::IdMaps, || "setresgid(0, 0, 0)".into())?;
-                k.setresuid(root, root, root)
-                    .step(Step::IdMaps, || "setresuid(0, 0, 0)".into())?;
-            }
-        }
+        setup_as_root(k, plan)?;
         Ok(Child {
             k,
             plan,
@@ -230,16 +221,7 @@ impl<'a> Child<'a, Mapped> {
         if chan.peer_gone() {
             k.exit(crate::exit::LAUNCH);
         }
-        if let Some(ns) = &plan.userns {
-            if ns.setup_as_root {
-                let root = nix::unistd::Uid::from_raw(0);
-                let rootg = nix::unistd::Gid::from_raw(0);
-                k.setresgid(rootg, rootg, rootg)
-                    .step(Step::IdMaps, || "setresgid(0, 0, 0)".into())?;
-                k.setresuid(root, root, root)
-                    .step(Step::IdMaps, || "setresuid(0, 0, 0)".into())?;
-            }
-        }
+        setup_as_root(k, plan)?;
         Ok(Child {
             k,
             plan,
@@ -400,6 +382,20 @@ impl Child<'_, Locked> {
 ///
 /// The program runs as PID 1 here (`as_pid_1`): the reaper forks and forwards signals, which
 /// is the supervisor's business and has its own tests; step 13 is then the program's execve.
+/// Step 3's end, in `run` and in `enter` alike: root of the new user namespace for the setup,
+/// when the plan sets up as root (the identity of the program comes at step 8).
+fn setup_as_root(k: &dyn Kernel, plan: &Plan) -> Result<(), StepError> {
+    if plan.userns.as_ref().is_some_and(|ns| ns.setup_as_root) {
+        let root = nix::unistd::Uid::from_raw(0);
+        let rootg = nix::unistd::Gid::from_raw(0);
+        k.setresgid(rootg, rootg, rootg)
+            .step(Step::IdMaps, || "setresgid(0, 0, 0)".into())?;
+        k.setresuid(root, root, root)
+            .step(Step::IdMaps, || "setresuid(0, 0, 0)".into())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
