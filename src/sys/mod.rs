@@ -603,46 +603,129 @@ pub fn shm_remove(id: libc::c_int) -> nix::Result<()> {
     Errno::result(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
 }
 
-/// Drops this process's page-table entries for its executable file mappings (its own code and
-/// the libraries') and returns free heap to the kernel. The supervisor calls it once the
-/// program runs: from then on it sleeps in `poll` and its resident set holds only what it
-/// touches again. Best-effort by nature: nothing depends on it, so failures are ignored.
+/// Drops this process's page-table entries for the read-only file mappings of its executable
+/// and libraries (code, constants, symbol and relocation tables) and returns free heap to the
+/// kernel. The supervisor calls it once the program has run for a while: from then on it
+/// sleeps in `poll` and its resident set holds only what it touches again. Best-effort by
+/// nature: nothing depends on it, so failures are ignored.
+///
+/// The segments come from the loader's own list (`dl_iterate_phdr`: each loaded object's load
+/// address and program headers), not from `/proc/self/maps`, whose text the kernel would have
+/// to format and this process to parse.
 pub fn release_code_pages() {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return;
+    // SAFETY: `drop_read_only` matches the callback type, reads only what glibc hands it and
+    // keeps no pointer past its return; the data pointer is unused.
+    unsafe { libc::dl_iterate_phdr(Some(drop_read_only), std::ptr::null_mut()) };
+    // SAFETY: malloc_trim only hands free heap pages back to the kernel; allocations stay valid.
+    unsafe { libc::malloc_trim(0) };
+}
+
+/// `Elf64_Dyn` (elf.h): one entry of an object's dynamic section.
+#[repr(C)]
+struct ElfDyn {
+    tag: i64,
+    val: u64,
+}
+
+/// DT_NULL, DT_TEXTREL, DT_FLAGS and DF_TEXTREL (elf.h).
+const DT_NULL: i64 = 0;
+const DT_TEXTREL: i64 = 22;
+const DT_FLAGS: i64 = 30;
+const DF_TEXTREL: u64 = 0x4;
+
+/// `dl_iterate_phdr`'s callback, once per loaded object: `MADV_DONTNEED` on each of its
+/// loadable segments that are never writable.
+///
+/// # Safety
+/// Called by glibc's `dl_iterate_phdr` only, with the object's `dl_phdr_info`.
+unsafe extern "C" fn drop_read_only(
+    info: *mut libc::dl_phdr_info,
+    _size: libc::size_t,
+    _data: *mut libc::c_void,
+) -> libc::c_int {
+    // SAFETY: glibc calls this with a valid `dl_phdr_info` that lives for the call and holds
+    // the loader lock meanwhile, so the object and its headers stay mapped.
+    let info = unsafe { &*info };
+    // The executable has the empty name and every library an absolute path; the vDSO
+    // ("linux-vdso.so.1") is no file mapping and is left alone.
+    let file = info.dlpi_name.is_null() || {
+        // SAFETY: a non-null `dlpi_name` is a NUL-terminated string owned by the loader,
+        // valid while the loader lock is held (during this call).
+        let name = unsafe { CStr::from_ptr(info.dlpi_name) }.to_bytes();
+        name.first().is_none_or(|b| *b == b'/')
     };
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
+    if !file || info.dlpi_phdr.is_null() {
+        return 0;
+    }
+    let Ok(base) = usize::try_from(info.dlpi_addr) else {
+        return 0;
+    };
+    // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers of the object, which stay
+    // mapped (and unchanged) while the loader lock is held.
+    let headers =
+        unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
+    // An object with text relocations had the loader write into its read-only segments:
+    // those pages differ from the file and must stay.
+    for h in headers.iter().filter(|h| h.p_type == libc::PT_DYNAMIC) {
+        let Ok(vaddr) = usize::try_from(h.p_vaddr) else {
+            return 0;
         };
-        let path = fields.nth(3);
-        if perms != "r-xp" || !path.is_some_and(|p| p.starts_with('/')) {
+        let mut entry = std::ptr::with_exposed_provenance::<ElfDyn>(base.wrapping_add(vaddr));
+        loop {
+            // SAFETY: PT_DYNAMIC locates the object's dynamic section, mapped with it, an
+            // array of `Elf64_Dyn` that ends with DT_NULL; the walk stops there.
+            let d = unsafe { entry.read() };
+            if d.tag == DT_NULL {
+                break;
+            }
+            if d.tag == DT_TEXTREL || (d.tag == DT_FLAGS && d.val & DF_TEXTREL != 0) {
+                return 0;
+            }
+            // SAFETY: the entry read was not DT_NULL, so the next one is in the array.
+            entry = unsafe { entry.add(1) };
+        }
+    }
+    // The pages a loadable segment occupies (from its page down to its page up).
+    let page = 4096usize;
+    let pages = |h: &libc::Elf64_Phdr| {
+        let start = base.wrapping_add(usize::try_from(h.p_vaddr).ok()?);
+        let len = usize::try_from(h.p_memsz.max(h.p_filesz)).ok()?;
+        let first = start & !(page - 1);
+        let end = start.checked_add(len)?.checked_add(page - 1)? & !(page - 1);
+        (first != 0 && first < end).then_some((first, end))
+    };
+    let writable: Vec<(usize, usize)> = headers
+        .iter()
+        .filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W != 0)
+        .filter_map(pages)
+        .collect();
+    for h in headers {
+        if h.p_type != libc::PT_LOAD || h.p_flags & libc::PF_W != 0 {
             continue;
         }
-        let Some((start, end)) = range.split_once('-') else {
+        let Some((first, end)) = pages(h) else {
             continue;
         };
-        let (Ok(start), Ok(end)) = (
-            usize::from_str_radix(start, 16),
-            usize::from_str_radix(end, 16),
-        ) else {
+        // The loader maps each segment's pages with the segment's own protection; a page
+        // shared with a writable segment (which linkers avoid) would hold written data.
+        if writable.iter().any(|&(f, e)| f < end && first < e) {
             continue;
-        };
-        // SAFETY: [start, end) is a private read+execute file mapping of this process, as
-        // /proc/self/maps lists it; code is never written, so dropping its page-table entries
-        // changes no content: the next access refaults the same bytes from the file. No
-        // memory is unmapped and no Rust object lives in it.
+        }
+        // SAFETY: [first, end) is the loader's private mapping of a loadable segment that is
+        // never writable (no PF_W) and shares no page with a writable one, of a file-backed
+        // object without text relocations (all checked above), so no page of it was ever
+        // written: dropping its page-table entries changes no content, the next access
+        // refaults the same bytes from the file. No memory is unmapped and no Rust object is
+        // invalidated. madvise fails harmlessly (EINVAL, ENOMEM) on anything else.
         unsafe {
             libc::madvise(
-                std::ptr::without_provenance_mut::<libc::c_void>(start),
-                end.saturating_sub(start),
+                std::ptr::with_exposed_provenance_mut::<libc::c_void>(first),
+                end - first,
                 libc::MADV_DONTNEED,
             )
         };
     }
-    // SAFETY: malloc_trim only hands free heap pages back to the kernel; allocations stay valid.
-    unsafe { libc::malloc_trim(0) };
+    0
 }
 
 /// Maps `len` bytes of private anonymous memory and writes one byte in every 4 KiB page, so
