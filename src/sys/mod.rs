@@ -781,6 +781,99 @@ pub fn arg_env_area(stat: &str) -> Option<[usize; 4]> {
     (arg_start != 0 && arg_start <= arg_end && env_start <= env_end).then_some(out)
 }
 
+/// The argument and environment strings' ranges `[arg_start, arg_end, env_start, env_end]`,
+/// as the kernel laid them out at execve, taken by [`capture_arg_env_area`] before `main`; all
+/// zero if it did not run.
+static ARG_ENV_AREA: [std::sync::atomic::AtomicUsize; 4] =
+    [const { std::sync::atomic::AtomicUsize::new(0) }; 4];
+
+/// The ranges [`capture_arg_env_area`] found, if it ran.
+fn start_up_arg_env_area() -> Option<[usize; 4]> {
+    let area = ARG_ENV_AREA
+        .each_ref()
+        .map(|a| a.load(std::sync::atomic::Ordering::Relaxed));
+    let [arg_start, arg_end, env_start, env_end] = area;
+    (arg_start != 0 && arg_start < arg_end && arg_end <= env_start && env_start <= env_end)
+        .then_some(area)
+}
+
+/// Run by glibc before `main` (an `.init_array` entry, as Rust's own `std::env::args` is
+/// found on glibc), with the `argc`, `argv` and `envp` the process started with: records
+/// where the kernel put the argument and environment strings, so that
+/// [`forget_launcher_args`] needs no `/proc/self/stat`. The kernel writes them one after the
+/// other (`argv[0]` … `argv[argc-1]`, then `envp[0]` …, each NUL-terminated) and points
+/// `argv` and `envp` at them in that order; nothing has run yet that could have changed
+/// either array.
+unsafe extern "C" fn capture_arg_env_area(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) {
+    /// One past the NUL of the last of `n` strings of a NULL-terminated array, and the first.
+    ///
+    /// # Safety
+    /// `array` is null or holds at least `n` valid pointers to NUL-terminated strings (or
+    /// ends with a null pointer before them, where the walk stops).
+    unsafe fn span(array: *const *const libc::c_char, n: usize) -> Option<(usize, usize)> {
+        if array.is_null() {
+            return None;
+        }
+        // SAFETY: the caller's contract: index 0 is readable.
+        let first = unsafe { *array };
+        if first.is_null() {
+            return None;
+        }
+        let mut last = first;
+        for i in 1..n {
+            // SAFETY: i < n, within the array, or the array ended (checked below) first.
+            let p = unsafe { *array.add(i) };
+            if p.is_null() {
+                break;
+            }
+            last = p;
+        }
+        // SAFETY: `last` is one of the array's strings, NUL-terminated.
+        let len = unsafe { CStr::from_ptr(last) }.to_bytes_with_nul().len();
+        Some((first.expose_provenance(), last.expose_provenance() + len))
+    }
+    let Ok(argc) = usize::try_from(argc) else {
+        return;
+    };
+    // SAFETY: glibc passes the process's own `argv` (argc pointers, then NULL) and `envp`
+    // (NULL-terminated) as the kernel built them; they and their strings live in the initial
+    // stack for the whole life of the process.
+    let Some((arg_start, arg_end)) = (unsafe { span(argv, argc) }) else {
+        return;
+    };
+    let mut envc = 0usize;
+    // SAFETY: `envp` is NULL-terminated (see above); the walk stops at the NULL.
+    while !envp.is_null() && !unsafe { *envp.add(envc) }.is_null() {
+        envc += 1;
+    }
+    // No environment: an empty range right after the arguments.
+    // SAFETY: as above; `envc` counts the pointers before the NULL.
+    let (env_start, env_end) = unsafe { span(envp, envc) }.unwrap_or((arg_end, arg_end));
+    // Only ranges laid out as the kernel lays them out are recorded.
+    if arg_start < arg_end && arg_end <= env_start && env_start <= env_end {
+        for (slot, v) in ARG_ENV_AREA
+            .iter()
+            .zip([arg_start, arg_end, env_start, env_end])
+        {
+            slot.store(v, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// The `.init_array` entry that makes glibc call [`capture_arg_env_area`] before `main`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CAPTURE_ARG_ENV_AREA: unsafe extern "C" fn(
+    libc::c_int,
+    *const *const libc::c_char,
+    *const *const libc::c_char,
+) = capture_arg_env_area;
+
 /// Overwrites this process's command line and environment strings in memory, so that
 /// `/proc/PID/cmdline` shows `shown` and `/proc/PID/environ` nothing. The sandbox's first
 /// process is a copy of the launcher (clone without exec), and without this its command line
@@ -791,8 +884,10 @@ pub fn arg_env_area(stat: &str) -> Option<[usize; 4]> {
 /// made non-zero: the kernel takes a command line that does not end in NUL as one a process
 /// retitled itself (setproctitle(3)) and shows it up to its first NUL, so `/proc/PID/cmdline`
 /// reads `shown` and a NUL — not the old length in NULs. A command line too short for that is
-/// only zeroed. Costs one read of `/proc/self/stat` and two `memset`s; no system call changes
-/// the process (`prctl(PR_SET_MM)` would need CAP_SYS_RESOURCE on the host).
+/// only zeroed. The two ranges were taken at start-up ([`ARG_ENV_AREA`]); without them (a
+/// C library that does not pass `argv` to initialisers) they are read from `/proc/self/stat`.
+/// Two `memset`s; no system call changes the process (`prctl(PR_SET_MM)` would need
+/// CAP_SYS_RESOURCE on the host).
 ///
 /// Afterwards `std::env::args` and `std::env::var` read the overwritten strings (empty ones,
 /// never freed memory). Refuses (`EDEADLK`) in a process with more than one thread, where
@@ -801,15 +896,21 @@ pub fn forget_launcher_args(shown: &[u8]) -> nix::Result<()> {
     if !single_threaded() {
         return Err(Errno::EDEADLK);
     }
-    let stat = std::fs::read_to_string("/proc/self/stat")
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    let [arg_start, arg_end, env_start, env_end] = arg_env_area(&stat).ok_or(Errno::EINVAL)?;
+    let [arg_start, arg_end, env_start, env_end] = match start_up_arg_env_area() {
+        Some(area) => area,
+        None => {
+            let stat = std::fs::read_to_string("/proc/self/stat")
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            arg_env_area(&stat).ok_or(Errno::EINVAL)?
+        }
+    };
     let args = std::ptr::with_exposed_provenance_mut::<u8>(arg_start);
     let env = std::ptr::with_exposed_provenance_mut::<u8>(env_start);
     let (arg_len, env_len) = (arg_end - arg_start, env_end - env_start);
     // SAFETY: the two ranges are this process's own argument and environment strings, where
-    // the kernel put them at execve (it reports them in /proc/self/stat; fork and clone keep
-    // the addresses in the copy): they lie in the initial stack mapping, which is writable
+    // the kernel put them at execve (as it reports them in /proc/self/stat, or as they were
+    // found at start-up before any code could move them; fork and clone keep the addresses in
+    // the copy): they lie in the initial stack mapping, which is writable
     // and never unmapped while the process lives. No Rust reference points into them — std
     // keeps raw `argv` pointers and copies on every `args()`; libc's `environ` holds raw
     // pointers whose strings stay NUL-terminated (empty) after zeroing. This process has one
