@@ -793,7 +793,7 @@ fn start_up_arg_env_area() -> Option<[usize; 4]> {
         .each_ref()
         .map(|a| a.load(std::sync::atomic::Ordering::Relaxed));
     let [arg_start, arg_end, env_start, env_end] = area;
-    (arg_start != 0 && arg_start < arg_end && arg_end <= env_start && env_start <= env_end)
+    (arg_start != 0 && arg_start < arg_end && arg_end == env_start && env_start <= env_end)
         .then_some(area)
 }
 
@@ -802,39 +802,40 @@ fn start_up_arg_env_area() -> Option<[usize; 4]> {
 /// where the kernel put the argument and environment strings, so that
 /// [`forget_launcher_args`] needs no `/proc/self/stat`. The kernel writes them one after the
 /// other (`argv[0]` … `argv[argc-1]`, then `envp[0]` …, each NUL-terminated) and points
-/// `argv` and `envp` at them in that order; nothing has run yet that could have changed
-/// either array.
+/// `argv` and `envp` at them in that order. Only that layout is recorded: arrays something
+/// changed before (a preloaded library that retitles the process) leave the ranges unset.
 unsafe extern "C" fn capture_arg_env_area(
     argc: libc::c_int,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) {
-    /// One past the NUL of the last of `n` strings of a NULL-terminated array, and the first.
+    /// The first string of the first `n` of a NULL-terminated array, and one past the NUL of
+    /// the last, if each string follows the one before it directly (the kernel's layout).
     ///
     /// # Safety
-    /// `array` is null or holds at least `n` valid pointers to NUL-terminated strings (or
-    /// ends with a null pointer before them, where the walk stops).
+    /// `array` is null or holds at least `n` valid pointers to NUL-terminated strings, or a
+    /// null pointer before them (where the walk stops).
     unsafe fn span(array: *const *const libc::c_char, n: usize) -> Option<(usize, usize)> {
         if array.is_null() {
             return None;
         }
-        // SAFETY: the caller's contract: index 0 is readable.
-        let first = unsafe { *array };
-        if first.is_null() {
-            return None;
-        }
-        let mut last = first;
-        for i in 1..n {
+        let mut range: Option<(usize, usize)> = None;
+        for i in 0..n {
             // SAFETY: i < n, within the array, or the array ended (checked below) first.
             let p = unsafe { *array.add(i) };
             if p.is_null() {
                 break;
             }
-            last = p;
+            let at = p.expose_provenance();
+            // SAFETY: `p` is one of the array's strings, NUL-terminated.
+            let len = unsafe { CStr::from_ptr(p) }.to_bytes_with_nul().len();
+            range = match range {
+                None => Some((at, at.checked_add(len)?)),
+                Some((first, end)) if at == end => Some((first, end.checked_add(len)?)),
+                Some(_) => return None,
+            };
         }
-        // SAFETY: `last` is one of the array's strings, NUL-terminated.
-        let len = unsafe { CStr::from_ptr(last) }.to_bytes_with_nul().len();
-        Some((first.expose_provenance(), last.expose_provenance() + len))
+        range
     }
     let Ok(argc) = usize::try_from(argc) else {
         return;
@@ -850,11 +851,16 @@ unsafe extern "C" fn capture_arg_env_area(
     while !envp.is_null() && !unsafe { *envp.add(envc) }.is_null() {
         envc += 1;
     }
-    // No environment: an empty range right after the arguments.
     // SAFETY: as above; `envc` counts the pointers before the NULL.
-    let (env_start, env_end) = unsafe { span(envp, envc) }.unwrap_or((arg_end, arg_end));
-    // Only ranges laid out as the kernel lays them out are recorded.
-    if arg_start < arg_end && arg_end <= env_start && env_start <= env_end {
+    let env = unsafe { span(envp, envc) };
+    let (env_start, env_end) = match env {
+        Some(range) => range,
+        // No environment: an empty range right after the arguments.
+        None if envc == 0 => (arg_end, arg_end),
+        None => return,
+    };
+    // The environment strings follow the arguments directly.
+    if arg_start < arg_end && arg_end == env_start && env_start <= env_end {
         for (slot, v) in ARG_ENV_AREA
             .iter()
             .zip([arg_start, arg_end, env_start, env_end])
@@ -884,10 +890,10 @@ static CAPTURE_ARG_ENV_AREA: unsafe extern "C" fn(
 /// made non-zero: the kernel takes a command line that does not end in NUL as one a process
 /// retitled itself (setproctitle(3)) and shows it up to its first NUL, so `/proc/PID/cmdline`
 /// reads `shown` and a NUL — not the old length in NULs. A command line too short for that is
-/// only zeroed. The two ranges were taken at start-up ([`ARG_ENV_AREA`]); without them (a
-/// C library that does not pass `argv` to initialisers) they are read from `/proc/self/stat`.
-/// Two `memset`s; no system call changes the process (`prctl(PR_SET_MM)` would need
-/// CAP_SYS_RESOURCE on the host).
+/// only zeroed. The two ranges were taken at start-up, by an `.init_array` function; without
+/// them (a C library that does not pass `argv` to initialisers, arrays a preloaded library
+/// changed) they are read from `/proc/self/stat`. Two `memset`s; no system call changes the
+/// process (`prctl(PR_SET_MM)` would need CAP_SYS_RESOURCE on the host).
 ///
 /// Afterwards `std::env::args` and `std::env::var` read the overwritten strings (empty ones,
 /// never freed memory). Refuses (`EDEADLK`) in a process with more than one thread, where
