@@ -99,13 +99,25 @@ pub fn restrict(rs: &LandlockRuleset) -> Result<LandlockStatus, LandlockError> {
     let mut created = ruleset.create().map_err(|e| ruleset_err(&e))?;
     let file_rights = AccessFs::from_file(abi);
     let mut absent = Vec::new();
+    // A path named by several rules gets one rule with the union of their rights: what the
+    // kernel grants for two rules on one object anyway, for one open and one add_rule.
+    let mut paths: Vec<(&PathBuf, u64)> = Vec::with_capacity(rs.paths.len());
     for (path, access) in &rs.paths {
+        match paths.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, a)) => *a |= *access,
+            None => paths.push((path, *access)),
+        }
+    }
+    for (path, access) in paths {
         let Ok(fd) = PathFd::new(path) else {
             absent.push(path.clone());
             continue;
         };
-        let is_dir = std::fs::metadata(path).map(|m| m.is_dir()).unwrap_or(false);
-        let mut rights = BitFlags::<AccessFs>::from_bits_truncate(*access) & fs_handled;
+        // The descriptor's own type, not the path's a second time (it may name another object
+        // by now): a rule on a file takes only the file rights.
+        let is_dir = nix::sys::stat::fstat(std::os::fd::AsFd::as_fd(&fd))
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        let mut rights = BitFlags::<AccessFs>::from_bits_truncate(access) & fs_handled;
         if !is_dir {
             rights &= file_rights;
         }
@@ -114,7 +126,7 @@ pub fn restrict(rs: &LandlockRuleset) -> Result<LandlockStatus, LandlockError> {
         }
         created = created
             .add_rule(PathBeneath::new(fd, rights))
-            .map_err(|e| LandlockError::Path(path.clone(), *access, e.to_string()))?;
+            .map_err(|e| LandlockError::Path(path.clone(), access, e.to_string()))?;
     }
     for (ports, right) in [
         (&rs.bind_ports, AccessNet::BindTcp),

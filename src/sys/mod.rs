@@ -603,46 +603,129 @@ pub fn shm_remove(id: libc::c_int) -> nix::Result<()> {
     Errno::result(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
 }
 
-/// Drops this process's page-table entries for its executable file mappings (its own code and
-/// the libraries') and returns free heap to the kernel. The supervisor calls it once the
-/// program runs: from then on it sleeps in `poll` and its resident set holds only what it
-/// touches again. Best-effort by nature: nothing depends on it, so failures are ignored.
+/// Drops this process's page-table entries for the read-only file mappings of its executable
+/// and libraries (code, constants, symbol and relocation tables) and returns free heap to the
+/// kernel. The supervisor calls it once the program has run for a while: from then on it
+/// sleeps in `poll` and its resident set holds only what it touches again. Best-effort by
+/// nature: nothing depends on it, so failures are ignored.
+///
+/// The segments come from the loader's own list (`dl_iterate_phdr`: each loaded object's load
+/// address and program headers), not from `/proc/self/maps`, whose text the kernel would have
+/// to format and this process to parse.
 pub fn release_code_pages() {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return;
+    // SAFETY: `drop_read_only` matches the callback type, reads only what glibc hands it and
+    // keeps no pointer past its return; the data pointer is unused.
+    unsafe { libc::dl_iterate_phdr(Some(drop_read_only), std::ptr::null_mut()) };
+    // SAFETY: malloc_trim only hands free heap pages back to the kernel; allocations stay valid.
+    unsafe { libc::malloc_trim(0) };
+}
+
+/// `Elf64_Dyn` (elf.h): one entry of an object's dynamic section.
+#[repr(C)]
+struct ElfDyn {
+    tag: i64,
+    val: u64,
+}
+
+/// DT_NULL, DT_TEXTREL, DT_FLAGS and DF_TEXTREL (elf.h).
+const DT_NULL: i64 = 0;
+const DT_TEXTREL: i64 = 22;
+const DT_FLAGS: i64 = 30;
+const DF_TEXTREL: u64 = 0x4;
+
+/// `dl_iterate_phdr`'s callback, once per loaded object: `MADV_DONTNEED` on each of its
+/// loadable segments that are never writable.
+///
+/// # Safety
+/// Called by glibc's `dl_iterate_phdr` only, with the object's `dl_phdr_info`.
+unsafe extern "C" fn drop_read_only(
+    info: *mut libc::dl_phdr_info,
+    _size: libc::size_t,
+    _data: *mut libc::c_void,
+) -> libc::c_int {
+    // SAFETY: glibc calls this with a valid `dl_phdr_info` that lives for the call and holds
+    // the loader lock meanwhile, so the object and its headers stay mapped.
+    let info = unsafe { &*info };
+    // The executable has the empty name and every library an absolute path; the vDSO
+    // ("linux-vdso.so.1") is no file mapping and is left alone.
+    let file = info.dlpi_name.is_null() || {
+        // SAFETY: a non-null `dlpi_name` is a NUL-terminated string owned by the loader,
+        // valid while the loader lock is held (during this call).
+        let name = unsafe { CStr::from_ptr(info.dlpi_name) }.to_bytes();
+        name.first().is_none_or(|b| *b == b'/')
     };
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
+    if !file || info.dlpi_phdr.is_null() {
+        return 0;
+    }
+    let Ok(base) = usize::try_from(info.dlpi_addr) else {
+        return 0;
+    };
+    // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers of the object, which stay
+    // mapped (and unchanged) while the loader lock is held.
+    let headers =
+        unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
+    // An object with text relocations had the loader write into its read-only segments:
+    // those pages differ from the file and must stay.
+    for h in headers.iter().filter(|h| h.p_type == libc::PT_DYNAMIC) {
+        let Ok(vaddr) = usize::try_from(h.p_vaddr) else {
+            return 0;
         };
-        let path = fields.nth(3);
-        if perms != "r-xp" || !path.is_some_and(|p| p.starts_with('/')) {
+        let mut entry = std::ptr::with_exposed_provenance::<ElfDyn>(base.wrapping_add(vaddr));
+        loop {
+            // SAFETY: PT_DYNAMIC locates the object's dynamic section, mapped with it, an
+            // array of `Elf64_Dyn` that ends with DT_NULL; the walk stops there.
+            let d = unsafe { entry.read() };
+            if d.tag == DT_NULL {
+                break;
+            }
+            if d.tag == DT_TEXTREL || (d.tag == DT_FLAGS && d.val & DF_TEXTREL != 0) {
+                return 0;
+            }
+            // SAFETY: the entry read was not DT_NULL, so the next one is in the array.
+            entry = unsafe { entry.add(1) };
+        }
+    }
+    // The pages a loadable segment occupies (from its page down to its page up).
+    let page = 4096usize;
+    let pages = |h: &libc::Elf64_Phdr| {
+        let start = base.wrapping_add(usize::try_from(h.p_vaddr).ok()?);
+        let len = usize::try_from(h.p_memsz.max(h.p_filesz)).ok()?;
+        let first = start & !(page - 1);
+        let end = start.checked_add(len)?.checked_add(page - 1)? & !(page - 1);
+        (first != 0 && first < end).then_some((first, end))
+    };
+    let writable: Vec<(usize, usize)> = headers
+        .iter()
+        .filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W != 0)
+        .filter_map(pages)
+        .collect();
+    for h in headers {
+        if h.p_type != libc::PT_LOAD || h.p_flags & libc::PF_W != 0 {
             continue;
         }
-        let Some((start, end)) = range.split_once('-') else {
+        let Some((first, end)) = pages(h) else {
             continue;
         };
-        let (Ok(start), Ok(end)) = (
-            usize::from_str_radix(start, 16),
-            usize::from_str_radix(end, 16),
-        ) else {
+        // The loader maps each segment's pages with the segment's own protection; a page
+        // shared with a writable segment (which linkers avoid) would hold written data.
+        if writable.iter().any(|&(f, e)| f < end && first < e) {
             continue;
-        };
-        // SAFETY: [start, end) is a private read+execute file mapping of this process, as
-        // /proc/self/maps lists it; code is never written, so dropping its page-table entries
-        // changes no content: the next access refaults the same bytes from the file. No
-        // memory is unmapped and no Rust object lives in it.
+        }
+        // SAFETY: [first, end) is the loader's private mapping of a loadable segment that is
+        // never writable (no PF_W) and shares no page with a writable one, of a file-backed
+        // object without text relocations (all checked above), so no page of it was ever
+        // written: dropping its page-table entries changes no content, the next access
+        // refaults the same bytes from the file. No memory is unmapped and no Rust object is
+        // invalidated. madvise fails harmlessly (EINVAL, ENOMEM) on anything else.
         unsafe {
             libc::madvise(
-                std::ptr::without_provenance_mut::<libc::c_void>(start),
-                end.saturating_sub(start),
+                std::ptr::with_exposed_provenance_mut::<libc::c_void>(first),
+                end - first,
                 libc::MADV_DONTNEED,
             )
         };
     }
-    // SAFETY: malloc_trim only hands free heap pages back to the kernel; allocations stay valid.
-    unsafe { libc::malloc_trim(0) };
+    0
 }
 
 /// Maps `len` bytes of private anonymous memory and writes one byte in every 4 KiB page, so
@@ -698,6 +781,105 @@ pub fn arg_env_area(stat: &str) -> Option<[usize; 4]> {
     (arg_start != 0 && arg_start <= arg_end && env_start <= env_end).then_some(out)
 }
 
+/// The argument and environment strings' ranges `[arg_start, arg_end, env_start, env_end]`,
+/// as the kernel laid them out at execve, taken by [`capture_arg_env_area`] before `main`; all
+/// zero if it did not run.
+static ARG_ENV_AREA: [std::sync::atomic::AtomicUsize; 4] =
+    [const { std::sync::atomic::AtomicUsize::new(0) }; 4];
+
+/// The ranges [`capture_arg_env_area`] found, if it ran.
+fn start_up_arg_env_area() -> Option<[usize; 4]> {
+    let area = ARG_ENV_AREA
+        .each_ref()
+        .map(|a| a.load(std::sync::atomic::Ordering::Relaxed));
+    let [arg_start, arg_end, env_start, env_end] = area;
+    (arg_start != 0 && arg_start < arg_end && arg_end == env_start && env_start <= env_end)
+        .then_some(area)
+}
+
+/// Run by glibc before `main` (an `.init_array` entry, as Rust's own `std::env::args` is
+/// found on glibc), with the `argc`, `argv` and `envp` the process started with: records
+/// where the kernel put the argument and environment strings, so that
+/// [`forget_launcher_args`] needs no `/proc/self/stat`. The kernel writes them one after the
+/// other (`argv[0]` … `argv[argc-1]`, then `envp[0]` …, each NUL-terminated) and points
+/// `argv` and `envp` at them in that order. Only that layout is recorded: arrays something
+/// changed before (a preloaded library that retitles the process) leave the ranges unset.
+unsafe extern "C" fn capture_arg_env_area(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) {
+    /// The first string of the first `n` of a NULL-terminated array, and one past the NUL of
+    /// the last, if each string follows the one before it directly (the kernel's layout).
+    ///
+    /// # Safety
+    /// `array` is null or holds at least `n` valid pointers to NUL-terminated strings, or a
+    /// null pointer before them (where the walk stops).
+    unsafe fn span(array: *const *const libc::c_char, n: usize) -> Option<(usize, usize)> {
+        if array.is_null() {
+            return None;
+        }
+        let mut range: Option<(usize, usize)> = None;
+        for i in 0..n {
+            // SAFETY: i < n, within the array, or the array ended (checked below) first.
+            let p = unsafe { *array.add(i) };
+            if p.is_null() {
+                break;
+            }
+            let at = p.expose_provenance();
+            // SAFETY: `p` is one of the array's strings, NUL-terminated.
+            let len = unsafe { CStr::from_ptr(p) }.to_bytes_with_nul().len();
+            range = match range {
+                None => Some((at, at.checked_add(len)?)),
+                Some((first, end)) if at == end => Some((first, end.checked_add(len)?)),
+                Some(_) => return None,
+            };
+        }
+        range
+    }
+    let Ok(argc) = usize::try_from(argc) else {
+        return;
+    };
+    // SAFETY: glibc passes the process's own `argv` (argc pointers, then NULL) and `envp`
+    // (NULL-terminated) as the kernel built them; they and their strings live in the initial
+    // stack for the whole life of the process.
+    let Some((arg_start, arg_end)) = (unsafe { span(argv, argc) }) else {
+        return;
+    };
+    let mut envc = 0usize;
+    // SAFETY: `envp` is NULL-terminated (see above); the walk stops at the NULL.
+    while !envp.is_null() && !unsafe { *envp.add(envc) }.is_null() {
+        envc += 1;
+    }
+    // SAFETY: as above; `envc` counts the pointers before the NULL.
+    let env = unsafe { span(envp, envc) };
+    let (env_start, env_end) = match env {
+        Some(range) => range,
+        // No environment: an empty range right after the arguments.
+        None if envc == 0 => (arg_end, arg_end),
+        None => return,
+    };
+    // The environment strings follow the arguments directly.
+    if arg_start < arg_end && arg_end == env_start && env_start <= env_end {
+        for (slot, v) in ARG_ENV_AREA
+            .iter()
+            .zip([arg_start, arg_end, env_start, env_end])
+        {
+            slot.store(v, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// The `.init_array` entry that makes glibc call [`capture_arg_env_area`] before `main`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CAPTURE_ARG_ENV_AREA: unsafe extern "C" fn(
+    libc::c_int,
+    *const *const libc::c_char,
+    *const *const libc::c_char,
+) = capture_arg_env_area;
+
 /// Overwrites this process's command line and environment strings in memory, so that
 /// `/proc/PID/cmdline` shows `shown` and `/proc/PID/environ` nothing. The sandbox's first
 /// process is a copy of the launcher (clone without exec), and without this its command line
@@ -708,8 +890,10 @@ pub fn arg_env_area(stat: &str) -> Option<[usize; 4]> {
 /// made non-zero: the kernel takes a command line that does not end in NUL as one a process
 /// retitled itself (setproctitle(3)) and shows it up to its first NUL, so `/proc/PID/cmdline`
 /// reads `shown` and a NUL — not the old length in NULs. A command line too short for that is
-/// only zeroed. Costs one read of `/proc/self/stat` and two `memset`s; no system call changes
-/// the process (`prctl(PR_SET_MM)` would need CAP_SYS_RESOURCE on the host).
+/// only zeroed. The two ranges were taken at start-up, by an `.init_array` function; without
+/// them (a C library that does not pass `argv` to initialisers, arrays a preloaded library
+/// changed) they are read from `/proc/self/stat`. Two `memset`s; no system call changes the
+/// process (`prctl(PR_SET_MM)` would need CAP_SYS_RESOURCE on the host).
 ///
 /// Afterwards `std::env::args` and `std::env::var` read the overwritten strings (empty ones,
 /// never freed memory). Refuses (`EDEADLK`) in a process with more than one thread, where
@@ -718,15 +902,21 @@ pub fn forget_launcher_args(shown: &[u8]) -> nix::Result<()> {
     if !single_threaded() {
         return Err(Errno::EDEADLK);
     }
-    let stat = std::fs::read_to_string("/proc/self/stat")
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    let [arg_start, arg_end, env_start, env_end] = arg_env_area(&stat).ok_or(Errno::EINVAL)?;
+    let [arg_start, arg_end, env_start, env_end] = match start_up_arg_env_area() {
+        Some(area) => area,
+        None => {
+            let stat = std::fs::read_to_string("/proc/self/stat")
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            arg_env_area(&stat).ok_or(Errno::EINVAL)?
+        }
+    };
     let args = std::ptr::with_exposed_provenance_mut::<u8>(arg_start);
     let env = std::ptr::with_exposed_provenance_mut::<u8>(env_start);
     let (arg_len, env_len) = (arg_end - arg_start, env_end - env_start);
     // SAFETY: the two ranges are this process's own argument and environment strings, where
-    // the kernel put them at execve (it reports them in /proc/self/stat; fork and clone keep
-    // the addresses in the copy): they lie in the initial stack mapping, which is writable
+    // the kernel put them at execve (as it reports them in /proc/self/stat, or as they were
+    // found at start-up before any code could move them; fork and clone keep the addresses in
+    // the copy): they lie in the initial stack mapping, which is writable
     // and never unmapped while the process lives. No Rust reference points into them — std
     // keeps raw `argv` pointers and copies on every `args()`; libc's `environ` holds raw
     // pointers whose strings stay NUL-terminated (empty) after zeroing. This process has one

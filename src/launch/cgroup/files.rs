@@ -29,6 +29,16 @@ pub const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The CPU period kekkai uses for quotas on both versions, in microseconds.
 pub const PERIOD_US: u64 = 100_000;
 
+/// A small kernel-made text file (`/proc/self/cgroup`, a cgroup control file), read in one
+/// go: `fs::read_to_string` asks for the size first (0 for these files) and then reads in
+/// doubling steps from 32 bytes, six system calls or more where two do.
+pub(crate) fn read_small(path: &Path, capacity: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(capacity);
+    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// The processes listed in a cgroup (`cgroup.procs`, the same file on both versions).
 pub(super) fn listed(dir: &Path) -> Vec<nix::unistd::Pid> {
     std::fs::read_to_string(dir.join("cgroup.procs"))

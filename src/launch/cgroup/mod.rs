@@ -59,8 +59,9 @@ pub struct Hierarchies {
 impl Hierarchies {
     /// Reads /proc/self/mountinfo and /proc/self/cgroup.
     pub fn read() -> Hierarchies {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mountinfo =
+            files::read_small(Path::new("/proc/self/mountinfo"), 16384).unwrap_or_default();
+        let cgroup = files::read_small(Path::new("/proc/self/cgroup"), 1024).unwrap_or_default();
         Hierarchies::parse(&mountinfo, &cgroup)
     }
 
@@ -165,6 +166,10 @@ pub struct Layout {
     pub v2_leaf_move: bool,
     /// Controllers to enable in the v2 parent's subtree_control.
     pub v2_enable: Vec<Controller>,
+    /// The controllers the v2 parent offers (its `cgroup.controllers`): only these can have
+    /// files in the sandbox's v2 cgroup.
+    #[serde(skip)]
+    pub v2_available: Vec<String>,
     /// Controllers on v1: (controller, parent directory).
     pub v1: Vec<(Controller, PathBuf)>,
     /// Per controller: where it goes, or why it can't be enforced.
@@ -212,9 +217,10 @@ pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
     let available_v2: Vec<String> = layout
         .v2_parent
         .as_ref()
-        .and_then(|p| std::fs::read_to_string(p.join("cgroup.controllers")).ok())
+        .and_then(|p| files::read_small(&p.join("cgroup.controllers"), 256).ok())
         .map(|t| t.split_whitespace().map(String::from).collect())
         .unwrap_or_default();
+    layout.v2_available.clone_from(&available_v2);
     // Controllers must be enabled in the parent's subtree_control, which cgroup v2 refuses while
     // the parent holds processes ("no internal processes"; the root cgroup is exempt). The
     // launcher can move itself out of the way, but no other process: those are not kekkai's.
@@ -359,6 +365,8 @@ fn delegation_hint(root: bool) -> String {
 pub struct Cgroups {
     /// The v2 cgroup and its directory descriptor (for CLONE_INTO_CGROUP).
     v2: Option<(PathBuf, OwnedFd)>,
+    /// The controllers the v2 cgroup may have files of (its parent's `cgroup.controllers`).
+    v2_available: Vec<String>,
     /// v1 cgroups by controller.
     v1: Vec<(Controller, PathBuf)>,
     /// A v1 freezer cgroup for teardown, when there is one.
@@ -381,7 +389,7 @@ pub fn name() -> String {
 
 /// A process's start time in clock ticks after boot (field 22 of /proc/PID/stat).
 fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = files::read_small(Path::new(&format!("/proc/{pid}/stat")), 1024).ok()?;
     let after = stat.rsplit_once(") ")?.1;
     after.split(' ').nth(19)?.parse().ok()
 }
@@ -444,6 +452,7 @@ impl Cgroups {
         }
         let mut cg = Cgroups {
             v2: None,
+            v2_available: layout.v2_available.clone(),
             v1: Vec::new(),
             freezer: None,
             tasks: Vec::new(),
@@ -544,7 +553,7 @@ impl Cgroups {
     pub fn stats(&self) -> CgroupStats {
         let mut s = CgroupStats::default();
         if let Some((dir, _)) = &self.v2 {
-            v2::stats(dir, &mut s);
+            v2::stats(dir, &self.v2_available, &mut s);
         }
         for (c, dir) in &self.v1 {
             v1::stats(*c, dir, &mut s);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 
-use super::files::{CgroupStats, KILL_WAIT, PERIOD_US, field, kill_listed, write_file};
+use super::files::{CgroupStats, KILL_WAIT, PERIOD_US, field, kill_listed, read_small, write_file};
 use crate::launch::error::{StepError, Syscall};
 use crate::plan::steps::Step;
 use crate::plan::{Controller, LimitsPlan};
@@ -202,14 +202,23 @@ pub fn wait_empty(dir: &Path, limit: std::time::Duration) -> bool {
 }
 
 /// Reads memory.events, pids.events and memory.peak.
-pub fn stats(dir: &Path, s: &mut CgroupStats) {
-    if let Ok(t) = std::fs::read_to_string(dir.join("memory.events")) {
-        s.oom_kills += field(&t, "oom_kill ").unwrap_or(0);
+pub fn stats(dir: &Path, available: &[String], s: &mut CgroupStats) {
+    // A controller's files exist only where the parent offers it (on a hybrid host often
+    // none): the others are not looked for.
+    let has = |c: &str| available.iter().any(|a| a == c);
+    if has("memory") {
+        if let Ok(t) = read_small(&dir.join("memory.events"), 256) {
+            s.oom_kills += field(&t, "oom_kill ").unwrap_or(0);
+        }
     }
-    if let Ok(t) = std::fs::read_to_string(dir.join("pids.events")) {
-        s.pids_limit_hits += field(&t, "max ").unwrap_or(0);
+    if has("pids") {
+        if let Ok(t) = read_small(&dir.join("pids.events"), 64) {
+            s.pids_limit_hits += field(&t, "max ").unwrap_or(0);
+        }
     }
-    if let Ok(t) = std::fs::read_to_string(dir.join("memory.peak")) {
-        s.peak_memory = t.trim().parse().ok().or(s.peak_memory);
+    if has("memory") {
+        if let Ok(t) = read_small(&dir.join("memory.peak"), 64) {
+            s.peak_memory = t.trim().parse().ok().or(s.peak_memory);
+        }
     }
 }

@@ -172,7 +172,16 @@ pub struct Supervisor<'a> {
     /// `kekkai learn`: the observer, once the sandbox has sent its listener.
     observer: Option<Observer>,
     seen: Observed,
+    /// When to drop the supervisor's code pages ([`crate::sys::release_code_pages`]): set when
+    /// the program starts, done once it has run [`TRIM_AFTER`].
+    trim_at: Option<Instant>,
 }
+
+/// How long the program runs before the supervisor trims its resident set. A program that
+/// ends sooner (most short commands) leaves no time in which the smaller set would matter,
+/// and the trim would cost more than it saves: the supervisor would refault its code on the
+/// way out.
+const TRIM_AFTER: Duration = Duration::from_millis(100);
 
 impl<'a> Supervisor<'a> {
     /// Supervision of a running sandbox.
@@ -199,6 +208,7 @@ impl<'a> Supervisor<'a> {
             observe,
             observer: None,
             seen: Observed::default(),
+            trim_at: None,
         }
     }
 
@@ -209,6 +219,7 @@ impl<'a> Supervisor<'a> {
             d.arm(d.timeout.saturating_sub(start.elapsed()))?;
         }
         while self.seen.sandbox.is_none() {
+            self.trim_if_due();
             let Some(ready) = self.wait()? else {
                 continue;
             };
@@ -235,7 +246,17 @@ impl<'a> Supervisor<'a> {
         Ok(self.finish())
     }
 
-    /// One blocking poll over every open source; `None` when a signal interrupted it.
+    /// The program has run [`TRIM_AFTER`]: the supervisor only waits from here on, and drops
+    /// what the launch made resident.
+    fn trim_if_due(&mut self) {
+        if self.trim_at.is_some_and(|at| Instant::now() >= at) {
+            self.trim_at = None;
+            crate::sys::release_code_pages();
+        }
+    }
+
+    /// One blocking poll over every open source, until the trim is due at the latest; `None`
+    /// when a signal interrupted it or the trim's time came.
     fn wait(&self) -> Result<Option<Ready>, StepError> {
         let mut fds = vec![PollFd::new(self.sources.signals.as_fd(), PollFlags::POLLIN)];
         let mut add = |fd, events| {
@@ -266,7 +287,17 @@ impl<'a> Supervisor<'a> {
                 stdin_at = add(r.stdin(), PollFlags::POLLIN);
             }
         }
-        match poll(&mut fds, PollTimeout::NONE) {
+        let timeout = match self.trim_at {
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                // Rounded up to whole milliseconds, so the round after it finds the trim due.
+                let ms = left.as_micros().div_ceil(1000);
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) => return Ok(None),
             Ok(_) => {}
             Err(Errno::EINTR) => return Ok(None),
             Err(e) => {
@@ -417,8 +448,9 @@ impl<'a> Supervisor<'a> {
                 if let Some(w) = self.watch {
                     w.started();
                 }
-                // The program starts now; the supervisor only waits from here on.
-                crate::sys::release_code_pages();
+                // The program starts now; the supervisor trims its resident set once it has
+                // run for a while.
+                self.trim_at = Some(Instant::now() + TRIM_AFTER);
             }
             Ok(Some((ToParent::ExecFailed { program, errno }, _))) => {
                 self.seen.exec_error = Some((program, errno))
