@@ -405,6 +405,7 @@ impl<'c> Loader<'c> {
             text: None,
             pwd_paths: Vec::new(),
             flag: None,
+            positions: Default::default(),
         });
         let text = yaml::check_bytes(bytes).map_err(|e| yaml_fail(&self.sources, e))?;
         if let Some(s) = self.sources.get_mut(file) {

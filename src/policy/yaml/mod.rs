@@ -18,7 +18,7 @@ mod scan;
 use std::fmt;
 
 pub use errors::{convert_error, strip_marks};
-pub use locate::locate;
+pub use locate::{Positions, locate};
 pub use scan::{enclosing_keys, scan};
 
 /// Largest policy file accepted. Policies are small; this bounds parse time and memory.
