@@ -444,7 +444,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         &namespaces,
         caller,
         hostname.as_deref().map(String::as_str),
-        &network::Host::this(),
+        &network::Host::for_mode(network),
         &mut d,
     );
     let mut net = net;
