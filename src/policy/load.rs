@@ -425,12 +425,17 @@ impl<'c> Loader<'c> {
             s.text = Some(text.to_owned());
         }
         let scanned = yaml::scan(text).map_err(|e| yaml_fail(&self.sources, e))?;
+        // The scan placed the nodes on its way: no walk of its own when a place is asked for.
+        if let (Some(s), Some(positions)) = (self.sources.get_mut(file), scanned.positions) {
+            let _ = s.positions.set(Some(positions));
+        }
         // The policy as the text reads it. Read from the scan's document where that works: a
         // `Value` is stricter than the text (the number 5 is not the string `5`), so where it
         // reads, the text reads the same; where it does not, the text is read, for its own
         // result or errors. Not with a null anywhere: a `Value`'s null reads as an empty
         // mapping or list, where the text's `~` is an error.
         let from_value = scanned
+            .value
             .as_ref()
             .filter(|v| !has_null(v))
             .and_then(|v| RawPolicy::deserialize(v).ok());
@@ -466,7 +471,7 @@ impl<'c> Loader<'c> {
             }
         }
         // The scan's walk built the document already, unless it can't vouch for it.
-        let mut value: Value = match scanned {
+        let mut value: Value = match scanned.value {
             Some(v) => v,
             None => serde_yaml::from_str(text)
                 .map_err(|e| yaml_fail(&self.sources, yaml::convert_error(&e)))?,
@@ -700,7 +705,7 @@ mod tests {
     fn the_scans_document_reads_as_the_text(#[case] text: &str) {
         use super::super::yaml;
         use serde::Deserialize;
-        let value = yaml::scan(text).unwrap().unwrap();
+        let value = yaml::scan(text).unwrap().value.unwrap();
         let from_text: Result<super::RawPolicy, _> = serde_yaml::from_str(text);
         if let (false, Ok(p)) = (
             super::has_null(&value),

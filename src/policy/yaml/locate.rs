@@ -17,7 +17,7 @@ use super::Pos;
 use crate::policy::path::{KeyPath, Seg};
 
 /// The marker error [`locate`] raises at its target; never shown to a user.
-const HERE: &str = "\u{0}kekkai-locate";
+pub(super) const HERE: &str = "\u{0}kekkai-locate";
 
 /// Finds the line and column of the node at `path`, or of its nearest existing ancestor.
 pub fn locate(text: &str, path: &KeyPath) -> Option<Pos> {
@@ -57,7 +57,7 @@ fn place(e: &serde_yaml::Error) -> Option<Pos> {
 /// The place in a marker error's message, where a walk holds the error only as a generic
 /// [`de::Error`]: what `serde_yaml::Error::location` gives, as its `Display` prints it
 /// (`… at line L column C`, nothing for line 1 column 1). `None` for any other shape.
-fn marked(msg: &str) -> Option<Pos> {
+pub(super) fn marked(msg: &str) -> Option<Pos> {
     if msg.ends_with(HERE) {
         return Some(Pos { line: 1, column: 1 });
     }
@@ -81,7 +81,7 @@ fn marked(msg: &str) -> Option<Pos> {
 /// Every node of one document that [`locate`] can reach, found in one walk: a scalar with its
 /// place, a mapping or sequence without (placed by [`locate`] when asked). Where a path occurs
 /// twice, the first in document order counts, as for [`locate`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Positions {
     nodes: HashMap<Vec<Seg>, Option<Option<Pos>>>,
 }
@@ -106,6 +106,11 @@ impl Positions {
             Err(_) => return None,
         }
         Some(Positions { nodes })
+    }
+
+    /// Positions from the nodes a walk of the same kind found (see `scan`).
+    pub(super) fn from_nodes(nodes: HashMap<Vec<Seg>, Option<Option<Pos>>>) -> Positions {
+        Positions { nodes }
     }
 
     /// What [`locate`] gives for `path` in `text`, the document these positions are of.
@@ -407,6 +412,14 @@ mod tests {
     #[case("", false)]
     #[case("# only a comment\n", false)]
     fn positions_agree_with_locate(#[case] doc: &str, #[case] walked: bool) {
+        // The scan's walk places the same nodes, where it passes the document and places any
+        // (a scalar document is left to this walk).
+        if let Ok(super::super::Scanned {
+            positions: Some(p), ..
+        }) = super::super::scan(doc)
+        {
+            assert_eq!(Some(p), Positions::of(doc), "{doc:?}");
+        }
         let Some(positions) = Positions::of(doc) else {
             // Walked per lookup instead: nothing to compare.
             assert!(!walked, "{doc:?}");
