@@ -444,7 +444,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         &namespaces,
         caller,
         hostname.as_deref().map(String::as_str),
-        &network::Host::this(),
+        &network::Host::for_mode(network),
         &mut d,
     );
     let mut net = net;
@@ -809,13 +809,28 @@ fn plan_systemd(caller: &Caller, env: &mut EnvPlan, d: &mut Diags) -> SystemdPla
     s
 }
 
+/// FNV-1a of the merged policy as YAML writes it, hashed as it is written (no text is kept).
 fn policy_hash(loaded: &LoadedPolicy) -> String {
-    let text = serde_yaml::to_string(&loaded.policy).unwrap_or_default();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    const START: u64 = 0xcbf2_9ce4_8422_2325;
+    struct Fnv(u64);
+    impl std::io::Write for Fnv {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            for b in buf {
+                self.0 ^= u64::from(*b);
+                self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
+    let mut h = Fnv(START);
+    // A policy that YAML can't write hashes as the empty text.
+    let h = match serde_yaml::to_writer(&mut h, &loaded.policy) {
+        Ok(()) => h.0,
+        Err(_) => START,
+    };
     format!("{h:016x}")
 }
 

@@ -6,6 +6,7 @@
 //! key path, message) into a [`Diagnostic`] by finding the key path in that text.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use super::path::KeyPath;
 use super::yaml::{self, Pos};
@@ -22,6 +23,22 @@ pub struct SourceFile {
     /// For a command-line override: the flag as the user typed it (`--ro-bind /data`), which
     /// is what errors about anything it set name, in place of a key path.
     pub flag: Option<String>,
+    /// The places of `text`'s nodes, walked once when first asked for (a plan places every
+    /// mount, and one walk per place cost more than loading the policy).
+    pub(super) positions: OnceLock<Option<yaml::Positions>>,
+}
+
+impl SourceFile {
+    /// Where `path` is written in this file's text (`None` without a text).
+    fn locate(&self, path: &KeyPath) -> Option<Pos> {
+        let text = self.text.as_deref()?;
+        // A document without a single node still has a start.
+        let pos = match self.positions.get_or_init(|| yaml::Positions::of(text)) {
+            Some(positions) => positions.locate(text, path),
+            None => yaml::locate(text, path),
+        };
+        Some(pos.unwrap_or(Pos { line: 1, column: 1 }))
+    }
 }
 
 /// One error a user can act on: where, which key, what.
@@ -105,10 +122,7 @@ pub(super) fn diag_in(
     }
     Diagnostic {
         file: source.map_or_else(|| "<policy>".into(), |s| s.name.clone()),
-        // A document without a single node still has a start.
-        pos: source
-            .and_then(|s| s.text.as_deref())
-            .map(|t| yaml::locate(t, path).unwrap_or(Pos { line: 1, column: 1 })),
+        pos: source.and_then(|s| s.locate(path)),
         path: path.to_string(),
         message: message.into(),
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::fstat;
+use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::diag::{Diagnostic, Diagnostics, SourceFile, diag_in};
@@ -34,10 +35,22 @@ use crate::hostfs;
 /// (a `Value` holding the number 5 is stricter than the text `5`). Where both succeed they
 /// agree: the text keeps every scalar's type.
 pub(super) fn typed(value: &Value) -> Result<RawPolicy, serde_yaml::Error> {
-    if let Ok(p) = serde_yaml::from_value(value.clone()) {
+    // Read in place: the document is not copied for a read that may fail.
+    if let Ok(p) = RawPolicy::deserialize(value) {
         return Ok(p);
     }
     serde_yaml::from_str(&serde_yaml::to_string(value)?)
+}
+
+/// Is there a null anywhere in `v` (a key or a value)?
+fn has_null(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Sequence(items) => items.iter().any(has_null),
+        Value::Mapping(m) => m.iter().any(|(k, v)| has_null(k) || has_null(v)),
+        Value::Tagged(t) => has_null(&t.value),
+        Value::Bool(_) | Value::Number(_) | Value::String(_) => false,
+    }
 }
 
 /// A string key whose unquoted value YAML reads as a number, boolean or null comes out of the
@@ -405,13 +418,32 @@ impl<'c> Loader<'c> {
             text: None,
             pwd_paths: Vec::new(),
             flag: None,
+            positions: Default::default(),
         });
         let text = yaml::check_bytes(bytes).map_err(|e| yaml_fail(&self.sources, e))?;
         if let Some(s) = self.sources.get_mut(file) {
             s.text = Some(text.to_owned());
         }
-        yaml::scan(text).map_err(|e| yaml_fail(&self.sources, e))?;
-        let first: RawPolicy = match serde_yaml::from_str(text) {
+        let scanned = yaml::scan(text).map_err(|e| yaml_fail(&self.sources, e))?;
+        // The scan placed the nodes on its way: no walk of its own when a place is asked for.
+        if let (Some(s), Some(positions)) = (self.sources.get_mut(file), scanned.positions) {
+            let _ = s.positions.set(Some(positions));
+        }
+        // The policy as the text reads it. Read from the scan's document where that works: a
+        // `Value` is stricter than the text (the number 5 is not the string `5`), so where it
+        // reads, the text reads the same; where it does not, the text is read, for its own
+        // result or errors. Not with a null anywhere: a `Value`'s null reads as an empty
+        // mapping or list, where the text's `~` is an error.
+        let from_value = scanned
+            .value
+            .as_ref()
+            .filter(|v| !has_null(v))
+            .and_then(|v| RawPolicy::deserialize(v).ok());
+        let text_read = match from_value {
+            Some(p) => Ok(p),
+            None => serde_yaml::from_str(text),
+        };
+        let first: RawPolicy = match text_read {
             Ok(p) => p,
             Err(e) => {
                 // serde's first error as it is, then every other one it did not get to.
@@ -438,8 +470,12 @@ impl<'c> Loader<'c> {
                 ));
             }
         }
-        let mut value: Value = serde_yaml::from_str(text)
-            .map_err(|e| yaml_fail(&self.sources, yaml::convert_error(&e)))?;
+        // The scan's walk built the document already, unless it can't vouch for it.
+        let mut value: Value = match scanned.value {
+            Some(v) => v,
+            None => serde_yaml::from_str(text)
+                .map_err(|e| yaml_fail(&self.sources, yaml::convert_error(&e)))?,
+        };
         if value.is_null() {
             value = Value::Mapping(Default::default());
         }
@@ -653,6 +689,35 @@ mod tests {
     use crate::caller::Caller;
     use rstest::rstest;
     use std::os::unix::fs::PermissionsExt;
+
+    /// Where the scan's document reads as a policy (no null in it), the text reads the same;
+    /// elsewhere the text is read itself.
+    #[rstest]
+    #[case(super::super::shipped::text("default").unwrap())]
+    #[case(super::super::shipped::text("service").unwrap())]
+    #[case(super::super::shipped::text("build").unwrap())]
+    #[case("version: 1\nname: 5\n")]
+    #[case("version: 1\nname: 1.10\nhostname: '7'\n")]
+    #[case("version: 1\nenv: {set: {1: x, B: 2}}\n")]
+    #[case("version: 1\nlimits: {pids: 0x10, memory: 1G}\nrlimits: {nofile: 1_024}\n")]
+    #[case("version: 1\nmounts: [{tmpfs: /t, size: 1M}, {hide: /x}]\n")]
+    #[case("version: 1\nnetwork: user\nnamespaces: [user, net]\n")]
+    fn the_scans_document_reads_as_the_text(#[case] text: &str) {
+        use super::super::yaml;
+        use serde::Deserialize;
+        let value = yaml::scan(text).unwrap().value.unwrap();
+        let from_text: Result<super::RawPolicy, _> = serde_yaml::from_str(text);
+        if let (false, Ok(p)) = (
+            super::has_null(&value),
+            super::RawPolicy::deserialize(&value),
+        ) {
+            assert_eq!(
+                format!("{p:?}"),
+                format!("{:?}", from_text.unwrap()),
+                "{text}"
+            );
+        }
+    }
 
     /// A policy found by name read twice gives the same text (pread from its start), and the
     /// file is never read by path again: renaming another file in after the lookup changes

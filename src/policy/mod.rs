@@ -146,6 +146,7 @@ impl LoadedPolicy {
             text: None,
             pwd_paths: Vec::new(),
             flag: Some(flag.to_owned()),
+            positions: Default::default(),
         });
         let mut tree = self.tree.clone();
         merge(&mut tree, Node::from_value(overlay, file, KeyPath::root()));

@@ -201,14 +201,17 @@ fn root_entries(lowers: &[PathBuf], host: &[HostMount], userxattr: bool) -> Vec<
         for e in names {
             let name = e.file_name().to_string_lossy().into_owned();
             let path = layer.join(&name);
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            // The type as the directory listing gives it (lstat where the file system does
+            // not say): only a character device needs its own lstat, for its device number.
+            let Ok(ft) = e.file_type() else {
                 continue;
             };
             if settled.contains(&name) {
                 continue;
             }
-            let ft = meta.file_type();
-            if ft.is_char_device() && meta.rdev() == 0 {
+            if ft.is_char_device()
+                && std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.rdev() == 0)
+            {
                 // A whiteout: nothing of this name below.
                 settled.push(name.clone());
                 continue;

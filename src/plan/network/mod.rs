@@ -233,6 +233,19 @@ pub struct Host<'a> {
 }
 
 impl Host<'static> {
+    /// This host, as planning `mode` needs it: only `user` reads the host's resolv.conf and
+    /// port floor (every other mode returns before it looks).
+    pub fn for_mode(mode: Network) -> Host<'static> {
+        if mode == Network::User {
+            return Host::this();
+        }
+        Host {
+            tool: &find_tool,
+            resolv_conf: String::new(),
+            unprivileged_port_start: 1024,
+        }
+    }
+
     /// This host.
     pub fn this() -> Host<'static> {
         Host {

@@ -18,8 +18,8 @@ mod scan;
 use std::fmt;
 
 pub use errors::{convert_error, strip_marks};
-pub use locate::locate;
-pub use scan::{enclosing_keys, scan};
+pub use locate::{Positions, locate};
+pub use scan::{Scanned, enclosing_keys, scan};
 
 /// Largest policy file accepted. Policies are small; this bounds parse time and memory.
 pub const MAX_FILE_BYTES: usize = 256 * 1024;

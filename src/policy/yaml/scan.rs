@@ -7,6 +7,12 @@ use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_yaml::{Mapping, Value};
+use std::collections::HashMap;
+
+use super::Positions;
+use super::locate::{HERE, marked};
+use crate::policy::path::Seg;
 
 use super::errors::last_mark;
 use super::{Kind, MAX_DEPTH, MAX_NODES, Pos, YamlError, convert_error, pos_of};
@@ -58,8 +64,21 @@ fn deep_flow(text: &str) -> Option<usize> {
     None
 }
 
-/// Walks a whole document once: duplicate keys, nesting depth and the node budget.
-pub fn scan(text: &str) -> Result<(), YamlError> {
+/// What [`scan`] read besides its checks.
+#[derive(Debug)]
+pub struct Scanned {
+    /// The document as `serde_yaml::from_str::<Value>` reads it, or `None` where the walk
+    /// can't tell that it reads the same (a number beyond 64 bits, keys equal only as values):
+    /// then the caller parses the text again for the parser's own value or error.
+    pub value: Option<Value>,
+    /// The places of the document's nodes, as [`Positions::of`] finds them (`None` where it
+    /// would find none).
+    pub positions: Option<Positions>,
+}
+
+/// Walks a whole document once: duplicate keys, nesting depth and the node budget; on the
+/// way, builds the document and places its nodes.
+pub fn scan(text: &str) -> Result<Scanned, YamlError> {
     // The YAML scanner is quadratic in flow nesting: measure it on the text first.
     if let Some(at) = deep_flow(text) {
         let pos = pos_of(text, at);
@@ -72,13 +91,25 @@ pub fn scan(text: &str) -> Result<(), YamlError> {
     }
     let mut budget = MAX_NODES;
     let ours = Cell::new(false);
+    let odd = Cell::new(false);
+    let mut places = Places {
+        nodes: HashMap::new(),
+        ok: true,
+        raised: None,
+    };
     let seed = Scan {
         depth: 0,
         budget: &mut budget,
         ours: &ours,
+        odd: &odd,
+        path: Some(Vec::new()),
+        places: &mut places,
     };
     match seed.deserialize(serde_yaml::Deserializer::from_str(text)) {
-        Ok(()) => Ok(()),
+        Ok(value) => Ok(Scanned {
+            value: (!odd.get()).then_some(value),
+            positions: places.ok.then(|| Positions::from_nodes(places.nodes)),
+        }),
         Err(e) => {
             let mut err = convert_error(&e);
             if ours.get() {
@@ -201,11 +232,58 @@ struct Scan<'b> {
     budget: &'b mut usize,
     /// Set when the error the walk stops with is one of this walk's own checks.
     ours: &'b Cell<bool>,
+    /// Set when the value built may differ from the parser's own `Value`.
+    odd: &'b Cell<bool>,
+    /// Where this node is, as `locate` walks (`None` below a key that is not a string, where
+    /// it does not go).
+    path: Option<Vec<Seg>>,
+    places: &'b mut Places,
+}
+
+/// The places found so far, as [`Positions::of`] finds them: a scalar raises the marker
+/// error, so the parser attaches its place, and hands its value over beside the error.
+struct Places {
+    nodes: HashMap<Vec<Seg>, Option<Option<Pos>>>,
+    /// False where the walk met what [`Positions::of`] does not place.
+    ok: bool,
+    /// The value of the scalar that raised the marker error now on its way to its parent.
+    raised: Option<Value>,
+}
+
+impl Places {
+    /// A scalar at `path` raised the marker error whose message is `msg`.
+    fn record(&mut self, path: Vec<Seg>, msg: &str) {
+        match marked(msg) {
+            Some(pos) => {
+                self.nodes.entry(path).or_insert(Some(Some(pos)));
+            }
+            None => self.ok = false,
+        }
+    }
+
+    /// What a child at `path` returned: its value, also where it raised the marker error.
+    fn settle<E: de::Error>(
+        &mut self,
+        path: Option<Vec<Seg>>,
+        res: Result<Value, E>,
+    ) -> Result<Value, E> {
+        match (res, path) {
+            (Ok(v), _) => Ok(v),
+            (Err(e), Some(path)) => match self.raised.take() {
+                Some(value) => {
+                    self.record(path, &e.to_string());
+                    Ok(value)
+                }
+                None => Err(e),
+            },
+            (Err(e), None) => Err(e),
+        }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Scan<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         d.deserialize_any(self)
     }
 }
@@ -232,12 +310,48 @@ impl Scan<'_> {
         Ok(())
     }
 
-    fn child(&mut self) -> Scan<'_> {
+    fn child(&mut self, path: Option<Vec<Seg>>) -> Scan<'_> {
         Scan {
             depth: self.depth + 1,
             budget: self.budget,
             ours: self.ours,
+            odd: self.odd,
+            path,
+            places: self.places,
         }
+    }
+
+    /// The path of a child at `seg`, where `locate` can reach it.
+    fn below(&self, seg: impl FnOnce() -> Option<Seg>) -> Option<Vec<Seg>> {
+        let mut path = self.path.clone()?;
+        path.push(seg()?);
+        Some(path)
+    }
+
+    /// Records a mapping or sequence (placed on demand) where no node was recorded before.
+    fn collection(&mut self) {
+        if let Some(path) = &self.path {
+            if !self.places.nodes.contains_key(path) {
+                self.places.nodes.insert(path.clone(), None);
+            }
+        }
+    }
+
+    fn scalar<E: de::Error>(mut self, value: Value) -> Result<Value, E> {
+        self.take()?;
+        match &self.path {
+            None => return Ok(value),
+            // A scalar document: raising here would skip the parser's checks after the root
+            // (a syntax error further on, a second document). Placed by its own walk.
+            Some(path) if path.is_empty() => {
+                self.places.ok = false;
+                return Ok(value);
+            }
+            Some(_) => {}
+        }
+        // Raised for the place; the parent takes the value back (see `Places::settle`).
+        self.places.raised = Some(value);
+        Err(E::custom(HERE))
     }
 }
 
@@ -248,79 +362,98 @@ struct Key<'s> {
 }
 
 impl<'de> DeserializeSeed<'de> for Key<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl Key<'_> {
-    fn check<E: de::Error>(self, key: String) -> Result<(), E> {
+    /// `key` as the duplicate check spells it, and `value` as the parser's `Value` reads it.
+    fn check<E: de::Error>(self, key: String, value: Value) -> Result<Value, E> {
         if self.seen.contains(&key) {
             self.ours.set(true);
             return Err(E::custom(format!("duplicate key `{key}`")));
         }
         self.seen.push(key);
-        Ok(())
+        Ok(value)
     }
 }
 
 impl<'de> Visitor<'de> for Key<'_> {
-    type Value = ();
+    type Value = Value;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a plain key")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.check(v.to_owned())
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.check(v.to_owned(), Value::String(v.to_owned()))
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.check(v.to_string())
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        self.check(v.to_string(), Value::Bool(v))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.check(v.to_string())
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        self.check(v.to_string(), Value::Number(v.into()))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.check(v.to_string())
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        self.check(v.to_string(), Value::Number(v.into()))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.check(v.to_string())
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        self.check(v.to_string(), Value::Number(v.into()))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.check("~".into())
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        self.check("~".into(), Value::Null)
     }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
         Err(de::Error::custom("a mapping can't be a key"))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
         Err(de::Error::custom("a sequence can't be a key"))
     }
 }
 
 impl<'de> Visitor<'de> for Scan<'_> {
-    type Value = ();
+    type Value = Value;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any YAML value")
     }
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Value, A::Error> {
         self.enter()?;
+        self.collection();
         let mut seen = Vec::new();
-        while map
-            .next_key_seed(Key {
-                seen: &mut seen,
-                ours: self.ours,
-            })?
-            .is_some()
-        {
-            map.next_value_seed(self.child())?;
+        let mut mapping = Mapping::new();
+        while let Some(key) = map.next_key_seed(Key {
+            seen: &mut seen,
+            ours: self.ours,
+        })? {
+            // Only a string key is a step of a path, as `locate` reads keys.
+            let path = self.below(|| key.as_str().map(|k| Seg::Key(k.to_owned())));
+            let res = map.next_value_seed(self.child(path.clone()));
+            let value = self.places.settle(path, res)?;
+            // Keys the check spells differently may still be equal values (`0.0`, `-0.0`):
+            // the parser's `Value` refuses those; leave it to the parser.
+            if mapping.insert(key, value).is_some() {
+                self.odd.set(true);
+            }
         }
-        Ok(())
+        Ok(Value::Mapping(mapping))
     }
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Value, A::Error> {
         self.enter()?;
-        while seq.next_element_seed(self.child())?.is_some() {}
-        Ok(())
+        self.collection();
+        let mut items = Vec::new();
+        loop {
+            let path = self.below(|| Some(Seg::Index(items.len())));
+            let res = seq.next_element_seed(self.child(path.clone()));
+            let item = match res {
+                Ok(None) => break,
+                Ok(Some(item)) => Ok(item),
+                Err(e) => Err(e),
+            };
+            items.push(self.places.settle(path, item)?);
+        }
+        Ok(Value::Sequence(items))
     }
-    fn visit_enum<A: de::EnumAccess<'de>>(mut self, data: A) -> Result<(), A::Error> {
+    fn visit_enum<A: de::EnumAccess<'de>>(mut self, data: A) -> Result<Value, A::Error> {
         // serde_yaml hands a tagged node (`!name value`) over as an enum. A policy has no use
         // for tags, and silently dropping one would read `!secret x` as plain `x`.
         self.take()?;
@@ -330,32 +463,38 @@ impl<'de> Visitor<'de> for Scan<'_> {
             "YAML tags are not supported in a policy (found `!{tag}`)"
         )))
     }
-    fn visit_str<E: de::Error>(mut self, _: &str) -> Result<(), E> {
-        self.take()
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.scalar(Value::String(v.to_owned()))
     }
-    fn visit_bool<E: de::Error>(mut self, _: bool) -> Result<(), E> {
-        self.take()
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        self.scalar(Value::Bool(v))
     }
-    fn visit_i64<E: de::Error>(mut self, _: i64) -> Result<(), E> {
-        self.take()
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        self.scalar(Value::Number(v.into()))
     }
-    fn visit_u64<E: de::Error>(mut self, _: u64) -> Result<(), E> {
-        self.take()
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        self.scalar(Value::Number(v.into()))
     }
-    fn visit_i128<E: de::Error>(mut self, _: i128) -> Result<(), E> {
-        self.take()
+    // The parser's `Value` holds no number beyond 64 bits (it refuses one).
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Value, E> {
+        self.odd.set(true);
+        self.scalar(Value::Null)
     }
-    fn visit_u128<E: de::Error>(mut self, _: u128) -> Result<(), E> {
-        self.take()
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Value, E> {
+        self.odd.set(true);
+        self.scalar(Value::Null)
     }
-    fn visit_f64<E: de::Error>(mut self, _: f64) -> Result<(), E> {
-        self.take()
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        self.scalar(Value::Number(v.into()))
     }
-    fn visit_unit<E: de::Error>(mut self) -> Result<(), E> {
-        self.take()
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        self.scalar(Value::Null)
     }
-    fn visit_none<E: de::Error>(mut self) -> Result<(), E> {
-        self.take()
+    fn visit_none<E: de::Error>(mut self) -> Result<Value, E> {
+        // An empty document: `Positions::of` places nothing in it.
+        self.places.ok = false;
+        self.take()?;
+        Ok(Value::Null)
     }
 }
 
@@ -422,6 +561,48 @@ mod tests {
     #[case::mapping_key("? {a: 1}\n: 2\n", Kind::Other)]
     fn scan_errors_have_a_kind(#[case] doc: &str, #[case] kind: Kind) {
         assert_eq!(scan(doc).unwrap_err().kind, kind);
+    }
+
+    /// The document the walk builds is the parser's own `Value`, or none where it can't tell.
+    #[rstest]
+    #[case(include_str!("../../../policies/default.yaml"), true)]
+    #[case(include_str!("../../../policies/service.yaml"), true)]
+    #[case(include_str!("../../../policies/build.yaml"), true)]
+    #[case(
+        "a: &x {b: [1, -2, 1.5, .nan, .inf, {c: ~}], e: \"q\", f: true}\ng: *x\n",
+        true
+    )]
+    #[case(
+        "1: a\ntrue: b\n~: c\n\"2\": e\n1.5: f\n0x10: g\nk:\nl: ''\nm: |\n  x\n",
+        true
+    )]
+    #[case("- a\n- - b\n  - c: [d, {e: f}]\n-\n- 007\n", true)]
+    #[case("just a scalar\n", true)]
+    #[case("", true)]
+    #[case("# only a comment\n", true)]
+    #[case("big: 18446744073709551616\n", false)]
+    #[case("small: -9223372036854775809\n", false)]
+    #[case("0.0: a\n-0.0: b\n", false)]
+    fn scan_builds_the_parsers_value(#[case] doc: &str, #[case] vouched: bool) {
+        let got = scan(doc).unwrap().value;
+        assert_eq!(got.is_some(), vouched, "{doc:?}");
+        if let Some(v) = got {
+            let want: Value = serde_yaml::from_str(doc).unwrap();
+            // NaN is not equal to itself: compare the documents as YAML writes them.
+            assert_eq!(
+                serde_yaml::to_string(&v).unwrap(),
+                serde_yaml::to_string(&want).unwrap(),
+                "{doc:?}"
+            );
+        }
+    }
+
+    /// The scan places a policy's nodes (so that no walk of their own is made later).
+    #[test]
+    fn scan_places_a_policys_nodes() {
+        let doc = include_str!("../../../policies/default.yaml");
+        assert_eq!(scan(doc).unwrap().positions, Positions::of(doc));
+        assert!(scan(doc).unwrap().positions.is_some());
     }
 
     #[test]
