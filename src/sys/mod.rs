@@ -873,6 +873,10 @@ unsafe extern "C" fn capture_arg_env_area(
 /// The `.init_array` entry that makes glibc call [`capture_arg_env_area`] before `main`.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[used]
+// SAFETY: `.init_array` holds pointers to functions the C runtime calls once before `main`;
+// glibc (dynamic and static) calls each with `(argc, argv, envp)`, the signature this entry
+// has, and `capture_arg_env_area` only reads those arrays and stores into atomics: no Rust
+// runtime state is needed before `main`.
 #[unsafe(link_section = ".init_array")]
 static CAPTURE_ARG_ENV_AREA: unsafe extern "C" fn(
     libc::c_int,
