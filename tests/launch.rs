@@ -272,6 +272,7 @@ fn the_old_root_is_gone_and_the_host_mount_table_is_untouched(
 #[case(&["true"], 0)]
 #[case(&["sh", "-c", "exit 42"], 42)]
 #[case(&["sh", "-c", "kill -9 $$"], 128 + 9)]
+#[case(&["sh", "-c", "kill -s RTMIN $$"], 128 + 34)]
 #[case(&["./not-executable"], 126)]
 #[case(&["no-such-program-anywhere"], 127)]
 #[case(&["./no-such-file"], 127)]

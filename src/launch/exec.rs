@@ -17,7 +17,6 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
 use super::error::{StepError, Syscall};
 use super::report::Ended;
@@ -116,10 +115,11 @@ fn reaper(
         let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
         if signo == libc::SIGCHLD {
             loop {
-                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
-                    Ok(status) if status.pid() == Some(program) => {
-                        if let Some(ended) = Ended::of(status) {
+                // Raw statuses: a program a real-time signal killed ends as 128 + its number.
+                match crate::sys::wait_nohang(None) {
+                    Ok(None) | Err(Errno::ECHILD) => break,
+                    Ok(Some((pid, end))) if pid == program => {
+                        if let Some(ended) = Ended::of_end(end) {
                             finish(chan, ended);
                         }
                     }

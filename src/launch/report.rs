@@ -34,6 +34,16 @@ impl Ended {
         }
     }
 
+    /// How a process ended, from [`crate::sys::wait_nohang`] (real-time signals too); `None`
+    /// for a stop or continue.
+    pub fn of_end(end: crate::sys::ChildEnd) -> Option<Ended> {
+        match end {
+            crate::sys::ChildEnd::Exited(code) => Some(Ended::Exited(code)),
+            crate::sys::ChildEnd::Signaled(sig) => Some(Ended::Signaled(sig)),
+            crate::sys::ChildEnd::Other => None,
+        }
+    }
+
     /// The shell convention: the code, or 128 + the signal.
     pub fn exit_code(self) -> i32 {
         match self {

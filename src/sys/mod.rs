@@ -603,6 +603,39 @@ pub fn shm_remove(id: libc::c_int) -> nix::Result<()> {
     Errno::result(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
 }
 
+/// How a child that `waitpid` reported ended, its signal as the raw number. nix's
+/// `WaitStatus` holds a `Signal`, which has no real-time signals: its `waitpid` fails with
+/// EINVAL for a child one of them killed (after reaping it), and the end would be lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildEnd {
+    /// exit(code).
+    Exited(i32),
+    /// Killed by this signal (any number, real-time ones too).
+    Signaled(i32),
+    /// Stopped or continued: not an end.
+    Other,
+}
+
+/// `waitpid(pid, WNOHANG)`, or any child for `None`: the child and how it ended, or `None`
+/// while no child has changed state.
+pub fn wait_nohang(pid: Option<Pid>) -> nix::Result<Option<(Pid, ChildEnd)>> {
+    let mut status: libc::c_int = 0;
+    let target = pid.map_or(-1, Pid::as_raw);
+    // SAFETY: waitpid writes only the status integer passed, which outlives the call.
+    let got = Errno::result(unsafe { libc::waitpid(target, &mut status, libc::WNOHANG) })?;
+    if got == 0 {
+        return Ok(None);
+    }
+    let end = if libc::WIFEXITED(status) {
+        ChildEnd::Exited(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        ChildEnd::Signaled(libc::WTERMSIG(status))
+    } else {
+        ChildEnd::Other
+    };
+    Ok(Some((Pid::from_raw(got), end)))
+}
+
 /// Drops this process's page-table entries for the read-only file mappings of its executable
 /// and libraries (code, constants, symbol and relocation tables) and returns free heap to the
 /// kernel. The supervisor calls it once the program has run for a while: from then on it

@@ -19,7 +19,7 @@ use nix::sys::signal::{SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+
 use nix::unistd::Pid;
 
 use super::outcome::Observed;
@@ -414,9 +414,9 @@ impl<'a> Supervisor<'a> {
     /// Reaps the sandbox's first process if it is gone (orphans are reaped after the run).
     fn reap(&mut self) -> Result<(), StepError> {
         loop {
-            match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => {}
-                Ok(status) => match Ended::of(status) {
+            match crate::sys::wait_nohang(Some(self.pid)) {
+                Ok(None) | Err(Errno::ECHILD) => {}
+                Ok(Some((_, end))) => match Ended::of_end(end) {
                     Some(ended) => self.seen.sandbox = Some(ended),
                     None => continue,
                 },

@@ -19,7 +19,7 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::time::TimeValLike;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use self::events::{Sandbox, Sources, Supervisor};
@@ -101,11 +101,8 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
 
 /// Reaps every child left (orphans of the sandbox reparented to us).
 pub(crate) fn reap_orphans() {
-    while let Ok(status) = waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-        if status == WaitStatus::StillAlive {
-            break;
-        }
-    }
+    // Raw statuses: nix's waitpid stops at an orphan a real-time signal killed (EINVAL).
+    while let Ok(Some(_)) = crate::sys::wait_nohang(None) {}
 }
 
 /// Steps 2 and 3, then supervision until the sandbox is gone.
