@@ -244,6 +244,16 @@ pub fn cloexec_from(first: u32) -> nix::Result<()> {
 /// Installs a classic BPF seccomp filter on the calling thread. The kernel refuses (`EACCES`)
 /// unless no_new_privs is set or the caller holds CAP_SYS_ADMIN.
 pub fn seccomp_install(program: &[seccompiler::sock_filter]) -> nix::Result<()> {
+    seccomp_set_mode_filter(program, 0).map(drop)
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, program)`: the one place a filter is handed to
+/// the kernel ([`seccomp_install`], [`notif::seccomp_install_listener`]); returns the call's
+/// result (a listener descriptor with `SECCOMP_FILTER_FLAG_NEW_LISTENER`, else 0).
+pub(crate) fn seccomp_set_mode_filter(
+    program: &[seccompiler::sock_filter],
+    flags: libc::c_ulong,
+) -> nix::Result<libc::c_long> {
     let len = u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?;
     let prog = libc::sock_fprog {
         len,
@@ -256,11 +266,11 @@ pub fn seccomp_install(program: &[seccompiler::sock_filter]) -> nix::Result<()> 
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0,
+            flags,
             &raw const prog,
         )
     };
-    Errno::result(ret).map(drop)
+    Errno::result(ret)
 }
 
 extern "C" fn ignore_signal(_: libc::c_int) {}

@@ -33,23 +33,7 @@ pub struct Notif {
 /// Like [`super::seccomp_install`], it needs no_new_privs (or CAP_SYS_ADMIN); only one filter
 /// of a thread's stack may have a listener (EBUSY).
 pub fn seccomp_install_listener(program: &[seccompiler::sock_filter]) -> nix::Result<OwnedFd> {
-    let len = u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?;
-    let prog = libc::sock_fprog {
-        len,
-        filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
-    };
-    // SAFETY: `seccompiler::sock_filter` is `#[repr(C)]` with the layout of the kernel's
-    // `struct sock_filter`; `prog` points at `len` of them, which the kernel copies in before
-    // it returns. Neither is used by the kernel afterwards.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-            &raw const prog,
-        )
-    };
-    let fd = Errno::result(ret)?;
+    let fd = super::seccomp_set_mode_filter(program, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)?;
     let fd = i32::try_from(fd).map_err(|_| Errno::EBADF)?;
     // SAFETY: with NEW_LISTENER the kernel returns a new descriptor (close-on-exec) that
     // nothing else in this process knows yet; it is adopted once, here.
