@@ -283,15 +283,7 @@ pub fn oci_plan(src: &dyn Source, select: Option<&str>) -> Result<Plan, ImageErr
                 .iter()
                 .map(|c| c.ref_name.clone().unwrap_or_else(|| c.digest.to_string()))
                 .collect();
-            return Err(ImageError::new(
-                Kind::Usage,
-                format!(
-                    "{} holds {} images ({}): choose one with --ref",
-                    src.describe(),
-                    many.len(),
-                    refs.join(", ")
-                ),
-            ));
+            return Err(choose_one_of(&src.describe(), refs.len(), &refs));
         }
     };
     let manifest_bytes = blob(src, &c.digest, c.size)?;
@@ -396,15 +388,7 @@ pub fn docker_plan(src: &dyn Source, select: Option<&str>) -> Result<Plan, Image
                 .iter()
                 .flat_map(|e| e.repo_tags.clone().unwrap_or_default())
                 .collect();
-            return Err(ImageError::new(
-                Kind::Usage,
-                format!(
-                    "{} holds {} images ({}): choose one with --ref",
-                    src.describe(),
-                    many.len(),
-                    tags.join(", ")
-                ),
-            ));
+            return Err(choose_one_of(&src.describe(), many.len(), &tags));
         }
     };
     let config = archive::read_all(src, &e.config, MAX_JSON)?;
@@ -581,4 +565,15 @@ fn known_layer_sizes(store: &Store) -> Vec<(String, u64)> {
         .filter(|l| l.size > 0)
         .map(|l| (l.diff_id, l.size))
         .collect()
+}
+
+/// An archive that holds several images and no `--ref` to pick one: names them.
+fn choose_one_of(source: &str, count: usize, names: &[String]) -> ImageError {
+    ImageError::new(
+        Kind::Usage,
+        format!(
+            "{source} holds {count} images ({}): choose one with --ref",
+            names.join(", ")
+        ),
+    )
 }
