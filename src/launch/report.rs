@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use nix::sys::wait::WaitStatus;
 use serde::{Deserialize, Serialize};
 
 use super::cgroup::{CgroupStats, Version};
@@ -24,16 +23,6 @@ pub enum Ended {
 }
 
 impl Ended {
-    /// How a process ended, from `waitpid`; `None` for a status that is not an end (stopped,
-    /// continued, still alive).
-    pub fn of(status: WaitStatus) -> Option<Ended> {
-        match status {
-            WaitStatus::Exited(_, code) => Some(Ended::Exited(code)),
-            WaitStatus::Signaled(_, sig, _) => Some(Ended::Signaled(sig as i32)),
-            _ => None,
-        }
-    }
-
     /// How a process ended, from [`crate::sys::wait_nohang`] (real-time signals too); `None`
     /// for a stop or continue.
     pub fn of_end(end: crate::sys::ChildEnd) -> Option<Ended> {
@@ -363,24 +352,16 @@ pub fn dropped_line(cgroup: &[String], landlock: Option<&LandlockReport>) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::sys::signal::Signal;
-    use nix::unistd::Pid;
+    use crate::sys::ChildEnd;
 
     #[rstest::rstest]
-    #[case::exited(WaitStatus::Exited(Pid::from_raw(2), 3), Some(Ended::Exited(3)))]
-    #[case::killed(
-        WaitStatus::Signaled(Pid::from_raw(2), Signal::SIGKILL, false),
-        Some(Ended::Signaled(9))
-    )]
-    #[case::dumped_core(
-        WaitStatus::Signaled(Pid::from_raw(2), Signal::SIGSEGV, true),
-        Some(Ended::Signaled(11))
-    )]
-    #[case::stopped(WaitStatus::Stopped(Pid::from_raw(2), Signal::SIGSTOP), None)]
-    #[case::continued(WaitStatus::Continued(Pid::from_raw(2)), None)]
-    #[case::still_alive(WaitStatus::StillAlive, None)]
-    fn a_wait_status_is_an_end_or_not(#[case] status: WaitStatus, #[case] want: Option<Ended>) {
-        assert_eq!(Ended::of(status), want);
+    #[case::exited(ChildEnd::Exited(3), Some(Ended::Exited(3)))]
+    #[case::killed(ChildEnd::Signaled(9), Some(Ended::Signaled(9)))]
+    #[case::dumped_core(ChildEnd::Signaled(11), Some(Ended::Signaled(11)))]
+    #[case::realtime_signal(ChildEnd::Signaled(34), Some(Ended::Signaled(34)))]
+    #[case::stopped_or_continued(ChildEnd::Other, None)]
+    fn a_child_end_is_an_end_or_not(#[case] end: ChildEnd, #[case] want: Option<Ended>) {
+        assert_eq!(Ended::of_end(end), want);
     }
 
     #[rstest::rstest]

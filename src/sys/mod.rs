@@ -984,6 +984,32 @@ pub fn forget_launcher_args(shown: &[u8]) -> nix::Result<()> {
 mod tests {
     use super::*;
 
+    /// The raw status of a child a real-time signal killed (nix's waitpid: EINVAL), an exit
+    /// code, and a termination signal.
+    #[rstest::rstest]
+    #[case("kill -s RTMIN $$", ChildEnd::Signaled(libc::SIGRTMIN()))]
+    #[case("exit 7", ChildEnd::Exited(7))]
+    #[case("kill -s TERM $$", ChildEnd::Signaled(libc::SIGTERM))]
+    fn wait_nohang_decodes_the_raw_status(#[case] script: &str, #[case] want: ChildEnd) {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", script])
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+        let got = loop {
+            match wait_nohang(Some(pid)).unwrap() {
+                Some((p, end)) => break (p, end),
+                None => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        };
+        assert_eq!(got, (pid, want));
+        // Reaped by wait_nohang: std finds no child left to wait for.
+        assert_eq!(
+            child.try_wait().map_err(|e| e.raw_os_error()).err(),
+            Some(Some(libc::ECHILD))
+        );
+    }
+
     /// clone3 takes exactly the namespace flags.
     #[test]
     fn namespace_flags_are_the_clone_new_flags() {
