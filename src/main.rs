@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     // The Rust runtime ignores SIGPIPE, and that disposition would pass on to every program
     // kekkai starts (`kekkai run -- yes | head -1` would never end). Restore the default:
     // writing to a closed pipe ends the writer, as Unix tools expect.
-    if let Err(e) = kekkai::sys::set_default_handler(nix::sys::signal::Signal::SIGPIPE) {
+    if let Err(e) = kekkai::sys::set_default_handler(libc::SIGPIPE) {
         log::error(&format!("sigaction(SIGPIPE, SIG_DFL): {e}"));
         return ExitCode::from(u8::try_from(exit::LAUNCH).unwrap_or(1));
     }

@@ -371,6 +371,50 @@ fn signals_reach_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
     }
 }
 
+/// `kill -s RTMIN+3 <kekkai>` reaches the program as that very signal, under the reaper and
+/// when the program is PID 1: a trap exits with a code of its own, an untrapped real-time
+/// signal kills it (128+N). Sent with `kill(1)` as a user would; nix's `Signal` has none.
+#[rstest]
+#[case::trapped("", "trap 'exit 9' {n}; echo ready; sleep 100 & wait", 9)]
+#[case::killed("", "echo ready; exec sleep 100", 128 + libc::SIGRTMIN() + 3)]
+#[case::trapped_as_pid_1(
+    "as-pid-1: true\n",
+    "trap 'exit 9' {n}; echo ready; sleep 100 & wait",
+    9
+)]
+#[ignore = "needs root: run by scripts/test"]
+fn real_time_signals_reach_the_program(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[case] policy: &str,
+    #[case] script: &str,
+    #[case] want: i32,
+) {
+    need(who);
+    let w = World::new("rtsig");
+    w.dir
+        .write("p.yaml", format!("version: 1\nextends: default\n{policy}"));
+    let n = libc::SIGRTMIN() + 3;
+    let script = script.replace("{n}", &n.to_string());
+    let mut child = w
+        .command(who)
+        .args(["run", "-p", "./p.yaml", "--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let sent = std::process::Command::new("kill")
+        .args(["-s", "RTMIN+3", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(want), "signal {n}");
+}
+
 #[rstest]
 #[ignore = "needs root: run by scripts/test"]
 fn killing_the_supervisor_leaves_no_sandbox_process(#[values(Who::Root, Who::Rootless)] who: Who) {

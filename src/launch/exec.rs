@@ -15,7 +15,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::error::{StepError, Syscall};
@@ -26,25 +26,53 @@ use crate::plan::Plan;
 use crate::plan::steps::Step;
 use crate::sys::Kernel;
 
-/// Signals the supervisor forwards to the program.
-pub const FORWARDED: [Signal; 7] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
+/// Signals the supervisor and the reaper forward to the program by name: the ones a user, a
+/// shell or a service manager sends to stop, reload or poke a program. Every real-time signal
+/// is forwarded too ([`forwarded`]). Not forwarded, as in tini: SIGKILL and SIGSTOP (nobody
+/// can catch them), SIGCHLD (the supervisor's own), the job-control signals SIGTSTP, SIGTTIN,
+/// SIGTTOU and SIGCONT (the terminal's business), and the ones the kernel raises at a thread
+/// for what it did itself (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT) or for
+/// the launcher's own output and limits (SIGPIPE, SIGXFSZ, SIGXCPU).
+const FORWARDED_NAMED: [libc::c_int; 13] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGALRM,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGURG,
+    libc::SIGIO,
+    libc::SIGPWR,
 ];
 
+/// Every signal forwarded to the program, as raw numbers: [`FORWARDED_NAMED`] and glibc's
+/// real-time signals, SIGRTMIN..=SIGRTMAX (what `kill -s RTMIN+3` means; 32 and 33 are
+/// glibc's own and no program of it can use them). nix's `Signal` can name none of the
+/// real-time ones, so signals are kept as numbers from the signalfd to `kill`.
+pub fn forwarded() -> impl Iterator<Item = libc::c_int> {
+    FORWARDED_NAMED
+        .into_iter()
+        .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
+}
+
 /// The forwarded signals and SIGCHLD.
-pub fn handled_set() -> SigSet {
-    let mut set = SigSet::empty();
-    for s in FORWARDED {
-        set.add(s);
-    }
-    set.add(Signal::SIGCHLD);
-    set
+pub fn handled() -> Vec<libc::c_int> {
+    forwarded().chain([libc::SIGCHLD]).collect()
+}
+
+/// The set of the handled signals, for the signalfd and the signal mask.
+pub fn handled_set() -> nix::Result<SigSet> {
+    crate::sys::signal_set(&handled())
+}
+
+/// Nothing blocked: the program starts with an empty signal mask, as it would from a shell.
+fn unblock_all() -> Result<(), StepError> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .step(Step::Exec, || "sigprocmask(SIG_SETMASK, {})".into())
 }
 
 /// Was this signal sent by a process (kill, sigqueue, tgkill) rather than the kernel/terminal?
@@ -61,7 +89,9 @@ pub fn spawn(
     tty: ProgramStdio,
 ) -> StepError {
     if plan.as_pid_1 {
-        if let Err(e) = tty.attach() {
+        // The supervisor's blocked signals came along through clone; a program that is PID 1
+        // handles its own, and must get what the supervisor forwards.
+        if let Err(e) = unblock_all().and_then(|()| tty.attach()) {
             return e;
         }
         return exec_program(k, plan, command, chan);
@@ -80,22 +110,22 @@ fn reaper(
     tty: ProgramStdio,
 ) -> Result<(), StepError> {
     let step = Step::Exec;
-    for s in FORWARDED.iter().chain([Signal::SIGCHLD].iter()) {
-        crate::sys::set_noop_handler(*s).step(step, || format!("sigaction({s}, noop)"))?;
+    let handled = handled();
+    for &s in &handled {
+        crate::sys::set_noop_handler(s).step(step, || format!("sigaction({s}, noop)"))?;
     }
-    let set = handled_set();
+    let set = handled_set().step(step, || "sigaddset(forwarded signals)".into())?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)
         .step(step, || "signalfd(forwarded signals)".into())?;
     let Some(program) = crate::sys::fork().step(step, || "fork()".into())? else {
         // The program's process: default dispositions, nothing blocked, die with the reaper.
         drop(sfd);
-        for s in FORWARDED.iter().chain([Signal::SIGCHLD].iter()) {
-            if let Err(e) = crate::sys::set_default_handler(*s) {
+        for &s in &handled {
+            if let Err(e) = crate::sys::set_default_handler(s) {
                 return Err(StepError::sys(step, format!("sigaction({s}, SIG_DFL)"), e));
             }
         }
-        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-            .step(step, || "sigprocmask(SIG_SETMASK, {})".into())?;
+        unblock_all()?;
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
             .step(step, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
         tty.attach()?;
@@ -130,9 +160,13 @@ fn reaper(
                 }
             }
         } else if sent_by_process(info.ssi_code) && is_supervisor(info.ssi_pid) {
-            if let Ok(sig) = Signal::try_from(signo) {
-                // The program may already be gone; the next SIGCHLD tells.
-                let _ = kill(program, sig);
+            match crate::sys::send_signal(program, signo) {
+                // ESRCH: the program is already gone; the next SIGCHLD tells.
+                Ok(()) | Err(Errno::ESRCH) => {}
+                // A seccomp rule of the policy may deny the reaper's kill (a `deny` of
+                // real-time signals): the program then can't be sent it by anyone inside, as
+                // the policy asked, and PID 1 has no one to tell but the program's own stderr.
+                Err(_) => {}
             }
         }
     }
@@ -226,4 +260,44 @@ fn exec_program(k: &dyn Kernel, plan: &Plan, command: &[OsString], chan: &Channe
         crate::exit::NOT_EXECUTABLE
     };
     k.exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    /// What a user or service manager sends is forwarded, real-time signals included; what
+    /// can't be caught, what the supervisor needs itself and what the kernel raises at the
+    /// launcher for its own doing is not.
+    #[rstest]
+    #[case::term(libc::SIGTERM, true)]
+    #[case::hup(libc::SIGHUP, true)]
+    #[case::usr2(libc::SIGUSR2, true)]
+    #[case::alrm(libc::SIGALRM, true)]
+    #[case::rtmin(libc::SIGRTMIN(), true)]
+    #[case::rtmin_3(libc::SIGRTMIN() + 3, true)]
+    #[case::rtmax(libc::SIGRTMAX(), true)]
+    #[case::glibc_own(32, false)]
+    #[case::kill(libc::SIGKILL, false)]
+    #[case::stop(libc::SIGSTOP, false)]
+    #[case::chld(libc::SIGCHLD, false)]
+    #[case::tstp(libc::SIGTSTP, false)]
+    #[case::cont(libc::SIGCONT, false)]
+    #[case::pipe(libc::SIGPIPE, false)]
+    #[case::segv(libc::SIGSEGV, false)]
+    fn forwarded_signals(#[case] signo: i32, #[case] want: bool) {
+        assert_eq!(forwarded().any(|s| s == signo), want, "signal {signo}");
+    }
+
+    /// The handled set holds real-time signals, which nix's `SigSet::add` can't name.
+    #[test]
+    fn the_handled_set_holds_real_time_signals() {
+        let set = handled_set().unwrap();
+        for signo in [libc::SIGRTMIN() + 3, libc::SIGRTMAX(), libc::SIGCHLD] {
+            assert!(crate::sys::signal_set_has(&set, signo), "signal {signo}");
+        }
+        assert!(!crate::sys::signal_set_has(&set, libc::SIGKILL));
+    }
 }

@@ -275,26 +275,64 @@ pub(crate) fn seccomp_set_mode_filter(
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
-/// Gives `sig` a handler that does nothing. A PID 1 receives only signals it has a handler
-/// for, so the reaper needs one to see (and forward) what the supervisor sends; the signals
-/// stay blocked and are taken with `sigwaitinfo`.
-pub fn set_noop_handler(sig: Signal) -> nix::Result<()> {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
-    let action = SigAction::new(
-        SigHandler::Handler(ignore_signal),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    // SAFETY: the handler is an empty `extern "C"` function, trivially async-signal-safe.
-    unsafe { sigaction(sig, &action) }.map(drop)
+/// Gives signal `signo` (any number, real-time ones too) a handler that does nothing. A PID 1
+/// receives only signals it has a handler for, so the reaper needs one to see (and forward)
+/// what the supervisor sends; the signals stay blocked and are taken from a signalfd.
+pub fn set_noop_handler(signo: libc::c_int) -> nix::Result<()> {
+    set_handler(
+        signo,
+        ignore_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+    )
 }
 
-/// Restores the default disposition of `sig` (in the program's process before exec).
-pub fn set_default_handler(sig: Signal) -> nix::Result<()> {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
-    let action = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    // SAFETY: installing SIG_DFL runs no code of ours in signal context.
-    unsafe { sigaction(sig, &action) }.map(drop)
+/// Restores the default disposition of signal `signo` (in the program's process before exec).
+pub fn set_default_handler(signo: libc::c_int) -> nix::Result<()> {
+    set_handler(signo, libc::SIG_DFL)
+}
+
+/// `sigaction(signo, {handler, SA_RESTART, empty mask})` by raw number: nix's `sigaction`
+/// takes its `Signal` enum, which has no real-time signals.
+fn set_handler(signo: libc::c_int, handler: libc::sighandler_t) -> nix::Result<()> {
+    // SAFETY: `sigaction` is plain old data; all-zero is a valid value (an empty mask, no
+    // flags, SIG_DFL), and every field that matters is set below.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler;
+    action.sa_flags = libc::SA_RESTART;
+    // SAFETY: sigemptyset writes only the mask of `action`, which lives on this frame.
+    Errno::result(unsafe { libc::sigemptyset(&raw mut action.sa_mask) })?;
+    // SAFETY: the handler is SIG_DFL or `ignore_signal`, an empty `extern "C"` function that
+    // is trivially async-signal-safe; the kernel copies `action` in and writes no old action
+    // (null pointer).
+    Errno::result(unsafe { libc::sigaction(signo, &raw const action, std::ptr::null_mut()) })
+        .map(drop)
+}
+
+/// The set of these raw signal numbers (real-time ones too, which nix's `SigSet::add` can't
+/// name). Fails with EINVAL for a number glibc refuses (0, above 64, or its own 32 and 33).
+pub fn signal_set(signals: &[libc::c_int]) -> nix::Result<nix::sys::signal::SigSet> {
+    let mut raw = *nix::sys::signal::SigSet::empty().as_ref();
+    for &signo in signals {
+        // SAFETY: sigaddset writes only the set, an initialised `sigset_t` on this frame, and
+        // checks the number itself.
+        Errno::result(unsafe { libc::sigaddset(&raw mut raw, signo) })?;
+    }
+    // SAFETY: `raw` was initialised by `SigSet::empty` (sigemptyset) and changed only by
+    // sigaddset.
+    Ok(unsafe { nix::sys::signal::SigSet::from_sigset_t_unchecked(raw) })
+}
+
+/// Is raw signal `signo` in `set`? (nix's `SigSet::contains` takes its `Signal` enum.)
+#[cfg(test)]
+pub fn signal_set_has(set: &nix::sys::signal::SigSet, signo: libc::c_int) -> bool {
+    // SAFETY: sigismember only reads the set, an initialised `sigset_t` nix owns.
+    unsafe { libc::sigismember(set.as_ref(), signo) == 1 }
+}
+
+/// `kill(pid, signo)` by raw number (nix's `kill` takes its `Signal` enum, which has no
+/// real-time signals).
+pub fn send_signal(pid: Pid, signo: libc::c_int) -> nix::Result<()> {
+    // SAFETY: kill takes two integers and reads or writes no memory of ours.
+    Errno::result(unsafe { libc::kill(pid.as_raw(), signo) }).map(drop)
 }
 
 /// Brings the loopback interface up (SIOCGIFFLAGS / SIOCSIFFLAGS on a datagram socket).

@@ -42,7 +42,7 @@ pub struct Sources {
 impl Sources {
     /// Blocks the handled signals and opens their signalfd, then the timer (not yet armed).
     pub fn open(timeout: Option<Duration>, grace: Duration) -> Result<Sources, StepError> {
-        let set = handled_set();
+        let set = handled_set().step(Step::Clone, || "sigaddset(forwarded signals)".into())?;
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).step(Step::Clone, || {
             "sigprocmask(SIG_BLOCK, forwarded signals)".into()
         })?;
@@ -402,9 +402,14 @@ impl<'a> Supervisor<'a> {
             } else if sent_by_process(info.ssi_code) || self.stdio.new_session {
                 // A program in a session of its own did not get what the caller's terminal
                 // sent (Ctrl-C, a hangup): forward those too.
-                if let Ok(sig) = Signal::try_from(signo) {
-                    // Forward to PID 1, which passes it on to the program.
-                    let _ = kill(self.pid, sig);
+                // Forward to PID 1, which passes it on to the program; by number, so real-time
+                // signals too. ESRCH: PID 1 is already gone, and the next SIGCHLD tells.
+                match crate::sys::send_signal(self.pid, signo) {
+                    Ok(()) | Err(Errno::ESRCH) => {}
+                    Err(e) => crate::log::warn(&format!(
+                        "could not forward signal {signo} to the sandbox: {}",
+                        e.desc()
+                    )),
                 }
             }
         }
