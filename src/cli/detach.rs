@@ -7,9 +7,11 @@
 //! into the sandbox's `log` in the state directory and rotating it to `log.1` at
 //! [`state::LOG_MAX`] bytes, so a chatty program can't fill the runtime directory. (With
 //! `JOURNAL_STREAM` set, the output stays where it is: the journal.) The caller waits until the
-//! program has started (the supervisor writes a byte on a pipe), prints the name and exits 0;
-//! if the sandbox fails before that, the pipe closes unwritten, the caller prints the log and
-//! exits 125.
+//! program has started (its execve succeeded: the supervisor writes a byte on a pipe), prints
+//! the name and exits 0. If the run ends before that, the supervisor writes its exit status
+//! instead (127 not found, 126 not executable, 125 a setup failure, as in the foreground, and
+//! as `podman run -d` does), the caller prints the log and exits with it; the state entry
+//! records the end. A supervisor that died without a word closes the pipe: 125.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -21,7 +23,7 @@ use kekkai::error::Error;
 use kekkai::launch::Watch;
 use kekkai::state;
 
-use super::run::Registration;
+use super::run::{READY_ENDED, READY_STARTED, Registration};
 
 fn dev_null() -> Result<OwnedFd, Error> {
     nix::fcntl::open(
@@ -46,20 +48,24 @@ pub(crate) fn detach(
     let name = reg.name();
     let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io("pipe2"))?;
     let null = dev_null()?;
-    let Some(_) = kekkai::sys::fork().map_err(io("fork"))? else {
+    let Some(background_pid) = kekkai::sys::fork().map_err(io("fork"))? else {
         drop(ready_r);
         // The background copy: never returns.
         let code = background(&reg, ready_w, &null, go);
         kekkai::sys::exit_now(code)
     };
     drop(ready_w);
-    let mut byte = [0u8; 1];
-    let started = matches!(nix::unistd::read(&ready_r, &mut byte), Ok(1));
-    if started {
+    let said = read_ready(&ready_r);
+    if said.first() == Some(&READY_STARTED) {
         println!("{name}");
         return Ok(0);
     }
-    // The supervisor is gone before the program started: what it said is in the log.
+    // The run ended before the program started: what the supervisor said is in the log, all
+    // of it once the log writer (or, with the journal, the supervisor) is gone. Nothing of
+    // the sandbox is left to hold the log's pipe open: its program never ran.
+    if let Err(e) = nix::sys::wait::waitpid(background_pid, None) {
+        kekkai::log::warn(&format!("waitpid({background_pid}): {}", e.desc()));
+    }
     if let Some(entry) = reg.entry() {
         let mut err = std::io::stderr().lock();
         for mut f in entry.log_files() {
@@ -68,9 +74,32 @@ pub(crate) fn detach(
             let _ = err.write_all(&text);
         }
     }
-    Err(Error::Host(format!(
-        "the sandbox {name} did not start (kekkai logs {name}; kekkai rm {name})"
-    )))
+    let hint = format!("the sandbox {name} did not start (kekkai logs {name}; kekkai rm {name})");
+    match said.as_slice() {
+        // As in the foreground: 127 not found, 126 not executable, 125 a setup failure.
+        [READY_ENDED, code] => {
+            kekkai::log::error(&hint);
+            Ok(i32::from(*code))
+        }
+        // The supervisor died before it could say.
+        _ => Err(Error::Host(hint)),
+    }
+}
+
+/// What the supervisor wrote on the ready pipe: [`READY_STARTED`], or [`READY_ENDED`] and the
+/// exit status, or nothing (end of file).
+fn read_ready(ready: &OwnedFd) -> Vec<u8> {
+    let mut said = Vec::new();
+    let mut buf = [0u8; 2];
+    while said.len() < 2 && said.first() != Some(&READY_STARTED) {
+        match nix::unistd::read(ready, &mut buf[..2 - said.len()]) {
+            Ok(0) => break,
+            Ok(n) => said.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    said
 }
 
 fn background(

@@ -98,6 +98,12 @@ pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Resu
     code
 }
 
+/// `--detach`'s ready pipe: the program has started (its execve succeeded).
+pub(crate) const READY_STARTED: u8 = b'1';
+/// `--detach`'s ready pipe: the run ended before the program started; the exit status follows
+/// (one byte).
+pub(crate) const READY_ENDED: u8 = b'x';
+
 /// A named sandbox's entry in the state directory, kept up to date by its supervisor: the
 /// process ids once cloned, `started` when the program starts, the exit status at the end (a
 /// sandbox run in the foreground is removed then: its caller has the status).
@@ -106,7 +112,8 @@ pub(crate) struct Registration {
     dir: StateDir,
     entry: Option<Entry>,
     record: RefCell<Record>,
-    /// `--detach`: told (one byte) when the program has started.
+    /// `--detach`: told when the program has started ([`READY_STARTED`]), or how the run
+    /// ended if it never did ([`READY_ENDED`] and the exit status).
     pub(crate) ready: RefCell<Option<std::os::fd::OwnedFd>>,
 }
 
@@ -180,7 +187,18 @@ impl Registration {
 
     /// The run is over: a detached sandbox's end is recorded; a foreground one's entry goes.
     pub(crate) fn finish(&self, exit_code: i32) {
-        drop(self.ready.borrow_mut().take());
+        if let Some(fd) = self.ready.borrow_mut().take() {
+            // The program never started (exec failed, setup failed): the caller of
+            // `run --detach` exits with this status. Should the write fail, the caller reads
+            // end of file and says the sandbox did not start (125).
+            let code = u8::try_from(exit_code).unwrap_or(255);
+            if let Err(e) = nix::unistd::write(&fd, &[READY_ENDED, code]) {
+                log::warn(&format!(
+                    "telling the caller how the run ended: {}",
+                    e.desc()
+                ));
+            }
+        }
         if self.record.borrow().detached {
             self.update(|r| {
                 r.ended = Some(state::End {
@@ -204,7 +222,12 @@ impl kekkai::launch::Watch for Registration {
     fn started(&self) {
         self.update(|r| r.started = true);
         if let Some(fd) = self.ready.borrow_mut().take() {
-            let _ = nix::unistd::write(&fd, b"1");
+            if let Err(e) = nix::unistd::write(&fd, &[READY_STARTED]) {
+                log::warn(&format!(
+                    "telling the caller the program started: {}",
+                    e.desc()
+                ));
+            }
         }
     }
 }

@@ -151,6 +151,7 @@ pub fn enter(
         start,
         oom_events: None,
         watch: None,
+        program_is_pid_1: plan.as_pid_1,
     };
     let seen = Supervisor::new(sandbox, sources, &opts.stdio, None, None, false).run()?;
     super::parent::reap_orphans();

@@ -117,9 +117,13 @@ fn reaper(
     let set = handled_set().step(step, || "sigaddset(forwarded signals)".into())?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)
         .step(step, || "signalfd(forwarded signals)".into())?;
+    // Closes when the program's execve succeeds (or its process ends): the reaper then says
+    // `Execed`; a failure was said on the channel before (`ExecFailed`, `Failed`).
+    let (exec_r, exec_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .step(step, || "pipe2(O_CLOEXEC)".into())?;
     let Some(program) = crate::sys::fork().step(step, || "fork()".into())? else {
         // The program's process: default dispositions, nothing blocked, die with the reaper.
-        drop(sfd);
+        drop((sfd, exec_r));
         for &s in &handled {
             if let Err(e) = crate::sys::set_default_handler(s) {
                 return Err(StepError::sys(step, format!("sigaction({s}, SIG_DFL)"), e));
@@ -131,10 +135,22 @@ fn reaper(
         tty.attach()?;
         drop(tty);
         let e = exec_program(k, plan, command, chan);
+        drop(exec_w);
         return Err(e);
     };
     // Only the program holds its terminal: when it exits, the supervisor sees the end.
-    drop(tty);
+    drop((tty, exec_w));
+    // Signals and the program's end wait in the signalfd meanwhile.
+    loop {
+        match nix::unistd::read(&exec_r, &mut [0u8; 1]) {
+            Ok(0) => break,
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(StepError::sys(step, "read(exec pipe)", e)),
+        }
+    }
+    drop(exec_r);
+    chan.send(&ToParent::Execed)
+        .step(step, || "write(channel, execed)".into())?;
     // PID 1's loop: no polling, no sleeping — one blocking read per event.
     loop {
         let info = match sfd.read_signal() {

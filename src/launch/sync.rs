@@ -47,6 +47,10 @@ pub enum ToParent {
     /// The supervisor's end of the program's terminal relay travels with this message
     /// (SCM_RIGHTS): the pseudo-terminal's master, or a pipe's read end.
     RelayEnd,
+    /// The program's execve succeeded: the reaper saw the close-on-exec pipe the program
+    /// held close without an `ExecFailed` or `Failed` before it. (A program that is PID 1 has
+    /// no reaper: its channel end, close-on-exec too, closing says the same.)
+    Execed,
     /// The program ended (the reaper reports how).
     ProgramExited(Ended),
     /// `kekkai learn`: the observer filter's listener travels with this message (SCM_RIGHTS),

@@ -131,6 +131,9 @@ pub struct Sandbox<'a> {
     pub oom_events: Option<std::os::fd::BorrowedFd<'a>>,
     /// Told when the program starts.
     pub watch: Option<&'a dyn crate::launch::Watch>,
+    /// The program is the sandbox's PID 1 (`as-pid-1`): no reaper says `Execed`; the
+    /// channel's end of file after `Enforced` does.
+    pub program_is_pid_1: bool,
 }
 
 /// Which sources a round of `poll` found ready.
@@ -162,6 +165,10 @@ pub struct Supervisor<'a> {
     notify: Option<&'a NotifyRelay>,
     /// Told when the program starts.
     watch: Option<&'a dyn crate::launch::Watch>,
+    /// See [`Sandbox::program_is_pid_1`].
+    program_is_pid_1: bool,
+    /// The watch was told the program started.
+    told_started: bool,
     /// `limits.oom: sandbox` on cgroup v1: an OOM kill ends the whole sandbox.
     oom_events: Option<std::os::fd::BorrowedFd<'a>>,
     /// The cgroup limits dropped, to be said with Landlock's drops once the sandbox reports
@@ -201,6 +208,8 @@ impl<'a> Supervisor<'a> {
             start: sandbox.start,
             oom_events: sandbox.oom_events,
             watch: sandbox.watch,
+            program_is_pid_1: sandbox.program_is_pid_1,
+            told_started: false,
             stdio,
             relay: None,
             notify,
@@ -450,9 +459,6 @@ impl<'a> Supervisor<'a> {
                     }
                 }
                 self.seen.enforced = Some(e);
-                if let Some(w) = self.watch {
-                    w.started();
-                }
                 // The program starts now; the supervisor trims its resident set once it has
                 // run for a while.
                 self.trim_at = Some(Instant::now() + TRIM_AFTER);
@@ -464,16 +470,36 @@ impl<'a> Supervisor<'a> {
                 self.relay = Some(Relay::new(end, self.stdio))
             }
             Ok(Some((ToParent::RelayEnd, None))) => {}
+            Ok(Some((ToParent::Execed, _))) => self.execed(),
             Ok(Some((ToParent::ProgramExited(ended), _))) => self.seen.program = Some(ended),
             Ok(Some((ToParent::Listener, Some(fd)))) if self.observe => {
                 self.observer = Some(Observer::new(fd, pid_u32(self.pid)))
             }
             Ok(Some((ToParent::Listener, _))) => {}
-            Ok(None) => return false,
+            Ok(None) => {
+                if self.program_is_pid_1 {
+                    self.execed();
+                }
+                return false;
+            }
             Err(Errno::EAGAIN) => {}
             Err(_) => return false,
         }
         true
+    }
+
+    /// The program's execve succeeded (unless the sandbox said otherwise first): the watch
+    /// is told it started (`run --detach` returns only then, so an exec failure is its exit
+    /// status, as in the foreground).
+    fn execed(&mut self) {
+        let failed = self.seen.exec_error.is_some() || self.seen.setup_error.is_some();
+        if self.told_started || failed || self.seen.enforced.is_none() {
+            return;
+        }
+        self.told_started = true;
+        if let Some(w) = self.watch {
+            w.started();
+        }
     }
 
     /// The sandbox is gone: its last output, its last notifications, its last messages.

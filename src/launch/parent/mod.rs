@@ -193,6 +193,7 @@ fn launch(
         start,
         oom_events: cgroups.and_then(|c| c.oom_events()),
         watch: opts.watch.as_deref(),
+        program_is_pid_1: plan.as_pid_1,
     };
     let seen = Supervisor::new(
         sandbox,
