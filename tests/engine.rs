@@ -144,6 +144,34 @@ fn a_detached_sandbox_is_listed_entered_stopped_and_waited_for(
     assert_code(&e.kekkai(&["enter", &web, "--", "true"]), 125);
 }
 
+/// `run -d` of a program that can't be executed fails as a foreground run does (127 not
+/// found, 126 not executable; also when the program would be PID 1), as `podman run -d`
+/// does, and its entry says it exited with that status rather than that it runs.
+#[rstest]
+#[case::not_found("", "/nonexistent", 127)]
+#[case::not_executable("", "/etc/passwd", 126)]
+#[case::not_found_as_pid_1("as-pid-1: true\n", "/nonexistent", 127)]
+#[ignore = "needs root: run by scripts/test"]
+fn a_detached_exec_failure_is_the_exit_status(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[case] policy: &str,
+    #[case] program: &str,
+    #[case] want: i64,
+) {
+    let e = Engine::new(who, "detexec");
+    e.w.dir
+        .write("p.yaml", format!("version: 1\nextends: default\n{policy}"));
+    let n = e.name("exec");
+    let o = e.kekkai(&["run", "-d", "-p", "./p.yaml", "--name", &n, "--", program]);
+    assert_code(&o, i32::try_from(want).unwrap());
+    assert_eq!(stdout(&o), "");
+    assert!(find(&ps_json(&e, false), &n).is_none(), "listed as running");
+    let rows = ps_json(&e, true);
+    let row = find(&rows, &n).expect("ps -a lists it");
+    assert_eq!(row["status"]["exit_code"], want, "{row}");
+    assert_code(&e.kekkai(&["rm", &n]), 0);
+}
+
 /// rm refuses a running sandbox without -f; kill -9 ends it; 20 at once are listed.
 #[rstest]
 #[ignore = "needs root: run by scripts/test"]
