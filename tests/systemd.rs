@@ -268,6 +268,90 @@ fn an_abstract_notify_socket_is_relayed(#[values(Who::Root, Who::Rootless)] who:
     assert!(left.is_empty(), "the relay left {left:?}");
 }
 
+/// A relay directory a SIGKILLed supervisor left behind is removed by the next relay of the
+/// same user, and nothing else is: not one whose supervisor lives, nor one whose socket someone
+/// still receives on, nor one holding something other than a socket, nor what a symbolic link
+/// of a matching name points to.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_stale_notify_relay_directory_is_removed_and_nothing_else(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    need(who);
+    let w = World::new("notify-stale");
+    let runtime = w.dir.join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A pid that is gone (reaped); start time 0 never matches a live process anyway.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let me = std::process::id();
+    let my_start = std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
+    let my_start = my_start
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split(' ')
+        .nth(19)
+        .unwrap()
+        .to_owned();
+    let plant = |name: &str| -> PathBuf {
+        let d = runtime.join(name);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        d
+    };
+    // A socket no one receives on, as a killed supervisor leaves it.
+    let dead_socket = |dir: &Path| drop(UnixDatagram::bind(dir.join("notify")).unwrap());
+    let stale = plant(&format!("kekkai-notify-{dead}-0-aaaaaa"));
+    dead_socket(&stale);
+    let alive = plant(&format!("kekkai-notify-{me}-{my_start}-bbbbbb"));
+    dead_socket(&alive);
+    let listened = plant(&format!("kekkai-notify-{dead}-0-cccccc"));
+    let _receiver = UnixDatagram::bind(listened.join("notify")).unwrap();
+    let not_socket = plant(&format!("kekkai-notify-{dead}-0-dddddd"));
+    std::fs::write(not_socket.join("notify"), "x").unwrap();
+    let victim = plant("victim");
+    dead_socket(&victim);
+    let link = runtime.join(format!("kekkai-notify-{dead}-0-eeeeee"));
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    if who == Who::Rootless {
+        for p in [&runtime, &stale, &alive, &listened, &not_socket, &victim] {
+            w.dir.give_to_test_user(p);
+        }
+        for d in [&stale, &alive, &listened, &victim] {
+            w.dir.give_to_test_user(&d.join("notify"));
+        }
+        w.dir.give_to_test_user(&not_socket.join("notify"));
+    }
+    let name = format!("kekkai-test-stale-{me}-{}", support::unique());
+    let o = w
+        .command(who)
+        .env("NOTIFY_SOCKET", format!("@{name}"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .args(["run", "--", "true"])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let mut left: Vec<String> = std::fs::read_dir(&runtime)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut want = vec![
+        format!("kekkai-notify-{me}-{my_start}-bbbbbb"),
+        format!("kekkai-notify-{dead}-0-cccccc"),
+        format!("kekkai-notify-{dead}-0-dddddd"),
+        format!("kekkai-notify-{dead}-0-eeeeee"),
+        "victim".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(left, want, "{}", stderr(&o));
+    assert!(victim.join("notify").exists(), "followed the link");
+    assert!(alive.join("notify").exists());
+}
+
 /// A NOTIFY_SOCKET kekkai can't pass on is an error about the environment (not about the
 /// policy, which is fine), before any sandbox exists: silence would leave a Type=notify unit
 /// waiting for its start timeout.

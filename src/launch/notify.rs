@@ -12,8 +12,12 @@
 //! received (the kernel closes them), and `MAINPID=` lines are dropped: a pid from inside the
 //! sandbox's pid namespace names another process outside, and the messages reach systemd as
 //! the supervisor's own, which is the unit's main process.
+//!
+//! The directory is named after the supervisor (`kekkai-notify-PID-START-XXXXXX`, START its
+//! start time): one a SIGKILLed supervisor left behind is removed by the next relay of the
+//! same user ([`remove_stale`]).
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::PathBuf;
@@ -66,12 +70,15 @@ impl NotifyRelay {
         let base = std::env::var_os("XDG_RUNTIME_DIR")
             .filter(|d| !d.is_empty())
             .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-        let dir = nix::unistd::mkdtemp(&base.join("kekkai-notify-XXXXXX")).map_err(|e| {
-            io(
-                format!("mkdtemp({:?})", base.join("kekkai-notify-XXXXXX")),
-                e.into(),
-            )
-        })?;
+        remove_stale(&base);
+        let me = std::process::id();
+        let start = i32::try_from(me)
+            .ok()
+            .and_then(crate::state::start_time)
+            .unwrap_or(0);
+        let template = base.join(format!("{STALE_PREFIX}{me}-{start}-XXXXXX"));
+        let dir = nix::unistd::mkdtemp(&template)
+            .map_err(|e| io(format!("mkdtemp({template:?})"), e.into()))?;
         let path = dir.join("notify");
         let relay = |dir: PathBuf| -> Result<NotifyRelay, StepError> {
             let inside = UnixDatagram::bind(&path).map_err(|e| io(format!("bind({path:?})"), e))?;
@@ -149,6 +156,80 @@ impl Drop for NotifyRelay {
     }
 }
 
+/// The relay directories' names begin so, then the supervisor's pid and start time.
+const STALE_PREFIX: &str = "kekkai-notify-";
+
+/// Removes the relay directories of supervisors that are gone (killed before they could
+/// remove their own) from `base`. `base` may be /tmp, where anyone may plant names, so
+/// nothing is followed: `base` and each directory are opened with O_NOFOLLOW, and one is
+/// removed only if it is ours (our euid, mode 0700, so no one else can have put anything in
+/// it), its supervisor (pid and start time) is gone, and its socket, if any, is a socket no
+/// one receives on (connect refused: no relay of another pid namespace still uses it). Then
+/// the socket is unlinked through the directory's descriptor and the directory by name,
+/// which removes only an empty directory (and, in a sticky /tmp, only one of ours).
+/// Best-effort: whatever can't be checked is left alone.
+pub fn remove_stale(base: &std::path::Path) {
+    use nix::fcntl::{AtFlags, OFlag, openat};
+    use nix::sys::stat::{Mode, SFlag, fstat, fstatat};
+    use nix::unistd::{UnlinkatFlags, unlinkat};
+    use std::os::unix::ffi::OsStrExt;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let Ok(mut dir) = nix::dir::Dir::open(base, flags, Mode::empty()) else {
+        return;
+    };
+    let names: Vec<std::ffi::CString> = dir
+        .iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type() == Some(nix::dir::Type::Directory))
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| owner_of(n.as_bytes()).is_some_and(|p| !p.alive()))
+        .collect();
+    let me = nix::unistd::geteuid().as_raw();
+    for name in names {
+        let Ok(fd) = openat(&dir, name.as_c_str(), flags, Mode::empty()) else {
+            continue;
+        };
+        let ours = fstat(&fd).is_ok_and(|st| st.st_uid == me && st.st_mode & 0o7777 == 0o700);
+        if !ours {
+            continue;
+        }
+        let socket = fstatat(&fd, "notify", AtFlags::AT_SYMLINK_NOFOLLOW);
+        if let Ok(st) = socket {
+            let is_socket =
+                SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK;
+            // Through the directory's descriptor: no name on the way can be swapped.
+            let path = format!("/proc/self/fd/{}/notify", fd.as_raw_fd());
+            let listened = UnixDatagram::unbound().is_ok_and(|s| s.connect(&path).is_ok());
+            if !is_socket
+                || listened
+                || unlinkat(&fd, "notify", UnlinkatFlags::NoRemoveDir).is_err()
+            {
+                continue;
+            }
+        }
+        // Nothing else can be in it: a directory that is not empty stays (ENOTEMPTY).
+        // ENOENT: another launch removed it first.
+        match unlinkat(&dir, name.as_c_str(), UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => crate::log::warn(&format!(
+                "a stale sd_notify relay directory {:?}: {}",
+                base.join(std::ffi::OsStr::from_bytes(name.as_bytes())),
+                e.desc()
+            )),
+        }
+    }
+}
+
+/// The supervisor a relay directory's name says made it.
+fn owner_of(name: &[u8]) -> Option<crate::state::Proc> {
+    let rest = std::str::from_utf8(name).ok()?.strip_prefix(STALE_PREFIX)?;
+    let mut parts = rest.splitn(3, '-');
+    let pid = parts.next()?.parse().ok()?;
+    let start = parts.next()?.parse().ok()?;
+    let _suffix = parts.next()?;
+    Some(crate::state::Proc { pid, start })
+}
+
 /// The message without its `MAINPID=` lines.
 fn filter(msg: &[u8]) -> Vec<u8> {
     let lines: Vec<&[u8]> = msg
@@ -177,5 +258,22 @@ mod tests {
     #[case("MAINPID=7\n", "")]
     fn drops_mainpid(#[case] msg: &str, #[case] want: &str) {
         assert_eq!(String::from_utf8(filter(msg.as_bytes())).unwrap(), want);
+    }
+
+    /// Only `kekkai-notify-PID-START-SUFFIX` names a supervisor; anything else is left alone.
+    #[rstest]
+    #[case("kekkai-notify-12-345-aB3xYz", Some((12, 345)))]
+    #[case("kekkai-notify-12-345-a-b", Some((12, 345)))]
+    #[case("kekkai-notify-aB3xYz", None)]
+    #[case("kekkai-notify-12-345", None)]
+    #[case("kekkai-notify-x-345-aB3xYz", None)]
+    #[case("kekkai-notify-12--aB3xYz", None)]
+    #[case("other-12-345-aB3xYz", None)]
+    fn a_relay_directory_names_its_supervisor(
+        #[case] name: &str,
+        #[case] want: Option<(i32, u64)>,
+    ) {
+        let got = owner_of(name.as_bytes()).map(|p| (p.pid, p.start));
+        assert_eq!(got, want);
     }
 }
