@@ -354,7 +354,9 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
     /// Run in the background: the supervisor leaves the caller's session, the program's output
-    /// goes to its log (`kekkai logs`), and the name is printed once the program has started.
+    /// goes to its log (`kekkai logs`), and the name is printed once the program has started;
+    /// one that could not start exits as in the foreground (127 not found, 126 not
+    /// executable, 125 a setup failure).
     #[arg(short, long)]
     detach: bool,
     /// The program and its arguments (with an image: the default is its Entrypoint and Cmd).

@@ -33,7 +33,7 @@ use crate::sys::Kernel;
 /// SIGTTOU and SIGCONT (the terminal's business), and the ones the kernel raises at a thread
 /// for what it did itself (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT) or for
 /// the launcher's own output and limits (SIGPIPE, SIGXFSZ, SIGXCPU).
-const FORWARDED_NAMED: [libc::c_int; 13] = [
+const FORWARDED_NAMED: [libc::c_int; 14] = [
     libc::SIGINT,
     libc::SIGTERM,
     libc::SIGHUP,
@@ -47,6 +47,7 @@ const FORWARDED_NAMED: [libc::c_int; 13] = [
     libc::SIGURG,
     libc::SIGIO,
     libc::SIGPWR,
+    libc::SIGSTKFLT,
 ];
 
 /// Every signal forwarded to the program, as raw numbers: [`FORWARDED_NAMED`] and glibc's
@@ -292,6 +293,7 @@ mod tests {
     #[case::hup(libc::SIGHUP, true)]
     #[case::usr2(libc::SIGUSR2, true)]
     #[case::alrm(libc::SIGALRM, true)]
+    #[case::stkflt(libc::SIGSTKFLT, true)]
     #[case::rtmin(libc::SIGRTMIN(), true)]
     #[case::rtmin_3(libc::SIGRTMIN() + 3, true)]
     #[case::rtmax(libc::SIGRTMAX(), true)]
