@@ -123,20 +123,12 @@ fn reaper(
     let (exec_r, exec_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .step(step, || "pipe2(O_CLOEXEC)".into())?;
     let Some(program) = crate::sys::fork().step(step, || "fork()".into())? else {
-        // The program's process: default dispositions, nothing blocked, die with the reaper.
         drop((sfd, exec_r));
-        for &s in &handled {
-            if let Err(e) = crate::sys::set_default_handler(s) {
-                return Err(StepError::sys(step, format!("sigaction({s}, SIG_DFL)"), e));
-            }
-        }
-        unblock_all()?;
-        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-            .step(step, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
-        tty.attach()?;
-        drop(tty);
-        let e = exec_program(k, plan, command, chan);
-        drop(exec_w);
+        let e = run_program(k, plan, command, chan, tty, &handled);
+        // Left open until this process exits, which is after its error is on the channel
+        // (exec_program sent ExecFailed; the caller sends Failed): the reaper must not say
+        // Execed before it.
+        std::mem::forget(exec_w);
         return Err(e);
     };
     // Only the program holds its terminal: when it exits, the supervisor sees the end.
@@ -187,6 +179,36 @@ fn reaper(
             }
         }
     }
+}
+
+/// The program's process, forked by the reaper: default dispositions, nothing blocked, dies
+/// with the reaper, then exec. Returns only on failure.
+fn run_program(
+    k: &dyn Kernel,
+    plan: &Plan,
+    command: &[OsString],
+    chan: &Channel,
+    tty: ProgramStdio,
+    handled: &[libc::c_int],
+) -> StepError {
+    let step = Step::Exec;
+    for &s in handled {
+        if let Err(e) = crate::sys::set_default_handler(s) {
+            return StepError::sys(step, format!("sigaction({s}, SIG_DFL)"), e);
+        }
+    }
+    let ready = unblock_all()
+        .and_then(|()| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+                .step(step, || "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())
+        })
+        .and_then(|()| tty.attach());
+    if let Err(e) = ready {
+        return e;
+    }
+    // Its slots are in place; the descriptors they came from close before exec.
+    drop(tty);
+    exec_program(k, plan, command, chan)
 }
 
 /// Signals from outside the sandbox's pid namespace carry pid 0; without a pid namespace the
