@@ -69,6 +69,8 @@ pub struct Outcome {
     pub cgroup: CgroupOutcome,
     /// `kekkai learn`: what the observer saw.
     pub observations: Option<super::observe::Observations>,
+    /// What the supervisor did differently, without weakening anything (said with `-v`).
+    pub notes: Vec<String>,
 }
 
 /// The cgroup side of a run, for the report.
