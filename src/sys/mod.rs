@@ -1075,6 +1075,46 @@ mod tests {
         );
     }
 
+    /// The kernel takes the file and releases it itself: the pipe's reader sees its end, so
+    /// no descriptor of this process and no reference of the kernel's is left (a blocking
+    /// read: no timing is assumed).
+    #[test]
+    fn close_in_kernel_worker_hands_the_file_over() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        assert_eq!(close_in_kernel_worker(w).map_err(|(e, _)| e), Ok(()));
+        let mut buf = [0u8; 1];
+        assert_eq!(nix::unistd::read(&r, &mut buf), Ok(0));
+    }
+
+    /// A file io_uring won't register (a ring itself) comes back, still open.
+    #[test]
+    fn close_in_kernel_worker_returns_what_the_kernel_refuses() {
+        let mut params = IoUringParams::default();
+        // SAFETY: as in close_in_kernel_worker: a zeroed params struct of the kernel's size.
+        let ret = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, &raw mut params) };
+        let raw = RawFd::try_from(Errno::result(ret).unwrap()).unwrap();
+        // SAFETY: `raw` was just returned by io_uring_setup and is owned by no one else.
+        let ring = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+        let (e, back) = close_in_kernel_worker(ring).unwrap_err();
+        assert_eq!(e, Errno::EBADF);
+        assert_eq!(back.as_raw_fd(), raw);
+        assert!(nix::fcntl::fcntl(&back, nix::fcntl::FcntlArg::F_GETFD).is_ok());
+    }
+
+    /// PIDFD_GET_MNT_NAMESPACE names the process's mount namespace: the same inode as
+    /// /proc/self/ns/mnt, close-on-exec.
+    #[test]
+    fn pidfd_mount_ns_is_the_process_namespace() {
+        use std::os::fd::AsFd;
+        let pidfd = pidfd_open(nix::unistd::getpid()).unwrap();
+        let ns = pidfd_mount_ns(pidfd.as_fd()).unwrap();
+        let want = nix::sys::stat::stat("/proc/self/ns/mnt").unwrap();
+        let got = nix::sys::stat::fstat(ns.as_fd()).unwrap();
+        assert_eq!((got.st_dev, got.st_ino), (want.st_dev, want.st_ino));
+        let flags = nix::fcntl::fcntl(ns.as_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & libc::FD_CLOEXEC, 0);
+    }
+
     /// clone3 takes exactly the namespace flags.
     #[test]
     fn namespace_flags_are_the_clone_new_flags() {

@@ -13,7 +13,7 @@
 
 pub(crate) mod events;
 pub(crate) mod outcome;
-pub(crate) mod teardown;
+pub mod teardown;
 
 use std::ffi::OsString;
 use std::time::Instant;
@@ -92,9 +92,13 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
         reap_orphans();
     }
     // The sandbox is gone, its cgroups too: its mounts are freed by the kernel from here.
-    let teardown_note = mount_ns.and_then(teardown::Hold::release);
+    let released = mount_ns.map(teardown::Hold::release);
     let mut outcome = result?;
-    outcome.notes.extend(teardown_note);
+    match released {
+        Some(teardown::Released::ToKernel) => outcome.mounts_freed_after_exit = true,
+        Some(teardown::Released::Refused(note)) => outcome.notes.push(note),
+        Some(teardown::Released::Here) | None => {}
+    }
     outcome.cgroup = cg_out;
     let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
     if let Ok(u) = usage {

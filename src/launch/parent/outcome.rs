@@ -73,6 +73,7 @@ pub fn decide(seen: Observed) -> Outcome {
         cgroup: CgroupOutcome::default(),
         observations: seen.observations,
         notes: Vec::new(),
+        mounts_freed_after_exit: false,
     }
 }
 

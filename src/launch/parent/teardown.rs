@@ -112,24 +112,34 @@ impl Hold {
 
     /// Drops the reference once the sandbox is gone: handed to a kernel worker if the plan
     /// allows, else closed here (the mounts are then freed before this returns, as the
-    /// sandbox's last exit would have). Returns what happened, for `-v`, when the kernel
-    /// refused the hand-over.
-    pub fn release(self) -> Option<String> {
+    /// sandbox's last exit would have freed them).
+    pub fn release(self) -> Released {
         if !self.defer {
             drop(self.ns);
-            return None;
+            return Released::Here;
         }
         match crate::sys::close_in_kernel_worker(self.ns) {
-            Ok(()) => None,
+            Ok(()) => Released::ToKernel,
             Err((e, ns)) => {
                 drop(ns);
-                Some(format!(
+                Released::Refused(format!(
                     "the sandbox's mounts were freed before kekkai's exit (io_uring: {})",
                     e.desc()
                 ))
             }
         }
     }
+}
+
+/// How the supervisor let go of the sandbox's mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    /// Handed to a kernel worker: freed after kekkai's exit.
+    ToKernel,
+    /// Closed by the supervisor, as the plan wants: freed before kekkai's exit.
+    Here,
+    /// The kernel refused the hand-over (why, for `-v`); closed by the supervisor.
+    Refused(String),
 }
 
 /// May the sandbox's mounts outlive kekkai's exit for a moment? Only if every host file system
@@ -239,6 +249,47 @@ mod tests {
         let host = table(&HOST);
         let m = kept(Path::new(path), recursive, &host).unwrap();
         assert_eq!(m.iter().all(safe), deferrable, "{path} {m:?}");
+    }
+
+    /// A shipped policy, compiled for an unprivileged caller in /usr.
+    fn shipped(name: &'static str) -> Plan {
+        let caller = crate::caller::Caller {
+            pwd: "/usr".into(),
+            ..crate::caller::Caller::for_tests()
+        };
+        let loaded =
+            crate::policy::load(&crate::policy::PolicySource::Shipped(name), &caller).unwrap();
+        crate::plan::compile(&loaded, &caller).unwrap()
+    }
+
+    /// The default policy's mounts are freed after exit on a host whose directories are all on
+    /// the root file system; not when one it shows (its working directory, /usr) or one below
+    /// what it binds recursively is a disk of its own.
+    #[rstest]
+    #[case::one_root(&[("/", "ext4"), ("/proc", "proc"), ("/dev", "devtmpfs")], true)]
+    #[case::usr_on_a_disk(&[("/", "ext4"), ("/usr", "xfs")], false)]
+    #[case::usr_in_memory(&[("/", "ext4"), ("/usr", "tmpfs")], true)]
+    #[case::no_table(&[], false)]
+    fn default_policy(#[case] host: &[(&str, &str)], #[case] deferrable: bool) {
+        let plan = shipped("default");
+        assert_eq!(may_defer(&plan, &table(host)), deferrable);
+    }
+
+    /// Without a user namespace, a sandbox that keeps CAP_SYS_ADMIN may mount a disk itself:
+    /// never deferred; with one, its capabilities reach no disk.
+    #[rstest]
+    #[case::userns_and_admin(true, true, true)]
+    #[case::no_userns_no_admin(false, false, true)]
+    #[case::no_userns_but_admin(false, true, false)]
+    fn mounting_inside(#[case] userns: bool, #[case] admin: bool, #[case] deferrable: bool) {
+        let mut plan = shipped("default");
+        if !userns {
+            plan.namespaces.value.retain(|n| *n != Namespace::User);
+        }
+        if admin {
+            plan.caps.keep |= 1 << CAP_SYS_ADMIN;
+        }
+        assert_eq!(may_defer(&plan, &table(&[("/", "ext4")])), deferrable);
     }
 
     #[test]
