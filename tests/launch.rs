@@ -825,7 +825,19 @@ fn a_disk_bound_in_is_released_before_exit(#[values(Who::Root, Who::Rootless)] w
     };
     mount().unwrap();
     let bind = format!("{}:/data", disk.display());
-    let o = w.run(who, ["run", "--ro-bind", &bind, "--report", "-", "--", "ls", "/data"]);
+    let o = w.run(
+        who,
+        [
+            "run",
+            "--ro-bind",
+            &bind,
+            "--report",
+            "-",
+            "--",
+            "ls",
+            "/data",
+        ],
+    );
     let unmounted = nix::mount::umount(&disk);
     assert_code(&o, 0);
     assert!(!support::report(&o).ended.mounts_freed_after_exit);
