@@ -143,7 +143,7 @@ pub enum Released {
 }
 
 /// May the sandbox's mounts outlive kekkai's exit for a moment? Only if every host file system
-/// they keep is the host's root (which nobody unmounts) or in memory ([`IN_MEMORY`]), going by
+/// they keep is the host's root (which nobody unmounts) or in memory (tmpfs, proc, ...), going by
 /// the host's mount table `host`; and a sandbox without a user namespace but with
 /// CAP_SYS_ADMIN, which may mount any disk inside, never.
 pub fn may_defer(plan: &Plan, host: &[HostMount]) -> bool {
