@@ -800,3 +800,92 @@ fn the_private_tmp_stays_private_whatever_the_working_directory(
         assert!(!leaked, "{} was written on the host", host.display());
     }
 }
+
+/// Where every host file system the sandbox keeps is the root's or in memory, its mounts are
+/// left to the kernel to free after kekkai's exit (`launch/parent/teardown.rs`): the report
+/// says so, and the host sees nothing left, no mount, no cgroup, no process.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn the_kernel_frees_the_mounts_after_exit_and_nothing_is_left(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    need(who);
+    let _turn = support::turn();
+    let w = World::new("teardown");
+    let caller = match who {
+        Who::Root => support::root(),
+        Who::Rootless => support::rootless(),
+    };
+    let caller = support::with_pwd(caller, w.dir.path());
+    let loaded =
+        kekkai::policy::load(&kekkai::policy::PolicySource::Shipped("default"), &caller).unwrap();
+    let plan = kekkai::plan::compile(&loaded, &caller).unwrap();
+    let host = kekkai::plan::fs::host_mounts();
+    if support::skip(
+        (!kekkai::launch::parent::teardown::may_defer(&plan, &host))
+            .then(|| "a directory the default policy shows is on a disk of its own".into()),
+    ) {
+        return;
+    }
+    let before = support::Residue::now();
+    let o = w.run(who, ["run", "--report", "-", "--", "true"]);
+    assert_code(&o, 0);
+    assert!(support::report(&o).ended.mounts_freed_after_exit);
+    assert_eq!(support::Residue::now(), before, "residue after the run");
+}
+
+/// A bind of a file system that is neither the root's nor in memory (an overlay here, as a
+/// disk would be) is freed before kekkai exits: right after the run, the caller unmounts it and
+/// mounts its upper layer again with `index=on`, which overlayfs refuses (EBUSY) while any
+/// mount of the old one is left anywhere.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_disk_bound_in_is_released_before_exit(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    let w = World::new("teardown-disk");
+    let (lower, upper, work, disk) = (
+        w.dir.join("lower"),
+        w.dir.join("upper"),
+        w.dir.join("work"),
+        w.dir.join("disk"),
+    );
+    for d in [&lower, &upper, &work, &disk] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={},index=on",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let mount = || {
+        nix::mount::mount(
+            Some("overlay"),
+            &disk,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+    };
+    mount().unwrap();
+    let bind = format!("{}:/data", disk.display());
+    let o = w.run(
+        who,
+        [
+            "run",
+            "--ro-bind",
+            &bind,
+            "--report",
+            "-",
+            "--",
+            "ls",
+            "/data",
+        ],
+    );
+    let unmounted = nix::mount::umount(&disk);
+    assert_code(&o, 0);
+    assert!(!support::report(&o).ended.mounts_freed_after_exit);
+    assert_eq!(unmounted, Ok(()));
+    assert_eq!(mount(), Ok(()), "the sandbox still holds the overlay");
+    nix::mount::umount(&disk).unwrap();
+}

@@ -339,10 +339,9 @@ fn launch_reporting(
     // What a best-effort policy ran without was said as the program started (unless -q);
     // the notes on what was done differently, without weakening anything, need -v.
     if verbosity >= 1 {
-        if let Some(enforced) = &outcome.enforced {
-            for note in &enforced.notes {
-                log::notice(&format!("note: {note}"));
-            }
+        let sandbox = outcome.enforced.iter().flat_map(|e| &e.notes);
+        for note in sandbox.chain(&outcome.notes) {
+            log::notice(&format!("note: {note}"));
         }
     }
     if verbosity >= 0 {

@@ -69,6 +69,11 @@ pub struct Outcome {
     pub cgroup: CgroupOutcome,
     /// `kekkai learn`: what the observer saw.
     pub observations: Option<super::observe::Observations>,
+    /// What the supervisor did differently, without weakening anything (said with `-v`).
+    pub notes: Vec<String>,
+    /// The sandbox's mounts were left to the kernel to free after kekkai's exit
+    /// (`launch/parent/teardown.rs`).
+    pub mounts_freed_after_exit: bool,
 }
 
 /// The cgroup side of a run, for the report.
@@ -211,6 +216,10 @@ pub struct EndReport {
     pub setup_error: Option<String>,
     /// The program could not be executed: (program, errno name).
     pub exec_error: Option<(String, String)>,
+    /// The sandbox's mounts were left to the kernel to free after kekkai's exit (no process,
+    /// no cgroup left: only the mount namespace, freed a few milliseconds later).
+    #[serde(default)]
+    pub mounts_freed_after_exit: bool,
 }
 
 /// Time spent.
@@ -307,6 +316,7 @@ impl RunReport {
                     .exec_error
                     .as_ref()
                     .map(|(p, e)| (p.clone(), format!("{:?}", nix::errno::Errno::from_raw(*e)))),
+                mounts_freed_after_exit: outcome.mounts_freed_after_exit,
             },
             time: TimeReport {
                 wall_ms: u64::try_from(outcome.wall.as_millis()).unwrap_or(u64::MAX),

@@ -509,6 +509,71 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
 }
 
+/// The mount namespace of `pidfd`'s process, as a new descriptor (close-on-exec):
+/// `ioctl(pidfd, PIDFD_GET_MNT_NAMESPACE)` (Linux 6.11). Holding it keeps the namespace, and
+/// every mount in it, alive after its last process has exited.
+pub fn pidfd_mount_ns(pidfd: BorrowedFd<'_>) -> nix::Result<std::os::fd::OwnedFd> {
+    // SAFETY: the ioctl takes no argument; on success the kernel returns a new descriptor it
+    // opened with O_CLOEXEC (`open_namespace`), owned by no one else.
+    let ret = unsafe { libc::ioctl(pidfd.as_raw_fd(), libc::PIDFD_GET_MNT_NAMESPACE, 0) };
+    let raw = Errno::result(ret)?;
+    // SAFETY: `raw` was just returned by the ioctl and is owned by no one else.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+}
+
+/// `struct io_uring_params` (linux/io_uring.h): 120 bytes the kernel fills in; only
+/// `sq_entries`' neighbours matter here, and all are zero on entry.
+#[repr(C)]
+#[derive(Default)]
+struct IoUringParams {
+    words: [u32; 30],
+}
+
+/// IORING_REGISTER_FILES (linux/io_uring.h).
+const IORING_REGISTER_FILES: libc::c_uint = 2;
+
+/// Lets the kernel close `fd` for the last time in one of its own workers, not in this process:
+/// the descriptor becomes a registered file of a fresh io_uring instance, and both are closed.
+/// The ring's teardown (`io_ring_exit_work`) runs in a kernel worker and drops the file there,
+/// and a file dropped by a kernel thread is released by another worker (`delayed_fput`), so
+/// whatever the file's release frees (a mount namespace's mounts, with their RCU waits) is
+/// freed after this process may have exited. On an error (no io_uring: kernel, sysctl
+/// `kernel.io_uring_disabled`, a seccomp filter), `fd` is returned, still open, for a plain
+/// close.
+pub fn close_in_kernel_worker(
+    fd: std::os::fd::OwnedFd,
+) -> Result<(), (Errno, std::os::fd::OwnedFd)> {
+    let mut params = IoUringParams::default();
+    // SAFETY: io_uring_setup reads and writes `params`, a zeroed `struct io_uring_params` of
+    // the kernel's size (120 bytes), alive for the call; on success it returns a new
+    // descriptor (close-on-exec: io_uring descriptors always are).
+    let ret = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, &raw mut params) };
+    let ring = match Errno::result(ret).and_then(|r| RawFd::try_from(r).map_err(|_| Errno::EBADF)) {
+        // SAFETY: `raw` was just returned by io_uring_setup and is owned by no one else.
+        Ok(raw) => unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) },
+        Err(e) => return Err((e, fd)),
+    };
+    let files: [RawFd; 1] = [fd.as_raw_fd()];
+    // SAFETY: IORING_REGISTER_FILES reads `nr_args` (1) descriptors from `files`, alive for the
+    // call; the kernel takes its own reference to each file and writes no memory of ours.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring.as_raw_fd(),
+            IORING_REGISTER_FILES,
+            files.as_ptr(),
+            1u32,
+        )
+    };
+    if let Err(e) = Errno::result(ret) {
+        return Err((e, fd));
+    }
+    // The ring now holds the only other reference; closing ours leaves the ring's.
+    drop(fd);
+    drop(ring);
+    Ok(())
+}
+
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)`: signals exactly the process the pidfd names (a
 /// pid may have been reused; a pidfd can't be).
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: Signal) -> nix::Result<()> {
@@ -1046,6 +1111,46 @@ mod tests {
             child.try_wait().map_err(|e| e.raw_os_error()).err(),
             Some(Some(libc::ECHILD))
         );
+    }
+
+    /// The kernel takes the file and releases it itself: the pipe's reader sees its end, so
+    /// no descriptor of this process and no reference of the kernel's is left (a blocking
+    /// read: no timing is assumed).
+    #[test]
+    fn close_in_kernel_worker_hands_the_file_over() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        assert_eq!(close_in_kernel_worker(w).map_err(|(e, _)| e), Ok(()));
+        let mut buf = [0u8; 1];
+        assert_eq!(nix::unistd::read(&r, &mut buf), Ok(0));
+    }
+
+    /// A file io_uring won't register (a ring itself) comes back, still open.
+    #[test]
+    fn close_in_kernel_worker_returns_what_the_kernel_refuses() {
+        let mut params = IoUringParams::default();
+        // SAFETY: as in close_in_kernel_worker: a zeroed params struct of the kernel's size.
+        let ret = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, &raw mut params) };
+        let raw = RawFd::try_from(Errno::result(ret).unwrap()).unwrap();
+        // SAFETY: `raw` was just returned by io_uring_setup and is owned by no one else.
+        let ring = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+        let (e, back) = close_in_kernel_worker(ring).unwrap_err();
+        assert_eq!(e, Errno::EBADF);
+        assert_eq!(back.as_raw_fd(), raw);
+        assert!(nix::fcntl::fcntl(&back, nix::fcntl::FcntlArg::F_GETFD).is_ok());
+    }
+
+    /// PIDFD_GET_MNT_NAMESPACE names the process's mount namespace: the same inode as
+    /// /proc/self/ns/mnt, close-on-exec.
+    #[test]
+    fn pidfd_mount_ns_is_the_process_namespace() {
+        use std::os::fd::AsFd;
+        let pidfd = pidfd_open(nix::unistd::getpid()).unwrap();
+        let ns = pidfd_mount_ns(pidfd.as_fd()).unwrap();
+        let want = nix::sys::stat::stat("/proc/self/ns/mnt").unwrap();
+        let got = nix::sys::stat::fstat(ns.as_fd()).unwrap();
+        assert_eq!((got.st_dev, got.st_ino), (want.st_dev, want.st_ino));
+        let flags = nix::fcntl::fcntl(ns.as_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & libc::FD_CLOEXEC, 0);
     }
 
     /// clone3 takes exactly the namespace flags.

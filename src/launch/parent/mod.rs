@@ -8,10 +8,12 @@
 //! may set itself up (`Mapped`; the child then joins its cgroup v1 hierarchies through `tasks`
 //! descriptors opened here before clone), and `Go` follows.
 //! Once the sandbox is gone, what is left in its cgroup is killed and reaped before the cgroup
-//! is read and removed.
+//! is read and removed; then the sandbox's mounts, which the supervisor holds from clone on,
+//! are left to the kernel to free after kekkai's exit (`teardown.rs`).
 
 pub(crate) mod events;
 pub(crate) mod outcome;
+pub mod teardown;
 
 use std::ffi::OsString;
 use std::time::Instant;
@@ -70,6 +72,7 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
         }
         None => plan,
     };
+    let mut mount_ns = None;
     let result = launch(
         plan,
         command,
@@ -77,6 +80,7 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
         cgroups.as_ref(),
         &cg_out.dropped,
         notify.as_ref(),
+        &mut mount_ns,
     );
     if let Some(cg) = cgroups {
         // Whatever is left (a timeout, no pid namespace): kill, reap, read, remove.
@@ -87,7 +91,14 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
     } else {
         reap_orphans();
     }
+    // The sandbox is gone, its cgroups too: its mounts are freed by the kernel from here.
+    let released = mount_ns.map(teardown::Hold::release);
     let mut outcome = result?;
+    match released {
+        Some(teardown::Released::ToKernel) => outcome.mounts_freed_after_exit = true,
+        Some(teardown::Released::Refused(note)) => outcome.notes.push(note),
+        Some(teardown::Released::Here) | None => {}
+    }
     outcome.cgroup = cg_out;
     let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
     if let Ok(u) = usage {
@@ -113,6 +124,7 @@ fn launch(
     cgroups: Option<&Cgroups>,
     cgroup_dropped: &[String],
     notify: Option<&NotifyRelay>,
+    mount_ns: &mut Option<teardown::Hold>,
 ) -> Result<Outcome, StepError> {
     opts.enter(Step::Clone);
     let sources = Sources::open(plan.timeout, plan.timeout_grace)?;
@@ -143,6 +155,8 @@ fn launch(
         }
     };
     drop(child_chan);
+    // The supervisor holds the sandbox's mounts from here (`teardown.rs`).
+    *mount_ns = teardown::Hold::take(plan, pid);
     opts.enter(Step::IdMaps);
     // The child joins its cgroup v1 hierarchies itself once it has its id maps (see
     // `Cgroups::v1_tasks`).
@@ -173,6 +187,10 @@ fn launch(
             let _ = waitpid(pid, None);
             return Err(StepError::sys(Step::IdMaps, "write(channel, go)", e));
         }
+    }
+    // Whether the sandbox's mounts may outlive kekkai's exit, while the sandbox sets up.
+    if let Some(hold) = mount_ns.as_mut() {
+        hold.decide(plan);
     }
     // What a best-effort policy runs without is said when the sandbox reports what it
     // enforced, just before the program starts (unless -q).

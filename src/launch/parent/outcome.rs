@@ -72,6 +72,8 @@ pub fn decide(seen: Observed) -> Outcome {
         max_rss: 0,
         cgroup: CgroupOutcome::default(),
         observations: seen.observations,
+        notes: Vec::new(),
+        mounts_freed_after_exit: false,
     }
 }
 
