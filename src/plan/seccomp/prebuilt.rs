@@ -125,7 +125,9 @@ mod tests {
                         out.push_str("&[");
                         for c in set {
                             let op = match c.op {
-                                super::super::Op::MaskedEq(mask) => format!("Op::MaskedEq({mask:#x})"),
+                                super::super::Op::MaskedEq(mask) => {
+                                    format!("Op::MaskedEq({mask:#x})")
+                                }
                                 other => format!("Op::{other:?}"),
                             };
                             let _ = write!(
@@ -152,8 +154,15 @@ mod tests {
         for host in [HostPrivileges::Deny, HostPrivileges::Allow] {
             let p = compiled(host);
             assert!(p.reasons.is_empty() && p.preset == Preset::Default);
-            let _ = writeln!(out, "    Prebuilt {{\n        host: HostPrivileges::{host:?},");
-            let _ = writeln!(out, "        default_action: {},", action(&p.default_action));
+            let _ = writeln!(
+                out,
+                "    Prebuilt {{\n        host: HostPrivileges::{host:?},"
+            );
+            let _ = writeln!(
+                out,
+                "        default_action: {},",
+                action(&p.default_action)
+            );
             out.push_str("        allowed: ");
             rules(&p.allowed, &mut out);
             out.push_str(",\n        denied: &[\n");
@@ -179,7 +188,11 @@ mod tests {
                     if i % 6 == 0 {
                         out.push_str("\n                ");
                     }
-                    let _ = write!(out, "({:#06x}, {}, {}, {:#x}), ", ins.code, ins.jt, ins.jf, ins.k);
+                    let _ = write!(
+                        out,
+                        "({:#06x}, {}, {}, {:#x}), ",
+                        ins.code, ins.jt, ins.jf, ins.k
+                    );
                 }
                 out.push_str("\n            ]),\n");
             }
@@ -191,7 +204,10 @@ mod tests {
 
     #[test]
     fn data_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/plan/seccomp/prebuilt_data.rs");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/plan/seccomp/prebuilt_data.rs"
+        );
         let want = generate();
         if std::env::var_os("KEKKAI_REGENERATE").is_some() {
             std::fs::write(path, &want).expect("writing prebuilt_data.rs");
@@ -218,7 +234,8 @@ mod tests {
             for spec in &specs {
                 let looked_up = lookup(spec.as_ref(), host).expect("prebuilt");
                 let mut d = Diags::default();
-                let built = super::super::rules::build(spec.as_ref(), host, &mut d).expect("compiles");
+                let built =
+                    super::super::rules::build(spec.as_ref(), host, &mut d).expect("compiles");
                 assert_eq!(json(&looked_up), json(&built));
                 assert_eq!(looked_up.filters.len(), built.filters.len());
                 for (a, b) in looked_up.filters.iter().zip(&built.filters) {
@@ -238,7 +255,10 @@ mod tests {
             "{socket-families: [unix]}",
         ] {
             let spec: Seccomp = serde_yaml::from_str(yaml).expect("a seccomp section");
-            assert!(lookup(Some(&spec), HostPrivileges::Deny).is_none(), "{yaml}");
+            assert!(
+                lookup(Some(&spec), HostPrivileges::Deny).is_none(),
+                "{yaml}"
+            );
         }
     }
 }

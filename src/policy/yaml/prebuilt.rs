@@ -79,9 +79,9 @@ fn fingerprint(text: &str) -> u64 {
 /// The scan of `text` if it is exactly a shipped policy's text, and that text is the one the
 /// data was generated from.
 pub(super) fn lookup(text: &str) -> Option<Scanned> {
-    let p = data::PREBUILT.iter().find(|p| {
-        shipped::text(p.name) == Some(text)
-    })?;
+    let p = data::PREBUILT
+        .iter()
+        .find(|p| shipped::text(p.name) == Some(text))?;
     if fingerprint(text) != p.fingerprint {
         return None;
     }
@@ -236,7 +236,10 @@ mod tests {
 
     #[test]
     fn data_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/policy/yaml/prebuilt_data.rs");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/policy/yaml/prebuilt_data.rs"
+        );
         let want = generate();
         if std::env::var_os("KEKKAI_REGENERATE").is_some() {
             std::fs::write(path, &want).expect("writing prebuilt_data.rs");
