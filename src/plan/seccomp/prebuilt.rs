@@ -18,6 +18,9 @@ use crate::policy::model::{self, Seccomp};
 /// A rule's match as constant data: `None` is [`Match::Always`].
 type M = Option<&'static [&'static [Cond]]>;
 
+/// One BPF instruction as constant data: `code, jt, jf, k`.
+type Insn = (u16, u8, u8, u32);
+
 /// One compiled plan.
 pub(super) struct Prebuilt {
     host: HostPrivileges,
@@ -26,8 +29,8 @@ pub(super) struct Prebuilt {
     denied: &'static [(Action, &'static [(i64, M)])],
     socket_families: Option<&'static [u64]>,
     netlink_route: bool,
-    /// Name and program (`code, jt, jf, k`) of each filter.
-    filters: &'static [(&'static str, &'static [(u16, u8, u8, u32)])],
+    /// Name and program of each filter.
+    filters: &'static [(&'static str, &'static [Insn])],
 }
 
 #[rustfmt::skip]

@@ -266,7 +266,8 @@ mod tests {
             );
             assert_eq!(looked_up.positions, walked.positions, "{name}");
             // A copy of the text elsewhere in memory is the same text.
-            assert!(lookup(&text.to_owned()).is_some(), "{name}");
+            let copy = String::from(text);
+            assert!(lookup(copy.as_str()).is_some(), "{name}");
         }
         // Anything else is walked.
         let text = shipped::text("default").expect("default");
