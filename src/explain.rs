@@ -509,7 +509,7 @@ pub fn json(loaded: &LoadedPolicy, plan: &Plan) -> Value {
             "name": plan.name,
             "description": plan.description,
             "sources": plan.sources,
-            "hash": plan.policy_hash,
+            "hash": plan.policy_hash.get(),
         },
         "merged": serde_json::to_value(&loaded.policy).unwrap_or(Value::Null),
         "image": plan.rootfs.image.as_ref().map(|i| json!({

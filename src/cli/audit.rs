@@ -375,7 +375,7 @@ impl One<'_> {
         let mut report = AuditReport::new(sandbox, control);
         if let Some(p) = &plan {
             report.policy = Some(p.name.clone());
-            report.hash = Some(p.policy_hash.clone());
+            report.hash = Some(p.policy_hash.get().to_owned());
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
         let mut report = report::judge(report, &stdout, only, &ctx);

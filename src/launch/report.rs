@@ -261,7 +261,7 @@ impl RunReport {
         RunReport {
             policy: PolicyInfo {
                 name: plan.name.clone(),
-                hash: plan.policy_hash.clone(),
+                hash: plan.policy_hash.get().to_owned(),
                 sources: plan.sources.clone(),
             },
             enforced: EnforcedReport {

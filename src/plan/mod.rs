@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::caller::Caller;
-use crate::policy::{Diagnostics, KeyPath, LoadedPolicy};
+use crate::policy::{Diagnostics, KeyPath, LoadedPolicy, RawPolicy};
 
 use self::diags::suggest;
 
@@ -107,7 +107,7 @@ pub struct Plan {
     /// The files merged, the policy first.
     pub sources: Vec<String>,
     /// A stable hash of the merged policy (FNV-1a 64 of its canonical YAML).
-    pub policy_hash: String,
+    pub policy_hash: PolicyHash,
     /// Namespaces created, in a fixed order.
     pub namespaces: Keyed<Vec<Namespace>>,
     /// The user namespace was added because the caller is unprivileged.
@@ -571,7 +571,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         name: p.name.clone().unwrap_or_else(|| loaded.default_name()),
         description: p.description.clone(),
         sources: loaded.chain().iter().map(|s| s.to_string()).collect(),
-        policy_hash: policy_hash(loaded),
+        policy_hash: PolicyHash::of(&loaded.policy),
         namespaces: Keyed::new(namespaces, namespaces_key),
         userns_added,
         identity,
@@ -809,8 +809,61 @@ fn plan_systemd(caller: &Caller, env: &mut EnvPlan, d: &mut Diags) -> SystemdPla
     s
 }
 
+/// A stable hash of the merged policy (FNV-1a 64 of its canonical YAML), worked out when it is
+/// first shown or recorded: writing the policy as YAML is a good share of compiling the plan,
+/// and a plain `run` never shows it.
+#[derive(Clone)]
+pub struct PolicyHash {
+    value: std::sync::OnceLock<String>,
+    /// The policy to hash (none for a hash read back from a record).
+    policy: Option<std::sync::Arc<RawPolicy>>,
+}
+
+impl PolicyHash {
+    fn of(policy: &RawPolicy) -> PolicyHash {
+        PolicyHash {
+            value: std::sync::OnceLock::new(),
+            policy: Some(std::sync::Arc::new(policy.clone())),
+        }
+    }
+
+    /// The hash, 16 hexadecimal digits.
+    pub fn get(&self) -> &str {
+        self.value
+            .get_or_init(|| policy_hash(self.policy.as_deref()))
+    }
+}
+
+impl std::fmt::Display for PolicyHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl std::fmt::Debug for PolicyHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.get(), f)
+    }
+}
+
+impl serde::Serialize for PolicyHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.get())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PolicyHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PolicyHash, D::Error> {
+        let value = <String as serde::Deserialize>::deserialize(d)?;
+        Ok(PolicyHash {
+            value: std::sync::OnceLock::from(value),
+            policy: None,
+        })
+    }
+}
+
 /// FNV-1a of the merged policy as YAML writes it, hashed as it is written (no text is kept).
-fn policy_hash(loaded: &LoadedPolicy) -> String {
+fn policy_hash(policy: Option<&RawPolicy>) -> String {
     const START: u64 = 0xcbf2_9ce4_8422_2325;
     struct Fnv(u64);
     impl std::io::Write for Fnv {
@@ -827,9 +880,9 @@ fn policy_hash(loaded: &LoadedPolicy) -> String {
     }
     let mut h = Fnv(START);
     // A policy that YAML can't write hashes as the empty text.
-    let h = match serde_yaml::to_writer(&mut h, &loaded.policy) {
-        Ok(()) => h.0,
-        Err(_) => START,
+    let h = match policy.map(|p| serde_yaml::to_writer(&mut h, p)) {
+        Some(Ok(())) => h.0,
+        Some(Err(_)) | None => START,
     };
     format!("{h:016x}")
 }

@@ -38,6 +38,7 @@ pub mod presets;
 pub mod rules;
 
 mod bpf;
+mod prebuilt;
 #[cfg(test)]
 mod tests;
 

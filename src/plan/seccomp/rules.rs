@@ -26,6 +26,19 @@ pub fn compile(
     host: HostPrivileges,
     diags: &mut Diags,
 ) -> Option<SeccompPlan> {
+    // The default preset alone was compiled when kekkai was built.
+    if let Some(plan) = super::prebuilt::lookup(spec, host) {
+        return Some(plan);
+    }
+    build(spec, host, diags)
+}
+
+/// [`compile`], always compiling.
+pub(super) fn build(
+    spec: Option<&Seccomp>,
+    host: HostPrivileges,
+    diags: &mut Diags,
+) -> Option<SeccompPlan> {
     let here = KeyPath::root().key("seccomp");
     let default = Seccomp::default();
     let spec = spec.unwrap_or(&default);

@@ -113,6 +113,12 @@ impl Positions {
         Positions { nodes }
     }
 
+    /// The nodes, for writing them down (`prebuilt.rs`).
+    #[cfg(test)]
+    pub(super) fn nodes(&self) -> &HashMap<Vec<Seg>, Option<Option<Pos>>> {
+        &self.nodes
+    }
+
     /// What [`locate`] gives for `path` in `text`, the document these positions are of.
     pub fn locate(&self, text: &str, path: &KeyPath) -> Option<Pos> {
         let segs = path.segs();

@@ -13,6 +13,7 @@
 
 mod errors;
 mod locate;
+mod prebuilt;
 mod scan;
 
 use std::fmt;

@@ -79,6 +79,15 @@ pub struct Scanned {
 /// Walks a whole document once: duplicate keys, nesting depth and the node budget; on the
 /// way, builds the document and places its nodes.
 pub fn scan(text: &str) -> Result<Scanned, YamlError> {
+    // A shipped policy was walked when kekkai was built.
+    match super::prebuilt::lookup(text) {
+        Some(scanned) => Ok(scanned),
+        None => walk(text),
+    }
+}
+
+/// [`scan`], always walking the text.
+pub(super) fn walk(text: &str) -> Result<Scanned, YamlError> {
     // The YAML scanner is quadratic in flow nesting: measure it on the text first.
     if let Some(at) = deep_flow(text) {
         let pos = pos_of(text, at);

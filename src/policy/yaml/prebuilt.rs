@@ -1,0 +1,278 @@
+//! The shipped policies, already scanned: what [`scan`](super::scan) gives for each one's text,
+//! written down at build time so that `kekkai run` with the embedded default does not walk the
+//! YAML (a third of the policy's cost before the clone). Used only for a text byte-identical to
+//! a shipped one whose fingerprint is the one recorded here; everything that depends on the host
+//! (variables, paths, users) is still worked out at run time from the document given here, and
+//! the positions keep error messages placed exactly as the walk would (`default.yaml:27:13`).
+//!
+//! `prebuilt_data.rs` is generated from `policies/*.yaml` by this module's test; after changing
+//! a shipped policy, regenerate it with `KEKKAI_REGENERATE=1 cargo test --lib yaml::prebuilt`.
+
+use std::collections::HashMap;
+
+use serde_yaml::{Mapping, Number, Value};
+
+use super::{Pos, Positions, Scanned};
+use crate::policy::path::Seg;
+use crate::policy::shipped;
+
+/// A YAML document as constant data (every kind of node a scan gives, whether or not a shipped
+/// policy has one now).
+#[derive(Debug)]
+#[allow(dead_code)]
+pub(super) enum V {
+    Null,
+    Bool(bool),
+    /// A non-negative integer.
+    U(u64),
+    /// A negative integer.
+    I(i64),
+    Str(&'static str),
+    Seq(&'static [V]),
+    Map(&'static [(V, V)]),
+}
+
+/// A key path's segment as constant data.
+#[derive(Debug)]
+pub(super) enum S {
+    K(&'static str),
+    I(usize),
+}
+
+/// A node's place as [`Positions`] records it.
+#[derive(Debug)]
+#[allow(dead_code)]
+pub(super) enum P {
+    /// A scalar at this line and column.
+    At(usize, usize),
+    /// A mapping or sequence (placed when asked).
+    Collection,
+    /// Recorded without a place.
+    Unplaced,
+}
+
+/// One shipped policy's scan.
+pub(super) struct Prebuilt {
+    /// The shipped policy's name.
+    pub name: &'static str,
+    /// FNV-1a 64 of the text it was generated from.
+    pub fingerprint: u64,
+    /// The document.
+    pub value: V,
+    /// Every node's place.
+    pub positions: &'static [(&'static [S], P)],
+}
+
+#[rustfmt::skip]
+mod data {
+    use super::{P, Prebuilt, S, V};
+    include!("prebuilt_data.rs");
+}
+
+/// FNV-1a 64.
+fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The scan of `text` if it is exactly a shipped policy's text, and that text is the one the
+/// data was generated from.
+pub(super) fn lookup(text: &str) -> Option<Scanned> {
+    let p = data::PREBUILT
+        .iter()
+        .find(|p| shipped::text(p.name) == Some(text))?;
+    if fingerprint(text) != p.fingerprint {
+        return None;
+    }
+    let nodes: HashMap<Vec<Seg>, Option<Option<Pos>>> = p
+        .positions
+        .iter()
+        .map(|(path, place)| {
+            let path = path
+                .iter()
+                .map(|s| match s {
+                    S::K(k) => Seg::Key((*k).to_owned()),
+                    S::I(i) => Seg::Index(*i),
+                })
+                .collect();
+            let place = match place {
+                P::At(line, column) => Some(Some(Pos {
+                    line: *line,
+                    column: *column,
+                })),
+                P::Collection => Some(None),
+                P::Unplaced => None,
+            };
+            (path, place)
+        })
+        .collect();
+    Some(Scanned {
+        value: Some(value(&p.value)),
+        positions: Some(Positions::from_nodes(nodes)),
+    })
+}
+
+fn value(v: &V) -> Value {
+    match v {
+        V::Null => Value::Null,
+        V::Bool(b) => Value::Bool(*b),
+        V::U(n) => Value::Number(Number::from(*n)),
+        V::I(n) => Value::Number(Number::from(*n)),
+        V::Str(s) => Value::String((*s).to_owned()),
+        V::Seq(items) => Value::Sequence(items.iter().map(value).collect()),
+        V::Map(entries) => {
+            let mut m = Mapping::with_capacity(entries.len());
+            for (k, v) in *entries {
+                m.insert(value(k), value(v));
+            }
+            Value::Mapping(m)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write;
+
+    use super::*;
+
+    fn emit_value(v: &Value, out: &mut String) {
+        match v {
+            Value::Null => out.push_str("V::Null"),
+            Value::Bool(b) => {
+                let _ = write!(out, "V::Bool({b})");
+            }
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => {
+                    let _ = write!(out, "V::U({u})");
+                }
+                (None, Some(i)) => {
+                    let _ = write!(out, "V::I({i})");
+                }
+                _ => panic!("a shipped policy holds a fractional number: add it to V"),
+            },
+            Value::String(s) => {
+                let _ = write!(out, "V::Str({s:?})");
+            }
+            Value::Sequence(items) => {
+                out.push_str("V::Seq(&[");
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    emit_value(item, out);
+                }
+                out.push_str("])");
+            }
+            Value::Mapping(m) => {
+                out.push_str("V::Map(&[");
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push('(');
+                    emit_value(k, out);
+                    out.push_str(", ");
+                    emit_value(v, out);
+                    out.push(')');
+                }
+                out.push_str("])");
+            }
+            Value::Tagged(_) => panic!("a shipped policy holds a tag: add it to V"),
+        }
+    }
+
+    /// What `prebuilt_data.rs` should hold for the shipped policies as they are now.
+    fn generate() -> String {
+        let mut out = String::from(
+            "// Generated by `KEKKAI_REGENERATE=1 cargo test --lib yaml::prebuilt` from the shipped\n\
+             // policies (src/policy/shipped.rs): do not edit.\n\n\
+             pub(super) const PREBUILT: &[Prebuilt] = &[\n",
+        );
+        for name in shipped::names() {
+            let text = shipped::text(name).expect("a shipped policy");
+            let scanned = super::super::scan::walk(text).expect("a shipped policy scans");
+            let value = scanned.value.expect("a shipped policy's document");
+            let positions = scanned.positions.expect("a shipped policy's positions");
+            let _ = writeln!(out, "    Prebuilt {{");
+            let _ = writeln!(out, "        name: {name:?},");
+            let _ = writeln!(out, "        fingerprint: {:#018x},", fingerprint(text));
+            out.push_str("        value: ");
+            emit_value(&value, &mut out);
+            out.push_str(",\n        positions: &[\n");
+            let mut nodes: Vec<_> = positions.nodes().iter().collect();
+            nodes.sort_by(|a, b| a.0.cmp(b.0));
+            for (path, place) in nodes {
+                out.push_str("            (&[");
+                for (i, s) in path.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    match s {
+                        Seg::Key(k) => {
+                            let _ = write!(out, "S::K({k:?})");
+                        }
+                        Seg::Index(n) => {
+                            let _ = write!(out, "S::I({n})");
+                        }
+                    }
+                }
+                out.push_str("], ");
+                match place {
+                    Some(Some(p)) => {
+                        let _ = write!(out, "P::At({}, {})", p.line, p.column);
+                    }
+                    Some(None) => out.push_str("P::Collection"),
+                    None => out.push_str("P::Unplaced"),
+                }
+                out.push_str("),\n");
+            }
+            out.push_str("        ],\n    },\n");
+        }
+        out.push_str("];\n");
+        out
+    }
+
+    #[test]
+    fn data_is_current() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/policy/yaml/prebuilt_data.rs"
+        );
+        let want = generate();
+        if std::env::var_os("KEKKAI_REGENERATE").is_some() {
+            std::fs::write(path, &want).expect("writing prebuilt_data.rs");
+        }
+        let have = std::fs::read_to_string(path).expect("reading prebuilt_data.rs");
+        assert!(
+            have == want,
+            "src/policy/yaml/prebuilt_data.rs is stale: KEKKAI_REGENERATE=1 cargo test --lib yaml::prebuilt"
+        );
+    }
+
+    #[test]
+    fn lookup_gives_what_the_walk_gives() {
+        for name in shipped::names() {
+            let text = shipped::text(name).expect("a shipped policy");
+            let walked = super::super::scan::walk(text).expect("scans");
+            let looked_up = lookup(text).expect("prebuilt");
+            assert_eq!(looked_up.value, walked.value, "{name}");
+            // Same document, same order of keys.
+            assert_eq!(
+                serde_yaml::to_string(&looked_up.value).ok(),
+                serde_yaml::to_string(&walked.value).ok(),
+                "{name}"
+            );
+            assert_eq!(looked_up.positions, walked.positions, "{name}");
+            // A copy of the text elsewhere in memory is the same text.
+            let copy = String::from(text);
+            assert!(lookup(copy.as_str()).is_some(), "{name}");
+        }
+        // Anything else is walked.
+        let text = shipped::text("default").expect("default");
+        assert!(lookup(&text.replace("kekkai", "kekkaj")).is_none());
+        assert!(lookup(&format!("{text}\n")).is_none());
+        assert!(lookup("version: 1\n").is_none());
+    }
+}
