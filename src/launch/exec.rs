@@ -50,7 +50,7 @@ const FORWARDED_NAMED: [libc::c_int; 14] = [
     libc::SIGSTKFLT,
 ];
 
-/// Every signal forwarded to the program, as raw numbers: [`FORWARDED_NAMED`] and glibc's
+/// Every signal forwarded to the program, as raw numbers: `FORWARDED_NAMED` and glibc's
 /// real-time signals, SIGRTMIN..=SIGRTMAX (what `kill -s RTMIN+3` means; 32 and 33 are
 /// glibc's own and no program of it can use them). nix's `Signal` can name none of the
 /// real-time ones, so signals are kept as numbers from the signalfd to `kill`.
