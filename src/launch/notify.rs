@@ -72,10 +72,7 @@ impl NotifyRelay {
             .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
         remove_stale(&base);
         let me = std::process::id();
-        let start = i32::try_from(me)
-            .ok()
-            .and_then(crate::state::start_time)
-            .unwrap_or(0);
+        let start = super::cgroup::start_time(me).unwrap_or(0);
         let template = base.join(format!("{STALE_PREFIX}{me}-{start}-XXXXXX"));
         let dir = nix::unistd::mkdtemp(&template)
             .map_err(|e| io(format!("mkdtemp({template:?})"), e.into()))?;
@@ -182,7 +179,7 @@ pub fn remove_stale(base: &std::path::Path) {
         .filter_map(Result::ok)
         .filter(|e| e.file_type() == Some(nix::dir::Type::Directory))
         .map(|e| e.file_name().to_owned())
-        .filter(|n| owner_of(n.as_bytes()).is_some_and(|p| !p.alive()))
+        .filter(|n| owner_of(n.as_bytes()).is_some_and(|(pid, start)| !alive(pid, start)))
         .collect();
     let me = nix::unistd::geteuid().as_raw();
     for name in names {
@@ -220,14 +217,20 @@ pub fn remove_stale(base: &std::path::Path) {
     }
 }
 
-/// The supervisor a relay directory's name says made it.
-fn owner_of(name: &[u8]) -> Option<crate::state::Proc> {
+/// The supervisor a relay directory's name says made it: its pid and start time.
+fn owner_of(name: &[u8]) -> Option<(u32, u64)> {
     let rest = std::str::from_utf8(name).ok()?.strip_prefix(STALE_PREFIX)?;
     let mut parts = rest.splitn(3, '-');
     let pid = parts.next()?.parse().ok()?;
     let start = parts.next()?.parse().ok()?;
     let _suffix = parts.next()?;
-    Some(crate::state::Proc { pid, start })
+    Some((pid, start))
+}
+
+/// Is process `pid`, started at `start`, still alive (the same one: a reused pid has another
+/// start time)?
+fn alive(pid: u32, start: u64) -> bool {
+    super::cgroup::start_time(pid) == Some(start)
 }
 
 /// The message without its `MAINPID=` lines.
@@ -273,7 +276,8 @@ mod tests {
         #[case] name: &str,
         #[case] want: Option<(i32, u64)>,
     ) {
-        let got = owner_of(name.as_bytes()).map(|p| (p.pid, p.start));
+        let got =
+            owner_of(name.as_bytes()).map(|(pid, start)| (i32::try_from(pid).unwrap(), start));
         assert_eq!(got, want);
     }
 }

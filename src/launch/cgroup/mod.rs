@@ -388,7 +388,7 @@ pub fn name() -> String {
 }
 
 /// A process's start time in clock ticks after boot (field 22 of /proc/PID/stat).
-fn start_time(pid: u32) -> Option<u64> {
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
     let stat = files::read_small(Path::new(&format!("/proc/{pid}/stat")), 1024).ok()?;
     let after = stat.rsplit_once(") ")?.1;
     after.split(' ').nth(19)?.parse().ok()
