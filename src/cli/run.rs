@@ -53,7 +53,7 @@ pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Resu
     let command = command(&args.command, &plan)?;
     let report_file = open_report(args.report.as_deref(), caller.euid)?;
     if args.name.is_none() && !args.detach {
-        return launch(
+        let code = launch(
             &plan,
             &command,
             args.report.as_deref(),
@@ -61,6 +61,8 @@ pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Resu
             &opts,
             verbosity,
         );
+        left_to_exit((_loaded, plan));
+        return code;
     }
     // A named or detached sandbox: claimed in the state directory before anything starts.
     let policy = args
@@ -95,7 +97,19 @@ pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Resu
         verbosity,
     );
     reg.finish(code.as_ref().map_or(kekkai::exit::LAUNCH, |c| *c));
+    left_to_exit((_loaded, plan));
     code
+}
+
+/// The policy and the plan of a run that is over, left for the process's exit to free instead
+/// of their destructors. Since the clone, the supervisor's heap pages are shared copy-on-write
+/// with the sandbox's first process, which has exited by now but left them write-protected:
+/// freeing the plan writes allocator headers into about 30 of them, each write a page fault,
+/// ≈ 0.1 ms between the sandbox's end and kekkai's (docs/performance.md, finding 13). They hold
+/// memory and descriptors only (no destructor with an effect outside this process: the
+/// terminal, the relays and pasta are dropped in `launch::run`), and `main` returns at once.
+fn left_to_exit(ended: (kekkai::policy::LoadedPolicy, Plan)) {
+    std::mem::forget(ended);
 }
 
 /// `--detach`'s ready pipe: the program has started (its execve succeeded).
