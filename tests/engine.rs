@@ -172,6 +172,32 @@ fn a_detached_exec_failure_is_the_exit_status(
     assert_code(&e.kekkai(&["rm", &n]), 0);
 }
 
+/// `kekkai kill NAME RTMIN+3` reaches the detached program as that very signal: its trap exits
+/// with a code of its own. The program says it is ready in its log before the signal is sent.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn kill_sends_a_real_time_signal_to_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
+    let e = Engine::new(who, "rtkill");
+    let n = e.name("rt");
+    let script = format!(
+        "trap 'exit 9' {}; echo ready; sleep 1000 & wait",
+        libc::SIGRTMIN() + 3
+    );
+    let o = e.kekkai(&["run", "-d", "--name", &n, "--", "sh", "-c", &script]);
+    assert_code(&o, 0);
+    // Wait for the trap to be set: a condition, not a duration (the deadline only ends a
+    // test that would otherwise hang).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !stdout(&e.kekkai(&["logs", &n])).contains("ready") {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_code(&e.kekkai(&["kill", &n, "RTMIN+3"]), 0);
+    let o = e.kekkai(&["wait", &n]);
+    assert_code(&o, 9);
+    assert_code(&e.kekkai(&["rm", &n]), 0);
+}
+
 /// rm refuses a running sandbox without -f; kill -9 ends it; 20 at once are listed.
 #[rstest]
 #[ignore = "needs root: run by scripts/test"]

@@ -236,11 +236,11 @@ pub(crate) fn enter(args: &EnterArgs, verbosity: i8) -> Result<i32, Error> {
     Ok(outcome.exit_code)
 }
 
-/// Sends `sig` to the sandbox's first process (PID 1 inside), which passes it on to the program;
-/// `None` when the sandbox is not running.
-fn signal(r: &Record, sig: Signal) -> Option<()> {
+/// Sends signal `signo` to the sandbox's first process (PID 1 inside), which passes it on to
+/// the program; `None` when the sandbox is not running.
+fn signal(r: &Record, signo: libc::c_int) -> Option<()> {
     let (fd, _) = r.sandbox_pidfd().filter(|_| r.status().running())?;
-    kekkai::sys::pidfd_send_signal(fd.as_fd(), sig).ok()
+    kekkai::sys::pidfd_send_signo(fd.as_fd(), signo).ok()
 }
 
 /// Kills every process of the sandbox: SIGKILL to its first process (which, as PID 1 of its
@@ -286,18 +286,35 @@ pub(crate) fn stop(args: &StopArgs) -> Result<i32, Error> {
     Ok(0)
 }
 
-/// A signal by name (`TERM`, `SIGTERM`, `term`) or number.
-fn parse_signal(s: &str) -> Option<Signal> {
+/// A signal by name (`TERM`, `SIGTERM`, `term`), real-time name as kill(1) takes it (`RTMIN`,
+/// `RTMIN+3`, `SIGRTMAX-1`) or number, as its raw number (nix's `Signal` has no real-time
+/// signals). glibc's own 32 and 33 are refused, as every number outside 1..=SIGRTMAX.
+fn parse_signal(s: &str) -> Option<libc::c_int> {
+    let realtime = libc::SIGRTMIN()..=libc::SIGRTMAX();
     if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).ok();
+        return (Signal::try_from(n).is_ok() || realtime.contains(&n)).then_some(n);
     }
     let up = s.to_ascii_uppercase();
-    let full = if up.starts_with("SIG") {
-        up
-    } else {
-        format!("SIG{up}")
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let rt = |base: libc::c_int, rest: &str| -> Option<libc::c_int> {
+        let n = match rest.split_at_checked(1) {
+            None => base,
+            Some(("+", k)) if base == libc::SIGRTMIN() => base.checked_add(k.parse().ok()?)?,
+            Some(("-", k)) if base == libc::SIGRTMAX() => base.checked_sub(k.parse().ok()?)?,
+            Some(_) => return None,
+        };
+        realtime.contains(&n).then_some(n)
     };
-    full.parse().ok()
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        return rt(libc::SIGRTMIN(), rest);
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        return rt(libc::SIGRTMAX(), rest);
+    }
+    format!("SIG{name}")
+        .parse::<Signal>()
+        .ok()
+        .map(|sig| sig as libc::c_int)
 }
 
 /// `kekkai kill NAME [SIGNAL]`.
@@ -307,7 +324,7 @@ pub(crate) fn kill(args: &KillArgs) -> Result<i32, Error> {
     };
     let sd = state_dir()?;
     let (_, r) = find(&sd, &args.name)?;
-    if sig == Signal::SIGKILL {
+    if sig == libc::SIGKILL {
         if r.sandbox_pidfd().filter(|_| r.status().running()).is_none() {
             log::error(&format!("{}: the sandbox is not running", args.name));
             return Ok(exit::NOT_RUNNING);
@@ -522,4 +539,43 @@ pub(crate) fn remove_dead() -> Vec<String> {
         }
     }
     removed
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::parse_signal;
+
+    /// Names as kill(1) takes them, real-time ones included, become raw numbers; glibc's own
+    /// 32 and 33 and anything outside 1..=SIGRTMAX are refused.
+    #[rstest]
+    #[case("TERM", Some(libc::SIGTERM))]
+    #[case("sigterm", Some(libc::SIGTERM))]
+    #[case("KILL", Some(libc::SIGKILL))]
+    #[case("9", Some(libc::SIGKILL))]
+    #[case("RTMIN", Some(libc::SIGRTMIN()))]
+    #[case("rtmin+3", Some(libc::SIGRTMIN() + 3))]
+    #[case("SIGRTMIN+3", Some(libc::SIGRTMIN() + 3))]
+    #[case("RTMAX", Some(libc::SIGRTMAX()))]
+    #[case("RTMAX-1", Some(libc::SIGRTMAX() - 1))]
+    #[case("37", Some(37))]
+    #[case("64", Some(64))]
+    #[case("RTMIN+31", None)]
+    #[case("RTMAX-31", None)]
+    #[case("RTMIN-1", None)]
+    #[case("RTMAX+1", None)]
+    #[case("RTMIN+", None)]
+    #[case("RTMIN3", None)]
+    #[case("RTMIN+x", None)]
+    #[case("0", None)]
+    #[case("32", None)]
+    #[case("33", None)]
+    #[case("65", None)]
+    #[case("-1", None)]
+    #[case("FOO", None)]
+    #[case("", None)]
+    fn signals_by_name_and_number(#[case] arg: &str, #[case] want: Option<i32>) {
+        assert_eq!(parse_signal(arg), want, "{arg}");
+    }
 }

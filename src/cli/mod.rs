@@ -429,7 +429,8 @@ pub(crate) struct KillArgs {
     /// The sandbox.
     #[arg(value_name = "NAME")]
     pub(crate) name: String,
-    /// The signal: a name (TERM, SIGTERM) or a number.
+    /// The signal: a name (TERM, SIGTERM), a real-time one as kill(1) names it (RTMIN+3,
+    /// RTMAX-1) or a number.
     #[arg(value_name = "SIGNAL", default_value = "KILL")]
     pub(crate) signal: String,
 }

@@ -577,13 +577,18 @@ pub fn close_in_kernel_worker(
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)`: signals exactly the process the pidfd names (a
 /// pid may have been reused; a pidfd can't be).
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: Signal) -> nix::Result<()> {
+    pidfd_send_signo(pidfd, sig as libc::c_int)
+}
+
+/// [`pidfd_send_signal`] by raw number: real-time signals too, which nix's `Signal` can't name.
+pub fn pidfd_send_signo(pidfd: BorrowedFd<'_>, signo: libc::c_int) -> nix::Result<()> {
     // SAFETY: the call takes a descriptor, a signal number, a null siginfo pointer (the kernel
     // then fills in SI_USER itself and reads no memory of ours) and zero flags.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             pidfd.as_raw_fd(),
-            sig as libc::c_int,
+            signo,
             std::ptr::null::<libc::siginfo_t>(),
             0,
         )
