@@ -13,7 +13,7 @@
 
 mod errors;
 mod locate;
-mod prebuilt;
+pub(crate) mod prebuilt;
 mod scan;
 
 use std::fmt;
