@@ -353,22 +353,24 @@ fn signals_reach_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
         (nix::sys::signal::Signal::SIGUSR1, 8),
     ] {
         let script = "trap 'exit 7' TERM; trap 'exit 8' USR1; echo ready; sleep 100 & wait";
-        let mut child = w
-            .command(who)
-            .args(["run", "--", "sh", "-c", script])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line, "ready\n");
+        let mut child = spawn_until_ready(w.command(who).args(["run", "--", "sh", "-c", script]));
         let pid = support::pid(child.id());
         nix::sys::signal::kill(pid, sig).unwrap();
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(code_want), "{sig}");
     }
+}
+
+/// Starts `cmd` with its stdout piped and returns once the program has printed its first
+/// line, which must be `ready` (the program's traps are set: a condition, not a duration).
+fn spawn_until_ready(cmd: &mut std::process::Command) -> std::process::Child {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    child
 }
 
 /// `kill -s RTMIN+3 <kekkai>` reaches the program as that very signal, under the reaper and
@@ -395,17 +397,10 @@ fn real_time_signals_reach_the_program(
         .write("p.yaml", format!("version: 1\nextends: default\n{policy}"));
     let n = libc::SIGRTMIN() + 3;
     let script = script.replace("{n}", &n.to_string());
-    let mut child = w
-        .command(who)
-        .args(["run", "-p", "./p.yaml", "--", "sh", "-c", &script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "ready\n");
+    let mut child = spawn_until_ready(
+        w.command(who)
+            .args(["run", "-p", "./p.yaml", "--", "sh", "-c", &script]),
+    );
     let sent = std::process::Command::new("kill")
         .args(["-s", "RTMIN+3", &child.id().to_string()])
         .status()
