@@ -21,6 +21,7 @@ pub mod fake;
 pub mod kernel;
 pub mod landlock;
 pub mod notif;
+pub mod spawn;
 
 pub use kernel::{Kernel, Linux};
 
