@@ -1,15 +1,19 @@
 //! Step 13: the program, and PID 1's minimal reaper.
 //!
 //! Unless the policy makes the program PID 1, the sandbox's first process stays behind as a
-//! reaper: it forks the program (PID 2), forwards to it the signals the supervisor sends,
-//! reaps every orphan, and reports the program's end over the channel. A PID 1 only receives
-//! signals it has a handler for, so the forwarded ones get an empty handler and stay blocked;
-//! they are taken from a signalfd. Signals the terminal sends (si_code SI_KERNEL) already
-//! reached the program, which shares the foreground process group, and are not forwarded twice.
+//! reaper: it starts the program's process (PID 2) with `clone(CLONE_VM | CLONE_VFORK)`, as
+//! `posix_spawn` does (`sys::spawn`: no copy of the reaper's address space to make and throw
+//! away at execve; a fork only if the policy's seccomp filter refuses that clone), forwards to
+//! it the signals the supervisor sends, reaps every orphan, and reports the program's end over
+//! the channel. A PID 1 only receives signals it has a handler for, so the forwarded ones get
+//! an empty handler and stay blocked; they are taken from a signalfd. Signals the terminal
+//! sends (si_code SI_KERNEL) already reached the program, which shares the foreground process
+//! group, and are not forwarded twice.
 //!
-//! Ordering: the reaper's signal handlers and signalfd exist before the fork, so no end of the
-//! program goes unseen; it reports the program's end on the channel before it exits, so the
-//! supervisor, which reads the channel to its end after reaping PID 1, always has it.
+//! Ordering: the reaper's signal handlers and signalfd exist before the program's process, so
+//! no end of the program goes unseen; it reports the program's end on the channel before it
+//! exits, so the supervisor, which reads the channel to its end after reaping PID 1, always
+//! has it.
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
