@@ -295,6 +295,9 @@ fn exit_codes_pass_through(
 /// program's process is forked instead.
 const NO_VFORK: &str = "seccomp:\n  deny:\n    - { syscall: clone, args: [{ arg: 0, width: 64, mask: 0x4000, eq: 0x4000 }], action: errno(EPERM), why: no vfork }\n";
 
+/// [`NO_VFORK`], with the clone killing the caller: the reaper must not try it.
+const NO_VFORK_KILL: &str = "seccomp:\n  deny:\n    - { syscall: clone, args: [{ arg: 0, width: 64, mask: 0x4000, eq: 0x4000 }], action: kill, why: no vfork }\n";
+
 /// The program's PATH search, as a shell does it, whether the reaper starts the program's
 /// process with `clone(CLONE_VM | CLONE_VFORK)` or (the clone refused) forks it: an
 /// executable found later on PATH runs; without one, a file that can't be run (or a
@@ -308,7 +311,7 @@ const NO_VFORK: &str = "seccomp:\n  deny:\n    - { syscall: clone, args: [{ arg:
 #[ignore = "needs root: run by scripts/test"]
 fn the_path_search_and_its_failures(
     #[values(Who::Root, Who::Rootless)] who: Who,
-    #[values("", NO_VFORK)] policy: &str,
+    #[values("", NO_VFORK, NO_VFORK_KILL)] policy: &str,
     #[case] path: &str,
     #[case] want: i32,
 ) {
@@ -345,8 +348,8 @@ fn the_path_search_and_its_failures(
     assert_code(&o, want);
 }
 
-/// With the reaper's vfork refused by the policy, the forked program's exit status and its
-/// signals still pass through.
+/// With the reaper's vfork refused by the policy (with an errno, or by killing the caller), the
+/// forked program's exit status and its signals still pass through.
 #[rstest]
 #[case(&["sh", "-c", "exit 42"], 42)]
 #[case(&["sh", "-c", "kill -9 $$"], 128 + 9)]
@@ -354,15 +357,14 @@ fn the_path_search_and_its_failures(
 #[ignore = "needs root: run by scripts/test"]
 fn the_program_is_forked_when_the_policy_refuses_vfork(
     #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values(NO_VFORK, NO_VFORK_KILL)] policy: &str,
     #[case] cmd: &[&str],
     #[case] want: i32,
 ) {
     need(who);
     let w = World::new("novfork");
-    w.dir.write(
-        "p.yaml",
-        format!("version: 1\nextends: default\n{NO_VFORK}"),
-    );
+    w.dir
+        .write("p.yaml", format!("version: 1\nextends: default\n{policy}"));
     w.dir.write("not-executable", "#!/bin/sh\necho no\n");
     let mut args = vec!["run", "-p", "./p.yaml", "--"];
     args.extend_from_slice(cmd);

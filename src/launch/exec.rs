@@ -219,6 +219,9 @@ fn spawn_shared(
         codes,
     )
     .map_err(|_| StepError::msg(step, NUL_BYTE))?;
+    if !filter_allows_clone(plan) {
+        return Ok(None);
+    }
     let spawned = match image.spawn() {
         Ok(s) => s,
         Err(_) => return Ok(None),
@@ -243,6 +246,33 @@ fn spawn_shared(
             Ok(Some(pid))
         }
     }
+}
+
+/// Whether the policy's seccomp filters, installed by now, allow the clone of
+/// [`spawn_shared`] (run through the BPF interpreter, as the kernel would). A filter that
+/// refuses it with an errno would only make the reaper fork, but one that kills or traps it
+/// would end PID 1: then, and for any answer other than allow or log, the reaper forks at once.
+fn filter_allows_clone(plan: &Plan) -> bool {
+    use crate::plan::seccomp::interp::{SeccompData, action_of, exec_stack};
+    /// AUDIT_ARCH_X86_64, the architecture the filters are built for.
+    const ARCH: u32 = 0xC000_003E;
+    if !cfg!(target_arch = "x86_64") {
+        return false;
+    }
+    let (Ok(nr), Ok(flags)) = (
+        i32::try_from(libc::SYS_clone),
+        u64::try_from(crate::sys::spawn::CLONE_FLAGS),
+    ) else {
+        return false;
+    };
+    let data = SeccompData {
+        nr,
+        arch: ARCH,
+        instruction_pointer: 0,
+        args: [flags, 0, 0, 0, 0, 0],
+    };
+    exec_stack(&plan.seccomp.filters, &data.bytes())
+        .is_ok_and(|ret| action_of(ret) >= action_of(libc::SECCOMP_RET_LOG))
 }
 
 /// The fallback: forks the program's process and returns, in the reaper, once its execve

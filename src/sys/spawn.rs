@@ -79,6 +79,10 @@ impl Call {
     }
 }
 
+/// The clone's flags: the child shares the memory, the caller waits until the child has
+/// called execve or exited, and SIGCHLD reports its end as a fork's would.
+pub const CLONE_FLAGS: libc::c_int = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+
 /// The shared memory's code of a failed `execve`.
 const EXEC: u32 = 100;
 
@@ -245,7 +249,6 @@ impl Image {
             )
         };
         Errno::result(blocked)?;
-        let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
         // SAFETY: the child runs `program` on `stack` (mapped above, writable, with a guard
         // page below it; `top` is its 16-byte aligned upper end) in this process's memory.
         // CLONE_VFORK suspends this thread — the only one (checked above) — until the child
@@ -263,7 +266,7 @@ impl Image {
             libc::clone(
                 program,
                 stack.top(),
-                flags,
+                CLONE_FLAGS,
                 (&raw const shared).cast_mut().cast::<c_void>(),
             )
         };
