@@ -504,6 +504,72 @@ mod tests {
         assert_eq!(forwarded().any(|s| s == signo), want, "signal {signo}");
     }
 
+    /// The compiled plan of a policy, shipped or written here, for a rootless caller.
+    fn plan_of(shipped: Option<&'static str>, yaml: &str) -> Plan {
+        use crate::caller::Caller;
+        use crate::policy::PolicySource;
+        let caller = Caller {
+            pwd: "/usr".into(),
+            ..Caller::for_tests()
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "kekkai-exec-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let source = match shipped {
+            Some(name) => PolicySource::Shipped(name),
+            None => {
+                std::fs::create_dir_all(&dir).unwrap();
+                let file = dir.join("p.yaml");
+                std::fs::write(&file, yaml).unwrap();
+                PolicySource::File(file)
+            }
+        };
+        let loaded = crate::policy::load(&source, &caller).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        crate::plan::compile(&loaded, &caller).unwrap()
+    }
+
+    /// The reaper's clone (CLONE_VM | CLONE_VFORK) is tried only where the policy's filters
+    /// allow it: every shipped policy does; one that denies it, with an errno or by killing,
+    /// or allows only a fork's flags, gets the fork.
+    #[rstest]
+    #[case::default(Some("default"), "", true)]
+    #[case::untrusted(Some("untrusted"), "", true)]
+    #[case::service(Some("service"), "", true)]
+    #[case::python(Some("python"), "", true)]
+    #[case::node(Some("node"), "", true)]
+    #[case::build(Some("build"), "", true)]
+    #[case::log(None, "version: 1\nextends: default\nseccomp: { preset: log }\n", true)]
+    #[case::errno(
+        None,
+        "version: 1\nextends: default\nseccomp:\n  deny: [{ syscall: clone, args: [{ arg: 0, width: 64, mask: 0x4000, eq: 0x4000 }], action: errno(EPERM) }]\n",
+        false
+    )]
+    #[case::kill(
+        None,
+        "version: 1\nextends: default\nseccomp:\n  deny: [{ syscall: clone, args: [{ arg: 0, width: 64, mask: 0x100, eq: 0x100 }], action: kill }]\n",
+        false
+    )]
+    #[case::fork_only(
+        None,
+        "version: 1\nextends: default\nseccomp:\n  preset: empty\n  default-action: kill\n  allow: [execve, { syscall: clone, args: [{ arg: 0, width: 64, eq: 0x1200011 }] }]\n",
+        false
+    )]
+    #[case::vfork_only(
+        None,
+        "version: 1\nextends: default\nseccomp:\n  preset: empty\n  default-action: kill\n  allow: [execve, { syscall: clone, args: [{ arg: 0, width: 64, eq: 0x4111 }] }]\n",
+        true
+    )]
+    fn the_clone_is_tried_only_where_the_filters_allow_it(
+        #[case] shipped: Option<&'static str>,
+        #[case] yaml: &str,
+        #[case] want: bool,
+    ) {
+        assert_eq!(filter_allows_clone(&plan_of(shipped, yaml)), want);
+    }
+
     /// The handled set holds real-time signals, which nix's `SigSet::add` can't name.
     #[test]
     fn the_handled_set_holds_real_time_signals() {
