@@ -371,6 +371,44 @@ fn the_program_is_forked_when_the_policy_refuses_vfork(
     assert_code(&w.run(who, &args), want);
 }
 
+/// A call of the program's process before its execve fails (the policy denies `setsid`, which
+/// step 13 makes for the program's new session): the launch is a setup failure (125) naming
+/// the call and its errno, whether the process was cloned in the reaper's memory (the failure
+/// passed back through it) or forked; the process itself exited 125.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_failure_before_execve_is_a_setup_failure(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values(false, true)] fork: bool,
+) {
+    need(who);
+    let w = World::new("preexec");
+    let no_vfork = if fork {
+        "    - { syscall: clone, args: [{ arg: 0, width: 64, mask: 0x4000, eq: 0x4000 }], action: errno(EPERM) }\n"
+    } else {
+        ""
+    };
+    w.dir.write(
+        "p.yaml",
+        format!(
+            "version: 1\nextends: default\nseccomp:\n  deny:\n    - {{ syscall: setsid, action: errno(EPERM) }}\n{no_vfork}"
+        ),
+    );
+    let o = w.run(
+        who,
+        ["run", "--report", "-", "-p", "./p.yaml", "--", "true"],
+    );
+    assert_code(&o, 125);
+    let ended = support::report(&o).ended;
+    assert_eq!(ended.exited, Some(125));
+    assert_eq!(ended.exec_error, None);
+    let err = ended.setup_error.unwrap_or_default();
+    assert!(
+        err.starts_with("step 13 (exec): setsid() => EPERM"),
+        "{err}"
+    );
+}
+
 #[rstest]
 #[ignore = "needs root: run by scripts/test"]
 fn a_setup_failure_is_125_and_names_the_step_and_key(#[values(Who::Root, Who::Rootless)] who: Who) {
