@@ -291,6 +291,124 @@ fn exit_codes_pass_through(
     assert_code(&o, want);
 }
 
+/// A policy whose seccomp filter refuses the reaper's `clone(CLONE_VM | CLONE_VFORK)`: the
+/// program's process is forked instead.
+const NO_VFORK: &str = "seccomp:\n  deny:\n    - { syscall: clone, args: [{ arg: 0, width: 64, mask: 0x4000, eq: 0x4000 }], action: errno(EPERM), why: no vfork }\n";
+
+/// [`NO_VFORK`], with the clone killing the caller: the reaper must not try it.
+const NO_VFORK_KILL: &str = "seccomp:\n  deny:\n    - { syscall: clone, args: [{ arg: 0, width: 64, mask: 0x4000, eq: 0x4000 }], action: kill, why: no vfork }\n";
+
+/// The program's PATH search, as a shell does it, whether the reaper starts the program's
+/// process with `clone(CLONE_VM | CLONE_VFORK)` or (the clone refused) forks it: an
+/// executable found later on PATH runs; without one, a file that can't be run (or a
+/// directory) makes 126 rather than 127; the environment reaches the program.
+#[rstest]
+#[case::a_later_executable_runs("a:b", 7)]
+#[case::a_directory_is_passed_over("d:b", 7)]
+#[case::not_executable_beats_not_found("none:a", 126)]
+#[case::a_directory_beats_not_found("d:none", 126)]
+#[case::not_found("none:x", 127)]
+#[ignore = "needs root: run by scripts/test"]
+fn the_path_search_and_its_failures(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values("", NO_VFORK, NO_VFORK_KILL)] policy: &str,
+    #[case] path: &str,
+    #[case] want: i32,
+) {
+    use std::os::unix::fs::PermissionsExt;
+    need(who);
+    let w = World::new("pathsearch");
+    w.dir
+        .write("p.yaml", format!("version: 1\nextends: default\n{policy}"));
+    w.dir.write("a/prog", "#!/bin/sh\nexit 3\n");
+    let b = w.dir.write(
+        "b/prog",
+        "#!/bin/sh\ntest \"$MARK\" = here && exit 7; exit 9\n",
+    );
+    std::fs::set_permissions(b, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(w.dir.join("d/prog")).unwrap();
+    let dirs: Vec<String> = path
+        .split(':')
+        .map(|d| w.dir.join(d).display().to_string())
+        .collect();
+    let o = w.run(
+        who,
+        [
+            "run",
+            "-p",
+            "./p.yaml",
+            "--setenv",
+            &format!("PATH={}", dirs.join(":")),
+            "--setenv",
+            "MARK=here",
+            "--",
+            "prog",
+        ],
+    );
+    assert_code(&o, want);
+}
+
+/// With the reaper's vfork refused by the policy (with an errno, or by killing the caller), the
+/// forked program's exit status and its signals still pass through.
+#[rstest]
+#[case(&["sh", "-c", "exit 42"], 42)]
+#[case(&["sh", "-c", "kill -9 $$"], 128 + 9)]
+#[case(&["./not-executable"], 126)]
+#[ignore = "needs root: run by scripts/test"]
+fn the_program_is_forked_when_the_policy_refuses_vfork(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values(NO_VFORK, NO_VFORK_KILL)] policy: &str,
+    #[case] cmd: &[&str],
+    #[case] want: i32,
+) {
+    need(who);
+    let w = World::new("novfork");
+    w.dir
+        .write("p.yaml", format!("version: 1\nextends: default\n{policy}"));
+    w.dir.write("not-executable", "#!/bin/sh\necho no\n");
+    let mut args = vec!["run", "-p", "./p.yaml", "--"];
+    args.extend_from_slice(cmd);
+    assert_code(&w.run(who, &args), want);
+}
+
+/// A call of the program's process before its execve fails (the policy denies `setsid`, which
+/// step 13 makes for the program's new session): the launch is a setup failure (125) naming
+/// the call and its errno, whether the process was cloned in the reaper's memory (the failure
+/// passed back through it) or forked; the process itself exited 125.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_failure_before_execve_is_a_setup_failure(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values(false, true)] fork: bool,
+) {
+    need(who);
+    let w = World::new("preexec");
+    let no_vfork = if fork {
+        "    - { syscall: clone, args: [{ arg: 0, width: 64, mask: 0x4000, eq: 0x4000 }], action: errno(EPERM) }\n"
+    } else {
+        ""
+    };
+    w.dir.write(
+        "p.yaml",
+        format!(
+            "version: 1\nextends: default\nseccomp:\n  deny:\n    - {{ syscall: setsid, action: errno(EPERM) }}\n{no_vfork}"
+        ),
+    );
+    let o = w.run(
+        who,
+        ["run", "--report", "-", "-p", "./p.yaml", "--", "true"],
+    );
+    assert_code(&o, 125);
+    let ended = support::report(&o).ended;
+    assert_eq!(ended.exited, Some(125));
+    assert_eq!(ended.exec_error, None);
+    let err = ended.setup_error.unwrap_or_default();
+    assert!(
+        err.starts_with("step 13 (exec): setsid() => EPERM"),
+        "{err}"
+    );
+}
+
 #[rstest]
 #[ignore = "needs root: run by scripts/test"]
 fn a_setup_failure_is_125_and_names_the_step_and_key(#[values(Who::Root, Who::Rootless)] who: Who) {

@@ -1,18 +1,22 @@
 //! Step 13: the program, and PID 1's minimal reaper.
 //!
 //! Unless the policy makes the program PID 1, the sandbox's first process stays behind as a
-//! reaper: it forks the program (PID 2), forwards to it the signals the supervisor sends,
-//! reaps every orphan, and reports the program's end over the channel. A PID 1 only receives
-//! signals it has a handler for, so the forwarded ones get an empty handler and stay blocked;
-//! they are taken from a signalfd. Signals the terminal sends (si_code SI_KERNEL) already
-//! reached the program, which shares the foreground process group, and are not forwarded twice.
+//! reaper: it starts the program's process (PID 2) with `clone(CLONE_VM | CLONE_VFORK)`, as
+//! `posix_spawn` does (`sys::spawn`: no copy of the reaper's address space to make and throw
+//! away at execve; a fork only if the policy's seccomp filter refuses that clone), forwards to
+//! it the signals the supervisor sends, reaps every orphan, and reports the program's end over
+//! the channel. A PID 1 only receives signals it has a handler for, so the forwarded ones get
+//! an empty handler and stay blocked; they are taken from a signalfd. Signals the terminal
+//! sends (si_code SI_KERNEL) already reached the program, which shares the foreground process
+//! group, and are not forwarded twice.
 //!
-//! Ordering: the reaper's signal handlers and signalfd exist before the fork, so no end of the
-//! program goes unseen; it reports the program's end on the channel before it exits, so the
-//! supervisor, which reads the channel to its end after reaping PID 1, always has it.
+//! Ordering: the reaper's signal handlers and signalfd exist before the program's process, so
+//! no end of the program goes unseen; it reports the program's end on the channel before it
+//! exits, so the supervisor, which reads the channel to its end after reaping PID 1, always
+//! has it.
 
-use std::ffi::{CString, OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
@@ -118,30 +122,15 @@ fn reaper(
     let set = handled_set().step(step, || "sigaddset(forwarded signals)".into())?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)
         .step(step, || "signalfd(forwarded signals)".into())?;
-    // Closes when the program's execve succeeds (or its process ends): the reaper then says
-    // `Execed`; a failure was said on the channel before (`ExecFailed`, `Failed`).
-    let (exec_r, exec_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .step(step, || "pipe2(O_CLOEXEC)".into())?;
-    let Some(program) = crate::sys::fork().step(step, || "fork()".into())? else {
-        drop((sfd, exec_r));
-        let e = run_program(k, plan, command, chan, tty, &handled);
-        // Left open until this process exits, which is after its error is on the channel
-        // (exec_program sent ExecFailed; the caller sends Failed): the reaper must not say
-        // Execed before it.
-        std::mem::forget(exec_w);
-        return Err(e);
-    };
-    // Only the program holds its terminal: when it exits, the supervisor sees the end.
-    drop((tty, exec_w));
-    // Signals and the program's end wait in the signalfd meanwhile.
-    loop {
-        match nix::unistd::read(&exec_r, &mut [0u8; 1]) {
-            Ok(0) => break,
-            Ok(_) | Err(Errno::EINTR) => continue,
-            Err(e) => return Err(StepError::sys(step, "read(exec pipe)", e)),
+    let program = match spawn_shared(plan, command, chan, &tty, &handled)? {
+        Some(program) => {
+            // Only the program holds its terminal: when it exits, the supervisor sees the end.
+            drop(tty);
+            program
         }
-    }
-    drop(exec_r);
+        // No process was made (a policy's seccomp filter may refuse the clone): fork.
+        None => fork_program(k, plan, command, chan, tty, &handled)?,
+    };
     chan.send(&ToParent::Execed)
         .step(step, || "write(channel, execed)".into())?;
     // PID 1's loop: no polling, no sleeping — one blocking read per event.
@@ -179,6 +168,149 @@ fn reaper(
             }
         }
     }
+}
+
+/// Starts the program's process with `clone(CLONE_VM | CLONE_VFORK)` on a stack of its own,
+/// as `posix_spawn` does ([`crate::sys::spawn`]): no copy of the reaper's address space to
+/// make, fault in and throw away at execve. Returns once the program runs (or its process
+/// has ended, after telling the supervisor why, as [`exec_program`] does: `ExecFailed`, or
+/// `Failed` for a call before execve). `None`: no process was made — the stack couldn't be
+/// mapped or the clone was refused (by a policy's seccomp filter, say) — and the caller forks.
+fn spawn_shared(
+    plan: &Plan,
+    command: &[OsString],
+    chan: &Channel,
+    tty: &ProgramStdio,
+    handled: &[libc::c_int],
+) -> Result<Option<nix::unistd::Pid>, StepError> {
+    use crate::sys::spawn::{Codes, Image, Spawned};
+    let step = Step::Exec;
+    let Prepared {
+        program,
+        argv,
+        env,
+        candidates,
+    } = prepare(plan, command)?;
+    let null = if tty.needs_null() {
+        Some(
+            nix::fcntl::open(
+                "/dev/null",
+                nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .step(step, || "open(\"/dev/null\")".into())?,
+        )
+    } else {
+        None
+    };
+    let stdio = tty.raw(null.as_ref().map(std::os::fd::AsFd::as_fd))?;
+    let codes = Codes {
+        not_found: crate::exit::NOT_FOUND,
+        not_executable: crate::exit::NOT_EXECUTABLE,
+        setup: crate::exit::LAUNCH,
+    };
+    let mut image = Image::new(
+        candidates,
+        argv,
+        env,
+        &pid_vars(plan),
+        handled.to_vec(),
+        stdio,
+        codes,
+    )
+    .map_err(|_| StepError::msg(step, NUL_BYTE))?;
+    if !filter_allows_clone(plan) {
+        return Ok(None);
+    }
+    let spawned = match image.spawn() {
+        Ok(s) => s,
+        Err(_) => return Ok(None),
+    };
+    match spawned {
+        Spawned::Running(pid) => Ok(Some(pid)),
+        Spawned::ExecFailed(pid, errno) => {
+            // The process exited with 127 or 126: its end is reported as the program's.
+            let _ = chan.send(&ToParent::ExecFailed {
+                program: program.to_string_lossy().into_owned(),
+                errno: errno as i32,
+            });
+            Ok(Some(pid))
+        }
+        Spawned::Failed(pid, call, errno) => {
+            // As the forked process would have (`main`'s `Failed`); it exited with 125.
+            let _ = chan.send(&ToParent::Failed(StepError::sys(
+                step,
+                call.describe(),
+                errno,
+            )));
+            Ok(Some(pid))
+        }
+    }
+}
+
+/// Whether the policy's seccomp filters, installed by now, allow the clone of
+/// [`spawn_shared`] (run through the BPF interpreter, as the kernel would). A filter that
+/// refuses it with an errno would only make the reaper fork, but one that kills or traps it
+/// would end PID 1: then, and for any answer other than allow or log, the reaper forks at once.
+fn filter_allows_clone(plan: &Plan) -> bool {
+    use crate::plan::seccomp::interp::{SeccompData, action_of, exec_stack};
+    /// AUDIT_ARCH_X86_64, the architecture the filters are built for.
+    const ARCH: u32 = 0xC000_003E;
+    if !cfg!(target_arch = "x86_64") {
+        return false;
+    }
+    let (Ok(nr), Ok(flags)) = (
+        i32::try_from(libc::SYS_clone),
+        u64::try_from(crate::sys::spawn::CLONE_FLAGS),
+    ) else {
+        return false;
+    };
+    let data = SeccompData {
+        nr,
+        arch: ARCH,
+        instruction_pointer: 0,
+        args: [flags, 0, 0, 0, 0, 0],
+    };
+    exec_stack(&plan.seccomp.filters, &data.bytes())
+        .is_ok_and(|ret| action_of(ret) >= action_of(libc::SECCOMP_RET_LOG))
+}
+
+/// The fallback: forks the program's process and returns, in the reaper, once its execve
+/// succeeded or it ended; in the forked process, returns only the error of a step before
+/// execve (an exec failure has been told and exits there).
+fn fork_program(
+    k: &dyn Kernel,
+    plan: &Plan,
+    command: &[OsString],
+    chan: &Channel,
+    tty: ProgramStdio,
+    handled: &[libc::c_int],
+) -> Result<nix::unistd::Pid, StepError> {
+    let step = Step::Exec;
+    // Closes when the program's execve succeeds (or its process ends): the reaper then says
+    // `Execed`; a failure was said on the channel before (`ExecFailed`, `Failed`).
+    let (exec_r, exec_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .step(step, || "pipe2(O_CLOEXEC)".into())?;
+    let Some(program) = crate::sys::fork().step(step, || "fork()".into())? else {
+        drop(exec_r);
+        let e = run_program(k, plan, command, chan, tty, handled);
+        // Left open until this process exits, which is after its error is on the channel
+        // (exec_program sent ExecFailed; the caller sends Failed): the reaper must not say
+        // Execed before it.
+        std::mem::forget(exec_w);
+        return Err(e);
+    };
+    // Only the program holds its terminal: when it exits, the supervisor sees the end.
+    drop((tty, exec_w));
+    // Signals and the program's end wait in the signalfd meanwhile.
+    loop {
+        match nix::unistd::read(&exec_r, &mut [0u8; 1]) {
+            Ok(0) => break,
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(StepError::sys(step, "read(exec pipe)", e)),
+        }
+    }
+    Ok(program)
 }
 
 /// The program's process, forked by the reaper: default dispositions, nothing blocked, dies
@@ -224,36 +356,35 @@ fn finish(chan: &Channel, ended: Ended) -> ! {
     crate::sys::exit_now(0)
 }
 
-/// execve the program, searching the sandbox's PATH. Returns only on failure, after telling
-/// the supervisor.
-fn exec_program(k: &dyn Kernel, plan: &Plan, command: &[OsString], chan: &Channel) -> StepError {
-    let step = Step::Exec;
+/// What a NUL byte inside an argument or variable makes of the launch.
+const NUL_BYTE: &str = "an argument or environment entry contains a NUL byte";
+
+/// The program's command line, environment (without the pid variables) and the paths to try.
+struct Prepared<'a> {
+    program: &'a OsString,
+    argv: Vec<Vec<u8>>,
+    /// `NAME=VALUE`.
+    env: Vec<Vec<u8>>,
+    /// The program itself if it names a path, else each of the sandbox's PATH entries with it.
+    candidates: Vec<Vec<u8>>,
+}
+
+fn prepare<'a>(plan: &Plan, command: &'a [OsString]) -> Result<Prepared<'a>, StepError> {
     let Some(program) = command.first() else {
-        return StepError::msg(step, "no program given");
+        return Err(StepError::msg(Step::Exec, "no program given"));
     };
-    let to_c = |s: &OsStr| CString::new(s.as_bytes().to_vec());
-    let argv: Result<Vec<CString>, _> = command.iter().map(|a| to_c(a)).collect();
-    // systemd's LISTEN_PID and WATCHDOG_PID name the program, as it sees itself.
-    let me = nix::unistd::getpid().to_string();
-    let mut vars = plan.env.vars.clone();
-    if plan.systemd.listen_fds > 0 {
-        vars.push(("LISTEN_PID".into(), me.clone().into()));
-    }
-    if plan.systemd.watchdog {
-        vars.push(("WATCHDOG_PID".into(), me.into()));
-    }
-    let envp: Result<Vec<CString>, _> = vars
+    let argv = command.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let env = plan
+        .env
+        .vars
         .iter()
         .map(|(k, v)| {
-            let mut kv = k.clone().into_vec();
+            let mut kv = k.as_bytes().to_vec();
             kv.push(b'=');
             kv.extend_from_slice(v.as_bytes());
-            CString::new(kv)
+            kv
         })
         .collect();
-    let (Ok(argv), Ok(envp)) = (argv, envp) else {
-        return StepError::msg(step, "an argument or environment entry contains a NUL byte");
-    };
     let candidates: Vec<Vec<u8>> = if program.as_bytes().contains(&b'/') {
         vec![program.as_bytes().to_vec()]
     } else {
@@ -274,6 +405,48 @@ fn exec_program(k: &dyn Kernel, plan: &Plan, command: &[OsString], chan: &Channe
                 p
             })
             .collect()
+    };
+    Ok(Prepared {
+        program,
+        argv,
+        env,
+        candidates,
+    })
+}
+
+/// systemd's LISTEN_PID and WATCHDOG_PID name the program, as it sees itself.
+fn pid_vars(plan: &Plan) -> Vec<&'static str> {
+    let mut vars = Vec::new();
+    if plan.systemd.listen_fds > 0 {
+        vars.push("LISTEN_PID");
+    }
+    if plan.systemd.watchdog {
+        vars.push("WATCHDOG_PID");
+    }
+    vars
+}
+
+/// execve the program, searching the sandbox's PATH. Returns only on failure, after telling
+/// the supervisor.
+fn exec_program(k: &dyn Kernel, plan: &Plan, command: &[OsString], chan: &Channel) -> StepError {
+    let step = Step::Exec;
+    let Prepared {
+        program,
+        argv,
+        mut env,
+        candidates,
+    } = match prepare(plan, command) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let me = nix::unistd::getpid().to_string();
+    for name in pid_vars(plan) {
+        env.push(format!("{name}={me}").into_bytes());
+    }
+    let argv: Result<Vec<CString>, _> = argv.into_iter().map(CString::new).collect();
+    let envp: Result<Vec<CString>, _> = env.into_iter().map(CString::new).collect();
+    let (Ok(argv), Ok(envp)) = (argv, envp) else {
+        return StepError::msg(step, NUL_BYTE);
     };
     let mut decisive = Errno::ENOENT;
     for c in candidates {
@@ -329,6 +502,72 @@ mod tests {
     #[case::segv(libc::SIGSEGV, false)]
     fn forwarded_signals(#[case] signo: i32, #[case] want: bool) {
         assert_eq!(forwarded().any(|s| s == signo), want, "signal {signo}");
+    }
+
+    /// The compiled plan of a policy, shipped or written here, for a rootless caller.
+    fn plan_of(shipped: Option<&'static str>, yaml: &str) -> Plan {
+        use crate::caller::Caller;
+        use crate::policy::PolicySource;
+        let caller = Caller {
+            pwd: "/usr".into(),
+            ..Caller::for_tests()
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "kekkai-exec-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let source = match shipped {
+            Some(name) => PolicySource::Shipped(name),
+            None => {
+                std::fs::create_dir_all(&dir).unwrap();
+                let file = dir.join("p.yaml");
+                std::fs::write(&file, yaml).unwrap();
+                PolicySource::File(file)
+            }
+        };
+        let loaded = crate::policy::load(&source, &caller).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        crate::plan::compile(&loaded, &caller).unwrap()
+    }
+
+    /// The reaper's clone (CLONE_VM | CLONE_VFORK) is tried only where the policy's filters
+    /// allow it: every shipped policy does; one that denies it, with an errno or by killing,
+    /// or allows only a fork's flags, gets the fork.
+    #[rstest]
+    #[case::default(Some("default"), "", true)]
+    #[case::untrusted(Some("untrusted"), "", true)]
+    #[case::service(Some("service"), "", true)]
+    #[case::python(Some("python"), "", true)]
+    #[case::node(Some("node"), "", true)]
+    #[case::build(Some("build"), "", true)]
+    #[case::log(None, "version: 1\nextends: default\nseccomp: { preset: log }\n", true)]
+    #[case::errno(
+        None,
+        "version: 1\nextends: default\nseccomp:\n  deny: [{ syscall: clone, args: [{ arg: 0, width: 64, mask: 0x4000, eq: 0x4000 }], action: errno(EPERM) }]\n",
+        false
+    )]
+    #[case::kill(
+        None,
+        "version: 1\nextends: default\nseccomp:\n  deny: [{ syscall: clone, args: [{ arg: 0, width: 64, mask: 0x100, eq: 0x100 }], action: kill }]\n",
+        false
+    )]
+    #[case::fork_only(
+        None,
+        "version: 1\nextends: default\nseccomp:\n  preset: empty\n  default-action: kill\n  allow: [execve, { syscall: clone, args: [{ arg: 0, width: 64, eq: 0x1200011 }] }]\n",
+        false
+    )]
+    #[case::vfork_only(
+        None,
+        "version: 1\nextends: default\nseccomp:\n  preset: empty\n  default-action: kill\n  allow: [execve, { syscall: clone, args: [{ arg: 0, width: 64, eq: 0x4111 }] }]\n",
+        true
+    )]
+    fn the_clone_is_tried_only_where_the_filters_allow_it(
+        #[case] shipped: Option<&'static str>,
+        #[case] yaml: &str,
+        #[case] want: bool,
+    ) {
+        assert_eq!(filter_allows_clone(&plan_of(shipped, yaml)), want);
     }
 
     /// The handled set holds real-time signals, which nix's `SigSet::add` can't name.

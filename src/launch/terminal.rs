@@ -425,6 +425,40 @@ impl ProgramStdio {
     }
 }
 
+impl ProgramStdio {
+    /// Whether a slot is `/dev/null`, which [`ProgramStdio::raw`] needs opened.
+    pub fn needs_null(&self) -> bool {
+        self.slots.contains(&Slot::Null)
+    }
+
+    /// What [`ProgramStdio::attach`] does, as descriptor numbers for a program's process that
+    /// makes only raw system calls (`sys::spawn`): `null` is `/dev/null`, opened by the caller
+    /// when [`ProgramStdio::needs_null`].
+    pub fn raw(&self, null: Option<BorrowedFd<'_>>) -> Result<crate::sys::spawn::Stdio, StepError> {
+        let step = Step::Exec;
+        let end = self.end.as_ref().map(|e| crate::sys::raw(e.as_fd()));
+        let mut raw = crate::sys::spawn::Stdio {
+            new_session: self.new_session,
+            controlling: end.filter(|_| self.slots.contains(&Slot::Pty)),
+            slots: [None; 3],
+        };
+        for (to, slot) in raw.slots.iter_mut().zip(self.slots) {
+            *to =
+                match slot {
+                    Slot::Pass => None,
+                    Slot::Pty | Slot::Pipe => Some(end.ok_or_else(|| {
+                        StepError::msg(step, "the terminal's descriptor is missing")
+                    })?),
+                    Slot::Null => Some(
+                        null.map(crate::sys::raw)
+                            .ok_or_else(|| StepError::msg(step, "/dev/null is not open"))?,
+                    ),
+                };
+        }
+        Ok(raw)
+    }
+}
+
 fn dup_onto(from: BorrowedFd<'_>, to: usize) -> nix::Result<()> {
     match to {
         0 => nix::unistd::dup2_stdin(from),
