@@ -446,7 +446,7 @@ impl Cgroups {
     /// Step 1: creates the sandbox's cgroups and writes the limits. On failure, removes what
     /// it created.
     ///
-    /// The cgroups stale supervisors left (their names can't be this one's) are removed
+    /// The cgroups dead supervisors left (their names can't be this one's) are removed
     /// later, by [`Cgroups::remove_stale`], off the launch's critical path; here only when
     /// the launch goes no further.
     pub fn create(
