@@ -188,9 +188,13 @@ fn launch(
             return Err(StepError::sys(Step::IdMaps, "write(channel, go)", e));
         }
     }
-    // Whether the sandbox's mounts may outlive kekkai's exit, while the sandbox sets up.
+    // Whether the sandbox's mounts may outlive kekkai's exit, and the stale cgroups, while
+    // the sandbox sets up.
     if let Some(hold) = mount_ns.as_mut() {
         hold.decide(plan);
+    }
+    if let Some(cg) = cgroups {
+        cg.remove_stale();
     }
     // What a best-effort policy runs without is said when the sandbox reports what it
     // enforced, just before the program starts (unless -q).
