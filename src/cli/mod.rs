@@ -11,6 +11,7 @@ mod detach;
 pub(crate) mod engine;
 pub(crate) mod explain;
 pub(crate) mod export;
+pub(crate) mod fast;
 mod flags;
 mod handoff;
 pub(crate) mod image;
