@@ -29,7 +29,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::StepError;
-use crate::plan::fs::CgroupMounts;
 use crate::plan::steps::Step;
 use crate::plan::{Compat, Controller, LimitsPlan};
 use crate::policy::KeyPath;
@@ -66,32 +65,57 @@ impl Hierarchies {
         Hierarchies::parse(&mountinfo, &cgroup)
     }
 
-    /// For a launch: the cgroup mounts of the mount table the plan was made from (read now
-    /// for a plan read back from its record), and /proc/self/cgroup.
+    /// For a launch: the mount table the plan was made from (read now for a plan read back
+    /// from its record), and /proc/self/cgroup.
     pub fn for_plan(plan: &crate::plan::Plan) -> Hierarchies {
-        match &plan.host {
-            Some(t) => Hierarchies::with_mounts(t.cgroups.clone()),
-            None => Hierarchies::read(),
-        }
+        let Some(host) = &plan.host else {
+            return Hierarchies::read();
+        };
+        let cgroup = files::read_small(Path::new("/proc/self/cgroup"), 1024).unwrap_or_default();
+        Hierarchies::parse(&host.mountinfo, &cgroup)
     }
 
     /// Parses the two files.
     pub fn parse(mountinfo: &str, cgroup: &str) -> Hierarchies {
-        Hierarchies::from_parts(CgroupMounts::parse(mountinfo), cgroup)
-    }
-
-    /// The hierarchies mounted at `mounts`, and this process's cgroup in each (read now).
-    fn with_mounts(mounts: CgroupMounts) -> Hierarchies {
-        let cgroup = files::read_small(Path::new("/proc/self/cgroup"), 1024).unwrap_or_default();
-        Hierarchies::from_parts(mounts, &cgroup)
-    }
-
-    fn from_parts(mounts: CgroupMounts, cgroup: &str) -> Hierarchies {
-        let mut h = Hierarchies {
-            v2_mount: mounts.v2,
-            v1_mounts: mounts.v1,
-            own: Vec::new(),
-        };
+        let mut h = Hierarchies::default();
+        for line in mountinfo.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let mut r = right.split(' ');
+            let (Some(fstype), Some(_src), Some(opts)) = (r.next(), r.next(), r.next()) else {
+                continue;
+            };
+            let Some(point) = left.split(' ').nth(4) else {
+                continue;
+            };
+            match fstype {
+                "cgroup2" if h.v2_mount.is_none() => h.v2_mount = Some(PathBuf::from(point)),
+                "cgroup" => {
+                    let ctrls: Vec<String> = opts
+                        .split(',')
+                        .filter(|o| {
+                            !o.starts_with("name=")
+                                && !matches!(
+                                    *o,
+                                    "rw" | "ro"
+                                        | "relatime"
+                                        | "nosuid"
+                                        | "nodev"
+                                        | "noexec"
+                                        | "clone_children"
+                                        | "xattr"
+                                )
+                        })
+                        .map(String::from)
+                        .collect();
+                    if !ctrls.is_empty() {
+                        h.v1_mounts.push((ctrls, PathBuf::from(point)));
+                    }
+                }
+                _ => {}
+            }
+        }
         for line in cgroup.lines() {
             let mut f = line.splitn(3, ':');
             let (Some(_id), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {

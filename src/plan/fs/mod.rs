@@ -43,86 +43,26 @@ pub fn host_mounts() -> Vec<HostMount> {
 }
 
 /// The caller's mount table as the plan read it, kept next to the plan for its launch
-/// ([`super::Plan::host`]): the root is planned from it, the launch places the sandbox's
-/// cgroups by its cgroup mounts, and the teardown decides from it whether the sandbox's mounts
-/// may outlive kekkai's exit. Generating `/proc/self/mountinfo` costs the kernel a line per
-/// mount, so a launch reads it once.
+/// ([`super::Plan::host`]): the root is planned from it, the launch finds the cgroup
+/// hierarchies in it, and the teardown decides from it whether the sandbox's mounts may outlive
+/// kekkai's exit. Generating `/proc/self/mountinfo` costs the kernel a line per mount, so a
+/// launch reads it once.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostTable {
+    /// The text of `/proc/self/mountinfo` (empty if it could not be read).
+    pub mountinfo: String,
     /// Every mount: its point and type.
     pub mounts: Vec<HostMount>,
-    /// Where the cgroup hierarchies are mounted.
-    pub cgroups: CgroupMounts,
 }
 
 impl HostTable {
     /// Reads `/proc/self/mountinfo` (empty if it can't be read, as before).
     pub fn read() -> HostTable {
-        HostTable::parse(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
-    }
-
-    /// Parses a mountinfo text.
-    pub fn parse(mountinfo: &str) -> HostTable {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         HostTable {
-            mounts: parse_mountinfo(mountinfo),
-            cgroups: CgroupMounts::parse(mountinfo),
+            mounts: parse_mountinfo(&mountinfo),
+            mountinfo,
         }
-    }
-}
-
-/// Where the cgroup hierarchies are mounted (mount points as mountinfo writes them).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CgroupMounts {
-    /// Where cgroup2 is mounted (the first one).
-    pub v2: Option<PathBuf>,
-    /// v1 mounts: (controllers of the hierarchy, mount point). A v1 hierarchy without a
-    /// controller (`name=systemd`) is left out.
-    pub v1: Vec<(Vec<String>, PathBuf)>,
-}
-
-impl CgroupMounts {
-    /// The `cgroup` and `cgroup2` lines of a mountinfo text.
-    pub fn parse(mountinfo: &str) -> CgroupMounts {
-        let mut m = CgroupMounts::default();
-        for line in mountinfo.lines() {
-            let Some((left, right)) = line.split_once(" - ") else {
-                continue;
-            };
-            let mut r = right.split(' ');
-            let (Some(fstype), Some(_src), Some(opts)) = (r.next(), r.next(), r.next()) else {
-                continue;
-            };
-            let Some(point) = left.split(' ').nth(4) else {
-                continue;
-            };
-            match fstype {
-                "cgroup2" if m.v2.is_none() => m.v2 = Some(PathBuf::from(point)),
-                "cgroup" => {
-                    let ctrls: Vec<String> = opts
-                        .split(',')
-                        .filter(|o| {
-                            !o.starts_with("name=")
-                                && !matches!(
-                                    *o,
-                                    "rw" | "ro"
-                                        | "relatime"
-                                        | "nosuid"
-                                        | "nodev"
-                                        | "noexec"
-                                        | "clone_children"
-                                        | "xattr"
-                                )
-                        })
-                        .map(String::from)
-                        .collect();
-                    if !ctrls.is_empty() {
-                        m.v1.push((ctrls, PathBuf::from(point)));
-                    }
-                }
-                _ => {}
-            }
-        }
-        m
     }
 }
 
@@ -195,20 +135,14 @@ mod tests {
     }
 
     #[test]
-    fn one_table_serves_the_root_and_the_cgroups() {
-        let text = "22 27 0:21 / /proc rw,relatime - proc proc rw\n\
-                    35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
-                    40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n\
-                    41 31 0:38 / /sys/fs/cgroup/unified rw shared:9 - cgroup2 cgroup2 rw\n";
-        let t = HostTable::parse(text);
-        assert_eq!(t.mounts, parse_mountinfo(text));
-        assert_eq!(t.cgroups.v2, Some(PathBuf::from("/sys/fs/cgroup/unified")));
-        assert_eq!(
-            t.cgroups.v1,
-            vec![(
-                vec!["memory".to_owned()],
-                PathBuf::from("/sys/fs/cgroup/memory")
-            )]
+    fn the_table_keeps_its_text_and_its_mounts() {
+        let t = HostTable::read();
+        assert!(t.mountinfo.contains(" - "), "{}", t.mountinfo);
+        assert_eq!(t.mounts, parse_mountinfo(&t.mountinfo));
+        assert!(
+            t.mounts
+                .iter()
+                .any(|m| m.point == std::path::Path::new("/"))
         );
     }
 }
