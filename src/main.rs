@@ -23,12 +23,22 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(exit::LAUNCH).unwrap_or(1));
     }
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let matches = cli::parse(&argv);
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(c) => c,
-        Err(e) => e.exit(),
+    // The plain `kekkai run [-p NAME] [--] COMMAND...` without building clap's definitions of
+    // every command (cli::fast); any other line is clap's.
+    let (cli, matches) = match cli::fast::plain_run(&argv) {
+        Some(cli) => (cli, None),
+        None => {
+            let matches = cli::parse(&argv);
+            match Cli::from_arg_matches(&matches) {
+                Ok(c) => (c, Some(matches)),
+                Err(e) => e.exit(),
+            }
+        }
     };
-    let sub = matches.subcommand().map(|(_, m)| m);
+    let sub = matches
+        .as_ref()
+        .and_then(|m| m.subcommand())
+        .map(|(_, m)| m);
     let verbosity = if cli.quiet {
         -1
     } else {

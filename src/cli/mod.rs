@@ -1,6 +1,7 @@
 //! The command line's definitions: [`Cli`], its commands and their arguments, from which clap
 //! parses, `--help`, the manual pages (`kekkai man`) and the completions are all derived; the
-//! checks clap can't make ([`parse`], [`flags`]); and what the commands that take a policy share:
+//! checks clap can't make ([`parse`], [`flags`]); the plain `run` line read without clap
+//! ([`fast`]); and what the commands that take a policy share:
 //! where `-p` points, the overrides in the order typed, load and compile. One file per command.
 
 pub(crate) mod audit;
@@ -11,6 +12,7 @@ mod detach;
 pub(crate) mod engine;
 pub(crate) mod explain;
 pub(crate) mod export;
+pub(crate) mod fast;
 mod flags;
 mod handoff;
 pub(crate) mod image;

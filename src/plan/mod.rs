@@ -161,6 +161,11 @@ pub struct Plan {
     pub systemd: SystemdPlan,
     /// `deny`: the program holds and leaves no privilege on the host (`privileges.rs`).
     pub host_privileges: HostPrivileges,
+    /// The host's mount table the plan was made from, kept for its launch (the cgroups'
+    /// mount points, the teardown's decision), which then reads none. Not part of the plan's
+    /// content: a plan read back from its record has none, and its launch reads the table.
+    #[serde(skip)]
+    pub host: Option<fs::HostTable>,
 }
 
 /// The systemd protocols kekkai passes through (from the caller's environment).
@@ -329,9 +334,9 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     }
 
     // Filesystem.
-    let host = fs::host_mounts();
+    let host = fs::HostTable::read();
     let image = image::plan(p.rootfs.as_ref(), caller, &mut d);
-    let mut rootfs = fs::plan_rootfs(p.rootfs.as_ref(), image, &host, &mut d);
+    let mut rootfs = fs::plan_rootfs(p.rootfs.as_ref(), image, &host.mounts, &mut d);
     // An image's /etc/resolv.conf and /etc/hosts come from the host when there is a network;
     // first, so that the policy's own mounts come after them.
     let mut mounts = fs::image_host_files(rootfs.image.as_ref(), network);
@@ -608,6 +613,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         terminal: p.terminal.map_or(Terminal::Pty, Terminal::from),
         systemd,
         host_privileges,
+        host: Some(host),
     })
 }
 
@@ -907,10 +913,15 @@ mod record_tests {
             caller = caller.as_root();
         }
         let loaded = crate::policy::load(&PolicySource::Shipped(name), &caller).unwrap();
-        let plan = compile(&loaded, &caller).unwrap();
+        let mut plan = compile(&loaded, &caller).unwrap();
         let record = plan.to_record().unwrap();
         let back = Plan::from_record(&record).unwrap();
         assert_eq!(back.to_record().unwrap(), record);
+        // Left out on purpose: the host's mount table, which the launch of a plan read back
+        // reads again.
+        assert!(plan.host.is_some());
+        assert_eq!(back.host, None);
+        plan.host = None;
         assert_eq!(format!("{back:?}"), format!("{plan:?}"));
     }
 

@@ -66,6 +66,16 @@ impl Hierarchies {
         Hierarchies::parse(&mountinfo, &cgroup)
     }
 
+    /// For a launch: the mount table the plan was made from (read now for a plan read back
+    /// from its record), and /proc/self/cgroup.
+    pub fn for_plan(plan: &crate::plan::Plan) -> Hierarchies {
+        let Some(host) = &plan.host else {
+            return Hierarchies::read();
+        };
+        let cgroup = files::read_small(Path::new("/proc/self/cgroup"), 1024).unwrap_or_default();
+        Hierarchies::parse(&host.mountinfo, &cgroup)
+    }
+
     /// Parses the two files.
     pub fn parse(mountinfo: &str, cgroup: &str) -> Hierarchies {
         let mut h = Hierarchies::default();

@@ -48,7 +48,7 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
     };
     let mut cg_out = CgroupOutcome::default();
     let cgroups = if plan.limits.any() {
-        let h = Hierarchies::read();
+        let h = Hierarchies::for_plan(plan);
         let layout = cgroup::detect(&plan.limits, &h);
         cg_out.dropped = cgroup::check_compat(&plan.limits, &layout)?;
         Cgroups::create(&plan.limits, &layout, &h)?

@@ -104,10 +104,14 @@ impl Hold {
         Some(Hold { ns, defer: false })
     }
 
-    /// Decides from the plan and the host's mount table whether the mounts may outlive
-    /// kekkai's exit ([`may_defer`]); done while the sandbox sets itself up.
+    /// Decides from the plan and the host's mount table it was made from (read now for a
+    /// plan read back from its record) whether the mounts may outlive kekkai's exit
+    /// ([`may_defer`]); done while the sandbox sets itself up.
     pub fn decide(&mut self, plan: &Plan) {
-        self.defer = may_defer(plan, &crate::plan::fs::host_mounts());
+        self.defer = match &plan.host {
+            Some(table) => may_defer(plan, &table.mounts),
+            None => may_defer(plan, &crate::plan::fs::host_mounts()),
+        };
     }
 
     /// Drops the reference once the sandbox is gone: handed to a kernel worker if the plan

@@ -42,6 +42,30 @@ pub fn host_mounts() -> Vec<HostMount> {
         .unwrap_or_default()
 }
 
+/// The caller's mount table as the plan read it, kept next to the plan for its launch
+/// ([`super::Plan::host`]): the root is planned from it, the launch finds the cgroup
+/// hierarchies in it, and the teardown decides from it whether the sandbox's mounts may outlive
+/// kekkai's exit. Generating `/proc/self/mountinfo` costs the kernel a line per mount, so a
+/// launch reads it once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostTable {
+    /// The text of `/proc/self/mountinfo` (empty if it could not be read).
+    pub mountinfo: String,
+    /// Every mount: its point and type.
+    pub mounts: Vec<HostMount>,
+}
+
+impl HostTable {
+    /// Reads `/proc/self/mountinfo` (empty if it can't be read, as before).
+    pub fn read() -> HostTable {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        HostTable {
+            mounts: parse_mountinfo(&mountinfo),
+            mountinfo,
+        }
+    }
+}
+
 /// Parses mountinfo lines: field 5 is the mount point, the first field after ` - ` the type.
 pub fn parse_mountinfo(text: &str) -> Vec<HostMount> {
     text.lines()
@@ -108,5 +132,17 @@ mod tests {
         assert_eq!(m[0].fstype, "proc");
         assert_eq!(m[1].point, PathBuf::from("/mnt/with space"));
         assert_eq!(m[2].fstype, "cgroup2");
+    }
+
+    #[test]
+    fn the_table_keeps_its_text_and_its_mounts() {
+        let t = HostTable::read();
+        assert!(t.mountinfo.contains(" - "), "{}", t.mountinfo);
+        assert_eq!(t.mounts, parse_mountinfo(&t.mountinfo));
+        assert!(
+            t.mounts
+                .iter()
+                .any(|m| m.point == std::path::Path::new("/"))
+        );
     }
 }
