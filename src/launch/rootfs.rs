@@ -10,7 +10,8 @@
 //! tmpfs skeleton at `/tmp/root`. Mount targets are resolved with RESOLVE_IN_ROOT against the new
 //! root, so a symlink can never lead a mount outside it. After pivot_root the old root is detached,
 //! and the layers that must not change are made read-only with mount_setattr (which changes only
-//! the attributes named, so flags the kernel locked on host mounts are kept).
+//! the attributes named, so flags the kernel locked on host mounts are kept). An overlay of lower
+//! layers only is mounted read-only at once: nothing is ever written through it.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
