@@ -676,6 +676,48 @@ mod tests {
         assert_eq!(enforced.seccomp.len(), plan.seccomp.filters.len());
     }
 
+    /// A top-level overlay gets an upper layer only where a policy mount point inside it is
+    /// missing from its top layer (the default policy's tmpfs at `/var/tmp`); without one it is
+    /// mounted read-only at once and not sealed later.
+    #[rstest]
+    #[case::present(None, false)]
+    #[case::missing(Some(Errno::ENOENT), true)]
+    #[case::not_a_plain_directory(Some(Errno::ELOOP), true)]
+    fn var_gets_an_upper_only_when_its_mount_point_is_missing(
+        #[case] lookup: Option<Errno>,
+        #[case] upper: bool,
+    ) {
+        let plan = plan_of("default", true);
+        let mut fake = fake_for(&plan);
+        if let Some(errno) = lookup {
+            fake = fake.fail_first(
+                |c| {
+                    matches!(c, Call::Openat2(_, p, _, r)
+                        if p.as_os_str() == "tmp" && r.contains(nix::fcntl::ResolveFlag::RESOLVE_BENEATH))
+                },
+                errno,
+            );
+        }
+        let _ = run_on(&fake, &plan);
+        let (flags, data) = fake
+            .log()
+            .into_iter()
+            .find_map(|c| match c {
+                Call::Mount {
+                    fstype: Some(t),
+                    target,
+                    flags,
+                    data,
+                    ..
+                } if t == "overlay" && target.ends_with("/var") => Some((flags, data)),
+                _ => None,
+            })
+            .unwrap();
+        let data = data.unwrap();
+        assert_eq!(data.contains("upperdir="), upper, "{data}");
+        assert_eq!(flags.contains(MsFlags::MS_RDONLY), !upper);
+    }
+
     /// The first call of each step fails: the launch stops there, and the error names that
     /// step and the errno. (Landlock's ABI query is skipped: an unanswered query means "no
     /// Landlock", which a best-effort policy runs without. execve's failure is the program's:

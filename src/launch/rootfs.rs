@@ -10,7 +10,8 @@
 //! tmpfs skeleton at `/tmp/root`. Mount targets are resolved with RESOLVE_IN_ROOT against the new
 //! root, so a symlink can never lead a mount outside it. After pivot_root the old root is detached,
 //! and the layers that must not change are made read-only with mount_setattr (which changes only
-//! the attributes named, so flags the kernel locked on host mounts are kept).
+//! the attributes named, so flags the kernel locked on host mounts are kept). An overlay of lower
+//! layers only is mounted read-only at once: nothing is ever written through it.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
@@ -176,7 +177,30 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
     .map_err(|e| {
         e.hint("kekkai stages the new root on a private tmpfs over /tmp, which must be a directory")
     })?;
-    for d in [NEW_ROOT, "/tmp/u", "/tmp/w", EMPTY_LOWER] {
+    // Which overlays get an upper layer decides which staging directories are made.
+    let uppers: Vec<bool> = plan
+        .rootfs
+        .entries
+        .iter()
+        .zip(&host.entries)
+        .map(|(e, lowers)| match &e.kind {
+            EntryKind::Overlay(_) => needs_upper(k, plan, &e.name, lowers.first()),
+            _ => false,
+        })
+        .collect();
+    let overlays = plan.rootfs.entries.iter().zip(&uppers);
+    let (any_upper, any_lower_only) = overlays.fold((false, false), |(u, l), (e, up)| {
+        let overlay = matches!(e.kind, EntryKind::Overlay(_));
+        (u || (overlay && *up), l || (overlay && !*up))
+    });
+    let mut staging_dirs = vec![NEW_ROOT];
+    if any_upper {
+        staging_dirs.extend(["/tmp/u", "/tmp/w"]);
+    }
+    if any_lower_only {
+        staging_dirs.push(EMPTY_LOWER);
+    }
+    for d in staging_dirs {
         k.mkdirat(AT_FDCWD, Path::new(d), Mode::from_bits_truncate(0o755))
             .step(step, || format!("mkdir({}, 0755)", cstr(d)))?;
     }
@@ -197,7 +221,8 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
         seal.push(k.dup(root.as_fd()).step(step, || "dup(root)".into())?);
     }
 
-    for (i, (entry, lowers)) in plan.rootfs.entries.iter().zip(&host.entries).enumerate() {
+    let entries = plan.rootfs.entries.iter().zip(&host.entries).zip(&uppers);
+    for (i, ((entry, lowers), &upper)) in entries.enumerate() {
         let target = format!("{NEW_ROOT}/{}", entry.name);
         let name = entry.name.as_str();
         match &entry.kind {
@@ -216,11 +241,13 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
                     ""
                 };
                 // An upper layer (on the staging tmpfs) only where something must be written:
-                // a writable root, or a policy mount whose target lies inside this entry (its
-                // mount point may have to be created). Elsewhere the overlay is lower layers
-                // only: read-only by construction, and the kernel makes no work directory
-                // (overlayfs wants two lower layers without an upper: the second is empty).
-                let opts = if needs_upper(plan, name) {
+                // a writable root, or a policy mount point inside this entry that the top layer
+                // lacks. Elsewhere the overlay is lower layers only: read-only by construction,
+                // and the kernel makes no work directory (overlayfs wants two lower layers
+                // without an upper: the second is empty). Such a mount is made read-only at
+                // once (MS_RDONLY) instead of sealed after pivot_root: nothing is ever written
+                // through it, so the descriptor and the later mount_setattr are not needed.
+                let opts = if upper {
                     let (upper, work) = (format!("/tmp/u/{i}"), format!("/tmp/w/{i}"));
                     for d in [&upper, &work] {
                         k.mkdirat(AT_FDCWD, Path::new(d), Mode::from_bits_truncate(0o755))
@@ -233,24 +260,30 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
                 } else {
                     format!("lowerdir={}:{EMPTY_LOWER}{xattrs}", lower.join(":"))
                 };
+                let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+                if !upper {
+                    flags |= MsFlags::MS_RDONLY;
+                }
                 k.mount(
                     Some("overlay"),
                     target.as_str(),
                     Some("overlay"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                    flags,
                     Some(opts.as_str()),
                 )
                 .step(step, || {
                     let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                    let names: Vec<&str> = flags.iter_names().map(|(n, _)| n).collect();
                     format!(
-                        "mount(\"overlay\", {}, \"overlay\", MS_NOSUID|MS_NODEV, {}) [lower: {}]",
+                        "mount(\"overlay\", {}, \"overlay\", {}, {}) [lower: {}]",
                         cstr(&target),
+                        names.join("|"),
                         cstr(&opts),
                         shown.join(":")
                     )
                 })
                 .map_err(|e| e.key(&plan.rootfs.lowers.key))?;
-                if !plan.rootfs.writable {
+                if upper && !plan.rootfs.writable {
                     seal.push(
                         open_path(k, Path::new(&target), true)
                             .step(step, || format!("open({}, O_PATH)", cstr(&target)))?,
@@ -300,14 +333,35 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
 const EMPTY_LOWER: &str = "/tmp/e";
 
 /// Does the overlay of the top-level entry `name` need an upper layer: is the root writable, or
-/// does a policy mount's target lie below the entry (so its mount point may be created)?
-fn needs_upper(plan: &Plan, name: &str) -> bool {
+/// may a policy mount's mount point below the entry have to be created? It need not when the
+/// overlay's top layer (`top`, an O_PATH descriptor) already holds the whole path as a
+/// directory, with no symbolic link or mount crossed on the way: the top layer's entries are
+/// always visible in the overlay (a whiteout is a device or a file, never a directory), so
+/// `target_in_root` finds the mount point and creates nothing (`/var/tmp` on most hosts).
+/// Hiding creates nothing either: what does not exist is not hidden. Anything else (a missing
+/// or linked path, a failed lookup) keeps the upper, as before.
+fn needs_upper(k: &dyn Kernel, plan: &Plan, name: &str, top: Option<&OwnedFd>) -> bool {
     let entry = Path::new("/").join(name);
     plan.rootfs.writable
-        || plan
-            .mounts
-            .iter()
-            .any(|m| m.target != entry && m.target.starts_with(&entry))
+        || plan.mounts.iter().any(|m| {
+            let Ok(rest) = m.target.strip_prefix(&entry) else {
+                return false;
+            };
+            if rest.as_os_str().is_empty() || matches!(m.kind, MountKind::Hide) {
+                return false;
+            }
+            let Some(top) = top else { return true };
+            let found = k.openat2(
+                top.as_fd(),
+                rest,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                ResolveFlag::RESOLVE_BENEATH
+                    | ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                    | ResolveFlag::RESOLVE_NO_XDEV,
+            );
+            found.is_err()
+        })
 }
 
 /// Opens, before anything is covered, every host object the sandbox will need.
