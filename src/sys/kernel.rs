@@ -13,7 +13,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use caps::errors::CapsError;
-use caps::{CapSet, Capability, CapsHashSet};
+use caps::{CapSet, Capability};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::mount::{MntFlags, MsFlags};
@@ -22,6 +22,7 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 
+use super::CapSets;
 use super::landlock::{LandlockError, LandlockRuleset, LandlockStatus};
 
 /// What `fstat` tells the steps about a descriptor.
@@ -124,14 +125,14 @@ pub trait Kernel {
     fn capbset_drop(&self, cap: u32) -> nix::Result<()>;
     /// `prctl(PR_SET_KEEPCAPS, on)`.
     fn set_keepcaps(&self, on: bool) -> nix::Result<()>;
-    /// `capset`: one of this thread's sets becomes `caps`.
-    fn capset(&self, set: CapSet, caps: &CapsHashSet) -> Result<(), CapsError>;
+    /// `capset`: effective, permitted and inheritable become `sets`, in one call.
+    fn capset(&self, sets: CapSets) -> nix::Result<()>;
     /// Empties a set (the ambient one: `prctl(PR_CAP_AMBIENT_CLEAR_ALL)`).
     fn cap_clear(&self, set: CapSet) -> Result<(), CapsError>;
     /// Raises one capability in a set (the ambient one: `prctl(PR_CAP_AMBIENT_RAISE)`).
     fn cap_raise(&self, set: CapSet, cap: Capability) -> Result<(), CapsError>;
-    /// `capget`: one of this thread's sets.
-    fn capget(&self, set: CapSet) -> Result<CapsHashSet, CapsError>;
+    /// `capget`: effective, permitted and inheritable, in one call.
+    fn capget(&self) -> nix::Result<CapSets>;
 
     // ── the process ─────────────────────────────────────────────────────────────────────────
     /// `prctl(PR_SET_PDEATHSIG, sig)`.
@@ -340,8 +341,8 @@ impl Kernel for Linux {
         nix::sys::prctl::set_keepcaps(on)
     }
 
-    fn capset(&self, set: CapSet, caps: &CapsHashSet) -> Result<(), CapsError> {
-        caps::set(None, set, caps)
+    fn capset(&self, sets: CapSets) -> nix::Result<()> {
+        super::capset_all(sets)
     }
 
     fn cap_clear(&self, set: CapSet) -> Result<(), CapsError> {
@@ -352,8 +353,8 @@ impl Kernel for Linux {
         caps::raise(None, set, cap)
     }
 
-    fn capget(&self, set: CapSet) -> Result<CapsHashSet, CapsError> {
-        caps::read(None, set)
+    fn capget(&self) -> nix::Result<CapSets> {
+        super::capget_all()
     }
 
     fn set_pdeathsig(&self, sig: Signal) -> nix::Result<()> {

@@ -389,6 +389,59 @@ pub fn capbset_drop(cap: u32) -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
+/// This thread's effective, permitted and inheritable capability sets, as bit masks
+/// (`capget`, version 3: one call reads all three).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapSets {
+    /// The effective set.
+    pub effective: u64,
+    /// The permitted set.
+    pub permitted: u64,
+    /// The inheritable set.
+    pub inheritable: u64,
+}
+
+/// `capget(0)`: all three of this thread's sets in one call.
+pub fn capget_all() -> nix::Result<CapSets> {
+    let mut hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes two `__user_cap_data_struct` for version 3, the size of `data`;
+    // `hdr` is a valid header.
+    let ret = unsafe { libc::syscall(libc::SYS_capget, &raw mut hdr, data.as_mut_ptr()) };
+    Errno::result(ret)?;
+    let wide = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+    Ok(CapSets {
+        effective: wide(data[0].effective, data[1].effective),
+        permitted: wide(data[0].permitted, data[1].permitted),
+        inheritable: wide(data[0].inheritable, data[1].inheritable),
+    })
+}
+
+/// `capset(0, sets)`: all three of this thread's sets become `sets` in one call (the kernel
+/// checks the whole change at once, as for three separate calls in a valid order).
+pub fn capset_all(sets: CapSets) -> nix::Result<()> {
+    let mut hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let half = |v: u64, hi: bool| {
+        let part = if hi { v >> 32 } else { v & 0xffff_ffff };
+        u32::try_from(part).unwrap_or(u32::MAX)
+    };
+    let data = [false, true].map(|hi| CapData {
+        effective: half(sets.effective, hi),
+        permitted: half(sets.permitted, hi),
+        inheritable: half(sets.inheritable, hi),
+    });
+    // SAFETY: capset reads two `__user_cap_data_struct` for version 3, the size of `data`;
+    // `hdr` is a valid header.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &raw mut hdr, data.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
 /// The running kernel's Landlock ABI version (`landlock_create_ruleset(NULL, 0,
 /// LANDLOCK_CREATE_RULESET_VERSION)`); `Err(ENOSYS/EOPNOTSUPP)` when unavailable.
 pub fn landlock_abi() -> nix::Result<i32> {
