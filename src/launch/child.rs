@@ -542,7 +542,9 @@ mod tests {
             | Call::Fstat(..)
             | Call::Dup(..) => &["rootfs", "mounts"],
             Call::MountSetattr(..) => &["rootfs", "mounts", "pivot-root"],
-            Call::Fchdir(_) | Call::PivotRoot(..) | Call::Umount2(..) => &["pivot-root"],
+            Call::Fchdir(_) | Call::PivotRoot(..) | Call::Umount2(..) | Call::CloseOwned(_) => {
+                &["pivot-root"]
+            }
             Call::Chdir(p) if p.as_os_str() == "/" => &["pivot-root", "environment"],
             Call::Sethostname(_)
             | Call::LoopbackUp

@@ -80,6 +80,8 @@ pub enum Call {
     LandlockAbi,
     LandlockRestrict(LandlockRuleset),
     CloseRange(u32, u32),
+    /// How many descriptors.
+    CloseOwned(usize),
     SeccompInstall(usize),
     /// A filter with a listener (`kekkai learn`), by length.
     SeccompListen(usize),
@@ -267,7 +269,6 @@ fn from_mask(mask: u64) -> CapsHashSet {
         .filter(|c| mask & (1u64 << c.index()) != 0)
         .collect()
 }
-
 
 impl Kernel for Fake {
     fn begin(&self, step: &'static str) {
@@ -526,6 +527,10 @@ impl Kernel for Fake {
             no_new_privs: self.no_new_privs.get(),
             absent: Vec::new(),
         })
+    }
+
+    fn close_owned(&self, fds: Vec<OwnedFd>) -> nix::Result<()> {
+        self.act(Call::CloseOwned(fds.len()))
     }
 
     unsafe fn close_range(&self, first: u32, last: u32) -> nix::Result<()> {

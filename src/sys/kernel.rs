@@ -162,6 +162,8 @@ pub trait Kernel {
     /// As for [`super::close_range`]: no object that owns a descriptor in `[first, last]` may
     /// be used or dropped afterwards.
     unsafe fn close_range(&self, first: u32, last: u32) -> nix::Result<()>;
+    /// [`super::close_owned`]: closes `fds`, a `close_range` per run of consecutive numbers.
+    fn close_owned(&self, fds: Vec<OwnedFd>) -> nix::Result<()>;
     /// [`super::seccomp_install`].
     fn seccomp_install(&self, program: &[seccompiler::sock_filter]) -> nix::Result<()>;
     /// [`super::notif::seccomp_install_listener`] (`kekkai learn`'s observer).
@@ -393,6 +395,10 @@ impl Kernel for Linux {
         ruleset: &LandlockRuleset,
     ) -> Result<LandlockStatus, LandlockError> {
         super::landlock::restrict(ruleset)
+    }
+
+    fn close_owned(&self, fds: Vec<OwnedFd>) -> nix::Result<()> {
+        super::close_owned(fds)
     }
 
     unsafe fn close_range(&self, first: u32, last: u32) -> nix::Result<()> {
