@@ -16,7 +16,7 @@ use nix::unistd::{Gid, Uid};
 use super::error::{StepError, Syscall};
 use crate::plan::Plan;
 use crate::plan::steps::Step;
-use crate::sys::Kernel;
+use crate::sys::{CapSets, Kernel};
 
 fn caps_err(call: &str, e: caps::errors::CapsError) -> StepError {
     StepError::msg(Step::DropPrivileges, format!("{call}: {e}"))
@@ -35,19 +35,39 @@ pub fn drop_privileges(k: &dyn Kernel, plan: &Plan) -> Result<(), StepError> {
     let step = Step::DropPrivileges;
     let keep = plan.caps.keep;
     let key = &plan.caps.key;
-    // 1. The bounding set, up to the last capability this kernel has.
+    // 1. The bounding set, up to the last capability this kernel has (EINVAL past it). Each
+    // capability not kept is dropped without reading it first: dropping one that is already
+    // out succeeds, with CAP_SETPCAP. Without CAP_SETPCAP (EPERM), the drop is only needed if
+    // the capability is still in, so that is when the EPERM stands.
     for cap in 0..64u32 {
-        match k.capbset_read(cap) {
-            Ok(true) if keep & (1u64 << cap) == 0 => {
-                k.capbset_drop(cap)
-                    .step(step, || format!("prctl(PR_CAPBSET_DROP, {cap})"))?;
-            }
-            Ok(_) => {}
+        if keep & (1u64 << cap) != 0 {
+            continue;
+        }
+        match k.capbset_drop(cap) {
+            Ok(()) => {}
             Err(nix::errno::Errno::EINVAL) => break,
+            Err(nix::errno::Errno::EPERM) => match k.capbset_read(cap) {
+                Ok(false) => {}
+                Ok(true) => {
+                    return Err(StepError::sys(
+                        step,
+                        format!("prctl(PR_CAPBSET_DROP, {cap})"),
+                        nix::errno::Errno::EPERM,
+                    ));
+                }
+                Err(nix::errno::Errno::EINVAL) => break,
+                Err(e) => {
+                    return Err(StepError::sys(
+                        step,
+                        format!("prctl(PR_CAPBSET_READ, {cap})"),
+                        e,
+                    ));
+                }
+            },
             Err(e) => {
                 return Err(StepError::sys(
                     step,
-                    format!("prctl(PR_CAPBSET_READ, {cap})"),
+                    format!("prctl(PR_CAPBSET_DROP, {cap})"),
                     e,
                 ));
             }
@@ -74,20 +94,23 @@ pub fn drop_privileges(k: &dyn Kernel, plan: &Plan) -> Result<(), StepError> {
     k.setresuid(uid, uid, uid)
         .step(step, || format!("setresuid({0}, {0}, {0})", *id.uid))
         .map_err(|e| e.key(&id.uid.key))?;
-    // 3. Effective, permitted, inheritable, ambient.
+    // 3. Effective, permitted and inheritable in one capset (the kernel checks the change as
+    // a whole: permitted only shrinks, effective within it), then ambient.
     let kept = keep_set(keep);
-    let ambient = non_root && !kept.is_empty();
-    let inheritable = if ambient {
-        kept.clone()
-    } else {
-        HashSet::new()
+    let ambient = non_root && keep != 0;
+    let want = CapSets {
+        effective: keep,
+        permitted: keep,
+        inheritable: if ambient { keep } else { 0 },
     };
-    k.capset(CapSet::Inheritable, &inheritable)
-        .map_err(|e| caps_err("capset(inheritable)", e))?;
-    k.capset(CapSet::Effective, &kept)
-        .map_err(|e| caps_err("capset(effective)", e).key(key))?;
-    k.capset(CapSet::Permitted, &kept)
-        .map_err(|e| caps_err("capset(permitted)", e).key(key))?;
+    k.capset(want)
+        .step(step, || {
+            format!(
+                "capset(effective {keep:#x}, permitted {keep:#x}, inheritable {:#x})",
+                want.inheritable
+            )
+        })
+        .map_err(|e| e.key(key))?;
     k.cap_clear(CapSet::Ambient)
         .map_err(|e| caps_err("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", e))?;
     if ambient {
@@ -101,17 +124,13 @@ pub fn drop_privileges(k: &dyn Kernel, plan: &Plan) -> Result<(), StepError> {
             .step(step, || "prctl(PR_SET_KEEPCAPS, 0)".into())?;
     }
     // Verify what the kernel now holds.
-    let eff = k
-        .capget(CapSet::Effective)
-        .map_err(|e| caps_err("capget", e))?;
-    let perm = k
-        .capget(CapSet::Permitted)
-        .map_err(|e| caps_err("capget", e))?;
-    if eff != kept || perm != kept {
+    let held = k.capget().step(step, || "capget".into())?;
+    if held != want {
         return Err(StepError::msg(
             step,
             format!(
-                "capabilities after the drop are effective {eff:?}, permitted {perm:?}; expected {kept:?}"
+                "capabilities after the drop are effective {:#x}, permitted {:#x}, inheritable {:#x}; expected {keep:#x}, {keep:#x}, {:#x}",
+                held.effective, held.permitted, held.inheritable, want.inheritable
             ),
         ));
     }

@@ -542,7 +542,9 @@ mod tests {
             | Call::Fstat(..)
             | Call::Dup(..) => &["rootfs", "mounts"],
             Call::MountSetattr(..) => &["rootfs", "mounts", "pivot-root"],
-            Call::Fchdir(_) | Call::PivotRoot(..) | Call::Umount2(..) => &["pivot-root"],
+            Call::Fchdir(_) | Call::PivotRoot(..) | Call::Umount2(..) | Call::CloseOwned(_) => {
+                &["pivot-root"]
+            }
             Call::Chdir(p) if p.as_os_str() == "/" => &["pivot-root", "environment"],
             Call::Sethostname(_)
             | Call::LoopbackUp
@@ -556,7 +558,7 @@ mod tests {
             | Call::Capset(..)
             | Call::CapClear(_)
             | Call::CapRaise(..)
-            | Call::Capget(_)
+            | Call::Capget
             | Call::SetDumpable(_) => &["drop-privileges"],
             Call::SetNoNewPrivs | Call::GetNoNewPrivs => &["no-new-privs"],
             Call::LandlockAbi | Call::LandlockRestrict(_) => &["landlock"],
@@ -790,7 +792,7 @@ mod tests {
     #[case::proc("default", true, |c: &Call| matches!(c, Call::Mount { fstype: Some(t), .. } if t == "proc"), Step::Mounts, proc_origin)]
     #[case::gid("service", true, |c: &Call| matches!(c, Call::Setresgid(g) if *g != 0), Step::DropPrivileges, |_: &Plan| Some("identity.gid".into()))]
     #[case::uid("default", false, |c: &Call| matches!(c, Call::Setresuid(u) if *u != 0), Step::DropPrivileges, |_: &Plan| Some("identity.uid".into()))]
-    #[case::kept_caps("service", true, |c: &Call| matches!(c, Call::Capset("effective", _)), Step::DropPrivileges, |_: &Plan| Some("capabilities.keep".into()))]
+    #[case::kept_caps("service", true, |c: &Call| matches!(c, Call::Capset(..)), Step::DropPrivileges, |_: &Plan| Some("capabilities.keep".into()))]
     #[case::bounding_set("default", true, |c: &Call| matches!(c, Call::CapbsetDrop(_)), Step::DropPrivileges, |_: &Plan| None)]
     #[case::no_new_privs("default", false, |c: &Call| c == &Call::SetNoNewPrivs, Step::NoNewPrivs, |_: &Plan| None)]
     #[case::landlock("service", true, |c: &Call| matches!(c, Call::LandlockRestrict(_)), Step::Landlock, |_: &Plan| None)]

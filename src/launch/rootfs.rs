@@ -888,6 +888,20 @@ pub fn pivot(k: &dyn Kernel, staged: Staged) -> Result<(), StepError> {
         k.mount_setattr(fd.as_fd(), mount_attr::RDONLY, 0, false)
             .step(step, || "mount_setattr(layer, MOUNT_ATTR_RDONLY)".into())?;
     }
-    drop(staged);
+    // The staging descriptors (the skeleton, the seals, the host's objects) are done with: a
+    // close_range per run of numbers instead of a close each (they are mostly consecutive).
+    let Staged { root, seal, host } = staged;
+    let HostFds {
+        entries,
+        binds,
+        devices,
+    } = host;
+    let mut fds = vec![root];
+    fds.extend(seal);
+    fds.extend(entries.into_iter().flatten());
+    fds.extend(binds.into_iter().flatten());
+    fds.extend(devices.into_iter().map(|(_, fd)| fd));
+    k.close_owned(fds)
+        .step(step, || "close_range(the staging descriptors)".into())?;
     Ok(())
 }

@@ -24,6 +24,7 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 
+use super::CapSets;
 use super::kernel::{Kernel, Stat};
 use super::landlock::{Enforcement, LandlockError, LandlockRuleset, LandlockStatus};
 
@@ -65,10 +66,11 @@ pub enum Call {
     CapbsetRead(u32),
     CapbsetDrop(u32),
     SetKeepcaps(bool),
-    Capset(&'static str, Vec<Capability>),
+    /// effective, permitted, inheritable.
+    Capset(u64, u64, u64),
     CapClear(&'static str),
     CapRaise(&'static str, Capability),
-    Capget(&'static str),
+    Capget,
     SetPdeathsig(Signal),
     JoinCgroupV1(String),
     SetDumpable(bool),
@@ -78,6 +80,8 @@ pub enum Call {
     LandlockAbi,
     LandlockRestrict(LandlockRuleset),
     CloseRange(u32, u32),
+    /// How many descriptors.
+    CloseOwned(usize),
     SeccompInstall(usize),
     /// A filter with a listener (`kekkai learn`), by length.
     SeccompListen(usize),
@@ -255,10 +259,15 @@ fn set_name(set: CapSet) -> &'static str {
     }
 }
 
-fn sorted(caps: &CapsHashSet) -> Vec<Capability> {
-    let mut v: Vec<Capability> = caps.iter().copied().collect();
-    v.sort_by_key(|c| c.index());
-    v
+fn to_mask(caps: &CapsHashSet) -> u64 {
+    caps.iter().fold(0, |m, c| m | (1u64 << c.index()))
+}
+
+fn from_mask(mask: u64) -> CapsHashSet {
+    caps::all()
+        .into_iter()
+        .filter(|c| mask & (1u64 << c.index()) != 0)
+        .collect()
 }
 
 impl Kernel for Fake {
@@ -420,16 +429,31 @@ impl Kernel for Fake {
     }
 
     fn capbset_drop(&self, cap: u32) -> nix::Result<()> {
-        self.act(Call::CapbsetDrop(cap))
+        self.act(Call::CapbsetDrop(cap))?;
+        if cap >= self.last_cap {
+            return Err(Errno::EINVAL);
+        }
+        Ok(())
     }
 
     fn set_keepcaps(&self, on: bool) -> nix::Result<()> {
         self.act(Call::SetKeepcaps(on))
     }
 
-    fn capset(&self, set: CapSet, caps: &CapsHashSet) -> Result<(), CapsError> {
-        Self::caps_result(self.act(Call::Capset(set_name(set), sorted(caps))))?;
-        self.caps.borrow_mut().insert(set_name(set), caps.clone());
+    fn capset(&self, sets: CapSets) -> nix::Result<()> {
+        self.act(Call::Capset(
+            sets.effective,
+            sets.permitted,
+            sets.inheritable,
+        ))?;
+        let mut held = self.caps.borrow_mut();
+        for (name, mask) in [
+            ("effective", sets.effective),
+            ("permitted", sets.permitted),
+            ("inheritable", sets.inheritable),
+        ] {
+            held.insert(name, from_mask(mask));
+        }
         Ok(())
     }
 
@@ -449,14 +473,15 @@ impl Kernel for Fake {
         Ok(())
     }
 
-    fn capget(&self, set: CapSet) -> Result<CapsHashSet, CapsError> {
-        Self::caps_result(self.act(Call::Capget(set_name(set))))?;
-        Ok(self
-            .caps
-            .borrow()
-            .get(set_name(set))
-            .cloned()
-            .unwrap_or_default())
+    fn capget(&self) -> nix::Result<CapSets> {
+        self.act(Call::Capget)?;
+        let held = self.caps.borrow();
+        let mask = |name: &str| held.get(name).map(to_mask).unwrap_or_default();
+        Ok(CapSets {
+            effective: mask("effective"),
+            permitted: mask("permitted"),
+            inheritable: mask("inheritable"),
+        })
     }
 
     fn set_pdeathsig(&self, sig: Signal) -> nix::Result<()> {
@@ -502,6 +527,10 @@ impl Kernel for Fake {
             no_new_privs: self.no_new_privs.get(),
             absent: Vec::new(),
         })
+    }
+
+    fn close_owned(&self, fds: Vec<OwnedFd>) -> nix::Result<()> {
+        self.act(Call::CloseOwned(fds.len()))
     }
 
     unsafe fn close_range(&self, first: u32, last: u32) -> nix::Result<()> {

@@ -13,7 +13,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use caps::errors::CapsError;
-use caps::{CapSet, Capability, CapsHashSet};
+use caps::{CapSet, Capability};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::mount::{MntFlags, MsFlags};
@@ -22,6 +22,7 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 
+use super::CapSets;
 use super::landlock::{LandlockError, LandlockRuleset, LandlockStatus};
 
 /// What `fstat` tells the steps about a descriptor.
@@ -124,14 +125,14 @@ pub trait Kernel {
     fn capbset_drop(&self, cap: u32) -> nix::Result<()>;
     /// `prctl(PR_SET_KEEPCAPS, on)`.
     fn set_keepcaps(&self, on: bool) -> nix::Result<()>;
-    /// `capset`: one of this thread's sets becomes `caps`.
-    fn capset(&self, set: CapSet, caps: &CapsHashSet) -> Result<(), CapsError>;
+    /// `capset`: effective, permitted and inheritable become `sets`, in one call.
+    fn capset(&self, sets: CapSets) -> nix::Result<()>;
     /// Empties a set (the ambient one: `prctl(PR_CAP_AMBIENT_CLEAR_ALL)`).
     fn cap_clear(&self, set: CapSet) -> Result<(), CapsError>;
     /// Raises one capability in a set (the ambient one: `prctl(PR_CAP_AMBIENT_RAISE)`).
     fn cap_raise(&self, set: CapSet, cap: Capability) -> Result<(), CapsError>;
-    /// `capget`: one of this thread's sets.
-    fn capget(&self, set: CapSet) -> Result<CapsHashSet, CapsError>;
+    /// `capget`: effective, permitted and inheritable, in one call.
+    fn capget(&self) -> nix::Result<CapSets>;
 
     // ── the process ─────────────────────────────────────────────────────────────────────────
     /// `prctl(PR_SET_PDEATHSIG, sig)`.
@@ -161,6 +162,8 @@ pub trait Kernel {
     /// As for [`super::close_range`]: no object that owns a descriptor in `[first, last]` may
     /// be used or dropped afterwards.
     unsafe fn close_range(&self, first: u32, last: u32) -> nix::Result<()>;
+    /// [`super::close_owned`]: closes `fds`, a `close_range` per run of consecutive numbers.
+    fn close_owned(&self, fds: Vec<OwnedFd>) -> nix::Result<()>;
     /// [`super::seccomp_install`].
     fn seccomp_install(&self, program: &[seccompiler::sock_filter]) -> nix::Result<()>;
     /// [`super::notif::seccomp_install_listener`] (`kekkai learn`'s observer).
@@ -340,8 +343,8 @@ impl Kernel for Linux {
         nix::sys::prctl::set_keepcaps(on)
     }
 
-    fn capset(&self, set: CapSet, caps: &CapsHashSet) -> Result<(), CapsError> {
-        caps::set(None, set, caps)
+    fn capset(&self, sets: CapSets) -> nix::Result<()> {
+        super::capset_all(sets)
     }
 
     fn cap_clear(&self, set: CapSet) -> Result<(), CapsError> {
@@ -352,8 +355,8 @@ impl Kernel for Linux {
         caps::raise(None, set, cap)
     }
 
-    fn capget(&self, set: CapSet) -> Result<CapsHashSet, CapsError> {
-        caps::read(None, set)
+    fn capget(&self) -> nix::Result<CapSets> {
+        super::capget_all()
     }
 
     fn set_pdeathsig(&self, sig: Signal) -> nix::Result<()> {
@@ -392,6 +395,10 @@ impl Kernel for Linux {
         ruleset: &LandlockRuleset,
     ) -> Result<LandlockStatus, LandlockError> {
         super::landlock::restrict(ruleset)
+    }
+
+    fn close_owned(&self, fds: Vec<OwnedFd>) -> nix::Result<()> {
+        super::close_owned(fds)
     }
 
     unsafe fn close_range(&self, first: u32, last: u32) -> nix::Result<()> {

@@ -27,7 +27,7 @@ pub mod spawn;
 pub use kernel::{Kernel, Linux};
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
@@ -233,6 +233,34 @@ pub unsafe fn close_range(first: u32, last: u32, cloexec: bool) -> nix::Result<(
     Errno::result(ret).map(drop)
 }
 
+/// Closes every descriptor of `fds`, one `close_range` per run of consecutive numbers rather
+/// than one `close` each. All are closed even if one call fails; the first error is returned.
+pub fn close_owned(fds: Vec<OwnedFd>) -> nix::Result<()> {
+    let mut raw: Vec<u32> = fds
+        .into_iter()
+        .filter_map(|fd| u32::try_from(fd.into_raw_fd()).ok())
+        .collect();
+    raw.sort_unstable();
+    let mut result = Ok(());
+    let mut rest = raw.as_slice();
+    while let Some((&first, _)) = rest.split_first() {
+        let run = rest
+            .iter()
+            .zip(first..)
+            .take_while(|(fd, want)| **fd == *want)
+            .count();
+        let last = rest[run - 1];
+        rest = &rest[run..];
+        // SAFETY: every number in first..=last came from an `OwnedFd` given to this function
+        // and released with `into_raw_fd`: nothing else owns or uses it.
+        let closed = unsafe { close_range(first, last, false) };
+        if result.is_ok() {
+            result = closed;
+        }
+    }
+    result
+}
+
 /// Marks every descriptor from `first` up close-on-exec, so that what this process inherited
 /// from its own caller does not reach the programs it starts (`kekkai audit` before it runs
 /// another launcher: the battery's `launcher.leaked-fds` must see that launcher's leaks, not
@@ -386,6 +414,59 @@ pub fn capbset_read(cap: u32) -> nix::Result<bool> {
 pub fn capbset_drop(cap: u32) -> nix::Result<()> {
     // SAFETY: PR_CAPBSET_DROP takes an integer and reads no memory of ours.
     let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// This thread's effective, permitted and inheritable capability sets, as bit masks
+/// (`capget`, version 3: one call reads all three).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapSets {
+    /// The effective set.
+    pub effective: u64,
+    /// The permitted set.
+    pub permitted: u64,
+    /// The inheritable set.
+    pub inheritable: u64,
+}
+
+/// `capget(0)`: all three of this thread's sets in one call.
+pub fn capget_all() -> nix::Result<CapSets> {
+    let mut hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes two `__user_cap_data_struct` for version 3, the size of `data`;
+    // `hdr` is a valid header.
+    let ret = unsafe { libc::syscall(libc::SYS_capget, &raw mut hdr, data.as_mut_ptr()) };
+    Errno::result(ret)?;
+    let wide = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+    Ok(CapSets {
+        effective: wide(data[0].effective, data[1].effective),
+        permitted: wide(data[0].permitted, data[1].permitted),
+        inheritable: wide(data[0].inheritable, data[1].inheritable),
+    })
+}
+
+/// `capset(0, sets)`: all three of this thread's sets become `sets` in one call (the kernel
+/// checks the whole change at once, as for three separate calls in a valid order).
+pub fn capset_all(sets: CapSets) -> nix::Result<()> {
+    let mut hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let half = |v: u64, hi: bool| {
+        let part = if hi { v >> 32 } else { v & 0xffff_ffff };
+        u32::try_from(part).unwrap_or(u32::MAX)
+    };
+    let data = [false, true].map(|hi| CapData {
+        effective: half(sets.effective, hi),
+        permitted: half(sets.permitted, hi),
+        inheritable: half(sets.inheritable, hi),
+    });
+    // SAFETY: capset reads two `__user_cap_data_struct` for version 3, the size of `data`;
+    // `hdr` is a valid header.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &raw mut hdr, data.as_ptr()) };
     Errno::result(ret).map(drop)
 }
 
@@ -1093,6 +1174,23 @@ pub fn forget_launcher_args(shown: &[u8]) -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every given descriptor is closed, runs and lone ones alike; one in a gap between them,
+    /// not given, stays open.
+    #[test]
+    fn close_owned_closes_exactly_what_it_owns() {
+        let open = || std::fs::File::open("/dev/null").map(OwnedFd::from).unwrap();
+        let mut fds: Vec<OwnedFd> = (0..6).map(|_| open()).collect();
+        let kept = fds.remove(3);
+        let numbers: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        close_owned(fds).unwrap();
+        // SAFETY: F_GETFD reads no memory and changes nothing; a closed number gives EBADF.
+        let is_open = |fd: RawFd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+        assert!(is_open(kept.as_raw_fd()));
+        // Tests run as threads: another may have opened a number of ours since. At most one.
+        let still: Vec<RawFd> = numbers.into_iter().filter(|f| is_open(*f)).collect();
+        assert!(still.len() <= 1, "{still:?}");
+    }
 
     /// The raw status of a child a real-time signal killed (nix's waitpid: EINVAL), an exit
     /// code, and a termination signal.
