@@ -471,6 +471,19 @@ fn target_in_root(
             ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS,
         )
     };
+    if parts.is_empty() {
+        return open(Path::new("."), OFlag::O_DIRECTORY);
+    }
+    // Usually the target is there already (a top-level directory of the root, a directory of
+    // a layer): one confined lookup of the whole path. The walk below, a lookup per
+    // component, is only for what is missing; it resolves the same way.
+    match open(
+        &parts.iter().collect::<std::path::PathBuf>(),
+        OFlag::empty(),
+    ) {
+        Err(Errno::ENOENT) => {}
+        found => return found,
+    }
     let mut prefix = std::path::PathBuf::new();
     let count = parts.len();
     for (i, part) in parts.iter().enumerate() {
@@ -511,18 +524,40 @@ fn target_in_root(
 /// Step 5: the policy's mounts, in order, on top of the root.
 pub fn mount_all(k: &dyn Kernel, plan: &Plan, staged: &mut Staged) -> Result<(), StepError> {
     let binds = std::mem::take(&mut staged.host.binds);
+    let mut on = Onto {
+        root: staged.root.as_fd(),
+        devices: &staged.host.devices,
+        seal: &mut staged.seal,
+    };
     for (m, src) in plan.mounts.iter().zip(binds.iter()) {
-        mount_one(k, m, src.as_ref(), staged)
+        mount_one(k, m, src.as_ref(), &mut on)
             .map_err(|e| if e.key.is_none() { e.at(&m.origin) } else { e })?;
     }
     Ok(())
+}
+
+/// What the policy's mounts go onto: the new root, the host's device nodes, and the mounts to
+/// seal read-only after pivot_root (the parts of [`Staged`] step 5 uses, borrowed at once).
+struct Onto<'a> {
+    root: BorrowedFd<'a>,
+    devices: &'a [(&'static str, OwnedFd)],
+    seal: &'a mut Vec<OwnedFd>,
+}
+
+impl Onto<'_> {
+    fn null(&self) -> Option<BorrowedFd<'_>> {
+        self.devices
+            .iter()
+            .find(|(n, _)| *n == "null")
+            .map(|(_, fd)| fd.as_fd())
+    }
 }
 
 fn mount_one(
     k: &dyn Kernel,
     m: &MountPlan,
     src: Option<&OwnedFd>,
-    staged: &mut Staged,
+    on: &mut Onto<'_>,
 ) -> Result<(), StepError> {
     let step = Step::Mounts;
     let t = m.target.display().to_string();
@@ -531,10 +566,7 @@ fn mount_one(
         .strip_prefix("/")
         .unwrap_or(&m.target)
         .to_path_buf();
-    let root = k
-        .dup(staged.root.as_fd())
-        .step(step, || "dup(root)".into())?;
-    let root = root.as_fd();
+    let root = on.root;
     let is_file_bind = matches!(
         m.kind,
         MountKind::Bind { dir: false, .. } | MountKind::File { .. }
@@ -569,9 +601,9 @@ fn mount_one(
                 Some("size=64k,mode=0755"),
                 step,
             )?;
-            staged.seal.push(reopen(k, root, &rel, step, &t)?);
+            on.seal.push(reopen(k, root, &rel, step, &t)?);
         } else {
-            let Some((_, null)) = staged.host.devices.iter().find(|(n, _)| *n == "null") else {
+            let Some(null) = on.null() else {
                 return Err(StepError::msg(
                     step,
                     "the host has no /dev/null to hide a file with",
@@ -580,7 +612,7 @@ fn mount_one(
             // Not nodev: reading the hidden file reads /dev/null, i.e. nothing.
             bind_node(
                 k,
-                null.as_fd(),
+                null,
                 fd.as_fd(),
                 mount_attr::RDONLY | mount_attr::NOSUID | mount_attr::NOEXEC,
                 step,
@@ -614,7 +646,7 @@ fn mount_one(
         MountKind::Proc => {
             mount_fs(k, "proc", &at, &t, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None, step)
                 .map_err(|e| e.hint("a fresh procfs needs the pid namespace and, without root, a host /proc with nothing mounted over parts of it"))?;
-            harden_proc(k, root, &rel, &t, staged)?;
+            harden_proc(k, on, &rel, &t)?;
         }
         MountKind::Mqueue => {
             mount_fs(
@@ -627,7 +659,7 @@ fn mount_one(
                 step,
             )?;
         }
-        MountKind::Dev => mount_dev(k, root, &at, &rel, &t, staged)?,
+        MountKind::Dev => mount_dev(k, on, &at, &rel, &t)?,
         MountKind::File { contents } => {
             // Written on the staging tmpfs (this namespace's own), then bound read-only over
             // the target: nothing of the host's is written, and the program can't change it.
@@ -688,14 +720,9 @@ const PROC_HIDDEN_FILES: [&str; 6] = [
 ];
 const PROC_HIDDEN_DIRS: [&str; 2] = ["acpi", "scsi"];
 
-fn harden_proc(
-    k: &dyn Kernel,
-    root: BorrowedFd<'_>,
-    rel: &Path,
-    shown: &str,
-    staged: &mut Staged,
-) -> Result<(), StepError> {
+fn harden_proc(k: &dyn Kernel, on: &Onto<'_>, rel: &Path, shown: &str) -> Result<(), StepError> {
     let step = Step::Mounts;
+    let root = on.root;
     let find = |name: &str| {
         k.openat2(
             root,
@@ -708,18 +735,19 @@ fn harden_proc(
     for name in PROC_READ_ONLY {
         let Some(fd) = find(name) else { continue };
         let path = format!("{shown}/{name}");
-        let dir = k.fstat(fd.as_fd()).is_ok_and(|st| st.dir);
-        let tree = detached_tree(k, fd.as_fd(), dir, RO | mount_attr::NOEXEC, step, &path)?;
+        // Recursive whether a directory or a file: nothing is mounted below it in a procfs
+        // mounted a moment ago, so the copy is the one mount either way (no fstat to tell).
+        let tree = detached_tree(k, fd.as_fd(), true, RO | mount_attr::NOEXEC, step, &path)?;
         attach(k, &tree, fd.as_fd(), step, &path)?;
     }
     for name in PROC_HIDDEN_FILES {
         let Some(fd) = find(name) else { continue };
-        let Some((_, null)) = staged.host.devices.iter().find(|(n, _)| *n == "null") else {
+        let Some(null) = on.null() else {
             continue;
         };
         bind_node(
             k,
-            null.as_fd(),
+            null,
             fd.as_fd(),
             mount_attr::RDONLY | mount_attr::NOSUID | mount_attr::NOEXEC,
             step,
@@ -746,13 +774,13 @@ fn harden_proc(
 /// bound in, a private devpts instance, shm, and the fd links. Nothing else.
 fn mount_dev(
     k: &dyn Kernel,
-    root: BorrowedFd<'_>,
+    on: &mut Onto<'_>,
     at: &str,
     rel: &Path,
     shown: &str,
-    staged: &mut Staged,
 ) -> Result<(), StepError> {
     let step = Step::Mounts;
+    let root = on.root;
     mount_fs(
         k,
         "tmpfs",
@@ -763,7 +791,7 @@ fn mount_dev(
         step,
     )?;
     let dev = reopen(k, root, rel, step, shown)?;
-    for (name, src) in &staged.host.devices {
+    for (name, src) in on.devices {
         let node = format!("{shown}/{name}");
         create_file(k, dev.as_fd(), Path::new(name)).step(step, || format!("create({node:?})"))?;
         let target = reopen(k, root, &rel.join(name), step, &node)?;
@@ -812,7 +840,7 @@ fn mount_dev(
         k.symlinkat(Path::new(to), dev.as_fd(), Path::new(link))
             .step(step, || format!("symlink({to:?}, \"{shown}/{link}\")"))?;
     }
-    staged.seal.push(dev);
+    on.seal.push(dev);
     Ok(())
 }
 
