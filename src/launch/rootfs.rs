@@ -431,7 +431,7 @@ fn open_host(k: &dyn Kernel, plan: &Plan) -> Result<HostFds, StepError> {
     })
 }
 
-fn create_file(k: &dyn Kernel, dir: BorrowedFd<'_>, name: &Path) -> nix::Result<()> {
+fn create_file(k: &dyn Kernel, dir: BorrowedFd<'_>, name: &Path) -> nix::Result<OwnedFd> {
     k.create_file(dir, name, Mode::from_bits_truncate(0o644))
 }
 
@@ -503,7 +503,7 @@ fn target_in_root(
             Err(Errno::ENOENT) => {
                 if last && file {
                     // O_PATH can't create; make the file in its confined parent.
-                    create_file(k, parent.as_fd(), Path::new(part))?;
+                    drop(create_file(k, parent.as_fd(), Path::new(part))?);
                 } else {
                     k.mkdirat(
                         parent.as_fd(),
@@ -791,18 +791,24 @@ fn mount_dev(
         step,
     )?;
     let dev = reopen(k, root, rel, step, shown)?;
+    // Each node is bound onto a file made for it in this fresh tmpfs, through the descriptor
+    // that made it; the nodes' copies keep the host mount's flags until the one recursive
+    // mount_setattr below adds nosuid and noexec to all of them (the tmpfs has both already).
+    // Nothing runs in between, and devpts and shm (which keeps exec) come after it.
     for (name, src) in on.devices {
         let node = format!("{shown}/{name}");
-        create_file(k, dev.as_fd(), Path::new(name)).step(step, || format!("create({node:?})"))?;
-        let target = reopen(k, root, &rel.join(name), step, &node)?;
-        bind_node(
-            k,
-            src.as_fd(),
-            target.as_fd(),
-            mount_attr::NOSUID | mount_attr::NOEXEC,
-            step,
-            &node,
-        )?;
+        let target = create_file(k, dev.as_fd(), Path::new(name))
+            .step(step, || format!("create({node:?})"))?;
+        let tree = k
+            .open_tree_clone(src.as_fd(), false)
+            .step(step, || format!("open_tree({node:?}, OPEN_TREE_CLONE)"))?;
+        attach(k, &tree, target.as_fd(), step, &node)?;
+    }
+    if !on.devices.is_empty() {
+        let set = mount_attr::NOSUID | mount_attr::NOEXEC;
+        k.mount_setattr(dev.as_fd(), set, 0, true).step(step, || {
+            format!("mount_setattr({shown:?}, {set:#x}, AT_RECURSIVE)")
+        })?;
     }
     for sub in ["pts", "shm"] {
         k.mkdirat(dev.as_fd(), Path::new(sub), Mode::from_bits_truncate(0o755))
