@@ -486,20 +486,14 @@ fn target_in_root(
     }
     let mut prefix = std::path::PathBuf::new();
     let count = parts.len();
+    // Each component's descriptor is the next one's parent (a directory, or mkdirat and the
+    // file's creation fail with ENOTDIR as an O_DIRECTORY open of it would).
+    let mut parent = open(Path::new("."), OFlag::O_DIRECTORY)?;
     for (i, part) in parts.iter().enumerate() {
-        let parent = if prefix.as_os_str().is_empty() {
-            open(Path::new("."), OFlag::O_DIRECTORY)?
-        } else {
-            open(prefix.as_path(), OFlag::O_DIRECTORY)?
-        };
         prefix.push(part);
         let last = i + 1 == count;
-        match open(prefix.as_path(), OFlag::empty()) {
-            Ok(fd) => {
-                if last {
-                    return Ok(fd);
-                }
-            }
+        let fd = match open(prefix.as_path(), OFlag::empty()) {
+            Ok(fd) => fd,
             Err(Errno::ENOENT) => {
                 if last && file {
                     // O_PATH can't create; make the file in its confined parent.
@@ -511,14 +505,16 @@ fn target_in_root(
                         Mode::from_bits_truncate(0o755),
                     )?;
                 }
-                if last {
-                    return open(prefix.as_path(), OFlag::empty());
-                }
+                open(prefix.as_path(), OFlag::empty())?
             }
             Err(e) => return Err(e),
+        };
+        if last {
+            return Ok(fd);
         }
+        parent = fd;
     }
-    open(Path::new("."), OFlag::O_DIRECTORY)
+    Ok(parent)
 }
 
 /// Step 5: the policy's mounts, in order, on top of the root.
