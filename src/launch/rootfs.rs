@@ -485,7 +485,7 @@ fn open_host(k: &dyn Kernel, plan: &Plan) -> Result<HostFds, StepError> {
     })
 }
 
-fn create_file(k: &dyn Kernel, dir: BorrowedFd<'_>, name: &Path) -> nix::Result<()> {
+fn create_file(k: &dyn Kernel, dir: BorrowedFd<'_>, name: &Path) -> nix::Result<OwnedFd> {
     k.create_file(dir, name, Mode::from_bits_truncate(0o644))
 }
 
@@ -525,26 +525,33 @@ fn target_in_root(
             ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS,
         )
     };
+    if parts.is_empty() {
+        return open(Path::new("."), OFlag::O_DIRECTORY);
+    }
+    // Usually the target is there already (a top-level directory of the root, a directory of
+    // a layer): one confined lookup of the whole path. The walk below, a lookup per
+    // component, is only for what is missing; it resolves the same way.
+    match open(
+        &parts.iter().collect::<std::path::PathBuf>(),
+        OFlag::empty(),
+    ) {
+        Err(Errno::ENOENT) => {}
+        found => return found,
+    }
     let mut prefix = std::path::PathBuf::new();
     let count = parts.len();
+    // Each component's descriptor is the next one's parent (a directory, or mkdirat and the
+    // file's creation fail with ENOTDIR as an O_DIRECTORY open of it would).
+    let mut parent = open(Path::new("."), OFlag::O_DIRECTORY)?;
     for (i, part) in parts.iter().enumerate() {
-        let parent = if prefix.as_os_str().is_empty() {
-            open(Path::new("."), OFlag::O_DIRECTORY)?
-        } else {
-            open(prefix.as_path(), OFlag::O_DIRECTORY)?
-        };
         prefix.push(part);
         let last = i + 1 == count;
-        match open(prefix.as_path(), OFlag::empty()) {
-            Ok(fd) => {
-                if last {
-                    return Ok(fd);
-                }
-            }
+        let fd = match open(prefix.as_path(), OFlag::empty()) {
+            Ok(fd) => fd,
             Err(Errno::ENOENT) => {
                 if last && file {
                     // O_PATH can't create; make the file in its confined parent.
-                    create_file(k, parent.as_fd(), Path::new(part))?;
+                    drop(create_file(k, parent.as_fd(), Path::new(part))?);
                 } else {
                     k.mkdirat(
                         parent.as_fd(),
@@ -552,31 +559,55 @@ fn target_in_root(
                         Mode::from_bits_truncate(0o755),
                     )?;
                 }
-                if last {
-                    return open(prefix.as_path(), OFlag::empty());
-                }
+                open(prefix.as_path(), OFlag::empty())?
             }
             Err(e) => return Err(e),
+        };
+        if last {
+            return Ok(fd);
         }
+        parent = fd;
     }
-    open(Path::new("."), OFlag::O_DIRECTORY)
+    Ok(parent)
 }
 
 /// Step 5: the policy's mounts, in order, on top of the root.
 pub fn mount_all(k: &dyn Kernel, plan: &Plan, staged: &mut Staged) -> Result<(), StepError> {
     let binds = std::mem::take(&mut staged.host.binds);
+    let mut on = Onto {
+        root: staged.root.as_fd(),
+        devices: &staged.host.devices,
+        seal: &mut staged.seal,
+    };
     for (m, src) in plan.mounts.iter().zip(binds.iter()) {
-        mount_one(k, m, src.as_ref(), staged)
+        mount_one(k, m, src.as_ref(), &mut on)
             .map_err(|e| if e.key.is_none() { e.at(&m.origin) } else { e })?;
     }
     Ok(())
+}
+
+/// What the policy's mounts go onto: the new root, the host's device nodes, and the mounts to
+/// seal read-only after pivot_root (the parts of [`Staged`] step 5 uses, borrowed at once).
+struct Onto<'a> {
+    root: BorrowedFd<'a>,
+    devices: &'a [(&'static str, OwnedFd)],
+    seal: &'a mut Vec<OwnedFd>,
+}
+
+impl Onto<'_> {
+    fn null(&self) -> Option<BorrowedFd<'_>> {
+        self.devices
+            .iter()
+            .find(|(n, _)| *n == "null")
+            .map(|(_, fd)| fd.as_fd())
+    }
 }
 
 fn mount_one(
     k: &dyn Kernel,
     m: &MountPlan,
     src: Option<&OwnedFd>,
-    staged: &mut Staged,
+    on: &mut Onto<'_>,
 ) -> Result<(), StepError> {
     let step = Step::Mounts;
     let t = m.target.display().to_string();
@@ -585,10 +616,7 @@ fn mount_one(
         .strip_prefix("/")
         .unwrap_or(&m.target)
         .to_path_buf();
-    let root = k
-        .dup(staged.root.as_fd())
-        .step(step, || "dup(root)".into())?;
-    let root = root.as_fd();
+    let root = on.root;
     let is_file_bind = matches!(
         m.kind,
         MountKind::Bind { dir: false, .. } | MountKind::File { .. }
@@ -623,9 +651,9 @@ fn mount_one(
                 Some("size=64k,mode=0755"),
                 step,
             )?;
-            staged.seal.push(reopen(k, root, &rel, step, &t)?);
+            on.seal.push(reopen(k, root, &rel, step, &t)?);
         } else {
-            let Some((_, null)) = staged.host.devices.iter().find(|(n, _)| *n == "null") else {
+            let Some(null) = on.null() else {
                 return Err(StepError::msg(
                     step,
                     "the host has no /dev/null to hide a file with",
@@ -634,7 +662,7 @@ fn mount_one(
             // Not nodev: reading the hidden file reads /dev/null, i.e. nothing.
             bind_node(
                 k,
-                null.as_fd(),
+                null,
                 fd.as_fd(),
                 mount_attr::RDONLY | mount_attr::NOSUID | mount_attr::NOEXEC,
                 step,
@@ -668,7 +696,7 @@ fn mount_one(
         MountKind::Proc => {
             mount_fs(k, "proc", &at, &t, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None, step)
                 .map_err(|e| e.hint("a fresh procfs needs the pid namespace and, without root, a host /proc with nothing mounted over parts of it"))?;
-            harden_proc(k, root, &rel, &t, staged)?;
+            harden_proc(k, on, &rel, &t)?;
         }
         MountKind::Mqueue => {
             mount_fs(
@@ -681,7 +709,7 @@ fn mount_one(
                 step,
             )?;
         }
-        MountKind::Dev => mount_dev(k, root, &at, &rel, &t, staged)?,
+        MountKind::Dev => mount_dev(k, on, &at, &rel, &t)?,
         MountKind::File { contents } => {
             // Written on the staging tmpfs (this namespace's own), then bound read-only over
             // the target: nothing of the host's is written, and the program can't change it.
@@ -742,14 +770,9 @@ const PROC_HIDDEN_FILES: [&str; 6] = [
 ];
 const PROC_HIDDEN_DIRS: [&str; 2] = ["acpi", "scsi"];
 
-fn harden_proc(
-    k: &dyn Kernel,
-    root: BorrowedFd<'_>,
-    rel: &Path,
-    shown: &str,
-    staged: &mut Staged,
-) -> Result<(), StepError> {
+fn harden_proc(k: &dyn Kernel, on: &Onto<'_>, rel: &Path, shown: &str) -> Result<(), StepError> {
     let step = Step::Mounts;
+    let root = on.root;
     let find = |name: &str| {
         k.openat2(
             root,
@@ -762,18 +785,19 @@ fn harden_proc(
     for name in PROC_READ_ONLY {
         let Some(fd) = find(name) else { continue };
         let path = format!("{shown}/{name}");
-        let dir = k.fstat(fd.as_fd()).is_ok_and(|st| st.dir);
-        let tree = detached_tree(k, fd.as_fd(), dir, RO | mount_attr::NOEXEC, step, &path)?;
+        // Recursive whether a directory or a file: nothing is mounted below it in a procfs
+        // mounted a moment ago, so the copy is the one mount either way (no fstat to tell).
+        let tree = detached_tree(k, fd.as_fd(), true, RO | mount_attr::NOEXEC, step, &path)?;
         attach(k, &tree, fd.as_fd(), step, &path)?;
     }
     for name in PROC_HIDDEN_FILES {
         let Some(fd) = find(name) else { continue };
-        let Some((_, null)) = staged.host.devices.iter().find(|(n, _)| *n == "null") else {
+        let Some(null) = on.null() else {
             continue;
         };
         bind_node(
             k,
-            null.as_fd(),
+            null,
             fd.as_fd(),
             mount_attr::RDONLY | mount_attr::NOSUID | mount_attr::NOEXEC,
             step,
@@ -800,13 +824,13 @@ fn harden_proc(
 /// bound in, a private devpts instance, shm, and the fd links. Nothing else.
 fn mount_dev(
     k: &dyn Kernel,
-    root: BorrowedFd<'_>,
+    on: &mut Onto<'_>,
     at: &str,
     rel: &Path,
     shown: &str,
-    staged: &mut Staged,
 ) -> Result<(), StepError> {
     let step = Step::Mounts;
+    let root = on.root;
     mount_fs(
         k,
         "tmpfs",
@@ -817,18 +841,24 @@ fn mount_dev(
         step,
     )?;
     let dev = reopen(k, root, rel, step, shown)?;
-    for (name, src) in &staged.host.devices {
+    // Each node is bound onto a file made for it in this fresh tmpfs, through the descriptor
+    // that made it; the nodes' copies keep the host mount's flags until the one recursive
+    // mount_setattr below adds nosuid and noexec to all of them (the tmpfs has both already).
+    // Nothing runs in between, and devpts and shm (which keeps exec) come after it.
+    for (name, src) in on.devices {
         let node = format!("{shown}/{name}");
-        create_file(k, dev.as_fd(), Path::new(name)).step(step, || format!("create({node:?})"))?;
-        let target = reopen(k, root, &rel.join(name), step, &node)?;
-        bind_node(
-            k,
-            src.as_fd(),
-            target.as_fd(),
-            mount_attr::NOSUID | mount_attr::NOEXEC,
-            step,
-            &node,
-        )?;
+        let target = create_file(k, dev.as_fd(), Path::new(name))
+            .step(step, || format!("create({node:?})"))?;
+        let tree = k
+            .open_tree_clone(src.as_fd(), false)
+            .step(step, || format!("open_tree({node:?}, OPEN_TREE_CLONE)"))?;
+        attach(k, &tree, target.as_fd(), step, &node)?;
+    }
+    if !on.devices.is_empty() {
+        let set = mount_attr::NOSUID | mount_attr::NOEXEC;
+        k.mount_setattr(dev.as_fd(), set, 0, true).step(step, || {
+            format!("mount_setattr({shown:?}, {set:#x}, AT_RECURSIVE)")
+        })?;
     }
     for sub in ["pts", "shm"] {
         k.mkdirat(dev.as_fd(), Path::new(sub), Mode::from_bits_truncate(0o755))
@@ -866,7 +896,7 @@ fn mount_dev(
         k.symlinkat(Path::new(to), dev.as_fd(), Path::new(link))
             .step(step, || format!("symlink({to:?}, \"{shown}/{link}\")"))?;
     }
-    staged.seal.push(dev);
+    on.seal.push(dev);
     Ok(())
 }
 

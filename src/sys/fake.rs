@@ -326,8 +326,11 @@ impl Kernel for Fake {
         self.hand_out(name)
     }
 
-    fn create_file(&self, dir: BorrowedFd<'_>, name: &Path, _mode: Mode) -> nix::Result<()> {
-        self.act(Call::CreateFile(self.name(dir), name.to_path_buf()))
+    fn create_file(&self, dir: BorrowedFd<'_>, name: &Path, _mode: Mode) -> nix::Result<OwnedFd> {
+        let dir = self.name(dir);
+        let file = joined(&dir, name);
+        self.act(Call::CreateFile(dir, name.to_path_buf()))?;
+        self.hand_out(file)
     }
 
     fn write_file(

@@ -70,9 +70,9 @@ pub trait Kernel {
         flags: OFlag,
         resolve: ResolveFlag,
     ) -> nix::Result<OwnedFd>;
-    /// `openat(dir, name, O_CREAT|O_EXCL|O_WRONLY|O_CLOEXEC, mode)`, then close: a new empty
-    /// file.
-    fn create_file(&self, dir: BorrowedFd<'_>, name: &Path, mode: Mode) -> nix::Result<()>;
+    /// `openat(dir, name, O_CREAT|O_EXCL|O_WRONLY|O_CLOEXEC, mode)`: a new empty file, and a
+    /// descriptor of it (O_EXCL: never of a file or link that was there before).
+    fn create_file(&self, dir: BorrowedFd<'_>, name: &Path, mode: Mode) -> nix::Result<OwnedFd>;
     /// `openat(dir, name, O_CREAT|O_EXCL|O_WRONLY)`, then `write` of all of `contents`.
     fn write_file(
         &self,
@@ -225,15 +225,13 @@ impl Kernel for Linux {
         nix::fcntl::openat2(dir, path, OpenHow::new().flags(flags).resolve(resolve))
     }
 
-    fn create_file(&self, dir: BorrowedFd<'_>, name: &Path, mode: Mode) -> nix::Result<()> {
-        let fd = nix::fcntl::openat(
+    fn create_file(&self, dir: BorrowedFd<'_>, name: &Path, mode: Mode) -> nix::Result<OwnedFd> {
+        nix::fcntl::openat(
             dir,
             name,
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
             mode,
-        )?;
-        drop(fd);
-        Ok(())
+        )
     }
 
     fn write_file(
