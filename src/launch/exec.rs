@@ -185,6 +185,10 @@ fn spawn_shared(
 ) -> Result<Option<nix::unistd::Pid>, StepError> {
     use crate::sys::spawn::{Codes, Image, Spawned};
     let step = Step::Exec;
+    // Decided first: where the fork follows, nothing below would be used.
+    if !filter_allows_clone(plan) {
+        return Ok(None);
+    }
     let Prepared {
         program,
         argv,
@@ -219,9 +223,6 @@ fn spawn_shared(
         codes,
     )
     .map_err(|_| StepError::msg(step, NUL_BYTE))?;
-    if !filter_allows_clone(plan) {
-        return Ok(None);
-    }
     let spawned = match image.spawn() {
         Ok(s) => s,
         Err(_) => return Ok(None),
