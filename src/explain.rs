@@ -386,6 +386,13 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             } else {
                 "the program is PID 2 under kekkai's reaper (PID 1)".into()
             });
+            if !plan.as_pid_1 && !plan.seccomp.spawn_clone {
+                out.push(
+                    "the reaper forks the program's process: the seccomp filter does not allow \
+                     the clone(CLONE_VM | CLONE_VFORK) it would start it with"
+                        .into(),
+                );
+            }
             if let Some(t) = plan.timeout {
                 out.push(format!(
                     "timeout: {:?}, then SIGKILL after {:?}",
