@@ -162,9 +162,9 @@ fn open_rule_path(path: &std::path::Path) -> Option<(OwnedFd, bool)> {
     let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
     match open(path, flags | OFlag::O_DIRECTORY, Mode::empty()) {
         Ok(fd) => Some((fd, true)),
-        Err(nix::errno::Errno::ENOTDIR) => open(path, flags, Mode::empty())
-            .ok()
-            .map(|fd| (fd, false)),
+        Err(nix::errno::Errno::ENOTDIR) => {
+            open(path, flags, Mode::empty()).ok().map(|fd| (fd, false))
+        }
         Err(_) => None,
     }
 }
