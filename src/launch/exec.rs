@@ -549,11 +549,6 @@ mod tests {
             crate::plan::seccomp::allows_spawn_clone(&plan.seccomp.filters),
             want
         );
-        // explain says so where the reaper forks.
-        let forks = crate::explain::details(&plan, Step::Exec)
-            .iter()
-            .any(|l| l.starts_with("the reaper forks"));
-        assert_eq!(forks, !want);
     }
 
     /// A record that lacks the clone's answer (a kekkai before it was recorded) forks.
