@@ -386,6 +386,13 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             } else {
                 "the program is PID 2 under kekkai's reaper (PID 1)".into()
             });
+            if !plan.as_pid_1 && !plan.seccomp.spawn_clone {
+                out.push(
+                    "the reaper forks the program's process: the seccomp filter does not allow \
+                     the clone(CLONE_VM | CLONE_VFORK) it would start it with"
+                        .into(),
+                );
+            }
             if let Some(t) = plan.timeout {
                 out.push(format!(
                     "timeout: {:?}, then SIGKILL after {:?}",
@@ -554,6 +561,26 @@ fn image_lines(img: &crate::plan::image::ImagePlan) -> Vec<String> {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    /// Step 13 says when the reaper forks the program's process (the filters refuse its clone),
+    /// and nothing more when it does not.
+    #[rstest]
+    #[case::clone(true, false)]
+    #[case::fork(false, true)]
+    fn the_exec_step_tells_a_fork(#[case] spawn_clone: bool, #[case] told: bool) {
+        use crate::caller::Caller;
+        use crate::policy::PolicySource;
+        let caller = Caller {
+            pwd: "/usr".into(),
+            ..Caller::for_tests()
+        };
+        let loaded = crate::policy::load(&PolicySource::Shipped("default"), &caller).unwrap();
+        let mut plan = crate::plan::compile(&loaded, &caller).unwrap();
+        plan.seccomp.spawn_clone = spawn_clone;
+        let lines = details(&plan, Step::Exec);
+        let forks = lines.iter().any(|l| l.starts_with("the reaper forks"));
+        assert_eq!(forks, told, "{lines:?}");
+    }
 
     #[rstest]
     #[case(0, "0")]

@@ -185,8 +185,9 @@ fn spawn_shared(
 ) -> Result<Option<nix::unistd::Pid>, StepError> {
     use crate::sys::spawn::{Codes, Image, Spawned};
     let step = Step::Exec;
-    // Decided first: where the fork follows, nothing below would be used.
-    if !filter_allows_clone(plan) {
+    // Decided first, by the plan (its filters, installed by now, were run through the BPF
+    // interpreter when it was compiled): where the fork follows, nothing below would be used.
+    if !plan.seccomp.spawn_clone {
         return Ok(None);
     }
     let Prepared {
@@ -247,33 +248,6 @@ fn spawn_shared(
             Ok(Some(pid))
         }
     }
-}
-
-/// Whether the policy's seccomp filters, installed by now, allow the clone of
-/// [`spawn_shared`] (run through the BPF interpreter, as the kernel would). A filter that
-/// refuses it with an errno would only make the reaper fork, but one that kills or traps it
-/// would end PID 1: then, and for any answer other than allow or log, the reaper forks at once.
-fn filter_allows_clone(plan: &Plan) -> bool {
-    use crate::plan::seccomp::interp::{SeccompData, action_of, exec_stack};
-    /// AUDIT_ARCH_X86_64, the architecture the filters are built for.
-    const ARCH: u32 = 0xC000_003E;
-    if !cfg!(target_arch = "x86_64") {
-        return false;
-    }
-    let (Ok(nr), Ok(flags)) = (
-        i32::try_from(libc::SYS_clone),
-        u64::try_from(crate::sys::spawn::CLONE_FLAGS),
-    ) else {
-        return false;
-    };
-    let data = SeccompData {
-        nr,
-        arch: ARCH,
-        instruction_pointer: 0,
-        args: [flags, 0, 0, 0, 0, 0],
-    };
-    exec_stack(&plan.seccomp.filters, &data.bytes())
-        .is_ok_and(|ret| action_of(ret) >= action_of(libc::SECCOMP_RET_LOG))
 }
 
 /// The fallback: forks the program's process and returns, in the reaper, once its execve
@@ -568,7 +542,28 @@ mod tests {
         #[case] yaml: &str,
         #[case] want: bool,
     ) {
-        assert_eq!(filter_allows_clone(&plan_of(shipped, yaml)), want);
+        let plan = plan_of(shipped, yaml);
+        assert_eq!(plan.seccomp.spawn_clone, want);
+        // What the plan says is what its filters answer.
+        assert_eq!(
+            crate::plan::seccomp::allows_spawn_clone(&plan.seccomp.filters),
+            want
+        );
+    }
+
+    /// A record that lacks the clone's answer (a kekkai before it was recorded) forks.
+    #[test]
+    fn a_record_without_the_clones_answer_forks() {
+        let plan = plan_of(Some("default"), "");
+        assert!(plan.seccomp.spawn_clone);
+        let mut record: serde_json::Value =
+            serde_json::from_slice(&plan.to_record().unwrap()).unwrap();
+        let removed = record["plan"]["seccomp"]
+            .as_object_mut()
+            .and_then(|s| s.remove("spawn_clone"));
+        assert_eq!(removed, Some(serde_json::Value::Bool(true)));
+        let back = Plan::from_record(&serde_json::to_vec(&record).unwrap()).unwrap();
+        assert!(!back.seccomp.spawn_clone);
     }
 
     /// The handled set holds real-time signals, which nix's `SigSet::add` can't name.

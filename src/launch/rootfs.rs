@@ -291,6 +291,15 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
                 }
             }
             EntryKind::Bind(src) | EntryKind::File(src) => {
+                let Some(tree) = lowers.first() else {
+                    return Err(StepError::msg(
+                        step,
+                        format!("no mount tree for {}", src.display()),
+                    ));
+                };
+                // The mount point is attached to through what made it: the created file's
+                // descriptor, or the directory's name in the root (one component, no link
+                // followed), so there is nothing to open again by path.
                 if matches!(entry.kind, EntryKind::Bind(_)) {
                     k.mkdirat(
                         root.as_fd(),
@@ -298,19 +307,13 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
                         Mode::from_bits_truncate(0o755),
                     )
                     .step(step, || format!("mkdir({})", cstr(&target)))?;
+                    k.move_mount_beneath(tree.as_fd(), root.as_fd(), Path::new(name))
+                        .step(step, || format!("move_mount(tree, {})", cstr(&target)))?;
                 } else {
-                    create_file(k, root.as_fd(), Path::new(name))
+                    let at = create_file(k, root.as_fd(), Path::new(name))
                         .step(step, || format!("create({})", cstr(&target)))?;
+                    attach(k, tree, at.as_fd(), step, &target)?;
                 }
-                let Some(tree) = lowers.first() else {
-                    return Err(StepError::msg(
-                        step,
-                        format!("no mount tree for {}", src.display()),
-                    ));
-                };
-                let at = open_path(k, Path::new(&target), false)
-                    .step(step, || format!("open({}, O_PATH)", cstr(&target)))?;
-                attach(k, tree, at.as_fd(), step, &target)?;
             }
             EntryKind::Symlink(to) => {
                 k.symlinkat(to.as_path(), root.as_fd(), Path::new(name))
@@ -541,34 +544,45 @@ fn target_in_root(
     let mut prefix = std::path::PathBuf::new();
     let count = parts.len();
     // Each component's descriptor is the next one's parent (a directory, or mkdirat and the
-    // file's creation fail with ENOTDIR as an O_DIRECTORY open of it would).
-    let mut parent = open(Path::new("."), OFlag::O_DIRECTORY)?;
+    // file's creation fail with ENOTDIR as an O_DIRECTORY open of it would); the first's is
+    // the root itself.
+    let mut parent: Option<OwnedFd> = None;
+    // Below a component this walk created, nothing exists: no lookup is tried there. Nor is
+    // the last component looked up when every one before it was found: the whole path's
+    // lookup above just failed with ENOENT. Something that appeared since makes the creation
+    // fail with EEXIST, as a dangling link there always did.
+    let mut missing = false;
     for (i, part) in parts.iter().enumerate() {
         prefix.push(part);
         let last = i + 1 == count;
-        let fd = match open(prefix.as_path(), OFlag::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => {
-                if last && file {
-                    // O_PATH can't create; make the file in its confined parent.
-                    drop(create_file(k, parent.as_fd(), Path::new(part))?);
-                } else {
-                    k.mkdirat(
-                        parent.as_fd(),
-                        Path::new(part),
-                        Mode::from_bits_truncate(0o755),
-                    )?;
+        let dir = parent.as_ref().map_or(root, AsFd::as_fd);
+        if !missing && !last {
+            match open(prefix.as_path(), OFlag::empty()) {
+                Ok(fd) => {
+                    parent = Some(fd);
+                    continue;
                 }
-                open(prefix.as_path(), OFlag::empty())?
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
-        };
+        }
+        missing = true;
+        if last && file {
+            // O_PATH can't create; make the file in its confined parent, and mount onto the
+            // descriptor that made it.
+            return create_file(k, dir, Path::new(part));
+        }
+        k.mkdirat(dir, Path::new(part), Mode::from_bits_truncate(0o755))?;
+        let fd = open(prefix.as_path(), OFlag::empty())?;
         if last {
             return Ok(fd);
         }
-        parent = fd;
+        parent = Some(fd);
     }
-    Ok(parent)
+    match parent {
+        Some(fd) => Ok(fd),
+        None => open(Path::new("."), OFlag::O_DIRECTORY),
+    }
 }
 
 /// Step 5: the policy's mounts, in order, on top of the root.

@@ -384,6 +384,16 @@ impl Kernel for Fake {
         self.act(Call::MoveMount(self.name(tree), self.name(target)))
     }
 
+    fn move_mount_beneath(
+        &self,
+        tree: BorrowedFd<'_>,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+    ) -> nix::Result<()> {
+        let target = joined(&self.name(dir), name);
+        self.act(Call::MoveMount(self.name(tree), target))
+    }
+
     fn mount_setattr(
         &self,
         fd: BorrowedFd<'_>,

@@ -93,6 +93,13 @@ pub trait Kernel {
     fn open_tree_clone(&self, fd: BorrowedFd<'_>, recursive: bool) -> nix::Result<OwnedFd>;
     /// [`super::move_mount_to`].
     fn move_mount(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()>;
+    /// [`super::move_mount_beneath`].
+    fn move_mount_beneath(
+        &self,
+        tree: BorrowedFd<'_>,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+    ) -> nix::Result<()>;
     /// [`super::mount_setattr`].
     fn mount_setattr(
         &self,
@@ -289,6 +296,15 @@ impl Kernel for Linux {
 
     fn move_mount(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()> {
         super::move_mount_to(tree, target)
+    }
+
+    fn move_mount_beneath(
+        &self,
+        tree: BorrowedFd<'_>,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+    ) -> nix::Result<()> {
+        super::move_mount_beneath(tree, dir, name)
     }
 
     fn mount_setattr(

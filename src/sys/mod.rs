@@ -534,6 +534,39 @@ pub fn move_mount_to(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Resul
     Errno::result(ret).map(drop)
 }
 
+/// `move_mount(tree, "", dir, name, MOVE_MOUNT_F_EMPTY_PATH)`: attaches a detached tree onto
+/// the entry `name` of the directory `dir`, without a descriptor of its own for the mount
+/// point. `name` must be one path component (no `/`, not `.` or `..`: `EINVAL` otherwise), so
+/// the lookup can't leave `dir`; without `MOVE_MOUNT_T_SYMLINKS` and `MOVE_MOUNT_T_AUTOMOUNTS`
+/// the kernel follows no symbolic link and triggers no automount at it.
+pub fn move_mount_beneath(
+    tree: BorrowedFd<'_>,
+    dir: BorrowedFd<'_>,
+    name: &std::path::Path,
+) -> nix::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    const F_EMPTY_PATH: libc::c_uint = 0x4;
+    let bytes = name.as_os_str().as_bytes();
+    if bytes.is_empty() || bytes.contains(&b'/') || bytes == b"." || bytes == b".." {
+        return Err(Errno::EINVAL);
+    }
+    let name = std::ffi::CString::new(bytes).map_err(|_| Errno::EINVAL)?;
+    let empty: &CStr = c"";
+    // SAFETY: both paths are NUL-terminated and alive for the call; both descriptors are live
+    // borrows. The kernel reads only these arguments.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            F_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
 /// A raw system call with up to six integer arguments, for the escape probes: the point is to
 /// call what the sandbox forbids, with arguments that do no harm when it is allowed.
 ///

@@ -224,6 +224,12 @@ pub struct SeccompPlan {
     /// Filters in installation order: one program for the whole stack, none for preset `none`
     /// without rules.
     pub filters: Vec<Filter>,
+    /// The filters allow the reaper's `clone(CLONE_VM | CLONE_VFORK | SIGCHLD)` of the
+    /// program's process ([`allows_spawn_clone`], worked out with the filters, so no launch
+    /// runs the interpreter); where they don't, the reaper forks. A record without it (one
+    /// kekkai would not read back anyway) says `false`: fork.
+    #[serde(default)]
+    pub spawn_clone: bool,
 }
 
 impl SeccompPlan {
@@ -231,6 +237,40 @@ impl SeccompPlan {
     pub fn instructions(&self) -> usize {
         self.filters.iter().map(|f| f.program.len()).sum()
     }
+
+    /// Installs `filters` as the plan's, with what they answer for the reaper's clone.
+    fn set_filters(&mut self, filters: Vec<Filter>) {
+        self.spawn_clone = allows_spawn_clone(&filters);
+        self.filters = filters;
+    }
+}
+
+/// Whether a stack of filters (in installation order) allows the clone with which the reaper
+/// starts the program's process (`sys::spawn`: `CLONE_VM | CLONE_VFORK | SIGCHLD`), run
+/// through the BPF interpreter as the kernel would run them. A filter that refuses it with an
+/// errno would only make the reaper fork, but one that kills or traps it would end PID 1:
+/// anything but allow or log, and any architecture but x86_64 (the filters' own), is `false`.
+pub fn allows_spawn_clone(filters: &[Filter]) -> bool {
+    use interp::{SeccompData, action_of, exec_stack};
+    /// AUDIT_ARCH_X86_64, the architecture the filters are built for.
+    const ARCH: u32 = 0xC000_003E;
+    if !cfg!(target_arch = "x86_64") {
+        return false;
+    }
+    let (Ok(nr), Ok(flags)) = (
+        i32::try_from(libc::SYS_clone),
+        u64::try_from(crate::sys::spawn::CLONE_FLAGS),
+    ) else {
+        return false;
+    };
+    let data = SeccompData {
+        nr,
+        arch: ARCH,
+        instruction_pointer: 0,
+        args: [flags, 0, 0, 0, 0, 0],
+    };
+    exec_stack(filters, &data.bytes())
+        .is_ok_and(|ret| action_of(ret) >= action_of(libc::SECCOMP_RET_LOG))
 }
 
 /// How the parts of a seccomp plan that JSON has no shape for are written down (the plan is
@@ -291,7 +331,8 @@ impl SeccompPlan {
                 self.allowed.insert(nr, when);
             }
         }
-        self.filters = bpf::build_filters(self)?;
+        let filters = bpf::build_filters(self)?;
+        self.set_filters(filters);
         Ok(())
     }
 }

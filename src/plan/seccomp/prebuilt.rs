@@ -31,6 +31,8 @@ pub(super) struct Prebuilt {
     netlink_route: bool,
     /// Name and program of each filter.
     filters: &'static [(&'static str, &'static [Insn])],
+    /// The filters allow the reaper's clone ([`super::allows_spawn_clone`]).
+    spawn_clone: bool,
 }
 
 #[rustfmt::skip]
@@ -96,6 +98,7 @@ pub(super) fn lookup(spec: Option<&Seccomp>, host: HostPrivileges) -> Option<Sec
                     .collect(),
             })
             .collect(),
+        spawn_clone: p.spawn_clone,
     })
 }
 
@@ -204,7 +207,9 @@ mod tests {
                 }
                 out.push_str("\n            ]),\n");
             }
-            out.push_str("        ],\n    },\n");
+            out.push_str("        ],\n");
+            let _ = writeln!(out, "        spawn_clone: {},", p.spawn_clone);
+            out.push_str("    },\n");
         }
         out.push_str("];\n");
         out

@@ -130,6 +130,7 @@ pub(super) const PREBUILT: &[Prebuilt] = &[
                 (0x0015, 0, 1, 0x400), (0x0006, 0, 0, 0x50001), (0x0005, 0, 0, 0x1), (0x0005, 0, 0, 0x0), (0x0006, 0, 0, 0x7fff0000), 
             ]),
         ],
+        spawn_clone: true,
     },
     Prebuilt {
         host: HostPrivileges::Allow,
@@ -192,5 +193,6 @@ pub(super) const PREBUILT: &[Prebuilt] = &[
                 (0x0006, 0, 0, 0x50001), (0x0006, 0, 0, 0x7fff0000), 
             ]),
         ],
+        spawn_clone: true,
     },
 ];

@@ -316,9 +316,10 @@ pub(super) fn build(
         reasons,
         host_privileges: host,
         filters: Vec::new(),
+        spawn_clone: false,
     };
     match bpf::build_filters(&plan) {
-        Ok(filters) => plan.filters = filters,
+        Ok(filters) => plan.set_filters(filters),
         Err(e) => {
             diags.push(here, e);
             return None;
