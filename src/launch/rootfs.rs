@@ -307,7 +307,7 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
                         Mode::from_bits_truncate(0o755),
                     )
                     .step(step, || format!("mkdir({})", cstr(&target)))?;
-                    k.move_mount_beneath(tree.as_fd(), root.as_fd(), Path::new(name))
+                    k.move_mount_to_name(tree.as_fd(), root.as_fd(), Path::new(name))
                         .step(step, || format!("move_mount(tree, {})", cstr(&target)))?;
                 } else {
                     let at = create_file(k, root.as_fd(), Path::new(name))

@@ -384,7 +384,7 @@ impl Kernel for Fake {
         self.act(Call::MoveMount(self.name(tree), self.name(target)))
     }
 
-    fn move_mount_beneath(
+    fn move_mount_to_name(
         &self,
         tree: BorrowedFd<'_>,
         dir: BorrowedFd<'_>,

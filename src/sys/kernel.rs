@@ -93,8 +93,8 @@ pub trait Kernel {
     fn open_tree_clone(&self, fd: BorrowedFd<'_>, recursive: bool) -> nix::Result<OwnedFd>;
     /// [`super::move_mount_to`].
     fn move_mount(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()>;
-    /// [`super::move_mount_beneath`].
-    fn move_mount_beneath(
+    /// [`super::move_mount_to_name`].
+    fn move_mount_to_name(
         &self,
         tree: BorrowedFd<'_>,
         dir: BorrowedFd<'_>,
@@ -298,13 +298,13 @@ impl Kernel for Linux {
         super::move_mount_to(tree, target)
     }
 
-    fn move_mount_beneath(
+    fn move_mount_to_name(
         &self,
         tree: BorrowedFd<'_>,
         dir: BorrowedFd<'_>,
         name: &Path,
     ) -> nix::Result<()> {
-        super::move_mount_beneath(tree, dir, name)
+        super::move_mount_to_name(tree, dir, name)
     }
 
     fn mount_setattr(

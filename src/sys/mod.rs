@@ -539,7 +539,7 @@ pub fn move_mount_to(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Resul
 /// point. `name` must be one path component (no `/`, not `.` or `..`: `EINVAL` otherwise), so
 /// the lookup can't leave `dir`; without `MOVE_MOUNT_T_SYMLINKS` and `MOVE_MOUNT_T_AUTOMOUNTS`
 /// the kernel follows no symbolic link and triggers no automount at it.
-pub fn move_mount_beneath(
+pub fn move_mount_to_name(
     tree: BorrowedFd<'_>,
     dir: BorrowedFd<'_>,
     name: &std::path::Path,
