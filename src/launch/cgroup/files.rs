@@ -39,6 +39,29 @@ pub(crate) fn read_small(path: &Path, capacity: usize) -> std::io::Result<String
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// A kernel-made file whose whole text the kernel makes at once (a cgroup control file such
+/// as `pids.events` or `memory.oom_control`, /proc/PID/stat: one `show` of a seq_file): one
+/// read into a buffer larger than the text returns all of it, so a read that leaves room is
+/// the end and the read that would return 0 is not made (open, read, close: three calls
+/// where [`read_small`] makes four). A read that fills the buffer goes on to the end. Not for
+/// files made record by record (mountinfo, cgroup.procs): a read of those stops at a page.
+pub(crate) fn read_whole(path: &Path, capacity: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; capacity.max(1)];
+    let n = loop {
+        match file.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    buf.truncate(n);
+    if n == capacity.max(1) {
+        file.read_to_end(&mut buf)?;
+    }
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// The processes listed in a cgroup (`cgroup.procs`, the same file on both versions).
 pub(super) fn listed(dir: &Path) -> Vec<nix::unistd::Pid> {
     std::fs::read_to_string(dir.join("cgroup.procs"))

@@ -62,7 +62,7 @@ impl Hierarchies {
     pub fn read() -> Hierarchies {
         let mountinfo =
             files::read_small(Path::new("/proc/self/mountinfo"), 16384).unwrap_or_default();
-        let cgroup = files::read_small(Path::new("/proc/self/cgroup"), 1024).unwrap_or_default();
+        let cgroup = files::read_whole(Path::new("/proc/self/cgroup"), 1024).unwrap_or_default();
         Hierarchies::parse(&mountinfo, &cgroup)
     }
 
@@ -72,7 +72,7 @@ impl Hierarchies {
         let Some(host) = &plan.host else {
             return Hierarchies::read();
         };
-        let cgroup = files::read_small(Path::new("/proc/self/cgroup"), 1024).unwrap_or_default();
+        let cgroup = files::read_whole(Path::new("/proc/self/cgroup"), 1024).unwrap_or_default();
         Hierarchies::parse(&host.mountinfo, &cgroup)
     }
 
@@ -228,7 +228,7 @@ pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
     let available_v2: Vec<String> = layout
         .v2_parent
         .as_ref()
-        .and_then(|p| files::read_small(&p.join("cgroup.controllers"), 256).ok())
+        .and_then(|p| files::read_whole(&p.join("cgroup.controllers"), 256).ok())
         .map(|t| t.split_whitespace().map(String::from).collect())
         .unwrap_or_default();
     layout.v2_available.clone_from(&available_v2);
@@ -403,7 +403,7 @@ pub fn name() -> String {
 
 /// A process's start time in clock ticks after boot (field 22 of /proc/PID/stat).
 pub(crate) fn start_time(pid: u32) -> Option<u64> {
-    let stat = files::read_small(Path::new(&format!("/proc/{pid}/stat")), 1024).ok()?;
+    let stat = files::read_whole(Path::new(&format!("/proc/{pid}/stat")), 1024).ok()?;
     let after = stat.rsplit_once(") ")?.1;
     after.split(' ').nth(19)?.parse().ok()
 }
@@ -587,6 +587,33 @@ impl Cgroups {
             v1::stats(*c, dir, &mut s);
         }
         s
+    }
+
+    /// The statistics, read when the reaper has reported the program's end, if they can't
+    /// change any more; `None`: they are read after the teardown ([`Cgroups::stats`]).
+    ///
+    /// What they count (OOM kills, forks refused at the pids limit, the memory peak) grows
+    /// only through a process in the cgroups that allocates or forks. The reaper, still
+    /// counted in its pids cgroup until the supervisor reaps it, reaps the program before it
+    /// reports, and then exits: it forks nothing and allocates nothing more. So when the pids
+    /// cgroup counts one task (`pids.current`: every task, a zombie until it is reaped, a
+    /// child from the start of its fork), that is the reaper, no orphan is left to do
+    /// anything until the pid namespace or the cgroup kill ends it, and what is read now is
+    /// what would be read after the teardown — read in the time the supervisor would wait
+    /// for the reaper's exit. Orphans, any other count, or no pids cgroup to count with:
+    /// `None`. A `kekkai
+    /// enter` whose process joins the v1 cgroups at this very moment races the program's end
+    /// as it always did (the pid namespace's end kills it either way).
+    pub fn settled_stats(&self) -> Option<CgroupStats> {
+        let (_, _, dir) = self
+            .placed
+            .iter()
+            .find(|(c, _, _)| *c == Controller::Pids)?;
+        let current = files::read_whole(&dir.join("pids.current"), 32).ok()?;
+        match current.trim().parse::<u64>() {
+            Ok(1) => Some(self.stats()),
+            _ => None,
+        }
     }
 
     /// Removes the cgroups (they must be empty).
