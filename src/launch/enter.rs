@@ -152,7 +152,6 @@ pub fn enter(
         oom_events: None,
         watch: None,
         program_is_pid_1: plan.as_pid_1,
-        stats_at_exit: None,
     };
     let seen = Supervisor::new(sandbox, sources, &opts.stdio, None, None, false).run()?;
     super::parent::reap_orphans();

@@ -107,3 +107,48 @@ pub(super) fn write_file(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    /// A temporary file holding a text, removed on drop.
+    struct Temp(std::path::PathBuf);
+
+    impl Temp {
+        fn with(text: &str) -> Temp {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let p =
+                std::env::temp_dir().join(format!("kekkai-read-whole-{}-{n}", std::process::id()));
+            std::fs::write(&p, text).unwrap();
+            Temp(p)
+        }
+    }
+
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// Shorter than the buffer (one read), as long (a read more), longer (read to the end).
+    #[rstest]
+    #[case::shorter(10, 64)]
+    #[case::as_long(64, 64)]
+    #[case::longer(300, 64)]
+    #[case::empty(0, 64)]
+    #[case::no_capacity(5, 0)]
+    fn read_whole_reads_the_whole_text(#[case] len: usize, #[case] capacity: usize) {
+        let text: String = "populated 0\n".chars().cycle().take(len).collect();
+        let f = Temp::with(&text);
+        assert_eq!(read_whole(&f.0, capacity).unwrap(), text);
+    }
+
+    #[test]
+    fn read_whole_names_a_missing_file() {
+        let e = read_whole(Path::new("/nonexistent/kekkai/pids.events"), 64).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+}

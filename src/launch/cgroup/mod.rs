@@ -589,33 +589,6 @@ impl Cgroups {
         s
     }
 
-    /// The statistics, read when the reaper has reported the program's end, if they can't
-    /// change any more; `None`: they are read after the teardown ([`Cgroups::stats`]).
-    ///
-    /// What they count (OOM kills, forks refused at the pids limit, the memory peak) grows
-    /// only through a process in the cgroups that allocates or forks. The reaper, still
-    /// counted in its pids cgroup until the supervisor reaps it, reaps the program before it
-    /// reports, and then exits: it forks nothing and allocates nothing more. So when the pids
-    /// cgroup counts one task (`pids.current`: every task, a zombie until it is reaped, a
-    /// child from the start of its fork), that is the reaper, no orphan is left to do
-    /// anything until the pid namespace or the cgroup kill ends it, and what is read now is
-    /// what would be read after the teardown — read in the time the supervisor would wait
-    /// for the reaper's exit. Orphans, any other count, or no pids cgroup to count with:
-    /// `None`. A `kekkai
-    /// enter` whose process joins the v1 cgroups at this very moment races the program's end
-    /// as it always did (the pid namespace's end kills it either way).
-    pub fn settled_stats(&self) -> Option<CgroupStats> {
-        let (_, _, dir) = self
-            .placed
-            .iter()
-            .find(|(c, _, _)| *c == Controller::Pids)?;
-        let current = files::read_whole(&dir.join("pids.current"), 32).ok()?;
-        match current.trim().parse::<u64>() {
-            Ok(1) => Some(self.stats()),
-            _ => None,
-        }
-    }
-
     /// Removes the cgroups (they must be empty).
     pub fn remove(&self) -> Vec<String> {
         let mut failed = Vec::new();

@@ -246,3 +246,40 @@ pub fn stats(dir: &Path, available: &[String], s: &mut CgroupStats) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    /// Only a line that is exactly `populated 0` says the cgroup is empty; anything else
+    /// (populated, a text without the key, a look-alike) leaves it to the kill.
+    #[rstest]
+    #[case::empty("populated 0\nfrozen 0\n", Some(true))]
+    #[case::empty_last_line("frozen 0\npopulated 0", Some(true))]
+    #[case::populated("populated 1\nfrozen 0\n", Some(false))]
+    #[case::no_key("frozen 0\n", Some(false))]
+    #[case::nothing("", Some(false))]
+    #[case::look_alike("populated 01\n", Some(false))]
+    #[case::prefixed("xpopulated 0\n", Some(false))]
+    fn cgroup_events_decide_the_kill(#[case] text: &str, #[case] want: Option<bool>) {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p =
+            std::env::temp_dir().join(format!("kekkai-cgroup-events-{}-{n}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        let got = unpopulated(&std::fs::File::open(&p).unwrap(), &mut [0u8; 256]);
+        let _ = std::fs::remove_file(&p);
+        assert_eq!(got, want);
+    }
+
+    /// A descriptor that can't be read (opened for writing only) is a doubt: no answer.
+    #[test]
+    fn an_unreadable_cgroup_events_is_no_answer() {
+        let p = std::env::temp_dir().join(format!("kekkai-cgroup-events-w-{}", std::process::id()));
+        let f = std::fs::File::create(&p).unwrap();
+        let got = unpopulated(&f, &mut [0u8; 256]);
+        let _ = std::fs::remove_file(&p);
+        assert_eq!(got, None);
+    }
+}

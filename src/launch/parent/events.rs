@@ -23,7 +23,6 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use nix::unistd::Pid;
 
 use super::outcome::Observed;
-use crate::launch::cgroup::Cgroups;
 use crate::launch::error::{StepError, Syscall};
 use crate::launch::exec::{handled_set, sent_by_process};
 use crate::launch::notify::NotifyRelay;
@@ -135,10 +134,6 @@ pub struct Sandbox<'a> {
     /// The program is the sandbox's PID 1 (`as-pid-1`): no reaper says `Execed`; the
     /// channel's end of file after `Enforced` does.
     pub program_is_pid_1: bool,
-    /// The sandbox's cgroups, whose statistics are read when the reaper reports the
-    /// program's end, if they can't change any more then ([`Cgroups::settled_stats`]):
-    /// given only where a reaper reports the program's end.
-    pub stats_at_exit: Option<&'a Cgroups>,
 }
 
 /// Which sources a round of `poll` found ready.
@@ -174,8 +169,6 @@ pub struct Supervisor<'a> {
     program_is_pid_1: bool,
     /// The watch was told the program started.
     told_started: bool,
-    /// See [`Sandbox::stats_at_exit`]; taken when the program's end is reported.
-    stats_at_exit: Option<&'a Cgroups>,
     /// `limits.oom: sandbox` on cgroup v1: an OOM kill ends the whole sandbox.
     oom_events: Option<std::os::fd::BorrowedFd<'a>>,
     /// The cgroup limits dropped, to be said with Landlock's drops once the sandbox reports
@@ -217,7 +210,6 @@ impl<'a> Supervisor<'a> {
             watch: sandbox.watch,
             program_is_pid_1: sandbox.program_is_pid_1,
             told_started: false,
-            stats_at_exit: sandbox.stats_at_exit,
             stdio,
             relay: None,
             notify,
@@ -479,16 +471,7 @@ impl<'a> Supervisor<'a> {
             }
             Ok(Some((ToParent::RelayEnd, None))) => {}
             Ok(Some((ToParent::Execed, _))) => self.execed(),
-            Ok(Some((ToParent::ProgramExited(ended), _))) => {
-                self.seen.program = Some(ended);
-                // The reaper exits next; the supervisor would wait idle for it. Only while it
-                // is not yet reaped: it is then still counted in its pids cgroup.
-                if self.seen.sandbox.is_none() {
-                    if let Some(cg) = self.stats_at_exit.take() {
-                        self.seen.cgroup_stats = cg.settled_stats();
-                    }
-                }
-            }
+            Ok(Some((ToParent::ProgramExited(ended), _))) => self.seen.program = Some(ended),
             Ok(Some((ToParent::Listener, Some(fd)))) if self.observe => {
                 self.observer = Some(Observer::new(fd, pid_u32(self.pid)))
             }

@@ -82,16 +82,11 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
         notify.as_ref(),
         &mut mount_ns,
     );
-    let (result, early_stats) = match result {
-        Ok((outcome, stats)) => (Ok(outcome), stats),
-        Err(e) => (Err(e), None),
-    };
     if let Some(cg) = cgroups {
-        // Whatever is left (a timeout, no pid namespace): kill, reap, read (unless read when
-        // the program's end was reported, see `Cgroups::settled_stats`), remove.
+        // Whatever is left (a timeout, no pid namespace): kill, reap, read, remove.
         cg.kill_all();
         reap_orphans();
-        cg_out.stats = early_stats.unwrap_or_else(|| cg.stats());
+        cg_out.stats = cg.stats();
         cg_out.leftovers = cg.remove();
     } else {
         reap_orphans();
@@ -130,7 +125,7 @@ fn launch(
     cgroup_dropped: &[String],
     notify: Option<&NotifyRelay>,
     mount_ns: &mut Option<teardown::Hold>,
-) -> Result<(Outcome, Option<cgroup::CgroupStats>), StepError> {
+) -> Result<Outcome, StepError> {
     opts.enter(Step::Clone);
     let sources = Sources::open(plan.timeout, plan.timeout_grace)?;
     let (chan, child_chan) = Channel::pair().step(Step::Clone, || {
@@ -221,8 +216,6 @@ fn launch(
         oom_events: cgroups.and_then(|c| c.oom_events()),
         watch: opts.watch.as_deref(),
         program_is_pid_1: plan.as_pid_1,
-        // Only a reaper reports the program's end before the sandbox's.
-        stats_at_exit: cgroups.filter(|_| !plan.as_pid_1),
     };
     let seen = Supervisor::new(
         sandbox,
@@ -233,8 +226,7 @@ fn launch(
         opts.observe,
     )
     .run()?;
-    let stats = seen.cgroup_stats.clone();
-    Ok((outcome::decide(seen), stats))
+    Ok(outcome::decide(seen))
 }
 
 /// Step 3: the child's uid and gid maps (and `setgroups deny`), written from outside.

@@ -32,10 +32,6 @@ pub struct Observed {
     pub wall: Duration,
     /// `kekkai learn`: what the observer saw.
     pub observations: Option<Observations>,
-    /// What the sandbox's cgroups recorded, read when the program's end was reported because
-    /// nothing could change it from there (`Cgroups::settled_stats`); `None`: read after the
-    /// teardown.
-    pub cgroup_stats: Option<crate::launch::cgroup::CgroupStats>,
 }
 
 /// The outcome of a run: the program's end as the reaper reported it, else the sandbox's;
