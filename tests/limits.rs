@@ -382,6 +382,42 @@ fn a_timeout_is_124_and_leaves_no_process(#[values(Who::Root, Who::Rootless)] wh
     assert!(all_gone(&inside), "a sandbox process outlived the timeout");
 }
 
+/// Without a pid namespace nothing ends a process the program left behind but the teardown's
+/// cgroup kill: the sandbox's cgroup is still populated when the program's end is reported,
+/// so the kill is not skipped (the teardown reads `cgroup.events` first), and the orphan is
+/// gone and the cgroups removed before kekkai exits with the program's status.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn an_orphan_without_a_pid_namespace_is_killed_with_the_cgroup(
+    #[values(Mode::Root, Mode::Delegated)] mode: Mode,
+) {
+    need(mode.who());
+    let _turn = turn();
+    let w = World::new("orphan");
+    w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nreplace: [namespaces, mounts]\nnamespaces: [user, mount, ipc, uts]\nmounts:\n  - { tmpfs: /tmp }\n  - { dev: /dev }\ncwd: /\nlimits: { pids: 64, compat: hard }\n",
+    );
+    let o = no_residue(|| {
+        run_as(
+            &w,
+            mode,
+            &[
+                "run",
+                "-p",
+                "./p.yaml",
+                "--",
+                "sh",
+                "-c",
+                "sleep 1000 </dev/null >/dev/null 2>&1 & echo $!; exit 3",
+            ],
+        )
+    });
+    assert_code(&o, 3);
+    let orphan: u32 = stdout(&o).trim().parse().unwrap();
+    assert!(all_gone(&[orphan]), "the orphan outlived the run");
+}
+
 /// A timeout far beyond what a millisecond `int` holds (`30d`) is a plain timeout: the program
 /// that ends first ends the run (the supervisor's arithmetic saturates instead of overflowing).
 #[rstest]

@@ -659,35 +659,66 @@ const IORING_REGISTER_FILES: libc::c_uint = 2;
 pub fn close_in_kernel_worker(
     fd: std::os::fd::OwnedFd,
 ) -> Result<(), (Errno, std::os::fd::OwnedFd)> {
-    let mut params = IoUringParams::default();
-    // SAFETY: io_uring_setup reads and writes `params`, a zeroed `struct io_uring_params` of
-    // the kernel's size (120 bytes), alive for the call; on success it returns a new
-    // descriptor (close-on-exec: io_uring descriptors always are).
-    let ret = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, &raw mut params) };
-    let ring = match Errno::result(ret).and_then(|r| RawFd::try_from(r).map_err(|_| Errno::EBADF)) {
-        // SAFETY: `raw` was just returned by io_uring_setup and is owned by no one else.
-        Ok(raw) => unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) },
-        Err(e) => return Err((e, fd)),
-    };
-    let files: [RawFd; 1] = [fd.as_raw_fd()];
-    // SAFETY: IORING_REGISTER_FILES reads `nr_args` (1) descriptors from `files`, alive for the
-    // call; the kernel takes its own reference to each file and writes no memory of ours.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_register,
-            ring.as_raw_fd(),
-            IORING_REGISTER_FILES,
-            files.as_ptr(),
-            1u32,
-        )
-    };
-    if let Err(e) = Errno::result(ret) {
-        return Err((e, fd));
+    KernelCloser::prepare(fd).map(KernelCloser::close)
+}
+
+/// [`close_in_kernel_worker`] in two halves: the ring made and the descriptor registered in
+/// it ([`KernelCloser::prepare`]) ahead of time, both closed ([`KernelCloser::close`]) when
+/// the time comes — two `close` calls where the whole costs an `io_uring_setup` (its rings'
+/// memory) and a registration more. Until then the descriptor stays open here too, and the
+/// ring holds a second reference to its file.
+#[derive(Debug)]
+pub struct KernelCloser {
+    // Dropped in this order (declaration order): ours, then the ring's.
+    fd: std::os::fd::OwnedFd,
+    ring: std::os::fd::OwnedFd,
+}
+
+impl KernelCloser {
+    /// A fresh io_uring instance (close-on-exec: io_uring descriptors always are) with `fd`
+    /// registered in it; on an error `fd` is returned, still open.
+    pub fn prepare(
+        fd: std::os::fd::OwnedFd,
+    ) -> Result<KernelCloser, (Errno, std::os::fd::OwnedFd)> {
+        let mut params = IoUringParams::default();
+        // SAFETY: io_uring_setup reads and writes `params`, a zeroed `struct io_uring_params`
+        // of the kernel's size (120 bytes), alive for the call; on success it returns a new
+        // descriptor (close-on-exec: io_uring descriptors always are).
+        let ret = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, &raw mut params) };
+        let ring =
+            match Errno::result(ret).and_then(|r| RawFd::try_from(r).map_err(|_| Errno::EBADF)) {
+                // SAFETY: `raw` was just returned by io_uring_setup and is owned by no one else.
+                Ok(raw) => unsafe {
+                    <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw)
+                },
+                Err(e) => return Err((e, fd)),
+            };
+        let files: [RawFd; 1] = [fd.as_raw_fd()];
+        // SAFETY: IORING_REGISTER_FILES reads `nr_args` (1) descriptors from `files`, alive for
+        // the call; the kernel takes its own reference to each file and writes no memory of
+        // ours.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_register,
+                ring.as_raw_fd(),
+                IORING_REGISTER_FILES,
+                files.as_ptr(),
+                1u32,
+            )
+        };
+        if let Err(e) = Errno::result(ret) {
+            return Err((e, fd));
+        }
+        Ok(KernelCloser { fd, ring })
     }
-    // The ring now holds the only other reference; closing ours leaves the ring's.
-    drop(fd);
-    drop(ring);
-    Ok(())
+
+    /// Closes our descriptor, which leaves the ring's reference the only other one, then the
+    /// ring: the file is dropped in the ring's teardown, in a kernel worker.
+    pub fn close(self) {
+        let KernelCloser { fd, ring } = self;
+        drop(fd);
+        drop(ring);
+    }
 }
 
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)`: signals exactly the process the pidfd names (a

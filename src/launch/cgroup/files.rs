@@ -39,6 +39,29 @@ pub(crate) fn read_small(path: &Path, capacity: usize) -> std::io::Result<String
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// A kernel-made file whose whole text the kernel makes at once (a cgroup control file such
+/// as `pids.events` or `memory.oom_control`, /proc/PID/stat: one `show` of a seq_file): one
+/// read into a buffer larger than the text returns all of it, so a read that leaves room is
+/// the end and the read that would return 0 is not made (open, read, close: three calls
+/// where [`read_small`] makes four). A read that fills the buffer goes on to the end. Not for
+/// files made record by record (mountinfo, cgroup.procs): a read of those stops at a page.
+pub(crate) fn read_whole(path: &Path, capacity: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; capacity.max(1)];
+    let n = loop {
+        match file.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    buf.truncate(n);
+    if n == capacity.max(1) {
+        file.read_to_end(&mut buf)?;
+    }
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// The processes listed in a cgroup (`cgroup.procs`, the same file on both versions).
 pub(super) fn listed(dir: &Path) -> Vec<nix::unistd::Pid> {
     std::fs::read_to_string(dir.join("cgroup.procs"))
@@ -83,4 +106,49 @@ pub(super) fn write_file(
             None => err,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    /// A temporary file holding a text, removed on drop.
+    struct Temp(std::path::PathBuf);
+
+    impl Temp {
+        fn with(text: &str) -> Temp {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let p =
+                std::env::temp_dir().join(format!("kekkai-read-whole-{}-{n}", std::process::id()));
+            std::fs::write(&p, text).unwrap();
+            Temp(p)
+        }
+    }
+
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// Shorter than the buffer (one read), as long (a read more), longer (read to the end).
+    #[rstest]
+    #[case::shorter(10, 64)]
+    #[case::as_long(64, 64)]
+    #[case::longer(300, 64)]
+    #[case::empty(0, 64)]
+    #[case::no_capacity(5, 0)]
+    fn read_whole_reads_the_whole_text(#[case] len: usize, #[case] capacity: usize) {
+        let text: String = "populated 0\n".chars().cycle().take(len).collect();
+        let f = Temp::with(&text);
+        assert_eq!(read_whole(&f.0, capacity).unwrap(), text);
+    }
+
+    #[test]
+    fn read_whole_names_a_missing_file() {
+        let e = read_whole(Path::new("/nonexistent/kekkai/pids.events"), 64).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
 }

@@ -62,7 +62,7 @@ impl Hierarchies {
     pub fn read() -> Hierarchies {
         let mountinfo =
             files::read_small(Path::new("/proc/self/mountinfo"), 16384).unwrap_or_default();
-        let cgroup = files::read_small(Path::new("/proc/self/cgroup"), 1024).unwrap_or_default();
+        let cgroup = files::read_whole(Path::new("/proc/self/cgroup"), 1024).unwrap_or_default();
         Hierarchies::parse(&mountinfo, &cgroup)
     }
 
@@ -72,7 +72,7 @@ impl Hierarchies {
         let Some(host) = &plan.host else {
             return Hierarchies::read();
         };
-        let cgroup = files::read_small(Path::new("/proc/self/cgroup"), 1024).unwrap_or_default();
+        let cgroup = files::read_whole(Path::new("/proc/self/cgroup"), 1024).unwrap_or_default();
         Hierarchies::parse(&host.mountinfo, &cgroup)
     }
 
@@ -228,7 +228,7 @@ pub fn detect(limits: &LimitsPlan, h: &Hierarchies) -> Layout {
     let available_v2: Vec<String> = layout
         .v2_parent
         .as_ref()
-        .and_then(|p| files::read_small(&p.join("cgroup.controllers"), 256).ok())
+        .and_then(|p| files::read_whole(&p.join("cgroup.controllers"), 256).ok())
         .map(|t| t.split_whitespace().map(String::from).collect())
         .unwrap_or_default();
     layout.v2_available.clone_from(&available_v2);
@@ -403,7 +403,7 @@ pub fn name() -> String {
 
 /// A process's start time in clock ticks after boot (field 22 of /proc/PID/stat).
 pub(crate) fn start_time(pid: u32) -> Option<u64> {
-    let stat = files::read_small(Path::new(&format!("/proc/{pid}/stat")), 1024).ok()?;
+    let stat = files::read_whole(Path::new(&format!("/proc/{pid}/stat")), 1024).ok()?;
     let after = stat.rsplit_once(") ")?.1;
     after.split(' ').nth(19)?.parse().ok()
 }

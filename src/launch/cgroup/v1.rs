@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 
-use super::files::{CgroupStats, PERIOD_US, field, kill_listed, listed, read_small, write_file};
+use super::files::{CgroupStats, PERIOD_US, field, kill_listed, listed, read_whole, write_file};
 use crate::launch::error::{StepError, Syscall};
 use crate::plan::steps::Step;
 use crate::plan::{Controller, LimitsPlan};
@@ -201,15 +201,15 @@ pub fn wait_empty(dir: &Path, limit: std::time::Duration) -> bool {
 pub fn stats(c: Controller, dir: &Path, s: &mut CgroupStats) {
     match c {
         Controller::Memory => {
-            if let Ok(t) = read_small(&dir.join("memory.oom_control"), 256) {
+            if let Ok(t) = read_whole(&dir.join("memory.oom_control"), 256) {
                 s.oom_kills += field(&t, "oom_kill ").unwrap_or(0);
             }
-            if let Ok(t) = read_small(&dir.join("memory.max_usage_in_bytes"), 64) {
+            if let Ok(t) = read_whole(&dir.join("memory.max_usage_in_bytes"), 64) {
                 s.peak_memory = t.trim().parse().ok().or(s.peak_memory);
             }
         }
         Controller::Pids => {
-            if let Ok(t) = read_small(&dir.join("pids.events"), 64) {
+            if let Ok(t) = read_whole(&dir.join("pids.events"), 64) {
                 s.pids_limit_hits += field(&t, "max ").unwrap_or(0);
             }
         }

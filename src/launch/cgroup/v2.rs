@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 
-use super::files::{CgroupStats, KILL_WAIT, PERIOD_US, field, kill_listed, read_small, write_file};
+use super::files::{CgroupStats, KILL_WAIT, PERIOD_US, field, kill_listed, read_whole, write_file};
 use crate::launch::error::{StepError, Syscall};
 use crate::plan::steps::Step;
 use crate::plan::{Controller, LimitsPlan};
@@ -154,32 +154,56 @@ pub fn create(
 /// Kills every process in the cgroup (cgroup.kill, Linux 5.14+), falling back to SIGKILL for
 /// each listed process, and waits until they are gone: SIGKILL is delivered asynchronously,
 /// and the cgroup can't be removed while a process is still on its way out.
+///
+/// cgroup.events is read first: a cgroup that already says `populated 0` (every process in
+/// it has exited: the usual end, a sandbox with a pid namespace) has nothing to kill, and
+/// the kill is not written. Anything else — the file can't be opened or read, or it says
+/// anything but `populated 0` — kills. The kill never covered a process put in afterwards
+/// either (a write to cgroup.procs, a clone into the cgroup): those, as before, make the
+/// removal fail and are reported as left over.
 pub fn kill(dir: &Path) -> bool {
+    let events = std::fs::File::open(dir.join("cgroup.events")).ok();
+    let mut buf = [0u8; 256];
+    if let Some(f) = &events {
+        if unpopulated(f, &mut buf) == Some(true) {
+            return true;
+        }
+    }
     if std::fs::write(dir.join("cgroup.kill"), "1").is_err() {
         kill_listed(dir);
     }
-    wait_empty(dir, KILL_WAIT)
+    match &events {
+        Some(f) => wait_unpopulated(f, &mut buf, KILL_WAIT),
+        None => wait_empty(dir, KILL_WAIT),
+    }
+}
+
+/// Whether an open cgroup.events says `populated 0`; `None` when it can't be read. Each read
+/// also arms the next POLLPRI notification.
+fn unpopulated(events: &std::fs::File, buf: &mut [u8]) -> Option<bool> {
+    use std::os::unix::fs::FileExt;
+    let n = events.read_at(buf, 0).ok()?;
+    let text = buf.get(..n)?;
+    Some(text.split(|&b| b == b'\n').any(|l| l == b"populated 0"))
 }
 
 /// Waits until the cgroup holds no process (`populated 0` in cgroup.events, which the kernel
 /// signals with POLLPRI when it changes), at most `limit`. True when it is empty.
 pub fn wait_empty(dir: &Path, limit: std::time::Duration) -> bool {
-    use std::os::unix::fs::FileExt;
-    let deadline = std::time::Instant::now() + limit;
     let Ok(events) = std::fs::File::open(dir.join("cgroup.events")) else {
         return false;
     };
-    let mut buf = [0u8; 256];
+    wait_unpopulated(&events, &mut [0u8; 256], limit)
+}
+
+/// [`wait_empty`] on cgroup.events, already open.
+fn wait_unpopulated(events: &std::fs::File, buf: &mut [u8], limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
     loop {
-        // Each read also arms the next notification.
-        let Ok(n) = events.read_at(&mut buf, 0) else {
-            return false;
-        };
-        if String::from_utf8_lossy(&buf[..n])
-            .lines()
-            .any(|l| l == "populated 0")
-        {
-            return true;
+        match unpopulated(events, buf) {
+            None => return false,
+            Some(true) => return true,
+            Some(false) => {}
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
@@ -187,7 +211,7 @@ pub fn wait_empty(dir: &Path, limit: std::time::Duration) -> bool {
         }
         let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
         let mut fds = [nix::poll::PollFd::new(
-            std::os::fd::AsFd::as_fd(&events),
+            std::os::fd::AsFd::as_fd(events),
             nix::poll::PollFlags::POLLPRI,
         )];
         if let Err(e) = nix::poll::poll(
@@ -207,18 +231,55 @@ pub fn stats(dir: &Path, available: &[String], s: &mut CgroupStats) {
     // none): the others are not looked for.
     let has = |c: &str| available.iter().any(|a| a == c);
     if has("memory") {
-        if let Ok(t) = read_small(&dir.join("memory.events"), 256) {
+        if let Ok(t) = read_whole(&dir.join("memory.events"), 256) {
             s.oom_kills += field(&t, "oom_kill ").unwrap_or(0);
         }
     }
     if has("pids") {
-        if let Ok(t) = read_small(&dir.join("pids.events"), 64) {
+        if let Ok(t) = read_whole(&dir.join("pids.events"), 64) {
             s.pids_limit_hits += field(&t, "max ").unwrap_or(0);
         }
     }
     if has("memory") {
-        if let Ok(t) = read_small(&dir.join("memory.peak"), 64) {
+        if let Ok(t) = read_whole(&dir.join("memory.peak"), 64) {
             s.peak_memory = t.trim().parse().ok().or(s.peak_memory);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    /// Only a line that is exactly `populated 0` says the cgroup is empty; anything else
+    /// (populated, a text without the key, a look-alike) leaves it to the kill.
+    #[rstest]
+    #[case::empty("populated 0\nfrozen 0\n", Some(true))]
+    #[case::empty_last_line("frozen 0\npopulated 0", Some(true))]
+    #[case::populated("populated 1\nfrozen 0\n", Some(false))]
+    #[case::no_key("frozen 0\n", Some(false))]
+    #[case::nothing("", Some(false))]
+    #[case::look_alike("populated 01\n", Some(false))]
+    #[case::prefixed("xpopulated 0\n", Some(false))]
+    fn cgroup_events_decide_the_kill(#[case] text: &str, #[case] want: Option<bool>) {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p =
+            std::env::temp_dir().join(format!("kekkai-cgroup-events-{}-{n}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        let got = unpopulated(&std::fs::File::open(&p).unwrap(), &mut [0u8; 256]);
+        let _ = std::fs::remove_file(&p);
+        assert_eq!(got, want);
+    }
+
+    /// A descriptor that can't be read (opened for writing only) is a doubt: no answer.
+    #[test]
+    fn an_unreadable_cgroup_events_is_no_answer() {
+        let p = std::env::temp_dir().join(format!("kekkai-cgroup-events-w-{}", std::process::id()));
+        let f = std::fs::File::create(&p).unwrap();
+        let got = unpopulated(&f, &mut [0u8; 256]);
+        let _ = std::fs::remove_file(&p);
+        assert_eq!(got, None);
     }
 }

@@ -12,7 +12,8 @@
 //! after clone. The sandbox's last exit then only drops a reference; the supervisor reaps,
 //! kills and reaps what is left, reads and removes the cgroups as before, and at the end hands
 //! its reference to the kernel ([`Hold::release`]): as a registered file of an io_uring
-//! instance, and both closed. The ring's teardown drops the file in a kernel worker
+//! instance (made and registered while the sandbox sets itself up, [`Hold::decide`]), and both
+//! closed. The ring's teardown drops the file in a kernel worker
 //! (`io_ring_exit_work`), a file a kernel thread drops is released by another
 //! (`delayed_fput`), and the mounts by a third (`delayed_mntput`): a few milliseconds after
 //! kekkai's exit, with no process left. bubblewrap's teardown, which runs after its launcher
@@ -71,7 +72,12 @@ const CAP_SYS_ADMIN: u32 = 21;
 /// free the mounts after kekkai's exit.
 #[derive(Debug)]
 pub struct Hold {
-    ns: OwnedFd,
+    /// The reference, while it is not in a ring (exactly one of `ns` and `ring` is set).
+    ns: Option<OwnedFd>,
+    /// The reference registered in its io_uring instance, made when the mounts may be freed
+    /// after exit ([`Hold::decide`]), while the sandbox sets itself up: at the end only the
+    /// two descriptors are closed.
+    ring: Option<crate::sys::KernelCloser>,
     defer: bool,
 }
 
@@ -101,28 +107,50 @@ impl Hold {
                 .ok()?
             }
         };
-        Some(Hold { ns, defer: false })
+        Some(Hold {
+            ns: Some(ns),
+            ring: None,
+            defer: false,
+        })
     }
 
     /// Decides from the plan and the host's mount table it was made from (read now for a
     /// plan read back from its record) whether the mounts may outlive kekkai's exit
-    /// ([`may_defer`]); done while the sandbox sets itself up.
+    /// ([`may_defer`]); done while the sandbox sets itself up. If they may, the reference is
+    /// registered in its io_uring instance now, off the path from the program's exit to
+    /// kekkai's (an `io_uring_setup` and a registration, ≈ 40 µs: docs/performance.md, item
+    /// 22); if the kernel refuses, [`Hold::release`] tries again as before.
     pub fn decide(&mut self, plan: &Plan) {
         self.defer = match &plan.host {
             Some(table) => may_defer(plan, &table.mounts),
             None => may_defer(plan, &crate::plan::fs::host_mounts()),
         };
+        if self.defer {
+            if let Some(ns) = self.ns.take() {
+                match crate::sys::KernelCloser::prepare(ns) {
+                    Ok(ring) => self.ring = Some(ring),
+                    Err((_, ns)) => self.ns = Some(ns),
+                }
+            }
+        }
     }
 
     /// Drops the reference once the sandbox is gone: handed to a kernel worker if the plan
     /// allows, else closed here (the mounts are then freed before this returns, as the
     /// sandbox's last exit would have freed them).
     pub fn release(self) -> Released {
+        if let Some(ring) = self.ring {
+            ring.close();
+            return Released::ToKernel;
+        }
+        let Some(ns) = self.ns else {
+            return Released::Here;
+        };
         if !self.defer {
-            drop(self.ns);
+            drop(ns);
             return Released::Here;
         }
-        match crate::sys::close_in_kernel_worker(self.ns) {
+        match crate::sys::close_in_kernel_worker(ns) {
             Ok(()) => Released::ToKernel,
             Err((e, ns)) => {
                 drop(ns);
@@ -253,6 +281,46 @@ mod tests {
         let host = table(&HOST);
         let m = kept(Path::new(path), recursive, &host).unwrap();
         assert_eq!(m.iter().all(safe), deferrable, "{path} {m:?}");
+    }
+
+    /// However the reference is held when the sandbox is gone — registered in its ring while
+    /// the sandbox set up, kept because the kernel refused the ring then (released through a
+    /// ring made at the end), or kept because the mounts must go before exit — release lets
+    /// go of it: the pipe's write end here, whose last close the read end sees as its end.
+    #[rstest]
+    #[case::ring_made_ahead(true, true, Released::ToKernel)]
+    #[case::ring_made_at_the_end(false, true, Released::ToKernel)]
+    #[case::closed_here(false, false, Released::Here)]
+    fn release_lets_go_of_the_reference(
+        #[case] ahead: bool,
+        #[case] defer: bool,
+        #[case] want: Released,
+    ) {
+        use std::io::Read;
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let hold = if ahead {
+            Hold {
+                ns: None,
+                ring: Some(crate::sys::KernelCloser::prepare(w).unwrap()),
+                defer,
+            }
+        } else {
+            Hold {
+                ns: Some(w),
+                ring: None,
+                defer,
+            }
+        };
+        assert_eq!(hold.release(), want);
+        // A kernel worker drops the ring's reference a moment later: a minute is a hang.
+        let mut fds = [nix::poll::PollFd::new(
+            r.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(60_000u16)).unwrap();
+        assert_eq!(ready, 1, "the write end is still open somewhere");
+        let mut end = [0u8; 1];
+        assert_eq!(std::fs::File::from(r).read(&mut end).unwrap(), 0);
     }
 
     /// A shipped policy, compiled for an unprivileged caller in /usr.
