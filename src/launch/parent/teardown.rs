@@ -119,7 +119,7 @@ impl Hold {
     /// ([`may_defer`]); done while the sandbox sets itself up. If they may, the reference is
     /// registered in its io_uring instance now, off the path from the program's exit to
     /// kekkai's (an `io_uring_setup` and a registration, ≈ 40 µs: docs/performance.md, item
-    /// 22); if the kernel refuses, [`Hold::release`] tries again as before.
+    /// 23); if the kernel refuses, [`Hold::release`] tries again as before.
     pub fn decide(&mut self, plan: &Plan) {
         self.defer = match &plan.host {
             Some(table) => may_defer(plan, &table.mounts),
