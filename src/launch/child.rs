@@ -409,7 +409,7 @@ mod tests {
     use crate::plan::MountKind;
     use crate::plan::steps::{ORDER, Side};
     use crate::policy::PolicySource;
-    use crate::sys::fake::{Call, Ended, Fake};
+    use crate::sys::fake::{Call, Ended, Fake, LAUNCHER_CWD};
     use crate::sys::kernel::Stat;
 
     const SHIPPED: [&str; 6] = ["default", "untrusted", "build", "service", "python", "node"];
@@ -541,10 +541,9 @@ mod tests {
             | Call::Symlinkat(..)
             | Call::Fstat(..)
             | Call::Dup(..) => &["rootfs", "mounts"],
-            Call::MountSetattr(..) => &["rootfs", "mounts", "pivot-root"],
-            Call::Fchdir(_) | Call::PivotRoot(..) | Call::Umount2(..) | Call::CloseOwned(_) => {
-                &["pivot-root"]
-            }
+            // A mount's target or overlay layer named `.` (rootfs::here); then the new root.
+            Call::MountSetattr(..) | Call::Fchdir(_) => &["rootfs", "mounts", "pivot-root"],
+            Call::PivotRoot(..) | Call::Umount2(..) | Call::CloseOwned(_) => &["pivot-root"],
             Call::Chdir(p) if p.as_os_str() == "/" => &["pivot-root", "environment"],
             Call::Sethostname(_)
             | Call::LoopbackUp
@@ -821,6 +820,63 @@ mod tests {
             .iter()
             .find(|m| matches!(m.kind, MountKind::Proc))
             .map(|m| m.origin.clone())
+    }
+
+    /// Steps 4 to 6 name a mount's target or an overlay's top layer `.` after `fchdir` to its
+    /// descriptor (`rootfs::here`) and leave the working directory there: so no other path of
+    /// theirs may be relative to it. Every path given with `AT_FDCWD` is absolute, every `.`
+    /// a mount reads follows an `fchdir`, and `pivot_root`'s `.` is the new root's.
+    #[rstest]
+    fn cwd_is_never_a_base(
+        #[values("default", "untrusted", "build", "service", "python", "node")] name: &'static str,
+        #[values(false, true)] root: bool,
+    ) {
+        let plan = plan_of(name, root);
+        let fake = fake_for(&plan);
+        let _ = run_on(&fake, &plan);
+        let mut cwd: Option<String> = None;
+        let mut fchdirs = 0;
+        for (step, call) in by_step(&fake.log()) {
+            if !["rootfs", "mounts", "pivot-root"].contains(&step) {
+                continue;
+            }
+            let relative = match &call {
+                Call::Fchdir(dir) => {
+                    cwd = Some(dir.clone());
+                    fchdirs += 1;
+                    None
+                }
+                Call::Open(p, _) | Call::Openat2(_, p, ..) if !p.is_absolute() => match &call {
+                    Call::Openat2(dir, ..) if dir != "." => None,
+                    _ => Some(p.clone()),
+                },
+                Call::CreateFile(d, p)
+                | Call::WriteFile(d, p, _)
+                | Call::Mkdirat(d, p)
+                | Call::Symlinkat(_, d, p)
+                    if d == "." && !p.is_absolute() =>
+                {
+                    Some(p.clone())
+                }
+                Call::Mount { target, data, .. } => {
+                    assert!(!target.starts_with(LAUNCHER_CWD), "{call:?}");
+                    if data.as_deref().is_some_and(|d| d.contains("lowerdir=.")) {
+                        assert!(cwd.is_some(), "{call:?} before any fchdir");
+                    }
+                    None
+                }
+                Call::PivotRoot(..) => {
+                    assert_eq!(cwd.as_deref(), Some("/tmp/root"), "{call:?}");
+                    None
+                }
+                _ => None,
+            };
+            assert_eq!(
+                relative, None,
+                "{step}: {call:?} resolves against the working directory"
+            );
+        }
+        assert!(fchdirs > 1, "{name}: only pivot_root's fchdir");
     }
 
     /// The shipped policies this file tests are all there are.
