@@ -879,6 +879,42 @@ mod tests {
         assert!(fchdirs > 1, "{name}: only pivot_root's fchdir");
     }
 
+    /// Where `fchdir` is refused (no search permission on a layer's directory, rootless), the
+    /// mount names the same directory by its `/proc/self/fd/N` link instead, and the launch
+    /// goes on: an overlay's top layer, and a fresh file system's target.
+    #[rstest]
+    #[case::overlay_layer("/etc", |c: &Call| matches!(c, Call::Mount { fstype: Some(t), target, .. } if t == "overlay" && target == "/tmp/root/etc"))]
+    #[case::target("/tmp/root/proc", |c: &Call| matches!(c, Call::Mount { fstype: Some(t), .. } if t == "proc"))]
+    fn a_refused_fchdir_falls_back_to_the_link(
+        #[case] dir: &'static str,
+        #[case] is_its_mount: fn(&Call) -> bool,
+    ) {
+        let plan = plan_of("default", false);
+        let fake = fake_for(&plan).fail_first(
+            move |c| matches!(c, Call::Fchdir(d) if d == dir),
+            Errno::EACCES,
+        );
+        let (end, _) = run_on(&fake, &plan);
+        assert!(matches!(end, End::Ended(Ended::Exec(_))), "{end:?}");
+        let calls = fake.calls();
+        let at = calls
+            .iter()
+            .position(|c| c == &Call::Fchdir(dir.into()))
+            .unwrap_or_else(|| panic!("no fchdir to {dir}: {calls:?}"));
+        let mount = calls[at..].iter().find(|c| is_its_mount(c)).unwrap();
+        let Call::Mount { target, data, .. } = mount else {
+            unreachable!()
+        };
+        // The fake reads a link as the path its descriptor was opened as, and `.` as the
+        // working directory: the one before the refused fchdir, which is not `dir`.
+        if dir == "/etc" {
+            let data = data.as_deref().unwrap_or_default();
+            assert!(data.starts_with("lowerdir=/proc/self/fd/"), "{data}");
+        } else {
+            assert_eq!(target, dir);
+        }
+    }
+
     /// The shipped policies this file tests are all there are.
     #[test]
     fn every_shipped_policy_is_run() {

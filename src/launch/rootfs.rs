@@ -792,8 +792,9 @@ fn mount_one(
     Ok(())
 }
 
-/// Opens what is now at `rel` in the new root, crossing the mounts made so far (a
-/// `/proc/self/fd/N` link would still name the directory underneath them).
+/// Opens what is now at `rel` in the new root, crossing the mounts made so far (the
+/// target's descriptor, as `.` or as its `/proc/self/fd/N` link, still names the directory
+/// underneath them).
 fn reopen(
     k: &dyn Kernel,
     root: BorrowedFd<'_>,
