@@ -409,7 +409,7 @@ mod tests {
     use crate::plan::MountKind;
     use crate::plan::steps::{ORDER, Side};
     use crate::policy::PolicySource;
-    use crate::sys::fake::{Call, Ended, Fake};
+    use crate::sys::fake::{Call, Ended, Fake, LAUNCHER_CWD};
     use crate::sys::kernel::Stat;
 
     const SHIPPED: [&str; 6] = ["default", "untrusted", "build", "service", "python", "node"];
@@ -541,10 +541,9 @@ mod tests {
             | Call::Symlinkat(..)
             | Call::Fstat(..)
             | Call::Dup(..) => &["rootfs", "mounts"],
-            Call::MountSetattr(..) => &["rootfs", "mounts", "pivot-root"],
-            Call::Fchdir(_) | Call::PivotRoot(..) | Call::Umount2(..) | Call::CloseOwned(_) => {
-                &["pivot-root"]
-            }
+            // A mount's target or overlay layer named `.` (rootfs::here); then the new root.
+            Call::MountSetattr(..) | Call::Fchdir(_) => &["rootfs", "mounts", "pivot-root"],
+            Call::PivotRoot(..) | Call::Umount2(..) | Call::CloseOwned(_) => &["pivot-root"],
             Call::Chdir(p) if p.as_os_str() == "/" => &["pivot-root", "environment"],
             Call::Sethostname(_)
             | Call::LoopbackUp
@@ -821,6 +820,99 @@ mod tests {
             .iter()
             .find(|m| matches!(m.kind, MountKind::Proc))
             .map(|m| m.origin.clone())
+    }
+
+    /// Steps 4 to 6 name a mount's target or an overlay's top layer `.` after `fchdir` to its
+    /// descriptor (`rootfs::here`) and leave the working directory there: so no other path of
+    /// theirs may be relative to it. Every path given with `AT_FDCWD` is absolute, every `.`
+    /// a mount reads follows an `fchdir`, and `pivot_root`'s `.` is the new root's.
+    #[rstest]
+    fn cwd_is_never_a_base(
+        #[values("default", "untrusted", "build", "service", "python", "node")] name: &'static str,
+        #[values(false, true)] root: bool,
+    ) {
+        let plan = plan_of(name, root);
+        let fake = fake_for(&plan);
+        let _ = run_on(&fake, &plan);
+        let mut cwd: Option<String> = None;
+        let mut fchdirs = 0;
+        for (step, call) in by_step(&fake.log()) {
+            if !["rootfs", "mounts", "pivot-root"].contains(&step) {
+                continue;
+            }
+            let relative = match &call {
+                Call::Fchdir(dir) => {
+                    cwd = Some(dir.clone());
+                    fchdirs += 1;
+                    None
+                }
+                Call::Open(p, _) | Call::Openat2(_, p, ..) if !p.is_absolute() => match &call {
+                    Call::Openat2(dir, ..) if dir != "." => None,
+                    _ => Some(p.clone()),
+                },
+                Call::CreateFile(d, p)
+                | Call::WriteFile(d, p, _)
+                | Call::Mkdirat(d, p)
+                | Call::Symlinkat(_, d, p)
+                    if d == "." && !p.is_absolute() =>
+                {
+                    Some(p.clone())
+                }
+                Call::Mount { target, data, .. } => {
+                    assert!(!target.starts_with(LAUNCHER_CWD), "{call:?}");
+                    if data.as_deref().is_some_and(|d| d.contains("lowerdir=.")) {
+                        assert!(cwd.is_some(), "{call:?} before any fchdir");
+                    }
+                    None
+                }
+                Call::PivotRoot(..) => {
+                    assert_eq!(cwd.as_deref(), Some("/tmp/root"), "{call:?}");
+                    None
+                }
+                _ => None,
+            };
+            assert_eq!(
+                relative, None,
+                "{step}: {call:?} resolves against the working directory"
+            );
+        }
+        assert!(fchdirs > 1, "{name}: only pivot_root's fchdir");
+    }
+
+    /// Where `fchdir` is refused (no search permission on a layer's directory, rootless), the
+    /// mount names the same directory by its `/proc/self/fd/N` link instead, and the launch
+    /// goes on: an overlay's top layer, and a fresh file system's target.
+    #[rstest]
+    #[case::overlay_layer("/etc", |c: &Call| matches!(c, Call::Mount { fstype: Some(t), target, .. } if t == "overlay" && target == "/tmp/root/etc"))]
+    #[case::target("/tmp/root/proc", |c: &Call| matches!(c, Call::Mount { fstype: Some(t), .. } if t == "proc"))]
+    fn a_refused_fchdir_falls_back_to_the_link(
+        #[case] dir: &'static str,
+        #[case] is_its_mount: fn(&Call) -> bool,
+    ) {
+        let plan = plan_of("default", false);
+        let fake = fake_for(&plan).fail_first(
+            move |c| matches!(c, Call::Fchdir(d) if d == dir),
+            Errno::EACCES,
+        );
+        let (end, _) = run_on(&fake, &plan);
+        assert!(matches!(end, End::Ended(Ended::Exec(_))), "{end:?}");
+        let calls = fake.calls();
+        let at = calls
+            .iter()
+            .position(|c| c == &Call::Fchdir(dir.into()))
+            .unwrap_or_else(|| panic!("no fchdir to {dir}: {calls:?}"));
+        let mount = calls[at..].iter().find(|c| is_its_mount(c)).unwrap();
+        let Call::Mount { target, data, .. } = mount else {
+            unreachable!()
+        };
+        // The fake reads a link as the path its descriptor was opened as, and `.` as the
+        // working directory: the one before the refused fchdir, which is not `dir`.
+        if dir == "/etc" {
+            let data = data.as_deref().unwrap_or_default();
+            assert!(data.starts_with("lowerdir=/proc/self/fd/"), "{data}");
+        } else {
+            assert_eq!(target, dir);
+        }
     }
 
     /// The shipped policies this file tests are all there are.

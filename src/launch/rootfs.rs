@@ -2,8 +2,9 @@
 //!
 //! Mount propagation is made private first, so nothing here is ever seen by the host. Every
 //! host object the sandbox needs is taken before anything is covered: overlay layers as O_PATH
-//! descriptors (named `/proc/self/fd/N` in the overlay options, so no path from the policy ever
-//! appears inside a mount option string and `,` `:` or `=` in a path can't inject options),
+//! descriptors (named `.` after `fchdir` to the top one, or `/proc/self/fd/N`, in the overlay
+//! options, so no path from the policy ever appears inside a mount option string and `,` `:` or
+//! `=` in a path can't inject options),
 //! bind sources as detached mount trees (`open_tree(OPEN_TREE_CLONE)`, made read-only before
 //! they are attached with `move_mount`, so a recursive bind can't pick up the staging area).
 //! A private tmpfs over `/tmp` stages the overlays' upper and work directories; the new root is a
@@ -13,6 +14,7 @@
 //! the attributes named, so flags the kernel locked on host mounts are kept). An overlay of lower
 //! layers only is mounted read-only at once: nothing is ever written through it.
 
+use std::borrow::Cow;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 
@@ -99,7 +101,28 @@ fn cstr(s: &str) -> String {
     format!("{s:?}")
 }
 
-/// Mounts a fresh `fstype` at `at` (a path, or a /proc/self/fd link to the target); the step
+/// How `mount(2)` names the directory `dir` (a descriptor opened and checked earlier): `.` once
+/// `fchdir` made it the working directory, which the kernel resolves to exactly that directory
+/// (no component, no link, no /proc), or else its `/proc/self/fd/N` link, which names the same
+/// object. The link is the fallback because `fchdir` needs search permission on the directory
+/// (a 0700 directory of an owner unmapped in a rootless setup's user namespace denies it) and a
+/// directory, where the link needs neither; it works wherever the link did, and a failure of
+/// the mount is the mount's, as before. `.` spares procfs the lookup (self, pid, fd, N) and,
+/// above all, the dentries it leaves under `/proc/<pid>/fd/`, which the kernel evicts when the
+/// process is reaped: on the supervisor's `wait4`, between the program's exit and kekkai's
+/// (docs/performance.md, item 24).
+///
+/// The working directory stays there. Nothing in steps 4 and 5 resolves a relative path
+/// against it (every path is absolute or under a descriptor: `cwd_is_never_a_base` in the
+/// child's tests), and step 6 begins with `fchdir` to the new root.
+fn here(k: &dyn Kernel, dir: BorrowedFd<'_>) -> Cow<'static, str> {
+    match k.fchdir(dir) {
+        Ok(()) => Cow::Borrowed("."),
+        Err(_) => Cow::Owned(fd_path(dir)),
+    }
+}
+
+/// Mounts a fresh `fstype` at `at` (a path, or [`here`] for a descriptor of the target); the step
 /// error shows the call with `shown`, the target as the sandbox will see it.
 fn mount_fs(
     k: &dyn Kernel,
@@ -233,7 +256,18 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
                     Mode::from_bits_truncate(0o755),
                 )
                 .step(step, || format!("mkdir({})", cstr(&target)))?;
-                let lower: Vec<String> = lowers.iter().map(|fd| fd_path(fd.as_fd())).collect();
+                // The top layer is named by [`here`] (`.`), any below it by their links.
+                let lower: Vec<Cow<'static, str>> = lowers
+                    .iter()
+                    .enumerate()
+                    .map(|(j, fd)| {
+                        if j == 0 {
+                            here(k, fd.as_fd())
+                        } else {
+                            Cow::Owned(fd_path(fd.as_fd()))
+                        }
+                    })
+                    .collect();
                 // An image store marks opaque directories in the user.overlay.* namespace.
                 let xattrs = if plan.rootfs.userxattr {
                     ",userxattr"
@@ -654,8 +688,8 @@ fn mount_one(
             }
         };
         let st = k.fstat(fd.as_fd()).step(step, || format!("fstat({t:?})"))?;
-        let at = fd_path(fd.as_fd());
         if st.dir {
+            let at = here(k, fd.as_fd());
             mount_fs(
                 k,
                 "tmpfs",
@@ -688,7 +722,6 @@ fn mount_one(
     let target = target_in_root(k, root, &m.target, is_file_bind).step(step, || {
         format!("create mount point {t:?} in the new root (RESOLVE_IN_ROOT)")
     })?;
-    let at = fd_path(target.as_fd());
     match &m.kind {
         MountKind::Bind { source, .. } => {
             let Some(tree) = src else {
@@ -705,10 +738,18 @@ fn mount_one(
             if !exec {
                 flags |= MsFlags::MS_NOEXEC;
             }
-            mount_fs(k, "tmpfs", &at, &t, flags, Some(&opts), step)?;
+            mount_fs(
+                k,
+                "tmpfs",
+                &here(k, target.as_fd()),
+                &t,
+                flags,
+                Some(&opts),
+                step,
+            )?;
         }
         MountKind::Proc => {
-            mount_fs(k, "proc", &at, &t, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None, step)
+            mount_fs(k, "proc", &here(k, target.as_fd()), &t, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None, step)
                 .map_err(|e| e.hint("a fresh procfs needs the pid namespace and, without root, a host /proc with nothing mounted over parts of it"))?;
             harden_proc(k, on, &rel, &t)?;
         }
@@ -716,14 +757,14 @@ fn mount_one(
             mount_fs(
                 k,
                 "mqueue",
-                &at,
+                &here(k, target.as_fd()),
                 &t,
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
                 None,
                 step,
             )?;
         }
-        MountKind::Dev => mount_dev(k, on, &at, &rel, &t)?,
+        MountKind::Dev => mount_dev(k, on, &here(k, target.as_fd()), &rel, &t)?,
         MountKind::File { contents } => {
             // Written on the staging tmpfs (this namespace's own), then bound read-only over
             // the target: nothing of the host's is written, and the program can't change it.
@@ -751,8 +792,9 @@ fn mount_one(
     Ok(())
 }
 
-/// Opens what is now at `rel` in the new root, crossing the mounts made so far (a
-/// `/proc/self/fd/N` link would still name the directory underneath them).
+/// Opens what is now at `rel` in the new root, crossing the mounts made so far (the
+/// target's descriptor, as `.` or as its `/proc/self/fd/N` link, still names the directory
+/// underneath them).
 fn reopen(
     k: &dyn Kernel,
     root: BorrowedFd<'_>,
@@ -820,7 +862,7 @@ fn harden_proc(k: &dyn Kernel, on: &Onto<'_>, rel: &Path, shown: &str) -> Result
     }
     for name in PROC_HIDDEN_DIRS {
         let Some(fd) = find(name) else { continue };
-        let at = fd_path(fd.as_fd());
+        let at = here(k, fd.as_fd());
         mount_fs(
             k,
             "tmpfs",
@@ -879,7 +921,7 @@ fn mount_dev(
             .step(step, || format!("mkdir(\"{shown}/{sub}\")"))?;
     }
     let pts_fd = reopen(k, root, &rel.join("pts"), step, shown)?;
-    let pts = fd_path(pts_fd.as_fd());
+    let pts = here(k, pts_fd.as_fd());
     mount_fs(
         k,
         "devpts",
@@ -890,7 +932,7 @@ fn mount_dev(
         step,
     )?;
     let shm_fd = reopen(k, root, &rel.join("shm"), step, shown)?;
-    let shm = fd_path(shm_fd.as_fd());
+    let shm = here(k, shm_fd.as_fd());
     mount_fs(
         k,
         "tmpfs",

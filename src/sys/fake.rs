@@ -89,6 +89,10 @@ pub enum Call {
     Exit(i32),
 }
 
+/// What a `.` reads as before the first `chdir` or `fchdir`: the launcher's working directory,
+/// which no path of the sandbox's setup may be resolved against.
+pub const LAUNCHER_CWD: &str = "(the launcher's working directory)";
+
 /// How the recorded process ended: the payload [`Fake`] unwinds with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
@@ -124,6 +128,9 @@ pub struct Fake {
     last_cap: u32,
     /// The Landlock ABI it reports.
     abi: i32,
+    /// What the working directory stands for (set by `chdir` and `fchdir`), so a `.` target
+    /// reads as that path.
+    cwd: RefCell<String>,
 }
 
 impl Fake {
@@ -141,6 +148,7 @@ impl Fake {
             no_new_privs: Cell::new(false),
             last_cap: 41,
             abi: 6,
+            cwd: RefCell::new(LAUNCHER_CWD.into()),
         })
     }
 
@@ -213,8 +221,12 @@ impl Fake {
             .unwrap_or_else(|| format!("fd {raw}"))
     }
 
-    /// `/proc/self/fd/N` for a descriptor the fake handed out reads as its path.
+    /// `/proc/self/fd/N` for a descriptor the fake handed out reads as its path, and `.` as
+    /// the working directory's.
     fn path_of(&self, path: &str) -> String {
+        if path == "." {
+            return self.cwd.borrow().clone();
+        }
         path.strip_prefix("/proc/self/fd/")
             .and_then(|n| n.parse::<RawFd>().ok())
             .and_then(|n| self.names.borrow().get(&n).cloned())
@@ -301,11 +313,16 @@ impl Kernel for Fake {
     }
 
     fn chdir(&self, path: &Path) -> nix::Result<()> {
-        self.act(Call::Chdir(path.to_path_buf()))
+        self.act(Call::Chdir(path.to_path_buf()))?;
+        *self.cwd.borrow_mut() = path.display().to_string();
+        Ok(())
     }
 
     fn fchdir(&self, dir: BorrowedFd<'_>) -> nix::Result<()> {
-        self.act(Call::Fchdir(self.name(dir)))
+        let name = self.name(dir);
+        self.act(Call::Fchdir(name.clone()))?;
+        *self.cwd.borrow_mut() = name;
+        Ok(())
     }
 
     fn open(&self, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
