@@ -125,11 +125,8 @@ extern "C" fn record(
 // the init array runs) and stores an atomic; it touches nothing of std's runtime.
 #[used]
 #[unsafe(link_section = ".init_array")]
-static RECORD: extern "C" fn(
-    libc::c_int,
-    *const *const libc::c_char,
-    *const *const libc::c_char,
-) = record;
+static RECORD: extern "C" fn(libc::c_int, *const *const libc::c_char, *const *const libc::c_char) =
+    record;
 
 #[cfg(test)]
 mod tests {
@@ -164,5 +161,4 @@ mod tests {
     ) {
         assert_eq!(recorded_in(mask, signo), want);
     }
-
 }
