@@ -8,7 +8,10 @@
 //! the channel. A PID 1 only receives signals it has a handler for, so the forwarded ones get
 //! an empty handler and stay blocked; they are taken from a signalfd. Signals the terminal
 //! sends (si_code SI_KERNEL) already reached the program, which shares the foreground process
-//! group, and are not forwarded twice.
+//! group, and are not forwarded twice. The program's process sets each handled signal back to
+//! what the caller had before its execve — SIG_IGN where the caller ignored it (`nohup`, a
+//! background job, systemd's SIGPIPE), SIG_DFL elsewhere: installing a handler returns the
+//! disposition it replaces, and SIGCHLD's comes from `sys::inherited`.
 //!
 //! Ordering: the reaper's signal handlers and signalfd exist before the program's process, so
 //! no end of the program goes unseen; it reports the program's end on the channel before it

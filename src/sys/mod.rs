@@ -9,7 +9,8 @@
 //! [`raw_syscall`] and [`int80`] (what the call does). [`kernel`] is the seam the sandbox's
 //! steps make their calls through; `fake` records them for unit tests; [`landlock`] is
 //! Landlock's calls through the landlock crate. [`spawn`] starts the program's process in the
-//! reaper's memory (`CLONE_VM | CLONE_VFORK`, as posix_spawn does). [`abi`] holds the few
+//! reaper's memory (`CLONE_VM | CLONE_VFORK`, as posix_spawn does); [`inherited`] records the
+//! caller's ignored signals before the Rust runtime changes one. [`abi`] holds the few
 //! integer reinterpretations the kernel's interface needs (a negative argument as its 64-bit
 //! register, the i386 entry's 32-bit return); a pointer becomes an integer, or an integer a
 //! pointer, only in this module, next to the call that needs it.
