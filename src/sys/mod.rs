@@ -1222,7 +1222,37 @@ pub fn forget_launcher_args(shown: &[u8]) -> nix::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use rstest::rstest;
+
     use super::*;
+
+    /// The reaper's handler install tells what it replaced: SIG_IGN, or the default for SIG_DFL
+    /// and for a handler (execve resets one to the default). Each case has a real-time signal of
+    /// its own (the cases run as threads of one process), set back to SIG_DFL after.
+    #[rstest]
+    #[case::ignored(1, Some(Disposition::Ignore), Disposition::Ignore)]
+    #[case::default(2, Some(Disposition::Default), Disposition::Default)]
+    #[case::a_handler(3, None, Disposition::Default)]
+    fn the_noop_handler_returns_what_it_replaced(
+        #[case] below_max: libc::c_int,
+        #[case] before: Option<Disposition>,
+        #[case] want: Disposition,
+    ) {
+        let signo = libc::SIGRTMAX() - below_max;
+        match before {
+            Some(d) => set_disposition(signo, d).unwrap(),
+            None => {
+                set_noop_handler(signo).unwrap();
+            }
+        }
+        assert_eq!(
+            inherited::ignored_now(signo).unwrap(),
+            before == Some(Disposition::Ignore)
+        );
+        assert_eq!(set_noop_handler(signo).unwrap(), want);
+        set_disposition(signo, Disposition::Default).unwrap();
+        assert!(!inherited::ignored_now(signo).unwrap());
+    }
 
     /// Every given descriptor is closed, runs and lone ones alike; one in a gap between them,
     /// not given, stays open.
