@@ -16,10 +16,12 @@ use cli::{Cli, Cmd};
 
 fn main() -> ExitCode {
     // The Rust runtime ignores SIGPIPE, and that disposition would pass on to every program
-    // kekkai starts (`kekkai run -- yes | head -1` would never end). Restore the default:
-    // writing to a closed pipe ends the writer, as Unix tools expect.
-    if let Err(e) = kekkai::sys::set_default_handler(libc::SIGPIPE) {
-        log::error(&format!("sigaction(SIGPIPE, SIG_DFL): {e}"));
+    // kekkai starts (`kekkai run -- yes | head -1` would never end): SIGPIPE goes back to what
+    // the caller had, recorded before the runtime changed it (`kekkai::sys::inherited`), and
+    // an ignored SIGCHLD to the default (kekkai waits for its children; the program still gets
+    // the caller's).
+    if let Err((signo, e)) = kekkai::sys::inherited::restore_in_main() {
+        log::error(&format!("sigaction({signo}): {e}"));
         return ExitCode::from(u8::try_from(exit::LAUNCH).unwrap_or(1));
     }
     let argv: Vec<OsString> = std::env::args_os().collect();

@@ -371,6 +371,138 @@ fn the_program_is_forked_when_the_policy_refuses_vfork(
     assert_code(&w.run(who, &args), want);
 }
 
+/// The program starts with the dispositions a plain exec by the caller would give it: what the
+/// caller ignored (`nohup`'s SIGHUP, a background job's SIGINT, systemd's SIGPIPE, SIGCHLD) is
+/// ignored, everything else is at its default, though the reaper handles most of them and the
+/// Rust runtime ignores SIGPIPE: under the reaper (its process cloned in the reaper's memory,
+/// or forked where the policy refuses that clone) and as PID 1. `SigIgn` in
+/// /proc/self/status has bit N-1 for signal N.
+#[rstest]
+#[case::none(&[], 0x0)]
+#[case::nohup_and_more(&["HUP", "INT", "PIPE", "USR1"], 0x1203)]
+#[case::background_job(&["INT", "QUIT"], 0x6)]
+#[case::sigchld(&["CHLD"], 0x1_0000)]
+#[case::real_time(&["RTMIN", "RTMAX"], (1 << (libc::SIGRTMIN() - 1)) | (1 << (libc::SIGRTMAX() - 1)))]
+#[ignore = "needs root: run by scripts/test"]
+fn the_program_inherits_the_callers_ignored_signals(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values("", NO_VFORK, "as-pid-1: true\n")] policy: &str,
+    #[case] ignored: &[&str],
+    #[case] want: u64,
+) {
+    need(who);
+    let w = World::new("sigign");
+    w.dir
+        .write("p.yaml", format!("version: 1\nextends: default\n{policy}"));
+    let o = w
+        .command_ignoring(who, ignored)
+        .args([
+            "run",
+            "-p",
+            "./p.yaml",
+            "--",
+            "grep",
+            "^SigIgn:",
+            "/proc/self/status",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    let mask = out.trim().trim_start_matches("SigIgn:").trim();
+    // glibc's own signals 32 and 33, which no program of it can use and which glibc's
+    // posix_spawn leaves ignored in this test's children, are not compared.
+    let glibcs = (1u64 << 31) | (1 << 32);
+    assert_eq!(
+        u64::from_str_radix(mask, 16).unwrap() & !glibcs,
+        want,
+        "{ignored:?}: {out}"
+    );
+}
+
+/// A caller that ignores SIGCHLD (its children are reaped at once, without a SIGCHLD) still
+/// gets the program's exit status and its signal: the supervisor waits with SIGCHLD at its
+/// default, the program still starts with it ignored (above).
+#[rstest]
+#[case(&["sh", "-c", "exit 42"], 42)]
+#[case(&["sh", "-c", "kill -9 $$"], 128 + 9)]
+#[case(&["./not-there"], 127)]
+#[ignore = "needs root: run by scripts/test"]
+fn a_caller_ignoring_sigchld_gets_the_exit_status(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values("", NO_VFORK)] policy: &str,
+    #[case] cmd: &[&str],
+    #[case] want: i32,
+) {
+    need(who);
+    let w = World::new("sigchld");
+    w.dir
+        .write("p.yaml", format!("version: 1\nextends: default\n{policy}"));
+    let mut args = vec!["run", "-p", "./p.yaml", "--"];
+    args.extend_from_slice(cmd);
+    let o = w
+        .command_ignoring(who, &["CHLD"])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_code(&o, want);
+}
+
+/// [`a_caller_ignoring_sigchld_gets_the_exit_status`] for a program that is PID 1 (which a
+/// SIGKILL from inside its own namespace does not end).
+#[rstest]
+#[case(&["sh", "-c", "exit 42"], 42)]
+#[case(&["./not-there"], 127)]
+#[ignore = "needs root: run by scripts/test"]
+fn a_caller_ignoring_sigchld_gets_the_exit_status_of_pid_1(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[case] cmd: &[&str],
+    #[case] want: i32,
+) {
+    need(who);
+    let w = World::new("sigchld1");
+    w.dir
+        .write("p.yaml", "version: 1\nextends: default\nas-pid-1: true\n");
+    let mut args = vec!["run", "-p", "./p.yaml", "--"];
+    args.extend_from_slice(cmd);
+    let o = w
+        .command_ignoring(who, &["CHLD"])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_code(&o, want);
+}
+
+/// A signal the caller ignored is not forwarded: kekkai ignores it, as the program would have
+/// under a plain exec (here the program catches it anyway, which it may). SIGUSR1 sent first
+/// is dropped; SIGTERM sent after it (not ignored) arrives: the program exits with SIGTERM's
+/// code, not SIGUSR1's. Under the reaper and as PID 1.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_signal_the_caller_ignored_is_not_forwarded(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values("", "as-pid-1: true\n")] policy: &str,
+) {
+    need(who);
+    let w = World::new("signotfwd");
+    w.dir
+        .write("p.yaml", format!("version: 1\nextends: default\n{policy}"));
+    let script = "$| = 1; $SIG{USR1} = sub { exit 9 }; $SIG{TERM} = sub { exit 5 }; print \"ready\\n\"; sleep 1 while 1";
+    let mut child = spawn_until_ready(
+        w.command_ignoring(who, &["USR1"])
+            .args(["run", "-p", "./p.yaml", "--", "perl", "-e", script]),
+    );
+    let pid = support::pid(child.id());
+    for signal in [
+        nix::sys::signal::Signal::SIGUSR1,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(5));
+}
+
 /// A call of the program's process before its execve fails (the policy denies `setsid`, which
 /// step 13 makes for the program's new session): the launch is a setup failure (125) naming
 /// the call and its errno, whether the process was cloned in the reaper's memory (the failure

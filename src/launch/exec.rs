@@ -8,7 +8,10 @@
 //! the channel. A PID 1 only receives signals it has a handler for, so the forwarded ones get
 //! an empty handler and stay blocked; they are taken from a signalfd. Signals the terminal
 //! sends (si_code SI_KERNEL) already reached the program, which shares the foreground process
-//! group, and are not forwarded twice.
+//! group, and are not forwarded twice. The program's process sets each handled signal back to
+//! what the caller had before its execve — SIG_IGN where the caller ignored it (`nohup`, a
+//! background job, systemd's SIGPIPE), SIG_DFL elsewhere: installing a handler returns the
+//! disposition it replaces, and SIGCHLD's comes from `sys::inherited`.
 //!
 //! Ordering: the reaper's signal handlers and signalfd exist before the program's process, so
 //! no end of the program goes unseen; it reports the program's end on the channel before it
@@ -28,7 +31,7 @@ use super::sync::{Channel, ToParent};
 use super::terminal::ProgramStdio;
 use crate::plan::Plan;
 use crate::plan::steps::Step;
-use crate::sys::Kernel;
+use crate::sys::{Disposition, Kernel};
 
 /// Signals the supervisor and the reaper forward to the program by name: the ones a user, a
 /// shell or a service manager sends to stop, reload or poke a program. Every real-time signal
@@ -95,8 +98,13 @@ pub fn spawn(
 ) -> StepError {
     if plan.as_pid_1 {
         // The supervisor's blocked signals came along through clone; a program that is PID 1
-        // handles its own, and must get what the supervisor forwards.
-        if let Err(e) = unblock_all().and_then(|()| tty.attach()) {
+        // handles its own, and must get what the supervisor forwards. Its dispositions are the
+        // supervisor's, which are the caller's but for SIGCHLD (`main` undid an ignored one).
+        let ready = crate::sys::inherited::restore_sigchld()
+            .step(Step::Exec, || "sigaction(SIGCHLD, SIG_IGN)".into())
+            .and_then(|()| unblock_all())
+            .and_then(|()| tty.attach());
+        if let Err(e) = ready {
             return e;
         }
         return exec_program(k, plan, command, chan);
@@ -116,20 +124,27 @@ fn reaper(
 ) -> Result<(), StepError> {
     let step = Step::Exec;
     let handled = handled();
+    // What the program's process sets each handled signal back to before its execve: what the
+    // caller had. The handler's install returns the disposition it replaced, which is the
+    // caller's for every signal but SIGCHLD, whose caller's disposition was recorded before
+    // `main` made it the default (`sys::inherited`).
+    let mut resets = Vec::with_capacity(handled.len());
     for &s in &handled {
-        crate::sys::set_noop_handler(s).step(step, || format!("sigaction({s}, noop)"))?;
+        let replaced =
+            crate::sys::set_noop_handler(s).step(step, || format!("sigaction({s}, noop)"))?;
+        resets.push((s, crate::sys::inherited::recorded(s).unwrap_or(replaced)));
     }
     let set = handled_set().step(step, || "sigaddset(forwarded signals)".into())?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)
         .step(step, || "signalfd(forwarded signals)".into())?;
-    let program = match spawn_shared(plan, command, chan, &tty, &handled)? {
+    let program = match spawn_shared(plan, command, chan, &tty, &resets)? {
         Some(program) => {
             // Only the program holds its terminal: when it exits, the supervisor sees the end.
             drop(tty);
             program
         }
         // No process was made (a policy's seccomp filter may refuse the clone): fork.
-        None => fork_program(k, plan, command, chan, tty, &handled)?,
+        None => fork_program(k, plan, command, chan, tty, &resets)?,
     };
     chan.send(&ToParent::Execed)
         .step(step, || "write(channel, execed)".into())?;
@@ -181,7 +196,7 @@ fn spawn_shared(
     command: &[OsString],
     chan: &Channel,
     tty: &ProgramStdio,
-    handled: &[libc::c_int],
+    resets: &[(libc::c_int, Disposition)],
 ) -> Result<Option<nix::unistd::Pid>, StepError> {
     use crate::sys::spawn::{Codes, Image, Spawned};
     let step = Step::Exec;
@@ -219,7 +234,7 @@ fn spawn_shared(
         argv,
         env,
         &pid_vars(plan),
-        handled.to_vec(),
+        resets.to_vec(),
         stdio,
         codes,
     )
@@ -259,7 +274,7 @@ fn fork_program(
     command: &[OsString],
     chan: &Channel,
     tty: ProgramStdio,
-    handled: &[libc::c_int],
+    resets: &[(libc::c_int, Disposition)],
 ) -> Result<nix::unistd::Pid, StepError> {
     let step = Step::Exec;
     // Closes when the program's execve succeeds (or its process ends): the reaper then says
@@ -268,7 +283,7 @@ fn fork_program(
         .step(step, || "pipe2(O_CLOEXEC)".into())?;
     let Some(program) = crate::sys::fork().step(step, || "fork()".into())? else {
         drop(exec_r);
-        let e = run_program(k, plan, command, chan, tty, handled);
+        let e = run_program(k, plan, command, chan, tty, resets);
         // Left open until this process exits, which is after its error is on the channel
         // (exec_program sent ExecFailed; the caller sends Failed): the reaper must not say
         // Execed before it.
@@ -288,20 +303,24 @@ fn fork_program(
     Ok(program)
 }
 
-/// The program's process, forked by the reaper: default dispositions, nothing blocked, dies
-/// with the reaper, then exec. Returns only on failure.
+/// The program's process, forked by the reaper: the caller's dispositions, nothing blocked,
+/// dies with the reaper, then exec. Returns only on failure.
 fn run_program(
     k: &dyn Kernel,
     plan: &Plan,
     command: &[OsString],
     chan: &Channel,
     tty: ProgramStdio,
-    handled: &[libc::c_int],
+    resets: &[(libc::c_int, Disposition)],
 ) -> StepError {
     let step = Step::Exec;
-    for &s in handled {
-        if let Err(e) = crate::sys::set_default_handler(s) {
-            return StepError::sys(step, format!("sigaction({s}, SIG_DFL)"), e);
+    for &(s, to) in resets {
+        if let Err(e) = crate::sys::set_disposition(s, to) {
+            let to = match to {
+                Disposition::Default => "SIG_DFL",
+                Disposition::Ignore => "SIG_IGN",
+            };
+            return StepError::sys(step, format!("sigaction({s}, {to})"), e);
         }
     }
     let ready = unblock_all()

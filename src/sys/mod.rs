@@ -9,7 +9,8 @@
 //! [`raw_syscall`] and [`int80`] (what the call does). [`kernel`] is the seam the sandbox's
 //! steps make their calls through; `fake` records them for unit tests; [`landlock`] is
 //! Landlock's calls through the landlock crate. [`spawn`] starts the program's process in the
-//! reaper's memory (`CLONE_VM | CLONE_VFORK`, as posix_spawn does). [`abi`] holds the few
+//! reaper's memory (`CLONE_VM | CLONE_VFORK`, as posix_spawn does); [`inherited`] records the
+//! caller's ignored signals before the Rust runtime changes one. [`abi`] holds the few
 //! integer reinterpretations the kernel's interface needs (a negative argument as its 64-bit
 //! register, the i386 entry's 32-bit return); a pointer becomes an integer, or an integer a
 //! pointer, only in this module, next to the call that needs it.
@@ -19,11 +20,13 @@
 pub mod abi;
 #[cfg(test)]
 pub mod fake;
+pub mod inherited;
 pub mod kernel;
 pub mod landlock;
 pub mod notif;
 pub mod spawn;
 
+pub use inherited::Disposition;
 pub use kernel::{Kernel, Linux};
 
 use std::ffi::CStr;
@@ -305,24 +308,31 @@ pub(crate) fn seccomp_set_mode_filter(
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
-/// Gives signal `signo` (any number, real-time ones too) a handler that does nothing. A PID 1
-/// receives only signals it has a handler for, so the reaper needs one to see (and forward)
-/// what the supervisor sends; the signals stay blocked and are taken from a signalfd.
-pub fn set_noop_handler(signo: libc::c_int) -> nix::Result<()> {
+/// Gives signal `signo` (any number, real-time ones too) a handler that does nothing, and
+/// returns the disposition it replaced (a handler counts as the default: execve makes it so).
+/// A PID 1 receives only signals it has a handler for, so the reaper needs one to see (and
+/// forward) what the supervisor sends; the signals stay blocked and are taken from a signalfd.
+pub fn set_noop_handler(signo: libc::c_int) -> nix::Result<Disposition> {
     set_handler(
         signo,
         ignore_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
     )
 }
 
-/// Restores the default disposition of signal `signo` (in the program's process before exec).
-pub fn set_default_handler(signo: libc::c_int) -> nix::Result<()> {
-    set_handler(signo, libc::SIG_DFL)
+/// Sets signal `signo` to SIG_DFL or SIG_IGN (in the program's process before exec, and in
+/// `main`).
+pub fn set_disposition(signo: libc::c_int, to: Disposition) -> nix::Result<()> {
+    let handler = match to {
+        Disposition::Default => libc::SIG_DFL,
+        Disposition::Ignore => libc::SIG_IGN,
+    };
+    set_handler(signo, handler).map(drop)
 }
 
-/// `sigaction(signo, {handler, SA_RESTART, empty mask})` by raw number: nix's `sigaction`
-/// takes its `Signal` enum, which has no real-time signals.
-fn set_handler(signo: libc::c_int, handler: libc::sighandler_t) -> nix::Result<()> {
+/// `sigaction(signo, {handler, SA_RESTART, empty mask}, &old)` by raw number: nix's
+/// `sigaction` takes its `Signal` enum, which has no real-time signals. Returns what the old
+/// action was: SIG_IGN or (for SIG_DFL and any handler) the default.
+fn set_handler(signo: libc::c_int, handler: libc::sighandler_t) -> nix::Result<Disposition> {
     // SAFETY: `sigaction` is plain old data; all-zero is a valid value (an empty mask, no
     // flags, SIG_DFL), and every field that matters is set below.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -330,11 +340,17 @@ fn set_handler(signo: libc::c_int, handler: libc::sighandler_t) -> nix::Result<(
     action.sa_flags = libc::SA_RESTART;
     // SAFETY: sigemptyset writes only the mask of `action`, which lives on this frame.
     Errno::result(unsafe { libc::sigemptyset(&raw mut action.sa_mask) })?;
-    // SAFETY: the handler is SIG_DFL or `ignore_signal`, an empty `extern "C"` function that
-    // is trivially async-signal-safe; the kernel copies `action` in and writes no old action
-    // (null pointer).
-    Errno::result(unsafe { libc::sigaction(signo, &raw const action, std::ptr::null_mut()) })
-        .map(drop)
+    // SAFETY: as above, a valid value for the kernel to overwrite.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: the handler is SIG_DFL, SIG_IGN or `ignore_signal`, an empty `extern "C"`
+    // function that is trivially async-signal-safe; the kernel copies `action` in and writes
+    // the old action into `old`, both on this frame.
+    Errno::result(unsafe { libc::sigaction(signo, &raw const action, &raw mut old) })?;
+    Ok(if old.sa_sigaction == libc::SIG_IGN {
+        Disposition::Ignore
+    } else {
+        Disposition::Default
+    })
 }
 
 /// The set of these raw signal numbers (real-time ones too, which nix's `SigSet::add` can't
@@ -1237,7 +1253,37 @@ pub fn forget_launcher_args(shown: &[u8]) -> nix::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use rstest::rstest;
+
     use super::*;
+
+    /// The reaper's handler install tells what it replaced: SIG_IGN, or the default for SIG_DFL
+    /// and for a handler (execve resets one to the default). Each case has a real-time signal of
+    /// its own (the cases run as threads of one process), set back to SIG_DFL after.
+    #[rstest]
+    #[case::ignored(1, Some(Disposition::Ignore), Disposition::Ignore)]
+    #[case::default(2, Some(Disposition::Default), Disposition::Default)]
+    #[case::a_handler(3, None, Disposition::Default)]
+    fn the_noop_handler_returns_what_it_replaced(
+        #[case] below_max: libc::c_int,
+        #[case] before: Option<Disposition>,
+        #[case] want: Disposition,
+    ) {
+        let signo = libc::SIGRTMAX() - below_max;
+        match before {
+            Some(d) => set_disposition(signo, d).unwrap(),
+            None => {
+                set_noop_handler(signo).unwrap();
+            }
+        }
+        assert_eq!(
+            inherited::ignored_now(signo).unwrap(),
+            before == Some(Disposition::Ignore)
+        );
+        assert_eq!(set_noop_handler(signo).unwrap(), want);
+        set_disposition(signo, Disposition::Default).unwrap();
+        assert!(!inherited::ignored_now(signo).unwrap());
+    }
 
     /// Every given descriptor is closed, runs and lone ones alike; one in a gap between them,
     /// not given, stays open.

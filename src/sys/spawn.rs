@@ -6,7 +6,7 @@
 //! reaper's memory, and with `CLONE_VFORK` the reaper stays suspended until the child has
 //! called `execve` (successfully) or exited. Everything the child touches is therefore built
 //! beforehand ([`Image`]): the candidates' paths, `argv`, `envp` and their pointer arrays, the
-//! signal disposition it restores, the descriptors of its terminal. In the child only raw
+//! signal dispositions it restores, the descriptors of its terminal. In the child only raw
 //! system calls run (glibc's thin wrappers: no allocation, no lock, no stdio), on the
 //! [`Image`]'s data and the child's own stack. A failure before or at `execve` is written into
 //! the memory both share (the call and its errno), the child exits with the code the caller
@@ -14,8 +14,9 @@
 //!
 //! Ordering: every signal is blocked in the reaper across the clone, so no handler of the
 //! reaper runs on the child's stack in the shared memory; the child restores the default
-//! disposition of every signal the reaper handles, then (just before `execve`) an empty
-//! mask; the reaper restores its own mask once it resumes.
+//! disposition of every signal the reaper handles — SIG_IGN where the caller ignored it,
+//! SIG_DFL elsewhere ([`super::inherited`]), one `sigaction` each — then (just before `execve`)
+//! an empty mask; the reaper restores its own mask once it resumes.
 
 use std::ffi::{CString, c_void};
 use std::os::fd::RawFd;
@@ -24,10 +25,12 @@ use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
+use super::Disposition;
+
 /// The call of the program's process that failed before its `execve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
-    /// `sigaction(signal, SIG_DFL)`.
+    /// `sigaction(signal, SIG_DFL)` or `sigaction(signal, SIG_IGN)`.
     Sigaction,
     /// `prctl(PR_SET_PDEATHSIG, SIGKILL)`.
     Pdeathsig,
@@ -45,7 +48,7 @@ impl Call {
     /// The call as written in an error message.
     pub fn describe(self) -> String {
         match self {
-            Call::Sigaction => "sigaction(SIG_DFL)".into(),
+            Call::Sigaction => "sigaction(SIG_DFL or SIG_IGN)".into(),
             Call::Pdeathsig => "prctl(PR_SET_PDEATHSIG, SIGKILL)".into(),
             Call::Setsid => "setsid()".into(),
             Call::Tiocsctty => "ioctl(slave, TIOCSCTTY, 0)".into(),
@@ -124,7 +127,7 @@ pub struct Image {
     env: Vec<Vec<u8>>,
     /// How many of `env`'s entries, at its end, take the child's pid.
     pid_vars: usize,
-    signals: Vec<libc::c_int>,
+    signals: Vec<(libc::c_int, Disposition)>,
     stdio: Stdio,
     codes: Codes,
 }
@@ -145,13 +148,14 @@ impl Image {
     /// The program's image. `candidates`: the paths to try in order; `env`: `NAME=VALUE`
     /// entries; `pid_vars`: names of variables appended to them whose value is the program's
     /// own pid (systemd's `LISTEN_PID`, `WATCHDOG_PID`); `signals`: the signals whose
-    /// disposition is reset to the default. Fails with `EINVAL` for a NUL byte inside any.
+    /// disposition is set, each to SIG_DFL or SIG_IGN. Fails with `EINVAL` for a NUL byte
+    /// inside any.
     pub fn new(
         candidates: Vec<Vec<u8>>,
         argv: Vec<Vec<u8>>,
         env: Vec<Vec<u8>>,
         pid_vars: &[&str],
-        signals: Vec<libc::c_int>,
+        signals: Vec<(libc::c_int, Disposition)>,
         stdio: Stdio,
         codes: Codes,
     ) -> nix::Result<Image> {
@@ -222,6 +226,10 @@ impl Image {
         envp.push(std::ptr::null());
         // SAFETY: `sigaction` is plain old data; all-zero is SIG_DFL, no flags, an empty mask.
         let default: libc::sigaction = unsafe { std::mem::zeroed() };
+        let ignore = libc::sigaction {
+            sa_sigaction: libc::SIG_IGN,
+            ..default
+        };
         let shared = Shared {
             candidates: &candidates,
             argv: argv.as_ptr(),
@@ -229,6 +237,7 @@ impl Image {
             pid_slots: &pid_slots,
             signals: &self.signals,
             default,
+            ignore,
             stdio: self.stdio,
             codes: self.codes,
             failed: AtomicU32::new(0),
@@ -303,8 +312,9 @@ struct Shared<'a> {
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     pid_slots: &'a [*mut u8],
-    signals: &'a [libc::c_int],
+    signals: &'a [(libc::c_int, Disposition)],
     default: libc::sigaction,
+    ignore: libc::sigaction,
     stdio: Stdio,
     codes: Codes,
     /// 0, a [`Call`]'s code or [`EXEC`].
@@ -397,7 +407,7 @@ extern "C" fn program(arg: *mut c_void) -> libc::c_int {
     }
 }
 
-/// The program's process before execve: default dispositions, dies with the reaper, its
+/// The program's process before execve: the caller's dispositions, dies with the reaper, its
 /// terminal, its pid in the environment, nothing blocked.
 fn prepare(s: &Shared<'_>) -> Result<(), (Call, Errno)> {
     let check = |call: Call, ret: libc::c_int| {
@@ -407,10 +417,14 @@ fn prepare(s: &Shared<'_>) -> Result<(), (Call, Errno)> {
             Ok(())
         }
     };
-    for &signo in s.signals {
-        // SAFETY: `default` is a valid sigaction (SIG_DFL) read by the kernel; no old action
-        // is written.
-        let ret = unsafe { libc::sigaction(signo, &raw const s.default, std::ptr::null_mut()) };
+    for &(signo, to) in s.signals {
+        let action = match to {
+            Disposition::Default => &raw const s.default,
+            Disposition::Ignore => &raw const s.ignore,
+        };
+        // SAFETY: `action` is a valid sigaction (SIG_DFL or SIG_IGN, no handler to run) read
+        // by the kernel; no old action is written.
+        let ret = unsafe { libc::sigaction(signo, action, std::ptr::null_mut()) };
         check(Call::Sigaction, ret)?;
     }
     // SAFETY: PR_SET_PDEATHSIG takes a signal number and reads or writes no memory of ours.

@@ -94,6 +94,18 @@ impl World {
         self.as_who(self.kekkai(), who)
     }
 
+    /// A `kekkai` command as [`World::command`], from a caller that ignores `signals` (by
+    /// name: `HUP`, `PIPE`, `CHLD`; SIG_IGN, as `nohup` or `trap ''` leave them): perl (Debian's
+    /// perl-base is essential) sets them and execs kekkai, which inherits them.
+    pub fn command_ignoring(&self, who: Who, signals: &[&str]) -> Command {
+        let mut c = self.as_who("perl", who);
+        c.arg("-e")
+            .arg("$SIG{$_} = 'IGNORE' for split ' ', shift; exec { $ARGV[0] } @ARGV or die \"exec: $!\"")
+            .arg(signals.join(" "))
+            .arg(self.kekkai());
+        c
+    }
+
     /// Runs `kekkai ARGS...` and waits.
     pub fn run<I, S>(&self, who: Who, args: I) -> Output
     where

@@ -408,9 +408,14 @@ impl<'a> Supervisor<'a> {
                 if let Some(r) = &self.relay {
                     r.resize();
                 }
-            } else if sent_by_process(info.ssi_code) || self.stdio.new_session {
+            } else if (sent_by_process(info.ssi_code) || self.stdio.new_session)
+                && !crate::sys::inherited::ignored_now(signo).unwrap_or(false)
+            {
                 // A program in a session of its own did not get what the caller's terminal
-                // sent (Ctrl-C, a hangup): forward those too.
+                // sent (Ctrl-C, a hangup): forward those too. A signal the caller ignored is
+                // not (blocked, it still reaches the signalfd): the program ignores it as
+                // well, and the supervisor, whose disposition is still the caller's, drops it
+                // as the kernel would have.
                 // Forward to PID 1, which passes it on to the program; by number, so real-time
                 // signals too. ESRCH: PID 1 is already gone, and the next SIGCHLD tells.
                 match crate::sys::send_signal(self.pid, signo) {
