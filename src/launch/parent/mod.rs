@@ -190,9 +190,7 @@ fn launch(
     }
     // Whether the sandbox's mounts may outlive kekkai's exit, and the stale cgroups, while
     // the sandbox sets up.
-    if let Some(hold) = mount_ns.as_mut() {
-        hold.decide(plan);
-    }
+    *mount_ns = mount_ns.take().map(|hold| hold.decide(plan));
     if let Some(cg) = cgroups {
         cg.remove_stale();
     }

@@ -72,13 +72,19 @@ const CAP_SYS_ADMIN: u32 = 21;
 /// free the mounts after kekkai's exit.
 #[derive(Debug)]
 pub struct Hold {
-    /// The reference, while it is not in a ring (exactly one of `ns` and `ring` is set).
-    ns: Option<OwnedFd>,
-    /// The reference registered in its io_uring instance, made when the mounts may be freed
+    held: Held,
+    defer: bool,
+}
+
+/// How the supervisor holds the reference.
+#[derive(Debug)]
+enum Held {
+    /// A descriptor of the namespace.
+    Fd(OwnedFd),
+    /// The descriptor registered in its io_uring instance, made when the mounts may be freed
     /// after exit ([`Hold::decide`]), while the sandbox sets itself up: at the end only the
     /// two descriptors are closed.
-    ring: Option<crate::sys::KernelCloser>,
-    defer: bool,
+    Ring(crate::sys::KernelCloser),
 }
 
 impl Hold {
@@ -108,8 +114,7 @@ impl Hold {
             }
         };
         Some(Hold {
-            ns: Some(ns),
-            ring: None,
+            held: Held::Fd(ns),
             defer: false,
         })
     }
@@ -120,31 +125,31 @@ impl Hold {
     /// registered in its io_uring instance now, off the path from the program's exit to
     /// kekkai's (an `io_uring_setup` and a registration, ≈ 40 µs: docs/performance.md, item
     /// 23); if the kernel refuses, [`Hold::release`] tries again as before.
-    pub fn decide(&mut self, plan: &Plan) {
-        self.defer = match &plan.host {
+    pub fn decide(self, plan: &Plan) -> Hold {
+        let defer = match &plan.host {
             Some(table) => may_defer(plan, &table.mounts),
             None => may_defer(plan, &crate::plan::fs::host_mounts()),
         };
-        if self.defer {
-            if let Some(ns) = self.ns.take() {
-                match crate::sys::KernelCloser::prepare(ns) {
-                    Ok(ring) => self.ring = Some(ring),
-                    Err((_, ns)) => self.ns = Some(ns),
-                }
-            }
-        }
+        let held = match self.held {
+            Held::Fd(ns) if defer => match crate::sys::KernelCloser::prepare(ns) {
+                Ok(ring) => Held::Ring(ring),
+                Err((_, ns)) => Held::Fd(ns),
+            },
+            held => held,
+        };
+        Hold { held, defer }
     }
 
     /// Drops the reference once the sandbox is gone: handed to a kernel worker if the plan
     /// allows, else closed here (the mounts are then freed before this returns, as the
     /// sandbox's last exit would have freed them).
     pub fn release(self) -> Released {
-        if let Some(ring) = self.ring {
-            ring.close();
-            return Released::ToKernel;
-        }
-        let Some(ns) = self.ns else {
-            return Released::Here;
+        let ns = match self.held {
+            Held::Ring(ring) => {
+                ring.close();
+                return Released::ToKernel;
+            }
+            Held::Fd(ns) => ns,
         };
         if !self.defer {
             drop(ns);
@@ -298,19 +303,12 @@ mod tests {
     ) {
         use std::io::Read;
         let (r, w) = nix::unistd::pipe().unwrap();
-        let hold = if ahead {
-            Hold {
-                ns: None,
-                ring: Some(crate::sys::KernelCloser::prepare(w).unwrap()),
-                defer,
-            }
+        let held = if ahead {
+            Held::Ring(crate::sys::KernelCloser::prepare(w).unwrap())
         } else {
-            Hold {
-                ns: Some(w),
-                ring: None,
-                defer,
-            }
+            Held::Fd(w)
         };
+        let hold = Hold { held, defer };
         assert_eq!(hold.release(), want);
         // A kernel worker drops the ring's reference a moment later: a minute is a hang.
         let mut fds = [nix::poll::PollFd::new(
