@@ -761,7 +761,10 @@ mod tests {
             .iter()
             .map(|&i| plan.rootfs.entries[i].name.as_str())
             .collect();
-        assert!(names.contains(&"usr") && names.contains(&"etc"), "{names:?}");
+        assert!(
+            names.contains(&"usr") && names.contains(&"etc"),
+            "{names:?}"
+        );
         let mut fake = fake_for(&plan);
         if let Some((which, errno)) = fail {
             fake = fake.fail_first(which, errno);
