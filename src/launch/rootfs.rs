@@ -13,6 +13,19 @@
 //! and the layers that must not change are made read-only with mount_setattr (which changes only
 //! the attributes named, so flags the kernel locked on host mounts are kept). An overlay of lower
 //! layers only is mounted read-only at once: nothing is ever written through it.
+//!
+//! Top-level entries whose overlay would be one directory `P/name` of the same layer `P`, with
+//! no upper layer, share one overlay (a superblock to build and, at teardown, to free, with its
+//! RCU grace period): a lower-only overlay of `P` itself is mounted read-only on the staging
+//! tmpfs, and each entry is a detached clone of its directory there (`open_tree`, which keeps
+//! the overlay's ro,nosuid,nodev) moved onto the skeleton. Only the directories are attached,
+//! never the overlay's root, and the staging mount goes with the old root. The plan groups them
+//! (`plan::fs::share_lowers`): not the host's `/` in a user namespace, where its mounts are
+//! locked and overlayfs refuses it as a layer, so in practice the host root of a policy without
+//! one, and an image's layers. At launch each name must resolve from `P`'s descriptor as a
+//! directory on `P`'s own mount (`RESOLVE_NO_XDEV`: an overlay of `P` shows what is under a
+//! mount point, not the mount); one that does not, or a group the kernel refuses, gets an
+//! overlay of its own as before.
 
 use std::borrow::Cow;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
