@@ -147,10 +147,22 @@ pub fn details(plan: &Plan, step: Step) -> Vec<String> {
             }
             if !overlays.is_empty() {
                 let at = 1 + plan.rootfs.image.as_ref().map_or(0, |i| 1 + i.layers.len());
-                out.insert(
-                    at.min(out.len()),
-                    format!("overlays: {}", overlays.join(" ")),
-                );
+                let mut lines = vec![format!("overlays: {}", overlays.join(" "))];
+                for g in &plan.rootfs.shared {
+                    let names: Vec<String> = g
+                        .members
+                        .iter()
+                        .filter_map(|&i| plan.rootfs.entries.get(i))
+                        .map(|e| format!("/{}", e.name))
+                        .collect();
+                    lines.push(format!(
+                        "one overlay of {} for {}, each a bind of its directory (one that is a mount of its own, or needs an upper layer, keeps its own)",
+                        g.parent.display(),
+                        names.join(" ")
+                    ));
+                }
+                let at = at.min(out.len());
+                out.splice(at..at, lines);
             }
         }
         Step::Mounts => {

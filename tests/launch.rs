@@ -9,7 +9,8 @@ use std::process::Stdio;
 
 use rstest::rstest;
 use support::{
-    Mode, PidFds, Who, World, assert_code, code, descendants, need, run_as, stderr, stdout, unique,
+    Mode, PidFds, Who, World, assert_code, code, descendants, need, run_as, stderr, stdout,
+    top_level_overlays, unique,
 };
 
 fn probe(w: &World, who: Who, policy: &[&str], op: &[&str]) -> String {
@@ -1133,4 +1134,177 @@ fn a_disk_bound_in_is_released_before_exit(#[values(Who::Root, Who::Rootless)] w
     assert_eq!(unmounted, Ok(()));
     assert_eq!(mount(), Ok(()), "the sandbox still holds the overlay");
     nix::mount::umount(&disk).unwrap();
+}
+
+/// A policy like the default, without a user namespace of its own (an unprivileged caller
+/// still gets one), over `lower`, running as `uid`; `extra` is added at the end.
+fn no_userns_policy(lower: &str, uid: u32, extra: &str) -> String {
+    format!(
+        "version: 1\nnamespaces: [mount, pid, ipc, uts, cgroup]\nidentity: {{ uid: {uid}, gid: {uid} }}\n\
+         rootfs: {{ lower: [{lower}] }}\nmounts:\n  - {{ hide: /home }}\n  - {{ hide: /root }}\n  - {{ hide: /run }}\n\
+         \x20 - {{ tmpfs: /tmp }}\n  - {{ bind: \"${{PWD}}\", to: \"${{PWD}}\" }}\n  - {{ proc: /proc }}\n  - {{ dev: /dev }}\n\
+         cwd: \"${{PWD}}\"\n{extra}"
+    )
+}
+
+/// Every top-level directory of the root is an overlay mounted read-only, nosuid, nodev, and
+/// `..` of one is the root. Without a user namespace (root, a policy without one) the
+/// one-directory entries of the host's `/` are binds of one shared overlay of `/` (the mount's
+/// root field names the directory), and the shared overlay's own root is mounted nowhere; with
+/// one (the default policy; any unprivileged caller), the kernel refuses an overlay of `/`
+/// (its mounts are locked) and each has its own, as before.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn top_level_directories_are_read_only_nosuid_nodev(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values(false, true)] own_userns: bool,
+) {
+    need(who);
+    let w = World::new("toplevel");
+    let mut args = vec!["run".to_owned()];
+    if !own_userns {
+        w.dir.write("p.yaml", no_userns_policy("/", 65534, ""));
+        args.extend(["-p".into(), "./p.yaml".into()]);
+    }
+    args.extend(
+        [
+            "--",
+            "sh",
+            "-c",
+            "stat -c %d:%i /usr/.. / /etc/..; cat /proc/self/mountinfo",
+        ]
+        .map(String::from),
+    );
+    let o = w.run(who, &args);
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    let ids: Vec<&str> = out.lines().take(3).collect();
+    assert_eq!(ids[0], ids[1], "/usr/.. is the root: {out}");
+    assert_eq!(ids[2], ids[1], "/etc/.. is the root: {out}");
+    let tops = top_level_overlays(&out);
+    assert!(tops.iter().any(|m| m.point == "/usr"), "{out}");
+    for m in &tops {
+        for opt in ["ro", "nosuid", "nodev"] {
+            assert!(m.opts.iter().any(|o| o == opt), "{m:?} lacks {opt}");
+        }
+    }
+    let usr = tops.iter().find(|m| m.point == "/usr").unwrap();
+    let etc = tops.iter().find(|m| m.point == "/etc").unwrap();
+    let shared = who == Who::Root && !own_userns;
+    if shared {
+        assert_eq!(usr.dev, etc.dev, "one overlay: {out}");
+        assert_eq!((usr.root.as_str(), etc.root.as_str()), ("/usr", "/etc"));
+        // Only its directories are mounted, never its root.
+        let whole = out
+            .lines()
+            .filter(|l| l.split(' ').nth(2) == Some(usr.dev.as_str()))
+            .any(|l| l.split(' ').nth(3) == Some("/"));
+        assert!(!whole, "the shared overlay's root is mounted: {out}");
+    } else {
+        assert!(tops.iter().all(|m| m.root == "/"), "{out}");
+        assert_ne!(usr.dev, etc.dev);
+    }
+}
+
+/// Remounting a top-level directory read-write fails as it did with an overlay per directory:
+/// even holding CAP_SYS_ADMIN (no seccomp filter, no Landlock), the file system remount fails
+/// with EROFS (an overlay of lower layers only is read-only for good), and a remount of the
+/// mount alone succeeds but leaves every write failing with EROFS; under the default policy
+/// the remount is refused (EPERM).
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn remounting_a_top_level_directory_read_write_fails(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    let w = World::new("remount");
+    w.dir.write(
+        "p.yaml",
+        no_userns_policy(
+            "/",
+            0,
+            "host-privileges: allow\ncapabilities: { keep: [sys_admin] }\n\
+             seccomp: { preset: none }\nlandlock: { enabled: false }\n",
+        ),
+    );
+    let p = ["-p", "./p.yaml"];
+    assert_eq!(probe(&w, who, &p, &["remount", "/usr"]), "errno EROFS");
+    assert_eq!(probe(&w, who, &p, &["remount", "/etc"]), "errno EROFS");
+    let o = w.run(
+        who,
+        [
+            "run",
+            "-p",
+            "./p.yaml",
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "{0} remount-bind /usr; {0} create /usr/kekkai-remount",
+                w.probe()
+            ),
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "ok 0\nerrno EROFS\n");
+    assert_eq!(probe(&w, who, &[], &["remount", "/usr"]), "errno EPERM");
+}
+
+/// A top-level directory that is a mount of its own keeps an overlay of its own, which shows
+/// that mount's files (an overlay of its parent would show the directory underneath). The
+/// mount is made in a mount namespace the test creates for kekkai (gone with it): a tmpfs
+/// over `T/c` of a temporary layer `T` holding `a`, `b` and `c`.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_top_level_directory_on_a_mount_of_its_own_keeps_its_own_overlay(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    need(who);
+    let w = World::new("ownmount");
+    let t = w.dir.join("t");
+    w.dir.write("t/a/x", "x");
+    w.dir.write("t/b/y", "y");
+    w.dir.write("t/c/under", "under");
+    w.dir.write(
+        "p.yaml",
+        no_userns_policy(&format!("{}, /", t.display()), 65534, ""),
+    );
+    let (uid, gid) = match who {
+        Who::Root => (0, 0),
+        Who::Rootless => support::test_user().unwrap(),
+    };
+    let o = std::process::Command::new("unshare")
+        .current_dir(w.dir.path())
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", w.dir.path())
+        .env("T", &t)
+        .args(["-m", "--propagation", "private", "--", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o mode=0755 kekkai-test \"$T/c\" && echo z > \"$T/c/z\" && \
+             exec setpriv --reuid={uid} --regid={gid} --clear-groups -- \"$0\" \"$@\""
+        ))
+        .arg(w.kekkai())
+        .args(["run", "-p", "./p.yaml", "--", "sh", "-c"])
+        .arg("ls /a /b /c; cat /proc/self/mountinfo")
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("/a:\nx\n\n/b:\ny\n\n/c:\nz\n"),
+        "the mount's files: {out}"
+    );
+    let tops = top_level_overlays(&out);
+    let at = |p: &str| tops.iter().find(|m| m.point == p).unwrap().clone();
+    let (a, b, c) = (at("/a"), at("/b"), at("/c"));
+    assert_eq!(c.root, "/", "{out}");
+    assert_ne!(c.dev, a.dev);
+    if who == Who::Root {
+        // `a` and `b` share an overlay of T; `c` failed its check (EXDEV).
+        assert_eq!((a.dev.as_str(), a.root.as_str()), (b.dev.as_str(), "/a"));
+        assert_eq!(b.root, "/b");
+    } else {
+        // In a user namespace the plan shares nothing with a mount below it.
+        assert_eq!((a.root.as_str(), b.root.as_str()), ("/", "/"));
+        assert_ne!(a.dev, b.dev);
+    }
 }

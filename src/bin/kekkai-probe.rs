@@ -75,6 +75,24 @@ fn main() -> ExitCode {
             report(nix::unistd::mkdir(arg(1).as_str(), Mode::from_bits_truncate(0o755)).map(|()| 0))
         }
         "unlink" => report(nix::unistd::unlink(arg(1).as_str()).map(|()| 0)),
+        // `remount PATH` (the file system read-write) or `remount-bind PATH` (the mount).
+        op @ ("remount" | "remount-bind") => {
+            use nix::mount::MsFlags;
+            let mut flags = MsFlags::MS_REMOUNT;
+            if op == "remount-bind" {
+                flags |= MsFlags::MS_BIND;
+            }
+            report(
+                nix::mount::mount(
+                    None::<&str>,
+                    arg(1).as_str(),
+                    None::<&str>,
+                    flags,
+                    None::<&str>,
+                )
+                .map(|()| 0),
+            )
+        }
         "readdir" => report(
             nix::dir::Dir::open(arg(1).as_str(), OFlag::O_RDONLY, mode)
                 .map(|d| d.into_iter().count()),

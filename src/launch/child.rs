@@ -719,6 +719,87 @@ mod tests {
         assert_eq!(flags.contains(MsFlags::MS_RDONLY), !upper);
     }
 
+    type Which = fn(&Call) -> bool;
+
+    /// The check of `usr` on the host root's own mount.
+    fn usr_check(c: &Call) -> bool {
+        matches!(c, Call::Openat2(d, p, _, r)
+            if d == "/" && p.as_os_str() == "usr" && r.contains(nix::fcntl::ResolveFlag::RESOLVE_NO_XDEV))
+    }
+
+    fn shared_mount(c: &Call) -> bool {
+        matches!(c, Call::Mount { target, .. } if target == "/tmp/s0")
+    }
+
+    /// The lookup of `etc` on the shared overlay.
+    fn etc_on_overlay(c: &Call) -> bool {
+        matches!(c, Call::Openat2(d, p, ..) if d == "/tmp/s0" && p.as_os_str() == "etc")
+    }
+
+    /// The service policy as root (no user namespace): the top-level directories of `/` share
+    /// one lower-only overlay of `/` on the staging tmpfs, each a bind of its directory from
+    /// it. A member whose check fails keeps its own overlay (EXDEV: a host mount of its own;
+    /// a directory gone from the shared overlay), and all of them do when the kernel refuses
+    /// the shared one.
+    #[rstest]
+    #[case::shared(None, false, &[])]
+    #[case::own_mount(Some((usr_check as Which, Errno::EXDEV)), false, &["usr"])]
+    #[case::refused(Some((shared_mount as Which, Errno::EINVAL)), true, &[])]
+    #[case::gone(Some((etc_on_overlay as Which, Errno::ENOENT)), false, &["etc"])]
+    fn host_root_entries_share_one_overlay(
+        #[case] fail: Option<(Which, Errno)>,
+        #[case] all_own: bool,
+        #[case] own: &[&str],
+    ) {
+        let plan = plan_of("service", true);
+        let [group] = plan.rootfs.shared.as_slice() else {
+            panic!("{:?}", plan.rootfs.shared);
+        };
+        assert_eq!(group.parent, std::path::Path::new("/"));
+        let names: Vec<&str> = group
+            .members
+            .iter()
+            .map(|&i| plan.rootfs.entries[i].name.as_str())
+            .collect();
+        assert!(
+            names.contains(&"usr") && names.contains(&"etc"),
+            "{names:?}"
+        );
+        let mut fake = fake_for(&plan);
+        if let Some((which, errno)) = fail {
+            fake = fake.fail_first(which, errno);
+        }
+        let (end, _) = run_on(&fake, &plan);
+        assert!(matches!(end, End::Ended(Ended::Exec(_))), "{end:?}");
+        let log = fake.log();
+        let overlays: Vec<(String, MsFlags, String)> = log
+            .iter()
+            .filter_map(|c| match c {
+                Call::Mount {
+                    fstype: Some(t),
+                    target,
+                    flags,
+                    data: Some(d),
+                    ..
+                } if t == "overlay" => Some((target.clone(), *flags, d.clone())),
+                _ => None,
+            })
+            .collect();
+        let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        // The shared overlay: `/` by its descriptor (`.` after fchdir), then the empty layer.
+        let fchdir_root = log.iter().any(|c| c == &Call::Fchdir("/".into()));
+        assert!(fchdir_root);
+        assert!(overlays.contains(&("/tmp/s0".into(), ro, "lowerdir=.:/tmp/e".into())));
+        for name in &names {
+            let target = format!("/tmp/root/{name}");
+            let bound = Call::MoveMount(format!("tree of /tmp/s0/{name}"), target.clone());
+            let has_own = overlays.iter().any(|(t, f, _)| *t == target && *f == ro);
+            let is_own = all_own || own.contains(name);
+            assert_eq!(has_own, is_own, "{name}: {overlays:?}");
+            assert_eq!(log.contains(&bound), !is_own, "{name}");
+        }
+    }
+
     /// The first call of each step fails: the launch stops there, and the error names that
     /// step and the errno. (Landlock's ABI query is skipped: an unanswered query means "no
     /// Landlock", which a best-effort policy runs without. execve's failure is the program's:

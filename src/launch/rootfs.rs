@@ -13,6 +13,19 @@
 //! and the layers that must not change are made read-only with mount_setattr (which changes only
 //! the attributes named, so flags the kernel locked on host mounts are kept). An overlay of lower
 //! layers only is mounted read-only at once: nothing is ever written through it.
+//!
+//! Top-level entries whose overlay would be one directory `P/name` of the same layer `P`, with
+//! no upper layer, share one overlay (a superblock to build and, at teardown, to free, with its
+//! RCU grace period): a lower-only overlay of `P` itself is mounted read-only on the staging
+//! tmpfs, and each entry is a detached clone of its directory there (`open_tree`, which keeps
+//! the overlay's ro,nosuid,nodev) moved onto the skeleton. Only the directories are attached,
+//! never the overlay's root, and the staging mount goes with the old root. The plan groups them
+//! (`plan::fs::share_lowers`): not the host's `/` in a user namespace, where its mounts are
+//! locked and overlayfs refuses it as a layer, so in practice the host root of a policy without
+//! one, and an image's layers. At launch each name must resolve from `P`'s descriptor as a
+//! directory on `P`'s own mount (`RESOLVE_NO_XDEV`: an overlay of `P` shows what is under a
+//! mount point, not the mount); one that does not, or a group the kernel refuses, gets an
+//! overlay of its own as before.
 
 use std::borrow::Cow;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -44,6 +57,9 @@ pub struct Staged {
     seal: Vec<OwnedFd>,
     /// Host objects, opened before anything was covered.
     host: HostFds,
+    /// Descriptors done with, closed with the others at pivot_root: the shared overlays'
+    /// staging directories and the detached trees bound from them.
+    spent: Vec<OwnedFd>,
 }
 
 /// Host objects, taken before anything is covered.
@@ -56,6 +72,17 @@ struct HostFds {
     binds: Vec<Option<OwnedFd>>,
     /// The host's device nodes (O_PATH), by name.
     devices: Vec<(&'static str, OwnedFd)>,
+    /// The parents of the entries that may share one overlay, with the members that passed.
+    shared: Vec<Shared>,
+}
+
+/// A parent layer of the plan's [`crate::plan::SharedLower`], opened, and the members whose
+/// directory resolved from it on its own mount (their descriptors are their `entries`).
+struct Shared {
+    /// O_PATH descriptor of the parent (the host's `/`, or an image layer's root).
+    parent: OwnedFd,
+    /// Indices into the plan's entries.
+    members: Vec<usize>,
 }
 
 /// A detached copy of the mount tree at `fd`, with `set` applied to every mount in it.
@@ -243,6 +270,8 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
     if !plan.rootfs.writable {
         seal.push(k.dup(root.as_fd()).step(step, || "dup(root)".into())?);
     }
+    let (ovls, from) = mount_shared(k, plan, &host.shared, &uppers)?;
+    let mut spent = Vec::new();
 
     let entries = plan.rootfs.entries.iter().zip(&host.entries).zip(&uppers);
     for (i, ((entry, lowers), &upper)) in entries.enumerate() {
@@ -256,6 +285,12 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
                     Mode::from_bits_truncate(0o755),
                 )
                 .step(step, || format!("mkdir({})", cstr(&target)))?;
+                // A member of a shared overlay: a bind of its directory from there.
+                if let Some(ovl) = from.get(i).copied().flatten().and_then(|g| ovls.get(g)) {
+                    if bind_shared(k, ovl.as_fd(), root.as_fd(), name, &target, &mut spent)? {
+                        continue;
+                    }
+                }
                 // The top layer is named by [`here`] (`.`), any below it by their links.
                 let lower: Vec<Cow<'static, str>> = lowers
                     .iter()
@@ -363,7 +398,13 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
             }
         }
     }
-    Ok(Staged { root, seal, host })
+    spent.extend(ovls);
+    Ok(Staged {
+        root,
+        seal,
+        host,
+        spent,
+    })
 }
 
 /// An empty directory on the staging tmpfs: the bottom layer of every overlay without an upper.
@@ -405,13 +446,17 @@ fn needs_upper(k: &dyn Kernel, plan: &Plan, name: &str, top: Option<&OwnedFd>) -
 fn open_host(k: &dyn Kernel, plan: &Plan) -> Result<HostFds, StepError> {
     let step = Step::Rootfs;
     let key = &plan.rootfs.lowers.key;
+    let (shared, mut checked) = open_shared(k, plan)?;
     let mut entries = Vec::new();
-    for e in &plan.rootfs.entries {
+    for (i, e) in plan.rootfs.entries.iter().enumerate() {
         let fds = match &e.kind {
-            EntryKind::Overlay(dirs) => dirs
-                .iter()
-                .map(|d| open_layer_entry(k, d, true, key))
-                .collect::<Result<Vec<_>, _>>()?,
+            EntryKind::Overlay(dirs) => match checked.get_mut(i).and_then(Option::take) {
+                Some(fd) => vec![fd],
+                None => dirs
+                    .iter()
+                    .map(|d| open_layer_entry(k, d, true, key))
+                    .collect::<Result<Vec<_>, _>>()?,
+            },
             EntryKind::Bind(p) => {
                 let fd = open_layer_entry(k, p, true, key)?;
                 vec![detached_tree(
@@ -519,7 +564,154 @@ fn open_host(k: &dyn Kernel, plan: &Plan) -> Result<HostFds, StepError> {
         entries,
         binds,
         devices,
+        shared,
     })
+}
+
+/// Opens the parents of the entries that may share an overlay ([`crate::plan::SharedLower`]),
+/// and below each the members' directories, by name from the parent's descriptor: a
+/// directory, no link on the way, and on the parent's own mount (`RESOLVE_NO_XDEV`), since an
+/// overlay of the parent shows the parent's file system, not what is mounted on it. A member
+/// that fails (EXDEV: a host mount of its own, such as a /boot partition; anything else) keeps
+/// an overlay of its own, opened as before (which reports a layer that changed). Returns the
+/// groups of two or more, and per entry the descriptor of its checked directory (its only lower
+/// layer).
+fn open_shared(
+    k: &dyn Kernel,
+    plan: &Plan,
+) -> Result<(Vec<Shared>, Vec<Option<OwnedFd>>), StepError> {
+    let entries = &plan.rootfs.entries;
+    let mut checked: Vec<Option<OwnedFd>> = entries.iter().map(|_| None).collect();
+    let mut shared = Vec::new();
+    for g in &plan.rootfs.shared {
+        let parent = open_layer_entry(k, &g.parent, true, &plan.rootfs.lowers.key)?;
+        let mut members = Vec::new();
+        for &i in &g.members {
+            let Some(e) = entries.get(i) else { continue };
+            // The plan's promise, kept here too: one lower directory, the parent's `name`.
+            let one = matches!(&e.kind, EntryKind::Overlay(d) if *d == [g.parent.join(&e.name)]);
+            if !one || checked[i].is_some() {
+                continue;
+            }
+            let found = k.openat2(
+                parent.as_fd(),
+                Path::new(&e.name),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                ResolveFlag::RESOLVE_BENEATH
+                    | ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                    | ResolveFlag::RESOLVE_NO_XDEV,
+            );
+            if let Ok(fd) = found {
+                checked[i] = Some(fd);
+                members.push(i);
+            }
+        }
+        if members.len() >= 2 {
+            shared.push(Shared { parent, members });
+        }
+    }
+    Ok((shared, checked))
+}
+
+/// The staging directory of the `g`th shared overlay.
+fn shared_dir(g: usize) -> String {
+    format!("{STAGING}/s{g}")
+}
+
+/// Mounts each shared overlay ([`open_shared`]) of lower layers only on a staging directory,
+/// where it goes with the old root at pivot_root. Returns their O_PATH descriptors and, per
+/// entry, which of them its directory is bound from. A group whose members now need an upper layer
+/// (fewer than two left) or whose overlay the kernel refuses keeps an overlay per member.
+fn mount_shared(
+    k: &dyn Kernel,
+    plan: &Plan,
+    shared: &[Shared],
+    uppers: &[bool],
+) -> Result<(Vec<OwnedFd>, Vec<Option<usize>>), StepError> {
+    let step = Step::Rootfs;
+    let mut ovls = Vec::new();
+    let mut from = vec![None; plan.rootfs.entries.len()];
+    for (g, group) in shared.iter().enumerate() {
+        let members: Vec<usize> = group
+            .members
+            .iter()
+            .copied()
+            .filter(|&i| uppers.get(i) == Some(&false))
+            .collect();
+        if members.len() < 2 {
+            continue;
+        }
+        let dir = shared_dir(g);
+        k.mkdirat(AT_FDCWD, Path::new(&dir), Mode::from_bits_truncate(0o755))
+            .step(step, || format!("mkdir({})", cstr(&dir)))?;
+        let xattrs = if plan.rootfs.userxattr {
+            ",userxattr"
+        } else {
+            ""
+        };
+        let opts = format!(
+            "lowerdir={}:{EMPTY_LOWER}{xattrs}",
+            here(k, group.parent.as_fd())
+        );
+        let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        let mounted = k.mount(
+            Some("overlay"),
+            dir.as_str(),
+            Some("overlay"),
+            flags,
+            Some(opts.as_str()),
+        );
+        // The plan leaves out what the kernel is known to refuse; anything it still refuses
+        // (a mount below an image layer in a user namespace) costs this one call.
+        if mounted.is_err() {
+            continue;
+        }
+        let ovl = open_path(k, Path::new(&dir), true)
+            .step(step, || format!("open({}, O_PATH)", cstr(&dir)))?;
+        for i in members {
+            from[i] = Some(ovls.len());
+        }
+        ovls.push(ovl);
+    }
+    Ok((ovls, from))
+}
+
+/// Attaches the entry `name` as a bind of the same name from a shared overlay (`ovl`): a
+/// detached clone of the directory, which keeps the overlay's flags (read-only, nosuid,
+/// nodev), moved onto the entry's mount point. The directory is looked up on the overlay as on
+/// its layer: a directory, no link, no mount crossed; if it is not there (the layer changed
+/// since it was checked), `false`, and the entry gets an overlay of its own.
+fn bind_shared(
+    k: &dyn Kernel,
+    ovl: BorrowedFd<'_>,
+    root: BorrowedFd<'_>,
+    name: &str,
+    target: &str,
+    spent: &mut Vec<OwnedFd>,
+) -> Result<bool, StepError> {
+    let step = Step::Rootfs;
+    let Ok(dir) = k.openat2(
+        ovl,
+        Path::new(name),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        ResolveFlag::RESOLVE_BENEATH
+            | ResolveFlag::RESOLVE_NO_SYMLINKS
+            | ResolveFlag::RESOLVE_NO_MAGICLINKS
+            | ResolveFlag::RESOLVE_NO_XDEV,
+    ) else {
+        return Ok(false);
+    };
+    let tree = k.open_tree_clone(dir.as_fd(), false).step(step, || {
+        format!(
+            "open_tree({}, OPEN_TREE_CLONE)",
+            cstr(&format!("shared overlay/{name}"))
+        )
+    })?;
+    k.move_mount_to_name(tree.as_fd(), root, Path::new(name))
+        .step(step, || format!("move_mount(tree, {})", cstr(target)))?;
+    spent.extend([dir, tree]);
+    Ok(true)
 }
 
 fn create_file(k: &dyn Kernel, dir: BorrowedFd<'_>, name: &Path) -> nix::Result<OwnedFd> {
@@ -976,14 +1168,22 @@ pub fn pivot(k: &dyn Kernel, staged: Staged) -> Result<(), StepError> {
     }
     // The staging descriptors (the skeleton, the seals, the host's objects) are done with: a
     // close_range per run of numbers instead of a close each (they are mostly consecutive).
-    let Staged { root, seal, host } = staged;
+    let Staged {
+        root,
+        seal,
+        host,
+        spent,
+    } = staged;
     let HostFds {
         entries,
         binds,
         devices,
+        shared,
     } = host;
     let mut fds = vec![root];
     fds.extend(seal);
+    fds.extend(spent);
+    fds.extend(shared.into_iter().map(|s| s.parent));
     fds.extend(entries.into_iter().flatten());
     fds.extend(binds.into_iter().flatten());
     fds.extend(devices.into_iter().map(|(_, fd)| fd));

@@ -43,7 +43,7 @@ use crate::policy::{Diagnostics, KeyPath, LoadedPolicy, RawPolicy};
 use self::diags::suggest;
 
 pub use diags::{Diags, PlanError};
-pub use fs::{EntryKind, MountKind, MountPlan, RootEntry, RootfsPlan};
+pub use fs::{EntryKind, MountKind, MountPlan, RootEntry, RootfsPlan, SharedLower};
 pub use identity::{HostIds, IdentityPlan, UserNsPlan};
 pub use keyed::Keyed;
 pub use landlock::LandlockPlan;
@@ -359,6 +359,11 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         },
     );
     fs::prune_covered(&mut rootfs, &mounts);
+    fs::share_lowers(
+        &mut rootfs,
+        &host.mounts,
+        namespaces.contains(&Namespace::User),
+    );
     let cwd_key = KeyPath::root().key("cwd");
     let cwd = match &p.cwd {
         Some(c) => match fs::normalize_abs(c) {

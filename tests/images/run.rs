@@ -356,3 +356,124 @@ fn audit_of_an_image_finds_no_escape(#[values(Who::Root, Who::Rootless)] who: Wh
     assert!(verdicts.len() > 100, "the battery ran: {}", verdicts.len());
     assert_code(&o, 0);
 }
+
+/// An image whose layers hold top-level directories of their own, beside whiteouts and opaque
+/// directories: layer 1 has `bin`, `etc`, `usr`, `var`, `gone` and `top`; layer 2 whites out
+/// `gone`, makes `top` opaque, adds `dir2` (with an opaque `sub` and a whiteout) and `more`,
+/// and a file `etc/added`. The directories that only one layer has and that need no upper
+/// layer share one overlay of that layer (in a user namespace too: nothing is mounted below a
+/// layer), each a bind of its directory; the listing is exactly what overlays of their own show (a writable root gives
+/// every directory an overlay with an upper layer of its own, so nothing shares there).
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn one_layers_directories_share_an_overlay_and_show_the_same(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    need(who);
+    if tools() {
+        return;
+    }
+    let w = World::new("img-shared");
+    let st = store(&w, who, "store");
+    let mut l1 = build::Tar::new();
+    l1.dir("./", 0o755)
+        .dir("bin/", 0o755)
+        .file("bin/busybox", 0o755, &build::busybox());
+    for a in build::APPLETS {
+        l1.symlink(&format!("bin/{a}"), "busybox");
+    }
+    l1.dir("etc/", 0o755)
+        .file("etc/passwd", 0o644, b"root:x:0:0:root:/:/bin/sh\n")
+        .dir("usr/", 0o755)
+        .file("usr/a", 0o644, b"a\n")
+        .dir("var/", 0o755)
+        .file("var/b", 0o644, b"b\n")
+        .dir("gone/", 0o755)
+        .file("gone/x", 0o644, b"x\n")
+        .dir("top/", 0o755)
+        .file("top/old", 0o644, b"old\n")
+        .dir("tmp/", 0o1777);
+    let mut l2 = build::Tar::new();
+    l2.dir("etc/", 0o755)
+        .file("etc/added", 0o644, b"added\n")
+        .file(".wh.gone", 0o644, b"")
+        .dir("top/", 0o755)
+        .file("top/.wh..wh..opq", 0o644, b"")
+        .file("top/new", 0o644, b"new\n")
+        .dir("dir2/", 0o755)
+        .dir("dir2/sub/", 0o755)
+        .file("dir2/sub/.wh..wh..opq", 0o644, b"")
+        .file("dir2/sub/s", 0o644, b"s\n")
+        .file("dir2/.wh.nothing", 0o644, b"")
+        .file("dir2/d", 0o644, b"d\n")
+        .dir("more/", 0o755)
+        .file("more/m", 0o644, b"m\n");
+    let img = build::Image {
+        layers: vec![
+            (l1.bytes(), build::Comp::Gzip),
+            (l2.bytes(), build::Comp::Gzip),
+        ],
+        config: serde_json::json!({ "Env": ["PATH=/bin"], "Cmd": ["/bin/sh"] }),
+    };
+    let layout = w.dir.join("layout");
+    build::layout(&layout, &img, "1.0");
+    import_ok(
+        &w,
+        who,
+        &st,
+        &["--name", "kt/shared:1", layout.to_str().unwrap()],
+    );
+    w.dir.write(
+        "writable.yaml",
+        "version: 1\nextends: default\nrootfs: { writable: true }\n",
+    );
+    let look = "ls -a / /bin/.. /dir2 /dir2/sub /etc /more /top /usr /var | tr '\\n' ' '; echo; \
+                cat /proc/self/mountinfo";
+    let run = |policy: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(policy);
+        args.extend(["--image", "kt/shared:1", "--", "sh", "-c", look]);
+        let o = k(&w, who, &st, &args);
+        assert_code(&o, 0);
+        stdout(&o)
+    };
+    let shared = run(&[]);
+    let own = run(&["-p", "./writable.yaml"]);
+    let listing = |out: &str| out.lines().next().unwrap().to_owned();
+    assert_eq!(listing(&shared), listing(&own));
+    let l = listing(&shared);
+    for want in [
+        "/dir2: . .. d sub ",
+        "/dir2/sub: . .. s ",
+        "/etc: . .. added passwd ",
+        "/more: . .. m ",
+        "/top: . .. new ",
+        "/usr: . .. a ",
+        "/var: . .. b ",
+    ] {
+        assert!(l.contains(want), "{want:?} in {l}");
+    }
+    let root_listing = l.split("/bin/..:").next().unwrap();
+    assert!(!root_listing.contains(" gone "), "{l}");
+    // Who shares: layer 1's bin and usr; layer 2's dir2, more and top. etc has both layers
+    // (a stack of two), var needs an upper layer (the policy's /var/tmp is missing from it),
+    // tmp is the policy's tmpfs: each of those has its own.
+    let tops = super::support::top_level_overlays(&shared);
+    let at = |p: &str| tops.iter().find(|m| m.point == p).unwrap().clone();
+    let (usr, var, bin) = (at("/usr"), at("/var"), at("/bin"));
+    let (dir2, more, top, etc) = (at("/dir2"), at("/more"), at("/top"), at("/etc"));
+    assert_eq!((usr.root.as_str(), top.root.as_str()), ("/usr", "/top"));
+    assert_eq!(usr.dev, bin.dev, "{shared}");
+    assert_eq!(var.root, "/");
+    assert_ne!(var.dev, usr.dev);
+    assert!(dir2.dev == more.dev && more.dev == top.dev, "{shared}");
+    assert_ne!(usr.dev, top.dev);
+    assert_eq!(etc.root, "/");
+    for m in [&usr, &top, &etc] {
+        for opt in ["ro", "nosuid", "nodev"] {
+            assert!(m.opts.iter().any(|o| o == opt), "{m:?}");
+        }
+    }
+    let tops = super::support::top_level_overlays(&own);
+    assert!(tops.iter().all(|m| m.root == "/"), "{own}");
+}

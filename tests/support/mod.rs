@@ -35,7 +35,8 @@ mod world;
 pub use cgroups::{Delegated, cgroup_dirs, chown};
 pub use lock::{Turn, free_for, turn};
 pub use output::{
-    assert_code, code, code_of, parse_report, report, report_in, stderr, stdout, verdicts,
+    MountLine, assert_code, code, code_of, parse_report, report, report_in, stderr, stdout,
+    top_level_overlays, verdicts,
 };
 pub use policy::{group_id, passwd_ids, root, rootless, shipped_policy_files, with_pwd};
 pub use procs::{HANG, PidFds, all_gone, descendants, pid};

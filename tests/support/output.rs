@@ -76,3 +76,38 @@ pub fn verdicts(o: &Output) -> BTreeMap<String, (String, String)> {
         })
         .collect()
 }
+
+/// One line of a `/proc/self/mountinfo`, the fields the root tests look at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountLine {
+    /// The superblock, `major:minor`.
+    pub dev: String,
+    /// The directory of that file system the mount shows (`/` for its root).
+    pub root: String,
+    /// Where it is mounted.
+    pub point: String,
+    /// The mount's own options (`ro,nosuid,nodev,relatime`).
+    pub opts: Vec<String>,
+    /// The file system type.
+    pub fstype: String,
+}
+
+/// The overlays mounted at top-level names (`/usr`), from a mountinfo text.
+pub fn top_level_overlays(mountinfo: &str) -> Vec<MountLine> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let dash = f.iter().position(|x| *x == "-")?;
+            let m = MountLine {
+                dev: f.get(2)?.to_string(),
+                root: f.get(3)?.to_string(),
+                point: f.get(4)?.to_string(),
+                opts: f.get(5)?.split(',').map(str::to_owned).collect(),
+                fstype: f.get(dash + 1)?.to_string(),
+            };
+            let top = m.point.len() > 1 && m.point.matches('/').count() == 1;
+            (top && m.fstype == "overlay").then_some(m)
+        })
+        .collect()
+}

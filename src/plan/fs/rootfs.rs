@@ -56,6 +56,18 @@ pub struct RootfsPlan {
     /// Mount the overlays with `userxattr`: the layers mark opaque directories with
     /// `user.overlay.opaque` (an image store's format, root and rootless alike).
     pub userxattr: bool,
+    /// Lower-only entries that may share one overlay of their common parent ([`share_lowers`]).
+    pub shared: Vec<SharedLower>,
+}
+
+/// Entries whose overlay is one directory `parent/name` each, of the same `parent` (a lower
+/// layer): the launch may mount one overlay of `parent` and bind these names from it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SharedLower {
+    /// The common parent: a lower layer's root (the host's `/`, or an image layer).
+    pub parent: PathBuf,
+    /// Indices into [`RootfsPlan::entries`], in order; at least two.
+    pub members: Vec<usize>,
 }
 
 /// One top-level name of the new root.
@@ -154,7 +166,70 @@ pub fn plan_rootfs(
         entries,
         image,
         userxattr,
+        shared: Vec::new(),
     }
+}
+
+/// Groups the entries that may share one lower-only overlay: an overlay of one directory
+/// `P/name`, where `P` is one of the lower layers, grouped by `P` (two at least). Called after
+/// [`prune_covered`], with the entries final.
+///
+/// Not for a writable root (every overlay has an upper). Not where the kernel would refuse the
+/// shared overlay: in a user namespace every mount the sandbox's mount namespace copied from
+/// the host is locked to its parent, and overlayfs refuses a lower layer with a locked mount
+/// below it (`clone_private_mount`: EINVAL, "failed to clone lowerpath"), so `P` must have no
+/// host mount below it there. The host's `/` always has (`/proc`, `/dev`, `/sys`): with a user
+/// namespace (the default policy, root and rootless alike) only an image's layers share.
+///
+/// What the launch still checks, per member: that `name` is a directory on `P`'s own mount
+/// with no link on the way (else the member keeps its own overlay), and that the overlay
+/// needs no upper layer. Sharing shows exactly what an overlay per entry shows: below each
+/// member the lower stack is the same (`P/name`, then the empty layer), and the markers of
+/// `P`'s own root (its opaque flag, its whiteouts) only ever hide names of the empty layer
+/// below it or names that are not members.
+pub fn share_lowers(rootfs: &mut RootfsPlan, host: &[HostMount], userns: bool) {
+    rootfs.shared = if rootfs.writable {
+        Vec::new()
+    } else {
+        shareable(&rootfs.entries, &rootfs.lowers, host, userns)
+    };
+}
+
+fn shareable(
+    entries: &[RootEntry],
+    lowers: &[PathBuf],
+    host: &[HostMount],
+    userns: bool,
+) -> Vec<SharedLower> {
+    let mut groups: Vec<SharedLower> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let EntryKind::Overlay(dirs) = &e.kind else {
+            continue;
+        };
+        let [dir] = dirs.as_slice() else { continue };
+        let Some(parent) = dir.parent() else { continue };
+        if dir.file_name() != Some(std::ffi::OsStr::new(&e.name))
+            || !lowers.iter().any(|l| l == parent)
+        {
+            continue;
+        }
+        let locked = userns
+            && host
+                .iter()
+                .any(|m| m.point != parent && m.point.starts_with(parent));
+        if locked {
+            continue;
+        }
+        match groups.iter_mut().find(|g| g.parent == parent) {
+            Some(g) => g.members.push(i),
+            None => groups.push(SharedLower {
+                parent: parent.to_path_buf(),
+                members: vec![i],
+            }),
+        }
+    }
+    groups.retain(|g| g.members.len() >= 2);
+    groups
 }
 
 /// Turns top-level entries that a policy mount covers entirely (`/home` under a `hide` or a
@@ -304,6 +379,121 @@ fn host_mount_state(dir: &Path, host: &[HostMount]) -> MountState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn overlay(name: &str, dirs: &[&str]) -> RootEntry {
+        RootEntry {
+            name: name.into(),
+            kind: EntryKind::Overlay(dirs.iter().map(PathBuf::from).collect()),
+        }
+    }
+
+    fn mounts(points: &[&str]) -> Vec<HostMount> {
+        points
+            .iter()
+            .map(|p| HostMount {
+                point: p.into(),
+                fstype: "ext4".into(),
+            })
+            .collect()
+    }
+
+    /// Which entries share an overlay of their parent: (entries, lowers, host mounts, user
+    /// namespace) → groups as (parent, member indices).
+    #[rstest::rstest]
+    // The host root, no user namespace: every one-directory overlay of `/` shares.
+    #[case::host_root(
+        vec![overlay("etc", &["/etc"]), overlay("usr", &["/usr"]), overlay("var", &["/var"])],
+        &["/"], &["/", "/proc", "/dev"], false, vec![("/", vec![0, 1, 2])]
+    )]
+    // With a user namespace the host root's mounts are locked: the kernel refuses `/`.
+    #[case::host_root_userns(
+        vec![overlay("etc", &["/etc"]), overlay("usr", &["/usr"])],
+        &["/"], &["/", "/proc"], true, vec![]
+    )]
+    // ... unless nothing is mounted below it.
+    #[case::userns_no_submounts(
+        vec![overlay("etc", &["/etc"]), overlay("usr", &["/usr"])],
+        &["/"], &["/"], true, vec![("/", vec![0, 1])]
+    )]
+    // A group of one is no group.
+    #[case::alone(
+        vec![overlay("etc", &["/etc"]), RootEntry { name: "bin".into(), kind: EntryKind::Symlink("usr/bin".into()) }],
+        &["/"], &["/"], false, vec![]
+    )]
+    // Other kinds never share; the rest still do.
+    #[case::other_kinds(
+        vec![
+            overlay("etc", &["/etc"]),
+            RootEntry { name: "mnt".into(), kind: EntryKind::Bind("/mnt".into()) },
+            RootEntry { name: "home".into(), kind: EntryKind::EmptyDir },
+            RootEntry { name: "f".into(), kind: EntryKind::File("/f".into()) },
+            overlay("usr", &["/usr"]),
+        ],
+        &["/"], &["/"], false, vec![("/", vec![0, 4])]
+    )]
+    // Two layers: an entry with both is a stack, not shared; one-layer entries group per layer.
+    #[case::image_layers(
+        vec![
+            overlay("etc", &["/i/a/etc", "/i/b/etc"]),
+            overlay("opt", &["/i/a/opt"]),
+            overlay("srv", &["/i/a/srv"]),
+            overlay("usr", &["/i/b/usr"]),
+            overlay("var", &["/i/b/var"]),
+            overlay("lib", &["/i/a/lib"]),
+        ],
+        &["/i/a", "/i/b"], &["/", "/proc"], true,
+        vec![("/i/a", vec![1, 2, 5]), ("/i/b", vec![3, 4])]
+    )]
+    // A layer with a host mount below it in a user namespace: locked, not shared.
+    #[case::layer_with_submount(
+        vec![overlay("opt", &["/i/a/opt"]), overlay("srv", &["/i/a/srv"])],
+        &["/i/a"], &["/", "/i/a/srv/x"], true, vec![]
+    )]
+    // A directory that is not directly in a lower layer (a lower of `/usr`, entries of it).
+    #[case::not_a_layer_child(
+        vec![overlay("bin", &["/usr/bin"]), overlay("lib", &["/usr/lib"])],
+        &["/usr"], &["/"], false, vec![("/usr", vec![0, 1])]
+    )]
+    #[case::parent_not_a_layer(
+        vec![overlay("bin", &["/x/bin"]), overlay("lib", &["/x/lib"])],
+        &["/usr"], &["/"], false, vec![]
+    )]
+    fn sharing(
+        #[case] entries: Vec<RootEntry>,
+        #[case] lowers: &[&str],
+        #[case] host: &[&str],
+        #[case] userns: bool,
+        #[case] want: Vec<(&str, Vec<usize>)>,
+    ) {
+        let lowers: Vec<PathBuf> = lowers.iter().map(PathBuf::from).collect();
+        let got = shareable(&entries, &lowers, &mounts(host), userns);
+        let want: Vec<SharedLower> = want
+            .into_iter()
+            .map(|(p, members)| SharedLower {
+                parent: p.into(),
+                members,
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn writable_root_shares_nothing() {
+        let mut plan = RootfsPlan {
+            lowers: Keyed::new(vec!["/".into()], KeyPath::root()),
+            writable: true,
+            size: DEFAULT_ROOT_SIZE,
+            entries: vec![overlay("etc", &["/etc"]), overlay("usr", &["/usr"])],
+            image: None,
+            userxattr: false,
+            shared: Vec::new(),
+        };
+        share_lowers(&mut plan, &mounts(&["/"]), false);
+        assert!(plan.shared.is_empty());
+        plan.writable = false;
+        share_lowers(&mut plan, &mounts(&["/"]), false);
+        assert_eq!(plan.shared.len(), 1);
+    }
 
     #[test]
     fn host_root_entries() {
