@@ -57,6 +57,8 @@ pub struct RootfsPlan {
     /// `user.overlay.opaque` (an image store's format, root and rootless alike).
     pub userxattr: bool,
     /// Lower-only entries that may share one overlay of their common parent ([`share_lowers`]).
+    /// A record written before this field shares nothing: an overlay per entry, as then.
+    #[serde(default)]
     pub shared: Vec<SharedLower>,
 }
 
@@ -493,6 +495,27 @@ mod tests {
         plan.writable = false;
         share_lowers(&mut plan, &mounts(&["/"]), false);
         assert_eq!(plan.shared.len(), 1);
+    }
+
+    /// A plan recorded before `shared` existed (a running sandbox's record in the state
+    /// directory) still reads, and shares nothing: an overlay per entry, as it was launched.
+    #[test]
+    fn a_record_without_shared_reads_as_sharing_nothing() {
+        let mut plan = RootfsPlan {
+            lowers: Keyed::new(vec!["/".into()], KeyPath::root()),
+            writable: false,
+            size: DEFAULT_ROOT_SIZE,
+            entries: vec![overlay("etc", &["/etc"]), overlay("usr", &["/usr"])],
+            image: None,
+            userxattr: false,
+            shared: Vec::new(),
+        };
+        share_lowers(&mut plan, &mounts(&["/"]), false);
+        let mut old = serde_json::to_value(&plan).expect("a plan serializes");
+        old.as_object_mut().expect("an object").remove("shared");
+        let read: RootfsPlan = serde_json::from_value(old).expect("an old record reads");
+        assert!(read.shared.is_empty());
+        assert_eq!(read.entries, plan.entries);
     }
 
     #[test]
