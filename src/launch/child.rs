@@ -11,6 +11,8 @@ use std::convert::Infallible;
 use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd};
 
+use nix::sys::stat::Mode;
+
 use super::error::{StepError, Syscall};
 use super::options::Options;
 use super::report::{Enforced, LandlockReport};
@@ -130,10 +132,10 @@ pub struct Child<'a, S> {
 
 /// The id maps are written.
 pub struct Mapped;
-/// The root is staged.
-pub struct RootBuilt(Staged);
+/// The root is staged (and the caller's file mode creation mask, set aside until pivot_root).
+pub struct RootBuilt(Staged, Mode);
 /// The policy's mounts are in place.
-pub struct Mounted(Staged);
+pub struct Mounted(Staged, Mode);
 /// The root is the sandbox's own.
 pub struct Pivoted;
 /// Host name, rlimits and cwd are set (with notes on what differs from the policy).
@@ -234,8 +236,13 @@ impl<'a> Child<'a, Mapped> {
 
     fn build_root(self) -> Result<Child<'a, RootBuilt>, StepError> {
         self.enter(Step::Rootfs);
+        // The sandbox's own directories (the skeleton, mount points, their parents) are made
+        // 0755 whatever the caller's umask: under `umask 077` (systemd's `UMask=0077`) they
+        // would be 0700 and root's, and the program's user could not look into `/sys` or reach
+        // a mount below a directory made for it. The program gets the caller's back (step 6).
+        let caller_umask = self.k.umask(Mode::from_bits_truncate(0o022));
         let staged = rootfs::build_root(self.k, self.plan)?;
-        Ok(self.then(|_| RootBuilt(staged)))
+        Ok(self.then(|_| RootBuilt(staged, caller_umask)))
     }
 }
 
@@ -244,7 +251,7 @@ impl<'a> Child<'a, RootBuilt> {
         self.enter(Step::Mounts);
         let mut this = self;
         rootfs::mount_all(this.k, this.plan, &mut this.state.0)?;
-        Ok(this.then(|RootBuilt(staged)| Mounted(staged)))
+        Ok(this.then(|RootBuilt(staged, umask)| Mounted(staged, umask)))
     }
 }
 
@@ -259,7 +266,10 @@ impl<'a> Child<'a, Mounted> {
             tty,
             state,
         } = self;
-        rootfs::pivot(k, state.0)?;
+        let Mounted(staged, caller_umask) = state;
+        rootfs::pivot(k, staged)?;
+        // Nothing more is made for the sandbox: the program inherits the caller's umask.
+        k.umask(caller_umask);
         Ok(Child {
             k,
             plan,
@@ -544,6 +554,8 @@ mod tests {
             // A mount's target or overlay layer named `.` (rootfs::here); then the new root.
             Call::MountSetattr(..) | Call::Fchdir(_) => &["rootfs", "mounts", "pivot-root"],
             Call::PivotRoot(..) | Call::Umount2(..) | Call::CloseOwned(_) => &["pivot-root"],
+            // 022 for what the launch makes; the caller's back at the end of pivot_root.
+            Call::Umask(_) => &["rootfs", "pivot-root"],
             Call::Chdir(p) if p.as_os_str() == "/" => &["pivot-root", "environment"],
             Call::Sethostname(_)
             | Call::LoopbackUp
@@ -640,6 +652,32 @@ mod tests {
         );
         let pivot = first(&calls, |c| matches!(c, Call::PivotRoot(..))).unwrap();
         assert!(last(&calls, is_mount).unwrap() < pivot);
+        // Whatever the launch makes is made under 022; the program inherits the caller's mask.
+        let masks: Vec<&Call> = calls
+            .iter()
+            .map(|(_, c)| c)
+            .filter(|c| matches!(c, Call::Umask(_)))
+            .collect();
+        assert_eq!(
+            masks,
+            [
+                &Call::Umask(0o022),
+                &Call::Umask(crate::sys::fake::CALLER_UMASK)
+            ]
+        );
+        let makes = |c: &Call| {
+            matches!(
+                c,
+                Call::Mkdirat(..)
+                    | Call::CreateFile(..)
+                    | Call::WriteFile(..)
+                    | Call::Symlinkat(..)
+            )
+        };
+        let strict = first(&calls, |c| c == &Call::Umask(0o022)).unwrap();
+        let back = last(&calls, |c| matches!(c, Call::Umask(_))).unwrap();
+        assert!(strict < first(&calls, makes).unwrap());
+        assert!(last(&calls, makes).unwrap() < back && pivot < back);
         let host_name = first(&calls, |c| matches!(c, Call::Sethostname(_)));
         assert_eq!(host_name.is_some(), plan.hostname.is_some());
         assert!(host_name.is_none_or(|h| pivot < h));
@@ -819,7 +857,8 @@ mod tests {
             if !first_of_step && tried.last() == Some(step) {
                 continue;
             }
-            if matches!(call, Call::LandlockAbi) {
+            // Not failed here: the Landlock ABI query (as before) and umask (which can't fail).
+            if matches!(call, Call::LandlockAbi | Call::Umask(_)) {
                 continue;
             }
             tried.push(*step);

@@ -75,6 +75,8 @@ pub enum Call {
     JoinCgroupV1(String),
     SetDumpable(bool),
     ForgetLauncherArgs,
+    /// `umask(mask)` (a call that can't fail: a failure a test asks for is not given).
+    Umask(u32),
     SetNoNewPrivs,
     GetNoNewPrivs,
     LandlockAbi,
@@ -92,6 +94,10 @@ pub enum Call {
 /// What a `.` reads as before the first `chdir` or `fchdir`: the launcher's working directory,
 /// which no path of the sandbox's setup may be resolved against.
 pub const LAUNCHER_CWD: &str = "(the launcher's working directory)";
+
+/// The fake caller's file mode creation mask: a strict one (systemd's `UMask=0077`), so a
+/// directory the launch makes with it would be 0700.
+pub const CALLER_UMASK: u32 = 0o077;
 
 /// How the recorded process ended: the payload [`Fake`] unwinds with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +137,8 @@ pub struct Fake {
     /// What the working directory stands for (set by `chdir` and `fchdir`), so a `.` target
     /// reads as that path.
     cwd: RefCell<String>,
+    /// The file mode creation mask (a caller's 077 to begin with).
+    umask: Cell<u32>,
 }
 
 impl Fake {
@@ -149,6 +157,7 @@ impl Fake {
             last_cap: 41,
             abi: 6,
             cwd: RefCell::new(LAUNCHER_CWD.into()),
+            umask: Cell::new(CALLER_UMASK),
         })
     }
 
@@ -528,6 +537,12 @@ impl Kernel for Fake {
 
     fn forget_launcher_args(&self, _shown: &[u8]) -> nix::Result<()> {
         self.act(Call::ForgetLauncherArgs)
+    }
+
+    fn umask(&self, mask: Mode) -> Mode {
+        // umask(2) always succeeds.
+        let _ = self.act(Call::Umask(mask.bits()));
+        Mode::from_bits_truncate(self.umask.replace(mask.bits()))
     }
 
     fn set_no_new_privs(&self) -> nix::Result<()> {

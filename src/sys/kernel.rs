@@ -151,6 +151,8 @@ pub trait Kernel {
     fn set_dumpable(&self, on: bool) -> nix::Result<()>;
     /// [`super::forget_launcher_args`].
     fn forget_launcher_args(&self, shown: &[u8]) -> nix::Result<()>;
+    /// `umask(mask)`: sets the file mode creation mask, returns the one before.
+    fn umask(&self, mask: Mode) -> Mode;
 
     // ── the lockdown (steps 9 to 12) ────────────────────────────────────────────────────────
     /// `prctl(PR_SET_NO_NEW_PRIVS, 1)`.
@@ -390,6 +392,10 @@ impl Kernel for Linux {
 
     fn forget_launcher_args(&self, shown: &[u8]) -> nix::Result<()> {
         super::forget_launcher_args(shown)
+    }
+
+    fn umask(&self, mask: Mode) -> Mode {
+        nix::sys::stat::umask(mask)
     }
 
     fn set_no_new_privs(&self) -> nix::Result<()> {

@@ -106,6 +106,17 @@ impl World {
         c
     }
 
+    /// A `kekkai` command as [`World::command`], from a caller whose file mode creation mask
+    /// is `mask` (as systemd's `UMask=` or a shell's `umask` leave it).
+    pub fn command_with_umask(&self, who: Who, mask: u32) -> Command {
+        let mut c = self.as_who("sh", who);
+        c.arg("-c")
+            .arg("umask \"$0\" && exec \"$@\"")
+            .arg(format!("{mask:03o}"))
+            .arg(self.kekkai());
+        c
+    }
+
     /// Runs `kekkai ARGS...` and waits.
     pub fn run<I, S>(&self, who: Who, args: I) -> Output
     where
