@@ -40,6 +40,7 @@ use nix::unistd::Pid;
 
 use crate::plan::Plan;
 use crate::plan::fs::{EntryKind, HostMount, MountKind};
+use crate::plan::units::within;
 use crate::plan::vocab::Namespace;
 
 /// File system types whose superblock, kept alive a moment longer, holds no device and no
@@ -234,14 +235,14 @@ fn host_sources(plan: &Plan) -> Vec<(PathBuf, bool)> {
 fn kept<'a>(path: &Path, recursive: bool, host: &'a [HostMount]) -> Option<Vec<&'a HostMount>> {
     let deepest = host
         .iter()
-        .filter(|m| path.starts_with(&m.point))
+        .filter(|m| within(path, &m.point))
         .map(|m| m.point.components().count())
         .max()?;
     Some(
         host.iter()
             .filter(|m| {
-                (path.starts_with(&m.point) && m.point.components().count() == deepest)
-                    || (recursive && m.point.starts_with(path))
+                (within(path, &m.point) && m.point.components().count() == deepest)
+                    || (recursive && within(&m.point, path))
             })
             .collect(),
     )

@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::super::keyed::Keyed;
-use super::super::units::{Amount, parse_size};
+use super::super::units::{Amount, parse_size, same_path, within};
 use super::{HostMount, MountKind, MountPlan, normalize_abs};
 use crate::plan::diags::Diags;
 use crate::policy::KeyPath;
@@ -288,13 +288,13 @@ enum MountState {
 fn host_mount_state(dir: &Path, host: &[HostMount]) -> MountState {
     if host
         .iter()
-        .any(|m| m.point == dir && PSEUDO_FS.contains(&m.fstype.as_str()))
+        .any(|m| same_path(&m.point, dir) && PSEUDO_FS.contains(&m.fstype.as_str()))
     {
         return MountState::Pseudo;
     }
     if host
         .iter()
-        .any(|m| m.point != dir && m.point.starts_with(dir))
+        .any(|m| !same_path(&m.point, dir) && within(&m.point, dir))
     {
         return MountState::HasSubmounts;
     }
