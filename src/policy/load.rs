@@ -506,7 +506,7 @@ impl<'c> Loader<'c> {
             }
             network_as_map(map);
         }
-        let node = Node::from_value(value, file, KeyPath::root());
+        let node = Node::from_value(value, file);
 
         let Some(extends) = expanded.extends.as_deref() else {
             if expanded.replace.is_some() || expanded.remove.is_some() {

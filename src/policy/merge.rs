@@ -7,6 +7,7 @@
 //! `remove: { mounts: [{ hide: /home }] }` removes single inherited list entries equal to the
 //! given ones.
 
+#[cfg(test)]
 use std::collections::HashMap;
 
 use serde_yaml::Value;
@@ -23,10 +24,19 @@ pub struct Origin {
 }
 
 /// A YAML value with its origin, node by node.
+///
+/// A node keeps the file it was written in and, for a list item, its index in that file's
+/// list; its path there follows from the tree ([`Node::origin`]): above a node from file F,
+/// mappings are merged key by key (the same keys in every file) and list items are never
+/// merged (an item and everything below it come from one file), so the path a node had in F
+/// is the keys and the items' own indices on the way down to it. Nothing is allocated per node
+/// for it.
 #[derive(Debug, Clone)]
 pub struct Node {
-    /// Where this node was written.
-    pub origin: Origin,
+    /// The source file it was written in (index into the loader's list).
+    pub file: usize,
+    /// For a list item, its index in the list of the file that wrote it (0 elsewhere).
+    index: usize,
     /// What it holds.
     pub kind: Kind,
 }
@@ -44,30 +54,27 @@ pub enum Kind {
 
 impl Node {
     /// Wraps a parsed document of file `file`.
-    pub fn from_value(value: Value, file: usize, path: KeyPath) -> Node {
+    pub fn from_value(value: Value, file: usize) -> Node {
+        Node::item(value, file, 0)
+    }
+
+    fn item(value: Value, file: usize, index: usize) -> Node {
         let kind = match value {
             Value::Mapping(map) => Kind::Map(
                 map.into_iter()
-                    .map(|(k, v)| {
-                        let key = key_text(&k);
-                        let child = Node::from_value(v, file, path.key(&key));
-                        (key, child)
-                    })
+                    .map(|(k, v)| (key_string(k), Node::item(v, file, 0)))
                     .collect(),
             ),
             Value::Sequence(items) => Kind::Seq(
                 items
                     .into_iter()
                     .enumerate()
-                    .map(|(i, v)| Node::from_value(v, file, path.index(i)))
+                    .map(|(i, v)| Node::item(v, file, i))
                     .collect(),
             ),
             other => Kind::Leaf(other),
         };
-        Node {
-            origin: Origin { file, path },
-            kind,
-        }
+        Node { file, index, kind }
     }
 
     /// Back to a plain value.
@@ -84,18 +91,62 @@ impl Node {
         }
     }
 
-    /// Records, for every node, the path it has in this tree and where it came from.
+    /// The deepest node on `path` below this one (the tree's root): how many segments of
+    /// `path` lead to it, and where it was written.
+    pub fn origin(&self, path: &[Seg]) -> (usize, Origin) {
+        let mut node = self;
+        let mut written = Vec::with_capacity(path.len());
+        for seg in path {
+            let next = match (&node.kind, seg) {
+                (Kind::Map(entries), Seg::Key(k)) => entries
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(key, child)| (Seg::Key(key.clone()), child)),
+                (Kind::Seq(items), Seg::Index(i)) => {
+                    items.get(*i).map(|child| (Seg::Index(child.index), child))
+                }
+                _ => None,
+            };
+            let Some((step, child)) = next else {
+                break;
+            };
+            written.push(step);
+            node = child;
+        }
+        (
+            written.len(),
+            Origin {
+                file: node.file,
+                path: KeyPath::from(written),
+            },
+        )
+    }
+
+    /// Records, for every node, the path it has in this tree (`here`, the root's) and where it
+    /// came from.
+    #[cfg(test)]
     pub fn record(&self, here: &KeyPath, out: &mut HashMap<KeyPath, Origin>) {
-        out.insert(here.clone(), self.origin.clone());
+        self.record_written(here, here, out);
+    }
+
+    #[cfg(test)]
+    fn record_written(&self, here: &KeyPath, written: &KeyPath, out: &mut HashMap<KeyPath, Origin>) {
+        out.insert(
+            here.clone(),
+            Origin {
+                file: self.file,
+                path: written.clone(),
+            },
+        );
         match &self.kind {
             Kind::Map(entries) => {
                 for (k, v) in entries {
-                    v.record(&here.key(k), out);
+                    v.record_written(&here.key(k), &written.key(k), out);
                 }
             }
             Kind::Seq(items) => {
                 for (i, v) in items.iter().enumerate() {
-                    v.record(&here.index(i), out);
+                    v.record_written(&here.index(i), &written.index(v.index), out);
                 }
             }
             Kind::Leaf(_) => {}
@@ -155,6 +206,14 @@ impl Node {
     }
 }
 
+/// A mapping's key as a step of a key path (a string key is taken, not copied).
+fn key_string(key: Value) -> String {
+    match key {
+        Value::String(s) => s,
+        other => key_text(&other),
+    }
+}
+
 fn key_text(key: &Value) -> String {
     match key {
         Value::String(s) => s.clone(),
@@ -182,7 +241,8 @@ pub fn merge(base: &mut Node, child: Node) {
         (Kind::Seq(items), Kind::Seq(child_items)) => items.extend(child_items),
         (_, kind) => {
             *base = Node {
-                origin: child.origin,
+                file: child.file,
+                index: child.index,
                 kind,
             };
         }
@@ -229,7 +289,7 @@ mod tests {
     use rstest::rstest;
 
     fn node(yaml: &str, file: usize) -> Node {
-        Node::from_value(serde_yaml::from_str(yaml).unwrap(), file, KeyPath::root())
+        Node::from_value(serde_yaml::from_str(yaml).unwrap(), file)
     }
 
     fn merged(base: &str, child: &str) -> Value {

@@ -23,8 +23,6 @@ pub mod suggest;
 pub mod vars;
 pub mod yaml;
 
-use std::collections::HashMap;
-
 use serde_yaml::Value;
 
 use crate::caller::Caller;
@@ -57,42 +55,34 @@ pub struct LoadedPolicy {
     pub sources: Vec<SourceFile>,
     /// The merged document, node by node with origins.
     tree: Node,
-    /// Merged path → where it was written.
-    origins: HashMap<KeyPath, Origin>,
 }
 
 impl LoadedPolicy {
     /// A diagnostic about the merged policy's `path`, placed in the file that wrote it.
     pub fn diag(&self, path: &KeyPath, message: impl Into<String>) -> Diagnostic {
-        let mut probe = path.clone();
-        let origin = loop {
-            if let Some(o) = self.origins.get(&probe) {
-                // Keep the part of the path below the recorded node (e.g. a key that is absent).
-                let rest = path.segs().get(probe.segs().len()..).unwrap_or_default();
-                break Origin {
-                    file: o.file,
-                    path: o.path.join(rest),
-                };
-            }
-            if probe.is_root() {
-                break Origin {
-                    file: 0,
-                    path: path.clone(),
-                };
-            }
-            probe = probe.parent();
-        };
+        let origin = self.origin(path);
         diag_in(&self.sources, origin.file, &origin.path, message)
+    }
+
+    /// Where the merged policy's `path` was written: the file and path of the deepest node on
+    /// it, followed by the part of `path` below that node (e.g. a key that is absent).
+    fn origin(&self, path: &KeyPath) -> Origin {
+        let (found, mut origin) = self.tree.origin(path.segs());
+        if let Some(rest) = path.segs().get(found..).filter(|r| !r.is_empty()) {
+            origin.path = origin.path.join(rest);
+        }
+        origin
     }
 
     /// Was the merged policy's value at `path` written with `${PWD}` (so that where kekkai is
     /// started decides it)?
     pub fn uses_pwd(&self, path: &KeyPath) -> bool {
-        self.origins.get(path).is_some_and(|o| {
-            self.sources
+        let (found, o) = self.tree.origin(path.segs());
+        found == path.segs().len()
+            && self
+                .sources
                 .get(o.file)
                 .is_some_and(|s| s.pwd_paths.contains(&o.path))
-        })
     }
 
     /// Where the user wrote the merged policy's `path`, for messages outside a [`Diagnostic`]
@@ -149,14 +139,12 @@ impl LoadedPolicy {
             positions: Default::default(),
         });
         let mut tree = self.tree.clone();
-        merge(&mut tree, Node::from_value(overlay, file, KeyPath::root()));
+        merge(&mut tree, Node::from_value(overlay, file));
         *self = LoadedPolicy::finish(tree, std::mem::take(&mut self.sources))?;
         Ok(())
     }
 
     fn finish(tree: Node, sources: Vec<SourceFile>) -> Result<LoadedPolicy, Diagnostics> {
-        let mut origins = HashMap::new();
-        tree.record(&KeyPath::root(), &mut origins);
         let mut policy: RawPolicy = load::typed(&tree.to_value()).map_err(|e| {
             let last = sources.len().saturating_sub(1);
             Diagnostics::from(diag_in(&sources, last, &KeyPath::root(), e.to_string()))
@@ -167,7 +155,6 @@ impl LoadedPolicy {
             policy,
             sources,
             tree,
-            origins,
         })
     }
 }
