@@ -194,7 +194,9 @@ pub fn normalize_abs(text: &str) -> Result<PathBuf, String> {
 fn is_normalized(path: &[u8]) -> bool {
     match path.split_first() {
         Some((b'/', [])) => true,
-        Some((b'/', rest)) => rest.split(|&b| b == b'/').all(|c| !c.is_empty() && c != b"."),
+        Some((b'/', rest)) => rest
+            .split(|&b| b == b'/')
+            .all(|c| !c.is_empty() && c != b"."),
         _ => false,
     }
 }

@@ -130,7 +130,12 @@ impl Node {
     }
 
     #[cfg(test)]
-    fn record_written(&self, here: &KeyPath, written: &KeyPath, out: &mut HashMap<KeyPath, Origin>) {
+    fn record_written(
+        &self,
+        here: &KeyPath,
+        written: &KeyPath,
+        out: &mut HashMap<KeyPath, Origin>,
+    ) {
         out.insert(
             here.clone(),
             Origin {
