@@ -114,10 +114,7 @@ const PER_FILE_KEYS: [&str; 4] = ["version", "extends", "replace", "remove"];
 
 /// Reads a policy and everything it extends: the merged document and the files read, the
 /// policy first.
-pub(super) fn from_source(
-    source: &PolicySource,
-    caller: &Caller,
-) -> Result<(Node, Vec<SourceFile>), Diagnostics> {
+pub(super) fn from_source(source: &PolicySource, caller: &Caller) -> Result<Loaded, Diagnostics> {
     let mut loader = Loader::new(caller);
     let opened = match source {
         PolicySource::Shipped(n) => Opened::shipped(n),
@@ -130,15 +127,15 @@ pub(super) fn from_source(
         PolicySource::Found(f) => Opened::found(f),
     };
     let tree = loader.load(opened, None)?;
-    Ok((tree, loader.sources))
+    Ok(Loaded {
+        tree,
+        sources: loader.sources,
+        whole: loader.whole,
+    })
 }
 
 /// [`from_source`] for a text, as if read from a file called `name`.
-pub(super) fn from_text(
-    name: &str,
-    text: &str,
-    caller: &Caller,
-) -> Result<(Node, Vec<SourceFile>), Diagnostics> {
+pub(super) fn from_text(name: &str, text: &str, caller: &Caller) -> Result<Loaded, Diagnostics> {
     let mut loader = Loader::new(caller);
     let anchor = Anchor::Dir {
         fd: None,
@@ -149,7 +146,37 @@ pub(super) fn from_text(
     };
     let key = (FileKey::Name(name.to_owned()), name.to_owned());
     let tree = loader.load_text(name.into(), text.as_bytes(), anchor, key)?;
-    Ok((tree, loader.sources))
+    Ok(Loaded {
+        tree,
+        sources: loader.sources,
+        whole: loader.whole,
+    })
+}
+
+/// What the loader read: the merged document, the files read (the policy first), and, for a
+/// policy that extends nothing, the policy as its file's typed read gave it (see
+/// [`Loaded::policy`]).
+pub(super) struct Loaded {
+    pub tree: Node,
+    pub sources: Vec<SourceFile>,
+    whole: Option<RawPolicy>,
+}
+
+impl Loaded {
+    /// The merged policy as the typed read of the merged document gives it, when a single file
+    /// was read: that file's own typed read, less the keys that belong to one file (`version`
+    /// is 1, as checked; `extends`, `replace` and `remove` it has none of). The merged
+    /// document is that file's document less those keys, with `network: MODE` as `{ mode:
+    /// MODE }`, which reads the same: reading it again would give the same policy for a
+    /// third time. `None` when files were merged.
+    pub fn policy(&mut self) -> Option<RawPolicy> {
+        let mut p = self.whole.take()?;
+        p.version = Some(1);
+        p.extends = None;
+        p.replace = None;
+        p.remove = None;
+        Some(p)
+    }
 }
 
 /// What a file's relative `extends` resolve against.
@@ -301,6 +328,8 @@ fn below(path: &Path) -> Option<PathBuf> {
 struct Loader<'c> {
     caller: &'c Caller,
     sources: Vec<SourceFile>,
+    /// The typed read of the policy, when it extends nothing.
+    whole: Option<RawPolicy>,
     /// The files being loaded, outermost first, with the names a cycle shows.
     stack: Vec<(FileKey, String)>,
 }
@@ -316,6 +345,7 @@ impl<'c> Loader<'c> {
         Loader {
             caller,
             sources: Vec::new(),
+            whole: None,
             stack: Vec::new(),
         }
     }
@@ -520,6 +550,10 @@ impl<'c> Loader<'c> {
                     &KeyPath::root().key(key),
                     "only meaningful in a policy that `extends` another",
                 ));
+            }
+            if self.stack.is_empty() {
+                // The policy itself: it is the whole policy.
+                self.whole = Some(expanded);
             }
             return Ok(node);
         };

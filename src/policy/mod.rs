@@ -36,14 +36,12 @@ pub use path::KeyPath;
 
 /// Loads a policy and everything it extends.
 pub fn load(source: &PolicySource, caller: &Caller) -> Result<LoadedPolicy, Diagnostics> {
-    let (tree, sources) = load::from_source(source, caller)?;
-    LoadedPolicy::finish(tree, sources)
+    LoadedPolicy::read(load::from_source(source, caller)?)
 }
 
 /// Loads a policy from text, as if read from a file called `name` (tests, fuzzing).
 pub fn load_str(name: &str, text: &str, caller: &Caller) -> Result<LoadedPolicy, Diagnostics> {
-    let (tree, sources) = load::from_text(name, text, caller)?;
-    LoadedPolicy::finish(tree, sources)
+    LoadedPolicy::read(load::from_text(name, text, caller)?)
 }
 
 /// A merged policy and the map back to its sources.
@@ -142,6 +140,24 @@ impl LoadedPolicy {
         merge(&mut tree, Node::from_value(overlay, file));
         *self = LoadedPolicy::finish(tree, std::mem::take(&mut self.sources))?;
         Ok(())
+    }
+
+    /// The loaded policy, typed: one file's was typed when it was read.
+    fn read(mut loaded: load::Loaded) -> Result<LoadedPolicy, Diagnostics> {
+        let Some(policy) = loaded.policy() else {
+            return LoadedPolicy::finish(loaded.tree, loaded.sources);
+        };
+        // Debug builds (every test) check that the merged document reads the same.
+        #[cfg(debug_assertions)]
+        {
+            let full = LoadedPolicy::finish(loaded.tree.clone(), loaded.sources.clone());
+            debug_assert_eq!(full.ok().map(|f| f.policy).as_ref(), Some(&policy));
+        }
+        Ok(LoadedPolicy {
+            policy,
+            sources: loaded.sources,
+            tree: loaded.tree,
+        })
     }
 
     fn finish(tree: Node, sources: Vec<SourceFile>) -> Result<LoadedPolicy, Diagnostics> {
