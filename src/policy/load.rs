@@ -43,7 +43,7 @@ pub(super) fn typed(value: &Value) -> Result<RawPolicy, serde_yaml::Error> {
 }
 
 /// Is there a null anywhere in `v` (a key or a value)?
-fn has_null(v: &Value) -> bool {
+pub(super) fn has_null(v: &Value) -> bool {
     match v {
         Value::Null => true,
         Value::Sequence(items) => items.iter().any(has_null),
@@ -463,27 +463,32 @@ impl<'c> Loader<'c> {
         // `Value` is stricter than the text (the number 5 is not the string `5`), so where it
         // reads, the text reads the same; where it does not, the text is read, for its own
         // result or errors. Not with a null anywhere: a `Value`'s null reads as an empty
-        // mapping or list, where the text's `~` is an error.
-        let from_value = scanned
-            .value
-            .as_ref()
-            .filter(|v| !has_null(v))
-            .and_then(|v| RawPolicy::deserialize(v).ok());
-        let text_read = match from_value {
-            Some(p) => Ok(p),
-            None => serde_yaml::from_str(text),
-        };
-        let first: RawPolicy = match text_read {
-            Ok(p) => p,
-            Err(e) => {
-                // serde's first error as it is, then every other one it did not get to.
-                let mut diags = yaml_fail(&self.sources, yaml::convert_error(&e));
-                let more = self.other_type_errors(file, text, &diags);
-                diags.0.extend(more);
-                return Err(diags);
+        // mapping or list, where the text's `~` is an error. A shipped policy's document was
+        // read so when kekkai was built (version 1, no null): not again.
+        let first: Option<RawPolicy> = if scanned.shipped {
+            None
+        } else {
+            let from_value = scanned
+                .value
+                .as_ref()
+                .filter(|v| !has_null(v))
+                .and_then(|v| RawPolicy::deserialize(v).ok());
+            let text_read = match from_value {
+                Some(p) => Ok(p),
+                None => serde_yaml::from_str(text),
+            };
+            match text_read {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    // serde's first error as it is, then every other one it did not get to.
+                    let mut diags = yaml_fail(&self.sources, yaml::convert_error(&e));
+                    let more = self.other_type_errors(file, text, &diags);
+                    diags.0.extend(more);
+                    return Err(diags);
+                }
             }
         };
-        match first.version {
+        match first.as_ref().map_or(Some(1), |f| f.version) {
             Some(1) => {}
             Some(v) => {
                 return Err(self.fail(
@@ -527,7 +532,8 @@ impl<'c> Loader<'c> {
             let path = KeyPath::parse_shown(&e.path).unwrap_or_else(KeyPath::root);
             self.fail(file, &path, yaml::strip_marks(&e.message))
         })?;
-        if let Some((path, msg)) = lossy_scalar(&first, &expanded) {
+        // (A document read as it is, as a shipped one was, has nothing respelled.)
+        if let Some((path, msg)) = first.and_then(|f| lossy_scalar(&f, &expanded)) {
             return Err(self.fail(file, &path, msg));
         }
         if let Value::Mapping(map) = &mut value {

@@ -196,10 +196,16 @@ fn root_entries(lowers: &[PathBuf], host: &[HostMount], userxattr: bool) -> Vec<
         let Ok(dir) = std::fs::read_dir(layer) else {
             continue;
         };
-        let mut names: Vec<_> = dir.filter_map(Result::ok).collect();
-        names.sort_by_key(|e| e.file_name());
-        for e in names {
-            let name = e.file_name().to_string_lossy().into_owned();
+        // Each name copied out once (a sort by `file_name()` copies it at every comparison).
+        let mut names: Vec<_> = dir
+            .filter_map(Result::ok)
+            .map(|e| (e.file_name(), e))
+            .collect();
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, e) in names {
+            let name = name
+                .into_string()
+                .unwrap_or_else(|n| n.to_string_lossy().into_owned());
             let path = layer.join(&name);
             // The type as the directory listing gives it (lstat where the file system does
             // not say): only a character device needs its own lstat, for its device number.

@@ -84,6 +84,7 @@ pub(super) fn lookup(text: &str) -> Option<Scanned> {
     Some(Scanned {
         value: Some(value(&p.value)),
         positions: Some(Positions::prebuilt(p.positions)),
+        shipped: true,
     })
 }
 
@@ -332,6 +333,25 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    /// What the loader skips for a shipped policy holds: its document has no null and reads
+    /// as a policy of version 1, as its text does.
+    #[test]
+    fn shipped_documents_read_as_version_1_policies() {
+        use serde::Deserialize;
+        for name in shipped::names() {
+            let text = shipped::text(name).expect("a shipped policy");
+            let scanned = lookup(text).expect("prebuilt");
+            assert!(scanned.shipped, "{name}");
+            let value = scanned.value.expect("a document");
+            assert!(!crate::policy::load::has_null(&value), "{name}");
+            let typed = crate::policy::RawPolicy::deserialize(&value).expect("a policy");
+            assert_eq!(typed.version, Some(1), "{name}");
+            let from_text: crate::policy::RawPolicy = serde_yaml::from_str(text).expect("a policy");
+            assert_eq!(typed, from_text, "{name}");
+        }
+        assert!(!super::super::scan("version: 1\n").expect("scans").shipped);
     }
 
     #[test]
