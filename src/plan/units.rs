@@ -207,21 +207,52 @@ fn is_normalized(path: &[u8]) -> bool {
 /// within `/`. std's comparison parses both into components, which cost more than the rest of
 /// the root's planning together; any other path is still compared by components.
 pub fn within(path: &Path, dir: &Path) -> bool {
-    let (p, d) = (path.as_os_str().as_bytes(), dir.as_os_str().as_bytes());
-    if !(is_normalized(p) && is_normalized(d)) {
-        return path.starts_with(dir);
-    }
-    d == b"/" || (p.starts_with(d) && matches!(p.get(d.len()), None | Some(b'/')))
+    Compared::new(path).within(&Compared::new(dir))
 }
 
 /// Are `a` and `b` the same path? What `a == b` says, byte by byte where both are normalized
 /// absolute paths (see [`within`]).
 pub fn same_path(a: &Path, b: &Path) -> bool {
-    let (x, y) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
-    if is_normalized(x) && is_normalized(y) {
-        x == y
-    } else {
-        a == b
+    Compared::new(a).same(&Compared::new(b))
+}
+
+/// A path to compare with [`within`] and [`same_path`] many times: whether it is normalized
+/// is found out once.
+#[derive(Debug, Clone, Copy)]
+pub struct Compared<'a> {
+    path: &'a Path,
+    normalized: bool,
+}
+
+impl<'a> Compared<'a> {
+    /// Prepares `path`.
+    pub fn new(path: &'a Path) -> Self {
+        Compared {
+            path,
+            normalized: is_normalized(path.as_os_str().as_bytes()),
+        }
+    }
+
+    /// [`within`]: is this path `dir` or below it?
+    pub fn within(&self, dir: &Compared<'_>) -> bool {
+        if !(self.normalized && dir.normalized) {
+            return self.path.starts_with(dir.path);
+        }
+        let (p, d) = (self.bytes(), dir.bytes());
+        d == b"/" || (p.starts_with(d) && matches!(p.get(d.len()), None | Some(b'/')))
+    }
+
+    /// [`same_path`]: is this path `other`?
+    pub fn same(&self, other: &Compared<'_>) -> bool {
+        if self.normalized && other.normalized {
+            self.bytes() == other.bytes()
+        } else {
+            self.path == other.path
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.path.as_os_str().as_bytes()
     }
 }
 
