@@ -21,7 +21,7 @@ use super::diag::{Diagnostic, Diagnostics, SourceFile, diag_in};
 use super::discovery::{
     Found, PolicySource, ReadError, Verdict, looks_like_path, open_trusted, read_bounded,
 };
-use super::merge::{Node, merge, remove_entries};
+use super::merge::{Document, Node, merge, remove_entries};
 use super::model::RawPolicy;
 use super::path::{self, KeyPath};
 use super::yaml::{self, Pos};
@@ -157,7 +157,7 @@ pub(super) fn from_text(name: &str, text: &str, caller: &Caller) -> Result<Loade
 /// policy that extends nothing, the policy as its file's typed read gave it (see
 /// [`Loaded::policy`]).
 pub(super) struct Loaded {
-    pub tree: Node,
+    pub tree: Document,
     pub sources: Vec<SourceFile>,
     whole: Option<RawPolicy>,
 }
@@ -394,7 +394,7 @@ impl<'c> Loader<'c> {
             .collect()
     }
 
-    fn load(&mut self, opened: Opened, from: Option<Includer>) -> Result<Node, Diagnostics> {
+    fn load(&mut self, opened: Opened, from: Option<Includer>) -> Result<Document, Diagnostics> {
         let name = opened.name.clone();
         let bytes = match &opened.file {
             None => shipped::text(opened.shipped)
@@ -427,7 +427,7 @@ impl<'c> Loader<'c> {
         bytes: &[u8],
         anchor: Anchor,
         own_key: (FileKey, String),
-    ) -> Result<Node, Diagnostics> {
+    ) -> Result<Document, Diagnostics> {
         let file = self.sources.len();
         let yaml_fail = |sources: &[SourceFile], e: yaml::YamlError| {
             let source = sources.get(file);
@@ -542,8 +542,6 @@ impl<'c> Loader<'c> {
             }
             network_as_map(map);
         }
-        let node = Node::from_value(value, file);
-
         let Some(extends) = expanded.extends.as_deref() else {
             if expanded.replace.is_some() || expanded.remove.is_some() {
                 let key = if expanded.replace.is_some() {
@@ -561,8 +559,9 @@ impl<'c> Loader<'c> {
                 // The policy itself: it is the whole policy.
                 self.whole = Some(expanded);
             }
-            return Ok(node);
+            return Ok(Document::One { value, file });
         };
+        let node = Node::from_value(value, file);
         let extends_path = KeyPath::root().key("extends");
         if self.stack.len() >= MAX_EXTENDS {
             return Err(self.fail(
@@ -582,13 +581,15 @@ impl<'c> Loader<'c> {
                 format!("`extends` cycle: {}", cycle.join(" → ")),
             ));
         }
-        let mut base = self.load(
-            parent,
-            Some(Includer {
-                file,
-                path: extends_path,
-            }),
-        )?;
+        let mut base = self
+            .load(
+                parent,
+                Some(Includer {
+                    file,
+                    path: extends_path,
+                }),
+            )?
+            .into_node();
         self.stack.pop();
 
         for (i, entry) in expanded.replace.iter().flatten().enumerate() {
@@ -640,7 +641,7 @@ impl<'c> Loader<'c> {
             base.remove_path(&KeyPath::root().key(key));
         }
         merge(&mut base, node);
-        Ok(base)
+        Ok(Document::Merged(base))
     }
 
     /// Finds and opens the policy an `extends` names, relative to the file that says it.

@@ -7,7 +7,7 @@
 //! `remove: { mounts: [{ hide: /home }] }` removes single inherited list entries equal to the
 //! given ones.
 
-#[cfg(test)]
+#[cfg(any(test, debug_assertions))]
 use std::collections::HashMap;
 
 use serde_yaml::Value;
@@ -21,6 +21,79 @@ pub struct Origin {
     pub file: usize,
     /// Path inside that file.
     pub path: KeyPath,
+}
+
+/// A document as the loader holds it: one file's as it was read, or several files' merged.
+#[derive(Debug, Clone)]
+pub enum Document {
+    /// One file's document (file number `file`): every node is written there, at the path it
+    /// has. Made into [`Node`]s only when something is merged onto it (`extends`, the command
+    /// line).
+    One {
+        /// The document.
+        value: Value,
+        /// The file that wrote it.
+        file: usize,
+    },
+    /// Several files merged, node by node with origins.
+    Merged(Node),
+}
+
+impl Document {
+    /// The document as nodes, to merge onto or into.
+    pub fn into_node(self) -> Node {
+        match self {
+            Document::One { value, file } => Node::from_value(value, file),
+            Document::Merged(node) => node,
+        }
+    }
+
+    /// The document as a plain value.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Document::One { value, .. } => value.clone(),
+            Document::Merged(node) => node.to_value(),
+        }
+    }
+
+    /// [`Node::origin`]: how many segments of `path` lead to the deepest node on it, and where
+    /// that node was written. In one file's document, at the same path.
+    pub fn origin(&self, path: &[Seg]) -> (usize, Origin) {
+        let (value, file) = match self {
+            Document::Merged(node) => return node.origin(path),
+            Document::One { value, file } => (value, *file),
+        };
+        let mut here = value;
+        let mut found = 0;
+        for seg in path {
+            // The steps `Node::from_value` would make: a mapping's keys as text, a list's
+            // indices; nothing below anything else.
+            let next = match (here, seg) {
+                (Value::Mapping(map), Seg::Key(k)) => map
+                    .iter()
+                    .find(|(key, _)| match key {
+                        Value::String(s) => s == k,
+                        other => key_text(other) == *k,
+                    })
+                    .map(|(_, v)| v),
+                (Value::Sequence(items), Seg::Index(i)) => items.get(*i),
+                _ => None,
+            };
+            let Some(next) = next else {
+                break;
+            };
+            here = next;
+            found += 1;
+        }
+        let written = path.get(..found).unwrap_or_default().to_vec();
+        (
+            found,
+            Origin {
+                file,
+                path: KeyPath::from(written),
+            },
+        )
+    }
 }
 
 /// A YAML value with its origin, node by node.
@@ -124,12 +197,12 @@ impl Node {
 
     /// Records, for every node, the path it has in this tree (`here`, the root's) and where it
     /// came from.
-    #[cfg(test)]
+    #[cfg(any(test, debug_assertions))]
     pub fn record(&self, here: &KeyPath, out: &mut HashMap<KeyPath, Origin>) {
         self.record_written(here, here, out);
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, debug_assertions))]
     fn record_written(
         &self,
         here: &KeyPath,

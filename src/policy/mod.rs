@@ -30,7 +30,7 @@ use diag::diag_in;
 pub use diag::{COMMAND_LINE, Diagnostic, Diagnostics, SourceFile, describe_io};
 pub use discovery::{Found, PolicySource, available, search_dirs};
 pub use merge::Origin;
-use merge::{Node, merge};
+use merge::{Document, Node, merge};
 pub use model::RawPolicy;
 pub use path::KeyPath;
 
@@ -51,8 +51,8 @@ pub struct LoadedPolicy {
     pub policy: RawPolicy,
     /// Every file read, the policy itself first, then what it extends.
     pub sources: Vec<SourceFile>,
-    /// The merged document, node by node with origins.
-    tree: Node,
+    /// The merged document, node by node with origins (one file's as it was read).
+    tree: Document,
 }
 
 impl LoadedPolicy {
@@ -103,7 +103,7 @@ impl LoadedPolicy {
     /// Removes a key from the merged policy (a command-line override that drops what the
     /// policy set). Returns whether it was there.
     pub fn drop_key(&mut self, path: &KeyPath) -> Result<bool, Diagnostics> {
-        let mut tree = self.tree.clone();
+        let mut tree = self.tree.clone().into_node();
         if !tree.remove_path(path) {
             return Ok(false);
         }
@@ -136,7 +136,7 @@ impl LoadedPolicy {
             flag: Some(flag.to_owned()),
             positions: Default::default(),
         });
-        let mut tree = self.tree.clone();
+        let mut tree = self.tree.clone().into_node();
         merge(&mut tree, Node::from_value(overlay, file));
         *self = LoadedPolicy::finish(tree, std::mem::take(&mut self.sources))?;
         Ok(())
@@ -144,14 +144,26 @@ impl LoadedPolicy {
 
     /// The loaded policy, typed: one file's was typed when it was read.
     fn read(mut loaded: load::Loaded) -> Result<LoadedPolicy, Diagnostics> {
-        let Some(policy) = loaded.policy() else {
-            return LoadedPolicy::finish(loaded.tree, loaded.sources);
+        let policy = loaded.policy();
+        let (Some(policy), Document::One { .. }) = (policy, &loaded.tree) else {
+            return LoadedPolicy::finish(loaded.tree.into_node(), loaded.sources);
         };
-        // Debug builds (every test) check that the merged document reads the same.
+        // Debug builds (every test) check that the merged document reads the same, and that
+        // one file's document places every node as its nodes would.
         #[cfg(debug_assertions)]
         {
-            let full = LoadedPolicy::finish(loaded.tree.clone(), loaded.sources.clone());
+            let node = loaded.tree.clone().into_node();
+            let full = LoadedPolicy::finish(node.clone(), loaded.sources.clone());
             debug_assert_eq!(full.ok().map(|f| f.policy).as_ref(), Some(&policy));
+            let mut origins = std::collections::HashMap::new();
+            node.record(&KeyPath::root(), &mut origins);
+            for path in origins.keys() {
+                let probes = [path.clone(), path.key("absent"), path.index(7)];
+                for p in probes {
+                    let (a, b) = (loaded.tree.origin(p.segs()), node.origin(p.segs()));
+                    debug_assert_eq!(a, b, "{p}");
+                }
+            }
         }
         Ok(LoadedPolicy {
             policy,
@@ -170,7 +182,7 @@ impl LoadedPolicy {
         Ok(LoadedPolicy {
             policy,
             sources,
-            tree,
+            tree: Document::Merged(tree),
         })
     }
 }
