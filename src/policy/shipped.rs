@@ -52,6 +52,14 @@ pub fn with_text(text: &str) -> Option<(&'static str, u64)> {
         .map(|(n, _, f)| (*n, *f))
 }
 
+/// The shipped policy's text that is exactly `bytes`, if there is one.
+pub fn text_of(bytes: &[u8]) -> Option<&'static str> {
+    SHIPPED
+        .iter()
+        .find(|(_, t, _)| t.as_bytes() == bytes)
+        .map(|(_, t, _)| *t)
+}
+
 /// The names of all shipped policies.
 pub fn names() -> impl Iterator<Item = &'static str> {
     SHIPPED.iter().map(|(n, ..)| *n)
@@ -72,6 +80,17 @@ mod tests {
             assert_eq!(super::with_text(text).unwrap(), (name, fnv(text)), "{name}");
         }
         assert_eq!(super::fingerprint(""), 0xcbf2_9ce4_8422_2325);
+        // The loader takes a shipped text as it is: what the checks of every file would give.
+        for name in super::names() {
+            let text = super::text(name).unwrap();
+            assert_eq!(super::text_of(text.as_bytes()), Some(text), "{name}");
+            assert_eq!(
+                crate::policy::yaml::check_bytes(text.as_bytes()),
+                Ok(text),
+                "{name}"
+            );
+        }
+        assert_eq!(super::text_of(b"version: 1\n"), None);
         assert_eq!(super::with_text("version: 1\n"), None);
     }
 }
