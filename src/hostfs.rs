@@ -207,6 +207,37 @@ pub fn create_for_writing(path: &Path, me: u32) -> Result<std::fs::File, String>
     Ok(std::fs::File::from(fd))
 }
 
+/// Reads `file` from where it is to its end, or to `limit` bytes, into a buffer of `capacity`
+/// bytes to start with (doubled when full): a text that fits takes one `read` and the `read`
+/// that returns 0. std's `read_to_end` asks `statx` and `lseek` for the size first (which a
+/// kernel-made file such as mountinfo does not have), or starts from 32 bytes and doubles:
+/// eight reads for a 2.5 KB mountinfo. Every read goes on to the end, so it also serves files
+/// the kernel makes record by record, where a read stops at a page.
+pub fn read_all(file: &std::fs::File, capacity: usize, limit: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0u8; capacity.clamp(1, limit.max(1))];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            if len >= limit {
+                break;
+            }
+            buf.resize(len.saturating_mul(2).min(limit), 0);
+        }
+        let Some(spare) = buf.get_mut(len..) else {
+            break;
+        };
+        match (&*file).read(spare) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
 /// An errno as a short sentence with its name: "no such file or directory (ENOENT)".
 pub fn describe(e: Errno) -> String {
     format!("{} ({e:?})", e.desc().to_lowercase())
@@ -295,6 +326,36 @@ mod tests {
         st.st_uid = owner.unwrap_or(me);
         st.st_mode = (st.st_mode & SFlag::S_IFMT.bits()) | mode;
         assert_eq!(untrusted(&st, me, "x").as_deref(), want);
+    }
+
+    /// (length of the file, starting capacity, limit) → the whole text, or its first `limit`
+    /// bytes; and a kernel-made file read to its end.
+    #[rstest]
+    #[case::empty(0, 16, 1 << 20)]
+    #[case::fits(100, 128, 1 << 20)]
+    #[case::exactly(128, 128, 1 << 20)]
+    #[case::doubles(5000, 16, 1 << 20)]
+    #[case::zero_capacity(10, 0, 1 << 20)]
+    #[case::limited(5000, 16, 100)]
+    #[case::limit_is_the_size(5000, 16, 5000)]
+    #[case::capacity_over_the_limit(5000, 8192, 300)]
+    fn read_all_reads_to_the_end_or_the_limit(
+        #[case] len: usize,
+        #[case] capacity: usize,
+        #[case] limit: usize,
+    ) {
+        let text: Vec<u8> = (0..len).map(|i| b"abcdefghij\n"[i % 11]).collect();
+        let path = std::env::temp_dir().join(format!(
+            "kekkai-hostfs-read-{}-{len}-{capacity}-{limit}",
+            std::process::id()
+        ));
+        std::fs::write(&path, &text).unwrap();
+        let got = read_all(&std::fs::File::open(&path).unwrap(), capacity, limit).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(got, text[..len.min(limit)]);
+        let mountinfo = std::fs::File::open("/proc/self/mountinfo").unwrap();
+        let got = String::from_utf8(read_all(&mountinfo, capacity, 1 << 20).unwrap()).unwrap();
+        assert!(got.ends_with('\n') && got.contains(" - "), "{got}");
     }
 
     /// What `create_for_writing` refuses, and what it accepts.

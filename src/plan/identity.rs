@@ -71,50 +71,57 @@ pub struct UserNsPlan {
 
 /// A passwd or group entry: name, id, primary group (passwd only).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct DbEntry {
-    name: String,
+struct DbEntry<'t> {
+    name: &'t str,
     id: u32,
     gid: Option<u32>,
 }
 
-/// The database of the top layer that has `etc/FILE`, read without following a symbolic link
-/// below the layer (an image's `etc/passwd -> /etc/shadow` must not read the host's file).
-fn read_db(layers: &[PathBuf], file: &str) -> Vec<DbEntry> {
-    use std::io::Read;
-    for layer in layers {
-        let Ok(dir) = std::fs::File::open(layer) else {
-            continue;
-        };
+/// The text of `etc/passwd` and of `etc/group` in the top layer that has each, read without
+/// following a symbolic link below the layer (an image's `etc/passwd -> /etc/shadow` must not
+/// read the host's file). Each layer's directory is opened once, when first needed; each file
+/// is read through the descriptor that opened it, sized by its `fstat`.
+fn read_dbs(layers: &[PathBuf]) -> (String, String) {
+    let dirs: Vec<std::cell::OnceCell<Option<std::fs::File>>> =
+        layers.iter().map(|_| std::cell::OnceCell::new()).collect();
+    let read = |file: &str| -> String {
         let rel = std::path::Path::new("etc").join(file);
-        let fd = match crate::hostfs::open_beneath(
-            std::os::fd::AsFd::as_fd(&dir),
-            &rel,
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
-        ) {
-            Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => continue,
-            // A link, a whiteout: this layer decides, and gives nothing.
-            Err(_) => return Vec::new(),
-        };
-        let mut text = String::new();
-        if std::fs::File::from(fd)
-            .take(16 << 20)
-            .read_to_string(&mut text)
-            .is_ok()
-        {
-            return parse_db(&text, file == "passwd");
+        for (layer, dir) in layers.iter().zip(&dirs) {
+            let Some(dir) = dir.get_or_init(|| std::fs::File::open(layer).ok()) else {
+                continue;
+            };
+            let fd = match crate::hostfs::open_beneath(
+                std::os::fd::AsFd::as_fd(dir),
+                &rel,
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
+            ) {
+                Ok(fd) => fd,
+                Err(nix::errno::Errno::ENOENT) => continue,
+                // A link, a whiteout: this layer decides, and gives nothing.
+                Err(_) => return String::new(),
+            };
+            let size = nix::sys::stat::fstat(&fd)
+                .ok()
+                .and_then(|st| usize::try_from(st.st_size).ok())
+                .unwrap_or(0);
+            let file = std::fs::File::from(fd);
+            // At most 16 MiB of it, as ever.
+            return crate::hostfs::read_all(&file, size.saturating_add(1), 16 << 20)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default();
         }
-        return Vec::new();
-    }
-    Vec::new()
+        String::new()
+    };
+    (read("passwd"), read("group"))
 }
 
-fn parse_db(text: &str, passwd: bool) -> Vec<DbEntry> {
+fn parse_db(text: &str, passwd: bool) -> Vec<DbEntry<'_>> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
             let mut f = l.split(':');
-            let name = f.next()?.to_owned();
+            let name = f.next()?;
             let _password = f.next()?;
             let id = f.next()?.parse().ok()?;
             let gid = if passwd { f.next()?.parse().ok() } else { None };
@@ -123,11 +130,11 @@ fn parse_db(text: &str, passwd: bool) -> Vec<DbEntry> {
         .collect()
 }
 
-fn resolve<'a>(
+fn resolve<'a, 't>(
     id: &Id,
-    db: &'a [DbEntry],
+    db: &'a [DbEntry<'t>],
     what: &str,
-) -> Result<(u32, Option<&'a DbEntry>), String> {
+) -> Result<(u32, Option<&'a DbEntry<'t>>), String> {
     let t = id.0.trim();
     if let Ok(n) = t.parse::<u32>() {
         if n == u32::MAX {
@@ -149,7 +156,7 @@ fn resolve<'a>(
                 "no {what} named `{t}` in the root's etc/{}",
                 if what == "user" { "passwd" } else { "group" }
             );
-            if let Some(best) = super::diags::suggest(t, db.iter().map(|e| e.name.as_str())) {
+            if let Some(best) = super::diags::suggest(t, db.iter().map(|e| e.name)) {
                 msg.push_str(&format!(" (did you mean `{best}`?)"));
             }
             Err(msg)
@@ -203,8 +210,8 @@ pub fn plan(
     let here = KeyPath::root().key("identity");
     let default = Identity::default();
     let spec = spec.unwrap_or(&default);
-    let passwd = read_db(layers, "passwd");
-    let group = read_db(layers, "group");
+    let (passwd, group) = read_dbs(layers);
+    let (passwd, group) = (parse_db(&passwd, true), parse_db(&group, false));
     let rootless = !caller.is_root();
 
     // Never root by default: a root caller's program is nobody unless the policy says who.
@@ -224,7 +231,7 @@ pub fn plan(
         (_, Some(_)) if rootless => caller.uid,
         (_, Some((_, owner_uid, owner_gid))) => {
             let entry = passwd.iter().find(|e| e.id == *owner_uid);
-            user = entry.map(|e| e.name.clone());
+            user = entry.map(|e| e.name.to_owned());
             user_gid = Some(entry.and_then(|e| e.gid).unwrap_or(*owner_gid));
             *owner_uid
         }
@@ -233,12 +240,12 @@ pub fn plan(
             user = passwd
                 .iter()
                 .find(|e| e.id == NOBODY)
-                .map(|e| e.name.clone());
+                .map(|e| e.name.to_owned());
             NOBODY
         }
         (Some(id), None) => match resolve(id, &passwd, "user") {
             Ok((n, entry)) => {
-                user = entry.map(|e| e.name.clone());
+                user = entry.map(|e| e.name.to_owned());
                 user_gid = entry.and_then(|e| e.gid);
                 n
             }

@@ -1,6 +1,7 @@
 //! The policy's quantities: parsing sizes, durations, CPU amounts, octal modes and absolute
 //! paths, and writing sizes back the way the policy language reads them.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -187,10 +188,136 @@ pub fn normalize_abs(text: &str) -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// Is `path` absolute and normalized, as the kernel and [`normalize_abs`] write paths: `/`, or
+/// `/` followed by components separated by single slashes, none of them empty or `.`, and no
+/// slash at the end? (`..` is a name to a byte comparison, as it is to `Path::starts_with`.)
+fn is_normalized(path: &[u8]) -> bool {
+    match path.split_first() {
+        Some((b'/', [])) => true,
+        Some((b'/', rest)) => rest
+            .split(|&b| b == b'/')
+            .all(|c| !c.is_empty() && c != b"."),
+        _ => false,
+    }
+}
+
+/// Is `path` `dir` itself or below it? What `path.starts_with(dir)` says, compared byte by byte
+/// where both are normalized absolute paths (mount points from the kernel, canonical or
+/// normalized paths of the plan): `/usr/lib` is within `/usr`, `/usrx` is not, everything is
+/// within `/`. std's comparison parses both into components, which cost more than the rest of
+/// the root's planning together; any other path is still compared by components.
+pub fn within(path: &Path, dir: &Path) -> bool {
+    Compared::new(path).within(&Compared::new(dir))
+}
+
+/// Are `a` and `b` the same path? What `a == b` says, byte by byte where both are normalized
+/// absolute paths (see [`within`]).
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    Compared::new(a).same(&Compared::new(b))
+}
+
+/// A path to compare with [`within`] and [`same_path`] many times: whether it is normalized
+/// is found out once.
+#[derive(Debug, Clone, Copy)]
+pub struct Compared<'a> {
+    path: &'a Path,
+    normalized: bool,
+}
+
+impl<'a> Compared<'a> {
+    /// Prepares `path`.
+    pub fn new(path: &'a Path) -> Self {
+        Compared {
+            path,
+            normalized: is_normalized(path.as_os_str().as_bytes()),
+        }
+    }
+
+    /// [`within`]: is this path `dir` or below it?
+    pub fn within(&self, dir: &Compared<'_>) -> bool {
+        if !(self.normalized && dir.normalized) {
+            return self.path.starts_with(dir.path);
+        }
+        let (p, d) = (self.bytes(), dir.bytes());
+        d == b"/" || (p.starts_with(d) && matches!(p.get(d.len()), None | Some(b'/')))
+    }
+
+    /// [`same_path`]: is this path `other`?
+    pub fn same(&self, other: &Compared<'_>) -> bool {
+        if self.normalized && other.normalized {
+            self.bytes() == other.bytes()
+        } else {
+            self.path == other.path
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.path.as_os_str().as_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    /// (path, dir) → `within`, which must be what `Path::starts_with` says; and `same_path`,
+    /// which must be what `==` says. Normalized paths take the byte comparison, the others
+    /// std's.
+    #[rstest]
+    #[case("/usr", "/usr", true)]
+    #[case("/usr/lib", "/usr", true)]
+    #[case("/usr/lib/x", "/usr", true)]
+    #[case("/usrx", "/usr", false)]
+    #[case("/usr", "/usrx", false)]
+    #[case("/us", "/usr", false)]
+    #[case("/usr", "/usr/lib", false)]
+    #[case("/", "/", true)]
+    #[case("/usr", "/", true)]
+    #[case("/", "/usr", false)]
+    #[case("/a/b/c", "/a/b", true)]
+    #[case("/a/bc", "/a/b", false)]
+    #[case("/a/b", "/a/bc", false)]
+    #[case("/mnt/usb/ram", "/mnt/usb", true)]
+    #[case("/mnt/usbx/ram", "/mnt/usb", false)]
+    #[case("/..", "/", true)]
+    #[case("/a/..", "/a", true)]
+    #[case("/é/ü", "/é", true)]
+    // Not normalized: std's comparison by components.
+    #[case("/usr/", "/usr", true)]
+    #[case("/usr", "/usr/", true)]
+    #[case("/usr//lib", "/usr/lib", true)]
+    #[case("/usr/./lib", "/usr/lib", true)]
+    #[case("//usr", "/usr", true)]
+    #[case("/usr/lib/.", "/usr/lib", true)]
+    #[case("usr/lib", "usr", true)]
+    #[case("usr/lib", "/usr", false)]
+    #[case("/usr/lib", "usr", false)]
+    #[case("", "", true)]
+    #[case("/x", "", true)]
+    fn within_is_starts_with(#[case] path: &str, #[case] dir: &str, #[case] want: bool) {
+        let (p, d) = (Path::new(path), Path::new(dir));
+        assert_eq!(within(p, d), want, "{path} within {dir}");
+        assert_eq!(p.starts_with(d), want, "std: {path} starts with {dir}");
+        assert_eq!(same_path(p, d), p == d, "{path} == {dir}");
+        assert_eq!(same_path(d, p), d == p, "{dir} == {path}");
+    }
+
+    #[rstest]
+    #[case("/", true)]
+    #[case("/usr", true)]
+    #[case("/usr/lib", true)]
+    #[case("/a b/c", true)]
+    #[case("/usr/", false)]
+    #[case("//", false)]
+    #[case("/usr//lib", false)]
+    #[case("/./usr", false)]
+    #[case("/usr/.", false)]
+    #[case("usr", false)]
+    #[case("", false)]
+    fn normalized_paths(#[case] path: &str, #[case] want: bool) {
+        assert_eq!(is_normalized(path.as_bytes()), want, "{path}");
+    }
 
     #[rstest]
     #[case("4096", Amount::Finite(4096))]

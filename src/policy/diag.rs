@@ -58,12 +58,16 @@ impl Diagnostic {
     /// Where, without what: `FILE:LINE:COL: KEY.PATH` (`command line: --bind /data` for a
     /// flag).
     pub fn place(&self) -> String {
-        let mut out = self.file.clone();
+        use fmt::Write;
+        // A plan places every mount with this: one string, written once.
+        let mut out = String::with_capacity(self.file.len() + self.path.len() + 16);
+        out.push_str(&self.file);
         if let Some(pos) = self.pos {
-            out.push_str(&format!(":{pos}"));
+            let _ = write!(out, ":{pos}");
         }
         if !self.path.is_empty() {
-            out.push_str(&format!(": {}", self.path));
+            out.push_str(": ");
+            out.push_str(&self.path);
         }
         out
     }

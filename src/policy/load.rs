@@ -21,7 +21,7 @@ use super::diag::{Diagnostic, Diagnostics, SourceFile, diag_in};
 use super::discovery::{
     Found, PolicySource, ReadError, Verdict, looks_like_path, open_trusted, read_bounded,
 };
-use super::merge::{Node, merge, remove_entries};
+use super::merge::{Document, Node, merge, remove_entries};
 use super::model::RawPolicy;
 use super::path::{self, KeyPath};
 use super::yaml::{self, Pos};
@@ -43,7 +43,7 @@ pub(super) fn typed(value: &Value) -> Result<RawPolicy, serde_yaml::Error> {
 }
 
 /// Is there a null anywhere in `v` (a key or a value)?
-fn has_null(v: &Value) -> bool {
+pub(super) fn has_null(v: &Value) -> bool {
     match v {
         Value::Null => true,
         Value::Sequence(items) => items.iter().any(has_null),
@@ -114,10 +114,7 @@ const PER_FILE_KEYS: [&str; 4] = ["version", "extends", "replace", "remove"];
 
 /// Reads a policy and everything it extends: the merged document and the files read, the
 /// policy first.
-pub(super) fn from_source(
-    source: &PolicySource,
-    caller: &Caller,
-) -> Result<(Node, Vec<SourceFile>), Diagnostics> {
+pub(super) fn from_source(source: &PolicySource, caller: &Caller) -> Result<Loaded, Diagnostics> {
     let mut loader = Loader::new(caller);
     let opened = match source {
         PolicySource::Shipped(n) => Opened::shipped(n),
@@ -130,15 +127,15 @@ pub(super) fn from_source(
         PolicySource::Found(f) => Opened::found(f),
     };
     let tree = loader.load(opened, None)?;
-    Ok((tree, loader.sources))
+    Ok(Loaded {
+        tree,
+        sources: loader.sources,
+        whole: loader.whole,
+    })
 }
 
 /// [`from_source`] for a text, as if read from a file called `name`.
-pub(super) fn from_text(
-    name: &str,
-    text: &str,
-    caller: &Caller,
-) -> Result<(Node, Vec<SourceFile>), Diagnostics> {
+pub(super) fn from_text(name: &str, text: &str, caller: &Caller) -> Result<Loaded, Diagnostics> {
     let mut loader = Loader::new(caller);
     let anchor = Anchor::Dir {
         fd: None,
@@ -149,7 +146,37 @@ pub(super) fn from_text(
     };
     let key = (FileKey::Name(name.to_owned()), name.to_owned());
     let tree = loader.load_text(name.into(), text.as_bytes(), anchor, key)?;
-    Ok((tree, loader.sources))
+    Ok(Loaded {
+        tree,
+        sources: loader.sources,
+        whole: loader.whole,
+    })
+}
+
+/// What the loader read: the merged document, the files read (the policy first), and, for a
+/// policy that extends nothing, the policy as its file's typed read gave it (see
+/// [`Loaded::policy`]).
+pub(super) struct Loaded {
+    pub tree: Document,
+    pub sources: Vec<SourceFile>,
+    whole: Option<RawPolicy>,
+}
+
+impl Loaded {
+    /// The merged policy as the typed read of the merged document gives it, when a single file
+    /// was read: that file's own typed read, less the keys that belong to one file (`version`
+    /// is 1, as checked; `extends`, `replace` and `remove` it has none of). The merged
+    /// document is that file's document less those keys, with `network: MODE` as `{ mode:
+    /// MODE }`, which reads the same: reading it again would give the same policy for a
+    /// third time. `None` when files were merged.
+    pub fn policy(&mut self) -> Option<RawPolicy> {
+        let mut p = self.whole.take()?;
+        p.version = Some(1);
+        p.extends = None;
+        p.replace = None;
+        p.remove = None;
+        Some(p)
+    }
 }
 
 /// What a file's relative `extends` resolve against.
@@ -301,6 +328,8 @@ fn below(path: &Path) -> Option<PathBuf> {
 struct Loader<'c> {
     caller: &'c Caller,
     sources: Vec<SourceFile>,
+    /// The typed read of the policy, when it extends nothing.
+    whole: Option<RawPolicy>,
     /// The files being loaded, outermost first, with the names a cycle shows.
     stack: Vec<(FileKey, String)>,
 }
@@ -316,6 +345,7 @@ impl<'c> Loader<'c> {
         Loader {
             caller,
             sources: Vec::new(),
+            whole: None,
             stack: Vec::new(),
         }
     }
@@ -364,7 +394,7 @@ impl<'c> Loader<'c> {
             .collect()
     }
 
-    fn load(&mut self, opened: Opened, from: Option<Includer>) -> Result<Node, Diagnostics> {
+    fn load(&mut self, opened: Opened, from: Option<Includer>) -> Result<Document, Diagnostics> {
         let name = opened.name.clone();
         let bytes = match &opened.file {
             None => shipped::text(opened.shipped)
@@ -397,7 +427,7 @@ impl<'c> Loader<'c> {
         bytes: &[u8],
         anchor: Anchor,
         own_key: (FileKey, String),
-    ) -> Result<Node, Diagnostics> {
+    ) -> Result<Document, Diagnostics> {
         let file = self.sources.len();
         let yaml_fail = |sources: &[SourceFile], e: yaml::YamlError| {
             let source = sources.get(file);
@@ -420,7 +450,12 @@ impl<'c> Loader<'c> {
             flag: None,
             positions: Default::default(),
         });
-        let text = yaml::check_bytes(bytes).map_err(|e| yaml_fail(&self.sources, e))?;
+        // A shipped policy's text passes the checks (`shipped`'s test): not again, character by
+        // character, at every launch.
+        let text = match shipped::text_of(bytes) {
+            Some(text) => text,
+            None => yaml::check_bytes(bytes).map_err(|e| yaml_fail(&self.sources, e))?,
+        };
         if let Some(s) = self.sources.get_mut(file) {
             s.text = Some(text.to_owned());
         }
@@ -433,27 +468,32 @@ impl<'c> Loader<'c> {
         // `Value` is stricter than the text (the number 5 is not the string `5`), so where it
         // reads, the text reads the same; where it does not, the text is read, for its own
         // result or errors. Not with a null anywhere: a `Value`'s null reads as an empty
-        // mapping or list, where the text's `~` is an error.
-        let from_value = scanned
-            .value
-            .as_ref()
-            .filter(|v| !has_null(v))
-            .and_then(|v| RawPolicy::deserialize(v).ok());
-        let text_read = match from_value {
-            Some(p) => Ok(p),
-            None => serde_yaml::from_str(text),
-        };
-        let first: RawPolicy = match text_read {
-            Ok(p) => p,
-            Err(e) => {
-                // serde's first error as it is, then every other one it did not get to.
-                let mut diags = yaml_fail(&self.sources, yaml::convert_error(&e));
-                let more = self.other_type_errors(file, text, &diags);
-                diags.0.extend(more);
-                return Err(diags);
+        // mapping or list, where the text's `~` is an error. A shipped policy's document was
+        // read so when kekkai was built (version 1, no null): not again.
+        let first: Option<RawPolicy> = if scanned.shipped {
+            None
+        } else {
+            let from_value = scanned
+                .value
+                .as_ref()
+                .filter(|v| !has_null(v))
+                .and_then(|v| RawPolicy::deserialize(v).ok());
+            let text_read = match from_value {
+                Some(p) => Ok(p),
+                None => serde_yaml::from_str(text),
+            };
+            match text_read {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    // serde's first error as it is, then every other one it did not get to.
+                    let mut diags = yaml_fail(&self.sources, yaml::convert_error(&e));
+                    let more = self.other_type_errors(file, text, &diags);
+                    diags.0.extend(more);
+                    return Err(diags);
+                }
             }
         };
-        match first.version {
+        match first.as_ref().map_or(Some(1), |f| f.version) {
             Some(1) => {}
             Some(v) => {
                 return Err(self.fail(
@@ -497,7 +537,8 @@ impl<'c> Loader<'c> {
             let path = KeyPath::parse_shown(&e.path).unwrap_or_else(KeyPath::root);
             self.fail(file, &path, yaml::strip_marks(&e.message))
         })?;
-        if let Some((path, msg)) = lossy_scalar(&first, &expanded) {
+        // (A document read as it is, as a shipped one was, has nothing respelled.)
+        if let Some((path, msg)) = first.and_then(|f| lossy_scalar(&f, &expanded)) {
             return Err(self.fail(file, &path, msg));
         }
         if let Value::Mapping(map) = &mut value {
@@ -506,8 +547,6 @@ impl<'c> Loader<'c> {
             }
             network_as_map(map);
         }
-        let node = Node::from_value(value, file, KeyPath::root());
-
         let Some(extends) = expanded.extends.as_deref() else {
             if expanded.replace.is_some() || expanded.remove.is_some() {
                 let key = if expanded.replace.is_some() {
@@ -521,8 +560,13 @@ impl<'c> Loader<'c> {
                     "only meaningful in a policy that `extends` another",
                 ));
             }
-            return Ok(node);
+            if self.stack.is_empty() {
+                // The policy itself: it is the whole policy.
+                self.whole = Some(expanded);
+            }
+            return Ok(Document::One { value, file });
         };
+        let node = Node::from_value(value, file);
         let extends_path = KeyPath::root().key("extends");
         if self.stack.len() >= MAX_EXTENDS {
             return Err(self.fail(
@@ -542,13 +586,15 @@ impl<'c> Loader<'c> {
                 format!("`extends` cycle: {}", cycle.join(" → ")),
             ));
         }
-        let mut base = self.load(
-            parent,
-            Some(Includer {
-                file,
-                path: extends_path,
-            }),
-        )?;
+        let mut base = self
+            .load(
+                parent,
+                Some(Includer {
+                    file,
+                    path: extends_path,
+                }),
+            )?
+            .into_node();
         self.stack.pop();
 
         for (i, entry) in expanded.replace.iter().flatten().enumerate() {
@@ -600,7 +646,7 @@ impl<'c> Loader<'c> {
             base.remove_path(&KeyPath::root().key(key));
         }
         merge(&mut base, node);
-        Ok(base)
+        Ok(Document::Merged(base))
     }
 
     /// Finds and opens the policy an `extends` names, relative to the file that says it.

@@ -7,6 +7,7 @@
 //! `remove: { mounts: [{ hide: /home }] }` removes single inherited list entries equal to the
 //! given ones.
 
+#[cfg(any(test, debug_assertions))]
 use std::collections::HashMap;
 
 use serde_yaml::Value;
@@ -22,11 +23,93 @@ pub struct Origin {
     pub path: KeyPath,
 }
 
+/// A document as the loader holds it: one file's as it was read, or several files' merged.
+#[derive(Debug, Clone)]
+pub enum Document {
+    /// One file's document (file number `file`): every node is written there, at the path it
+    /// has. Made into [`Node`]s only when something is merged onto it (`extends`, the command
+    /// line).
+    One {
+        /// The document.
+        value: Value,
+        /// The file that wrote it.
+        file: usize,
+    },
+    /// Several files merged, node by node with origins.
+    Merged(Node),
+}
+
+impl Document {
+    /// The document as nodes, to merge onto or into.
+    pub fn into_node(self) -> Node {
+        match self {
+            Document::One { value, file } => Node::from_value(value, file),
+            Document::Merged(node) => node,
+        }
+    }
+
+    /// The document as a plain value.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Document::One { value, .. } => value.clone(),
+            Document::Merged(node) => node.to_value(),
+        }
+    }
+
+    /// [`Node::origin`]: how many segments of `path` lead to the deepest node on it, and where
+    /// that node was written. In one file's document, at the same path.
+    pub fn origin(&self, path: &[Seg]) -> (usize, Origin) {
+        let (value, file) = match self {
+            Document::Merged(node) => return node.origin(path),
+            Document::One { value, file } => (value, *file),
+        };
+        let mut here = value;
+        let mut found = 0;
+        for seg in path {
+            // The steps `Node::from_value` would make: a mapping's keys as text, a list's
+            // indices; nothing below anything else.
+            let next = match (here, seg) {
+                (Value::Mapping(map), Seg::Key(k)) => map
+                    .iter()
+                    .find(|(key, _)| match key {
+                        Value::String(s) => s == k,
+                        other => key_text(other) == *k,
+                    })
+                    .map(|(_, v)| v),
+                (Value::Sequence(items), Seg::Index(i)) => items.get(*i),
+                _ => None,
+            };
+            let Some(next) = next else {
+                break;
+            };
+            here = next;
+            found += 1;
+        }
+        let written = path.get(..found).unwrap_or_default().to_vec();
+        (
+            found,
+            Origin {
+                file,
+                path: KeyPath::from(written),
+            },
+        )
+    }
+}
+
 /// A YAML value with its origin, node by node.
+///
+/// A node keeps the file it was written in and, for a list item, its index in that file's
+/// list; its path there follows from the tree ([`Node::origin`]): above a node from file F,
+/// mappings are merged key by key (the same keys in every file) and list items are never
+/// merged (an item and everything below it come from one file), so the path a node had in F
+/// is the keys and the items' own indices on the way down to it. Nothing is allocated per node
+/// for it.
 #[derive(Debug, Clone)]
 pub struct Node {
-    /// Where this node was written.
-    pub origin: Origin,
+    /// The source file it was written in (index into the loader's list).
+    pub file: usize,
+    /// For a list item, its index in the list of the file that wrote it (0 elsewhere).
+    index: usize,
     /// What it holds.
     pub kind: Kind,
 }
@@ -44,30 +127,27 @@ pub enum Kind {
 
 impl Node {
     /// Wraps a parsed document of file `file`.
-    pub fn from_value(value: Value, file: usize, path: KeyPath) -> Node {
+    pub fn from_value(value: Value, file: usize) -> Node {
+        Node::item(value, file, 0)
+    }
+
+    fn item(value: Value, file: usize, index: usize) -> Node {
         let kind = match value {
             Value::Mapping(map) => Kind::Map(
                 map.into_iter()
-                    .map(|(k, v)| {
-                        let key = key_text(&k);
-                        let child = Node::from_value(v, file, path.key(&key));
-                        (key, child)
-                    })
+                    .map(|(k, v)| (key_string(k), Node::item(v, file, 0)))
                     .collect(),
             ),
             Value::Sequence(items) => Kind::Seq(
                 items
                     .into_iter()
                     .enumerate()
-                    .map(|(i, v)| Node::from_value(v, file, path.index(i)))
+                    .map(|(i, v)| Node::item(v, file, i))
                     .collect(),
             ),
             other => Kind::Leaf(other),
         };
-        Node {
-            origin: Origin { file, path },
-            kind,
-        }
+        Node { file, index, kind }
     }
 
     /// Back to a plain value.
@@ -84,18 +164,67 @@ impl Node {
         }
     }
 
-    /// Records, for every node, the path it has in this tree and where it came from.
+    /// The deepest node on `path` below this one (the tree's root): how many segments of
+    /// `path` lead to it, and where it was written.
+    pub fn origin(&self, path: &[Seg]) -> (usize, Origin) {
+        let mut node = self;
+        let mut written = Vec::with_capacity(path.len());
+        for seg in path {
+            let next = match (&node.kind, seg) {
+                (Kind::Map(entries), Seg::Key(k)) => entries
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(key, child)| (Seg::Key(key.clone()), child)),
+                (Kind::Seq(items), Seg::Index(i)) => {
+                    items.get(*i).map(|child| (Seg::Index(child.index), child))
+                }
+                _ => None,
+            };
+            let Some((step, child)) = next else {
+                break;
+            };
+            written.push(step);
+            node = child;
+        }
+        (
+            written.len(),
+            Origin {
+                file: node.file,
+                path: KeyPath::from(written),
+            },
+        )
+    }
+
+    /// Records, for every node, the path it has in this tree (`here`, the root's) and where it
+    /// came from.
+    #[cfg(any(test, debug_assertions))]
     pub fn record(&self, here: &KeyPath, out: &mut HashMap<KeyPath, Origin>) {
-        out.insert(here.clone(), self.origin.clone());
+        self.record_written(here, here, out);
+    }
+
+    #[cfg(any(test, debug_assertions))]
+    fn record_written(
+        &self,
+        here: &KeyPath,
+        written: &KeyPath,
+        out: &mut HashMap<KeyPath, Origin>,
+    ) {
+        out.insert(
+            here.clone(),
+            Origin {
+                file: self.file,
+                path: written.clone(),
+            },
+        );
         match &self.kind {
             Kind::Map(entries) => {
                 for (k, v) in entries {
-                    v.record(&here.key(k), out);
+                    v.record_written(&here.key(k), &written.key(k), out);
                 }
             }
             Kind::Seq(items) => {
                 for (i, v) in items.iter().enumerate() {
-                    v.record(&here.index(i), out);
+                    v.record_written(&here.index(i), &written.index(v.index), out);
                 }
             }
             Kind::Leaf(_) => {}
@@ -155,6 +284,14 @@ impl Node {
     }
 }
 
+/// A mapping's key as a step of a key path (a string key is taken, not copied).
+fn key_string(key: Value) -> String {
+    match key {
+        Value::String(s) => s,
+        other => key_text(&other),
+    }
+}
+
 fn key_text(key: &Value) -> String {
     match key {
         Value::String(s) => s.clone(),
@@ -182,7 +319,8 @@ pub fn merge(base: &mut Node, child: Node) {
         (Kind::Seq(items), Kind::Seq(child_items)) => items.extend(child_items),
         (_, kind) => {
             *base = Node {
-                origin: child.origin,
+                file: child.file,
+                index: child.index,
                 kind,
             };
         }
@@ -229,7 +367,7 @@ mod tests {
     use rstest::rstest;
 
     fn node(yaml: &str, file: usize) -> Node {
-        Node::from_value(serde_yaml::from_str(yaml).unwrap(), file, KeyPath::root())
+        Node::from_value(serde_yaml::from_str(yaml).unwrap(), file)
     }
 
     fn merged(base: &str, child: &str) -> Value {

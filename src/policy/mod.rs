@@ -23,8 +23,6 @@ pub mod suggest;
 pub mod vars;
 pub mod yaml;
 
-use std::collections::HashMap;
-
 use serde_yaml::Value;
 
 use crate::caller::Caller;
@@ -32,20 +30,18 @@ use diag::diag_in;
 pub use diag::{COMMAND_LINE, Diagnostic, Diagnostics, SourceFile, describe_io};
 pub use discovery::{Found, PolicySource, available, search_dirs};
 pub use merge::Origin;
-use merge::{Node, merge};
+use merge::{Document, Node, merge};
 pub use model::RawPolicy;
 pub use path::KeyPath;
 
 /// Loads a policy and everything it extends.
 pub fn load(source: &PolicySource, caller: &Caller) -> Result<LoadedPolicy, Diagnostics> {
-    let (tree, sources) = load::from_source(source, caller)?;
-    LoadedPolicy::finish(tree, sources)
+    LoadedPolicy::read(load::from_source(source, caller)?)
 }
 
 /// Loads a policy from text, as if read from a file called `name` (tests, fuzzing).
 pub fn load_str(name: &str, text: &str, caller: &Caller) -> Result<LoadedPolicy, Diagnostics> {
-    let (tree, sources) = load::from_text(name, text, caller)?;
-    LoadedPolicy::finish(tree, sources)
+    LoadedPolicy::read(load::from_text(name, text, caller)?)
 }
 
 /// A merged policy and the map back to its sources.
@@ -55,44 +51,36 @@ pub struct LoadedPolicy {
     pub policy: RawPolicy,
     /// Every file read, the policy itself first, then what it extends.
     pub sources: Vec<SourceFile>,
-    /// The merged document, node by node with origins.
-    tree: Node,
-    /// Merged path → where it was written.
-    origins: HashMap<KeyPath, Origin>,
+    /// The merged document, node by node with origins (one file's as it was read).
+    tree: Document,
 }
 
 impl LoadedPolicy {
     /// A diagnostic about the merged policy's `path`, placed in the file that wrote it.
     pub fn diag(&self, path: &KeyPath, message: impl Into<String>) -> Diagnostic {
-        let mut probe = path.clone();
-        let origin = loop {
-            if let Some(o) = self.origins.get(&probe) {
-                // Keep the part of the path below the recorded node (e.g. a key that is absent).
-                let rest = path.segs().get(probe.segs().len()..).unwrap_or_default();
-                break Origin {
-                    file: o.file,
-                    path: o.path.join(rest),
-                };
-            }
-            if probe.is_root() {
-                break Origin {
-                    file: 0,
-                    path: path.clone(),
-                };
-            }
-            probe = probe.parent();
-        };
+        let origin = self.origin(path);
         diag_in(&self.sources, origin.file, &origin.path, message)
+    }
+
+    /// Where the merged policy's `path` was written: the file and path of the deepest node on
+    /// it, followed by the part of `path` below that node (e.g. a key that is absent).
+    fn origin(&self, path: &KeyPath) -> Origin {
+        let (found, mut origin) = self.tree.origin(path.segs());
+        if let Some(rest) = path.segs().get(found..).filter(|r| !r.is_empty()) {
+            origin.path = origin.path.join(rest);
+        }
+        origin
     }
 
     /// Was the merged policy's value at `path` written with `${PWD}` (so that where kekkai is
     /// started decides it)?
     pub fn uses_pwd(&self, path: &KeyPath) -> bool {
-        self.origins.get(path).is_some_and(|o| {
-            self.sources
+        let (found, o) = self.tree.origin(path.segs());
+        found == path.segs().len()
+            && self
+                .sources
                 .get(o.file)
                 .is_some_and(|s| s.pwd_paths.contains(&o.path))
-        })
     }
 
     /// Where the user wrote the merged policy's `path`, for messages outside a [`Diagnostic`]
@@ -115,7 +103,7 @@ impl LoadedPolicy {
     /// Removes a key from the merged policy (a command-line override that drops what the
     /// policy set). Returns whether it was there.
     pub fn drop_key(&mut self, path: &KeyPath) -> Result<bool, Diagnostics> {
-        let mut tree = self.tree.clone();
+        let mut tree = self.tree.clone().into_node();
         if !tree.remove_path(path) {
             return Ok(false);
         }
@@ -148,15 +136,43 @@ impl LoadedPolicy {
             flag: Some(flag.to_owned()),
             positions: Default::default(),
         });
-        let mut tree = self.tree.clone();
-        merge(&mut tree, Node::from_value(overlay, file, KeyPath::root()));
+        let mut tree = self.tree.clone().into_node();
+        merge(&mut tree, Node::from_value(overlay, file));
         *self = LoadedPolicy::finish(tree, std::mem::take(&mut self.sources))?;
         Ok(())
     }
 
+    /// The loaded policy, typed: one file's was typed when it was read.
+    fn read(mut loaded: load::Loaded) -> Result<LoadedPolicy, Diagnostics> {
+        let policy = loaded.policy();
+        let (Some(policy), Document::One { .. }) = (policy, &loaded.tree) else {
+            return LoadedPolicy::finish(loaded.tree.into_node(), loaded.sources);
+        };
+        // Debug builds (every test) check that the merged document reads the same, and that
+        // one file's document places every node as its nodes would.
+        #[cfg(debug_assertions)]
+        {
+            let node = loaded.tree.clone().into_node();
+            let full = LoadedPolicy::finish(node.clone(), loaded.sources.clone());
+            debug_assert_eq!(full.ok().map(|f| f.policy).as_ref(), Some(&policy));
+            let mut origins = std::collections::HashMap::new();
+            node.record(&KeyPath::root(), &mut origins);
+            for path in origins.keys() {
+                let probes = [path.clone(), path.key("absent"), path.index(7)];
+                for p in probes {
+                    let (a, b) = (loaded.tree.origin(p.segs()), node.origin(p.segs()));
+                    debug_assert_eq!(a, b, "{p}");
+                }
+            }
+        }
+        Ok(LoadedPolicy {
+            policy,
+            sources: loaded.sources,
+            tree: loaded.tree,
+        })
+    }
+
     fn finish(tree: Node, sources: Vec<SourceFile>) -> Result<LoadedPolicy, Diagnostics> {
-        let mut origins = HashMap::new();
-        tree.record(&KeyPath::root(), &mut origins);
         let mut policy: RawPolicy = load::typed(&tree.to_value()).map_err(|e| {
             let last = sources.len().saturating_sub(1);
             Diagnostics::from(diag_in(&sources, last, &KeyPath::root(), e.to_string()))
@@ -166,8 +182,7 @@ impl LoadedPolicy {
         Ok(LoadedPolicy {
             policy,
             sources,
-            tree,
-            origins,
+            tree: Document::Merged(tree),
         })
     }
 }

@@ -88,29 +88,63 @@ pub fn expand_tree(
     skip: &[&str],
     pwd: &mut Vec<KeyPath>,
 ) -> Result<(), (KeyPath, String)> {
+    let top = At::Top(path);
+    expand_at(value, &top, caller, skip, pwd)
+}
+
+/// Where the walk of [`expand_tree`] is: a chain of steps on the stack, turned into a
+/// [`KeyPath`] only for a value that holds a `$` (most hold none).
+enum At<'a> {
+    Top(&'a KeyPath),
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    fn is_root(&self) -> bool {
+        matches!(self, At::Top(p) if p.is_root())
+    }
+
+    fn path(&self) -> KeyPath {
+        match self {
+            At::Top(p) => (*p).clone(),
+            At::Key(up, k) => up.path().key(k),
+            At::Index(up, i) => up.path().index(*i),
+        }
+    }
+}
+
+fn expand_at(
+    value: &mut Value,
+    at: &At<'_>,
+    caller: &Caller,
+    skip: &[&str],
+    pwd: &mut Vec<KeyPath>,
+) -> Result<(), (KeyPath, String)> {
     match value {
         Value::String(s) if s.contains('$') => {
             let mut used_pwd = false;
-            *s = expand_noting(s, caller, &mut used_pwd).map_err(|m| (path.clone(), m))?;
+            *s = expand_noting(s, caller, &mut used_pwd).map_err(|m| (at.path(), m))?;
             if used_pwd {
-                pwd.push(path.clone());
+                pwd.push(at.path());
             }
         }
         Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                expand_tree(item, &path.index(i), caller, skip, pwd)?;
+                expand_at(item, &At::Index(at, i), caller, skip, pwd)?;
             }
         }
         Value::Mapping(map) => {
+            let root = at.is_root();
             for (k, v) in map.iter_mut() {
                 let key = k.as_str().unwrap_or_default();
-                if path.is_root() && skip.contains(&key) {
+                if root && skip.contains(&key) {
                     continue;
                 }
-                expand_tree(v, &path.key(key), caller, skip, pwd)?;
+                expand_at(v, &At::Key(at, key), caller, skip, pwd)?;
             }
         }
-        Value::Tagged(t) => expand_tree(&mut t.value, path, caller, skip, pwd)?,
+        Value::Tagged(t) => expand_at(&mut t.value, at, caller, skip, pwd)?,
         _ => {}
     }
     Ok(())

@@ -40,6 +40,7 @@ use nix::unistd::Pid;
 
 use crate::plan::Plan;
 use crate::plan::fs::{EntryKind, HostMount, MountKind};
+use crate::plan::units::Compared;
 use crate::plan::vocab::Namespace;
 
 /// File system types whose superblock, kept alive a moment longer, holds no device and no
@@ -232,17 +233,22 @@ fn host_sources(plan: &Plan) -> Vec<(PathBuf, bool)> {
 /// (stacked ones too), and with `recursive` every mount below it. `None` if no mount holds it
 /// (an unreadable mount table).
 fn kept<'a>(path: &Path, recursive: bool, host: &'a [HostMount]) -> Option<Vec<&'a HostMount>> {
+    let path = Compared::new(path);
+    let points: Vec<Compared<'_>> = host.iter().map(|m| Compared::new(&m.point)).collect();
     let deepest = host
         .iter()
-        .filter(|m| path.starts_with(&m.point))
-        .map(|m| m.point.components().count())
+        .zip(&points)
+        .filter(|(_, point)| path.within(point))
+        .map(|(m, _)| m.point.components().count())
         .max()?;
     Some(
         host.iter()
-            .filter(|m| {
-                (path.starts_with(&m.point) && m.point.components().count() == deepest)
-                    || (recursive && m.point.starts_with(path))
+            .zip(&points)
+            .filter(|(m, point)| {
+                (path.within(point) && m.point.components().count() == deepest)
+                    || (recursive && point.within(&path))
             })
+            .map(|(m, _)| m)
             .collect(),
     )
 }

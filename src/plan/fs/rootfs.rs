@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::super::keyed::Keyed;
-use super::super::units::{Amount, parse_size};
+use super::super::units::{Amount, Compared, parse_size};
 use super::{HostMount, MountKind, MountPlan, normalize_abs};
 use crate::plan::diags::Diags;
 use crate::policy::KeyPath;
@@ -266,6 +266,11 @@ pub fn prune_covered(rootfs: &mut RootfsPlan, mounts: &[MountPlan]) {
 /// (`user.overlay.opaque=y`, read when `userxattr`) below itself: each top-level directory is
 /// the root of its own overlay, where the markers of the layers' roots would not count.
 fn root_entries(lowers: &[PathBuf], host: &[HostMount], userxattr: bool) -> Vec<RootEntry> {
+    // Every directory is compared with every mount point: each prepared once.
+    let host: Vec<(Compared<'_>, &str)> = host
+        .iter()
+        .map(|m| (Compared::new(&m.point), m.fstype.as_str()))
+        .collect();
     let mut entries: Vec<RootEntry> = Vec::new();
     // Names a higher layer made opaque (a file or symlink hides lower directories).
     let mut settled: Vec<String> = Vec::new();
@@ -273,10 +278,16 @@ fn root_entries(lowers: &[PathBuf], host: &[HostMount], userxattr: bool) -> Vec<
         let Ok(dir) = std::fs::read_dir(layer) else {
             continue;
         };
-        let mut names: Vec<_> = dir.filter_map(Result::ok).collect();
-        names.sort_by_key(|e| e.file_name());
-        for e in names {
-            let name = e.file_name().to_string_lossy().into_owned();
+        // Each name copied out once (a sort by `file_name()` copies it at every comparison).
+        let mut names: Vec<_> = dir
+            .filter_map(Result::ok)
+            .map(|e| (e.file_name(), e))
+            .collect();
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, e) in names {
+            let name = name
+                .into_string()
+                .unwrap_or_else(|n| n.to_string_lossy().into_owned());
             let path = layer.join(&name);
             // The type as the directory listing gives it (lstat where the file system does
             // not say): only a character device needs its own lstat, for its device number.
@@ -330,7 +341,7 @@ fn root_entries(lowers: &[PathBuf], host: &[HostMount], userxattr: bool) -> Vec<
                             Err(_) => continue,
                         }
                     } else if ft.is_dir() {
-                        match host_mount_state(&path, host) {
+                        match host_mount_state(&path, &host) {
                             MountState::Pseudo => {
                                 settled.push(name.clone());
                                 EntryKind::EmptyDir
@@ -362,16 +373,17 @@ enum MountState {
     Plain,
 }
 
-fn host_mount_state(dir: &Path, host: &[HostMount]) -> MountState {
+fn host_mount_state(dir: &Path, host: &[(Compared<'_>, &str)]) -> MountState {
+    let dir = Compared::new(dir);
     if host
         .iter()
-        .any(|m| m.point == dir && PSEUDO_FS.contains(&m.fstype.as_str()))
+        .any(|(point, fstype)| point.same(&dir) && PSEUDO_FS.contains(fstype))
     {
         return MountState::Pseudo;
     }
     if host
         .iter()
-        .any(|m| m.point != dir && m.point.starts_with(dir))
+        .any(|(point, _)| !point.same(&dir) && point.within(&dir))
     {
         return MountState::HasSubmounts;
     }

@@ -13,7 +13,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::Pos;
+use super::{Pos, prebuilt};
 use crate::policy::path::{KeyPath, Seg};
 
 /// The marker error [`locate`] raises at its target; never shown to a user.
@@ -81,10 +81,23 @@ pub(super) fn marked(msg: &str) -> Option<Pos> {
 /// Every node of one document that [`locate`] can reach, found in one walk: a scalar with its
 /// place, a mapping or sequence without (placed by [`locate`] when asked). Where a path occurs
 /// twice, the first in document order counts, as for [`locate`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Positions {
+    /// The nodes a walk found (empty for a shipped policy's).
     nodes: HashMap<Vec<Seg>, Option<Option<Pos>>>,
+    /// A shipped policy's nodes, written down when kekkai was built: looked up where they
+    /// are, not copied into `nodes`.
+    prebuilt: Option<prebuilt::Table>,
 }
+
+/// The same places, however they are held.
+impl PartialEq for Positions {
+    fn eq(&self, other: &Self) -> bool {
+        self.all() == other.all()
+    }
+}
+
+impl Eq for Positions {}
 
 impl Positions {
     /// Walks `text` once. `None` when the walk meets anything it does not expect (a parse
@@ -105,15 +118,45 @@ impl Positions {
             }
             Err(_) => return None,
         }
-        Some(Positions { nodes })
+        Some(Positions {
+            nodes,
+            prebuilt: None,
+        })
     }
 
     /// Positions from the nodes a walk of the same kind found (see `scan`).
     pub(super) fn from_nodes(nodes: HashMap<Vec<Seg>, Option<Option<Pos>>>) -> Positions {
-        Positions { nodes }
+        Positions {
+            nodes,
+            prebuilt: None,
+        }
     }
 
-    /// The nodes, for writing them down (`prebuilt.rs`).
+    /// A shipped policy's positions, as written down when kekkai was built (`prebuilt.rs`).
+    pub(super) fn prebuilt(table: prebuilt::Table) -> Positions {
+        Positions {
+            nodes: HashMap::new(),
+            prebuilt: Some(table),
+        }
+    }
+
+    /// The place recorded for exactly `path`: `None` when the document has no such node.
+    fn get(&self, path: &[Seg]) -> Option<Option<Option<Pos>>> {
+        match self.prebuilt {
+            Some(table) => prebuilt::place(table, path),
+            None => self.nodes.get(path).copied(),
+        }
+    }
+
+    /// Every place, however held.
+    fn all(&self) -> std::borrow::Cow<'_, HashMap<Vec<Seg>, Option<Option<Pos>>>> {
+        match self.prebuilt {
+            Some(table) => std::borrow::Cow::Owned(prebuilt::places(table)),
+            None => std::borrow::Cow::Borrowed(&self.nodes),
+        }
+    }
+
+    /// The nodes a walk found, for writing them down (`prebuilt.rs`).
     #[cfg(test)]
     pub(super) fn nodes(&self) -> &HashMap<Vec<Seg>, Option<Option<Pos>>> {
         &self.nodes
@@ -124,10 +167,10 @@ impl Positions {
         let segs = path.segs();
         for len in (0..=segs.len()).rev() {
             let prefix = segs.get(..len)?;
-            match self.nodes.get(prefix) {
+            match self.get(prefix) {
                 // Not in the document: a shorter path.
                 None => {}
-                Some(Some(pos)) => return *pos,
+                Some(Some(pos)) => return pos,
                 Some(None) => {
                     if let Found::Here(pos) = locate_exactly(text, prefix) {
                         return pos;

@@ -8,6 +8,7 @@
 //! `prebuilt_data.rs` is generated from `policies/*.yaml` by this module's test; after changing
 //! a shipped policy, regenerate it with `KEKKAI_UPDATE_SNAPSHOTS=1 cargo test --lib yaml::prebuilt`.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use serde_yaml::{Mapping, Number, Value};
@@ -69,24 +70,34 @@ mod data {
     include!("prebuilt_data.rs");
 }
 
-/// FNV-1a 64.
-fn fingerprint(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+/// A shipped policy's places, sorted by path as `Vec<Seg>` sorts.
+pub(super) type Table = &'static [(&'static [S], P)];
+
+/// The scan of `text` if it is exactly a shipped policy's text, and that text is the one the
+/// data was generated from (its fingerprint, worked out when kekkai was built, is the one
+/// recorded).
+pub(super) fn lookup(text: &str) -> Option<Scanned> {
+    let (name, fingerprint) = shipped::with_text(text)?;
+    let p = data::PREBUILT
+        .iter()
+        .find(|p| p.name == name && p.fingerprint == fingerprint)?;
+    Some(Scanned {
+        value: Some(value(&p.value)),
+        positions: Some(Positions::prebuilt(p.positions)),
+        shipped: true,
     })
 }
 
-/// The scan of `text` if it is exactly a shipped policy's text, and that text is the one the
-/// data was generated from.
-pub(super) fn lookup(text: &str) -> Option<Scanned> {
-    let p = data::PREBUILT
-        .iter()
-        .find(|p| shipped::text(p.name) == Some(text))?;
-    if fingerprint(text) != p.fingerprint {
-        return None;
-    }
-    let nodes: HashMap<Vec<Seg>, Option<Option<Pos>>> = p
-        .positions
+/// The place `table` records for `path`: `None` when the document has no such node, else as
+/// [`Positions`] records it.
+pub(super) fn place(table: Table, path: &[Seg]) -> Option<Option<Option<Pos>>> {
+    let i = table.binary_search_by(|(p, _)| cmp_path(p, path)).ok()?;
+    table.get(i).map(|(_, place)| place.get())
+}
+
+/// Every place of `table`, as a walk records them.
+pub(super) fn places(table: Table) -> HashMap<Vec<Seg>, Option<Option<Pos>>> {
+    table
         .iter()
         .map(|(path, place)| {
             let path = path
@@ -96,21 +107,39 @@ pub(super) fn lookup(text: &str) -> Option<Scanned> {
                     S::I(i) => Seg::Index(*i),
                 })
                 .collect();
-            let place = match place {
-                P::At(line, column) => Some(Some(Pos {
-                    line: *line,
-                    column: *column,
-                })),
-                P::Collection => Some(None),
-                P::Unplaced => None,
-            };
-            (path, place)
+            (path, place.get())
         })
-        .collect();
-    Some(Scanned {
-        value: Some(value(&p.value)),
-        positions: Some(Positions::from_nodes(nodes)),
-    })
+        .collect()
+}
+
+/// A written-down path against a key path, in the order of `Vec<Seg>` (keys before indices,
+/// keys by their text, a prefix first).
+fn cmp_path(a: &[S], b: &[Seg]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        let o = match (x, y) {
+            (S::K(k), Seg::Key(l)) => (*k).cmp(l.as_str()),
+            (S::K(_), Seg::Index(_)) => Ordering::Less,
+            (S::I(_), Seg::Key(_)) => Ordering::Greater,
+            (S::I(i), Seg::Index(j)) => i.cmp(j),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+impl P {
+    fn get(&self) -> Option<Option<Pos>> {
+        match self {
+            P::At(line, column) => Some(Some(Pos {
+                line: *line,
+                column: *column,
+            })),
+            P::Collection => Some(None),
+            P::Unplaced => None,
+        }
+    }
 }
 
 fn value(v: &V) -> Value {
@@ -197,7 +226,11 @@ pub(crate) mod tests {
             let positions = scanned.positions.expect("a shipped policy's positions");
             let _ = writeln!(out, "    Prebuilt {{");
             let _ = writeln!(out, "        name: {name:?},");
-            let _ = writeln!(out, "        fingerprint: {:#018x},", fingerprint(text));
+            let _ = writeln!(
+                out,
+                "        fingerprint: {:#018x},",
+                shipped::fingerprint(text)
+            );
             out.push_str("        value: ");
             emit_value(&value, &mut out);
             out.push_str(",\n        positions: &[\n");
@@ -256,6 +289,69 @@ pub(crate) mod tests {
             &generate(),
             "yaml::prebuilt",
         );
+    }
+
+    /// The written-down places are found by a binary search: each table is in the order the
+    /// search compares in, and every path (every node, a missing key and index below each)
+    /// finds what the walk's map finds.
+    #[test]
+    fn prebuilt_places_are_found_as_the_walks() {
+        use crate::policy::path::KeyPath;
+        for p in data::PREBUILT {
+            let places = places(p.positions);
+            let mut paths: Vec<&Vec<Seg>> = places.keys().collect();
+            paths.sort();
+            for (i, (written, _)) in p.positions.iter().enumerate() {
+                assert_eq!(cmp_path(written, paths[i]), Ordering::Equal, "{}", p.name);
+                if let Some((next, _)) = p.positions.get(i + 1) {
+                    assert_eq!(cmp_path(next, paths[i]), Ordering::Greater, "{}", p.name);
+                }
+            }
+            let text = shipped::text(p.name).expect("a shipped policy");
+            let walked = super::super::scan::walk(text)
+                .expect("scans")
+                .positions
+                .expect("places");
+            let prebuilt = Positions::prebuilt(p.positions);
+            let mut probes: Vec<KeyPath> =
+                vec![KeyPath::root().key("nope"), KeyPath::root().index(3)];
+            for segs in walked.nodes().keys() {
+                let path = KeyPath::from(segs.clone());
+                assert_eq!(place(p.positions, segs), walked.nodes().get(segs).copied());
+                probes.push(path.key("missing"));
+                probes.push(path.key("a"));
+                probes.push(path.index(0));
+                probes.push(path.index(99));
+                probes.push(path);
+            }
+            for path in probes {
+                assert_eq!(
+                    prebuilt.locate(text, &path),
+                    walked.locate(text, &path),
+                    "{} at {path}",
+                    p.name
+                );
+            }
+        }
+    }
+
+    /// What the loader skips for a shipped policy holds: its document has no null and reads
+    /// as a policy of version 1, as its text does.
+    #[test]
+    fn shipped_documents_read_as_version_1_policies() {
+        use serde::Deserialize;
+        for name in shipped::names() {
+            let text = shipped::text(name).expect("a shipped policy");
+            let scanned = lookup(text).expect("prebuilt");
+            assert!(scanned.shipped, "{name}");
+            let value = scanned.value.expect("a document");
+            assert!(!crate::policy::load::has_null(&value), "{name}");
+            let typed = crate::policy::RawPolicy::deserialize(&value).expect("a policy");
+            assert_eq!(typed.version, Some(1), "{name}");
+            let from_text: crate::policy::RawPolicy = serde_yaml::from_str(text).expect("a policy");
+            assert_eq!(typed, from_text, "{name}");
+        }
+        assert!(!super::super::scan("version: 1\n").expect("scans").shipped);
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub struct Scanned {
     /// The places of the document's nodes, as [`Positions::of`] finds them (`None` where it
     /// would find none).
     pub positions: Option<Positions>,
+    /// The document is a shipped policy's, written down when kekkai was built: it has no null
+    /// and reads as a policy of version 1 (checked by `prebuilt`'s tests), so a typed read of
+    /// it as written tells nothing (its variables still have to be expanded and read).
+    pub shipped: bool,
 }
 
 /// Walks a whole document once: duplicate keys, nesting depth and the node budget; on the
@@ -118,6 +122,7 @@ pub(super) fn walk(text: &str) -> Result<Scanned, YamlError> {
         Ok(value) => Ok(Scanned {
             value: (!odd.get()).then_some(value),
             positions: places.ok.then(|| Positions::from_nodes(places.nodes)),
+            shipped: false,
         }),
         Err(e) => {
             let mut err = convert_error(&e);
