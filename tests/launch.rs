@@ -1112,10 +1112,32 @@ fn the_kernel_frees_the_mounts_after_exit_and_nothing_is_left(
 /// disk would be) is freed before kekkai exits: right after the run, the caller unmounts it and
 /// mounts its upper layer again with `index=on`, which overlayfs refuses (EBUSY) while any
 /// mount of the old one is left anywhere.
+///
+/// "Anywhere" includes the sandboxes of other tests running at the same time: one started as
+/// root while the overlay is mounted copies it with the host's mount table and lets it go only
+/// with its own mounts, which kekkai leaves to the kernel after its exit. So the overlay and
+/// this test's sandbox live in a mount namespace of the test's own (its thread's, made private
+/// first, so nothing propagates to the host's), which no other sandbox copies.
 #[rstest]
 #[ignore = "needs root: run by scripts/test"]
 fn a_disk_bound_in_is_released_before_exit(#[values(Who::Root, Who::Rootless)] who: Who) {
     need(who);
+    let isolated = std::thread::spawn(move || disk_bound_in_is_released(who)).join();
+    if let Err(panic) = isolated {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn disk_bound_in_is_released(who: Who) {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .unwrap();
     let w = World::new("teardown-disk");
     let (lower, upper, work, disk) = (
         w.dir.join("lower"),
