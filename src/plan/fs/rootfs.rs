@@ -491,17 +491,22 @@ mod tests {
         assert_eq!(got, want);
     }
 
-    #[test]
-    fn writable_root_shares_nothing() {
-        let mut plan = RootfsPlan {
+    /// A root of the host's `/` with two one-directory overlays, not yet grouped.
+    fn etc_and_usr(writable: bool) -> RootfsPlan {
+        RootfsPlan {
             lowers: Keyed::new(vec!["/".into()], KeyPath::root()),
-            writable: true,
+            writable,
             size: DEFAULT_ROOT_SIZE,
             entries: vec![overlay("etc", &["/etc"]), overlay("usr", &["/usr"])],
             image: None,
             userxattr: false,
             shared: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn writable_root_shares_nothing() {
+        let mut plan = etc_and_usr(true);
         share_lowers(&mut plan, &mounts(&["/"]), false);
         assert!(plan.shared.is_empty());
         plan.writable = false;
@@ -513,15 +518,7 @@ mod tests {
     /// directory) still reads, and shares nothing: an overlay per entry, as it was launched.
     #[test]
     fn a_record_without_shared_reads_as_sharing_nothing() {
-        let mut plan = RootfsPlan {
-            lowers: Keyed::new(vec!["/".into()], KeyPath::root()),
-            writable: false,
-            size: DEFAULT_ROOT_SIZE,
-            entries: vec![overlay("etc", &["/etc"]), overlay("usr", &["/usr"])],
-            image: None,
-            userxattr: false,
-            shared: Vec::new(),
-        };
+        let mut plan = etc_and_usr(false);
         share_lowers(&mut plan, &mounts(&["/"]), false);
         let mut old = serde_json::to_value(&plan).expect("a plan serializes");
         old.as_object_mut().expect("an object").remove("shared");
