@@ -64,9 +64,18 @@ impl Drop for Running {
     }
 }
 
-/// Starts pasta and loads the egress rules (unless `skip_rules`: the debug-only weakening);
-/// returns once both are ready.
-pub fn start(plan: &Plan, pid: Pid, skip_rules: bool) -> Result<Option<Running>, StepError> {
+/// The sandbox's network namespace (and user namespace, where pasta joins it), for pasta and
+/// the egress rules.
+pub struct Namespaces {
+    net: OwnedFd,
+    user: Option<OwnedFd>,
+}
+
+/// Opens the sandbox's namespaces through `/proc/PID/ns` while its first process still waits
+/// for `Mapped`: from then on it changes its credentials (the sandbox's user, not dumpable),
+/// after which the kernel refuses the supervisor those links (EACCES), so opening them later
+/// is a race a loaded machine can lose. `None` without `network: user`.
+pub fn open_namespaces(plan: &Plan, pid: Pid) -> Result<Option<Namespaces>, StepError> {
     let Some(u) = &plan.user_net else {
         return Ok(None);
     };
@@ -82,12 +91,34 @@ pub fn start(plan: &Plan, pid: Pid, skip_rules: bool) -> Result<Option<Running>,
         .map_err(|e| StepError::sys(step, format!("open({path:?})"), e).at(key))?;
         high(fd).map_err(|e| StepError::sys(step, "fcntl(F_DUPFD_CLOEXEC, 10)", e))
     };
-    let netns = open_ns("net")?;
-    let userns = if u.pasta.userns {
+    let net = open_ns("net")?;
+    let user = if u.pasta.userns {
         Some(open_ns("user")?)
     } else {
         None
     };
+    Ok(Some(Namespaces { net, user }))
+}
+
+/// Starts pasta in the sandbox's namespaces (`ns`, from [`open_namespaces`]) and loads the
+/// egress rules (unless `skip_rules`: the debug-only weakening); returns once both are ready.
+pub fn start(
+    plan: &Plan,
+    ns: Option<Namespaces>,
+    skip_rules: bool,
+) -> Result<Option<Running>, StepError> {
+    let (
+        Some(u),
+        Some(Namespaces {
+            net: netns,
+            user: userns,
+        }),
+    ) = (&plan.user_net, ns)
+    else {
+        return Ok(None);
+    };
+    let step = Step::IdMaps;
+    let key = &u.origin.pasta;
     let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| StepError::sys(step, "pipe2(O_CLOEXEC)", e))?;
     let ready_w = high(ready_w).map_err(|e| StepError::sys(step, "fcntl(F_DUPFD_CLOEXEC)", e))?;

@@ -161,14 +161,17 @@ fn launch(
     // The child joins its cgroup v1 hierarchies itself once it has its id maps (see
     // `Cgroups::v1_tasks`).
     let ready = write_maps(plan, pid)
-        .and_then(|()| {
+        // `network: user`: the namespaces pasta joins, taken while the child still waits.
+        .and_then(|()| super::network::open_namespaces(plan, pid))
+        .and_then(|ns| {
             chan.send(&ToChild::Mapped)
-                .step(Step::IdMaps, || "write(channel, mapped)".into())
+                .step(Step::IdMaps, || "write(channel, mapped)".into())?;
+            Ok(ns)
         })
-        .and_then(|()| {
-            // `network: user`: pasta and the egress rules, while the child builds its root.
-            // pasta is killed and reaped when `_net` drops, once the sandbox is gone.
-            super::network::start(plan, pid, opts.skip_egress_rules)
+        .and_then(|ns| {
+            // pasta and the egress rules, while the child builds its root. pasta is killed
+            // and reaped when `_net` drops, once the sandbox is gone.
+            super::network::start(plan, ns, opts.skip_egress_rules)
         });
     let _net = match ready {
         Ok(net) => net,
