@@ -66,7 +66,9 @@ impl Drop for Running {
 
 /// The sandbox's network namespace (and user namespace, where pasta joins it), for pasta and
 /// the egress rules.
-pub struct Namespaces {
+pub struct Namespaces<'p> {
+    /// The plan's `network: user`, which they were opened for.
+    plan: &'p UserNet,
     net: OwnedFd,
     user: Option<OwnedFd>,
 }
@@ -75,7 +77,7 @@ pub struct Namespaces {
 /// for `Mapped`: from then on it changes its credentials (the sandbox's user, not dumpable),
 /// after which the kernel refuses the supervisor those links (EACCES), so opening them later
 /// is a race a loaded machine can lose. `None` without `network: user`.
-pub fn open_namespaces(plan: &Plan, pid: Pid) -> Result<Option<Namespaces>, StepError> {
+pub fn open_namespaces(plan: &Plan, pid: Pid) -> Result<Option<Namespaces<'_>>, StepError> {
     let Some(u) = &plan.user_net else {
         return Ok(None);
     };
@@ -97,26 +99,17 @@ pub fn open_namespaces(plan: &Plan, pid: Pid) -> Result<Option<Namespaces>, Step
     } else {
         None
     };
-    Ok(Some(Namespaces { net, user }))
+    Ok(Some(Namespaces { plan: u, net, user }))
 }
 
-/// Starts pasta in the sandbox's namespaces (`ns`, from [`open_namespaces`]) and loads the
-/// egress rules (unless `skip_rules`: the debug-only weakening); returns once both are ready.
-pub fn start(
-    plan: &Plan,
-    ns: Option<Namespaces>,
-    skip_rules: bool,
-) -> Result<Option<Running>, StepError> {
-    let (
-        Some(u),
-        Some(Namespaces {
-            net: netns,
-            user: userns,
-        }),
-    ) = (&plan.user_net, ns)
-    else {
-        return Ok(None);
-    };
+/// Starts pasta in the sandbox's namespaces (from [`open_namespaces`]) and loads the egress
+/// rules (unless `skip_rules`: the debug-only weakening); returns once both are ready.
+pub fn start(ns: Namespaces<'_>, skip_rules: bool) -> Result<Running, StepError> {
+    let Namespaces {
+        plan: u,
+        net: netns,
+        user: userns,
+    } = ns;
     let step = Step::IdMaps;
     let key = &u.origin.pasta;
     let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
@@ -254,11 +247,7 @@ fn load_rules(
 
 /// Waits until pasta writes its pid (it does so once the sandbox's interface, addresses and
 /// routes are set), or exits, or the time is up.
-fn wait_ready(
-    mut running: Running,
-    ready: OwnedFd,
-    u: &UserNet,
-) -> Result<Option<Running>, StepError> {
+fn wait_ready(mut running: Running, ready: OwnedFd, u: &UserNet) -> Result<Running, StepError> {
     let step = Step::IdMaps;
     let key = &u.origin.pasta;
     let deadline = std::time::Instant::now() + READY_TIMEOUT;
@@ -290,7 +279,7 @@ fn wait_ready(
         }
     };
     if n > 0 {
-        return Ok(Some(running));
+        return Ok(running);
     }
     // End of file: pasta exited before it was ready. Its status and what it said.
     let status = running.pasta.wait();

@@ -171,7 +171,8 @@ fn launch(
         .and_then(|ns| {
             // pasta and the egress rules, while the child builds its root. pasta is killed
             // and reaped when `_net` drops, once the sandbox is gone.
-            super::network::start(plan, ns, opts.skip_egress_rules)
+            ns.map(|ns| super::network::start(ns, opts.skip_egress_rules))
+                .transpose()
         });
     let _net = match ready {
         Ok(net) => net,
