@@ -429,17 +429,24 @@ fn needs_upper(k: &dyn Kernel, plan: &Plan, name: &str, top: Option<&OwnedFd>) -
                 return false;
             }
             let Some(top) = top else { return true };
-            let found = k.openat2(
-                top.as_fd(),
-                rest,
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                ResolveFlag::RESOLVE_BENEATH
-                    | ResolveFlag::RESOLVE_NO_SYMLINKS
-                    | ResolveFlag::RESOLVE_NO_MAGICLINKS
-                    | ResolveFlag::RESOLVE_NO_XDEV,
-            );
+            let found = dir_on_same_mount(k, top.as_fd(), rest);
             found.is_err()
         })
+}
+
+/// `rel` below `dir` as an O_PATH descriptor, if it is a directory reached with no link
+/// followed and no mount crossed on the way (`RESOLVE_NO_XDEV`): what a layer's own file
+/// system holds, as an overlay of that layer shows it.
+fn dir_on_same_mount(k: &dyn Kernel, dir: BorrowedFd<'_>, rel: &Path) -> nix::Result<OwnedFd> {
+    k.openat2(
+        dir,
+        rel,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        ResolveFlag::RESOLVE_BENEATH
+            | ResolveFlag::RESOLVE_NO_SYMLINKS
+            | ResolveFlag::RESOLVE_NO_MAGICLINKS
+            | ResolveFlag::RESOLVE_NO_XDEV,
+    )
 }
 
 /// Opens, before anything is covered, every host object the sandbox will need.
@@ -593,15 +600,7 @@ fn open_shared(
             if !one || checked[i].is_some() {
                 continue;
             }
-            let found = k.openat2(
-                parent.as_fd(),
-                Path::new(&e.name),
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                ResolveFlag::RESOLVE_BENEATH
-                    | ResolveFlag::RESOLVE_NO_SYMLINKS
-                    | ResolveFlag::RESOLVE_NO_MAGICLINKS
-                    | ResolveFlag::RESOLVE_NO_XDEV,
-            );
+            let found = dir_on_same_mount(k, parent.as_fd(), Path::new(&e.name));
             if let Ok(fd) = found {
                 checked[i] = Some(fd);
                 members.push(i);
@@ -691,15 +690,7 @@ fn bind_shared(
     spent: &mut Vec<OwnedFd>,
 ) -> Result<bool, StepError> {
     let step = Step::Rootfs;
-    let Ok(dir) = k.openat2(
-        ovl,
-        Path::new(name),
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        ResolveFlag::RESOLVE_BENEATH
-            | ResolveFlag::RESOLVE_NO_SYMLINKS
-            | ResolveFlag::RESOLVE_NO_MAGICLINKS
-            | ResolveFlag::RESOLVE_NO_XDEV,
-    ) else {
+    let Ok(dir) = dir_on_same_mount(k, ovl, Path::new(name)) else {
         return Ok(false);
     };
     let tree = k.open_tree_clone(dir.as_fd(), false).step(step, || {
