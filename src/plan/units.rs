@@ -201,23 +201,11 @@ fn is_normalized(path: &[u8]) -> bool {
     }
 }
 
-/// Is `path` `dir` itself or below it? What `path.starts_with(dir)` says, compared byte by byte
-/// where both are normalized absolute paths (mount points from the kernel, canonical or
-/// normalized paths of the plan): `/usr/lib` is within `/usr`, `/usrx` is not, everything is
-/// within `/`. std's comparison parses both into components, which cost more than the rest of
-/// the root's planning together; any other path is still compared by components.
-pub fn within(path: &Path, dir: &Path) -> bool {
-    Compared::new(path).within(&Compared::new(dir))
-}
-
-/// Are `a` and `b` the same path? What `a == b` says, byte by byte where both are normalized
-/// absolute paths (see [`within`]).
-pub fn same_path(a: &Path, b: &Path) -> bool {
-    Compared::new(a).same(&Compared::new(b))
-}
-
-/// A path to compare with [`within`] and [`same_path`] many times: whether it is normalized
-/// is found out once.
+/// A path to compare with others many times, byte by byte where both are normalized absolute
+/// paths (mount points from the kernel, canonical or normalized paths of the plan): std's
+/// comparisons parse both into components, which cost more than the rest of the root's
+/// planning together; any other path is still compared by components. Whether it is
+/// normalized is found out once.
 #[derive(Debug, Clone, Copy)]
 pub struct Compared<'a> {
     path: &'a Path,
@@ -233,7 +221,8 @@ impl<'a> Compared<'a> {
         }
     }
 
-    /// [`within`]: is this path `dir` or below it?
+    /// Is this path `dir` or below it? What `path.starts_with(dir)` says: `/usr/lib` is within
+    /// `/usr`, `/usrx` is not, everything is within `/`.
     pub fn within(&self, dir: &Compared<'_>) -> bool {
         if !(self.normalized && dir.normalized) {
             return self.path.starts_with(dir.path);
@@ -242,7 +231,7 @@ impl<'a> Compared<'a> {
         d == b"/" || (p.starts_with(d) && matches!(p.get(d.len()), None | Some(b'/')))
     }
 
-    /// [`same_path`]: is this path `other`?
+    /// Is this path `other`? What `path == other` says.
     pub fn same(&self, other: &Compared<'_>) -> bool {
         if self.normalized && other.normalized {
             self.bytes() == other.bytes()
@@ -297,10 +286,11 @@ mod tests {
     #[case("/x", "", true)]
     fn within_is_starts_with(#[case] path: &str, #[case] dir: &str, #[case] want: bool) {
         let (p, d) = (Path::new(path), Path::new(dir));
-        assert_eq!(within(p, d), want, "{path} within {dir}");
+        let (cp, cd) = (Compared::new(p), Compared::new(d));
+        assert_eq!(cp.within(&cd), want, "{path} within {dir}");
         assert_eq!(p.starts_with(d), want, "std: {path} starts with {dir}");
-        assert_eq!(same_path(p, d), p == d, "{path} == {dir}");
-        assert_eq!(same_path(d, p), d == p, "{dir} == {path}");
+        assert_eq!(cp.same(&cd), p == d, "{path} == {dir}");
+        assert_eq!(cd.same(&cp), d == p, "{dir} == {path}");
     }
 
     #[rstest]

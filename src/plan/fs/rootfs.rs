@@ -203,6 +203,7 @@ fn shareable(
     host: &[HostMount],
     userns: bool,
 ) -> Vec<SharedLower> {
+    let host = prepared(host);
     let mut groups: Vec<SharedLower> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let EntryKind::Overlay(dirs) = &e.kind else {
@@ -215,11 +216,7 @@ fn shareable(
         {
             continue;
         }
-        let locked = userns
-            && host
-                .iter()
-                .any(|m| m.point != parent && m.point.starts_with(parent));
-        if locked {
+        if userns && mounted_below(&Compared::new(parent), &host) {
             continue;
         }
         match groups.iter_mut().find(|g| g.parent == parent) {
@@ -267,10 +264,7 @@ pub fn prune_covered(rootfs: &mut RootfsPlan, mounts: &[MountPlan]) {
 /// the root of its own overlay, where the markers of the layers' roots would not count.
 fn root_entries(lowers: &[PathBuf], host: &[HostMount], userxattr: bool) -> Vec<RootEntry> {
     // Every directory is compared with every mount point: each prepared once.
-    let host: Vec<(Compared<'_>, &str)> = host
-        .iter()
-        .map(|m| (Compared::new(&m.point), m.fstype.as_str()))
-        .collect();
+    let host = prepared(host);
     let mut entries: Vec<RootEntry> = Vec::new();
     // Names a higher layer made opaque (a file or symlink hides lower directories).
     let mut settled: Vec<String> = Vec::new();
@@ -373,6 +367,19 @@ enum MountState {
     Plain,
 }
 
+/// The host's mount points, each prepared for many comparisons, with their types.
+fn prepared(host: &[HostMount]) -> Vec<(Compared<'_>, &str)> {
+    host.iter()
+        .map(|m| (Compared::new(&m.point), m.fstype.as_str()))
+        .collect()
+}
+
+/// Is a host mount point strictly below `dir`?
+fn mounted_below(dir: &Compared<'_>, host: &[(Compared<'_>, &str)]) -> bool {
+    host.iter()
+        .any(|(point, _)| !point.same(dir) && point.within(dir))
+}
+
 fn host_mount_state(dir: &Path, host: &[(Compared<'_>, &str)]) -> MountState {
     let dir = Compared::new(dir);
     if host
@@ -381,10 +388,7 @@ fn host_mount_state(dir: &Path, host: &[(Compared<'_>, &str)]) -> MountState {
     {
         return MountState::Pseudo;
     }
-    if host
-        .iter()
-        .any(|(point, _)| !point.same(&dir) && point.within(&dir))
-    {
+    if mounted_below(&dir, host) {
         return MountState::HasSubmounts;
     }
     MountState::Plain
