@@ -44,20 +44,19 @@ pub fn text(name: &str) -> Option<&'static str> {
         .map(|(_, t, _)| *t)
 }
 
+/// The shipped policy whose text is exactly `bytes`: its name, text and fingerprint.
+fn with_bytes(bytes: &[u8]) -> Option<&'static (&'static str, &'static str, u64)> {
+    SHIPPED.iter().find(|(_, t, _)| t.as_bytes() == bytes)
+}
+
 /// The shipped policy whose text is exactly `text`: its name and its text's fingerprint.
 pub fn with_text(text: &str) -> Option<(&'static str, u64)> {
-    SHIPPED
-        .iter()
-        .find(|(_, t, _)| *t == text)
-        .map(|(n, _, f)| (*n, *f))
+    with_bytes(text.as_bytes()).map(|(n, _, f)| (*n, *f))
 }
 
 /// The shipped policy's text that is exactly `bytes`, if there is one.
 pub fn text_of(bytes: &[u8]) -> Option<&'static str> {
-    SHIPPED
-        .iter()
-        .find(|(_, t, _)| t.as_bytes() == bytes)
-        .map(|(_, t, _)| *t)
+    with_bytes(bytes).map(|(_, t, _)| *t)
 }
 
 /// The names of all shipped policies.
