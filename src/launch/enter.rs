@@ -152,6 +152,8 @@ pub fn enter(
         oom_events: None,
         watch: None,
         program_is_pid_1: plan.as_pid_1,
+        // The sandbox's own supervisor reads its pasta.
+        pasta: None,
     };
     let seen = Supervisor::new(sandbox, sources, &opts.stdio, None, None, false).run()?;
     super::parent::reap_orphans();

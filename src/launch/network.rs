@@ -47,12 +47,97 @@ const PASTA_BOUNDING: u64 = (1 << 6) | (1 << 7) | (1 << 10) | (1 << 12) | (1 << 
 #[derive(Debug)]
 pub struct Running {
     pasta: Child,
+    /// What pasta said after it was ready: its stderr, read by the supervisor's loop.
+    said: Said,
 }
 
 impl Running {
     /// pasta's pid.
     pub fn pid(&self) -> u32 {
         self.pasta.id()
+    }
+
+    /// pasta's stderr while it is open: the supervisor polls it with its other sources.
+    pub fn said_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pasta.stderr.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Reads what pasta wrote to its stderr (one read: a bounded amount of work per round of
+    /// the supervisor's loop) and passes each line on as kekkai's warning, unless quiet. At
+    /// its end the pipe is closed, and if pasta has exited that is said: the sandbox's
+    /// network ended with it.
+    pub fn read_said(&mut self) {
+        let Some(pipe) = self.pasta.stderr.as_ref() else {
+            return;
+        };
+        let quiet = self.said.quiet;
+        let show = |line: &str| {
+            if !quiet {
+                crate::log::warn(&format!("pasta: {line}"));
+            }
+        };
+        if self.said.read(pipe, show) {
+            return;
+        }
+        self.pasta.stderr = None;
+        if let Ok(Some(status)) = self.pasta.try_wait() {
+            crate::log::warn(&format!(
+                "pasta exited while the sandbox runs ({status}): the sandbox has no network \
+                 beyond loopback from now on"
+            ));
+        }
+    }
+}
+
+/// pasta's stderr after its readiness. With `--quiet` pasta writes only warnings and errors
+/// there, but over a long-running service they add up: a pipe nobody reads fills at 64 KiB,
+/// and pasta would then block in its next `write`, taking the sandbox's network with it.
+/// The supervisor reads it as it comes and passes each line on.
+#[derive(Debug, Default)]
+struct Said {
+    /// The start of a line whose end has not come yet.
+    partial: Vec<u8>,
+    /// `-q`: read, and said to nobody.
+    quiet: bool,
+}
+
+/// The longest line passed on whole; a longer one is passed on in pieces of this size.
+const SAID_LINE_MAX: usize = 4096;
+
+impl Said {
+    /// One read of `pipe` (non-blocking); each whole line goes to `show`. False at the end of
+    /// the pipe (or a read error), with what was left of a line shown.
+    fn read(&mut self, pipe: &impl AsFd, mut show: impl FnMut(&str)) -> bool {
+        let mut buf = [0u8; 4096];
+        let open = match nix::unistd::read(pipe, &mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.partial
+                    .extend_from_slice(buf.get(..n).unwrap_or_default());
+                true
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => true,
+            Err(_) => false,
+        };
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            show_line(&line, &mut show);
+        }
+        if self.partial.len() >= SAID_LINE_MAX || (!open && !self.partial.is_empty()) {
+            let line = std::mem::take(&mut self.partial);
+            show_line(&line, &mut show);
+        }
+        open
+    }
+}
+
+/// One line of pasta's, without its end, unless it is empty or the noise pasta writes about
+/// every line when no syslog daemon listens.
+fn show_line(line: &[u8], show: &mut impl FnMut(&str)) {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end();
+    if !text.trim().is_empty() && !text.starts_with("Failed to send") {
+        show(text);
     }
 }
 
@@ -104,7 +189,7 @@ pub fn open_namespaces(plan: &Plan, pid: Pid) -> Result<Option<Namespaces<'_>>, 
 
 /// Starts pasta in the sandbox's namespaces (from [`open_namespaces`]) and loads the egress
 /// rules (unless `skip_rules`: the debug-only weakening); returns once both are ready.
-pub fn start(ns: Namespaces<'_>, skip_rules: bool) -> Result<Running, StepError> {
+pub fn start(ns: Namespaces<'_>, skip_rules: bool, quiet: bool) -> Result<Running, StepError> {
     let Namespaces {
         plan: u,
         net: netns,
@@ -150,12 +235,25 @@ pub fn start(ns: Namespaces<'_>, skip_rules: bool) -> Result<Running, StepError>
         .at(key)
     })?;
     drop(ready_w);
-    let running = Running { pasta };
+    let running = Running {
+        pasta,
+        said: Said {
+            quiet,
+            ..Said::default()
+        },
+    };
 
     if !skip_rules {
         load_rules(u, &netns, userns.as_ref(), parent)?;
     }
     wait_ready(running, ready_r, u)
+}
+
+/// Sets O_NONBLOCK on our end of a pipe (the other end, pasta's, keeps its own flags).
+fn set_nonblocking(fd: &impl AsFd) -> nix::Result<()> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
 }
 
 /// A copy of `fd` at 10 or above (close-on-exec), so that placing descriptors at 3, 4 and 5
@@ -279,6 +377,13 @@ fn wait_ready(mut running: Running, ready: OwnedFd, u: &UserNet) -> Result<Runni
         }
     };
     if n > 0 {
+        // From here on the supervisor's loop reads what pasta says (`Running::read_said`),
+        // without ever waiting for it.
+        if let Some(e) = running.pasta.stderr.as_ref() {
+            set_nonblocking(e).map_err(|e| {
+                StepError::sys(step, "fcntl(pasta's stderr, F_SETFL, O_NONBLOCK)", e)
+            })?;
+        }
         return Ok(running);
     }
     // End of file: pasta exited before it was ready. Its status and what it said.
@@ -305,4 +410,83 @@ fn wait_ready(mut running: Running, ready: OwnedFd, u: &UserNet) -> Result<Runni
         "pasta needs a host with a default route (IPv4 or IPv6); a published port needs a \
          free host port",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    /// Reads `pipe` with `said` until its end; every line shown.
+    fn drain(said: &mut Said, pipe: &OwnedFd) -> Vec<String> {
+        let mut shown = Vec::new();
+        while said.read(pipe, |l| shown.push(l.to_owned())) {}
+        shown
+    }
+
+    #[rstest]
+    #[case::lines(&[b"one\ntwo\n".as_slice()], &["one", "two"])]
+    #[case::split_across_writes(&[b"fi".as_slice(), b"rst\nsec".as_slice(), b"ond\n".as_slice()], &["first", "second"])]
+    #[case::last_line_without_end(&[b"a\nb".as_slice()], &["a", "b"])]
+    #[case::syslog_noise_and_blanks(&[b"Failed to send message\n\n  \nreal warning\n".as_slice()], &["real warning"])]
+    #[case::carriage_return(&[b"crlf\r\n".as_slice()], &["crlf"])]
+    #[case::not_utf8(&[b"\xffbad\n".as_slice()], &["\u{fffd}bad"])]
+    fn pastas_lines_are_passed_on_whole(#[case] writes: &[&[u8]], #[case] want: &[&str]) {
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).expect("pipe");
+        let mut said = Said::default();
+        let mut shown = Vec::new();
+        for chunk in writes {
+            nix::unistd::write(&w, chunk).expect("write");
+            assert!(said.read(&r, |l| shown.push(l.to_owned())));
+        }
+        drop(w);
+        shown.extend(drain(&mut said, &r));
+        assert_eq!(shown, want);
+    }
+
+    /// A line longer than [`SAID_LINE_MAX`] is passed on in pieces, never held whole.
+    #[test]
+    fn a_line_without_end_is_passed_on_in_pieces() {
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).expect("pipe");
+        let mut said = Said::default();
+        nix::unistd::write(&w, &[b'x'; SAID_LINE_MAX + 10]).expect("write");
+        drop(w);
+        let shown = drain(&mut said, &r);
+        assert_eq!(
+            shown.iter().map(String::len).collect::<Vec<_>>(),
+            [SAID_LINE_MAX, 10]
+        );
+        assert!(said.partial.is_empty());
+    }
+
+    /// The reason for reading at all: a writer of more than a pipe holds (64 KiB) finishes,
+    /// because the reader reads what it says as it comes, without ever blocking on an empty
+    /// pipe (O_NONBLOCK, as after pasta's readiness).
+    #[test]
+    fn a_writer_of_more_than_a_pipe_holds_is_never_blocked() {
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).expect("pipe");
+        set_nonblocking(&r).expect("O_NONBLOCK");
+        let lines = 10_000;
+        let writer = std::thread::spawn(move || {
+            for i in 0..lines {
+                let line = format!("warning {i:05}: some condition pasta reports\n");
+                nix::unistd::write(&w, line.as_bytes()).expect("write");
+            }
+        });
+        let mut said = Said::default();
+        let mut shown = Vec::new();
+        loop {
+            let mut fds = [PollFd::new(r.as_fd(), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::NONE).expect("poll");
+            if !said.read(&r, |l| shown.push(l.to_owned())) {
+                break;
+            }
+        }
+        writer.join().expect("writer");
+        assert_eq!(shown.len(), lines);
+        assert_eq!(
+            shown.last().map(String::as_str),
+            Some("warning 09999: some condition pasta reports")
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! The supervisor's event loop: one blocking `poll` per round over the signalfd, the timeout's
-//! timerfd, the channel, the program's terminal relay and the sd_notify relay, and one handler
-//! per source. No threads, no polling loops, no sleeping.
+//! timerfd, the channel, the program's terminal relay, the sd_notify relay and pasta's stderr,
+//! and one handler per source. No threads, no polling loops, no sleeping.
 //!
 //! Ordering: the forwarded signals and SIGCHLD are blocked and the signalfd and timer opened
 //! before clone ([`Sources::open`]), so no SIGCHLD is lost and a launcher short of descriptors
@@ -25,6 +25,7 @@ use nix::unistd::Pid;
 use super::outcome::Observed;
 use crate::launch::error::{StepError, Syscall};
 use crate::launch::exec::{handled_set, sent_by_process};
+use crate::launch::network::Running;
 use crate::launch::notify::NotifyRelay;
 use crate::launch::observe::Observer;
 use crate::launch::report::{self, Ended};
@@ -134,6 +135,8 @@ pub struct Sandbox<'a> {
     /// The program is the sandbox's PID 1 (`as-pid-1`): no reaper says `Execed`; the
     /// channel's end of file after `Enforced` does.
     pub program_is_pid_1: bool,
+    /// `network: user`: pasta, whose stderr the loop reads.
+    pub pasta: Option<&'a mut Running>,
 }
 
 /// Which sources a round of `poll` found ready.
@@ -146,6 +149,7 @@ struct Ready {
     stdin: bool,
     notify: bool,
     observer: bool,
+    pasta: bool,
     oom: bool,
 }
 
@@ -178,6 +182,8 @@ pub struct Supervisor<'a> {
     observe: bool,
     /// `kekkai learn`: the observer, once the sandbox has sent its listener.
     observer: Option<Observer>,
+    /// `network: user`: pasta, whose warnings are read as they come.
+    pasta: Option<&'a mut Running>,
     seen: Observed,
     /// When to drop the supervisor's code pages ([`crate::sys::release_code_pages`]): set when
     /// the program starts, done once it has run [`TRIM_AFTER`].
@@ -216,6 +222,7 @@ impl<'a> Supervisor<'a> {
             announce,
             observe,
             observer: None,
+            pasta: sandbox.pasta,
             seen: Observed::default(),
             trim_at: None,
         }
@@ -237,6 +244,11 @@ impl<'a> Supervisor<'a> {
             }
             if ready.notify {
                 self.on_notify();
+            }
+            if ready.pasta {
+                if let Some(p) = self.pasta.as_deref_mut() {
+                    p.read_said();
+                }
             }
             if ready.timer {
                 self.on_timer()?;
@@ -289,6 +301,10 @@ impl<'a> Supervisor<'a> {
         if let Some(o) = self.observer.as_ref().filter(|o| !o.closed) {
             observer_at = add(o.fd(), PollFlags::POLLIN);
         }
+        let mut pasta_at = None;
+        if let Some(fd) = self.pasta.as_deref().and_then(Running::said_fd) {
+            pasta_at = add(fd, PollFlags::POLLIN);
+        }
         let (mut end_at, mut stdin_at) = (None, None);
         if let Some(r) = self.relay.as_ref().filter(|r| r.end_open) {
             end_at = add(r.end_fd(), r.end_events());
@@ -312,7 +328,7 @@ impl<'a> Supervisor<'a> {
             Err(e) => {
                 return Err(StepError::sys(
                     Step::Exec,
-                    "poll(signalfd, timerfd, channel, terminal, notify)",
+                    "poll(signalfd, timerfd, channel, terminal, notify, pasta)",
                     e,
                 ));
             }
@@ -330,6 +346,7 @@ impl<'a> Supervisor<'a> {
             stdin: fired(stdin_at),
             notify: fired(notify_at),
             observer: fired(observer_at),
+            pasta: fired(pasta_at),
             oom: fired(oom_at),
         }))
     }

@@ -170,11 +170,11 @@ fn launch(
         })
         .and_then(|ns| {
             // pasta and the egress rules, while the child builds its root. pasta is killed
-            // and reaped when `_net` drops, once the sandbox is gone.
-            ns.map(|ns| super::network::start(ns, opts.skip_egress_rules))
+            // and reaped when `net` drops, once the sandbox is gone.
+            ns.map(|ns| super::network::start(ns, opts.skip_egress_rules, opts.quiet))
                 .transpose()
         });
-    let _net = match ready {
+    let mut net = match ready {
         Ok(net) => net,
         Err(e) => {
             // The child dies with us; make sure it is gone before reporting.
@@ -218,6 +218,7 @@ fn launch(
         oom_events: cgroups.and_then(|c| c.oom_events()),
         watch: opts.watch.as_deref(),
         program_is_pid_1: plan.as_pid_1,
+        pasta: net.as_mut(),
     };
     let seen = Supervisor::new(
         sandbox,
