@@ -80,8 +80,10 @@ struct DbEntry<'t> {
 /// The text of `etc/passwd` and of `etc/group` in the top layer that has each, read without
 /// following a symbolic link below the layer (an image's `etc/passwd -> /etc/shadow` must not
 /// read the host's file). Each layer's directory is opened once, when first needed; each file
-/// is read through the descriptor that opened it, sized by its `fstat`.
-fn read_dbs(layers: &[PathBuf]) -> (String, String) {
+/// is read through the descriptor that opened it, sized by its `fstat`. With `userxattr` (an
+/// image's layers) an opaque `etc` ends the search as the overlay would: nothing of the
+/// layers below it shows.
+fn read_dbs(layers: &[PathBuf], userxattr: bool) -> (String, String) {
     let dirs: Vec<std::cell::OnceCell<Option<std::fs::File>>> =
         layers.iter().map(|_| std::cell::OnceCell::new()).collect();
     let read = |file: &str| -> String {
@@ -96,6 +98,11 @@ fn read_dbs(layers: &[PathBuf]) -> (String, String) {
                 nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
             ) {
                 Ok(fd) => fd,
+                Err(nix::errno::Errno::ENOENT)
+                    if userxattr && crate::plan::fs::opaque(&layer.join("etc")) =>
+                {
+                    return String::new();
+                }
                 Err(nix::errno::Errno::ENOENT) => continue,
                 // A link, a whiteout: this layer decides, and gives nothing.
                 Err(_) => return String::new(),
@@ -204,13 +211,13 @@ pub fn plan(
     spec: Option<&Identity>,
     caller: &Caller,
     userns: bool,
-    layers: &[PathBuf],
+    (layers, userxattr): (&[PathBuf], bool),
     diags: &mut Diags,
 ) -> (IdentityPlan, Option<UserNsPlan>) {
     let here = KeyPath::root().key("identity");
     let default = Identity::default();
     let spec = spec.unwrap_or(&default);
-    let (passwd, group) = read_dbs(layers);
+    let (passwd, group) = read_dbs(layers, userxattr);
     let (passwd, group) = (parse_db(&passwd, true), parse_db(&group, false));
     let rootless = !caller.is_root();
 
@@ -409,7 +416,7 @@ mod tests {
             Some(&spec),
             caller,
             userns,
-            &[PathBuf::from("/")],
+            (&[PathBuf::from("/")], false),
             &mut diags,
         );
         if diags.is_empty() {
@@ -417,6 +424,26 @@ mod tests {
         } else {
             Err(diags.into_pairs())
         }
+    }
+
+    /// An image layer's opaque `etc` hides the `etc/passwd` of the layers below it, as the
+    /// overlay would; without `userxattr` (host layers) the marker means nothing.
+    #[rstest]
+    #[case::image_layers(true, "")]
+    #[case::host_layers(false, "lower:x:5:5::/:/bin/sh\n")]
+    fn an_opaque_etc_ends_the_search(#[case] userxattr: bool, #[case] want: &str) {
+        let top = std::env::temp_dir().join(format!(
+            "kekkai-opaque-etc-{}-{userxattr}",
+            std::process::id()
+        ));
+        let (upper, lower) = (top.join("upper"), top.join("lower"));
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::create_dir_all(lower.join("etc")).unwrap();
+        std::fs::write(lower.join("etc/passwd"), "lower:x:5:5::/:/bin/sh\n").unwrap();
+        xattr::set(upper.join("etc"), "user.overlay.opaque", b"y").unwrap();
+        let (passwd, _) = read_dbs(&[upper, lower], userxattr);
+        std::fs::remove_dir_all(&top).unwrap();
+        assert_eq!(passwd, want);
     }
 
     #[test]

@@ -385,8 +385,13 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
     let userns = namespaces.contains(&Namespace::User);
     let image_identity = rootfs.image.as_ref().and_then(image::identity);
     let identity_spec = p.identity.as_ref().or(image_identity.as_ref());
-    let (identity, userns_plan) =
-        identity::plan(identity_spec, caller, userns, &rootfs.lowers, &mut d);
+    let (identity, userns_plan) = identity::plan(
+        identity_spec,
+        caller,
+        userns,
+        (&rootfs.lowers, rootfs.userxattr),
+        &mut d,
+    );
 
     // Environment, and what systemd passes on.
     let mut env = plan_env(p.env.as_ref(), caller, &mut d);

@@ -25,8 +25,8 @@ pub use super::units::normalize_abs;
 pub use mounts::{DEFAULT_TMPFS_SIZE, MountKind, MountPlan, image_host_files, plan_mounts};
 pub use protect::{Guard, SECRETS, homes, protect};
 pub use rootfs::{
-    DEFAULT_ROOT_SIZE, EntryKind, RootEntry, RootfsPlan, SharedLower, plan_rootfs, prune_covered,
-    share_lowers,
+    DEFAULT_ROOT_SIZE, EntryKind, RootEntry, RootfsPlan, SharedLower, opaque, plan_rootfs,
+    prune_covered, share_lowers,
 };
 
 /// A host mount point and its file system type.

@@ -155,6 +155,12 @@ pub fn plan_rootfs(
         },
     };
     let userxattr = image.is_some();
+    // A layer whose own root is opaque (`./.wh..wh..opq`) hides every layer below it, all
+    // of it: the overlay's root shows nothing of them, and every path passes through the root.
+    // The hidden layers are not part of the root at all (nor of the identity's lookup).
+    if userxattr {
+        hide_below_opaque_root(&mut lowers);
+    }
     let entries = root_entries(&lowers, host, userxattr);
     let lowers_key = if image.is_some() {
         here.key("image")
@@ -258,6 +264,23 @@ pub fn prune_covered(rootfs: &mut RootfsPlan, mounts: &[MountPlan]) {
     }
 }
 
+/// Is `dir` an image layer's opaque directory (`user.overlay.opaque=y`, what an overlay
+/// mounted with `userxattr` reads; the store sets it for `.wh..wh..opq`)? Not followed if
+/// `dir` is a symbolic link.
+pub fn opaque(dir: &Path) -> bool {
+    xattr::get(dir, "user.overlay.opaque")
+        .ok()
+        .flatten()
+        .is_some_and(|v| v == b"y")
+}
+
+/// Drops the layers below the first (from the top) whose own root is opaque.
+fn hide_below_opaque_root(lowers: &mut Vec<PathBuf>) {
+    if let Some(i) = lowers.iter().position(|l| opaque(l)) {
+        lowers.truncate(i + 1);
+    }
+}
+
 /// Merges the top level of the layers into entries, as overlayfs would show them: a whiteout
 /// (a 0/0 character device) hides the name in lower layers, and so does an opaque directory
 /// (`user.overlay.opaque=y`, read when `userxattr`) below itself: each top-level directory is
@@ -298,13 +321,7 @@ fn root_entries(lowers: &[PathBuf], host: &[HostMount], userxattr: bool) -> Vec<
                 settled.push(name.clone());
                 continue;
             }
-            if ft.is_dir()
-                && userxattr
-                && xattr::get(&path, "user.overlay.opaque")
-                    .ok()
-                    .flatten()
-                    .is_some_and(|v| v == b"y")
-            {
+            if ft.is_dir() && userxattr && opaque(&path) {
                 // Opaque: this layer's directory and those above it, nothing below.
                 settled.push(name.clone());
                 match entries.iter_mut().find(|x| x.name == name) {
@@ -568,9 +585,34 @@ mod tests {
         }
     }
 
-    /// A host tree for [`protect`]: `T/home/{alice,bob}` (alice with `.ssh/` and `.netrc`, a
-    /// `project/`), `T/run/x`, `T/scratch/x`; the policy hides `T/home` and `T/run` and mounts a
-    /// tmpfs at `T/scratch`; alice is the caller.
+    /// `./.wh..wh..opq` in an image layer (the store marks the layer's root opaque) hides
+    /// everything of the layers below it, their top-level directories included.
+    #[test]
+    fn an_opaque_layer_root_hides_the_layers_below() {
+        let top = std::env::temp_dir().join(format!("kekkai-opaque-root-{}", std::process::id()));
+        let (a, b, c) = (top.join("a"), top.join("b"), top.join("c"));
+        for d in [
+            a.join("etc"),
+            b.join("etc"),
+            b.join("only-b"),
+            c.join("only-c"),
+        ] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        xattr::set(&b, "user.overlay.opaque", b"y").unwrap();
+        let mut lowers = vec![a.clone(), b.clone(), c.clone()];
+        hide_below_opaque_root(&mut lowers);
+        assert_eq!(lowers, [a.clone(), b.clone()]);
+        let entries = root_entries(&lowers, &[], true);
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["etc", "only-b"]);
+        // The top layer's own root opaque: only it.
+        xattr::set(&a, "user.overlay.opaque", b"y").unwrap();
+        let mut lowers = vec![a.clone(), b.clone(), c.clone()];
+        hide_below_opaque_root(&mut lowers);
+        assert_eq!(lowers, std::slice::from_ref(&a));
+        std::fs::remove_dir_all(&top).unwrap();
+    }
 
     #[test]
     fn layers_merge_like_overlayfs() {
