@@ -68,6 +68,14 @@ pub(crate) fn plain_run(argv: &[OsString]) -> Option<Cli> {
     if command.is_empty() || (globals.quiet && globals.verbose > 0) {
         return None;
     }
+    // A program that reads as podman's `-v SRC:DST` is clap's path's to refuse or run.
+    if command
+        .first()
+        .and_then(|c| c.to_str())
+        .is_some_and(super::flags::looks_like_a_volume)
+    {
+        return None;
+    }
     Some(Cli {
         verbose: globals.verbose,
         quiet: globals.quiet,
@@ -346,6 +354,15 @@ mod tests {
     #[case("run|<ff>")]
     fn takes_the_plain_lines(#[case] line: &str) {
         assert!(both(&words(line)).0.is_some(), "{line}");
+    }
+
+    /// A program that reads as podman's volume is left to clap's path, which refuses it
+    /// after `-v` (`parse`).
+    #[rstest::rstest]
+    #[case("run|-v|/src:/dst|true")]
+    #[case("run|./a:/b")]
+    fn leaves_a_volume_to_clap(#[case] line: &str) {
+        assert!(both(&words(line)).0.is_none(), "{line}");
     }
 
     /// Every word from a small alphabet, in every order up to three words after `run` (and one

@@ -155,10 +155,31 @@ pub(crate) fn foreign_option(word: &str) -> Option<&'static str> {
     })
 }
 
+/// Does the program read like podman's or docker's volume, `SRC:DST[:OPTS]` with a path on
+/// each side? After `-v`, the caller most likely meant a bind, and kekkai would take `-v`
+/// for --verbose and the volume for the program.
+pub(crate) fn looks_like_a_volume(program: &str) -> bool {
+    let mut parts = program.split(':');
+    let path = |p: Option<&str>| p.is_some_and(|p| p.starts_with('/') || p.starts_with('.'));
+    path(parts.next()) && path(parts.next())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[rstest]
+    #[case("/src:/dst", true)]
+    #[case("./data:/data:ro", true)]
+    #[case("/src:/dst:z", true)]
+    #[case("/usr/bin/prog", false)]
+    #[case("prog:thing", false)]
+    #[case("/a:b", false)]
+    #[case("", false)]
+    fn a_volume_typed_as_a_program(#[case] program: &str, #[case] want: bool) {
+        assert_eq!(looks_like_a_volume(program), want);
+    }
 
     #[rstest]
     #[case("--ro-bind", Some("/data"), Some(("--ro-bind", "/data")))]

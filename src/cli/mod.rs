@@ -528,7 +528,8 @@ pub(crate) enum ExportFormat {
 /// Parses the command line; a usage error exits 2. Beyond clap's checks: an unknown option that
 /// users of bubblewrap (or podman) type is answered with kekkai's spelling, and bubblewrap's
 /// two-word bind (`--ro-bind SRC DST`) directly before the command is refused, since kekkai
-/// would read DST as the program to run.
+/// would read DST as the program to run, and so is podman's `-v SRC:DST` (kekkai's `-v` is
+/// --verbose, and the volume would be the program).
 pub(crate) fn parse(argv: &[OsString]) -> ArgMatches {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     let mut cli = Cli::command();
@@ -587,6 +588,18 @@ pub(crate) fn parse(argv: &[OsString]) -> ArgMatches {
                     "`{flag} {src} {program}` reads as bubblewrap's `{flag} SRC DST`: kekkai \
                      spells that `{flag} {src}:{program}`; to bind {src} at the same place and \
                      run `{program}`, put `--` before the command"
+                ),
+            );
+        }
+        // podman's and docker's `-v SRC:DST`: kekkai's -v is --verbose, and the volume would
+        // be the program.
+        if before == Some("-v") && flags::looks_like_a_volume(&program) {
+            fail(
+                &mut cli,
+                format!(
+                    "`-v {program}` reads as podman's volume: kekkai's -v is --verbose, and \
+                     spells a bind `--bind SRC:DST` (or `--ro-bind SRC:DST`); to run \
+                     `{program}`, put `--` before the command"
                 ),
             );
         }

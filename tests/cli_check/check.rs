@@ -254,6 +254,8 @@ fn kekkai_traced(dir: &Path, args: &[&str]) -> Output {
 #[case::bwrap_symlink(&["run", "--symlink", "a", "b", "true"], "`--symlink`", "policy file")]
 #[case::podman_env(&["run", "-e", "A=b", "true"], "`-e`", "--setenv NAME=VALUE")]
 #[case::podman_volume(&["run", "--volume", "/a:/b", "true"], "`--volume`", "--bind SRC:DST")]
+#[case::podman_short_volume(&["run", "-v", "/tmp:/data", "true"], "`-v /tmp:/data`", "--bind SRC:DST")]
+#[case::podman_short_volume_ro(&["run", "-p", "default", "-v", "./src:/src:ro", "--", "true"], "`-v ./src:/src:ro`", "put `--` before the command")]
 #[case::bwrap_two_word_setenv(&["run", "--setenv", "FOO", "1", "true"], "'FOO'", "--setenv FOO=VALUE")]
 #[case::bwrap_two_word_ro_bind(&["run", "--ro-bind", "/data", "/usr/bin/env", "FOO=1", "true"], "`--ro-bind /data /usr/bin/env`", "`--ro-bind /data:/usr/bin/env`")]
 #[case::bwrap_two_word_bind_equals(&["run", "--pty", "--bind=/data", "/usr/bin/env"], "`--bind /data /usr/bin/env`", "put `--` before the command")]
@@ -295,6 +297,8 @@ fn unknown_options_are_usage_errors(
 #[case::relative_program(&["run", "--ro-bind", "/data", "env"])]
 #[case::program_options(&["run", "env", "--die-with-parent", "-x"])]
 #[case::dash_program(&["run", "--", "-x"])]
+#[case::verbose_then_program(&["run", "-v", "/usr/bin/env"])]
+#[case::verbose_then_volume_after_dashes(&["run", "-v", "--", "/a:/b"])]
 fn the_command_starts_where_the_user_meant(#[case] args: &[&str]) {
     let dir = Scratch::new("cli-command");
     let out = kekkai_traced(dir.path(), args);
