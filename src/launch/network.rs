@@ -132,11 +132,28 @@ impl Said {
 }
 
 /// One line of pasta's, without its end, unless it is empty or the noise pasta writes about
-/// every line when no syslog daemon listens.
+/// every line when no syslog daemon listens. pasta handles the sandbox's traffic, so what it
+/// says may carry bytes the sandbox chose: control characters (a terminal's escape sequences)
+/// are shown escaped, never passed to the caller's terminal.
 fn show_line(line: &[u8], show: &mut impl FnMut(&str)) {
     let text = String::from_utf8_lossy(line);
     let text = text.trim_end();
-    if !text.trim().is_empty() && !text.starts_with("Failed to send") {
+    if text.trim().is_empty() || text.starts_with("Failed to send") {
+        return;
+    }
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        let safe: String = text
+            .chars()
+            .map(|c| {
+                if c.is_control() && c != '\t' {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        show(&safe);
+    } else {
         show(text);
     }
 }
@@ -431,6 +448,7 @@ mod tests {
     #[case::syslog_noise_and_blanks(&[b"Failed to send message\n\n  \nreal warning\n".as_slice()], &["real warning"])]
     #[case::carriage_return(&[b"crlf\r\n".as_slice()], &["crlf"])]
     #[case::not_utf8(&[b"\xffbad\n".as_slice()], &["\u{fffd}bad"])]
+    #[case::escape_sequences(&[b"a\x1b]0;title\x07b\tc\rd\n".as_slice()], &["a\\u{1b}]0;title\\u{7}b\tc\\rd"])]
     fn pastas_lines_are_passed_on_whole(#[case] writes: &[&[u8]], #[case] want: &[&str]) {
         let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).expect("pipe");
         let mut said = Said::default();
