@@ -6,7 +6,16 @@ use super::*;
 
 #[rstest]
 fn every_shipped_policy_compiles(
-    #[values("default", "untrusted", "build", "service", "python", "node")] name: &'static str,
+    #[values(
+        "default",
+        "untrusted",
+        "build",
+        "service",
+        "python",
+        "node",
+        "network-client"
+    )]
+    name: &'static str,
     #[values(false, true)] as_root: bool,
 ) {
     // `build` refuses a root caller in a directory root owns.
