@@ -394,8 +394,8 @@ const POLICY_FILES: [File; 4] = [
     ),
     (
         "(shipped)",
-        "default, untrusted, build and service are built into kekkai and found last; kekkai \
-         policies lists what -p NAME finds, and where.",
+        "default, untrusted, build, service, python, node and network-client are built into \
+         kekkai and found last; kekkai policies lists what -p NAME finds, and where.",
     ),
 ];
 

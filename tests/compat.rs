@@ -213,7 +213,16 @@ fn run_runtime(
 #[ignore = "needs root: run by scripts/test"]
 fn the_matrix_holds(
     #[values(Who::Root, Who::Rootless)] who: Who,
-    #[values("default", "untrusted", "build", "service", "python", "node")] policy: &str,
+    #[values(
+        "default",
+        "untrusted",
+        "build",
+        "service",
+        "python",
+        "node",
+        "network-client"
+    )]
+    policy: &str,
 ) {
     need(who);
     if support::skip(missing_runtimes()) {

@@ -1,7 +1,8 @@
-//! A snapshot of `kekkai explain` for the embedded default policy.
+//! Snapshots of `kekkai explain` for the embedded default policy and for `network-client` (the
+//! shipped policy with `network: user`: pasta, the resolver files and the egress rules).
 //!
 //! The output depends on the machine and the caller, so the test fixes what it can and
-//! normalises the rest before comparing with `tests/snapshots/explain-default.txt`:
+//! normalises the rest before comparing with `tests/snapshots/explain-NAME.txt`:
 //!
 //! - kekkai runs in a fresh temporary directory with a fixed environment (PATH, LANG, TERM);
 //!   that directory is written `${PWD}` in the snapshot;
@@ -9,12 +10,14 @@
 //! - the id maps and the identity (they follow the caller's uid and gid) become `<caller>`,
 //!   and the rootless-only `setgroups: deny` line is dropped;
 //! - the root's top-level entries (they list the host's `/`) are dropped, and the overlay list
-//!   becomes `<host>`.
+//!   becomes `<host>`;
+//! - pasta's `--runas 0` (a root caller's) is dropped, and the count of lines in the
+//!   sandbox's `/etc/resolv.conf` (the host's `search` and `options` lines are kept) `<host>`.
 //!
 //! Everything else — the merged policy, the 13 steps with their order, sides, reasons and the
 //! details of this plan — must match line for line.
 //!
-//! After an intended change to `explain` or to the default policy, regenerate the snapshot and
+//! After an intended change to `explain` or to those policies, regenerate the snapshots and
 //! review the diff:
 //!
 //! ```sh
@@ -32,8 +35,8 @@ use support::Scratch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kekkai");
 
-fn snapshot_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/explain-default.txt")
+fn snapshot_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/snapshots/explain-{name}.txt"))
 }
 
 /// Runs `kekkai explain` (plus `args`) in a fresh directory and normalises the output.
@@ -84,6 +87,21 @@ fn normalise(text: &str, pwd: &Path) -> String {
             ("id-maps", t) if t.starts_with("- uid_map: ") => Some("- uid_map: <caller>".into()),
             ("id-maps", t) if t.starts_with("- gid_map: ") => Some("- gid_map: <caller>".into()),
             ("id-maps", t) if t.starts_with("- setgroups: ") => continue,
+            ("id-maps", t) if t.starts_with("- pasta: ") => {
+                let mut words: Vec<&str> = Vec::new();
+                let mut it = t.split(' ');
+                while let Some(word) = it.next() {
+                    match word {
+                        "--runas" => drop(it.next()),
+                        _ => words.push(word),
+                    }
+                }
+                Some(words.join(" "))
+            }
+            ("mounts", t) if t.starts_with("- network.dns: file /etc/resolv.conf (") => Some(
+                "- network.dns: file /etc/resolv.conf (read-only, <host> lines written by kekkai)"
+                    .into(),
+            ),
             ("drop-privileges", t) if t.starts_with("- identity: ") => {
                 Some("- identity: <caller>".into())
             }
@@ -109,11 +127,20 @@ fn normalise(text: &str, pwd: &Path) -> String {
 
 #[test]
 fn explain_of_the_default_policy_matches_the_snapshot() {
-    let actual = explain(&[]);
-    let path = snapshot_path();
+    matches_the_snapshot("default", &explain(&[]));
+}
+
+#[test]
+fn explain_of_the_network_client_policy_matches_the_snapshot() {
+    matches_the_snapshot("network-client", &explain(&["-p", "network-client"]));
+}
+
+/// `actual` is `tests/snapshots/explain-NAME.txt` (or becomes it, with KEKKAI_UPDATE_SNAPSHOTS=1).
+fn matches_the_snapshot(name: &str, actual: &str) {
+    let path = snapshot_path(name);
     if std::env::var_os("KEKKAI_UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &actual).unwrap();
+        std::fs::write(&path, actual).unwrap();
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
@@ -148,7 +175,7 @@ fn explain_without_a_policy_is_explain_of_the_shipped_default() {
 
 #[test]
 fn the_snapshot_shows_the_13_steps_in_order() {
-    let text = std::fs::read_to_string(snapshot_path()).unwrap();
+    let text = std::fs::read_to_string(snapshot_path("default")).unwrap();
     let steps: Vec<String> = text
         .split_once("\nlaunch steps:\n")
         .unwrap()
@@ -189,6 +216,7 @@ fn normalising_hides_only_what_depends_on_the_host() {
        - uid_map: 1000 1000 1
        - gid_map: 1000 1000 1
        - setgroups: deny
+       - pasta: /usr/bin/pasta --quiet --runas 0 --pid /proc/self/fd/5
   4. [child] rootfs: x
        - root: read-only over / (skeleton tmpfs 256M)
        - overlays: /etc /usr
@@ -196,6 +224,7 @@ fn normalising_hides_only_what_depends_on_the_host() {
   5. [child] mounts: x
        - mounts[5]: bind /tmp/x → /tmp/x (read-only)
        - /tmp/x stays
+       - network.dns: file /etc/resolv.conf (read-only, 4 lines written by kekkai)
   8. [child] drop-privileges: x
        - identity: uid 1000 gid 1000 groups []
 ";
@@ -205,12 +234,14 @@ fn normalising_hides_only_what_depends_on_the_host() {
   3. [parent] id-maps: x
        - uid_map: <caller>
        - gid_map: <caller>
+       - pasta: /usr/bin/pasta --quiet --pid /proc/self/fd/5
   4. [child] rootfs: x
        - root: read-only over / (skeleton tmpfs 256M)
        - overlays: <host>
   5. [child] mounts: x
        - mounts[5]: bind ${PWD} → ${PWD} (read-only)
        - ${PWD} stays
+       - network.dns: file /etc/resolv.conf (read-only, <host> lines written by kekkai)
   8. [child] drop-privileges: x
        - identity: <caller>
 ";

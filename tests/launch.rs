@@ -726,7 +726,16 @@ fn killing_the_supervisor_leaves_no_sandbox_process(#[values(Who::Root, Who::Roo
 #[ignore = "needs root: run by scripts/test"]
 fn every_shipped_policy_runs_a_shell(
     #[values(Who::Root, Who::Rootless)] who: Who,
-    #[values("default", "untrusted", "build", "service", "python", "node")] policy: &str,
+    #[values(
+        "default",
+        "untrusted",
+        "build",
+        "service",
+        "python",
+        "node",
+        "network-client"
+    )]
+    policy: &str,
 ) {
     need(who);
     // `build` runs as the owner of the current directory, and refuses one root owns.

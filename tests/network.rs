@@ -55,10 +55,17 @@ impl TestHost {
     /// A test host serving TCP on .2 and .3 at `ports`, and DNS at .2 answering `name` with .2.
     fn new(w: &World, ports: &[u16], name: &str) -> TestHost {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let net = format!("198.18.{}", 100 + (std::process::id() + n * 7) % 150);
+        TestHost::on(w, &net, ports, name)
+    }
+
+    /// The same on the /24 `net` (its first three numbers).
+    fn on(w: &World, net: &str, ports: &[u16], name: &str) -> TestHost {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let id = (std::process::id() + n) % 10000;
         let ns = format!("kk-net-{id}");
         let link = format!("kkn{id}");
-        let net = format!("198.18.{}", 100 + (std::process::id() + n * 7) % 150);
+        let net = net.to_owned();
         ip(&["netns", "add", &ns]);
         ip(&[
             "link", "add", &link, "type", "veth", "peer", "name", "kkpeer", "netns", &ns,
@@ -204,6 +211,145 @@ fn user_network_reaches_the_test_host_and_nothing_of_the_host(
         ],
         "as {who:?}"
     );
+}
+
+/// The shipped `network-client`: a test host on a public address (a documentation range, on a
+/// veth of this machine: never routed anywhere) is reached, by python and by curl; a test host
+/// in a special range (198.18.0.0/15, like the private ranges) is refused until a policy that
+/// extends it names that host; the host's loopback and its own addresses never. Names resolve
+/// through the resolver a policy names (the shipped one's, the host's, is never asked here:
+/// its forwarder would send the query off this machine).
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn the_network_client_policy_reaches_public_addresses_only(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world("net-client", "");
+    // RFC 5737's documentation ranges stand for the internet; one for each case, since both
+    // run at once in this process.
+    let public = match who {
+        Who::Root => "198.51.100",
+        Who::Rootless => "203.0.113",
+    };
+    let host = TestHost::on(&w, public, &[8081], "host.kekkai.test");
+    let private = TestHost::new(&w, &[8081], "unused.test");
+    let lo = TcpListener::bind("127.0.0.1:0").unwrap();
+    let lo_port = lo.local_addr().unwrap().port();
+    let lo6 = TcpListener::bind("[::1]:0").unwrap();
+    let lo6_port = lo6.local_addr().unwrap().port();
+    let any = TcpListener::bind("0.0.0.0:0").unwrap();
+    let any_port = any.local_addr().unwrap().port();
+    let got = attempt(
+        &w,
+        who,
+        &["-p", "network-client"],
+        &[
+            format!("tcp:{}:8081", host.addr(2)),
+            format!("tcp:{}:8081", private.addr(2)),
+            format!("tcp:127.0.0.1:{lo_port}"),
+            format!("tcp:[::1]:{lo6_port}"),
+            format!("tcp:{}:{any_port}", host.addr(1)),
+            format!("tcp:{}:{any_port}", private.addr(1)),
+        ],
+    );
+    assert_eq!(
+        got,
+        [
+            "ok hello-8081",
+            "errno EHOSTUNREACH",
+            "errno ECONNREFUSED",
+            "errno ECONNREFUSED",
+            "errno EHOSTUNREACH",
+            "errno EHOSTUNREACH",
+        ],
+        "as {who:?}"
+    );
+    // curl, as a user would run it (telnet://: the test host's servers speak no HTTP), and the
+    // resolver the sandbox is given: pasta's forwarder to the host's.
+    let telnet = format!("telnet://{}:8081", host.addr(2));
+    let o = w.run(
+        who,
+        [
+            "run",
+            "-q",
+            "-p",
+            "network-client",
+            "--",
+            "curl",
+            "-sS",
+            &telnet,
+        ],
+    );
+    assert_eq!(code(&o), 0, "as {who:?}: {}", stderr(&o));
+    assert_eq!(stdout(&o), "hello-8081\n", "as {who:?}");
+    let o = w.run(
+        who,
+        [
+            "run",
+            "-q",
+            "-p",
+            "network-client",
+            "--",
+            "cat",
+            "/etc/resolv.conf",
+        ],
+    );
+    assert_eq!(code(&o), 0, "as {who:?}: {}", stderr(&o));
+    assert!(
+        stdout(&o).lines().any(|l| l == "nameserver 169.254.1.1"),
+        "as {who:?}: {}",
+        stdout(&o)
+    );
+    // A policy that extends it names a resolver of its own and the private test host (the
+    // allowlist is appended to the shipped one's): the name resolves, for python and for curl,
+    // and the private host is reached; the host's own address stays refused.
+    w.dir.write(
+        "p.yaml",
+        format!(
+            "version: 1\nextends: network-client\nnetwork:\n  dns: [{}]\n  allow: \
+             [\"{}.0/24:8081\"]\n",
+            host.addr(2),
+            private.net
+        ),
+    );
+    let got = attempt(
+        &w,
+        who,
+        &["-p", "./p.yaml"],
+        &[
+            "resolve:host.kekkai.test:8081".to_string(),
+            format!("tcp:{}:8081", private.addr(2)),
+            format!("tcp:{}:{any_port}", private.addr(1)),
+        ],
+    );
+    assert_eq!(
+        got,
+        [
+            format!("{} ok hello-8081", host.addr(2)),
+            "ok hello-8081".to_string(),
+            "errno EHOSTUNREACH".to_string(),
+        ],
+        "as {who:?}"
+    );
+    let o = w.run(
+        who,
+        [
+            "run",
+            "-q",
+            "-p",
+            "./p.yaml",
+            "--",
+            "curl",
+            "-sS",
+            "telnet://host.kekkai.test:8081",
+        ],
+    );
+    assert_eq!(code(&o), 0, "as {who:?}: {}", stderr(&o));
+    assert_eq!(stdout(&o), "hello-8081\n", "as {who:?}");
 }
 
 /// An allowlist admits the port it names and refuses another port of the same host (Landlock,

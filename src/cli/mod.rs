@@ -299,7 +299,8 @@ pub(crate) enum FormatArg {
 /// Where the policy comes from, and command-line overrides on top of it.
 #[derive(Clone, clap::Args)]
 pub(crate) struct PolicyArgs {
-    /// Policy file, or the name of a shipped policy (default, untrusted, build, service).
+    /// Policy file, or the name of a shipped policy (default, untrusted, build, service,
+    /// python, node, network-client).
     #[arg(short = 'p', long = "policy", value_name = "FILE|NAME")]
     pub(crate) policy: Option<String>,
     /// Bind SRC (host) to DST (sandbox), writable. DST defaults to SRC.

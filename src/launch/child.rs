@@ -422,7 +422,15 @@ mod tests {
     use crate::sys::fake::{Call, Ended, Fake, LAUNCHER_CWD};
     use crate::sys::kernel::Stat;
 
-    const SHIPPED: [&str; 6] = ["default", "untrusted", "build", "service", "python", "node"];
+    const SHIPPED: [&str; 7] = [
+        "default",
+        "untrusted",
+        "build",
+        "service",
+        "python",
+        "node",
+        "network-client",
+    ];
 
     /// `name` compiled for a root or an unprivileged caller. `build` runs as the owner of the
     /// working directory and refuses a root-owned one: compile it in a fresh directory that
@@ -595,7 +603,16 @@ mod tests {
     /// seccomp and execve, in that order, execve last.
     #[rstest]
     fn the_calls_follow_the_documented_order(
-        #[values("default", "untrusted", "build", "service", "python", "node")] name: &'static str,
+        #[values(
+            "default",
+            "untrusted",
+            "build",
+            "service",
+            "python",
+            "node",
+            "network-client"
+        )]
+        name: &'static str,
         #[values(false, true)] root: bool,
     ) {
         let plan = plan_of(name, root);
@@ -844,7 +861,16 @@ mod tests {
     /// it is reported as such, with exit status 126.)
     #[rstest]
     fn a_failing_call_stops_the_launch_at_its_step(
-        #[values("default", "untrusted", "build", "service", "python", "node")] name: &'static str,
+        #[values(
+            "default",
+            "untrusted",
+            "build",
+            "service",
+            "python",
+            "node",
+            "network-client"
+        )]
+        name: &'static str,
         #[values(false, true)] root: bool,
     ) {
         let plan = plan_of(name, root);
@@ -948,7 +974,16 @@ mod tests {
     /// a mount reads follows an `fchdir`, and `pivot_root`'s `.` is the new root's.
     #[rstest]
     fn cwd_is_never_a_base(
-        #[values("default", "untrusted", "build", "service", "python", "node")] name: &'static str,
+        #[values(
+            "default",
+            "untrusted",
+            "build",
+            "service",
+            "python",
+            "node",
+            "network-client"
+        )]
+        name: &'static str,
         #[values(false, true)] root: bool,
     ) {
         let plan = plan_of(name, root);

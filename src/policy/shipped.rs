@@ -9,6 +9,10 @@ const SHIPPED: &[(&str, &str, u64)] = &[
     shipped("service", include_str!("../../policies/service.yaml")),
     shipped("python", include_str!("../../policies/python.yaml")),
     shipped("node", include_str!("../../policies/node.yaml")),
+    shipped(
+        "network-client",
+        include_str!("../../policies/network-client.yaml"),
+    ),
 ];
 
 const fn shipped(name: &'static str, text: &'static str) -> (&'static str, &'static str, u64) {

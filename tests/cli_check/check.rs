@@ -40,10 +40,11 @@ fn check_accepts_shipped_policies_by_name() {
             "service",
             "python",
             "node",
+            "network-client",
         ],
     );
     assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
-    assert_eq!(stdout(&out).lines().count(), 6, "{}", stdout(&out));
+    assert_eq!(stdout(&out).lines().count(), 7, "{}", stdout(&out));
 }
 
 /// Malformed files: (name, contents, line, column, key path, message fragment).

@@ -17,6 +17,7 @@ fn explain_json(dir: &Path, args: &[&str]) -> Value {
 #[case::embedded_default(&[])]
 #[case::untrusted(&["-p", "untrusted"])]
 #[case::service(&["-p", "service"])]
+#[case::network_client(&["-p", "network-client"])]
 fn explain_json_lists_the_13_steps_in_order(#[case] args: &[&str]) {
     let dir = Scratch::new("cli-explain");
     let json = explain_json(dir.path(), args);

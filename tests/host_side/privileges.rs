@@ -168,7 +168,16 @@ fn build_refuses_a_root_caller_in_a_root_owned_directory() {
 #[ignore = "needs root: run by scripts/test"]
 fn no_shipped_policy_reads_roots_secrets(
     #[values(Who::Root, Who::Rootless)] who: Who,
-    #[values("default", "untrusted", "build", "service", "python", "node")] policy: &str,
+    #[values(
+        "default",
+        "untrusted",
+        "build",
+        "service",
+        "python",
+        "node",
+        "network-client"
+    )]
+    policy: &str,
 ) {
     need(who);
     let w = privileges_world("priv-secret");
@@ -227,7 +236,16 @@ fn weakened(policy: &str, who: Who) -> String {
 #[ignore = "needs root: run by scripts/test"]
 fn each_privilege_probe_fails_on_a_weakened_copy(
     #[values(Who::Root, Who::Rootless)] who: Who,
-    #[values("default", "untrusted", "build", "service", "python", "node")] policy: &str,
+    #[values(
+        "default",
+        "untrusted",
+        "build",
+        "service",
+        "python",
+        "node",
+        "network-client"
+    )]
+    policy: &str,
 ) {
     need(who);
     let w = privileges_world("priv-audit");

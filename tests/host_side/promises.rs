@@ -78,7 +78,16 @@ mod promises_and_leaks {
     #[ignore = "needs root: run by scripts/test"]
     fn nothing_of_the_launcher_or_the_host_kernel_shows_inside(
         #[values(Who::Root, Who::Rootless)] who: Who,
-        #[values("default", "untrusted", "build", "service", "python", "node")] policy: &str,
+        #[values(
+            "default",
+            "untrusted",
+            "build",
+            "service",
+            "python",
+            "node",
+            "network-client"
+        )]
+        policy: &str,
     ) {
         need(who);
         // `build` runs a root caller's program as the directory's owner; root's is refused.
@@ -186,7 +195,16 @@ mod promises_and_leaks {
     #[ignore = "needs root: run by scripts/test"]
     fn the_audit_fails_a_copy_that_shows_the_kernels_command_line(
         #[values(Who::Root, Who::Rootless)] who: Who,
-        #[values("default", "untrusted", "build", "service", "python", "node")] policy: &str,
+        #[values(
+            "default",
+            "untrusted",
+            "build",
+            "service",
+            "python",
+            "node",
+            "network-client"
+        )]
+        policy: &str,
     ) {
         need(who);
         // `build` runs a root caller's program as the directory's owner; root's is refused.
@@ -219,7 +237,16 @@ mod promises_and_leaks {
     #[ignore = "needs root: run by scripts/test"]
     fn the_audit_fails_a_launcher_that_keeps_its_command_line_in_pid_1(
         #[values(Who::Root, Who::Rootless)] who: Who,
-        #[values("default", "untrusted", "build", "service", "python", "node")] policy: &str,
+        #[values(
+            "default",
+            "untrusted",
+            "build",
+            "service",
+            "python",
+            "node",
+            "network-client"
+        )]
+        policy: &str,
     ) {
         need(who);
         if skip((!cfg!(debug_assertions)).then(|| "KEKKAI_WEAKEN is for debug builds".into())) {
@@ -251,7 +278,16 @@ mod promises_and_leaks {
     #[ignore = "needs root: run by scripts/test"]
     fn the_audit_fails_a_copy_whose_limits_are_dropped(
         #[values(Who::Root, Who::Rootless)] who: Who,
-        #[values("default", "untrusted", "build", "service", "python", "node")] policy: &str,
+        #[values(
+            "default",
+            "untrusted",
+            "build",
+            "service",
+            "python",
+            "node",
+            "network-client"
+        )]
+        policy: &str,
     ) {
         need(who);
         // `build` runs a root caller's program as the directory's owner; root's is refused.

@@ -6,7 +6,16 @@ use super::*;
 
 #[rstest]
 fn every_shipped_policy_compiles(
-    #[values("default", "untrusted", "build", "service", "python", "node")] name: &'static str,
+    #[values(
+        "default",
+        "untrusted",
+        "build",
+        "service",
+        "python",
+        "node",
+        "network-client"
+    )]
+    name: &'static str,
     #[values(false, true)] as_root: bool,
 ) {
     // `build` refuses a root caller in a directory root owns.
@@ -118,6 +127,64 @@ fn service_scopes_landlock_and_grants_loopback() {
     );
     assert_eq!(plan.audit_grants, ["net.host-loopback-tcp"]);
     assert_eq!(plan.limits.compat(), Compat::Hard);
+}
+
+/// The network client is the default with `network: user`: an allowlist of every public
+/// address and port (the special ranges and the host's own addresses refused), DNS through
+/// pasta's forwarder to the host's resolver, nothing published, none of the host's loopback,
+/// no Landlock connect rules (every port is allowed), the default's identity and seccomp
+/// (which lets it create IPv4, IPv6 and netlink-route sockets).
+#[test]
+fn network_client_reaches_public_addresses_through_pasta() {
+    use kekkai::plan::network::{Allow, Proto, Resolvers, Target};
+    let dir = Scratch::new("network-client");
+    let caller = support::with_pwd(support::root(), dir.path());
+    let loaded = policy::load(&PolicySource::Shipped("network-client"), &caller).unwrap();
+    let plan = plan::compile(&loaded, &caller).unwrap();
+    assert_eq!(
+        plan.sources,
+        vec!["<shipped>/network-client.yaml", "<shipped>/default.yaml"]
+    );
+    assert_eq!(*plan.network, Network::User);
+    assert!(plan.namespaces.contains(&Net) && plan.namespaces.contains(&User));
+    let user = plan.user_net.as_ref().unwrap();
+    let allow: Vec<Allow> = user
+        .egress
+        .allow
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|a| a.value.clone())
+        .collect();
+    assert_eq!(
+        allow,
+        [
+            Allow::Dns,
+            Allow::Dest {
+                target: Target::Any,
+                ports: (0, u16::MAX),
+                protos: vec![Proto::Tcp, Proto::Udp],
+            },
+        ]
+    );
+    assert!(user.egress.dns && user.egress.forwarder);
+    assert_eq!(*user.dns, Resolvers::Host);
+    assert!(user.ports.is_empty() && user.host_loopback.is_empty());
+    assert!(
+        user.pasta.userns,
+        "pasta holds capabilities in the sandbox's namespace only"
+    );
+    assert_eq!(plan.landlock.tcp_connect, None);
+    assert_eq!(*plan.identity.uid, 65534);
+    assert_eq!(plan.caps.keep, 0);
+    assert_eq!(plan.seccomp.preset, Preset::Default);
+    assert!(plan.seccomp.netlink_route);
+    let families = plan.seccomp.socket_families.as_ref().unwrap();
+    for family in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
+        let family = u64::try_from(family).unwrap();
+        assert!(families.contains(&family), "{family}: {families:?}");
+    }
+    assert!(plan.audit_grants.is_empty());
 }
 
 /// `${PWD}` is tracked through loading, `extends` and merging: the working directory bound as
