@@ -43,7 +43,7 @@ pub use output::{
 pub use policy::{group_id, passwd_ids, root, rootless, shipped_policy_files, with_pwd};
 pub use ports::{free_port, in_use, on_a_free_port};
 pub use procs::{HANG, PidFds, all_gone, descendants, pid};
-pub use residue::{Residue, kekkai_cgroups, no_residue};
+pub use residue::{Residue, kekkai_cgroups, launched, no_residue};
 pub use scratch::{Scratch, unique};
 pub use who::{Mode, Who, in_ci, need, skip, test_user, unavailable};
-pub use world::{World, audit, run_as, run_as_with};
+pub use world::{World, audit, output, run_as, run_as_with};
