@@ -12,7 +12,8 @@ use std::process::Stdio;
 use kekkai::plan::steps::Step;
 use rstest::rstest;
 use support::{
-    Residue, Who, World, all_gone, assert_code, code, descendants, need, stderr, test_user, turn,
+    Residue, Who, World, all_gone, assert_code, code, descendants, launched, need, output, stderr,
+    test_user, turn,
 };
 
 /// kill -9 of the supervisor while it (or its sandbox) is stopped at each launch step in turn.
@@ -44,6 +45,7 @@ fn kill_at(who: Who, step: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    launched(child.id());
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let want = format!("kekkai-step: {step}");
     loop {
@@ -64,11 +66,7 @@ fn kill_at(who: Who, step: &str) {
     );
     let o = w.run(who, ["cleanup"]);
     assert_code(&o, 0);
-    assert_eq!(
-        Residue::now(),
-        before,
-        "residue after killing the supervisor at {step}"
-    );
+    before.assert_nothing_left(&format!("after killing the supervisor at {step}"));
 }
 
 #[rstest]
@@ -81,15 +79,14 @@ fn a_crash_in_setup_is_a_launch_failure(
     let _turn = turn();
     let w = World::new("abort");
     let before = Residue::now();
-    let o = w
-        .command(who)
-        .env("KEKKAI_FAULT", format!("{step}:abort"))
-        .args(["run", "--", "true"])
-        .output()
-        .unwrap();
+    let o = output(
+        w.command(who)
+            .env("KEKKAI_FAULT", format!("{step}:abort"))
+            .args(["run", "--", "true"]),
+    );
     assert_code(&o, 125);
     assert!(stderr(&o).contains("setup died"), "{}", stderr(&o));
-    assert_eq!(Residue::now(), before);
+    before.assert_nothing_left("after the run");
 }
 
 #[rstest]
@@ -109,7 +106,7 @@ fn a_crashing_program_passes_its_signal_on(
     args.extend_from_slice(cmd);
     let o = w.run(who, &args);
     assert_code(&o, want);
-    assert_eq!(Residue::now(), before);
+    before.assert_nothing_left("after the run");
 }
 
 #[rstest]
@@ -130,7 +127,8 @@ fn a_supervisor_short_of_descriptors_fails_cleanly(#[values(Who::Root, Who::Root
         let (uid, gid) = test_user().unwrap();
         c.uid(uid).gid(gid);
     }
-    let o = c.output().unwrap();
+    // The shell execs kekkai: its pid is the supervisor's.
+    let o = output(&mut c);
     assert_code(&o, 125);
     let e = stderr(&o);
     assert!(
@@ -138,7 +136,7 @@ fn a_supervisor_short_of_descriptors_fails_cleanly(#[values(Who::Root, Who::Root
         "{e}"
     );
     assert!(!e.contains("panicked"), "{e}");
-    assert_eq!(Residue::now(), before);
+    before.assert_nothing_left("after the run");
 }
 
 #[rstest]

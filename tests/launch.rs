@@ -1114,7 +1114,7 @@ fn the_kernel_frees_the_mounts_after_exit_and_nothing_is_left(
     let o = w.run(who, ["run", "--report", "-", "--", "true"]);
     assert_code(&o, 0);
     assert!(support::report(&o).ended.mounts_freed_after_exit);
-    assert_eq!(support::Residue::now(), before, "residue after the run");
+    before.assert_nothing_left("after the run");
 }
 
 /// A bind of a file system that is neither the root's nor in memory (an overlay here, as a

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -12,8 +12,8 @@ use kekkai::plan::Controller;
 use nix::fcntl::FlockArg;
 use rstest::rstest;
 use support::{
-    Mode, Residue, Who, World, all_gone, assert_code, cgroup_dirs, code, descendants, need,
-    no_residue, report, run_as, stderr, stdout, turn,
+    Mode, Residue, Who, World, all_gone, assert_code, cgroup_dirs, code, descendants, launched,
+    need, no_residue, report, run_as, stderr, stdout, turn,
 };
 
 /// While a world lives, no other test (another file description on the lock, as another
@@ -356,6 +356,7 @@ fn a_timeout_is_124_and_leaves_no_process(#[values(Who::Root, Who::Rootless)] wh
         "version: 1\nextends: default\ntimeout: 1s\ntimeout-grace: 1s\n",
     );
     // The shell ignores SIGTERM, so the grace period has to end with SIGKILL.
+    let before = Residue::now();
     let mut child = w
         .command(who)
         .args([
@@ -371,12 +372,14 @@ fn a_timeout_is_124_and_leaves_no_process(#[values(Who::Root, Who::Rootless)] wh
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    launched(child.id());
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
     let inside = descendants(child.id());
-    let o = no_residue(|| child.wait_with_output().unwrap());
+    let o = child.wait_with_output().unwrap();
+    before.assert_nothing_left("after the timeout");
     assert_code(&o, 124);
     assert!(stderr(&o).contains("timed out"));
     assert!(all_gone(&inside), "a sandbox process outlived the timeout");
@@ -458,6 +461,7 @@ fn a_killed_supervisor_leaves_nothing_and_its_cgroup_goes_with_the_next_run() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    launched(child.id());
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut line)
@@ -541,6 +545,7 @@ fn fifty_concurrent_sandboxes_keep_their_own_limits(#[values(Mode::Root, Mode::P
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
+            launched(child.id());
             children.push((mem, child));
         }
         for (mem, child) in children {
@@ -555,4 +560,42 @@ fn fifty_concurrent_sandboxes_keep_their_own_limits(#[values(Mode::Root, Mode::P
             }
         }
     });
+}
+
+/// A measurement counts what the test's own launches left, never another launch's cgroup made
+/// meanwhile (one that doesn't take the turn: started by hand, by another checkout's tests):
+/// the same live cgroups are residue once the launch is the test's.
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn a_measurement_counts_only_the_tests_own_launches() {
+    need(Who::Root);
+    let _turn = turn();
+    let w = World::new("attribution");
+    let before = Residue::now();
+    // The default policy's limits: as root, a cgroup per controller.
+    let mut other = w
+        .command(Who::Root)
+        .args(["run", "--", "sh", "-c", "echo up; read x"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(other.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "up\n");
+    assert!(before.left().is_empty(), "{:?}", before.left());
+    launched(other.id());
+    let ours = before.new_cgroups();
+    assert!(!ours.is_empty(), "the launch's cgroups are not seen");
+    let pid = other.id();
+    assert!(
+        ours.iter()
+            .all(|p| p.to_string_lossy().contains(&format!("-{pid}-"))),
+        "{ours:?}"
+    );
+    other.stdin.take().unwrap().write_all(b"done\n").unwrap();
+    assert!(other.wait().unwrap().success());
+    before.assert_nothing_left("after the run");
 }

@@ -18,7 +18,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use rstest::rstest;
-use support::{HANG, Who, World, all_gone, code, descendants, need, skip, stderr, stdout};
+use support::{
+    HANG, Who, World, all_gone, code, descendants, need, on_a_free_port, skip, stderr, stdout,
+};
 
 const HOST_PY: &str = include_str!("network/host.py");
 const CLIENT_PY: &str = include_str!("network/client.py");
@@ -154,15 +156,6 @@ fn attempt(w: &World, who: Who, args: &[&str], attempts: &[String]) -> Vec<Strin
     let o: Output = w.run(who, &all);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     stdout(&o).lines().map(str::to_owned).collect()
-}
-
-/// A free TCP port of the host's loopback (bound and released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The sandbox reaches the test host through pasta, and nothing of the host's: not its
@@ -436,6 +429,11 @@ fn dns_resolves_a_name_the_test_host_serves(#[values(Who::Root, Who::Rootless)] 
 }
 
 /// `--publish 127.0.0.1:PORT:8000`: a server inside answers on the host's loopback.
+///
+/// The server ends only once the test has read its answer and closed the connection: pasta
+/// relays what the server sent after the server has sent it, and a program that exits right
+/// after its last write races the supervisor's end of pasta (the answer was lost in about one
+/// launch in four under load; a separate matter from what this test shows).
 #[rstest]
 #[ignore = "needs root: run by scripts/test"]
 fn a_published_port_reaches_a_server_inside(#[values(Who::Root, Who::Rootless)] who: Who) {
@@ -447,30 +445,57 @@ fn a_published_port_reaches_a_server_inside(#[values(Who::Root, Who::Rootless)] 
     w.dir.write(
         "serve.py",
         "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 8000))\ns.listen(1)\n\
-         print('listening', flush=True)\nc, _ = s.accept()\nc.sendall(b'inside\\n')\nc.close()\n",
+         print('listening', flush=True)\nc, _ = s.accept()\nc.sendall(b'inside\\n')\n\
+         c.shutdown(socket.SHUT_WR)\nwhile c.recv(64):\n    pass\n",
     );
-    let port = free_port();
-    let publish = format!("127.0.0.1:{port}:8000");
-    let mut child = w
-        .command(who)
-        .args(["run", "-q", "--net", "user", "--publish", &publish, "--"])
-        .args(["python3", "serve.py"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert_eq!(first.trim(), "listening");
+    // The port was free when picked; pasta can't bind it if something took it meanwhile.
+    let (mut child, port) = on_a_free_port(|port| {
+        let publish = format!("127.0.0.1:{port}:8000");
+        let mut child = w
+            .command(who)
+            .args(["run", "-q", "--net", "user", "--publish", &publish, "--"])
+            .args(["python3", "serve.py"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        if first.trim() == "listening" {
+            return Ok(child);
+        }
+        let o = child.wait_with_output().unwrap();
+        Err(format!(
+            "as {who:?}: exit {}: {first}{}",
+            code(&o),
+            stderr(&o)
+        ))
+    });
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(HANG)).unwrap();
     let mut got = String::new();
     s.read_to_string(&mut got).unwrap();
+    drop(s);
     assert_eq!(got, "inside\n", "as {who:?}");
     let status = child.wait().unwrap();
     assert!(status.success(), "as {who:?}");
+}
+
+/// A server whose port someone took between the pick and the server's bind starts on another
+/// port ([`on_a_free_port`]).
+#[test]
+fn a_port_taken_before_the_server_binds_it_is_tried_again() {
+    let mut thief: Option<(TcpListener, u16)> = None;
+    let ((), port) = on_a_free_port(|port| {
+        if thief.is_none() {
+            thief = Some((TcpListener::bind(("127.0.0.1", port)).unwrap(), port));
+            return Err("taken".into());
+        }
+        Ok(())
+    });
+    assert_ne!(Some(port), thief.map(|(_, p)| p));
 }
 
 /// kill -9 of the supervisor while the program runs: pasta dies with it (its parent-death

@@ -4,11 +4,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ChildStderr, Stdio};
 
 use rstest::rstest;
 use support::{Mode, Who, World, assert_code, need, skip, stderr, stdout};
@@ -381,35 +381,53 @@ fn a_notify_socket_that_cannot_be_passed_on_is_an_environment_error(
     assert!(!err.contains("kekkai-step: clone"), "{err}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Starts `c`, a `systemd-socket-activate -l 127.0.0.1:PORT ...` on a free port (`c(port)`):
+/// once it says it listens, the running launcher, its port, and the rest of what it says on
+/// stderr (until it exits). It binds the port before it says so: a connection made from then on
+/// waits for the program in the socket's backlog. A port someone else took meanwhile is tried
+/// again with another.
+fn activate_on_a_free_port(
+    c: impl Fn(u16) -> std::process::Command,
+) -> (std::process::Child, u16, BufReader<ChildStderr>) {
+    let ((child, rest), port) = support::on_a_free_port(|port| {
+        let mut child = c(port)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        err.read_line(&mut first).unwrap();
+        if first.starts_with(&format!("Listening on 127.0.0.1:{port} ")) {
+            return Ok((child, err));
+        }
+        let mut rest = String::new();
+        err.read_to_string(&mut rest).unwrap();
+        let status = child.wait().unwrap();
+        Err(format!("{status}: {first}{rest}"))
+    });
+    (child, port, rest)
 }
 
+/// Sends an HTTP/1.0 request to the host's loopback `port`, where a launcher listens, and
+/// returns the whole answer.
 fn fetch(port: u16) -> String {
-    let deadline = std::time::Instant::now() + support::HANG;
-    loop {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(mut s) => {
-                s.set_read_timeout(Some(support::HANG)).unwrap();
-                s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-                let mut out = String::new();
-                s.read_to_string(&mut out).unwrap();
-                return out;
-            }
-            // systemd-socket-activate binds before it prints; retry until it listens.
-            Err(e)
-                if std::time::Instant::now() < deadline
-                    && e.kind() == std::io::ErrorKind::ConnectionRefused =>
-            {
-                let _ = nix::poll::poll(&mut [], nix::poll::PollTimeout::from(20u8));
-            }
-            Err(e) => panic!("connect: {e}"),
-        }
-    }
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(support::HANG)).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The launcher's end: its status and the rest of what it said on stderr.
+fn finish(
+    mut child: std::process::Child,
+    mut rest: BufReader<ChildStderr>,
+) -> (std::process::ExitStatus, String) {
+    let mut err = String::new();
+    rest.read_to_string(&mut err).unwrap();
+    (child.wait().unwrap(), err)
 }
 
 #[test]
@@ -423,25 +441,19 @@ fn a_socket_activated_service_serves_over_the_passed_socket() {
         return;
     }
     let w = World::new("socket");
-    let port = free_port();
     let cmd = exec_start(&w, "kekkai-socket-demo.service");
-    let child = std::process::Command::new(activate)
-        .arg("-l")
-        .arg(format!("127.0.0.1:{port}"))
-        .args(&cmd)
-        .current_dir(w.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (child, port, rest) = activate_on_a_free_port(|port| {
+        let mut c = std::process::Command::new(activate);
+        c.arg("-l")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(&cmd)
+            .current_dir(w.dir.path());
+        c
+    });
     let reply = fetch(port);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        reply.contains("hello from the sandbox"),
-        "{reply}\n{}",
-        stderr(&out)
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (status, err) = finish(child, rest);
+    assert!(reply.contains("hello from the sandbox"), "{reply}\n{err}");
+    assert_eq!(status.code(), Some(0), "{err}");
 }
 
 #[rstest]
@@ -455,45 +467,39 @@ fn listen_pid_and_fds_are_renumbered_for_the_program(#[values(Who::Root, Who::Ro
     let w = World::new("listenpid");
     w.dir
         .write("p.yaml", "version: 1\nextends: default\nnetwork: host\n");
-    let port = free_port();
     let script = "import os, socket\n\
         s = socket.socket(fileno=3)\n\
         c, _ = s.accept()\n\
         c.recv(4096)\n\
         c.sendall(('pid=%d listen_pid=%s fds=%s names=%s' % (os.getpid(), os.environ['LISTEN_PID'], os.environ['LISTEN_FDS'], os.environ.get('LISTEN_FDNAMES'))).encode())\n";
     let kekkai = w.kekkai().display().to_string();
-    let mut c = std::process::Command::new(activate);
-    c.arg("-l").arg(format!("127.0.0.1:{port}")).args([
-        "--fdname=web",
-        &kekkai,
-        "run",
-        "-p",
-        "./p.yaml",
-        "--",
-        "python3",
-        "-c",
-        script,
-    ]);
-    c.current_dir(w.dir.path())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if who == Who::Rootless {
-        use std::os::unix::process::CommandExt;
-        let (uid, gid) = support::test_user().unwrap();
-        c.uid(uid).gid(gid);
-    }
-    let child = c.spawn().unwrap();
+    let (child, port, rest) = activate_on_a_free_port(|port| {
+        let mut c = std::process::Command::new(activate);
+        c.arg("-l").arg(format!("127.0.0.1:{port}")).args([
+            "--fdname=web",
+            &kekkai,
+            "run",
+            "-p",
+            "./p.yaml",
+            "--",
+            "python3",
+            "-c",
+            script,
+        ]);
+        c.current_dir(w.dir.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin");
+        if who == Who::Rootless {
+            use std::os::unix::process::CommandExt;
+            let (uid, gid) = support::test_user().unwrap();
+            c.uid(uid).gid(gid);
+        }
+        c
+    });
     let reply = fetch(port);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        reply,
-        "pid=2 listen_pid=2 fds=1 names=web",
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(out.status.code(), Some(0));
+    let (status, err) = finish(child, rest);
+    assert_eq!(reply, "pid=2 listen_pid=2 fds=1 names=web", "{err}");
+    assert_eq!(status.code(), Some(0), "{err}");
 }
 
 #[rstest]

@@ -136,8 +136,8 @@ pub struct Mapped;
 pub struct RootBuilt(Staged, Mode);
 /// The policy's mounts are in place.
 pub struct Mounted(Staged, Mode);
-/// The root is the sandbox's own.
-pub struct Pivoted;
+/// The root is the sandbox's own (with notes on what was done otherwise than planned).
+pub struct Pivoted(Vec<String>);
 /// Host name, rlimits and cwd are set (with notes on what differs from the policy).
 pub struct Configured(Vec<String>);
 /// Capabilities and ids are final.
@@ -230,7 +230,7 @@ impl<'a> Child<'a, Mapped> {
             chan,
             opts,
             tty: terminal::ProgramStdio::new(&opts.stdio),
-            state: Pivoted,
+            state: Pivoted(Vec::new()),
         })
     }
 
@@ -267,7 +267,7 @@ impl<'a> Child<'a, Mounted> {
             state,
         } = self;
         let Mounted(staged, caller_umask) = state;
-        rootfs::pivot(k, staged)?;
+        let notes = rootfs::pivot(k, staged)?;
         // Nothing more is made for the sandbox: the program inherits the caller's umask.
         k.umask(caller_umask);
         Ok(Child {
@@ -276,7 +276,7 @@ impl<'a> Child<'a, Mounted> {
             chan,
             opts,
             tty,
-            state: Pivoted,
+            state: Pivoted(notes),
         })
     }
 }
@@ -284,8 +284,9 @@ impl<'a> Child<'a, Mounted> {
 impl<'a> Child<'a, Pivoted> {
     fn environment(self) -> Result<Child<'a, Configured>, StepError> {
         self.enter(Step::Environment);
-        let notes = environment::apply(self.k, self.plan)?;
         let mut this = self;
+        let mut notes = std::mem::take(&mut this.state.0);
+        notes.extend(environment::apply(this.k, this.plan)?);
         // The program's terminal lives in the sandbox's own devpts (or is a pipe); the
         // supervisor gets the other end and relays.
         if let Some((theirs, ours)) = terminal::open_carrier(&this.opts.stdio)? {
@@ -824,8 +825,27 @@ mod tests {
         if let Some((which, errno)) = fail {
             fake = fake.fail_first(which, errno);
         }
-        let (end, _) = run_on(&fake, &plan);
+        let (end, sent) = run_on(&fake, &plan);
         assert!(matches!(end, End::Ended(Ended::Exec(_))), "{end:?}");
+        // A refused shared overlay is said (with -v), and nothing else is.
+        let notes: Vec<&String> = sent
+            .iter()
+            .filter_map(|m| match m {
+                ToParent::Enforced(e) => Some(&e.notes),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let key = plan.rootfs.lowers.key.to_string();
+        let said = format!("{key}: the kernel refused one overlay of / for its ");
+        if all_own {
+            assert!(
+                matches!(notes.as_slice(), [n] if n.starts_with(&said) && n.contains("EINVAL")),
+                "{notes:?}"
+            );
+        } else {
+            assert!(notes.is_empty(), "{notes:?}");
+        }
         let log = fake.log();
         let overlays: Vec<(String, MsFlags, String)> = log
             .iter()
@@ -853,6 +873,34 @@ mod tests {
             assert_eq!(has_own, is_own, "{name}: {overlays:?}");
             assert_eq!(log.contains(&bound), !is_own, "{name}");
         }
+    }
+
+    /// The clone of a directory on the shared overlay.
+    fn etc_clone(c: &Call) -> bool {
+        matches!(c, Call::OpenTreeClone(d, false) if d == "/tmp/s0/etc")
+    }
+
+    /// The move of that clone onto the skeleton.
+    fn etc_move(c: &Call) -> bool {
+        matches!(c, Call::MoveMount(t, to) if t == "tree of /tmp/s0/etc" && to == "/tmp/root/etc")
+    }
+
+    /// A member of the shared overlay that can't be bound from it stops the launch, and the
+    /// error names the call and the policy key of the layers, as a member's own overlay does.
+    #[rstest]
+    #[case::open_tree(etc_clone as Which, "open_tree(\"shared overlay/etc\", OPEN_TREE_CLONE)")]
+    #[case::move_mount(etc_move as Which, "move_mount(tree, \"/tmp/root/etc\")")]
+    fn a_shared_member_that_fails_names_its_key(#[case] which: Which, #[case] call: &str) {
+        let plan = plan_of("service", true);
+        let fake = fake_for(&plan).fail_first(which, Errno::EIO);
+        let (end, _) = run_on(&fake, &plan);
+        let End::Failed(e) = end else {
+            panic!("{end:?}");
+        };
+        assert_eq!(e.step, Step::Rootfs);
+        assert_eq!(e.call, call);
+        assert_eq!(e.errno, Some(Errno::EIO as i32));
+        assert_eq!(e.key, Some(plan.rootfs.lowers.key.to_string()));
     }
 
     /// The first call of each step fails: the launch stops there, and the error names that

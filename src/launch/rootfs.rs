@@ -25,7 +25,7 @@
 //! one, and an image's layers. At launch each name must resolve from `P`'s descriptor as a
 //! directory on `P`'s own mount (`RESOLVE_NO_XDEV`: an overlay of `P` shows what is under a
 //! mount point, not the mount); one that does not, or a group the kernel refuses, gets an
-//! overlay of its own as before.
+//! overlay of its own as before (a refusal is a note, shown with `-v`).
 
 use std::borrow::Cow;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -60,6 +60,8 @@ pub struct Staged {
     /// Descriptors done with, closed with the others at pivot_root: the shared overlays'
     /// staging directories and the detached trees bound from them.
     spent: Vec<OwnedFd>,
+    /// What was done otherwise than planned without weakening anything (shown with `-v`).
+    notes: Vec<String>,
 }
 
 /// Host objects, taken before anything is covered.
@@ -79,6 +81,8 @@ struct HostFds {
 /// A parent layer of the plan's [`crate::plan::SharedLower`], opened, and the members whose
 /// directory resolved from it on its own mount (their descriptors are their `entries`).
 struct Shared {
+    /// Which of the plan's groups.
+    group: usize,
     /// O_PATH descriptor of the parent (the host's `/`, or an image layer's root).
     parent: OwnedFd,
     /// Indices into the plan's entries.
@@ -270,7 +274,8 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
     if !plan.rootfs.writable {
         seal.push(k.dup(root.as_fd()).step(step, || "dup(root)".into())?);
     }
-    let (ovls, from) = mount_shared(k, plan, &host.shared, &uppers)?;
+    let mut notes = Vec::new();
+    let (ovls, from) = mount_shared(k, plan, &host.shared, &uppers, &mut notes)?;
     let mut spent = Vec::new();
 
     let entries = plan.rootfs.entries.iter().zip(&host.entries).zip(&uppers);
@@ -287,7 +292,11 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
                 .step(step, || format!("mkdir({})", cstr(&target)))?;
                 // A member of a shared overlay: a bind of its directory from there.
                 if let Some(ovl) = from.get(i).copied().flatten().and_then(|g| ovls.get(g)) {
-                    if bind_shared(k, ovl.as_fd(), root.as_fd(), name, &target, &mut spent)? {
+                    let key = &plan.rootfs.lowers.key;
+                    let attached = bind_shared(k, ovl.as_fd(), root.as_fd(), name, &target)
+                        .map_err(|e| e.key(key))?;
+                    if let Some(fds) = attached {
+                        spent.extend(fds);
                         continue;
                     }
                 }
@@ -404,6 +413,7 @@ pub fn build_root(k: &dyn Kernel, plan: &Plan) -> Result<Staged, StepError> {
         seal,
         host,
         spent,
+        notes,
     })
 }
 
@@ -590,7 +600,7 @@ fn open_shared(
     let entries = &plan.rootfs.entries;
     let mut checked: Vec<Option<OwnedFd>> = entries.iter().map(|_| None).collect();
     let mut shared = Vec::new();
-    for g in &plan.rootfs.shared {
+    for (n, g) in plan.rootfs.shared.iter().enumerate() {
         let parent = open_layer_entry(k, &g.parent, true, &plan.rootfs.lowers.key)?;
         let mut members = Vec::new();
         for &i in &g.members {
@@ -607,7 +617,11 @@ fn open_shared(
             }
         }
         if members.len() >= 2 {
-            shared.push(Shared { parent, members });
+            shared.push(Shared {
+                group: n,
+                parent,
+                members,
+            });
         }
     }
     Ok((shared, checked))
@@ -621,12 +635,14 @@ fn shared_dir(g: usize) -> String {
 /// Mounts each shared overlay ([`open_shared`]) of lower layers only on a staging directory,
 /// where it goes with the old root at pivot_root. Returns their O_PATH descriptors and, per
 /// entry, which of them its directory is bound from. A group whose members now need an upper layer
-/// (fewer than two left) or whose overlay the kernel refuses keeps an overlay per member.
+/// (fewer than two left) or whose overlay the kernel refuses keeps an overlay per member; a
+/// refusal is said in `notes` (the members are as read-only either way).
 fn mount_shared(
     k: &dyn Kernel,
     plan: &Plan,
     shared: &[Shared],
     uppers: &[bool],
+    notes: &mut Vec<String>,
 ) -> Result<(Vec<OwnedFd>, Vec<Option<usize>>), StepError> {
     let step = Step::Rootfs;
     let mut ovls = Vec::new();
@@ -663,7 +679,20 @@ fn mount_shared(
         );
         // The plan leaves out what the kernel is known to refuse; anything it still refuses
         // (a mount below an image layer in a user namespace) costs this one call.
-        if mounted.is_err() {
+        if let Err(e) = mounted {
+            let layer = plan
+                .rootfs
+                .shared
+                .get(group.group)
+                .map_or_else(|| "?".into(), |s| s.parent.display().to_string());
+            notes.push(format!(
+                "{}: the kernel refused one overlay of {layer} for its {} directories \
+                 (mount(\"overlay\", {}, ...) => {e:?}: {}); each has a read-only overlay of its own",
+                plan.rootfs.lowers.key,
+                members.len(),
+                cstr(&dir),
+                e.desc()
+            ));
             continue;
         }
         let ovl = open_path(k, Path::new(&dir), true)
@@ -680,18 +709,18 @@ fn mount_shared(
 /// detached clone of the directory, which keeps the overlay's flags (read-only, nosuid,
 /// nodev), moved onto the entry's mount point. The directory is looked up on the overlay as on
 /// its layer: a directory, no link, no mount crossed; if it is not there (the layer changed
-/// since it was checked), `false`, and the entry gets an overlay of its own.
+/// since it was checked), `None`, and the entry gets an overlay of its own. Returns the
+/// descriptors done with (the directory and the tree).
 fn bind_shared(
     k: &dyn Kernel,
     ovl: BorrowedFd<'_>,
     root: BorrowedFd<'_>,
     name: &str,
     target: &str,
-    spent: &mut Vec<OwnedFd>,
-) -> Result<bool, StepError> {
+) -> Result<Option<[OwnedFd; 2]>, StepError> {
     let step = Step::Rootfs;
     let Ok(dir) = dir_on_same_mount(k, ovl, Path::new(name)) else {
-        return Ok(false);
+        return Ok(None);
     };
     let tree = k.open_tree_clone(dir.as_fd(), false).step(step, || {
         format!(
@@ -701,8 +730,7 @@ fn bind_shared(
     })?;
     k.move_mount_to_name(tree.as_fd(), root, Path::new(name))
         .step(step, || format!("move_mount(tree, {})", cstr(target)))?;
-    spent.extend([dir, tree]);
-    Ok(true)
+    Ok(Some([dir, tree]))
 }
 
 fn create_file(k: &dyn Kernel, dir: BorrowedFd<'_>, name: &Path) -> nix::Result<OwnedFd> {
@@ -1139,8 +1167,9 @@ fn mount_dev(
     Ok(())
 }
 
-/// Step 6: pivot_root into the new root, detach the old one, seal what must not change.
-pub fn pivot(k: &dyn Kernel, staged: Staged) -> Result<(), StepError> {
+/// Step 6: pivot_root into the new root, detach the old one, seal what must not change. Returns
+/// the notes of steps 4 and 5 (what was done otherwise than planned without weakening anything).
+pub fn pivot(k: &dyn Kernel, staged: Staged) -> Result<Vec<String>, StepError> {
     let step = Step::PivotRoot;
     k.fchdir(staged.root.as_fd())
         .step(step, || format!("fchdir({})", cstr(NEW_ROOT)))?;
@@ -1164,6 +1193,7 @@ pub fn pivot(k: &dyn Kernel, staged: Staged) -> Result<(), StepError> {
         seal,
         host,
         spent,
+        notes,
     } = staged;
     let HostFds {
         entries,
@@ -1180,5 +1210,5 @@ pub fn pivot(k: &dyn Kernel, staged: Staged) -> Result<(), StepError> {
     fds.extend(devices.into_iter().map(|(_, fd)| fd));
     k.close_owned(fds)
         .step(step, || "close_range(the staging descriptors)".into())?;
-    Ok(())
+    Ok(notes)
 }

@@ -12,6 +12,7 @@
 //! - [`turn`]: the lock that keeps measurements of machine-wide state (residue, cgroups) apart
 //!   from every other test's sandboxes, across test binaries and checkouts; [`Residue`].
 //! - [`report`]: the typed run report (`--report`).
+//! - [`on_a_free_port`]: a server on a port of the host's loopback that no one else takes.
 //!
 //! Each test binary uses part of this.
 #![allow(
@@ -26,6 +27,7 @@ mod cgroups;
 mod lock;
 mod output;
 mod policy;
+mod ports;
 mod procs;
 mod residue;
 mod scratch;
@@ -39,8 +41,9 @@ pub use output::{
     top_level_overlays, verdicts,
 };
 pub use policy::{group_id, passwd_ids, root, rootless, shipped_policy_files, with_pwd};
+pub use ports::{free_port, in_use, on_a_free_port};
 pub use procs::{HANG, PidFds, all_gone, descendants, pid};
-pub use residue::{Residue, kekkai_cgroups, no_residue};
+pub use residue::{Residue, kekkai_cgroups, launched, no_residue};
 pub use scratch::{Scratch, unique};
 pub use who::{Mode, Who, in_ci, need, skip, test_user, unavailable};
-pub use world::{World, audit, run_as, run_as_with};
+pub use world::{World, audit, output, run_as, run_as_with};

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use super::lock::{Share, share};
-use super::{Delegated, Mode, Scratch, Who, code, test_user, verdicts};
+use super::{Delegated, Mode, Scratch, Who, code, launched, test_user, verdicts};
 
 /// The environment every run of kekkai starts from (plus `HOME`, the world's directory).
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -123,7 +123,7 @@ impl World {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.command(who).args(args).output().unwrap()
+        output(self.command(who).args(args))
     }
 
     /// Starts `kekkai ARGS` as `who` (with `env` added), placed by `enter` before its first
@@ -146,10 +146,25 @@ impl World {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = shell.spawn().unwrap();
+        // The shell becomes kekkai: the same process.
+        launched(child.id());
         enter(child.id());
         child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
         child
     }
+}
+
+/// Runs `c` (a `kekkai` command, or one that execs kekkai) as [`Command::output`] does,
+/// registering the supervisor as one this test [`launched`].
+pub fn output(c: &mut Command) -> Output {
+    let child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    launched(child.id());
+    child.wait_with_output().unwrap()
 }
 
 /// Runs `kekkai ARGS` in `mode`, placing it in a delegated cgroup when asked.
@@ -162,7 +177,7 @@ pub fn run_as_with(w: &World, mode: Mode, env: &[(&str, &str)], args: &[&str]) -
     if mode != Mode::Delegated {
         let mut c = w.command(mode.who());
         c.envs(env.iter().copied());
-        return c.args(args).output().unwrap();
+        return output(c.args(args));
     }
     let deleg = Delegated::new();
     let mut child = w.spawn_placed(Who::Rootless, env, args, |pid| deleg.enter(pid));
