@@ -43,12 +43,15 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// ...) reaches it.
 const PASTA_BOUNDING: u64 = (1 << 6) | (1 << 7) | (1 << 10) | (1 << 12) | (1 << 21);
 
-/// pasta, running; killed and reaped when dropped.
+/// pasta, running; killed and reaped when dropped, once the sandbox's last TCP data has
+/// reached it.
 #[derive(Debug)]
 pub struct Running {
     pasta: Child,
     /// What pasta said after it was ready: its stderr, read by the supervisor's loop.
     said: Said,
+    /// The sandbox's TCP tables, to see whether its sockets have handed pasta everything.
+    tcp: TcpTables,
 }
 
 impl Running {
@@ -160,10 +163,75 @@ fn show_line(line: &[u8], show: &mut impl FnMut(&str)) {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        // A program that writes its last answer and exits at once leaves the data in its
+        // socket, which the kernel goes on sending after the process is gone, to pasta.
+        // Killing pasta first would lose it (and its FIN): the client would read nothing.
+        if matches!(self.pasta.try_wait(), Ok(None)) {
+            self.tcp.wait_sent(DRAIN_LIMIT);
+        }
         // pasta never exits on its own when the sandbox is gone (it holds the namespace).
         let _ = self.pasta.kill();
         let _ = self.pasta.wait();
     }
+}
+
+/// How long the end of a sandbox waits for its sockets to hand pasta what they still hold (a
+/// peer that reads nothing could keep them full for ever).
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// The sandbox's `/proc/PID/net/tcp` and `tcp6`, opened while a process of its network
+/// namespace lives: an open table keeps reading that namespace after every process in it is
+/// gone, which is when it is read.
+#[derive(Debug, Default)]
+struct TcpTables(Vec<std::fs::File>);
+
+impl TcpTables {
+    /// The tables of `pid`'s network namespace (those the kernel has: no `tcp6` without IPv6).
+    fn open(pid: Pid) -> TcpTables {
+        let open = |name: &str| std::fs::File::open(format!("/proc/{pid}/net/{name}")).ok();
+        TcpTables(["tcp", "tcp6"].into_iter().filter_map(open).collect())
+    }
+
+    /// Waits, at most `limit`, until no socket of the namespace holds data or a FIN that its
+    /// peer (pasta) has not acknowledged. At once when none does: a table read or two.
+    fn wait_sent(&self, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        let mut pause = Duration::from_micros(200);
+        while self
+            .0
+            .iter()
+            .any(|t| read_table(t).is_some_and(|text| unsent(&text)))
+        {
+            if std::time::Instant::now() + pause > deadline {
+                return;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A TCP table read from its start.
+fn read_table(mut table: &std::fs::File) -> Option<String> {
+    use std::io::Seek;
+    table.seek(std::io::SeekFrom::Start(0)).ok()?;
+    let mut text = String::new();
+    table.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// Does a socket in this TCP table (`/proc/net/tcp`'s format) still hold something its peer
+/// has not acknowledged: bytes in its send queue, or its FIN (FIN_WAIT1, CLOSING, LAST_ACK)?
+fn unsent(table: &str) -> bool {
+    table.lines().skip(1).any(|line| {
+        let mut f = line.split_whitespace();
+        let (Some(state), Some(queues)) = (f.nth(3), f.next()) else {
+            return false;
+        };
+        let tx = queues.split(':').next().unwrap_or("0");
+        matches!(state, "04" | "0B" | "09")
+            || (state != "0A" && u64::from_str_radix(tx, 16).is_ok_and(|n| n > 0))
+    })
 }
 
 /// The sandbox's network namespace (and user namespace, where pasta joins it), for pasta and
@@ -173,6 +241,7 @@ pub struct Namespaces<'p> {
     plan: &'p UserNet,
     net: OwnedFd,
     user: Option<OwnedFd>,
+    tcp: TcpTables,
 }
 
 /// Opens the sandbox's namespaces through `/proc/PID/ns` while its first process still waits
@@ -201,7 +270,12 @@ pub fn open_namespaces(plan: &Plan, pid: Pid) -> Result<Option<Namespaces<'_>>, 
     } else {
         None
     };
-    Ok(Some(Namespaces { plan: u, net, user }))
+    Ok(Some(Namespaces {
+        plan: u,
+        net,
+        user,
+        tcp: TcpTables::open(pid),
+    }))
 }
 
 /// Starts pasta in the sandbox's namespaces (from [`open_namespaces`]) and loads the egress
@@ -211,6 +285,7 @@ pub fn start(ns: Namespaces<'_>, skip_rules: bool, quiet: bool) -> Result<Runnin
         plan: u,
         net: netns,
         user: userns,
+        tcp,
     } = ns;
     let step = Step::IdMaps;
     let key = &u.origin.pasta;
@@ -258,6 +333,7 @@ pub fn start(ns: Namespaces<'_>, skip_rules: bool, quiet: bool) -> Result<Runnin
             quiet,
             ..Said::default()
         },
+        tcp,
     };
 
     if !skip_rules {
@@ -460,6 +536,48 @@ mod tests {
         drop(w);
         shown.extend(drain(&mut said, &r));
         assert_eq!(shown, want);
+    }
+
+    const HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+
+    /// Which sockets still hold something for pasta, by the TCP table's state and send queue.
+    #[rstest]
+    #[case::empty("", false)]
+    #[case::listening(
+        "0: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 1 1",
+        false
+    )]
+    #[case::established_idle(
+        "1: 0100007F:1F40 0100007F:9C40 01 00000000:00000000 00:00000000 00000000 0 0 2 1",
+        false
+    )]
+    #[case::established_unacked(
+        "1: 0100007F:1F40 0100007F:9C40 01 0000000A:00000000 01:00000014 00000000 0 0 2 1",
+        true
+    )]
+    #[case::fin_wait1(
+        "2: 0100007F:1F40 0100007F:9C40 04 00000000:00000000 01:00000014 00000000 0 0 0 1",
+        true
+    )]
+    #[case::last_ack(
+        "2: 0100007F:1F40 0100007F:9C40 09 00000000:00000000 01:00000014 00000000 0 0 0 1",
+        true
+    )]
+    #[case::closing(
+        "2: 0100007F:1F40 0100007F:9C40 0B 00000000:00000000 01:00000014 00000000 0 0 0 1",
+        true
+    )]
+    #[case::fin_wait2(
+        "3: 0100007F:1F40 0100007F:9C40 05 00000000:00000000 00:00000000 00000000 0 0 0 1",
+        false
+    )]
+    #[case::time_wait(
+        "4: 0100007F:1F40 0100007F:9C40 06 00000000:00000000 03:00000F9E 00000000 0 0 0 3",
+        false
+    )]
+    #[case::garbage("x y", false)]
+    fn a_socket_holds_data_for_pasta(#[case] line: &str, #[case] want: bool) {
+        assert_eq!(unsent(&format!("{HEADER}{line}\n")), want);
     }
 
     /// A line longer than [`SAID_LINE_MAX`] is passed on in pieces, never held whole.
