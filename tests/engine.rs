@@ -360,6 +360,47 @@ fn enter_passes_on_the_callers_ignored_signals(#[values(Who::Root, Who::Rootless
     assert_code(&e.kekkai(&["rm", "-f", &n]), 0);
 }
 
+/// A detached sandbox's background processes hold none of the descriptors the caller left
+/// open (here the write end of a FIFO the test reads): once `run -d` has returned, the FIFO's
+/// reader sees its end while the sandbox runs on. (A background that kept them would hold a
+/// caller's pipe open for the sandbox's lifetime, and `$(...)` or a CI runner reading it to
+/// its end would wait for as long.)
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_detached_sandbox_keeps_none_of_the_callers_descriptors(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    let e = Engine::new(who, "engine-fds");
+    let n = e.name("fds");
+    let fifo = e.w.dir.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // The reader first (non-blocking), so that the caller's open for writing doesn't wait.
+    let reader = nix::fcntl::open(
+        &fifo,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    let o =
+        e.w.command_holding(who, &fifo)
+            .env("XDG_RUNTIME_DIR", &e.xdg)
+            .args(["run", "-d", "--name", &n, "--", "sleep", "1000"])
+            .output()
+            .unwrap();
+    assert_code(&o, 0);
+    let ps = ps_json(&e, false);
+    assert!(find(&ps, &n).is_some(), "{n} not running: {ps:?}");
+    // Every writer gone: end of file, not EAGAIN.
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        nix::unistd::read(&reader, &mut buf),
+        Ok(0),
+        "a writer is left"
+    );
+    assert_code(&e.kekkai(&["rm", "-f", &n]), 0);
+}
+
 /// One user can't see or enter another's sandbox: the test user's ps does not list root's.
 #[test]
 #[ignore = "needs root: run by scripts/test"]

@@ -42,6 +42,7 @@ fn io(what: &str) -> impl Fn(nix::errno::Errno) -> Error + '_ {
 /// started (0, the name printed) or failed (an error, the log printed).
 pub(crate) fn detach(
     reg: Registration,
+    listen_fds: u32,
     go: impl FnOnce(&Registration, Rc<dyn Watch>) -> Result<i32, Error>,
 ) -> Result<i32, Error> {
     let reg = Rc::new(reg);
@@ -51,7 +52,7 @@ pub(crate) fn detach(
     let Some(background_pid) = kekkai::sys::fork().map_err(io("fork"))? else {
         drop(ready_r);
         // The background copy: never returns.
-        let code = background(&reg, ready_w, &null, go);
+        let code = background(&reg, ready_w, &null, listen_fds, go);
         kekkai::sys::exit_now(code)
     };
     drop(ready_w);
@@ -106,11 +107,16 @@ fn background(
     reg: &Rc<Registration>,
     ready_w: OwnedFd,
     null: &OwnedFd,
+    listen_fds: u32,
     go: impl FnOnce(&Registration, Rc<dyn Watch>) -> Result<i32, Error>,
 ) -> i32 {
     if nix::unistd::setsid().is_err() {
         return kekkai::exit::LAUNCH;
     }
+    // What the caller's caller left open (a pipe it reads to its end, a lock, a socket) is
+    // not the background's to hold for the sandbox's lifetime; the program never gets them
+    // either way. Socket activation's descriptors stay: they are the program's.
+    kekkai::sys::close_inherited(listen_fds);
     let _ = nix::unistd::dup2_stdin(null.as_fd());
     let to_journal = std::env::var_os("JOURNAL_STREAM").is_some_and(|v| !v.is_empty());
     let Some(entry) = reg.entry() else {

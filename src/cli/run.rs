@@ -72,7 +72,7 @@ pub(crate) fn run(args: &RunArgs, m: Option<&ArgMatches>, verbosity: i8) -> Resu
         .unwrap_or_else(|| "default".into());
     let reg = Registration::claim(&plan, &policy, &command, args.name.as_deref(), args.detach)?;
     if args.detach {
-        return super::detach::detach(reg, |reg, opts_watch| {
+        return super::detach::detach(reg, plan.systemd.listen_fds, |reg, opts_watch| {
             opts.watch = Some(opts_watch);
             let code = launch(
                 &plan,

@@ -236,6 +236,41 @@ pub unsafe fn close_range(first: u32, last: u32, cloexec: bool) -> nix::Result<(
     Errno::result(ret).map(drop)
 }
 
+/// Closes every descriptor from 3 up that kekkai inherited across its execve, except
+/// `keep` (the socket-activation descriptors `3..3+keep`): for a process that goes on in the
+/// background (`run --detach`), so that it holds none of its caller's pipes, locks or sockets.
+/// Inherited means without `FD_CLOEXEC`: every descriptor kekkai opens is close-on-exec, and
+/// any that crossed the execve had the flag clear. Returns how many it closed.
+pub fn close_inherited(keep: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    let numbers: Vec<RawFd> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    let listen = 3..3u32.saturating_add(keep);
+    let mut closed = 0;
+    for fd in numbers {
+        let Ok(n) = u32::try_from(fd) else { continue };
+        if n < 3 || listen.contains(&n) {
+            continue;
+        }
+        // SAFETY: F_GETFD reads no memory; a number that is not open (the listing's own
+        // descriptor, closed by now) answers EBADF and is skipped.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags < 0 || flags & libc::FD_CLOEXEC != 0 {
+            continue;
+        }
+        // SAFETY: the descriptor was open across execve without FD_CLOEXEC, which no
+        // descriptor kekkai opens is: no object of this process owns it, and nothing uses it.
+        if unsafe { close_range(n, n, false) }.is_ok() {
+            closed += 1;
+        }
+    }
+    closed
+}
+
 /// Closes every descriptor of `fds`, one `close_range` per run of consecutive numbers rather
 /// than one `close` each. All are closed even if one call fails; the first error is returned.
 pub fn close_owned(fds: Vec<OwnedFd>) -> nix::Result<()> {

@@ -117,6 +117,18 @@ impl World {
         c
     }
 
+    /// A `kekkai` command as [`World::command`], from a caller that leaves descriptor 7 open
+    /// (not close-on-exec) for writing on `path` (a FIFO, say), as a shell's `exec 7>PATH`
+    /// does.
+    pub fn command_holding(&self, who: Who, path: &Path) -> Command {
+        let mut c = self.as_who("sh", who);
+        c.arg("-c")
+            .arg("exec 7>\"$0\" && exec \"$@\"")
+            .arg(path)
+            .arg(self.kekkai());
+        c
+    }
+
     /// Runs `kekkai ARGS...` and waits.
     pub fn run<I, S>(&self, who: Who, args: I) -> Output
     where
