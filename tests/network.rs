@@ -428,27 +428,12 @@ fn dns_resolves_a_name_the_test_host_serves(#[values(Who::Root, Who::Rootless)] 
     );
 }
 
-/// `--publish 127.0.0.1:PORT:8000`: a server inside answers on the host's loopback.
-///
-/// The server ends only once the test has read its answer and closed the connection; a server
-/// that exits right after its last write is
-/// [`a_servers_last_answer_arrives_after_it_exits`]'s case.
-#[rstest]
-#[ignore = "needs root: run by scripts/test"]
-fn a_published_port_reaches_a_server_inside(#[values(Who::Root, Who::Rootless)] who: Who) {
-    need(who);
-    if skip(tools_missing()) {
-        return;
-    }
-    let w = world("net-publish", "");
-    w.dir.write(
-        "serve.py",
-        "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 8000))\ns.listen(1)\n\
-         print('listening', flush=True)\nc, _ = s.accept()\nc.sendall(b'inside\\n')\n\
-         c.shutdown(socket.SHUT_WR)\nwhile c.recv(64):\n    pass\n",
-    );
-    // The port was free when picked; pasta can't bind it if something took it meanwhile.
-    let (mut child, port) = on_a_free_port(|port| {
+/// Starts `python3 serve.py` (the world's, listening on the sandbox's 8000 and saying
+/// `listening`) as `who`, published on a free port of the host's 127.0.0.1; returns kekkai's
+/// process once the server listens, and the port. The port was free when picked; pasta can't
+/// bind it if something took it meanwhile, and then another is tried.
+fn serve_published(w: &World, who: Who) -> (Child, u16) {
+    on_a_free_port(|port| {
         let publish = format!("127.0.0.1:{port}:8000");
         let mut child = w
             .command(who)
@@ -471,7 +456,29 @@ fn a_published_port_reaches_a_server_inside(#[values(Who::Root, Who::Rootless)] 
             code(&o),
             stderr(&o)
         ))
-    });
+    })
+}
+
+/// `--publish 127.0.0.1:PORT:8000`: a server inside answers on the host's loopback.
+///
+/// The server ends only once the test has read its answer and closed the connection; a server
+/// that exits right after its last write is
+/// [`a_servers_last_answer_arrives_after_it_exits`]'s case.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_published_port_reaches_a_server_inside(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world("net-publish", "");
+    w.dir.write(
+        "serve.py",
+        "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 8000))\ns.listen(1)\n\
+         print('listening', flush=True)\nc, _ = s.accept()\nc.sendall(b'inside\\n')\n\
+         c.shutdown(socket.SHUT_WR)\nwhile c.recv(64):\n    pass\n",
+    );
+    let (mut child, port) = serve_published(&w, who);
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(HANG)).unwrap();
     let mut got = String::new();
@@ -502,30 +509,7 @@ fn a_servers_last_answer_arrives_after_it_exits(#[values(Who::Root, Who::Rootles
          c.sendall(b'x' * (1 << 19) + b'end\\n')\nsys.exit(0)\n",
     );
     for round in 0..5 {
-        let (mut child, port) = on_a_free_port(|port| {
-            let publish = format!("127.0.0.1:{port}:8000");
-            let mut child = w
-                .command(who)
-                .args(["run", "-q", "--net", "user", "--publish", &publish, "--"])
-                .args(["python3", "serve.py"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut first = String::new();
-            BufReader::new(child.stdout.as_mut().unwrap())
-                .read_line(&mut first)
-                .unwrap();
-            if first.trim() == "listening" {
-                return Ok(child);
-            }
-            let o = child.wait_with_output().unwrap();
-            Err(format!(
-                "as {who:?}: exit {}: {first}{}",
-                code(&o),
-                stderr(&o)
-            ))
-        });
+        let (mut child, port) = serve_published(&w, who);
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(HANG)).unwrap();
         let mut got = Vec::new();
