@@ -474,7 +474,7 @@ fn wait_ready(mut running: Running, ready: OwnedFd, u: &UserNet) -> Result<Runni
         // without ever waiting for it.
         if let Some(e) = running.pasta.stderr.as_ref() {
             set_nonblocking(e).map_err(|e| {
-                StepError::sys(step, "fcntl(pasta's stderr, F_SETFL, O_NONBLOCK)", e)
+                StepError::sys(step, "fcntl(pasta's stderr, F_SETFL, O_NONBLOCK)", e).at(key)
             })?;
         }
         return Ok(running);

@@ -98,9 +98,7 @@ fn read_dbs(layers: &[PathBuf], userxattr: bool) -> (String, String) {
                 nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
             ) {
                 Ok(fd) => fd,
-                Err(nix::errno::Errno::ENOENT)
-                    if userxattr && crate::plan::fs::opaque(&layer.join("etc")) =>
-                {
+                Err(nix::errno::Errno::ENOENT) if userxattr && opaque_etc(dir) => {
                     return String::new();
                 }
                 Err(nix::errno::Errno::ENOENT) => continue,
@@ -121,6 +119,23 @@ fn read_dbs(layers: &[PathBuf], userxattr: bool) -> (String, String) {
         String::new()
     };
     (read("passwd"), read("group"))
+}
+
+/// Is the layer's `etc` (looked up below the layer's open directory, no link followed) an
+/// opaque directory? Read from the descriptor that lookup gave, not by a path again.
+fn opaque_etc(layer: &std::fs::File) -> bool {
+    use xattr::FileExt;
+    crate::hostfs::open_beneath(
+        std::os::fd::AsFd::as_fd(layer),
+        std::path::Path::new("etc"),
+        nix::fcntl::OFlag::O_RDONLY
+            | nix::fcntl::OFlag::O_DIRECTORY
+            | nix::fcntl::OFlag::O_NONBLOCK,
+    )
+    .ok()
+    .map(std::fs::File::from)
+    .and_then(|etc| etc.get_xattr("user.overlay.opaque").ok().flatten())
+    .is_some_and(|v| v == b"y")
 }
 
 fn parse_db(text: &str, passwd: bool) -> Vec<DbEntry<'_>> {
