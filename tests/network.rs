@@ -158,6 +158,29 @@ fn attempt(w: &World, who: Who, args: &[&str], attempts: &[String]) -> Vec<Strin
     stdout(&o).lines().map(str::to_owned).collect()
 }
 
+/// Listeners of the host's own, each on a port of its own, kept open for the test: on
+/// 127.0.0.1, on ::1, and on every address (0.0.0.0).
+struct HostListeners {
+    lo: (TcpListener, u16),
+    lo6: (TcpListener, u16),
+    any: (TcpListener, u16),
+}
+
+impl HostListeners {
+    fn new() -> HostListeners {
+        let bind = |addr: &str| {
+            let l = TcpListener::bind(addr).unwrap();
+            let port = l.local_addr().unwrap().port();
+            (l, port)
+        };
+        HostListeners {
+            lo: bind("127.0.0.1:0"),
+            lo6: bind("[::1]:0"),
+            any: bind("0.0.0.0:0"),
+        }
+    }
+}
+
 /// The sandbox reaches the test host through pasta, and nothing of the host's: not its
 /// loopback (IPv4 and IPv6), not its abstract sockets, not its own addresses.
 #[rstest]
@@ -171,12 +194,8 @@ fn user_network_reaches_the_test_host_and_nothing_of_the_host(
     }
     let w = world("net-reach", "network: user");
     let host = TestHost::new(&w, &[8081], "unused.test");
-    let lo = TcpListener::bind("127.0.0.1:0").unwrap();
-    let lo_port = lo.local_addr().unwrap().port();
-    let lo6 = TcpListener::bind("[::1]:0").unwrap();
-    let lo6_port = lo6.local_addr().unwrap().port();
-    let any = TcpListener::bind("0.0.0.0:0").unwrap();
-    let any_port = any.local_addr().unwrap().port();
+    let l = HostListeners::new();
+    let (lo_port, lo6_port, any_port) = (l.lo.1, l.lo6.1, l.any.1);
     // Root and rootless cases run at once in this process: a name of each case's own.
     let name = format!("kekkai-net-test-{}-{who:?}", std::process::id());
     let _abstract =
@@ -230,12 +249,8 @@ fn the_network_client_policy_reaches_public_addresses_only(
     };
     let host = TestHost::on(&w, public, &[8081], "host.kekkai.test");
     let private = TestHost::new(&w, &[8081], "unused.test");
-    let lo = TcpListener::bind("127.0.0.1:0").unwrap();
-    let lo_port = lo.local_addr().unwrap().port();
-    let lo6 = TcpListener::bind("[::1]:0").unwrap();
-    let lo6_port = lo6.local_addr().unwrap().port();
-    let any = TcpListener::bind("0.0.0.0:0").unwrap();
-    let any_port = any.local_addr().unwrap().port();
+    let l = HostListeners::new();
+    let (lo_port, lo6_port, any_port) = (l.lo.1, l.lo6.1, l.any.1);
     let got = attempt(
         &w,
         who,
