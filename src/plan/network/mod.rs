@@ -21,6 +21,8 @@
 mod egress;
 
 use std::net::IpAddr;
+
+use nix::errno::Errno;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -230,6 +232,9 @@ pub struct Host<'a> {
     pub resolv_conf: String,
     /// The lowest port an unprivileged process may bind.
     pub unprivileged_port_start: u16,
+    /// Whether the caller may open the tun device, where pasta makes the sandbox's interface
+    /// (pasta runs as the caller), and if not, why ([`tun_access`]).
+    pub tun: Result<(), String>,
 }
 
 impl Host<'static> {
@@ -243,6 +248,7 @@ impl Host<'static> {
             tool: &find_tool,
             resolv_conf: String::new(),
             unprivileged_port_start: 1024,
+            tun: Ok(()),
         }
     }
 
@@ -257,6 +263,42 @@ impl Host<'static> {
             .ok()
             .and_then(|t| t.trim().parse().ok())
             .unwrap_or(1024),
+            tun: tun_access(Path::new(TUN)),
+        }
+    }
+}
+
+/// The tun device pasta opens, from the sandbox's network namespace, as the caller.
+const TUN: &str = "/dev/net/tun";
+
+/// Whether the caller (kekkai's real uid and gid, which pasta runs as) may open the tun device
+/// at `path` for reading and writing. A diagnosis only, so that a refusal names the device
+/// instead of pasta's "Failed to open tun socket in namespace": pasta opens the device itself
+/// and fails closed either way. udev's default rule makes the node 0666 on every distribution;
+/// without udev (a container, an init that is not systemd) devtmpfs leaves it 0600, root's.
+pub fn tun_access(path: &Path) -> Result<(), String> {
+    use nix::unistd::{AccessFlags, access};
+    match access(path, AccessFlags::R_OK | AccessFlags::W_OK) {
+        Ok(()) => Ok(()),
+        Err(Errno::ENOENT) => Err(format!(
+            "there is no {} (the `tun` module's device), where pasta makes the sandbox's \
+             interface",
+            path.display()
+        )),
+        Err(e) => {
+            let how = std::fs::metadata(path).map_or_else(
+                |_| String::new(),
+                |m| format!(" (mode {:04o}, owner uid {})", m.mode() & 0o7777, m.uid()),
+            );
+            Err(format!(
+                "{}{how} is not readable and writable by uid {} ({}), and pasta, run as the \
+                 caller, makes the sandbox's interface there; udev's default rule makes it \
+                 0666 (as root: `chmod 0666 {}`)",
+                path.display(),
+                nix::unistd::getuid(),
+                e.desc(),
+                path.display()
+            ))
         }
     }
 }
@@ -317,12 +359,15 @@ pub fn plan(
         &here.key("host-loopback"),
         d,
     );
-    // The tools. A best-effort policy runs without the network rather than without the rules.
-    let tools =
-        (host.tool)("pasta", "passt").and_then(|p| (host.tool)("nft", "nftables").map(|n| (p, n)));
+    // The tools and the tun device. A best-effort policy runs without the network rather than
+    // without the rules.
+    let tools = (host.tool)("pasta", "passt")
+        .and_then(|p| (host.tool)("nft", "nftables").map(|n| (p, n)))
+        .map_err(|why| (why, "install it, or "))
+        .and_then(|t| host.tun.clone().map(|()| t).map_err(|why| (why, "or ")));
     let (pasta_path, nft_path) = match tools {
         Ok(t) => t,
-        Err(why) => {
+        Err((why, fix)) => {
             if compat == Compat::BestEffort {
                 return Planned {
                     mode: Network::None,
@@ -334,10 +379,7 @@ pub fn plan(
             }
             d.push(
                 mode_key,
-                format!(
-                    "{why}; install it, or set `network.compat: best-effort` to run with \
-                     loopback only"
-                ),
+                format!("{why}; {fix}set `network.compat: best-effort` to run with loopback only"),
             );
             return none;
         }

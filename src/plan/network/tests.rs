@@ -23,6 +23,7 @@ fn host(t: &'static dyn Fn(&str, &str) -> Result<PathBuf, String>) -> Host<'stat
         tool: t,
         resolv_conf: "nameserver 10.0.0.53\nsearch example.org\noptions ndots:2\n".into(),
         unprivileged_port_start: 1024,
+        tun: Ok(()),
     }
 }
 
@@ -185,6 +186,47 @@ fn missing_pasta_fails_closed_unless_best_effort() {
     assert_eq!(p.mode, Network::None);
     assert!(p.user.is_none() && p.files.is_empty());
     assert!(p.dropped[0].contains("loopback only"), "{:?}", p.dropped);
+}
+
+/// A tun device the caller can't open: an error at `network.mode` that names the device
+/// (not pasta's "Failed to open tun socket"), or under best-effort, loopback only.
+#[test]
+fn a_tun_device_the_caller_cannot_open_fails_closed_unless_best_effort() {
+    let refused = || Host {
+        tun: Err("/dev/net/tun (mode 0600, owner uid 0) is not readable and writable".into()),
+        ..host(&tool)
+    };
+    let (_, errs) = planned("{mode: user}", false, &refused());
+    assert!(
+        errs.iter().any(|(k, m)| k == "network.mode"
+            && m.starts_with("/dev/net/tun (mode 0600")
+            && m.ends_with("; or set `network.compat: best-effort` to run with loopback only")),
+        "{errs:?}"
+    );
+    let (p, errs) = planned("{mode: user, compat: best-effort}", false, &refused());
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(p.mode, Network::None);
+    assert!(p.dropped[0].contains("/dev/net/tun"), "{:?}", p.dropped);
+}
+
+/// The probe itself: a device that is not there is said as such; one the caller may open
+/// (this test's own file) passes.
+#[rstest]
+#[case::absent(false, Some("there is no"))]
+#[case::openable(true, None)]
+fn tun_access_names_what_is_wrong(#[case] exists: bool, #[case] want: Option<&str>) {
+    let dir = std::env::temp_dir().join(format!("kekkai-tun-{}-{exists}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tun");
+    if exists {
+        std::fs::write(&path, b"").unwrap();
+    }
+    let got = tun_access(&path);
+    std::fs::remove_dir_all(&dir).unwrap();
+    match want {
+        None => assert_eq!(got, Ok(())),
+        Some(w) => assert!(got.as_ref().is_err_and(|m| m.starts_with(w)), "{got:?}"),
+    }
 }
 
 /// resolv.conf points at the forwarder (or the policy's resolvers) and keeps the host's
