@@ -502,6 +502,82 @@ fn listen_pid_and_fds_are_renumbered_for_the_program(#[values(Who::Root, Who::Ro
     assert_eq!(status.code(), Some(0), "{err}");
 }
 
+/// `run -d` under socket activation: the listening socket systemd passed survives the
+/// detached copy's closing of inherited descriptors (it keeps `3..3+LISTEN_FDS`, computed
+/// from the caller's LISTEN_PID before the fork), and the program serves over it after the
+/// caller has returned.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_detached_sandbox_keeps_the_socket_systemd_passed(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    need(who);
+    let activate = Path::new("/usr/bin/systemd-socket-activate");
+    if skip((!activate.exists()).then(|| "systemd-socket-activate is missing".into())) {
+        return;
+    }
+    let w = World::new("detachsock");
+    w.dir
+        .write("p.yaml", "version: 1\nextends: default\nnetwork: host\n");
+    let xdg = w.dir.join("run");
+    std::fs::create_dir(&xdg).unwrap();
+    std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if who == Who::Rootless {
+        let (uid, gid) = support::test_user().unwrap();
+        nix::unistd::chown(&xdg, Some(uid.into()), Some(gid.into())).unwrap();
+    }
+    let name = format!("t{}-detachsock-{}", std::process::id(), support::unique());
+    let script = "import os, socket\n\
+        s = socket.socket(fileno=3)\n\
+        c, _ = s.accept()\n\
+        c.recv(4096)\n\
+        c.sendall(('pid=%d listen_pid=%s fds=%s names=%s' % (os.getpid(), os.environ['LISTEN_PID'], os.environ['LISTEN_FDS'], os.environ.get('LISTEN_FDNAMES'))).encode())\n";
+    let kekkai = w.kekkai().display().to_string();
+    let engine = |args: &[&str]| {
+        let mut c = w.command(who);
+        c.env("XDG_RUNTIME_DIR", &xdg).args(args);
+        c.output().unwrap()
+    };
+    let (child, port, rest) = activate_on_a_free_port(|port| {
+        let mut c = std::process::Command::new(activate);
+        // systemd-socket-activate passes on only the variables it is told to.
+        c.arg("-l").arg(format!("127.0.0.1:{port}")).args([
+            "--fdname=web",
+            "--setenv=XDG_RUNTIME_DIR",
+            &kekkai,
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-p",
+            "./p.yaml",
+            "--",
+            "python3",
+            "-c",
+            script,
+        ]);
+        c.current_dir(w.dir.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("XDG_RUNTIME_DIR", &xdg);
+        if who == Who::Rootless {
+            use std::os::unix::process::CommandExt;
+            let (uid, gid) = support::test_user().unwrap();
+            c.uid(uid).gid(gid);
+        }
+        c
+    });
+    // systemd-socket-activate starts the launcher at the first connection; the launcher
+    // returns once the sandbox runs, and the detached program answers.
+    let reply = fetch(port);
+    let (status, err) = finish(child, rest);
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(reply, "pid=2 listen_pid=2 fds=1 names=web", "{err}");
+    let waited = engine(&["wait", &name]);
+    assert_code(&waited, 0);
+    assert_code(&engine(&["rm", &name]), 0);
+}
+
 #[rstest]
 #[ignore = "needs root: run by scripts/test"]
 fn under_the_journal_messages_carry_priorities(#[values(Who::Root, Who::Rootless)] who: Who) {
