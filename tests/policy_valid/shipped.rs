@@ -251,3 +251,52 @@ fn the_working_directory_keeps_the_hiding(#[case] bind: &str, #[case] from_pwd: 
         (tree.as_path(), if from_pwd { "hide" } else { "bind" })
     );
 }
+
+/// The rstest `#[values(...)]` lists meant to name every shipped policy (rstest needs literals
+/// there, so they can't call `policy::shipped::names()`) name all of them: a list of five or
+/// more shipped names, in any test or unit test of the crate, must be the whole set. A new
+/// shipped policy that one of them forgets fails here, naming the file and line.
+#[test]
+fn every_list_of_the_shipped_policies_is_complete() {
+    let all: std::collections::BTreeSet<&str> = policy::shipped::names().collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join("tests"), root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let mut lists = 0;
+    let mut wrong = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (at, _) in text.match_indices("#[values(") {
+            let rest = &text[at + "#[values(".len()..];
+            let Some(end) = rest.find(")]") else { continue };
+            let names: std::collections::BTreeSet<&str> = rest[..end]
+                .split(',')
+                .filter_map(|s| s.trim().strip_prefix('"')?.strip_suffix('"'))
+                .collect();
+            if names.len() < 5 || !names.is_subset(&all) {
+                continue;
+            }
+            lists += 1;
+            if names != all {
+                let line = text[..at].matches('\n').count() + 1;
+                let missing: Vec<_> = all.difference(&names).collect();
+                wrong.push(format!("{}:{line}: misses {missing:?}", f.display()));
+            }
+        }
+    }
+    assert!(
+        lists >= 8,
+        "only {lists} lists of the shipped policies found"
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
