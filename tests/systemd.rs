@@ -456,46 +456,67 @@ fn a_socket_activated_service_serves_over_the_passed_socket() {
     assert_eq!(status.code(), Some(0), "{err}");
 }
 
-#[rstest]
-#[ignore = "needs root: run by scripts/test"]
-fn listen_pid_and_fds_are_renumbered_for_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
-    need(who);
-    let activate = Path::new("/usr/bin/systemd-socket-activate");
-    if skip((!activate.exists()).then(|| "systemd-socket-activate is missing".into())) {
-        return;
-    }
-    let w = World::new("listenpid");
+/// A program that accepts one connection on the socket systemd passed (fd 3) and answers
+/// with its pid and the LISTEN_* variables it was given.
+const SERVE_LISTEN_VARS: &str = "import os, socket\n\
+    s = socket.socket(fileno=3)\n\
+    c, _ = s.accept()\n\
+    c.recv(4096)\n\
+    c.sendall(('pid=%d listen_pid=%s fds=%s names=%s' % (os.getpid(), os.environ['LISTEN_PID'], os.environ['LISTEN_FDS'], os.environ.get('LISTEN_FDNAMES'))).encode())\n";
+
+/// `systemd-socket-activate -l 127.0.0.1:PORT --fdname=web kekkai run RUN... -p ./p.yaml --
+/// python3 -c SERVE_LISTEN_VARS` in `w` (whose p.yaml has the host's network), run by `who`
+/// with only PATH and `env` set (systemd-socket-activate passes on `env`'s names too), once
+/// it listens: the running activator, its port and the rest of its stderr.
+fn activate_listen_vars(
+    w: &World,
+    who: Who,
+    run: &[&str],
+    env: &[(&str, &Path)],
+) -> (std::process::Child, u16, BufReader<ChildStderr>) {
     w.dir
         .write("p.yaml", "version: 1\nextends: default\nnetwork: host\n");
-    let script = "import os, socket\n\
-        s = socket.socket(fileno=3)\n\
-        c, _ = s.accept()\n\
-        c.recv(4096)\n\
-        c.sendall(('pid=%d listen_pid=%s fds=%s names=%s' % (os.getpid(), os.environ['LISTEN_PID'], os.environ['LISTEN_FDS'], os.environ.get('LISTEN_FDNAMES'))).encode())\n";
     let kekkai = w.kekkai().display().to_string();
-    let (child, port, rest) = activate_on_a_free_port(|port| {
-        let mut c = std::process::Command::new(activate);
-        c.arg("-l").arg(format!("127.0.0.1:{port}")).args([
-            "--fdname=web",
-            &kekkai,
-            "run",
-            "-p",
-            "./p.yaml",
-            "--",
-            "python3",
-            "-c",
-            script,
-        ]);
+    activate_on_a_free_port(|port| {
+        let mut c = std::process::Command::new(ACTIVATE);
+        c.arg("-l")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--fdname=web")
+            .args(env.iter().map(|(k, _)| format!("--setenv={k}")))
+            .arg(&kekkai)
+            .arg("run")
+            .args(run)
+            .args(["-p", "./p.yaml", "--", "python3", "-c", SERVE_LISTEN_VARS]);
         c.current_dir(w.dir.path())
             .env_clear()
-            .env("PATH", "/usr/bin:/bin");
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.iter().copied());
         if who == Who::Rootless {
             use std::os::unix::process::CommandExt;
             let (uid, gid) = support::test_user().unwrap();
             c.uid(uid).gid(gid);
         }
         c
-    });
+    })
+}
+
+/// systemd's socket activator.
+const ACTIVATE: &str = "/usr/bin/systemd-socket-activate";
+
+/// Whether the test must skip for want of systemd-socket-activate (a failure with CI=true).
+fn no_activator() -> bool {
+    skip((!Path::new(ACTIVATE).exists()).then(|| "systemd-socket-activate is missing".into()))
+}
+
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn listen_pid_and_fds_are_renumbered_for_the_program(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    if no_activator() {
+        return;
+    }
+    let w = World::new("listenpid");
+    let (child, port, rest) = activate_listen_vars(&w, who, &[], &[]);
     let reply = fetch(port);
     let (status, err) = finish(child, rest);
     assert_eq!(reply, "pid=2 listen_pid=2 fds=1 names=web", "{err}");
@@ -512,13 +533,10 @@ fn a_detached_sandbox_keeps_the_socket_systemd_passed(
     #[values(Who::Root, Who::Rootless)] who: Who,
 ) {
     need(who);
-    let activate = Path::new("/usr/bin/systemd-socket-activate");
-    if skip((!activate.exists()).then(|| "systemd-socket-activate is missing".into())) {
+    if no_activator() {
         return;
     }
     let w = World::new("detachsock");
-    w.dir
-        .write("p.yaml", "version: 1\nextends: default\nnetwork: host\n");
     let xdg = w.dir.join("run");
     std::fs::create_dir(&xdg).unwrap();
     std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -527,54 +545,24 @@ fn a_detached_sandbox_keeps_the_socket_systemd_passed(
         nix::unistd::chown(&xdg, Some(uid.into()), Some(gid.into())).unwrap();
     }
     let name = format!("t{}-detachsock-{}", std::process::id(), support::unique());
-    let script = "import os, socket\n\
-        s = socket.socket(fileno=3)\n\
-        c, _ = s.accept()\n\
-        c.recv(4096)\n\
-        c.sendall(('pid=%d listen_pid=%s fds=%s names=%s' % (os.getpid(), os.environ['LISTEN_PID'], os.environ['LISTEN_FDS'], os.environ.get('LISTEN_FDNAMES'))).encode())\n";
-    let kekkai = w.kekkai().display().to_string();
-    let engine = |args: &[&str]| {
-        let mut c = w.command(who);
-        c.env("XDG_RUNTIME_DIR", &xdg).args(args);
-        c.output().unwrap()
-    };
-    let (child, port, rest) = activate_on_a_free_port(|port| {
-        let mut c = std::process::Command::new(activate);
-        // systemd-socket-activate passes on only the variables it is told to.
-        c.arg("-l").arg(format!("127.0.0.1:{port}")).args([
-            "--fdname=web",
-            "--setenv=XDG_RUNTIME_DIR",
-            &kekkai,
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "-p",
-            "./p.yaml",
-            "--",
-            "python3",
-            "-c",
-            script,
-        ]);
-        c.current_dir(w.dir.path())
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("XDG_RUNTIME_DIR", &xdg);
-        if who == Who::Rootless {
-            use std::os::unix::process::CommandExt;
-            let (uid, gid) = support::test_user().unwrap();
-            c.uid(uid).gid(gid);
-        }
-        c
-    });
+    let (child, port, rest) = activate_listen_vars(
+        &w,
+        who,
+        &["-d", "--name", &name],
+        &[("XDG_RUNTIME_DIR", &xdg)],
+    );
     // systemd-socket-activate starts the launcher at the first connection; the launcher
     // returns once the sandbox runs, and the detached program answers.
     let reply = fetch(port);
     let (status, err) = finish(child, rest);
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(reply, "pid=2 listen_pid=2 fds=1 names=web", "{err}");
-    let waited = engine(&["wait", &name]);
-    assert_code(&waited, 0);
+    let engine = |args: &[&str]| {
+        let mut c = w.command(who);
+        c.env("XDG_RUNTIME_DIR", &xdg).args(args);
+        c.output().unwrap()
+    };
+    assert_code(&engine(&["wait", &name]), 0);
     assert_code(&engine(&["rm", &name]), 0);
 }
 
