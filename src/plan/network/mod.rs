@@ -21,10 +21,10 @@
 mod egress;
 
 use std::net::IpAddr;
-
-use nix::errno::Errno;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
 
 pub use egress::{
     Allow, DNS_FORWARDER, Egress, IpNet, SPECIAL, Special, Target, key as egress_key,
