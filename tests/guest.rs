@@ -44,7 +44,9 @@ fn guest_kernel_suite() {
     let exe = std::env::current_exe().unwrap();
     let start = std::time::Instant::now();
     let o = Command::new(&script)
-        .args(["--timeout", "900", "--"])
+        // A guard against a hung guest, not a measure: QEMU's emulation takes minutes here,
+        // and more on a slower or busier host.
+        .args(["--timeout", "2400", "--"])
         .arg(&exe)
         .args(["--ignored", "--test-threads=1", "in_guest::"])
         .stdin(Stdio::null())
