@@ -25,13 +25,7 @@ impl Engine {
     fn new(who: Who, tag: &str) -> Engine {
         need(who);
         let w = World::new(tag);
-        let xdg = w.dir.join("run");
-        std::fs::create_dir(&xdg).unwrap();
-        std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
-        if who == Who::Rootless {
-            let (uid, gid) = test_user().unwrap();
-            nix::unistd::chown(&xdg, Some(uid.into()), Some(gid.into())).unwrap();
-        }
+        let xdg = w.runtime_dir(who);
         Engine { w, who, xdg }
     }
 

@@ -537,13 +537,7 @@ fn a_detached_sandbox_keeps_the_socket_systemd_passed(
         return;
     }
     let w = World::new("detachsock");
-    let xdg = w.dir.join("run");
-    std::fs::create_dir(&xdg).unwrap();
-    std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
-    if who == Who::Rootless {
-        let (uid, gid) = support::test_user().unwrap();
-        nix::unistd::chown(&xdg, Some(uid.into()), Some(gid.into())).unwrap();
-    }
+    let xdg = w.runtime_dir(who);
     let name = format!("t{}-detachsock-{}", std::process::id(), support::unique());
     let (child, port, rest) = activate_listen_vars(
         &w,

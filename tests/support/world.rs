@@ -63,6 +63,19 @@ impl World {
         self.dir.join("kekkai-audit-probe")
     }
 
+    /// A private runtime directory for `who`'s sandboxes (`XDG_RUNTIME_DIR`: an unprivileged
+    /// caller's state directory goes below it), in this world, mode 0700, owned by `who`.
+    pub fn runtime_dir(&self, who: Who) -> PathBuf {
+        let dir = self.dir.join("run");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        if who == Who::Rootless {
+            let (uid, gid) = test_user().unwrap();
+            nix::unistd::chown(&dir, Some(uid.into()), Some(gid.into())).unwrap();
+        }
+        dir
+    }
+
     /// kekkai's path.
     pub fn kekkai(&self) -> PathBuf {
         self.dir.join("kekkai")
