@@ -240,24 +240,50 @@ pub unsafe fn close_range(first: u32, last: u32, cloexec: bool) -> nix::Result<(
 /// `keep` (the socket-activation descriptors `3..3+keep`): for a process that goes on in the
 /// background (`run --detach`), so that it holds none of its caller's pipes, locks or sockets.
 /// Inherited means without `FD_CLOEXEC`: every descriptor kekkai opens is close-on-exec, and
-/// any that crossed the execve had the flag clear. Returns how many it closed.
+/// any that crossed the execve had the flag clear. The open numbers come from
+/// `/proc/self/fd`; without it (no /proc, or one that can't be read) every number below
+/// [`FD_SCAN_END`] is asked instead, so that an unreadable /proc never leaves the caller's
+/// descriptors open. Returns how many it closed.
 pub fn close_inherited(keep: u32) -> usize {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return 0;
-    };
-    let numbers: Vec<RawFd> = dir
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
+    match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => {
+            let open = dir
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+            close_without_cloexec(open, keep)
+        }
+        Err(_) => close_without_cloexec(3..fd_scan_end(), keep),
+    }
+}
+
+/// Where the scan of [`close_inherited`] without /proc stops at least: the kernel's default
+/// `fs.nr_open` (2^20), the most descriptors a process may have unless it was raised.
+pub const FD_SCAN_END: u32 = 1 << 20;
+
+/// The scan's end: a descriptor's number is below the RLIMIT_NOFILE it was opened under, and
+/// a process can raise its hard limit no further than `fs.nr_open`, so the larger of the hard
+/// limit now and [`FD_SCAN_END`] (and no more than 2^24, a few seconds of `fcntl`s, for a
+/// host whose limit was raised that far).
+fn fd_scan_end() -> u32 {
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(0, |(_, hard)| hard);
+    u32::try_from(hard)
+        .unwrap_or(u32::MAX)
+        .clamp(FD_SCAN_END, 1 << 24)
+}
+
+/// Closes each of `numbers` from 3 up that is open without `FD_CLOEXEC`, except `3..3+keep`;
+/// a number not open answers `EBADF` and is skipped.
+fn close_without_cloexec(numbers: impl Iterator<Item = u32>, keep: u32) -> usize {
     let listen = 3..3u32.saturating_add(keep);
     let mut closed = 0;
-    for fd in numbers {
-        let Ok(n) = u32::try_from(fd) else { continue };
+    for n in numbers {
         if n < 3 || listen.contains(&n) {
             continue;
         }
+        let Ok(fd) = RawFd::try_from(n) else { continue };
         // SAFETY: F_GETFD reads no memory; a number that is not open (the listing's own
-        // descriptor, closed by now) answers EBADF and is skipped.
+        // descriptor, closed by now, or a gap of the scan) answers EBADF and is skipped.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
         if flags < 0 || flags & libc::FD_CLOEXEC != 0 {
             continue;
@@ -1291,6 +1317,42 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
+
+    /// Without /proc every number is asked: an inherited descriptor (no FD_CLOEXEC) is
+    /// closed, a close-on-exec one of kekkai's own and a kept socket-activation number are
+    /// left, and a number not open is skipped.
+    #[rstest]
+    #[case::inherited_is_closed(false, 0, false)]
+    #[case::own_cloexec_stays(true, 0, true)]
+    #[case::kept_listen_fd_stays(false, u32::MAX, true)]
+    fn the_scan_closes_only_inherited_descriptors(
+        #[case] cloexec: bool,
+        #[case] keep: u32,
+        #[case] open_after: bool,
+    ) {
+        let flags = if cloexec {
+            nix::fcntl::OFlag::O_CLOEXEC
+        } else {
+            nix::fcntl::OFlag::empty()
+        };
+        let (r, w) = nix::unistd::pipe2(flags).unwrap();
+        let n = u32::try_from(r.as_raw_fd()).unwrap();
+        let keep = if keep == u32::MAX { n - 2 } else { keep };
+        let closed = close_without_cloexec([n, n + 100_000].into_iter(), keep);
+        assert_eq!(closed, usize::from(!open_after));
+        // Asked through the write end, not the number: another test's thread may reuse a
+        // closed number at once. With no read end left a write fails with EPIPE (Rust's
+        // runtime ignores SIGPIPE).
+        let written = nix::unistd::write(&w, b"x");
+        if open_after {
+            assert_eq!(written, Ok(1));
+            drop(r);
+        } else {
+            assert_eq!(written, Err(Errno::EPIPE));
+            // closed by the scan: the OwnedFd must not close the number again
+            let _ = r.into_raw_fd();
+        }
+    }
 
     /// The reaper's handler install tells what it replaced: SIG_IGN, or the default for SIG_DFL
     /// and for a handler (execve resets one to the default). Each case has a real-time signal of
