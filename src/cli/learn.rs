@@ -107,7 +107,7 @@ pub(crate) fn learn(args: &LearnArgs, verbosity: i8) -> Result<i32, Error> {
             kekkai::plan::seccomp::Action::Log
         ),
     };
-    let text = learn::render(&learned.rules, &header);
+    let text = learn::render_checked(&learned.rules, &header).map_err(Error::Host)?;
 
     // Write it: to -o (opened so that a planted link can't choose the file), or stdout.
     let out_path = match &args.output {
