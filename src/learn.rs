@@ -744,23 +744,13 @@ pub fn render_checked(rules: &Rules, h: &Header) -> Result<String, String> {
     }
 }
 
-/// A comment's text, on one line whatever it quotes. The paths and process names in the
-/// comments are the program's choice, and a YAML comment ends at more than `\n`: libyaml
-/// (which yaml_serde ports) also ends it at `\r`, NEL (U+0085), LS (U+2028) and PS (U+2029),
-/// so a file named `x<U+2028>  enabled: false` once wrote that key into the learned policy.
-/// Printable ASCII, letters and digits are kept; every other character (controls, line and
-/// paragraph separators, formatting characters such as bidi overrides) is written as its
-/// `\u{...}` escape.
+/// A comment's text, on one line whatever it quotes ([`crate::log::printable`]). The paths and
+/// process names in the comments are the program's choice, and a YAML comment ends at more
+/// than `\n`: libyaml (which yaml_serde ports) also ends it at `\r`, NEL (U+0085), LS (U+2028)
+/// and PS (U+2029), so a file named `x<U+2028>  enabled: false` once wrote that key into the
+/// learned policy.
 fn one_line(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c == ' ' || c.is_ascii_graphic() || (!c.is_ascii() && c.is_alphanumeric()) {
-            out.push(c);
-        } else {
-            out.extend(c.escape_unicode());
-        }
-    }
-    out
+    crate::log::printable(s)
 }
 
 /// A YAML scalar for a path or name: plain when that reads back the same, else double-quoted.

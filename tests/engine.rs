@@ -413,7 +413,9 @@ fn one_user_cannot_see_or_enter_anothers_sandbox() {
 }
 
 /// Root's ps lists a user's sandbox (where a login session keeps it, /run/user/UID/kekkai) with
-/// its owner, and root's enter and stop don't reach it.
+/// its owner, and root's enter and stop don't reach it. The user's command line reaches root's
+/// terminal escaped: an argument with an escape sequence (a window title, a cleared screen) is
+/// shown as `\u{1b}...`, never as the ESC byte.
 #[test]
 #[ignore = "needs root: run by scripts/test"]
 fn roots_ps_lists_a_users_sandbox_with_its_owner() {
@@ -430,8 +432,19 @@ fn roots_ps_lists_a_users_sandbox_with_its_owner() {
     }
     user.xdg = run_user.clone();
     let theirs = user.name("theirs");
-    let o = user.kekkai(&["run", "-d", "--name", &theirs, "--", "sleep", "1000"]);
+    let o = user.kekkai(&[
+        "run",
+        "-d",
+        "--name",
+        &theirs,
+        "--",
+        "sh",
+        "-c",
+        "sleep 1000",
+        "\x1b]2;owned\x07\x1b[2J",
+    ]);
     let rows = ps_json(&root, false);
+    let table = root.kekkai(&["ps"]);
     let listed = find(&rows, &theirs).map(|r| r["owner"].clone());
     let entered = root.kekkai(&["enter", &theirs, "--", "true"]);
     let stopped = root.kekkai(&["stop", &theirs]);
@@ -444,6 +457,19 @@ fn roots_ps_lists_a_users_sandbox_with_its_owner() {
     }
     assert_code(&o, 0);
     assert_eq!(listed, Some(serde_json::json!(uid)));
+    assert_code(&table, 0);
+    let line = stdout(&table)
+        .lines()
+        .find(|l| l.starts_with(theirs.as_str()))
+        .map(str::to_owned);
+    assert_eq!(
+        line.as_deref()
+            .and_then(|l| l.split("  sh -c ").nth(1))
+            .and_then(|l| l.rsplit_once("  ").map(|(c, _)| c)),
+        Some("sleep 1000 \\u{1b}]2;owned\\u{7}\\u{1b}[2J"),
+        "{line:?}"
+    );
+    assert!(!stdout(&table).contains('\x1b'), "{}", stdout(&table));
     assert_code(&entered, 125);
     assert_code(&stopped, 1);
     assert_code(&removed, 0);

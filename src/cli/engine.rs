@@ -158,17 +158,21 @@ pub(crate) fn ps(args: &PsArgs) -> Result<i32, Error> {
     } else {
         format!("{header}\n")
     });
+    // The policy and the command are what the record says: another user's choice in root's
+    // `ps`, shown and never interpreted by root's terminal (an escape sequence in an argument
+    // of a user's sandbox once set root's window title and cleared its screen).
     for r in &rows {
+        let command: Vec<String> = r.command.iter().map(|a| log::printable(a)).collect();
         let line = format!(
             "{:<20} {:>8} {:<12} {:<26} {:>8} {:>9} {:>5}  {}",
             r.name,
             r.pid.map_or_else(dash, |p| p.to_string()),
-            r.policy,
+            log::printable(&r.policy),
             r.status.word(),
             r.uptime_secs.map_or_else(dash, usage::uptime),
             r.memory.map_or_else(dash, usage::human),
             r.pids.map_or_else(dash, |p| p.to_string()),
-            r.command.join(" "),
+            command.join(" "),
         );
         out.push_str(&line);
         if root {
