@@ -536,3 +536,63 @@ fn enter_answers_every_probe_as_run_does(#[values(Who::Root, Who::Rootless)] who
     assert!(!std::path::Path::new("/etc/kekkai-enter-test").exists());
     assert_code(&e.kekkai(&["rm", "-f", &n]), 0);
 }
+
+/// Without a pid namespace and without a cgroup (nothing that ends a whole sandbox at once),
+/// what the program leaves behind is killed with it: a process orphaned in a detached sandbox
+/// is gone after `stop`, one left by `enter` after `enter`, one left by a foreground run after
+/// the run. (They outlived the sandbox, reparented to init, and the first held the detached
+/// sandbox's log writer.)
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn without_a_pid_namespace_nothing_outlives_the_sandbox(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    let e = Engine::new(who, "engine-nopid");
+    e.w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nreplace: [limits]\nremove:\n  namespaces: [pid]\n  \
+         mounts: [{ proc: /proc }, { hide: /proc/cmdline }, { hide: /proc/config.gz }]\n",
+    );
+    // The pids the program prints are the host's: there is no pid namespace.
+    let orphan = "sh -c 'sleep 1000 & echo $!'; sleep 1000";
+    let n = e.name("nopid");
+    assert_code(
+        &e.kekkai(&[
+            "run", "-d", "-p", "./p.yaml", "--name", &n, "--", "sh", "-c", orphan,
+        ]),
+        0,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let left = loop {
+        let logged = stdout(&e.kekkai(&["logs", &n]));
+        if let Some(p) = logged.lines().find_map(|l| l.trim().parse::<u32>().ok()) {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "no pid in the log");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // What an entered program leaves ends with `enter`, as the sandbox's PID 1 would end it.
+    let o = e.kekkai(&["enter", &n, "--", "sh", "-c", "sleep 1000 & echo $!"]);
+    assert_code(&o, 0);
+    let entered: u32 = stdout(&o).trim().parse().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{entered}/cmdline")).unwrap_or_default();
+    assert_ne!(cmdline, b"sleep\x001000\x00", "{entered} outlived enter");
+    let held = support::PidFds::open(&[left]);
+    assert_code(&e.kekkai(&["stop", &n, "--time", "1s"]), 0);
+    assert!(held.all_gone(), "{left} outlived kekkai stop");
+    assert_code(&e.kekkai(&["rm", &n]), 0);
+    let o = e.kekkai(&[
+        "run",
+        "-q",
+        "-p",
+        "./p.yaml",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1000 & echo $!",
+    ]);
+    assert_code(&o, 0);
+    let left: u32 = stdout(&o).trim().parse().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{left}/cmdline")).unwrap_or_default();
+    assert_ne!(cmdline, b"sleep\x001000\x00", "{left} outlived the run");
+}
