@@ -347,3 +347,49 @@ fn a_file_name_cannot_write_keys_into_the_learned_policy(
         support::stderr(&o)
     );
 }
+
+/// The proof runs under the text `learn` wrote, not under whatever the -o path holds by then:
+/// someone who may rename in its directory (the user whose checkout root learns in) swapped
+/// in a policy of their own (`hostname: pwned`, `host-privileges: allow`) as soon as the
+/// file was written, and the proof launched the program under it (16 of 25 tries). Here the
+/// swap follows the first change of the file every time, ten times over, and the proof still
+/// sees the learned policy's host name.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn the_proof_runs_what_was_learned_not_what_the_path_holds(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    need(who);
+    let w = World::of_test_user("learn-swap");
+    let evil = "version: 1\nextends: default\nhostname: pwned\nhost-privileges: allow\n";
+    for _ in 0..10 {
+        let _ = std::fs::remove_file(w.dir.join("p.yaml"));
+        w.dir.write("evil.tmp", evil);
+        let watch = Inotify::init(InitFlags::empty()).unwrap();
+        watch
+            .add_watch(w.dir.path(), AddWatchFlags::IN_MODIFY)
+            .unwrap();
+        let dir = w.dir.path().to_owned();
+        let swapper = std::thread::spawn(move || {
+            loop {
+                let events = watch.read_events().unwrap();
+                if events
+                    .iter()
+                    .any(|e| e.name.as_deref() == Some(std::ffi::OsStr::new("p.yaml")))
+                {
+                    std::fs::rename(dir.join("evil.tmp"), dir.join("p.yaml")).unwrap();
+                    return;
+                }
+            }
+        });
+        let o = learn(&w, who, &["-q", "-o", "p.yaml", "--", "hostname"]);
+        swapper.join().unwrap();
+        assert_code(&o, 0);
+        assert_eq!(
+            stdout(&o),
+            "kekkai\nkekkai\n",
+            "the proof ran under the swapped policy"
+        );
+    }
+}
