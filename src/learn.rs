@@ -706,7 +706,7 @@ pub fn render(rules: &Rules, h: &Header) -> String {
 /// [`render`], refused when its comments change what the policy says: the text is rendered
 /// again with every comment empty and both are parsed; they must be the same document. The
 /// comments quote what the program chose (paths, process names), so this is the check that
-/// no quoting slip in [`one_line`] can hand the program a key of its own.
+/// no quoting slip in [`crate::log::printable`] can hand the program a key of its own.
 pub fn render_checked(rules: &Rules, h: &Header) -> Result<String, String> {
     let text = render(rules, h);
     let mut bare = rules.clone();
