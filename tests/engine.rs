@@ -596,3 +596,48 @@ fn without_a_pid_namespace_nothing_outlives_the_sandbox(
     let cmdline = std::fs::read(format!("/proc/{left}/cmdline")).unwrap_or_default();
     assert_ne!(cmdline, b"sleep\x001000\x00", "{left} outlived the run");
 }
+
+/// A user's record forged to name root's running sandbox (its supervisor's and first process's
+/// pids and start times, copied from root's record) is not the user's sandbox: every
+/// supervisor runs as the owner of its record. The user's ps shows it dead, their stop and kill
+/// say it is not running (3: they said they had stopped it, exit 0), and root's sandbox runs
+/// on. (Root's ps listed it as the user's running sandbox, with root's pids.)
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn a_record_naming_another_users_sandbox_is_not_theirs() {
+    let root = Engine::new(Who::Root, "engine-forge-root");
+    let user = Engine::new(Who::Rootless, "engine-forge-user");
+    let n = root.name("victim");
+    assert_code(
+        &root.kekkai(&["run", "-d", "--name", &n, "--", "sleep", "1000"]),
+        0,
+    );
+    assert_code(&user.kekkai(&["ps"]), 0);
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(PathBuf::from("/run/kekkai").join(&n).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    let (uid, gid) = test_user().unwrap();
+    let mut forged = record.clone();
+    forged["name"] = serde_json::json!("forged");
+    forged["owner"] = serde_json::json!(uid);
+    let dir = user.xdg.join("kekkai/forged");
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("state.json");
+    std::fs::write(&file, serde_json::to_vec(&forged).unwrap()).unwrap();
+    for p in [&dir, &file] {
+        nix::unistd::chown(p, Some(uid.into()), Some(gid.into())).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let rows = ps_json(&user, true);
+    let state = find(&rows, "forged").map(|r| r["status"]["state"].clone());
+    let stopped = user.kekkai(&["stop", "forged", "--time", "1s"]);
+    let killed = user.kekkai(&["kill", "forged", "KILL"]);
+    let running = find(&ps_json(&root, false), &n).map(|r| r["status"]["state"].clone());
+    assert_code(&root.kekkai(&["rm", "-f", &n]), 0);
+    assert_eq!(state, Some(serde_json::json!("dead")));
+    assert_code(&stopped, 3);
+    assert_code(&killed, 3);
+    assert_eq!(running, Some(serde_json::json!("running")));
+}

@@ -58,7 +58,7 @@ fn wait_exit(pidfd: BorrowedFd<'_>, limit: Option<Duration>) -> bool {
 
 /// Waits (at most `limit`) for the supervisor to record the end and exit.
 fn wait_supervisor(r: &Record, limit: Option<Duration>) -> bool {
-    match r.supervisor.and_then(|s| s.open()) {
+    match r.supervisor_pidfd() {
         Some(fd) => wait_exit(fd.as_fd(), limit),
         None => true,
     }
@@ -400,7 +400,7 @@ pub(crate) fn logs(args: &LogsArgs) -> Result<i32, Error> {
         return Ok(0);
     }
     // Follow: read what is appended; a rotation (log renamed to log.1) is seen as a new inode.
-    let sup = r.supervisor.and_then(|s| s.open());
+    let sup = r.supervisor_pidfd();
     let mut cur = last;
     loop {
         if let Some(f) = cur.as_mut() {
