@@ -687,26 +687,70 @@ pub fn render(rules: &Rules, h: &Header) -> String {
         line(&mut y, "limits:");
         if let Some((m, why)) = &rules.memory {
             let m = crate::plan::units::format_size(*m);
-            line(&mut y, &format!("  memory: {m:<22} # {why}"));
+            line(&mut y, &format!("  memory: {m:<22} # {}", one_line(why)));
         }
         if let Some((n, why)) = &rules.pids {
-            line(&mut y, &format!("  pids: {n:<24} # {why}"));
+            line(&mut y, &format!("  pids: {n:<24} # {}", one_line(why)));
         }
     }
     if let Some((t, why)) = &rules.timeout {
         line(&mut y, "");
         line(
             &mut y,
-            &format!("timeout: {}s{:<17} # {why}", t.as_secs(), ""),
+            &format!("timeout: {}s{:<17} # {}", t.as_secs(), "", one_line(why)),
         );
     }
     y
 }
 
+/// [`render`], refused when its comments change what the policy says: the text is rendered
+/// again with every comment empty and both are parsed; they must be the same document. The
+/// comments quote what the program chose (paths, process names), so this is the check that
+/// no quoting slip in [`crate::log::printable`] can hand the program a key of its own.
+pub fn render_checked(rules: &Rules, h: &Header) -> Result<String, String> {
+    let text = render(rules, h);
+    let mut bare = rules.clone();
+    for alts in bare.syscalls.values_mut() {
+        alts.values_mut().for_each(String::clear);
+    }
+    for list in [&mut bare.read, &mut bare.write, &mut bare.execute] {
+        list.values_mut().for_each(String::clear);
+    }
+    for ports in [&mut bare.connect, &mut bare.bind].into_iter().flatten() {
+        ports.values_mut().for_each(String::clear);
+    }
+    for why in [&mut bare.memory, &mut bare.pids]
+        .into_iter()
+        .flatten()
+        .map(|(_, w)| w)
+        .chain(bare.timeout.as_mut().map(|(_, w)| w))
+    {
+        why.clear();
+    }
+    let bare_header = Header {
+        commands: Vec::new(),
+        ..h.clone()
+    };
+    let parse = |t: &str| serde_yaml::from_str::<serde_yaml::Value>(t).map_err(|e| e.to_string());
+    let (said, meant) = (parse(&text), parse(&render(&bare, &bare_header)));
+    match (said, meant) {
+        (Ok(a), Ok(b)) if a == b => Ok(text),
+        (Err(e), _) | (_, Err(e)) => Err(format!("the learned policy does not parse: {e}")),
+        _ => Err(
+            "the learned policy's comments (paths and names the program chose) change what it \
+             says: nothing was written"
+                .into(),
+        ),
+    }
+}
+
+/// A comment's text, on one line whatever it quotes ([`crate::log::printable`]). The paths and
+/// process names in the comments are the program's choice, and a YAML comment ends at more
+/// than `\n`: libyaml (which yaml_serde ports) also ends it at `\r`, NEL (U+0085), LS (U+2028)
+/// and PS (U+2029), so a file named `x<U+2028>  enabled: false` once wrote that key into the
+/// learned policy.
 fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    crate::log::printable(s)
 }
 
 /// A YAML scalar for a path or name: plain when that reads back the same, else double-quoted.
@@ -748,6 +792,55 @@ mod tests {
             collapse(Path::new(dir), usage, &mounts),
             PathBuf::from(want)
         );
+    }
+
+    /// A path or process name the program chose, quoted in a comment, stays in the comment
+    /// whatever line break it holds (libyaml ends a comment at each of these): the learned
+    /// policy never gets the key that follows it (here `landlock.enabled: false`, which turned
+    /// Landlock off), and the comment still says which character it was.
+    #[rstest]
+    #[case::line_feed("\n", "\\u{a}")]
+    #[case::carriage_return("\r", "\\u{d}")]
+    #[case::next_line("\u{85}", "\\u{85}")]
+    #[case::line_separator("\u{2028}", "\\u{2028}")]
+    #[case::paragraph_separator("\u{2029}", "\\u{2029}")]
+    #[case::vertical_tab("\u{b}", "\\u{b}")]
+    #[case::bidi_override("\u{202e}", "\\u{202e}")]
+    fn a_comment_can_not_end_early(#[case] sep: &str, #[case] shown: &str) {
+        let mut r = Rules::default();
+        let why = format!("touch: openat /tmp/x{sep}  enabled: false{sep}  #");
+        r.write.insert("/tmp".into(), why.clone());
+        r.read.insert("/usr".into(), why.clone());
+        r.syscalls
+            .entry("openat".into())
+            .or_default()
+            .insert(Alt::Any, why);
+        let h = Header {
+            commands: vec![format!("sh -c x{sep}host-privileges: allow{sep}")],
+            extends: "default".into(),
+            ..Header::default()
+        };
+        let text = render_checked(&r, &h).unwrap();
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        assert!(doc.get("host-privileges").is_none(), "{text}");
+        let landlock = doc.get("landlock").unwrap();
+        assert!(landlock.get("enabled").is_none(), "{text}");
+        assert!(
+            text.contains(&format!("/tmp/x{shown}  enabled: false")),
+            "{text}"
+        );
+        let (back, _) = read_back(&text, "p.yaml").unwrap();
+        assert_eq!(back.write.keys().collect::<Vec<_>>(), [Path::new("/tmp")]);
+    }
+
+    /// Letters and digits of any script stay as they are; nothing else printable is lost.
+    #[rstest]
+    #[case("python3: openat /srv/données/é", "python3: openat /srv/données/é")]
+    #[case("sh: execve /usr/bin/日本", "sh: execve /usr/bin/日本")]
+    #[case("a\tb", "a\\u{9}b")]
+    #[case("esc \u{1b}[2J", "esc \\u{1b}[2J")]
+    fn comments_keep_what_reads_safely(#[case] why: &str, #[case] want: &str) {
+        assert_eq!(one_line(why), want);
     }
 
     #[test]

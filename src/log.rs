@@ -79,3 +79,43 @@ pub fn warn(msg: &str) {
 pub fn notice(msg: &str) {
     emit(Level::Notice, &format!("kekkai: {msg}"));
 }
+
+/// `text` made safe to show on one line of a terminal or in a comment, when someone else chose
+/// it (another user's record in root's `ps`, a path the sandboxed program named): printable
+/// ASCII, letters and digits are kept; every other character (controls such as ESC, which
+/// start terminal escape sequences, the line breaks YAML knows besides `\n`: `\r`, NEL U+0085,
+/// LS U+2028, PS U+2029, and formatting characters such as bidi overrides) is written as its
+/// `\u{...}` escape.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == ' ' || c.is_ascii_graphic() || (!c.is_ascii() && c.is_alphanumeric()) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_unicode());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::printable;
+
+    /// What another user or the sandboxed program chose is shown, never interpreted: an escape
+    /// sequence, a line break of any kind, a bidi override become `\u{...}`; letters of any
+    /// script stay.
+    #[rstest]
+    #[case("sh -c sleep 1000", "sh -c sleep 1000")]
+    #[case("\u{1b}]2;owned\u{7}\u{1b}[2J", "\\u{1b}]2;owned\\u{7}\\u{1b}[2J")]
+    #[case("a\nb\rc\td", "a\\u{a}b\\u{d}c\\u{9}d")]
+    #[case("x\u{85}\u{2028}\u{2029}", "x\\u{85}\\u{2028}\\u{2029}")]
+    #[case("\u{202e}txt.exe", "\\u{202e}txt.exe")]
+    #[case("\u{9b}31m", "\\u{9b}31m")]
+    #[case("données/日本", "données/日本")]
+    fn others_text_is_shown_not_interpreted(#[case] text: &str, #[case] want: &str) {
+        assert_eq!(printable(text), want);
+    }
+}

@@ -413,7 +413,9 @@ fn one_user_cannot_see_or_enter_anothers_sandbox() {
 }
 
 /// Root's ps lists a user's sandbox (where a login session keeps it, /run/user/UID/kekkai) with
-/// its owner, and root's enter and stop don't reach it.
+/// its owner, and root's enter and stop don't reach it. The user's command line reaches root's
+/// terminal escaped: an argument with an escape sequence (a window title, a cleared screen) is
+/// shown as `\u{1b}...`, never as the ESC byte.
 #[test]
 #[ignore = "needs root: run by scripts/test"]
 fn roots_ps_lists_a_users_sandbox_with_its_owner() {
@@ -430,8 +432,19 @@ fn roots_ps_lists_a_users_sandbox_with_its_owner() {
     }
     user.xdg = run_user.clone();
     let theirs = user.name("theirs");
-    let o = user.kekkai(&["run", "-d", "--name", &theirs, "--", "sleep", "1000"]);
+    let o = user.kekkai(&[
+        "run",
+        "-d",
+        "--name",
+        &theirs,
+        "--",
+        "sh",
+        "-c",
+        "sleep 1000",
+        "\x1b]2;owned\x07\x1b[2J",
+    ]);
     let rows = ps_json(&root, false);
+    let table = root.kekkai(&["ps"]);
     let listed = find(&rows, &theirs).map(|r| r["owner"].clone());
     let entered = root.kekkai(&["enter", &theirs, "--", "true"]);
     let stopped = root.kekkai(&["stop", &theirs]);
@@ -444,6 +457,19 @@ fn roots_ps_lists_a_users_sandbox_with_its_owner() {
     }
     assert_code(&o, 0);
     assert_eq!(listed, Some(serde_json::json!(uid)));
+    assert_code(&table, 0);
+    let line = stdout(&table)
+        .lines()
+        .find(|l| l.starts_with(theirs.as_str()))
+        .map(str::to_owned);
+    assert_eq!(
+        line.as_deref()
+            .and_then(|l| l.split("  sh -c ").nth(1))
+            .and_then(|l| l.rsplit_once("  ").map(|(c, _)| c)),
+        Some("sleep 1000 \\u{1b}]2;owned\\u{7}\\u{1b}[2J"),
+        "{line:?}"
+    );
+    assert!(!stdout(&table).contains('\x1b'), "{}", stdout(&table));
     assert_code(&entered, 125);
     assert_code(&stopped, 1);
     assert_code(&removed, 0);
@@ -509,4 +535,109 @@ fn enter_answers_every_probe_as_run_does(#[values(Who::Root, Who::Rootless)] who
     }
     assert!(!std::path::Path::new("/etc/kekkai-enter-test").exists());
     assert_code(&e.kekkai(&["rm", "-f", &n]), 0);
+}
+
+/// Without a pid namespace and without a cgroup (nothing that ends a whole sandbox at once),
+/// what the program leaves behind is killed with it: a process orphaned in a detached sandbox
+/// is gone after `stop`, one left by `enter` after `enter`, one left by a foreground run after
+/// the run. (They outlived the sandbox, reparented to init, and the first held the detached
+/// sandbox's log writer.)
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn without_a_pid_namespace_nothing_outlives_the_sandbox(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    let e = Engine::new(who, "engine-nopid");
+    e.w.dir.write(
+        "p.yaml",
+        "version: 1\nextends: default\nreplace: [limits]\nremove:\n  namespaces: [pid]\n  \
+         mounts: [{ proc: /proc }, { hide: /proc/cmdline }, { hide: /proc/config.gz }]\n",
+    );
+    // The pids the program prints are the host's: there is no pid namespace.
+    let orphan = "sh -c 'sleep 1000 & echo $!'; sleep 1000";
+    let n = e.name("nopid");
+    assert_code(
+        &e.kekkai(&[
+            "run", "-d", "-p", "./p.yaml", "--name", &n, "--", "sh", "-c", orphan,
+        ]),
+        0,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let left = loop {
+        let logged = stdout(&e.kekkai(&["logs", &n]));
+        if let Some(p) = logged.lines().find_map(|l| l.trim().parse::<u32>().ok()) {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "no pid in the log");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // What an entered program leaves ends with `enter`, as the sandbox's PID 1 would end it.
+    let o = e.kekkai(&["enter", &n, "--", "sh", "-c", "sleep 1000 & echo $!"]);
+    assert_code(&o, 0);
+    let entered: u32 = stdout(&o).trim().parse().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{entered}/cmdline")).unwrap_or_default();
+    assert_ne!(cmdline, b"sleep\x001000\x00", "{entered} outlived enter");
+    let held = support::PidFds::open(&[left]);
+    assert_code(&e.kekkai(&["stop", &n, "--time", "1s"]), 0);
+    assert!(held.all_gone(), "{left} outlived kekkai stop");
+    assert_code(&e.kekkai(&["rm", &n]), 0);
+    let o = e.kekkai(&[
+        "run",
+        "-q",
+        "-p",
+        "./p.yaml",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1000 & echo $!",
+    ]);
+    assert_code(&o, 0);
+    let left: u32 = stdout(&o).trim().parse().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{left}/cmdline")).unwrap_or_default();
+    assert_ne!(cmdline, b"sleep\x001000\x00", "{left} outlived the run");
+}
+
+/// A user's record forged to name root's running sandbox (its supervisor's and first process's
+/// pids and start times, copied from root's record) is not the user's sandbox: every
+/// supervisor runs as the owner of its record. The user's ps shows it dead, their stop and kill
+/// say it is not running (3: they said they had stopped it, exit 0), and root's sandbox runs
+/// on. (Root's ps listed it as the user's running sandbox, with root's pids.)
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn a_record_naming_another_users_sandbox_is_not_theirs() {
+    let root = Engine::new(Who::Root, "engine-forge-root");
+    let user = Engine::new(Who::Rootless, "engine-forge-user");
+    let n = root.name("victim");
+    assert_code(
+        &root.kekkai(&["run", "-d", "--name", &n, "--", "sleep", "1000"]),
+        0,
+    );
+    assert_code(&user.kekkai(&["ps"]), 0);
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(PathBuf::from("/run/kekkai").join(&n).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    let (uid, gid) = test_user().unwrap();
+    let mut forged = record.clone();
+    forged["name"] = serde_json::json!("forged");
+    forged["owner"] = serde_json::json!(uid);
+    let dir = user.xdg.join("kekkai/forged");
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("state.json");
+    std::fs::write(&file, serde_json::to_vec(&forged).unwrap()).unwrap();
+    for p in [&dir, &file] {
+        nix::unistd::chown(p, Some(uid.into()), Some(gid.into())).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let rows = ps_json(&user, true);
+    let state = find(&rows, "forged").map(|r| r["status"]["state"].clone());
+    let stopped = user.kekkai(&["stop", "forged", "--time", "1s"]);
+    let killed = user.kekkai(&["kill", "forged", "KILL"]);
+    let running = find(&ps_json(&root, false), &n).map(|r| r["status"]["state"].clone());
+    assert_code(&root.kekkai(&["rm", "-f", &n]), 0);
+    assert_eq!(state, Some(serde_json::json!("dead")));
+    assert_code(&stopped, 3);
+    assert_code(&killed, 3);
+    assert_eq!(running, Some(serde_json::json!("running")));
 }

@@ -297,3 +297,99 @@ fn a_service_is_learned_for_a_duration_and_exports(#[values(Who::Root, Who::Root
     assert_code(&o, 0);
     assert!(stdout(&o).contains("SystemCallFilter="), "{}", stdout(&o));
 }
+
+/// The program names the files the learned policy's comments quote: a file it creates named
+/// `/var/tmp/x<U+2028>  enabled: false<U+2028>  #` (libyaml ends a comment at LS) once put
+/// `landlock.enabled: false` into the learned policy, which then let a program read what
+/// neither the run nor BASE allowed. The comment now shows the name escaped, the policy has no
+/// such key, and a file the run never read (in the working directory, below /tmp on the host)
+/// stays unreadable (cat: EACCES, exit 1).
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_file_name_cannot_write_keys_into_the_learned_policy(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    need(who);
+    let w = World::of_test_user("learn-inject");
+    w.dir.write("secret.txt", "not learned\n");
+    let script = "touch \"/var/tmp/x$(printf '\\342\\200\\250')  enabled: false$(printf '\\342\\200\\250')  #\"; cat /etc/hostname";
+    let o = learn(
+        &w,
+        who,
+        &[
+            "-q",
+            "--no-proof",
+            "-o",
+            "inj.yaml",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_code(&o, 0);
+    let text = std::fs::read_to_string(w.dir.join("inj.yaml")).unwrap();
+    assert!(
+        text.contains("/var/tmp/x\\u{2028}  enabled: false"),
+        "{text}"
+    );
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert!(doc["landlock"].get("enabled").is_none(), "{text}");
+    let o = w.run(
+        who,
+        ["run", "-q", "-p", "inj.yaml", "--", "cat", "secret.txt"],
+    );
+    assert_code(&o, 1);
+    assert_eq!(stdout(&o), "");
+    assert!(
+        support::stderr(&o).contains("Permission denied"),
+        "{}",
+        support::stderr(&o)
+    );
+}
+
+/// The proof runs under the text `learn` wrote, not under whatever the -o path holds by then:
+/// someone who may rename in its directory (the user whose checkout root learns in) swapped
+/// in a policy of their own (`hostname: pwned`, `host-privileges: allow`) as soon as the
+/// file was written, and the proof launched the program under it (16 of 25 tries). Here the
+/// swap follows the first change of the file every time, ten times over, and the proof still
+/// sees the learned policy's host name.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn the_proof_runs_what_was_learned_not_what_the_path_holds(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    need(who);
+    let w = World::of_test_user("learn-swap");
+    let evil = "version: 1\nextends: default\nhostname: pwned\nhost-privileges: allow\n";
+    for _ in 0..10 {
+        let _ = std::fs::remove_file(w.dir.join("p.yaml"));
+        w.dir.write("evil.tmp", evil);
+        let watch = Inotify::init(InitFlags::empty()).unwrap();
+        watch
+            .add_watch(w.dir.path(), AddWatchFlags::IN_MODIFY)
+            .unwrap();
+        let dir = w.dir.path().to_owned();
+        let swapper = std::thread::spawn(move || {
+            loop {
+                let events = watch.read_events().unwrap();
+                if events
+                    .iter()
+                    .any(|e| e.name.as_deref() == Some(std::ffi::OsStr::new("p.yaml")))
+                {
+                    std::fs::rename(dir.join("evil.tmp"), dir.join("p.yaml")).unwrap();
+                    return;
+                }
+            }
+        });
+        let o = learn(&w, who, &["-q", "-o", "p.yaml", "--", "hostname"]);
+        swapper.join().unwrap();
+        assert_code(&o, 0);
+        assert_eq!(
+            stdout(&o),
+            "kekkai\nkekkai\n",
+            "the proof ran under the swapped policy"
+        );
+    }
+}

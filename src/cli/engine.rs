@@ -58,7 +58,7 @@ fn wait_exit(pidfd: BorrowedFd<'_>, limit: Option<Duration>) -> bool {
 
 /// Waits (at most `limit`) for the supervisor to record the end and exit.
 fn wait_supervisor(r: &Record, limit: Option<Duration>) -> bool {
-    match r.supervisor.and_then(|s| s.open()) {
+    match r.supervisor_pidfd() {
         Some(fd) => wait_exit(fd.as_fd(), limit),
         None => true,
     }
@@ -158,17 +158,21 @@ pub(crate) fn ps(args: &PsArgs) -> Result<i32, Error> {
     } else {
         format!("{header}\n")
     });
+    // The policy and the command are what the record says: another user's choice in root's
+    // `ps`, shown and never interpreted by root's terminal (an escape sequence in an argument
+    // of a user's sandbox once set root's window title and cleared its screen).
     for r in &rows {
+        let command: Vec<String> = r.command.iter().map(|a| log::printable(a)).collect();
         let line = format!(
             "{:<20} {:>8} {:<12} {:<26} {:>8} {:>9} {:>5}  {}",
             r.name,
             r.pid.map_or_else(dash, |p| p.to_string()),
-            r.policy,
+            log::printable(&r.policy),
             r.status.word(),
             r.uptime_secs.map_or_else(dash, usage::uptime),
             r.memory.map_or_else(dash, usage::human),
             r.pids.map_or_else(dash, |p| p.to_string()),
-            r.command.join(" "),
+            command.join(" "),
         );
         out.push_str(&line);
         if root {
@@ -396,7 +400,7 @@ pub(crate) fn logs(args: &LogsArgs) -> Result<i32, Error> {
         return Ok(0);
     }
     // Follow: read what is appended; a rotation (log renamed to log.1) is seen as a new inode.
-    let sup = r.supervisor.and_then(|s| s.open());
+    let sup = r.supervisor_pidfd();
     let mut cur = last;
     loop {
         if let Some(f) = cur.as_mut() {

@@ -107,7 +107,7 @@ pub(crate) fn learn(args: &LearnArgs, verbosity: i8) -> Result<i32, Error> {
             kekkai::plan::seccomp::Action::Log
         ),
     };
-    let text = learn::render(&learned.rules, &header);
+    let text = learn::render_checked(&learned.rules, &header).map_err(Error::Host)?;
 
     // Write it: to -o (opened so that a planted link can't choose the file), or stdout.
     let out_path = match &args.output {
@@ -155,11 +155,14 @@ pub(crate) fn learn(args: &LearnArgs, verbosity: i8) -> Result<i32, Error> {
     if args.no_proof {
         return Ok(0);
     }
-    // The proof: the program again, under what was learned (as written to -o, or the text).
-    let learned_loaded = match &out_path {
-        Some(p) => policy::load(&PolicySource::File(p.clone()), &caller)?,
-        None => policy::load_str("learned.yaml", &text, &caller)?,
-    };
+    // The proof: the program again, under what was learned: the text written, never the file
+    // read back by its path. Whoever may rename in -o's directory (the user whose checkout root
+    // learns in) could otherwise swap in a policy of their own between the write and the
+    // read, and the proof would launch root's program under it (`host-privileges: allow`...).
+    let shown = out_path
+        .as_ref()
+        .map_or_else(|| "learned.yaml".to_owned(), |p| p.display().to_string());
+    let learned_loaded = policy::load_str(&shown, &text, &caller)?;
     let mut learned_plan = kekkai::plan::compile(&learned_loaded, &caller)?;
     if let Some(d) = duration {
         learned_plan.timeout = Some(d);

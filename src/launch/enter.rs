@@ -99,6 +99,14 @@ pub fn enter(
         None => None,
     };
     opts.enter(Step::Clone);
+    // Without a pid namespace, what the entered program leaves behind is not the sandbox's
+    // PID 1's to reap and end: it becomes ours, and is killed when the program has ended
+    // (as `run` does with its own).
+    let no_pid_ns = !plan.has(Namespace::Pid);
+    if no_pid_ns {
+        nix::sys::prctl::set_child_subreaper(true)
+            .step(Step::Clone, || "prctl(PR_SET_CHILD_SUBREAPER, 1)".into())?;
+    }
     let sources = Sources::open(None, std::time::Duration::ZERO)?;
     let (chan, child_chan) = Channel::pair().step(Step::Clone, || {
         "socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)".into()
@@ -156,6 +164,9 @@ pub fn enter(
         pasta: None,
     };
     let seen = Supervisor::new(sandbox, sources, &opts.stdio, None, None, false).run()?;
+    if no_pid_ns {
+        super::parent::kill_orphans();
+    }
     super::parent::reap_orphans();
     drop(caller);
     Ok(outcome::decide(seen))

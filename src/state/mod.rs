@@ -121,6 +121,30 @@ impl Proc {
     pub fn alive(&self) -> bool {
         self.open().is_some()
     }
+
+    /// [`Proc::open`], and only if the process runs as `uid` (its effective uid, as the state
+    /// directory's owner is the caller's): read after the pidfd is opened and before the start
+    /// time is compared, so the uid is this process's.
+    pub fn open_as(&self, uid: u32) -> Option<OwnedFd> {
+        if self.pid <= 0 {
+            return None;
+        }
+        let fd = crate::sys::pidfd_open(nix::unistd::Pid::from_raw(self.pid)).ok()?;
+        let owner = effective_uid(self.pid);
+        (owner == Some(uid) && start_time(self.pid) == Some(self.start)).then_some(fd)
+    }
+}
+
+/// A process's effective uid (the second of the `Uid:` line of /proc/PID/status).
+fn effective_uid(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// A process's start time in clock ticks after boot; `None` once it is gone (or a zombie, whose
@@ -207,16 +231,25 @@ impl Status {
 }
 
 impl Record {
+    /// The recorded supervisor, as a pidfd, if it is still the same live process and runs as
+    /// the record's owner. Every supervisor runs as the user whose state directory holds its
+    /// record; a record naming another user's process is forged (a user's record naming root's
+    /// sandbox was listed as the user's running sandbox in root's `ps`, with root's pids, and
+    /// the user's `stop` and `kill -s KILL` of it said they had done it).
+    pub fn supervisor_pidfd(&self) -> Option<OwnedFd> {
+        self.supervisor?.open_as(self.owner)
+    }
+
     /// Its status: the recorded end, else whether the recorded supervisor is still the same
-    /// live process.
+    /// live process, the owner's ([`Record::supervisor_pidfd`]).
     pub fn status(&self) -> Status {
         if let Some(e) = self.ended {
             return Status::Exited {
                 exit_code: e.exit_code,
             };
         }
-        match self.supervisor {
-            Some(s) if s.alive() => {
+        match self.supervisor_pidfd() {
+            Some(_) => {
                 if self.sandbox.is_some() {
                     Status::Running
                 } else {
@@ -228,12 +261,12 @@ impl Record {
     }
 
     /// The sandbox's first process, as a pidfd, if the sandbox is running: the supervisor and
-    /// the first process are both the recorded ones (pid and start time), and the first process
-    /// is the supervisor's child.
+    /// the first process are both the recorded ones (pid and start time), the supervisor runs
+    /// as the record's owner, and the first process is the supervisor's child.
     pub fn sandbox_pidfd(&self) -> Option<(OwnedFd, Proc)> {
         let sup = self.supervisor?;
         let first = self.sandbox?;
-        let _sup_fd = sup.open()?;
+        let _sup_fd = self.supervisor_pidfd()?;
         let fd = first.open()?;
         (parent_of(first.pid) == Some(sup.pid)).then_some((fd, first))
     }
@@ -684,6 +717,24 @@ mod tests {
         assert!(
             !other.alive(),
             "a recycled pid must not count as the recorded process"
+        );
+    }
+
+    /// A record counts its supervisor alive only when it runs as the record's owner: one that
+    /// names another user's process (here this test's own, under another uid) is dead, and
+    /// has no sandbox to signal.
+    #[rstest]
+    #[case::the_owner(0, true)]
+    #[case::another_user(1001, false)]
+    fn a_supervisor_of_another_uid_is_not_the_records(#[case] plus: u32, #[case] alive: bool) {
+        let me = Proc::of(i32::try_from(std::process::id()).unwrap()).unwrap();
+        let mut r = record("web");
+        r.owner += plus;
+        r.supervisor = Some(me);
+        assert_eq!(r.supervisor_pidfd().is_some(), alive);
+        assert_eq!(
+            r.status(),
+            if alive { Status::Created } else { Status::Dead }
         );
     }
 

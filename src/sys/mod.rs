@@ -978,6 +978,14 @@ pub fn wait_nohang(pid: Option<Pid>) -> nix::Result<Option<(Pid, ChildEnd)>> {
     Ok(Some((Pid::from_raw(got), end)))
 }
 
+/// `waitpid(pid, &status, 0)`: waits for the child `pid` to end and reaps it, whatever ended
+/// it (a raw status: nix's waitpid fails on a real-time signal's status).
+pub fn wait_blocking(pid: Pid) -> nix::Result<()> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes only the status integer passed, which outlives the call.
+    Errno::result(unsafe { libc::waitpid(pid.as_raw(), &mut status, 0) }).map(drop)
+}
+
 /// Drops this process's page-table entries for the read-only file mappings of its executable
 /// and libraries (code, constants, symbol and relocation tables) and returns free heap to the
 /// kernel. The supervisor calls it once the program has run for a while: from then on it

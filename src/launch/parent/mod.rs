@@ -35,6 +35,7 @@ use super::sync::{Channel, ToChild};
 use super::terminal::Caller;
 use crate::plan::Plan;
 use crate::plan::steps::Step;
+use crate::plan::vocab::Namespace;
 
 /// The rest of step 1 (the cgroup), steps 2 and 3, then supervision until the sandbox is gone
 /// and its cgroup removed.
@@ -82,13 +83,22 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
         notify.as_ref(),
         &mut mount_ns,
     );
+    // Without a pid namespace, the first process's end ends nothing else: what it left (a
+    // daemon it started, `sh -c 'sleep 777 &'`) is ours, the subreaper's, and is killed here.
+    let no_pid_ns = !plan.has(Namespace::Pid);
     if let Some(cg) = cgroups {
         // Whatever is left (a timeout, no pid namespace): kill, reap, read, remove.
         cg.kill_all();
+        if no_pid_ns {
+            kill_orphans();
+        }
         reap_orphans();
         cg_out.stats = cg.stats();
         cg_out.leftovers = cg.remove();
     } else {
+        if no_pid_ns {
+            kill_orphans();
+        }
         reap_orphans();
     }
     // The sandbox is gone, its cgroups too: its mounts are freed by the kernel from here.
@@ -108,6 +118,52 @@ pub fn run(plan: &Plan, command: &[OsString], opts: &Options) -> Result<Outcome,
         outcome.max_rss = u64::try_from(u.max_rss()).unwrap_or(0) * 1024;
     }
     Ok(outcome)
+}
+
+/// Kills and reaps every process left below this one once the sandbox's first process is
+/// gone: without a pid namespace (whose end takes every process of it along) and without a
+/// cgroup (`cgroup.kill`), nothing else ends them, and a daemon the program started outlived
+/// the run, the supervisor and `kekkai stop`, still holding a detached sandbox's log pipe.
+/// This process is a subreaper, so every descendant becomes its child once its parent dies:
+/// each round SIGKILLs the children there are now (unreaped children: their pids can't have
+/// been reused) and reaps them, and their own children come up for the next round. A process
+/// with SIGKILL pending can't fork (the kernel aborts the fork), so each round ends a whole
+/// level of the tree; the rounds stop when no child is left.
+pub(crate) fn kill_orphans() {
+    loop {
+        let kids = children();
+        if kids.is_empty() {
+            return;
+        }
+        for &pid in &kids {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        for &pid in &kids {
+            // Raw statuses, as in reap_orphans; EINTR: again; ECHILD: already reaped.
+            while matches!(crate::sys::wait_blocking(pid), Err(Errno::EINTR)) {}
+        }
+    }
+}
+
+/// This process's children, from every thread's `/proc/self/task/TID/children` (an orphan is
+/// given to one thread of its reaper).
+fn children() -> Vec<Pid> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut kids: Vec<Pid> = tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+                .map(Pid::from_raw)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    kids.sort();
+    kids.dedup();
+    kids
 }
 
 /// Reaps every child left (orphans of the sandbox reparented to us).
