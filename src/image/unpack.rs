@@ -331,7 +331,13 @@ impl Unpacker<'_> {
             };
         }
         let mut perm = mode & 0o7777;
-        if perm & 0o6000 != 0 && kind.is_file() && !self.rules.privileged {
+        // Every entry type that becomes a regular file: `is_file()` is `Regular` only, and a
+        // contiguous (`7`) or GNU sparse (`S`) entry is a file all the same.
+        let regular = matches!(
+            kind,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse
+        );
+        if perm & 0o6000 != 0 && regular && !self.rules.privileged {
             if !self.rules.strip_setid {
                 return Err(ImageError::new(
                     Kind::Setuid,
@@ -728,6 +734,8 @@ mod tests {
     #[case::hardlink_missing(&[("x", T::Link, 0o644, "nothing")], Kind::HardlinkOutside)]
     #[case::whiteout_device(&[("null", T::Char, 0o666, "")], Kind::BadEntry)]
     #[case::setuid(&[("su", T::Regular, 0o4755, "")], Kind::Setuid)]
+    #[case::setuid_contiguous(&[("su", T::Continuous, 0o4755, "")], Kind::Setuid)]
+    #[case::setgid_contiguous(&[("sg", T::Continuous, 0o2755, "")], Kind::Setuid)]
     fn refuses(#[case] entries: &[(&str, tar::EntryType, u32, &str)], #[case] kind: Kind) {
         let (_d, r) = run(&tar(entries));
         assert_eq!(r.err().map(|e| e.kind), Some(kind));
