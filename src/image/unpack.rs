@@ -66,7 +66,7 @@ pub struct Unpacked {
     pub blob_size: u64,
     /// The digest of the uncompressed tar (the layer's diff_id).
     pub diff_id: Digest,
-    /// Uncompressed bytes.
+    /// Uncompressed bytes, the holes of sparse files included.
     pub bytes: u64,
     /// Archive entries.
     pub entries: u64,
@@ -96,6 +96,7 @@ pub fn unpack(
         rules,
         entries: 0,
         stripped: 0,
+        sparse: 0,
         dirs: Vec::new(),
         parents: HashMap::new(),
     };
@@ -110,6 +111,23 @@ pub fn unpack(
                 Kind::TooManyEntries,
                 format!("more than {} entries", rules.max_entries),
             ));
+        }
+        if entry.header().entry_type() == tar::EntryType::GNUSparse {
+            // A sparse entry's holes come out of the tar crate as zeros that no byte of the
+            // stream paid for: a 2 KiB layer could write terabytes. Its full size counts.
+            u.sparse = u.sparse.saturating_add(entry.size());
+            let total = tar_tally.borrow().bytes.saturating_add(u.sparse);
+            if total > rules.max_bytes {
+                return Err(ImageError::new(
+                    Kind::TooLarge,
+                    format!(
+                        "entry `{}`: a sparse file of {} bytes takes the layer over {} bytes (the size cap: a sparse bomb, or --max-size too small)",
+                        String::from_utf8_lossy(&entry.path_bytes()),
+                        entry.size(),
+                        rules.max_bytes
+                    ),
+                ));
+            }
         }
         u.entry(&mut entry)?;
     }
@@ -137,7 +155,7 @@ pub fn unpack(
         blob: raw_t.digest(),
         blob_size: raw_t.bytes,
         diff_id: tar_t.digest(),
-        bytes: tar_t.bytes,
+        bytes: tar_t.bytes.saturating_add(u.sparse),
         entries: u.entries,
         stripped: u.stripped,
     })
@@ -167,6 +185,8 @@ struct Unpacker<'a> {
     rules: &'a Rules,
     entries: u64,
     stripped: u64,
+    /// The sizes of the sparse files so far (their holes included).
+    sparse: u64,
     /// Directories to give their final mode, owner and time at the end (a `0555` directory
     /// must stay writable until its entries are in).
     dirs: Vec<(Vec<OsString>, u32, u32, u32, u64)>,
@@ -749,6 +769,46 @@ mod tests {
         std::io::Write::write_all(&mut gz, &big).unwrap();
         let (_d, r) = run(&gz.finish().unwrap());
         assert_eq!(r.err().map(|e| e.kind), Some(Kind::TooLarge));
+    }
+
+    /// A GNU sparse entry `name` of `real` bytes: `data` at its end, a hole before it.
+    fn sparse(name: &str, mode: u32, real: u64, data: &[u8]) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(T::GNUSparse);
+        h.set_mode(mode);
+        h.set_mtime(0);
+        h.set_size(crate::sys::abi::len64(data.len()));
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.sparse[0].set_offset(real - crate::sys::abi::len64(data.len()));
+        gnu.sparse[0].set_length(crate::sys::abi::len64(data.len()));
+        gnu.set_real_size(real);
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, data).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[rstest]
+    // 2 KiB of tar, 100 MiB of file: over the 1 MiB cap, however small the stream.
+    #[case::hole_over_the_cap(sparse("big", 0o644, 100 << 20, &[1u8; 512]), Some(Kind::TooLarge))]
+    // Past anything an octal field holds (base-256): refused before a byte is written.
+    #[case::huge(sparse("big", 0o644, 1 << 50, &[1u8; 512]), Some(Kind::TooLarge))]
+    #[case::small(sparse("small", 0o644, 64 << 10, &[1u8; 512]), None)]
+    #[case::setuid(sparse("su", 0o4755, 4096, &[1u8; 512]), Some(Kind::Setuid))]
+    fn sparse_files_count_their_holes(#[case] bytes: Vec<u8>, #[case] want: Option<Kind>) {
+        let (d, r) = run(&bytes);
+        match want {
+            Some(kind) => assert_eq!(r.err().map(|e| e.kind), Some(kind)),
+            None => {
+                let u = r.unwrap();
+                assert_eq!(u.bytes, (64 << 10) + 2048, "its holes counted");
+                let data = std::fs::read(d.0.join("small")).unwrap();
+                assert_eq!(data.len(), 64 << 10);
+                assert!(data[..(64 << 10) - 512].iter().all(|b| *b == 0));
+                assert!(data[(64 << 10) - 512..].iter().all(|b| *b == 1));
+            }
+        }
     }
 
     #[test]
