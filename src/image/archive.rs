@@ -19,6 +19,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::fstat;
 
 use super::blob::Compression;
+use super::budget::{self, Budgeted, MAX_HEADER_BYTES};
 use super::{ImageError, Kind, describe};
 
 /// A place an import reads from.
@@ -157,15 +158,30 @@ impl TarArchive {
         let mut members = HashMap::new();
         let mut links = Vec::new();
         let reader = std::io::BufReader::new(file.try_clone().map_err(io)?);
+        // Only headers are read here, and the tar crate holds an entry's long names and PAX
+        // records in memory: at most MAX_HEADER_BYTES of them per member.
+        let (reader, headers) = Budgeted::new(reader);
         let mut tar = tar::Archive::new(reader);
-        let bad = |e: std::io::Error| {
-            ImageError::new(
+        let bad = |e: std::io::Error| match budget::exceeded(&e) {
+            Some(limit) => ImageError::new(
+                Kind::TooLarge,
+                format!(
+                    "{}: a member's headers (a GNU long name, a PAX extended header, a sparse map) are longer than {limit} bytes",
+                    path.display()
+                ),
+            ),
+            None => ImageError::new(
                 Kind::Malformed,
                 format!("{}: not a tar archive ({})", path.display(), describe(&e)),
-            )
+            ),
         };
         // Seeking past each member's data: only the headers are read.
-        for entry in tar.entries_with_seek().map_err(bad)? {
+        let mut entries = tar.entries_with_seek().map_err(bad)?;
+        loop {
+            headers.open(MAX_HEADER_BYTES);
+            let next = entries.next();
+            headers.close();
+            let Some(entry) = next else { break };
             let entry = entry.map_err(bad)?;
             if members.len() + links.len() > MAX_MEMBERS {
                 return Err(ImageError::new(

@@ -37,6 +37,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, symlinkat};
 
 use super::blob::{Compression, decoder};
+use super::budget::{self, Budgeted, MAX_HEADER_BYTES};
 use super::digest::{Digest, Hashing, exceeded};
 use super::tree::{self, MAX_DEPTH};
 use super::{ImageError, Kind, describe, describe_errno};
@@ -90,6 +91,8 @@ pub fn unpack(
     let compression = Compression::sniff(head);
     let (tar_stream, tar_tally) =
         Hashing::new(decoder(compression, buffered), Some(rules.max_bytes));
+    // The tar crate holds an entry's long names and PAX records in memory: bounded here.
+    let (tar_stream, headers) = Budgeted::new(tar_stream);
     let mut archive = tar::Archive::new(tar_stream);
     let mut u = Unpacker {
         root: dest,
@@ -100,10 +103,14 @@ pub fn unpack(
         dirs: Vec::new(),
         parents: HashMap::new(),
     };
-    let entries = archive
+    let mut entries = archive
         .entries()
         .map_err(|e| read_error(&e, "reading the layer's tar stream"))?;
-    for entry in entries {
+    loop {
+        headers.open(MAX_HEADER_BYTES);
+        let next = entries.next();
+        headers.close();
+        let Some(entry) = next else { break };
         let mut entry = entry.map_err(|e| read_error(&e, "reading the layer's tar stream"))?;
         u.entries += 1;
         if u.entries > rules.max_entries {
@@ -130,6 +137,15 @@ pub fn unpack(
             }
         }
         u.entry(&mut entry)?;
+        // What the entry left unread (a directory's or a link's data, a whiteout's content)
+        // is read here, as data under the size cap, not by the next `next()` under the
+        // headers' budget.
+        std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| {
+            read_error(
+                &e,
+                &format!("entry `{}`", String::from_utf8_lossy(&entry.path_bytes())),
+            )
+        })?;
     }
     // The diff_id covers the whole stream, padding after the end-of-archive blocks included;
     // the blob digest covers every byte of the blob.
@@ -168,6 +184,14 @@ fn read_error(e: &std::io::Error, what: &str) -> ImageError {
             Kind::TooLarge,
             format!(
                 "{what}: more than {limit} bytes (the size cap: a decompression bomb, or --max-size too small)"
+            ),
+        );
+    }
+    if let Some(limit) = budget::exceeded(e) {
+        return ImageError::new(
+            Kind::TooLarge,
+            format!(
+                "{what}: an entry's headers (a GNU long name, a PAX extended header, a sparse map) are longer than {limit} bytes"
             ),
         );
     }
@@ -809,6 +833,56 @@ mod tests {
                 assert!(data[(64 << 10) - 512..].iter().all(|b| *b == 1));
             }
         }
+    }
+
+    /// An extension entry (`kind`: a GNU long name, a PAX header) of `len` bytes, then a file.
+    fn extension(kind: tar::EntryType, len: usize) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_size(crate::sys::abi::len64(len));
+        h.set_cksum();
+        let mut body = vec![b'a'; len];
+        if kind == T::XHeader {
+            // One record, `N comment=aaa…\n`, exactly `len` bytes long.
+            let digits = len.to_string();
+            let head = format!("{digits} comment=");
+            body[..head.len()].copy_from_slice(head.as_bytes());
+            body[len - 1] = b'\n';
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, &body[..]).unwrap();
+        let mut f = tar::Header::new_gnu();
+        f.as_old_mut().name[..1].copy_from_slice(b"f");
+        f.set_mode(0o644);
+        f.set_size(0);
+        f.set_cksum();
+        b.append(&f, &[][..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[rstest]
+    // Read, and judged by the rules for names (one component of 4000 bytes).
+    #[case::long_name_fits(T::GNULongName, 4000, Some(Kind::BadEntry))]
+    #[case::long_name_too_long(T::GNULongName, (1 << 20) + 1, Some(Kind::TooLarge))]
+    #[case::pax_fits(T::XHeader, 100_000, None)]
+    #[case::pax_too_long(T::XHeader, 2_000_000, Some(Kind::TooLarge))]
+    fn an_entrys_headers_are_bounded(
+        #[case] kind: tar::EntryType,
+        #[case] len: usize,
+        #[case] want: Option<Kind>,
+    ) {
+        let d = Dir::new();
+        let fd = std::fs::File::open(&d.0).unwrap();
+        let rules = Rules {
+            privileged: false,
+            strip_setid: false,
+            max_bytes: 16 << 20,
+            max_entries: 100,
+        };
+        let r = unpack(&extension(kind, len)[..], None, fd.as_fd(), &rules);
+        assert_eq!(r.err().map(|e| e.kind), want);
     }
 
     #[test]
