@@ -885,6 +885,62 @@ mod tests {
         assert_eq!(r.err().map(|e| e.kind), want);
     }
 
+    /// No extended attribute of the archive is restored, in a root store either: no file
+    /// capability, no overlayfs metadata (`redirect`, `whiteout`, `opaque`) a layer could use
+    /// to reach outside itself.
+    #[test]
+    fn pax_xattrs_are_not_restored() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // a root store's rules, and security.* xattrs, need root
+        }
+        let records: &[(&str, &[u8])] = &[
+            (
+                "SCHILY.xattr.security.capability",
+                b"\x01\x00\x00\x02\xff\xff\xff\xff\x00\x00\x00\x00\xff\xff\xff\xff\x00\x00\x00\x00",
+            ),
+            ("SCHILY.xattr.trusted.overlay.redirect", b"/etc"),
+            ("SCHILY.xattr.user.overlay.whiteout", b"y"),
+            ("SCHILY.xattr.user.overlay.opaque", b"y"),
+        ];
+        let mut pax = Vec::new();
+        for (k, v) in records {
+            let body = [b" ", k.as_bytes(), b"=", v, b"\n"].concat();
+            let mut n = body.len() + 1;
+            while n.to_string().len() + body.len() != n {
+                n = n.to_string().len() + body.len();
+            }
+            pax.extend_from_slice(n.to_string().as_bytes());
+            pax.extend_from_slice(&body);
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_path("PaxHeaders/f").unwrap();
+        h.set_entry_type(T::XHeader);
+        h.set_size(crate::sys::abi::len64(pax.len()));
+        h.set_cksum();
+        b.append(&h, &pax[..]).unwrap();
+        let mut f = tar::Header::new_ustar();
+        f.set_path("f").unwrap();
+        f.set_mode(0o755);
+        f.set_uid(0);
+        f.set_gid(0);
+        f.set_mtime(0);
+        f.set_size(2);
+        f.set_cksum();
+        b.append(&f, &b"x\n"[..]).unwrap();
+        let d = Dir::new();
+        let fd = std::fs::File::open(&d.0).unwrap();
+        let rules = Rules {
+            privileged: true,
+            strip_setid: false,
+            max_bytes: 1 << 20,
+            max_entries: 100,
+        };
+        unpack(&b.into_inner().unwrap()[..], None, fd.as_fd(), &rules).unwrap();
+        let names: Vec<_> = xattr::list(d.0.join("f")).unwrap().collect();
+        assert_eq!(names, Vec::<std::ffi::OsString>::new());
+    }
+
     #[test]
     fn whiteouts_opaque_dirs_and_implicit_parents() {
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
