@@ -134,14 +134,23 @@ impl TarArchive {
                 format!("{}: {}", path.display(), describe(&e)),
             )
         };
-        let file = File::open(path).map_err(io)?;
-        let meta = file.metadata().map_err(io)?;
-        if !meta.is_file() {
+        // Looked at first (`O_PATH`): a fifo or a device at the path (someone else's symbolic
+        // link in /tmp) is never opened to read, which would wait for a writer forever or act
+        // on the device. The regular file fstat saw is then reopened through the descriptor.
+        let o = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| source_err(path.display(), e))?;
+        let st = fstat(o.as_fd()).map_err(|e| source_err(path.display(), e))?;
+        if !crate::hostfs::is_regular(&st) {
             return Err(ImageError::new(
                 Kind::Source,
                 format!("{}: not a regular file or directory", path.display()),
             ));
         }
+        let file = File::open(crate::sys::fd_path(o.as_fd())).map_err(io)?;
         let mut head = [0u8; 4];
         let n = file.read_at(&mut head, 0).map_err(io)?;
         let c = Compression::sniff(head.get(..n).unwrap_or_default());
@@ -306,5 +315,35 @@ impl Source for BlobDir {
 
     fn describe(&self) -> String {
         self.what.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    /// What is not a regular file is refused at once: a fifo someone else made (opening it to
+    /// read would wait for a writer forever), a directory, a character device.
+    #[rstest]
+    #[case::fifo("fifo")]
+    #[case::directory("dir")]
+    #[case::device("/dev/null")]
+    fn only_a_regular_file_is_an_archive(#[case] what: &str) {
+        let dir =
+            std::env::temp_dir().join(format!("kekkai-archive-{}-{what}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = match what {
+            "fifo" => {
+                let p = dir.join("a.tar");
+                nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+                p
+            }
+            "dir" => dir.clone(),
+            other => PathBuf::from(other),
+        };
+        let got = TarArchive::open(&path).err().map(|e| e.kind);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(got, Some(Kind::Source));
     }
 }
