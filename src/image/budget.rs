@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_closed_budget_lets_everything_through() {
-        let data = vec![7u8; 100];
+        let data = [7u8; 100];
         let (mut r, b) = Budgeted::new(&data[..]);
         b.open(10);
         let mut ten = [0u8; 10];
