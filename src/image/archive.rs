@@ -19,6 +19,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::fstat;
 
 use super::blob::Compression;
+use super::budget::{self, Budgeted, MAX_HEADER_BYTES};
 use super::{ImageError, Kind, describe};
 
 /// A place an import reads from.
@@ -133,14 +134,23 @@ impl TarArchive {
                 format!("{}: {}", path.display(), describe(&e)),
             )
         };
-        let file = File::open(path).map_err(io)?;
-        let meta = file.metadata().map_err(io)?;
-        if !meta.is_file() {
+        // Looked at first (`O_PATH`): a fifo or a device at the path (someone else's symbolic
+        // link in /tmp) is never opened to read, which would wait for a writer forever or act
+        // on the device. The regular file fstat saw is then reopened through the descriptor.
+        let o = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| source_err(path.display(), e))?;
+        let st = fstat(o.as_fd()).map_err(|e| source_err(path.display(), e))?;
+        if !crate::hostfs::is_regular(&st) {
             return Err(ImageError::new(
                 Kind::Source,
                 format!("{}: not a regular file or directory", path.display()),
             ));
         }
+        let file = File::open(crate::sys::fd_path(o.as_fd())).map_err(io)?;
         let mut head = [0u8; 4];
         let n = file.read_at(&mut head, 0).map_err(io)?;
         let c = Compression::sniff(head.get(..n).unwrap_or_default());
@@ -157,15 +167,30 @@ impl TarArchive {
         let mut members = HashMap::new();
         let mut links = Vec::new();
         let reader = std::io::BufReader::new(file.try_clone().map_err(io)?);
+        // Only headers are read here, and the tar crate holds an entry's long names and PAX
+        // records in memory: at most MAX_HEADER_BYTES of them per member.
+        let (reader, headers) = Budgeted::new(reader);
         let mut tar = tar::Archive::new(reader);
-        let bad = |e: std::io::Error| {
-            ImageError::new(
+        let bad = |e: std::io::Error| match budget::exceeded(&e) {
+            Some(limit) => ImageError::new(
+                Kind::TooLarge,
+                format!(
+                    "{}: a member's headers (a GNU long name, a PAX extended header, a sparse map) are longer than {limit} bytes",
+                    path.display()
+                ),
+            ),
+            None => ImageError::new(
                 Kind::Malformed,
                 format!("{}: not a tar archive ({})", path.display(), describe(&e)),
-            )
+            ),
         };
         // Seeking past each member's data: only the headers are read.
-        for entry in tar.entries_with_seek().map_err(bad)? {
+        let mut entries = tar.entries_with_seek().map_err(bad)?;
+        loop {
+            headers.open(MAX_HEADER_BYTES);
+            let next = entries.next();
+            headers.close();
+            let Some(entry) = next else { break };
             let entry = entry.map_err(bad)?;
             if members.len() + links.len() > MAX_MEMBERS {
                 return Err(ImageError::new(
@@ -290,5 +315,35 @@ impl Source for BlobDir {
 
     fn describe(&self) -> String {
         self.what.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    /// What is not a regular file is refused at once: a fifo someone else made (opening it to
+    /// read would wait for a writer forever), a directory, a character device.
+    #[rstest]
+    #[case::fifo("fifo")]
+    #[case::directory("dir")]
+    #[case::device("/dev/null")]
+    fn only_a_regular_file_is_an_archive(#[case] what: &str) {
+        let dir =
+            std::env::temp_dir().join(format!("kekkai-archive-{}-{what}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = match what {
+            "fifo" => {
+                let p = dir.join("a.tar");
+                nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+                p
+            }
+            "dir" => dir.clone(),
+            other => PathBuf::from(other),
+        };
+        let got = TarArchive::open(&path).err().map(|e| e.kind);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(got, Some(Kind::Source));
     }
 }

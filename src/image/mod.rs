@@ -24,6 +24,7 @@
 
 pub mod archive;
 pub mod blob;
+pub mod budget;
 pub mod config;
 pub mod digest;
 pub mod files;

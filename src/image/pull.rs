@@ -248,10 +248,16 @@ pub fn pull(
     };
     let config_bytes = super::archive::read_all(&src, &import::blob_path(&cfg_digest), MAX_JSON)?;
     let parsed = config::parse(&config_bytes)?;
-    for (layer, diff_id) in manifest.layers().iter().zip(&parsed.diff_ids) {
-        if store.has_layer(diff_id) {
-            continue;
-        }
+    let wanted: Vec<_> = manifest
+        .layers()
+        .iter()
+        .zip(&parsed.diff_ids)
+        .filter(|(_, diff_id)| !store.has_layer(diff_id))
+        .map(|(layer, _)| layer)
+        .collect();
+    let sizes: Vec<u64> = wanted.iter().map(|l| l.size()).collect();
+    fits(manifest.layers().len(), &sizes, opts.max_size)?;
+    for layer in wanted {
         let d = Digest::parse(layer.digest().as_ref())?;
         fetch(&d, layer.size())?;
     }
@@ -260,6 +266,33 @@ pub fn pull(
     let imported = import::commit(store, &src, plan, opts)?;
     drop(staged);
     Ok(imported)
+}
+
+/// The blobs a manifest lists must fit the import's caps before a byte of them is written to
+/// the store's disk: at most [`import::MAX_LAYERS`] layers, and blobs that add up to no more
+/// than `--max-size` (a compressed layer is smaller than what it unpacks to). The sizes are the
+/// registry's word, and the download stops at each one ([`CappedFile`]): without this check a
+/// registry could declare any size, or any number of layers, and fill the disk.
+fn fits(layers: usize, to_fetch: &[u64], max_size: u64) -> Result<(), ImageError> {
+    if layers > import::MAX_LAYERS {
+        return Err(ImageError::new(
+            Kind::Unsupported,
+            format!(
+                "the manifest lists {layers} layers (kekkai takes at most {})",
+                import::MAX_LAYERS
+            ),
+        ));
+    }
+    let total = to_fetch.iter().fold(0u64, |sum, s| sum.saturating_add(*s));
+    if total > max_size {
+        return Err(ImageError::new(
+            Kind::TooLarge,
+            format!(
+                "the layers to download add up to {total} bytes, more than the size cap ({max_size} bytes, --max-size)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The manifest's bytes match the digest the registry gave and, if any, the one asked for.
@@ -304,6 +337,21 @@ fn install_crypto() {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[rstest]
+    #[case::fits(3, 1 << 20, None)]
+    #[case::one_layer_too_big(1, (1 << 30) + 1, Some(Kind::TooLarge))]
+    #[case::together_too_big(4, 300 << 20, Some(Kind::TooLarge))]
+    #[case::sizes_overflow(2, u64::MAX, Some(Kind::TooLarge))]
+    #[case::too_many_layers(129, 1, Some(Kind::Unsupported))]
+    fn the_layers_must_fit_the_caps_before_they_come(
+        #[case] layers: usize,
+        #[case] size: u64,
+        #[case] want: Option<Kind>,
+    ) {
+        let sizes = vec![size; layers];
+        assert_eq!(fits(layers, &sizes, 1 << 30).err().map(|e| e.kind), want);
+    }
 
     #[rstest]
     #[case("127.0.0.1:5000", true)]

@@ -37,6 +37,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, symlinkat};
 
 use super::blob::{Compression, decoder};
+use super::budget::{self, Budgeted, MAX_HEADER_BYTES};
 use super::digest::{Digest, Hashing, exceeded};
 use super::tree::{self, MAX_DEPTH};
 use super::{ImageError, Kind, describe, describe_errno};
@@ -66,7 +67,7 @@ pub struct Unpacked {
     pub blob_size: u64,
     /// The digest of the uncompressed tar (the layer's diff_id).
     pub diff_id: Digest,
-    /// Uncompressed bytes.
+    /// Uncompressed bytes, the holes of sparse files included.
     pub bytes: u64,
     /// Archive entries.
     pub entries: u64,
@@ -90,19 +91,26 @@ pub fn unpack(
     let compression = Compression::sniff(head);
     let (tar_stream, tar_tally) =
         Hashing::new(decoder(compression, buffered), Some(rules.max_bytes));
+    // The tar crate holds an entry's long names and PAX records in memory: bounded here.
+    let (tar_stream, headers) = Budgeted::new(tar_stream);
     let mut archive = tar::Archive::new(tar_stream);
     let mut u = Unpacker {
         root: dest,
         rules,
         entries: 0,
         stripped: 0,
+        sparse: 0,
         dirs: Vec::new(),
         parents: HashMap::new(),
     };
-    let entries = archive
+    let mut entries = archive
         .entries()
         .map_err(|e| read_error(&e, "reading the layer's tar stream"))?;
-    for entry in entries {
+    loop {
+        headers.open(MAX_HEADER_BYTES);
+        let next = entries.next();
+        headers.close();
+        let Some(entry) = next else { break };
         let mut entry = entry.map_err(|e| read_error(&e, "reading the layer's tar stream"))?;
         u.entries += 1;
         if u.entries > rules.max_entries {
@@ -111,7 +119,33 @@ pub fn unpack(
                 format!("more than {} entries", rules.max_entries),
             ));
         }
+        if entry.header().entry_type() == tar::EntryType::GNUSparse {
+            // A sparse entry's holes come out of the tar crate as zeros that no byte of the
+            // stream paid for: a 2 KiB layer could write terabytes. Its full size counts.
+            u.sparse = u.sparse.saturating_add(entry.size());
+            let total = tar_tally.borrow().bytes.saturating_add(u.sparse);
+            if total > rules.max_bytes {
+                return Err(ImageError::new(
+                    Kind::TooLarge,
+                    format!(
+                        "entry `{}`: a sparse file of {} bytes takes the layer over {} bytes (the size cap: a sparse bomb, or --max-size too small)",
+                        String::from_utf8_lossy(&entry.path_bytes()),
+                        entry.size(),
+                        rules.max_bytes
+                    ),
+                ));
+            }
+        }
         u.entry(&mut entry)?;
+        // What the entry left unread (a directory's or a link's data, a whiteout's content)
+        // is read here, as data under the size cap, not by the next `next()` under the
+        // headers' budget.
+        std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| {
+            read_error(
+                &e,
+                &format!("entry `{}`", String::from_utf8_lossy(&entry.path_bytes())),
+            )
+        })?;
     }
     // The diff_id covers the whole stream, padding after the end-of-archive blocks included;
     // the blob digest covers every byte of the blob.
@@ -137,7 +171,7 @@ pub fn unpack(
         blob: raw_t.digest(),
         blob_size: raw_t.bytes,
         diff_id: tar_t.digest(),
-        bytes: tar_t.bytes,
+        bytes: tar_t.bytes.saturating_add(u.sparse),
         entries: u.entries,
         stripped: u.stripped,
     })
@@ -150,6 +184,14 @@ fn read_error(e: &std::io::Error, what: &str) -> ImageError {
             Kind::TooLarge,
             format!(
                 "{what}: more than {limit} bytes (the size cap: a decompression bomb, or --max-size too small)"
+            ),
+        );
+    }
+    if let Some(limit) = budget::exceeded(e) {
+        return ImageError::new(
+            Kind::TooLarge,
+            format!(
+                "{what}: an entry's headers (a GNU long name, a PAX extended header, a sparse map) are longer than {limit} bytes"
             ),
         );
     }
@@ -167,6 +209,8 @@ struct Unpacker<'a> {
     rules: &'a Rules,
     entries: u64,
     stripped: u64,
+    /// The sizes of the sparse files so far (their holes included).
+    sparse: u64,
     /// Directories to give their final mode, owner and time at the end (a `0555` directory
     /// must stay writable until its entries are in).
     dirs: Vec<(Vec<OsString>, u32, u32, u32, u64)>,
@@ -331,7 +375,13 @@ impl Unpacker<'_> {
             };
         }
         let mut perm = mode & 0o7777;
-        if perm & 0o6000 != 0 && kind.is_file() && !self.rules.privileged {
+        // Every entry type that becomes a regular file: `is_file()` is `Regular` only, and a
+        // contiguous (`7`) or GNU sparse (`S`) entry is a file all the same.
+        let regular = matches!(
+            kind,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse
+        );
+        if perm & 0o6000 != 0 && regular && !self.rules.privileged {
             if !self.rules.strip_setid {
                 return Err(ImageError::new(
                     Kind::Setuid,
@@ -728,6 +778,8 @@ mod tests {
     #[case::hardlink_missing(&[("x", T::Link, 0o644, "nothing")], Kind::HardlinkOutside)]
     #[case::whiteout_device(&[("null", T::Char, 0o666, "")], Kind::BadEntry)]
     #[case::setuid(&[("su", T::Regular, 0o4755, "")], Kind::Setuid)]
+    #[case::setuid_contiguous(&[("su", T::Continuous, 0o4755, "")], Kind::Setuid)]
+    #[case::setgid_contiguous(&[("sg", T::Continuous, 0o2755, "")], Kind::Setuid)]
     fn refuses(#[case] entries: &[(&str, tar::EntryType, u32, &str)], #[case] kind: Kind) {
         let (_d, r) = run(&tar(entries));
         assert_eq!(r.err().map(|e| e.kind), Some(kind));
@@ -741,6 +793,152 @@ mod tests {
         std::io::Write::write_all(&mut gz, &big).unwrap();
         let (_d, r) = run(&gz.finish().unwrap());
         assert_eq!(r.err().map(|e| e.kind), Some(Kind::TooLarge));
+    }
+
+    /// A GNU sparse entry `name` of `real` bytes: `data` at its end, a hole before it.
+    fn sparse(name: &str, mode: u32, real: u64, data: &[u8]) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(T::GNUSparse);
+        h.set_mode(mode);
+        h.set_mtime(0);
+        h.set_size(crate::sys::abi::len64(data.len()));
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.sparse[0].set_offset(real - crate::sys::abi::len64(data.len()));
+        gnu.sparse[0].set_length(crate::sys::abi::len64(data.len()));
+        gnu.set_real_size(real);
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, data).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[rstest]
+    // 2 KiB of tar, 100 MiB of file: over the 1 MiB cap, however small the stream.
+    #[case::hole_over_the_cap(sparse("big", 0o644, 100 << 20, &[1u8; 512]), Some(Kind::TooLarge))]
+    // Past anything an octal field holds (base-256): refused before a byte is written.
+    #[case::huge(sparse("big", 0o644, 1 << 50, &[1u8; 512]), Some(Kind::TooLarge))]
+    #[case::small(sparse("small", 0o644, 64 << 10, &[1u8; 512]), None)]
+    #[case::setuid(sparse("su", 0o4755, 4096, &[1u8; 512]), Some(Kind::Setuid))]
+    fn sparse_files_count_their_holes(#[case] bytes: Vec<u8>, #[case] want: Option<Kind>) {
+        let (d, r) = run(&bytes);
+        match want {
+            Some(kind) => assert_eq!(r.err().map(|e| e.kind), Some(kind)),
+            None => {
+                let u = r.unwrap();
+                assert_eq!(u.bytes, (64 << 10) + 2048, "its holes counted");
+                let data = std::fs::read(d.0.join("small")).unwrap();
+                assert_eq!(data.len(), 64 << 10);
+                assert!(data[..(64 << 10) - 512].iter().all(|b| *b == 0));
+                assert!(data[(64 << 10) - 512..].iter().all(|b| *b == 1));
+            }
+        }
+    }
+
+    /// An extension entry (`kind`: a GNU long name, a PAX header) of `len` bytes, then a file.
+    fn extension(kind: tar::EntryType, len: usize) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_size(crate::sys::abi::len64(len));
+        h.set_cksum();
+        let mut body = vec![b'a'; len];
+        if kind == T::XHeader {
+            // One record, `N comment=aaa…\n`, exactly `len` bytes long.
+            let digits = len.to_string();
+            let head = format!("{digits} comment=");
+            body[..head.len()].copy_from_slice(head.as_bytes());
+            body[len - 1] = b'\n';
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, &body[..]).unwrap();
+        let mut f = tar::Header::new_gnu();
+        f.as_old_mut().name[..1].copy_from_slice(b"f");
+        f.set_mode(0o644);
+        f.set_size(0);
+        f.set_cksum();
+        b.append(&f, &[][..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[rstest]
+    // Read, and judged by the rules for names (one component of 4000 bytes).
+    #[case::long_name_fits(T::GNULongName, 4000, Some(Kind::BadEntry))]
+    #[case::long_name_too_long(T::GNULongName, (1 << 20) + 1, Some(Kind::TooLarge))]
+    #[case::pax_fits(T::XHeader, 100_000, None)]
+    #[case::pax_too_long(T::XHeader, 2_000_000, Some(Kind::TooLarge))]
+    fn an_entrys_headers_are_bounded(
+        #[case] kind: tar::EntryType,
+        #[case] len: usize,
+        #[case] want: Option<Kind>,
+    ) {
+        let d = Dir::new();
+        let fd = std::fs::File::open(&d.0).unwrap();
+        let rules = Rules {
+            privileged: false,
+            strip_setid: false,
+            max_bytes: 16 << 20,
+            max_entries: 100,
+        };
+        let r = unpack(&extension(kind, len)[..], None, fd.as_fd(), &rules);
+        assert_eq!(r.err().map(|e| e.kind), want);
+    }
+
+    /// No extended attribute of the archive is restored, in a root store either: no file
+    /// capability, no overlayfs metadata (`redirect`, `whiteout`, `opaque`) a layer could use
+    /// to reach outside itself.
+    #[test]
+    fn pax_xattrs_are_not_restored() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // a root store's rules, and security.* xattrs, need root
+        }
+        let records: &[(&str, &[u8])] = &[
+            (
+                "SCHILY.xattr.security.capability",
+                b"\x01\x00\x00\x02\xff\xff\xff\xff\x00\x00\x00\x00\xff\xff\xff\xff\x00\x00\x00\x00",
+            ),
+            ("SCHILY.xattr.trusted.overlay.redirect", b"/etc"),
+            ("SCHILY.xattr.user.overlay.whiteout", b"y"),
+            ("SCHILY.xattr.user.overlay.opaque", b"y"),
+        ];
+        let mut pax = Vec::new();
+        for (k, v) in records {
+            let body = [b" ", k.as_bytes(), b"=", v, b"\n"].concat();
+            let mut n = body.len() + 1;
+            while n.to_string().len() + body.len() != n {
+                n = n.to_string().len() + body.len();
+            }
+            pax.extend_from_slice(n.to_string().as_bytes());
+            pax.extend_from_slice(&body);
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_path("PaxHeaders/f").unwrap();
+        h.set_entry_type(T::XHeader);
+        h.set_size(crate::sys::abi::len64(pax.len()));
+        h.set_cksum();
+        b.append(&h, &pax[..]).unwrap();
+        let mut f = tar::Header::new_ustar();
+        f.set_path("f").unwrap();
+        f.set_mode(0o755);
+        f.set_uid(0);
+        f.set_gid(0);
+        f.set_mtime(0);
+        f.set_size(2);
+        f.set_cksum();
+        b.append(&f, &b"x\n"[..]).unwrap();
+        let d = Dir::new();
+        let fd = std::fs::File::open(&d.0).unwrap();
+        let rules = Rules {
+            privileged: true,
+            strip_setid: false,
+            max_bytes: 1 << 20,
+            max_entries: 100,
+        };
+        unpack(&b.into_inner().unwrap()[..], None, fd.as_fd(), &rules).unwrap();
+        let names: Vec<_> = xattr::list(d.0.join("f")).unwrap().collect();
+        assert_eq!(names, Vec::<std::ffi::OsString>::new());
     }
 
     #[test]

@@ -92,11 +92,16 @@ fn read_dbs(layers: &[PathBuf], userxattr: bool) -> (String, String) {
             let Some(dir) = dir.get_or_init(|| std::fs::File::open(layer).ok()) else {
                 continue;
             };
-            let fd = match crate::hostfs::open_beneath(
-                std::os::fd::AsFd::as_fd(dir),
-                &rel,
-                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
-            ) {
+            // An image's layer is hostile: its `etc/passwd` may be a device node (a root store
+            // keeps them) whose mere opening by root would act on the host's device. There the
+            // name is only looked at (`O_PATH`) and opened for reading once `fstat` said it
+            // is a regular file.
+            let flags = if userxattr {
+                nix::fcntl::OFlag::O_PATH
+            } else {
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK
+            };
+            let fd = match crate::hostfs::open_beneath(std::os::fd::AsFd::as_fd(dir), &rel, flags) {
                 Ok(fd) => fd,
                 Err(nix::errno::Errno::ENOENT) if userxattr && opaque_etc(dir) => {
                     return String::new();
@@ -105,11 +110,23 @@ fn read_dbs(layers: &[PathBuf], userxattr: bool) -> (String, String) {
                 // A link, a whiteout: this layer decides, and gives nothing.
                 Err(_) => return String::new(),
             };
-            let size = nix::sys::stat::fstat(&fd)
-                .ok()
-                .and_then(|st| usize::try_from(st.st_size).ok())
-                .unwrap_or(0);
-            let file = std::fs::File::from(fd);
+            let Ok(st) = nix::sys::stat::fstat(&fd) else {
+                return String::new();
+            };
+            let size = usize::try_from(st.st_size).unwrap_or(0);
+            let file = if userxattr {
+                if !crate::hostfs::is_regular(&st) {
+                    // A device, a fifo, a directory: this layer decides, and gives nothing.
+                    return String::new();
+                }
+                // Reopened through the descriptor: the file fstat saw, nothing else.
+                match std::fs::File::open(crate::sys::fd_path(std::os::fd::AsFd::as_fd(&fd))) {
+                    Ok(f) => f,
+                    Err(_) => return String::new(),
+                }
+            } else {
+                std::fs::File::from(fd)
+            };
             // At most 16 MiB of it, as ever.
             return crate::hostfs::read_all(&file, size.saturating_add(1), 16 << 20)
                 .ok()
@@ -459,6 +476,40 @@ mod tests {
         let (passwd, _) = read_dbs(&[upper, lower], userxattr);
         std::fs::remove_dir_all(&top).unwrap();
         assert_eq!(passwd, want);
+    }
+
+    /// An image layer's `etc/passwd` that is not a regular file is never opened for reading:
+    /// a device node there (a root store keeps them) would be the host's device, here
+    /// `/dev/zero`, read as 16 MiB of text. The layer decides, and gives nothing.
+    #[rstest]
+    #[case::char_device(nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::makedev(1, 5))]
+    #[case::fifo(nix::sys::stat::SFlag::S_IFIFO, 0)]
+    fn an_image_layers_passwd_must_be_a_regular_file(
+        #[case] kind: nix::sys::stat::SFlag,
+        #[case] dev: u64,
+    ) {
+        if kind == nix::sys::stat::SFlag::S_IFCHR && !nix::unistd::geteuid().is_root() {
+            return; // mknod of a device needs root
+        }
+        let top = std::env::temp_dir().join(format!(
+            "kekkai-passwd-kind-{}-{}",
+            std::process::id(),
+            kind.bits()
+        ));
+        let (upper, lower) = (top.join("upper"), top.join("lower"));
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::create_dir_all(lower.join("etc")).unwrap();
+        std::fs::write(lower.join("etc/passwd"), "lower:x:5:5::/:/bin/sh\n").unwrap();
+        nix::sys::stat::mknod(
+            &upper.join("etc/passwd"),
+            kind,
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+            dev,
+        )
+        .unwrap();
+        let (passwd, _) = read_dbs(&[upper, lower], true);
+        std::fs::remove_dir_all(&top).unwrap();
+        assert_eq!(passwd.len(), 0);
     }
 
     #[test]

@@ -102,6 +102,59 @@ impl Tar {
         self.put(h, &[])
     }
 
+    /// A file of another entry type that is a regular file all the same (contiguous: `7`).
+    pub fn contiguous(&mut self, name: &str, mode: u32, data: &[u8]) -> &mut Tar {
+        let h = Tar::header(
+            name,
+            tar::EntryType::Continuous,
+            mode,
+            u64::try_from(data.len()).unwrap(),
+        );
+        self.put(h, data)
+    }
+
+    /// A GNU sparse file of `real` bytes: 512 bytes of data at its end, a hole before.
+    pub fn sparse(&mut self, name: &str, real: u64) -> &mut Tar {
+        let mut h = Tar::header(name, tar::EntryType::GNUSparse, 0o644, 512);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.sparse[0].set_offset(real - 512);
+        gnu.sparse[0].set_length(512);
+        gnu.set_real_size(real);
+        self.put(h, &[1u8; 512])
+    }
+
+    /// A GNU long name of `len` bytes for a file after it.
+    pub fn long_name(&mut self, len: usize) -> &mut Tar {
+        let name = vec![b'a'; len];
+        let h = Tar::header(
+            "././@LongLink",
+            tar::EntryType::GNULongName,
+            0o644,
+            u64::try_from(len).unwrap(),
+        );
+        self.put(h, &name)
+            .put(Tar::header("f", tar::EntryType::Regular, 0o644, 0), &[])
+    }
+
+    /// A PAX extended header of about `len` bytes (one `comment` record) for a file after it.
+    pub fn pax(&mut self, len: usize) -> &mut Tar {
+        let body = format!("comment={}\n", "a".repeat(len));
+        // The record's length counts its own digits.
+        let mut n = body.len() + 2;
+        while n != body.len() + 1 + n.to_string().len() {
+            n = body.len() + 1 + n.to_string().len();
+        }
+        let record = format!("{n} {body}");
+        let h = Tar::header(
+            "pax",
+            tar::EntryType::XHeader,
+            0o644,
+            u64::try_from(record.len()).unwrap(),
+        );
+        self.put(h, record.as_bytes())
+            .put(Tar::header("f", tar::EntryType::Regular, 0o644, 0), &[])
+    }
+
     pub fn bytes(self) -> Vec<u8> {
         self.0.into_inner().unwrap()
     }

@@ -62,6 +62,24 @@ fn hostile(case: &str) -> (Vec<u8>, Comp) {
             t.file("etc/zeros", 0o644, &vec![0u8; 16 << 20]);
             Comp::Zstd
         }
+        "setuid-contiguous" => {
+            t.contiguous("etc/su", 0o4755, b"#!/bin/sh\n");
+            Comp::Gzip
+        }
+        "sparse-bomb" => {
+            // 1 KiB of tar, 64 MiB of file: over the 1M cap given below.
+            t.sparse("etc/zeros", 64 << 20);
+            Comp::Gzip
+        }
+        "long-name" => {
+            // 2 MiB of name, which the tar parser would hold in memory whole.
+            t.long_name(2 << 20);
+            Comp::Gzip
+        }
+        "pax-header" => {
+            t.pax(2 << 20);
+            Comp::Zstd
+        }
         "entries" => {
             for i in 0..200 {
                 t.file(&format!("etc/f{i}"), 0o644, b"");
@@ -87,7 +105,11 @@ fn hostile(case: &str) -> (Vec<u8>, Comp) {
 // unprivileged store refuses them.
 #[case::device("device", &[], None, Some("device"))]
 #[case::setuid("setuid", &[], None, Some("setuid"))]
+#[case::setuid_contiguous("setuid-contiguous", &[], None, Some("setuid"))]
 #[case::bomb("bomb", &["--max-size", "1M"], Some("too-large"), Some("too-large"))]
+#[case::sparse_bomb("sparse-bomb", &["--max-size", "1M"], Some("too-large"), Some("too-large"))]
+#[case::long_name("long-name", &[], Some("too-large"), Some("too-large"))]
+#[case::pax_header("pax-header", &[], Some("too-large"), Some("too-large"))]
 #[case::entries("entries", &["--max-entries", "100"], Some("too-many-entries"), Some("too-many-entries"))]
 #[ignore = "needs root: run by scripts/test"]
 fn hostile_archives_are_refused_and_leave_nothing(
@@ -120,6 +142,27 @@ fn hostile_archives_are_refused_and_leave_nothing(
             assert_eq!(code, 0, "{v}");
         }
     }
+}
+
+/// An archive file (read in place, its members indexed) whose member has a 2 MiB GNU long
+/// name: refused before the name is held in memory.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn an_archive_member_with_huge_headers_is_refused(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    let w = World::new("img-headers");
+    let st = store(&w, who, "store");
+    let archive = w.dir.join("a.tar");
+    let mut t = Tar::new();
+    t.file("manifest.json", 0o644, b"[]").long_name(2 << 20);
+    std::fs::write(&archive, t.bytes()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        refused(&w, who, &st, &["import", archive.to_str().unwrap()]),
+        "too-large"
+    );
+    assert_eq!(contents(&st), Vec::<String>::new());
 }
 
 #[rstest]
