@@ -717,3 +717,50 @@ fn a_taken_published_port_fails_the_launch_at_its_key(
         stderr(&o)
     );
 }
+
+/// A published UDP port a host service holds with SO_REUSEADDR: pasta, which sets it too,
+/// would share the port and take the service's datagrams (the socket bound last gets them;
+/// shown before the fix: the sandbox read a datagram sent to the host's service). The launch
+/// fails instead (exit 125, nothing runs), naming the port's key and EADDRINUSE. The service
+/// here is root's; the rootless case is another user taking it.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_udp_port_a_host_service_shares_fails_the_launch(#[values(Who::Root, Who::Rootless)] who: Who) {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, setsockopt, socket,
+        sockopt,
+    };
+    use std::os::fd::AsRawFd;
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let service = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    setsockopt(&service, sockopt::ReuseAddr, &true).unwrap();
+    let lo = SockaddrIn::from(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::LOCALHOST,
+        0,
+    ));
+    bind(service.as_raw_fd(), &lo).unwrap();
+    let port = getsockname::<SockaddrIn>(service.as_raw_fd())
+        .unwrap()
+        .port();
+    let w = world(
+        "net-shared-udp",
+        &format!("network:\n  mode: user\n  ports: [{{ host: {port}, proto: udp }}]"),
+    );
+    let o = w.run(who, ["run", "-p", "./p.yaml", "--", "sh", "-c", "echo ran"]);
+    assert_eq!(code(&o), 125, "as {who:?}: {}", stderr(&o));
+    assert_eq!(stdout(&o), "", "as {who:?}");
+    let err = stderr(&o);
+    assert!(
+        err.contains("p.yaml:5:11: network.ports[0]") && err.contains("EADDRINUSE"),
+        "as {who:?}: {err}"
+    );
+}

@@ -28,7 +28,7 @@ use nix::unistd::Pid;
 
 use super::error::StepError;
 use crate::plan::Plan;
-use crate::plan::network::{FD_NETNS, FD_READY, FD_USERNS, UserNet};
+use crate::plan::network::{FD_NETNS, FD_READY, FD_USERNS, Proto, Published, UserNet};
 use crate::plan::steps::Step;
 use crate::sys::{HelperSetup, spawn_helper};
 
@@ -289,6 +289,7 @@ pub fn start(ns: Namespaces<'_>, skip_rules: bool, quiet: bool) -> Result<Runnin
     } = ns;
     let step = Step::IdMaps;
     let key = &u.origin.pasta;
+    check_ports_free(u)?;
     let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| StepError::sys(step, "pipe2(O_CLOEXEC)", e))?;
     let ready_w = high(ready_w).map_err(|e| StepError::sys(step, "fcntl(F_DUPFD_CLOEXEC)", e))?;
@@ -340,6 +341,103 @@ pub fn start(ns: Namespaces<'_>, skip_rules: bool, quiet: bool) -> Result<Runnin
         load_rules(u, &netns, userns.as_ref(), parent)?;
     }
     wait_ready(running, ready_r, u)
+}
+
+/// The host addresses a published port is bound on: its own, or (none given) 0.0.0.0 and [::],
+/// as pasta binds it.
+fn port_addrs(p: &Published) -> Vec<IpAddr> {
+    match p.addr {
+        Some(a) => vec![a],
+        None => vec![
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        ],
+    }
+}
+
+/// Binds a socket of `proto` on `addr`:`port` and closes it: `EADDRINUSE` when a host socket
+/// holds that port already. UDP without SO_REUSEADDR, which pasta sets: two UDP sockets that
+/// both set it share a port, and the one bound last gets its datagrams, so pasta would take a
+/// host service's traffic (one bound with SO_REUSEADDR) without a word. TCP with it (a listener
+/// conflicts either way; a closed connection's TIME_WAIT must not). `[::]` with IPV6_V6ONLY,
+/// as pasta binds it beside 0.0.0.0. Nothing listens: the socket is never more than bound.
+fn probe_port(addr: IpAddr, port: u16, proto: Proto) -> nix::Result<()> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6, bind, setsockopt, socket,
+        sockopt,
+    };
+    let (family, ty) = (
+        if addr.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        },
+        match proto {
+            Proto::Tcp => SockType::Stream,
+            Proto::Udp => SockType::Datagram,
+        },
+    );
+    let fd = socket(family, ty, SockFlag::SOCK_CLOEXEC, None)?;
+    if proto == Proto::Tcp {
+        setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    }
+    match addr {
+        IpAddr::V4(a) => bind(
+            fd.as_raw_fd(),
+            &SockaddrIn::from(std::net::SocketAddrV4::new(a, port)),
+        ),
+        IpAddr::V6(a) => {
+            setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+            bind(
+                fd.as_raw_fd(),
+                &SockaddrIn6::from(std::net::SocketAddrV6::new(a, port, 0, 0)),
+            )
+        }
+    }
+}
+
+/// Every published port is free on the host before pasta binds it, or the launch fails at the
+/// port's key. pasta's own bind would not say so for UDP (SO_REUSEADDR: it shares the port
+/// with a host socket that set it too, and takes its datagrams), nor for half of a port
+/// published on every address (it goes on with the family it could bind). A host without IPv6
+/// has no `[::]` to check (EAFNOSUPPORT). A socket bound between this check and pasta's bind
+/// (a few milliseconds) is not seen.
+fn check_ports_free(u: &UserNet) -> Result<(), StepError> {
+    let step = Step::IdMaps;
+    for (i, p) in u.ports.iter().enumerate() {
+        let origin = u.origin.ports.get(i).unwrap_or(&u.origin.pasta);
+        for addr in port_addrs(&p.value) {
+            match probe_port(addr, p.host, p.proto) {
+                Ok(()) => {}
+                Err(Errno::EAFNOSUPPORT) if p.addr.is_none() => {}
+                Err(e) => {
+                    let shown = match addr {
+                        IpAddr::V6(a) => format!("[{a}]:{}", p.host),
+                        IpAddr::V4(a) => format!("{a}:{}", p.host),
+                    };
+                    let why = match (e, p.proto) {
+                        (Errno::EADDRINUSE, Proto::Udp) => {
+                            "a host socket holds it already, and pasta (SO_REUSEADDR) would \
+                             share the port and take its datagrams"
+                        }
+                        (Errno::EADDRINUSE, Proto::Tcp) => "a host socket holds it already",
+                        _ => "pasta could not bind it either",
+                    };
+                    return Err(StepError::sys(
+                        step,
+                        format!(
+                            "bind({shown}, {}) for a published port: {why}",
+                            p.proto.name()
+                        ),
+                        e,
+                    )
+                    .at(origin)
+                    .hint("publish a port no host service uses"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sets O_NONBLOCK on our end of a pipe (the other end, pasta's, keeps its own flags).
@@ -578,6 +676,79 @@ mod tests {
     #[case::garbage("x y", false)]
     fn a_socket_holds_data_for_pasta(#[case] line: &str, #[case] want: bool) {
         assert_eq!(unsent(&format!("{HEADER}{line}\n")), want);
+    }
+
+    /// A host socket on 127.0.0.1 of the given protocol, with or without SO_REUSEADDR, bound
+    /// to a port of the kernel's choice; (socket, port).
+    fn holder(proto: Proto, reuse: bool, listen: bool) -> (OwnedFd, u16) {
+        use nix::sys::socket::{
+            AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, setsockopt, socket,
+            sockopt,
+        };
+        let ty = match proto {
+            Proto::Tcp => SockType::Stream,
+            Proto::Udp => SockType::Datagram,
+        };
+        let fd = socket(AddressFamily::Inet, ty, SockFlag::SOCK_CLOEXEC, None).expect("socket");
+        setsockopt(&fd, sockopt::ReuseAddr, &reuse).expect("SO_REUSEADDR");
+        let lo = SockaddrIn::from(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::LOCALHOST,
+            0,
+        ));
+        bind(fd.as_raw_fd(), &lo).expect("bind");
+        if listen {
+            nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::new(1).expect("backlog"))
+                .expect("listen");
+        }
+        let port = getsockname::<SockaddrIn>(fd.as_raw_fd())
+            .expect("getsockname")
+            .port();
+        (fd, port)
+    }
+
+    /// A published port a host socket holds is found before pasta binds it: a UDP socket with
+    /// SO_REUSEADDR (which pasta would share, taking its datagrams) as well as one without, a
+    /// TCP listener; on the same address and through every address (0.0.0.0). A TCP socket
+    /// bound with SO_REUSEADDR but not listening is no conflict (pasta would take the port
+    /// before the holder listens, and the holder's listen fails: nothing is stolen).
+    #[rstest]
+    #[case::udp_reuseaddr(Proto::Udp, true, false, "127.0.0.1", Err(Errno::EADDRINUSE))]
+    #[case::udp(Proto::Udp, false, false, "127.0.0.1", Err(Errno::EADDRINUSE))]
+    #[case::udp_every_address(Proto::Udp, true, false, "0.0.0.0", Err(Errno::EADDRINUSE))]
+    #[case::udp_other_address(Proto::Udp, true, false, "127.0.0.2", Ok(()))]
+    #[case::tcp_listener(Proto::Tcp, true, true, "127.0.0.1", Err(Errno::EADDRINUSE))]
+    #[case::tcp_every_address(Proto::Tcp, true, true, "0.0.0.0", Err(Errno::EADDRINUSE))]
+    #[case::tcp_bound_reuseaddr(Proto::Tcp, true, false, "127.0.0.1", Ok(()))]
+    fn a_port_a_host_socket_holds_is_found(
+        #[case] proto: Proto,
+        #[case] reuse: bool,
+        #[case] listen: bool,
+        #[case] published: &str,
+        #[case] want: nix::Result<()>,
+    ) {
+        let (_held, port) = holder(proto, reuse, listen);
+        let addr: IpAddr = published.parse().expect("address");
+        assert_eq!(probe_port(addr, port, proto), want);
+    }
+
+    /// A free port passes, in both families of "every address" (where the host has IPv6).
+    #[test]
+    fn a_free_port_passes() {
+        let (held, port) = holder(Proto::Udp, false, false);
+        drop(held);
+        let p = Published {
+            addr: None,
+            host: port,
+            sandbox: port,
+            proto: Proto::Udp,
+        };
+        for addr in port_addrs(&p) {
+            let got = probe_port(addr, port, Proto::Udp);
+            assert!(
+                got.is_ok() || (addr.is_ipv6() && got == Err(Errno::EAFNOSUPPORT)),
+                "{addr}: {got:?}"
+            );
+        }
     }
 
     /// A line longer than [`SAID_LINE_MAX`] is passed on in pieces, never held whole.

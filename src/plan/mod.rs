@@ -471,6 +471,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
                     .map_or(u.pasta.key.clone(), |p| p.key.clone()),
             ),
             egress: loaded.place(&network::egress_key(&u.egress, &u.pasta.key)),
+            ports: u.ports.iter().map(|p| loaded.place(&p.key)).collect(),
         };
     }
     for mut f in std::mem::take(&mut net.files) {

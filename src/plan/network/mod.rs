@@ -178,6 +178,10 @@ pub struct Origins {
     pub pasta: String,
     /// `network.allow`, or `network.mode` without an allowlist.
     pub egress: String,
+    /// Each published port's (`network.ports[i]`, or `--publish`), in the order of
+    /// [`UserNet::ports`].
+    #[serde(default)]
+    pub ports: Vec<String>,
 }
 
 /// What compile needs from the network section.
