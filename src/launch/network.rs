@@ -28,7 +28,7 @@ use nix::unistd::Pid;
 
 use super::error::StepError;
 use crate::plan::Plan;
-use crate::plan::network::{FD_NETNS, FD_READY, FD_USERNS, Proto, Published, UserNet};
+use crate::plan::network::{FD_NETNS, FD_READY, FD_USERNS, Proto, Published, SourcePorts, UserNet};
 use crate::plan::steps::Step;
 use crate::sys::{HelperSetup, spawn_helper};
 
@@ -476,6 +476,24 @@ pub fn host_addresses() -> Vec<IpAddr> {
     out
 }
 
+/// The host's ephemeral port range (`net.ipv4.ip_local_port_range`), where the sandbox's UDP
+/// gets its source ports ([`SourcePorts`]); never below 1024. Linux's default if it can't be
+/// read.
+fn ephemeral_ports() -> (u16, u16) {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
+    parse_port_range(text.as_deref().unwrap_or_default()).unwrap_or((32768, 60999))
+}
+
+/// `LOW HIGH` (the sysctl's text), raised to 1024 at least; `None` unless it makes a range.
+fn parse_port_range(text: &str) -> Option<(u16, u16)> {
+    let mut nums = text.split_whitespace().map(str::parse::<u16>);
+    let (Some(Ok(low)), Some(Ok(high)), None) = (nums.next(), nums.next(), nums.next()) else {
+        return None;
+    };
+    let low = low.max(1024);
+    (low <= high).then_some((low, high))
+}
+
 /// Runs `nft -f -` in the sandbox's user and network namespaces with the egress ruleset on
 /// its stdin. nft keeps CAP_NET_ADMIN of the sandbox's user namespace across exec as an
 /// ambient capability (the caller may be mapped to a uid other than 0 there), nothing else.
@@ -487,7 +505,16 @@ fn load_rules(
 ) -> Result<(), StepError> {
     let step = Step::IdMaps;
     let key = &u.origin.egress;
-    let rules = u.egress.nft(&host_addresses());
+    let ports = SourcePorts {
+        range: ephemeral_ports(),
+        loopback_udp: u
+            .host_loopback
+            .iter()
+            .filter(|p| p.proto == Proto::Udp)
+            .map(|p| p.port)
+            .collect(),
+    };
+    let rules = u.egress.nft(&host_addresses(), &ports);
     let mut join = Vec::new();
     if let Some(user) = userns {
         join.push((user.as_raw_fd(), libc::CLONE_NEWUSER));
@@ -729,6 +756,20 @@ mod tests {
         let (_held, port) = holder(proto, reuse, listen);
         let addr: IpAddr = published.parse().expect("address");
         assert_eq!(probe_port(addr, port, proto), want);
+    }
+
+    #[rstest]
+    #[case::linux_default("32768\t60999\n", Some((32768, 60999)))]
+    #[case::spaces(" 40000   50000 ", Some((40000, 50000)))]
+    #[case::below_1024("500 60999", Some((1024, 60999)))]
+    #[case::backwards("60999 32768", None)]
+    #[case::all_below_1024("100 200", None)]
+    #[case::one_number("32768", None)]
+    #[case::three_numbers("1 2 3", None)]
+    #[case::garbage("x y", None)]
+    #[case::empty("", None)]
+    fn the_ephemeral_range_is_read(#[case] text: &str, #[case] want: Option<(u16, u16)>) {
+        assert_eq!(parse_port_range(text), want);
     }
 
     /// A free port passes, in both families of "every address" (where the host has IPv6).
