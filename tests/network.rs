@@ -868,3 +868,80 @@ fn a_udp_source_port_never_becomes_the_host_s(#[values(Who::Root, Who::Rootless)
     assert!(o.status.success(), "as {who:?}: {}", stderr(&o));
     assert_eq!(lines, ["answered", "sent", "nothing"], "as {who:?}");
 }
+
+/// An address the host gains while the sandbox runs (an interface that comes up, a VPN, IPv6's
+/// temporary addresses, replaced every day) is refused like those it had at launch: the
+/// supervisor hears of it from the kernel and adds it to the rules' host set. Before, the rules
+/// knew only the launch's addresses, and a host service on 0.0.0.0 answered the sandbox at the
+/// new one (shown: `ok hello-h-any4` from a service of a host in a network namespace). The test
+/// waits until the sandbox's table lists the address, then lets the program try it.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn an_address_the_host_gains_later_is_refused(#[values(Who::Root, Who::Rootless)] who: Who) {
+    use std::io::Write;
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world("net-new-addr", "network: user");
+    let host = TestHost::new(&w, &[8081], "unused.test");
+    let l = HostListeners::new();
+    let new = host.addr(4);
+    let script = format!(
+        "echo up; read go; python3 client.py tcp:{new}:{} tcp:{}:8081",
+        l.any.1,
+        host.addr(2)
+    );
+    let mut child = w
+        .command(who)
+        .args(["run", "-q", "-p", "./p.yaml", "--", "sh", "-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert_eq!(first.trim(), "up", "as {who:?}");
+    // The new address, on the host's side of the test host's link (gone with the link).
+    ip(&["addr", "add", &format!("{new}/32"), "dev", &host.link]);
+    let sh = descendants(child.id())
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sh")
+        })
+        .expect("the sandbox's shell");
+    let listed = || {
+        let o = Command::new("nsenter")
+            .args([
+                "-t",
+                &sh.to_string(),
+                "-n",
+                "nft",
+                "list",
+                "set",
+                "inet",
+                "kekkai",
+            ])
+            .arg("host4")
+            .output()
+            .unwrap();
+        stdout(&o).contains(&new)
+    };
+    let since = std::time::Instant::now();
+    while !listed() {
+        assert!(since.elapsed() < HANG, "as {who:?}: {new} never refused");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "as {who:?}: {}", stderr(&o));
+    assert_eq!(
+        rest.lines().collect::<Vec<_>>(),
+        ["errno EHOSTUNREACH", "ok hello-8081"],
+        "as {who:?}"
+    );
+}

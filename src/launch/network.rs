@@ -28,7 +28,9 @@ use nix::unistd::Pid;
 
 use super::error::StepError;
 use crate::plan::Plan;
-use crate::plan::network::{FD_NETNS, FD_READY, FD_USERNS, Proto, Published, SourcePorts, UserNet};
+use crate::plan::network::{
+    FD_NETNS, FD_READY, FD_USERNS, HOST_SETS, Proto, Published, SourcePorts, UserNet,
+};
 use crate::plan::steps::Step;
 use crate::sys::{HelperSetup, spawn_helper};
 
@@ -52,6 +54,8 @@ pub struct Running {
     said: Said,
     /// The sandbox's TCP tables, to see whether its sockets have handed pasta everything.
     tcp: TcpTables,
+    /// The host's address changes, to refuse the addresses it gains (`None` without rules).
+    watch: Option<AddrWatch>,
 }
 
 impl Running {
@@ -63,6 +67,59 @@ impl Running {
     /// pasta's stderr while it is open: the supervisor polls it with its other sources.
     pub fn said_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.pasta.stderr.as_ref().map(AsFd::as_fd)
+    }
+
+    /// The socket that hears of the host's address changes, while the rules are kept up to
+    /// date: the supervisor polls it with its other sources.
+    pub fn addresses_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.watch.as_ref().map(|w| w.sock.as_fd())
+    }
+
+    /// The host's addresses changed: reads what the kernel said (only to empty the socket)
+    /// and adds every address the host has now and the rules don't refuse yet to the host's
+    /// sets. If that fails, pasta is stopped: the sandbox keeps loopback only rather than a way
+    /// to the host.
+    pub fn on_host_addresses(&mut self) {
+        let Some(w) = self.watch.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 8192];
+        loop {
+            match nix::unistd::read(&w.sock, &mut buf) {
+                // ENOBUFS: messages were lost; the addresses are read whole below anyway.
+                Ok(n) if n > 0 => continue,
+                Err(Errno::EINTR | Errno::ENOBUFS) => continue,
+                _ => break,
+            }
+        }
+        let new: Vec<IpAddr> = host_addresses()
+            .into_iter()
+            .filter(|a| !w.known.contains(a))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        match run_nft(
+            &w.nft,
+            &add_elements(&new),
+            &w.net,
+            w.user.as_ref(),
+            w.parent,
+        ) {
+            Ok(()) => w.known.extend(new),
+            Err(why) => {
+                let shown: Vec<String> = new.iter().map(IpAddr::to_string).collect();
+                crate::log::warn(&format!(
+                    "the host gained {} and the egress rules could not refuse it ({why}): \
+                     pasta is stopped, the sandbox has no network beyond loopback from now on",
+                    shown.join(", ")
+                ));
+                self.watch = None;
+                if let Err(e) = self.pasta.kill() {
+                    crate::log::warn(&format!("kill pasta: {e}"));
+                }
+            }
+        }
     }
 
     /// Reads what pasta wrote to its stderr (one read: a bounded amount of work per round of
@@ -335,10 +392,23 @@ pub fn start(ns: Namespaces<'_>, skip_rules: bool, quiet: bool) -> Result<Runnin
             ..Said::default()
         },
         tcp,
+        watch: None,
     };
 
+    let mut running = running;
     if !skip_rules {
-        load_rules(u, &netns, userns.as_ref(), parent)?;
+        let sock = address_socket().map_err(|e| {
+            StepError::sys(step, "socket(NETLINK_ROUTE, the host's address changes)", e)
+        })?;
+        let known = load_rules(u, &netns, userns.as_ref(), parent)?;
+        running.watch = Some(AddrWatch {
+            sock,
+            known,
+            net: netns,
+            user: userns,
+            nft: u.nft.value.clone(),
+            parent,
+        });
     }
     wait_ready(running, ready_r, u)
 }
@@ -502,7 +572,7 @@ fn load_rules(
     netns: &OwnedFd,
     userns: Option<&OwnedFd>,
     parent: i32,
-) -> Result<(), StepError> {
+) -> Result<Vec<IpAddr>, StepError> {
     let step = Step::IdMaps;
     let key = &u.origin.egress;
     let ports = SourcePorts {
@@ -514,19 +584,64 @@ fn load_rules(
             .map(|p| p.port)
             .collect(),
     };
-    let rules = u.egress.nft(&host_addresses(), &ports);
+    let host = host_addresses();
+    let rules = u.egress.nft(&host, &ports);
+    let shown = format!("{} -f -", u.nft.value.display());
+    match run_nft(&u.nft.value, &rules, netns, userns, parent) {
+        Ok(()) => Ok(host),
+        Err(NftError::Spawn(e)) => Err(StepError::sys(step, format!("spawn {shown}"), e).at(key)),
+        Err(NftError::Wait(e)) => Err(StepError::sys(step, format!("wait {shown}"), e)),
+        Err(NftError::Failed(why)) => Err(StepError::msg(
+            step,
+            format!("{shown} in the sandbox's network namespace failed ({why})"),
+        )
+        .at(key)
+        .hint("the egress rules could not be loaded; kekkai does not run without them")),
+    }
+}
+
+/// Why `nft` did not do its work.
+#[derive(Debug)]
+enum NftError {
+    /// It could not be started.
+    Spawn(Errno),
+    /// It could not be waited for.
+    Wait(Errno),
+    /// It failed: its status, and what it said.
+    Failed(String),
+}
+
+impl std::fmt::Display for NftError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NftError::Spawn(e) => write!(f, "spawn: {e}"),
+            NftError::Wait(e) => write!(f, "wait: {e}"),
+            NftError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Runs `nft -f -` in the sandbox's user and network namespaces with `script` on its stdin.
+/// nft keeps CAP_NET_ADMIN of the sandbox's user namespace across exec as an ambient
+/// capability (the caller may be mapped to a uid other than 0 there), nothing else.
+fn run_nft(
+    nft: &std::path::Path,
+    script: &str,
+    netns: &OwnedFd,
+    userns: Option<&OwnedFd>,
+    parent: i32,
+) -> Result<(), NftError> {
     let mut join = Vec::new();
     if let Some(user) = userns {
         join.push((user.as_raw_fd(), libc::CLONE_NEWUSER));
     }
     join.push((netns.as_raw_fd(), libc::CLONE_NEWNET));
-    let mut cmd = Command::new(&u.nft.value);
+    let mut cmd = Command::new(nft);
     cmd.args(["-f", "-"])
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let shown = format!("{} -f -", u.nft.value.display());
     let mut child = spawn_helper(
         &mut cmd,
         HelperSetup {
@@ -537,28 +652,77 @@ fn load_rules(
             bounding: None,
         },
     )
-    .map_err(|e| StepError::sys(step, format!("spawn {shown}"), errno(&e)).at(key))?;
+    .map_err(|e| NftError::Spawn(errno(&e)))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A failed write shows as nft's own failure below.
-        let _ = stdin.write_all(rules.as_bytes());
+        let _ = stdin.write_all(script.as_bytes());
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| StepError::sys(step, format!("wait {shown}"), errno(&e)))?;
+        .map_err(|e| NftError::Wait(errno(&e)))?;
     if !out.status.success() {
         let why = String::from_utf8_lossy(&out.stderr);
-        return Err(StepError::msg(
-            step,
-            format!(
-                "{shown} in the sandbox's network namespace failed ({}): {}",
-                out.status,
-                why.trim()
-            ),
-        )
-        .at(key)
-        .hint("the egress rules could not be loaded; kekkai does not run without them"));
+        return Err(NftError::Failed(format!("{}: {}", out.status, why.trim())));
     }
     Ok(())
+}
+
+/// The host's addresses while the sandbox runs: a netlink socket that hears of every address
+/// the host gains, and what the sandbox's rules already refuse. The rules are loaded with the
+/// host's addresses of the moment; an address the host gains later (an interface that comes
+/// up, a VPN, IPv6's temporary addresses, which are replaced every day) would otherwise be a
+/// way to the host's services on 0.0.0.0 and [::] through pasta. The supervisor adds each one
+/// to the host's sets ([`HOST_SETS`]) as the kernel reports it.
+#[derive(Debug)]
+struct AddrWatch {
+    /// NETLINK_ROUTE, bound to the IPv4 and IPv6 address groups, non-blocking.
+    sock: OwnedFd,
+    /// The addresses the rules refuse.
+    known: Vec<IpAddr>,
+    net: OwnedFd,
+    user: Option<OwnedFd>,
+    nft: std::path::PathBuf,
+    parent: i32,
+}
+
+/// A netlink socket that hears of the host's address changes; opened before the host's
+/// addresses are read for the rules, so nothing between the two is missed.
+fn address_socket() -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{
+        AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, socket,
+    };
+    const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+    const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+    let fd = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        SockProtocol::NetlinkRoute,
+    )?;
+    bind(
+        fd.as_raw_fd(),
+        &NetlinkAddr::new(0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR),
+    )?;
+    Ok(fd)
+}
+
+/// The nft script that adds `addrs` to the host's sets.
+fn add_elements(addrs: &[IpAddr]) -> String {
+    let mut out = String::new();
+    for (v4, set) in [(true, HOST_SETS.0), (false, HOST_SETS.1)] {
+        let elems: Vec<String> = addrs
+            .iter()
+            .filter(|a| a.is_ipv4() == v4)
+            .map(IpAddr::to_string)
+            .collect();
+        if !elems.is_empty() {
+            out.push_str(&format!(
+                "add element inet kekkai {set} {{ {} }}\n",
+                elems.join(", ")
+            ));
+        }
+    }
+    out
 }
 
 /// Waits until pasta writes its pid (it does so once the sandbox's interface, addresses and
@@ -756,6 +920,19 @@ mod tests {
         let (_held, port) = holder(proto, reuse, listen);
         let addr: IpAddr = published.parse().expect("address");
         assert_eq!(probe_port(addr, port, proto), want);
+    }
+
+    #[rstest]
+    #[case::none(&[], "")]
+    #[case::v4(&["198.51.100.7"], "add element inet kekkai host4 { 198.51.100.7 }\n")]
+    #[case::both(
+        &["2001:db8::7", "198.51.100.7", "198.51.100.8"],
+        "add element inet kekkai host4 { 198.51.100.7, 198.51.100.8 }\n\
+         add element inet kekkai host6 { 2001:db8::7 }\n"
+    )]
+    fn a_gained_address_is_added_to_its_family_s_set(#[case] addrs: &[&str], #[case] want: &str) {
+        let addrs: Vec<IpAddr> = addrs.iter().map(|a| a.parse().expect("address")).collect();
+        assert_eq!(add_elements(&addrs), want);
     }
 
     #[rstest]

@@ -385,6 +385,10 @@ pub struct Egress {
     pub dns: bool,
 }
 
+/// The sets of the host's own addresses in the sandbox's table (`inet kekkai`), IPv4 and IPv6:
+/// where the supervisor adds an address the host gains while the sandbox runs.
+pub const HOST_SETS: (&str, &str) = ("host4", "host6");
+
 /// nft's `reject` for everything refused: ICMP "administratively prohibited".
 const REJECT: &str = "reject with icmpx admin-prohibited";
 
@@ -462,8 +466,8 @@ impl Egress {
                     out.push(format!("allowed: DNS, {d}"));
                 }
                 out.push(
-                    "refused: the host's own addresses (read at launch), except through \
-                     `network.host-loopback`"
+                    "refused: the host's own addresses (at launch, and those it gains later), \
+                     except through `network.host-loopback`"
                         .into(),
                 );
                 out.push(format!("refused: {}", always.join(", ")));
@@ -483,8 +487,8 @@ impl Egress {
                     .map(|s| format!("{} {}", s.net, s.what))
                     .collect();
                 out.push(
-                    "refused unless an entry names them: the host's own addresses (read at \
-                     launch)"
+                    "refused unless an entry names them: the host's own addresses (at launch, \
+                     and those it gains later)"
                         .into(),
                 );
                 out.push(format!(
@@ -649,12 +653,18 @@ impl Ruleset {
                 .filter(|n| n.addr.is_ipv4() == v4)
                 .map(|n| n.to_string())
                 .collect();
-            if elems.is_empty() {
+            // The host's sets exist even empty: the supervisor adds the addresses the host
+            // gains while the sandbox runs ([`HOST_SETS`]).
+            if elems.is_empty() && name != "host" {
                 continue;
             }
+            let elements = if elems.is_empty() {
+                String::new()
+            } else {
+                format!(" elements = {{ {} }}", elems.join(", "))
+            };
             self.sets.push(format!(
-                "  set {name}{suffix} {{ type {ty}; flags interval; auto-merge; elements = {{ {} }} }}",
-                elems.join(", ")
+                "  set {name}{suffix} {{ type {ty}; flags interval; auto-merge;{elements} }}"
             ));
             self.rules
                 .push(format!("{fam} daddr @{name}{suffix} {REJECT}"));
@@ -886,6 +896,32 @@ mod tests {
             at("ip daddr 172.17.0.1/32 meta l4proto tcp th dport 5432 accept")
                 < at("ip daddr @host4 reject with icmpx admin-prohibited")
         );
+    }
+
+    /// The host's sets exist even without an address in a family (or at all), so that the
+    /// supervisor can add what the host gains while the sandbox runs; the other sets only
+    /// with elements.
+    #[rstest]
+    #[case::open(None)]
+    #[case::allowlist(Some(&["any:443"][..]))]
+    fn the_host_sets_exist_even_empty(#[case] allow: Option<&[&str]>) {
+        let text = egress(allow).nft(&[], &ports());
+        for set in [HOST_SETS.0, HOST_SETS.1] {
+            assert!(
+                text.contains(&format!(
+                    "set {set} {{ type ipv{}_addr; flags interval; auto-merge; }}",
+                    if set == HOST_SETS.0 { 4 } else { 6 }
+                )),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "ip{} daddr @{set} reject",
+                    if set == HOST_SETS.0 { "" } else { "6" }
+                )),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 pub use egress::{
-    Allow, DNS_FORWARDER, Egress, IpNet, SPECIAL, SourcePorts, Special, Target, key as egress_key,
+    Allow, DNS_FORWARDER, Egress, HOST_SETS, IpNet, SPECIAL, SourcePorts, Special, Target,
+    key as egress_key,
 };
 
 use super::fs::{MountKind, MountPlan};
