@@ -413,8 +413,8 @@ pub fn start(ns: Namespaces<'_>, skip_rules: bool, quiet: bool) -> Result<Runnin
     wait_ready(running, ready_r, u)
 }
 
-/// The host addresses a published port is bound on: its own, or (none given) 0.0.0.0 and [::],
-/// as pasta binds it.
+/// The host addresses a published port is bound on: its own, or (none given) `0.0.0.0` and
+/// `[::]`, as pasta binds it.
 fn port_addrs(p: &Published) -> Vec<IpAddr> {
     match p.addr {
         Some(a) => vec![a],
@@ -671,8 +671,8 @@ fn run_nft(
 /// the host gains, and what the sandbox's rules already refuse. The rules are loaded with the
 /// host's addresses of the moment; an address the host gains later (an interface that comes
 /// up, a VPN, IPv6's temporary addresses, which are replaced every day) would otherwise be a
-/// way to the host's services on 0.0.0.0 and [::] through pasta. The supervisor adds each one
-/// to the host's sets ([`HOST_SETS`]) as the kernel reports it.
+/// way to the host's services on `0.0.0.0` and `[::]` through pasta. The supervisor adds each
+/// one to the host's sets ([`HOST_SETS`]) as the kernel reports it.
 #[derive(Debug)]
 struct AddrWatch {
     /// NETLINK_ROUTE, bound to the IPv4 and IPv6 address groups, non-blocking.

@@ -394,7 +394,7 @@ const REJECT: &str = "reject with icmpx admin-prohibited";
 
 /// The source ports of the sandbox's UDP, as pasta sees them. pasta (Debian's, 2023-03) sends a
 /// datagram from a host socket bound to the sandbox's own source port on every address of the
-/// host (0.0.0.0, [::]; 127.0.0.1 through `network.host-loopback`), with SO_REUSEADDR, and
+/// host (`0.0.0.0`, `[::]`; 127.0.0.1 through `network.host-loopback`), with SO_REUSEADDR, and
 /// passes the sandbox whatever that socket receives: a program that sends from the port a host
 /// service listens on (one bound with SO_REUSEADDR, which then loses its datagrams to the
 /// socket bound last; or one not started yet) would receive what the host's programs send to
