@@ -717,3 +717,231 @@ fn a_taken_published_port_fails_the_launch_at_its_key(
         stderr(&o)
     );
 }
+
+/// A host service's UDP socket on `addr`, bound with SO_REUSEADDR (as many UDP daemons do) to
+/// a port of the kernel's choice; (socket, port).
+fn udp_service(addr: &str) -> (std::net::UdpSocket, u16) {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, setsockopt, socket,
+        sockopt,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::ReuseAddr, &true).unwrap();
+    let at = SockaddrIn::from(std::net::SocketAddrV4::new(addr.parse().unwrap(), 0));
+    bind(fd.as_raw_fd(), &at).unwrap();
+    let port = getsockname::<SockaddrIn>(fd.as_raw_fd()).unwrap().port();
+    let s = std::net::UdpSocket::from(fd);
+    s.set_read_timeout(Some(HANG)).unwrap();
+    (s, port)
+}
+
+/// A published UDP port a host service holds with SO_REUSEADDR: pasta, which sets it too,
+/// would share the port and take the service's datagrams (the socket bound last gets them;
+/// shown before the fix: the sandbox read a datagram sent to the host's service). The launch
+/// fails instead (exit 125, nothing runs), naming the port's key and EADDRINUSE. The service
+/// here is root's; the rootless case is another user taking it.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_udp_port_a_host_service_shares_fails_the_launch(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let (_service, port) = udp_service("127.0.0.1");
+    let w = world(
+        "net-shared-udp",
+        &format!("network:\n  mode: user\n  ports: [{{ host: {port}, proto: udp }}]"),
+    );
+    let o = w.run(who, ["run", "-p", "./p.yaml", "--", "sh", "-c", "echo ran"]);
+    assert_eq!(code(&o), 125, "as {who:?}: {}", stderr(&o));
+    assert_eq!(stdout(&o), "", "as {who:?}");
+    let err = stderr(&o);
+    assert!(
+        err.contains("p.yaml:5:11: network.ports[0]") && err.contains("EADDRINUSE"),
+        "as {who:?}: {err}"
+    );
+}
+
+/// A program that sends UDP from the port a host service listens on (bound with SO_REUSEADDR,
+/// on every address or on the loopback): pasta sends each datagram from a host socket bound to
+/// the datagram's source port, with SO_REUSEADDR, and passes the sandbox what that socket
+/// receives, so the program took the service's datagrams, those sent to the host's 127.0.0.1
+/// among them (shown before the fix: the sandbox read them, the services nothing). The egress
+/// rules now give the sandbox's UDP a random port of the host's ephemeral range, to the outside
+/// and to a `host-loopback` port alike: the services keep their traffic, the answers still
+/// arrive.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_udp_source_port_never_becomes_the_host_s(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world("net-udp-sport", "");
+    let host = TestHost::new(&w, &[], "host.kekkai.test");
+    let (any, any_port) = udp_service("0.0.0.0");
+    let (lo, lo_port) = udp_service("127.0.0.1");
+    let (echo, echo_port) = udp_service("127.0.0.1");
+    w.dir.write(
+        "p.yaml",
+        format!(
+            "version: 1\nextends: default\nnetwork:\n  mode: user\n  dns: [{}]\n  \
+             host-loopback: [\"{echo_port}/udp\"]\n",
+            host.addr(2)
+        ),
+    );
+    w.dir.write(
+        "send.py",
+        format!(
+            "import socket, select\n\
+             q = b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00' + \
+             b'\\x04host\\x06kekkai\\x04test\\x00\\x00\\x01\\x00\\x01'\n\
+             a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             a.bind(('0.0.0.0', {any_port}))\n\
+             a.settimeout(30)\n\
+             a.sendto(q, ('{dns}', 53))\n\
+             print('answered' if a.recv(512)[:2] == q[:2] else 'wrong answer', flush=True)\n\
+             b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             b.bind(('127.0.0.1', {lo_port}))\n\
+             b.sendto(b'to-the-host', ('127.0.0.1', {echo_port}))\n\
+             print('sent', flush=True)\n\
+             got = []\n\
+             while True:\n\
+             \x20   r, _, _ = select.select([a, b], [], [], 3)\n\
+             \x20   if not r:\n\
+             \x20       break\n\
+             \x20   for s in r:\n\
+             \x20       got.append(s.recv(512).decode(errors='replace'))\n\
+             print('got ' + ' '.join(got) if got else 'nothing', flush=True)\n",
+            dns = host.addr(2)
+        ),
+    );
+    let mut child = w
+        .command(who)
+        .args(["run", "-q", "-p", "./p.yaml", "--", "python3", "send.py"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        lines.push(line.trim().to_owned());
+    }
+    let mut buf = [0u8; 64];
+    // A host client's datagrams reach the services, not the sandbox.
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for (service, port) in [(&any, any_port), (&lo, lo_port)] {
+        client
+            .send_to(b"for-the-service", ("127.0.0.1", port))
+            .unwrap();
+        let n = service.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"for-the-service", "as {who:?}, port {port}");
+    }
+    // The sandbox's datagram reached the host-loopback port, from a port of the host's
+    // ephemeral range, not the program's.
+    let (n, from) = echo.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"to-the-host", "as {who:?}");
+    let range: Vec<u16> = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_ne!(from.port(), lo_port, "as {who:?}");
+    assert!(
+        (range[0]..=range[1]).contains(&from.port()),
+        "as {who:?}: {from}, not in {range:?}"
+    );
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    lines.extend(rest.lines().map(str::to_owned));
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "as {who:?}: {}", stderr(&o));
+    assert_eq!(lines, ["answered", "sent", "nothing"], "as {who:?}");
+}
+
+/// An address the host gains while the sandbox runs (an interface that comes up, a VPN, IPv6's
+/// temporary addresses, replaced every day) is refused like those it had at launch: the
+/// supervisor hears of it from the kernel and adds it to the rules' host set. Before, the rules
+/// knew only the launch's addresses, and a host service on 0.0.0.0 answered the sandbox at the
+/// new one (shown: `ok hello-h-any4` from a service of a host in a network namespace). The test
+/// waits until the sandbox's table lists the address, then lets the program try it.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn an_address_the_host_gains_later_is_refused(#[values(Who::Root, Who::Rootless)] who: Who) {
+    use std::io::Write;
+    need(who);
+    if skip(tools_missing()) {
+        return;
+    }
+    let w = world("net-new-addr", "network: user");
+    let host = TestHost::new(&w, &[8081], "unused.test");
+    let l = HostListeners::new();
+    let new = host.addr(4);
+    let script = format!(
+        "echo up; read go; python3 client.py tcp:{new}:{} tcp:{}:8081",
+        l.any.1,
+        host.addr(2)
+    );
+    let mut child = w
+        .command(who)
+        .args(["run", "-q", "-p", "./p.yaml", "--", "sh", "-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert_eq!(first.trim(), "up", "as {who:?}");
+    // The new address, on the host's side of the test host's link (gone with the link).
+    ip(&["addr", "add", &format!("{new}/32"), "dev", &host.link]);
+    let sh = descendants(child.id())
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sh")
+        })
+        .expect("the sandbox's shell");
+    let listed = || {
+        let o = Command::new("nsenter")
+            .args([
+                "-t",
+                &sh.to_string(),
+                "-n",
+                "nft",
+                "list",
+                "set",
+                "inet",
+                "kekkai",
+            ])
+            .arg("host4")
+            .output()
+            .unwrap();
+        stdout(&o).contains(&new)
+    };
+    let since = std::time::Instant::now();
+    while !listed() {
+        assert!(since.elapsed() < HANG, "as {who:?}: {new} never refused");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "as {who:?}: {}", stderr(&o));
+    assert_eq!(
+        rest.lines().collect::<Vec<_>>(),
+        ["errno EHOSTUNREACH", "ok hello-8081"],
+        "as {who:?}"
+    );
+}

@@ -28,7 +28,9 @@ use nix::unistd::Pid;
 
 use super::error::StepError;
 use crate::plan::Plan;
-use crate::plan::network::{FD_NETNS, FD_READY, FD_USERNS, UserNet};
+use crate::plan::network::{
+    FD_NETNS, FD_READY, FD_USERNS, HOST_SETS, Proto, Published, SourcePorts, UserNet,
+};
 use crate::plan::steps::Step;
 use crate::sys::{HelperSetup, spawn_helper};
 
@@ -52,6 +54,8 @@ pub struct Running {
     said: Said,
     /// The sandbox's TCP tables, to see whether its sockets have handed pasta everything.
     tcp: TcpTables,
+    /// The host's address changes, to refuse the addresses it gains (`None` without rules).
+    watch: Option<AddrWatch>,
 }
 
 impl Running {
@@ -63,6 +67,59 @@ impl Running {
     /// pasta's stderr while it is open: the supervisor polls it with its other sources.
     pub fn said_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.pasta.stderr.as_ref().map(AsFd::as_fd)
+    }
+
+    /// The socket that hears of the host's address changes, while the rules are kept up to
+    /// date: the supervisor polls it with its other sources.
+    pub fn addresses_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.watch.as_ref().map(|w| w.sock.as_fd())
+    }
+
+    /// The host's addresses changed: reads what the kernel said (only to empty the socket)
+    /// and adds every address the host has now and the rules don't refuse yet to the host's
+    /// sets. If that fails, pasta is stopped: the sandbox keeps loopback only rather than a way
+    /// to the host.
+    pub fn on_host_addresses(&mut self) {
+        let Some(w) = self.watch.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 8192];
+        loop {
+            match nix::unistd::read(&w.sock, &mut buf) {
+                // ENOBUFS: messages were lost; the addresses are read whole below anyway.
+                Ok(n) if n > 0 => continue,
+                Err(Errno::EINTR | Errno::ENOBUFS) => continue,
+                _ => break,
+            }
+        }
+        let new: Vec<IpAddr> = host_addresses()
+            .into_iter()
+            .filter(|a| !w.known.contains(a))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        match run_nft(
+            &w.nft,
+            &add_elements(&new),
+            &w.net,
+            w.user.as_ref(),
+            w.parent,
+        ) {
+            Ok(()) => w.known.extend(new),
+            Err(why) => {
+                let shown: Vec<String> = new.iter().map(IpAddr::to_string).collect();
+                crate::log::warn(&format!(
+                    "the host gained {} and the egress rules could not refuse it ({why}): \
+                     pasta is stopped, the sandbox has no network beyond loopback from now on",
+                    shown.join(", ")
+                ));
+                self.watch = None;
+                if let Err(e) = self.pasta.kill() {
+                    crate::log::warn(&format!("kill pasta: {e}"));
+                }
+            }
+        }
     }
 
     /// Reads what pasta wrote to its stderr (one read: a bounded amount of work per round of
@@ -289,6 +346,7 @@ pub fn start(ns: Namespaces<'_>, skip_rules: bool, quiet: bool) -> Result<Runnin
     } = ns;
     let step = Step::IdMaps;
     let key = &u.origin.pasta;
+    check_ports_free(u)?;
     let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| StepError::sys(step, "pipe2(O_CLOEXEC)", e))?;
     let ready_w = high(ready_w).map_err(|e| StepError::sys(step, "fcntl(F_DUPFD_CLOEXEC)", e))?;
@@ -334,12 +392,122 @@ pub fn start(ns: Namespaces<'_>, skip_rules: bool, quiet: bool) -> Result<Runnin
             ..Said::default()
         },
         tcp,
+        watch: None,
     };
 
+    let mut running = running;
     if !skip_rules {
-        load_rules(u, &netns, userns.as_ref(), parent)?;
+        let sock = address_socket().map_err(|e| {
+            StepError::sys(step, "socket(NETLINK_ROUTE, the host's address changes)", e)
+        })?;
+        let known = load_rules(u, &netns, userns.as_ref(), parent)?;
+        running.watch = Some(AddrWatch {
+            sock,
+            known,
+            net: netns,
+            user: userns,
+            nft: u.nft.value.clone(),
+            parent,
+        });
     }
     wait_ready(running, ready_r, u)
+}
+
+/// The host addresses a published port is bound on: its own, or (none given) `0.0.0.0` and
+/// `[::]`, as pasta binds it.
+fn port_addrs(p: &Published) -> Vec<IpAddr> {
+    match p.addr {
+        Some(a) => vec![a],
+        None => vec![
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        ],
+    }
+}
+
+/// Binds a socket of `proto` on `addr`:`port` and closes it: `EADDRINUSE` when a host socket
+/// holds that port already. UDP without SO_REUSEADDR, which pasta sets: two UDP sockets that
+/// both set it share a port, and the one bound last gets its datagrams, so pasta would take a
+/// host service's traffic (one bound with SO_REUSEADDR) without a word. TCP with it (a listener
+/// conflicts either way; a closed connection's TIME_WAIT must not). `[::]` with IPV6_V6ONLY,
+/// as pasta binds it beside 0.0.0.0. Nothing listens: the socket is never more than bound.
+fn probe_port(addr: IpAddr, port: u16, proto: Proto) -> nix::Result<()> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6, bind, setsockopt, socket,
+        sockopt,
+    };
+    let (family, ty) = (
+        if addr.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        },
+        match proto {
+            Proto::Tcp => SockType::Stream,
+            Proto::Udp => SockType::Datagram,
+        },
+    );
+    let fd = socket(family, ty, SockFlag::SOCK_CLOEXEC, None)?;
+    if proto == Proto::Tcp {
+        setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    }
+    match addr {
+        IpAddr::V4(a) => bind(
+            fd.as_raw_fd(),
+            &SockaddrIn::from(std::net::SocketAddrV4::new(a, port)),
+        ),
+        IpAddr::V6(a) => {
+            setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+            bind(
+                fd.as_raw_fd(),
+                &SockaddrIn6::from(std::net::SocketAddrV6::new(a, port, 0, 0)),
+            )
+        }
+    }
+}
+
+/// Every published port is free on the host before pasta binds it, or the launch fails at the
+/// port's key. pasta's own bind would not say so for UDP (SO_REUSEADDR: it shares the port
+/// with a host socket that set it too, and takes its datagrams), nor for half of a port
+/// published on every address (it goes on with the family it could bind). A host without IPv6
+/// has no `[::]` to check (EAFNOSUPPORT). A socket bound between this check and pasta's bind
+/// (a few milliseconds) is not seen.
+fn check_ports_free(u: &UserNet) -> Result<(), StepError> {
+    let step = Step::IdMaps;
+    for (i, p) in u.ports.iter().enumerate() {
+        let origin = u.origin.ports.get(i).unwrap_or(&u.origin.pasta);
+        for addr in port_addrs(&p.value) {
+            match probe_port(addr, p.host, p.proto) {
+                Ok(()) => {}
+                Err(Errno::EAFNOSUPPORT) if p.addr.is_none() => {}
+                Err(e) => {
+                    let shown = match addr {
+                        IpAddr::V6(a) => format!("[{a}]:{}", p.host),
+                        IpAddr::V4(a) => format!("{a}:{}", p.host),
+                    };
+                    let why = match (e, p.proto) {
+                        (Errno::EADDRINUSE, Proto::Udp) => {
+                            "a host socket holds it already, and pasta (SO_REUSEADDR) would \
+                             share the port and take its datagrams"
+                        }
+                        (Errno::EADDRINUSE, Proto::Tcp) => "a host socket holds it already",
+                        _ => "pasta could not bind it either",
+                    };
+                    return Err(StepError::sys(
+                        step,
+                        format!(
+                            "bind({shown}, {}) for a published port: {why}",
+                            p.proto.name()
+                        ),
+                        e,
+                    )
+                    .at(origin)
+                    .hint("publish a port no host service uses"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sets O_NONBLOCK on our end of a pipe (the other end, pasta's, keeps its own flags).
@@ -378,6 +546,24 @@ pub fn host_addresses() -> Vec<IpAddr> {
     out
 }
 
+/// The host's ephemeral port range (`net.ipv4.ip_local_port_range`), where the sandbox's UDP
+/// gets its source ports ([`SourcePorts`]); never below 1024. Linux's default if it can't be
+/// read.
+fn ephemeral_ports() -> (u16, u16) {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
+    parse_port_range(text.as_deref().unwrap_or_default()).unwrap_or((32768, 60999))
+}
+
+/// `LOW HIGH` (the sysctl's text), raised to 1024 at least; `None` unless it makes a range.
+fn parse_port_range(text: &str) -> Option<(u16, u16)> {
+    let mut nums = text.split_whitespace().map(str::parse::<u16>);
+    let (Some(Ok(low)), Some(Ok(high)), None) = (nums.next(), nums.next(), nums.next()) else {
+        return None;
+    };
+    let low = low.max(1024);
+    (low <= high).then_some((low, high))
+}
+
 /// Runs `nft -f -` in the sandbox's user and network namespaces with the egress ruleset on
 /// its stdin. nft keeps CAP_NET_ADMIN of the sandbox's user namespace across exec as an
 /// ambient capability (the caller may be mapped to a uid other than 0 there), nothing else.
@@ -386,22 +572,76 @@ fn load_rules(
     netns: &OwnedFd,
     userns: Option<&OwnedFd>,
     parent: i32,
-) -> Result<(), StepError> {
+) -> Result<Vec<IpAddr>, StepError> {
     let step = Step::IdMaps;
     let key = &u.origin.egress;
-    let rules = u.egress.nft(&host_addresses());
+    let ports = SourcePorts {
+        range: ephemeral_ports(),
+        loopback_udp: u
+            .host_loopback
+            .iter()
+            .filter(|p| p.proto == Proto::Udp)
+            .map(|p| p.port)
+            .collect(),
+    };
+    let host = host_addresses();
+    let rules = u.egress.nft(&host, &ports);
+    let shown = format!("{} -f -", u.nft.value.display());
+    match run_nft(&u.nft.value, &rules, netns, userns, parent) {
+        Ok(()) => Ok(host),
+        Err(NftError::Spawn(e)) => Err(StepError::sys(step, format!("spawn {shown}"), e).at(key)),
+        Err(NftError::Wait(e)) => Err(StepError::sys(step, format!("wait {shown}"), e)),
+        Err(NftError::Failed(why)) => Err(StepError::msg(
+            step,
+            format!("{shown} in the sandbox's network namespace failed ({why})"),
+        )
+        .at(key)
+        .hint("the egress rules could not be loaded; kekkai does not run without them")),
+    }
+}
+
+/// Why `nft` did not do its work.
+#[derive(Debug)]
+enum NftError {
+    /// It could not be started.
+    Spawn(Errno),
+    /// It could not be waited for.
+    Wait(Errno),
+    /// It failed: its status, and what it said.
+    Failed(String),
+}
+
+impl std::fmt::Display for NftError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NftError::Spawn(e) => write!(f, "spawn: {e}"),
+            NftError::Wait(e) => write!(f, "wait: {e}"),
+            NftError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Runs `nft -f -` in the sandbox's user and network namespaces with `script` on its stdin.
+/// nft keeps CAP_NET_ADMIN of the sandbox's user namespace across exec as an ambient
+/// capability (the caller may be mapped to a uid other than 0 there), nothing else.
+fn run_nft(
+    nft: &std::path::Path,
+    script: &str,
+    netns: &OwnedFd,
+    userns: Option<&OwnedFd>,
+    parent: i32,
+) -> Result<(), NftError> {
     let mut join = Vec::new();
     if let Some(user) = userns {
         join.push((user.as_raw_fd(), libc::CLONE_NEWUSER));
     }
     join.push((netns.as_raw_fd(), libc::CLONE_NEWNET));
-    let mut cmd = Command::new(&u.nft.value);
+    let mut cmd = Command::new(nft);
     cmd.args(["-f", "-"])
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let shown = format!("{} -f -", u.nft.value.display());
     let mut child = spawn_helper(
         &mut cmd,
         HelperSetup {
@@ -412,28 +652,77 @@ fn load_rules(
             bounding: None,
         },
     )
-    .map_err(|e| StepError::sys(step, format!("spawn {shown}"), errno(&e)).at(key))?;
+    .map_err(|e| NftError::Spawn(errno(&e)))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A failed write shows as nft's own failure below.
-        let _ = stdin.write_all(rules.as_bytes());
+        let _ = stdin.write_all(script.as_bytes());
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| StepError::sys(step, format!("wait {shown}"), errno(&e)))?;
+        .map_err(|e| NftError::Wait(errno(&e)))?;
     if !out.status.success() {
         let why = String::from_utf8_lossy(&out.stderr);
-        return Err(StepError::msg(
-            step,
-            format!(
-                "{shown} in the sandbox's network namespace failed ({}): {}",
-                out.status,
-                why.trim()
-            ),
-        )
-        .at(key)
-        .hint("the egress rules could not be loaded; kekkai does not run without them"));
+        return Err(NftError::Failed(format!("{}: {}", out.status, why.trim())));
     }
     Ok(())
+}
+
+/// The host's addresses while the sandbox runs: a netlink socket that hears of every address
+/// the host gains, and what the sandbox's rules already refuse. The rules are loaded with the
+/// host's addresses of the moment; an address the host gains later (an interface that comes
+/// up, a VPN, IPv6's temporary addresses, which are replaced every day) would otherwise be a
+/// way to the host's services on `0.0.0.0` and `[::]` through pasta. The supervisor adds each
+/// one to the host's sets ([`HOST_SETS`]) as the kernel reports it.
+#[derive(Debug)]
+struct AddrWatch {
+    /// NETLINK_ROUTE, bound to the IPv4 and IPv6 address groups, non-blocking.
+    sock: OwnedFd,
+    /// The addresses the rules refuse.
+    known: Vec<IpAddr>,
+    net: OwnedFd,
+    user: Option<OwnedFd>,
+    nft: std::path::PathBuf,
+    parent: i32,
+}
+
+/// A netlink socket that hears of the host's address changes; opened before the host's
+/// addresses are read for the rules, so nothing between the two is missed.
+fn address_socket() -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{
+        AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, socket,
+    };
+    const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+    const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+    let fd = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        SockProtocol::NetlinkRoute,
+    )?;
+    bind(
+        fd.as_raw_fd(),
+        &NetlinkAddr::new(0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR),
+    )?;
+    Ok(fd)
+}
+
+/// The nft script that adds `addrs` to the host's sets.
+fn add_elements(addrs: &[IpAddr]) -> String {
+    let mut out = String::new();
+    for (v4, set) in [(true, HOST_SETS.0), (false, HOST_SETS.1)] {
+        let elems: Vec<String> = addrs
+            .iter()
+            .filter(|a| a.is_ipv4() == v4)
+            .map(IpAddr::to_string)
+            .collect();
+        if !elems.is_empty() {
+            out.push_str(&format!(
+                "add element inet kekkai {set} {{ {} }}\n",
+                elems.join(", ")
+            ));
+        }
+    }
+    out
 }
 
 /// Waits until pasta writes its pid (it does so once the sandbox's interface, addresses and
@@ -578,6 +867,106 @@ mod tests {
     #[case::garbage("x y", false)]
     fn a_socket_holds_data_for_pasta(#[case] line: &str, #[case] want: bool) {
         assert_eq!(unsent(&format!("{HEADER}{line}\n")), want);
+    }
+
+    /// A host socket on 127.0.0.1 of the given protocol, with or without SO_REUSEADDR, bound
+    /// to a port of the kernel's choice; (socket, port).
+    fn holder(proto: Proto, reuse: bool, listen: bool) -> (OwnedFd, u16) {
+        use nix::sys::socket::{
+            AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, setsockopt, socket,
+            sockopt,
+        };
+        let ty = match proto {
+            Proto::Tcp => SockType::Stream,
+            Proto::Udp => SockType::Datagram,
+        };
+        let fd = socket(AddressFamily::Inet, ty, SockFlag::SOCK_CLOEXEC, None).expect("socket");
+        setsockopt(&fd, sockopt::ReuseAddr, &reuse).expect("SO_REUSEADDR");
+        let lo = SockaddrIn::from(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::LOCALHOST,
+            0,
+        ));
+        bind(fd.as_raw_fd(), &lo).expect("bind");
+        if listen {
+            nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::new(1).expect("backlog"))
+                .expect("listen");
+        }
+        let port = getsockname::<SockaddrIn>(fd.as_raw_fd())
+            .expect("getsockname")
+            .port();
+        (fd, port)
+    }
+
+    /// A published port a host socket holds is found before pasta binds it: a UDP socket with
+    /// SO_REUSEADDR (which pasta would share, taking its datagrams) as well as one without, a
+    /// TCP listener; on the same address and through every address (0.0.0.0). A TCP socket
+    /// bound with SO_REUSEADDR but not listening is no conflict (pasta would take the port
+    /// before the holder listens, and the holder's listen fails: nothing is stolen).
+    #[rstest]
+    #[case::udp_reuseaddr(Proto::Udp, true, false, "127.0.0.1", Err(Errno::EADDRINUSE))]
+    #[case::udp(Proto::Udp, false, false, "127.0.0.1", Err(Errno::EADDRINUSE))]
+    #[case::udp_every_address(Proto::Udp, true, false, "0.0.0.0", Err(Errno::EADDRINUSE))]
+    #[case::udp_other_address(Proto::Udp, true, false, "127.0.0.2", Ok(()))]
+    #[case::tcp_listener(Proto::Tcp, true, true, "127.0.0.1", Err(Errno::EADDRINUSE))]
+    #[case::tcp_every_address(Proto::Tcp, true, true, "0.0.0.0", Err(Errno::EADDRINUSE))]
+    #[case::tcp_bound_reuseaddr(Proto::Tcp, true, false, "127.0.0.1", Ok(()))]
+    fn a_port_a_host_socket_holds_is_found(
+        #[case] proto: Proto,
+        #[case] reuse: bool,
+        #[case] listen: bool,
+        #[case] published: &str,
+        #[case] want: nix::Result<()>,
+    ) {
+        let (_held, port) = holder(proto, reuse, listen);
+        let addr: IpAddr = published.parse().expect("address");
+        assert_eq!(probe_port(addr, port, proto), want);
+    }
+
+    #[rstest]
+    #[case::none(&[], "")]
+    #[case::v4(&["198.51.100.7"], "add element inet kekkai host4 { 198.51.100.7 }\n")]
+    #[case::both(
+        &["2001:db8::7", "198.51.100.7", "198.51.100.8"],
+        "add element inet kekkai host4 { 198.51.100.7, 198.51.100.8 }\n\
+         add element inet kekkai host6 { 2001:db8::7 }\n"
+    )]
+    fn a_gained_address_is_added_to_its_family_s_set(#[case] addrs: &[&str], #[case] want: &str) {
+        let addrs: Vec<IpAddr> = addrs.iter().map(|a| a.parse().expect("address")).collect();
+        assert_eq!(add_elements(&addrs), want);
+    }
+
+    #[rstest]
+    #[case::linux_default("32768\t60999\n", Some((32768, 60999)))]
+    #[case::spaces(" 40000   50000 ", Some((40000, 50000)))]
+    #[case::below_1024("500 60999", Some((1024, 60999)))]
+    #[case::backwards("60999 32768", None)]
+    #[case::all_below_1024("100 200", None)]
+    #[case::one_number("32768", None)]
+    #[case::three_numbers("1 2 3", None)]
+    #[case::garbage("x y", None)]
+    #[case::empty("", None)]
+    fn the_ephemeral_range_is_read(#[case] text: &str, #[case] want: Option<(u16, u16)>) {
+        assert_eq!(parse_port_range(text), want);
+    }
+
+    /// A free port passes, in both families of "every address" (where the host has IPv6).
+    #[test]
+    fn a_free_port_passes() {
+        let (held, port) = holder(Proto::Udp, false, false);
+        drop(held);
+        let p = Published {
+            addr: None,
+            host: port,
+            sandbox: port,
+            proto: Proto::Udp,
+        };
+        for addr in port_addrs(&p) {
+            let got = probe_port(addr, port, Proto::Udp);
+            assert!(
+                got.is_ok() || (addr.is_ipv6() && got == Err(Errno::EAFNOSUPPORT)),
+                "{addr}: {got:?}"
+            );
+        }
     }
 
     /// A line longer than [`SAID_LINE_MAX`] is passed on in pieces, never held whole.

@@ -471,6 +471,7 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
                     .map_or(u.pasta.key.clone(), |p| p.key.clone()),
             ),
             egress: loaded.place(&network::egress_key(&u.egress, &u.pasta.key)),
+            ports: u.ports.iter().map(|p| loaded.place(&p.key)).collect(),
         };
     }
     for mut f in std::mem::take(&mut net.files) {
@@ -550,7 +551,8 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
         landlock::widen_image_root(&mut landlock);
     }
     if let Some(u) = &net.user {
-        check_user_network(u, &caps, &landlock, &mut d);
+        let keep = p.capabilities.as_ref().and_then(|c| c.keep.as_deref());
+        check_user_network(u, keep.unwrap_or_default(), &caps, &landlock, &mut d);
         // The allowlist's TCP ports become Landlock's connect rules too, where the policy sets
         // none of its own and the kernel has them.
         if landlock.enabled && landlock.tcp_connect.is_none() {
@@ -628,18 +630,30 @@ pub fn compile(loaded: &LoadedPolicy, caller: &Caller) -> Result<Plan, Diagnosti
 }
 
 /// What `network: user` can't be combined with: CAP_NET_ADMIN (the program could flush the
-/// egress rules), a published port Landlock would not let the program bind.
+/// egress rules) and CAP_NET_RAW (a packet socket writes frames to pasta's interface below the
+/// rules' output hook: pasta then connects wherever the frame says, the host's loopback and own
+/// addresses among them), a published port Landlock would not let the program bind.
 fn check_user_network(
     u: &network::UserNet,
+    keep: &[String],
     caps: &CapsPlan,
     landlock: &LandlockPlan,
     d: &mut Diags,
 ) {
     const CAP_NET_ADMIN: u8 = 12;
-    if caps.keep & (1 << CAP_NET_ADMIN) != 0 {
+    const CAP_NET_RAW: u8 = 13;
+    for (i, name) in keep.iter().enumerate() {
+        let why = match names::capability(name) {
+            Some(CAP_NET_ADMIN) => "the program could remove the egress rules",
+            Some(CAP_NET_RAW) => {
+                "the program could write raw frames to pasta below the egress rules (a packet \
+                 socket), and reach the host's loopback and its own addresses through it"
+            }
+            _ => continue,
+        };
         d.push(
-            caps.key.clone(),
-            "net_admin with `network: user`: the program could remove the egress rules",
+            caps.key.index(i),
+            format!("{name} with `network: user`: {why}"),
         );
     }
     if let Some(bind) = landlock.tcp_bind.as_ref().filter(|_| landlock.enabled) {

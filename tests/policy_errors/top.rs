@@ -186,9 +186,15 @@ use super::invalid_snippet;
 )]
 #[case::network_net_admin(
     "version: 1\nnetwork: user\ncapabilities: { keep: [net_admin] }\n",
-    "capabilities.keep",
+    "capabilities.keep[0]",
     3,
     "could remove the egress rules"
+)]
+#[case::network_net_raw(
+    "version: 1\nnetwork: user\ncapabilities:\n  keep: [net_bind_service, CAP_NET_RAW]\n",
+    "capabilities.keep[1]",
+    4,
+    "CAP_NET_RAW with `network: user`: the program could write raw frames to pasta"
 )]
 // ── identity ─────────────────────────────────────────────────────────────────────────────────
 #[case::identity_unknown_user(

@@ -150,6 +150,7 @@ struct Ready {
     notify: bool,
     observer: bool,
     pasta: bool,
+    addresses: bool,
     oom: bool,
 }
 
@@ -245,6 +246,11 @@ impl<'a> Supervisor<'a> {
             if ready.notify {
                 self.on_notify();
             }
+            if ready.addresses {
+                if let Some(p) = self.pasta.as_deref_mut() {
+                    p.on_host_addresses();
+                }
+            }
             if ready.pasta {
                 if let Some(p) = self.pasta.as_deref_mut() {
                     p.read_said();
@@ -305,6 +311,10 @@ impl<'a> Supervisor<'a> {
         if let Some(fd) = self.pasta.as_deref().and_then(Running::said_fd) {
             pasta_at = add(fd, PollFlags::POLLIN);
         }
+        let mut addresses_at = None;
+        if let Some(fd) = self.pasta.as_deref().and_then(Running::addresses_fd) {
+            addresses_at = add(fd, PollFlags::POLLIN);
+        }
         let (mut end_at, mut stdin_at) = (None, None);
         if let Some(r) = self.relay.as_ref().filter(|r| r.end_open) {
             end_at = add(r.end_fd(), r.end_events());
@@ -347,6 +357,7 @@ impl<'a> Supervisor<'a> {
             notify: fired(notify_at),
             observer: fired(observer_at),
             pasta: fired(pasta_at),
+            addresses: fired(addresses_at),
             oom: fired(oom_at),
         }))
     }

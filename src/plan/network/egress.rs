@@ -11,6 +11,9 @@
 //! is rejected with ICMP "administratively prohibited", so the program learns at once:
 //! `EHOSTUNREACH` for TCP over IPv4, `EACCES` for TCP over IPv6, `EPERM` for UDP.
 //!
+//! UDP leaves from a random port of the host's ephemeral range ([`SourcePorts`]: source NAT in
+//! the same table), since pasta binds the host's port of each datagram's source port.
+//!
 //! The ruleset is nft's text, built here only from parsed values (addresses, prefixes, port
 //! numbers, two protocol words): no text from the policy reaches it, and `explain` shows what
 //! `nft` reads.
@@ -382,8 +385,30 @@ pub struct Egress {
     pub dns: bool,
 }
 
+/// The sets of the host's own addresses in the sandbox's table (`inet kekkai`), IPv4 and IPv6:
+/// where the supervisor adds an address the host gains while the sandbox runs.
+pub const HOST_SETS: (&str, &str) = ("host4", "host6");
+
 /// nft's `reject` for everything refused: ICMP "administratively prohibited".
 const REJECT: &str = "reject with icmpx admin-prohibited";
+
+/// The source ports of the sandbox's UDP, as pasta sees them. pasta (Debian's, 2023-03) sends a
+/// datagram from a host socket bound to the sandbox's own source port on every address of the
+/// host (`0.0.0.0`, `[::]`; 127.0.0.1 through `network.host-loopback`), with SO_REUSEADDR, and
+/// passes the sandbox whatever that socket receives: a program that sends from the port a host
+/// service listens on (one bound with SO_REUSEADDR, which then loses its datagrams to the
+/// socket bound last; or one not started yet) would receive what the host's programs send to
+/// that service, over its loopback too. The sandbox's UDP is therefore given a random source
+/// port of the host's ephemeral range (the ports the host's kernel hands its own clients, where
+/// no service listens) by source NAT in the sandbox's namespace, before pasta sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePorts {
+    /// The host's ephemeral range (`net.ipv4.ip_local_port_range`, read at launch).
+    pub range: (u16, u16),
+    /// The UDP ports of `network.host-loopback`: pasta's sockets on the sandbox's loopback,
+    /// whose datagrams pasta sends from the host's 127.0.0.1 (or ::1) and the same source port.
+    pub loopback_udp: Vec<u16>,
+}
 
 impl Egress {
     /// Every port named by a TCP allow entry, with 53 when DNS over TCP is allowed; `None`
@@ -441,8 +466,8 @@ impl Egress {
                     out.push(format!("allowed: DNS, {d}"));
                 }
                 out.push(
-                    "refused: the host's own addresses (read at launch), except through \
-                     `network.host-loopback`"
+                    "refused: the host's own addresses (at launch, and those it gains later), \
+                     except through `network.host-loopback`"
                         .into(),
                 );
                 out.push(format!("refused: {}", always.join(", ")));
@@ -462,8 +487,8 @@ impl Egress {
                     .map(|s| format!("{} {}", s.net, s.what))
                     .collect();
                 out.push(
-                    "refused unless an entry names them: the host's own addresses (read at \
-                     launch)"
+                    "refused unless an entry names them: the host's own addresses (at launch, \
+                     and those it gains later)"
                         .into(),
                 );
                 out.push(format!(
@@ -474,6 +499,11 @@ impl Egress {
             }
         }
         out.push(
+            "UDP leaves from a random port of the host's ephemeral range (source NAT): pasta \
+             never binds a host port the program chose"
+                .into(),
+        );
+        out.push(
             "refused traffic gets ICMP admin-prohibited: TCP fails with EHOSTUNREACH (IPv4) or \
              EACCES (IPv6), UDP with EPERM; a TCP port outside the allowlist is refused first \
              by Landlock (EACCES) where the kernel has ABI 4"
@@ -482,10 +512,27 @@ impl Egress {
         out
     }
 
-    /// The nftables ruleset (`nft -f -`) for a host whose own addresses are `host`. Loaded in
-    /// the sandbox's network namespace before the program starts.
-    pub fn nft(&self, host: &[IpAddr]) -> String {
+    /// The nftables ruleset (`nft -f -`) for a host whose own addresses are `host`, UDP's
+    /// source ports rewritten as `ports` says. Loaded in the sandbox's network namespace before
+    /// the program starts.
+    pub fn nft(&self, host: &[IpAddr], ports: &SourcePorts) -> String {
         let mut r = Ruleset::default();
+        let (low, high) = ports.range;
+        r.nat.push(format!(
+            "oif != \"lo\" meta l4proto udp masquerade to :{low}-{high} random"
+        ));
+        if !ports.loopback_udp.is_empty() {
+            // On the loopback, the address given: masquerade finds no IPv4 address there (host
+            // scope) and drops the datagram.
+            let list: Vec<String> = ports.loopback_udp.iter().map(u16::to_string).collect();
+            let list = list.join(", ");
+            for (fam, daddr, to) in [("ip", "127.0.0.1", "127.0.0.1"), ("ip6", "::1", "[::1]")] {
+                r.nat.push(format!(
+                    "oif \"lo\" {fam} daddr {daddr} udp dport {{ {list} }} snat {fam} to \
+                     {to}:{low}-{high} random"
+                ));
+            }
+        }
         r.line("oif \"lo\" accept");
         r.line("ct state established,related accept");
         // IPv6 needs neighbour discovery to reach pasta's side of the link.
@@ -580,11 +627,13 @@ fn accept(net: &IpNet, protos: &[Proto], ports: (u16, u16)) -> String {
     )
 }
 
-/// A ruleset being written: sets, and the output chain's rules in order.
+/// A ruleset being written: sets, the output chain's rules in order, and the source NAT
+/// chain's.
 #[derive(Default)]
 struct Ruleset {
     sets: Vec<String>,
     rules: Vec<String>,
+    nat: Vec<String>,
 }
 
 impl Ruleset {
@@ -604,12 +653,18 @@ impl Ruleset {
                 .filter(|n| n.addr.is_ipv4() == v4)
                 .map(|n| n.to_string())
                 .collect();
-            if elems.is_empty() {
+            // The host's sets exist even empty: the supervisor adds the addresses the host
+            // gains while the sandbox runs ([`HOST_SETS`]).
+            if elems.is_empty() && name != "host" {
                 continue;
             }
+            let elements = if elems.is_empty() {
+                String::new()
+            } else {
+                format!(" elements = {{ {} }}", elems.join(", "))
+            };
             self.sets.push(format!(
-                "  set {name}{suffix} {{ type {ty}; flags interval; auto-merge; elements = {{ {} }} }}",
-                elems.join(", ")
+                "  set {name}{suffix} {{ type {ty}; flags interval; auto-merge;{elements} }}"
             ));
             self.rules
                 .push(format!("{fam} daddr @{name}{suffix} {REJECT}"));
@@ -628,7 +683,20 @@ impl Ruleset {
             out.push_str(r);
             out.push('\n');
         }
-        out.push_str("  }\n}\n");
+        out.push_str("  }\n");
+        if !self.nat.is_empty() {
+            out.push_str(
+                "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy \
+                 accept;\n",
+            );
+            for r in &self.nat {
+                out.push_str("    ");
+                out.push_str(r);
+                out.push('\n');
+            }
+            out.push_str("  }\n");
+        }
+        out.push_str("}\n");
         out
     }
 }
@@ -709,12 +777,68 @@ mod tests {
         }
     }
 
+    fn ports() -> SourcePorts {
+        SourcePorts {
+            range: (32768, 60999),
+            loopback_udp: Vec::new(),
+        }
+    }
+
+    /// Every UDP datagram leaving through pasta gets a random port of the host's ephemeral
+    /// range (so pasta never binds a port the program chose on the host), and so does UDP to
+    /// pasta's `host-loopback` sockets on the sandbox's loopback; the rest of the loopback
+    /// (the program talking to itself) and TCP (pasta connects from a port of its own) keep
+    /// theirs.
+    #[rstest]
+    #[case::no_loopback_ports(
+        (32768, 60999),
+        &[],
+        &["oif != \"lo\" meta l4proto udp masquerade to :32768-60999 random"]
+    )]
+    #[case::loopback_ports(
+        (40000, 50000),
+        &[53, 5353],
+        &[
+            "oif != \"lo\" meta l4proto udp masquerade to :40000-50000 random",
+            "oif \"lo\" ip daddr 127.0.0.1 udp dport { 53, 5353 } snat ip to \
+             127.0.0.1:40000-50000 random",
+            "oif \"lo\" ip6 daddr ::1 udp dport { 53, 5353 } snat ip6 to [::1]:40000-50000 random",
+        ]
+    )]
+    fn udp_leaves_from_a_random_ephemeral_port(
+        #[case] range: (u16, u16),
+        #[case] loopback_udp: &[u16],
+        #[case] want: &[&str],
+    ) {
+        let ports = SourcePorts {
+            range,
+            loopback_udp: loopback_udp.to_vec(),
+        };
+        for allow in [None, Some(&["any:443"][..])] {
+            let text = egress(allow).nft(&[], &ports);
+            let chain = text
+                .split("chain postrouting {")
+                .nth(1)
+                .expect("a postrouting chain");
+            let rules: Vec<&str> = chain
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('}') && !l.starts_with("type "))
+                .collect();
+            assert_eq!(rules, want, "{text}");
+            assert!(
+                chain.contains("type nat hook postrouting priority srcnat; policy accept;"),
+                "{text}"
+            );
+        }
+    }
+
     /// Without an allowlist: the host's addresses, link-local and multicast are refused, the
     /// forwarder's UDP port 53 is let through before them, and the rest is accepted.
     #[test]
     fn open_egress_refuses_the_host_and_link_local() {
         let host: Vec<IpAddr> = vec!["198.18.7.1".parse().unwrap(), "fd00::2".parse().unwrap()];
-        let text = egress(None).nft(&host);
+        let text = egress(None).nft(&host, &ports());
         let rules: Vec<&str> = text.lines().map(str::trim).collect();
         let at = |r: &str| rules.iter().position(|l| *l == r).unwrap();
         let dns = at("ip daddr 169.254.1.1 udp dport 53 accept");
@@ -736,7 +860,7 @@ mod tests {
     #[test]
     fn an_allowlist_opens_inside_special_ranges_only_when_listed() {
         let host: Vec<IpAddr> = vec!["198.18.7.1".parse().unwrap()];
-        let text = egress(Some(&["198.18.7.0/24:8080", "any:443", "dns"])).nft(&host);
+        let text = egress(Some(&["198.18.7.0/24:8080", "any:443", "dns"])).nft(&host, &ports());
         let rules: Vec<&str> = text.lines().map(str::trim).collect();
         let at = |r: &str| rules.iter().position(|l| *l == r).unwrap();
         let inside = at("ip daddr 198.18.7.0/24 meta l4proto tcp th dport 8080 accept");
@@ -760,12 +884,12 @@ mod tests {
     #[test]
     fn a_wide_entry_never_opens_the_host_s_own_address() {
         let host: Vec<IpAddr> = vec!["172.17.0.1".parse().unwrap()];
-        let text = egress(Some(&["172.16.0.0/12:443"])).nft(&host);
+        let text = egress(Some(&["172.16.0.0/12:443"])).nft(&host, &ports());
         let rules: Vec<&str> = text.lines().map(str::trim).collect();
         let at = |r: &str| rules.iter().position(|l| *l == r).unwrap();
         let host_refused = at("ip daddr @host4 reject with icmpx admin-prohibited");
         assert!(host_refused < at("ip daddr 172.16.0.0/12 meta l4proto tcp th dport 443 accept"));
-        let text = egress(Some(&["172.17.0.1:5432"])).nft(&host);
+        let text = egress(Some(&["172.17.0.1:5432"])).nft(&host, &ports());
         let rules: Vec<&str> = text.lines().map(str::trim).collect();
         let at = |r: &str| rules.iter().position(|l| *l == r).unwrap();
         assert!(
@@ -774,11 +898,37 @@ mod tests {
         );
     }
 
+    /// The host's sets exist even without an address in a family (or at all), so that the
+    /// supervisor can add what the host gains while the sandbox runs; the other sets only
+    /// with elements.
+    #[rstest]
+    #[case::open(None)]
+    #[case::allowlist(Some(&["any:443"][..]))]
+    fn the_host_sets_exist_even_empty(#[case] allow: Option<&[&str]>) {
+        let text = egress(allow).nft(&[], &ports());
+        for set in [HOST_SETS.0, HOST_SETS.1] {
+            assert!(
+                text.contains(&format!(
+                    "set {set} {{ type ipv{}_addr; flags interval; auto-merge; }}",
+                    if set == HOST_SETS.0 { 4 } else { 6 }
+                )),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "ip{} daddr @{set} reject",
+                    if set == HOST_SETS.0 { "" } else { "6" }
+                )),
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn no_dns_without_dns_in_the_allowlist() {
         let mut e = egress(Some(&["any:443"]));
         e.dns = false;
-        assert!(!e.nft(&[]).contains("dport 53"));
+        assert!(!e.nft(&[], &ports()).contains("dport 53"));
     }
 
     #[rstest]

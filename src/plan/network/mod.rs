@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 pub use egress::{
-    Allow, DNS_FORWARDER, Egress, IpNet, SPECIAL, Special, Target, key as egress_key,
+    Allow, DNS_FORWARDER, Egress, HOST_SETS, IpNet, SPECIAL, SourcePorts, Special, Target,
+    key as egress_key,
 };
 
 use super::fs::{MountKind, MountPlan};
@@ -178,6 +179,10 @@ pub struct Origins {
     pub pasta: String,
     /// `network.allow`, or `network.mode` without an allowlist.
     pub egress: String,
+    /// Each published port's (`network.ports[i]`, or `--publish`), in the order of
+    /// [`UserNet::ports`].
+    #[serde(default)]
+    pub ports: Vec<String>,
 }
 
 /// What compile needs from the network section.
