@@ -396,3 +396,160 @@ fn pull_with_token_authentication(#[values(Who::Root, Who::Rootless)] who: Who) 
     drop(registry);
     drop(tokens);
 }
+
+/// How much a hostile answer sends: far more than any cap of kekkai's (4 MiB manifests, 1 MiB
+/// tokens and error bodies), chunked, with no Content-Length.
+const HOSTILE: usize = 64 << 20;
+
+/// A hostile registry on 127.0.0.1: `/v2/` answers (with a bearer challenge naming its own
+/// `/token` when `what` is "token"), and the answer `what` names (the manifest, the token, or
+/// the manifest's 404 error body) is `HOSTILE` bytes, chunked. `sent` counts that body's bytes
+/// written before the client closed; `whole` says whether all of it went.
+struct Hostile {
+    port: u16,
+    sent: Arc<std::sync::atomic::AtomicUsize>,
+    whole: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Hostile {
+    fn start(what: &'static str) -> Hostile {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let whole = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sent2, whole2, stop2) = (Arc::clone(&sent), Arc::clone(&whole), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((mut s, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                s.set_nonblocking(false).unwrap();
+                s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+                let mut reader = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let huge = |s: &mut std::net::TcpStream, status: &str| {
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\n{{\r\n"
+                    );
+                    let chunk = vec![b' '; 1 << 20];
+                    let mut n = 0;
+                    while n < HOSTILE {
+                        if write!(s, "{:x}\r\n", chunk.len()).is_err()
+                            || s.write_all(&chunk).is_err()
+                            || s.write_all(b"\r\n").is_err()
+                        {
+                            sent2.store(n, Ordering::Relaxed);
+                            return;
+                        }
+                        n += chunk.len();
+                    }
+                    sent2.store(n, Ordering::Relaxed);
+                    whole2.store(
+                        s.write_all(b"1\r\n}\r\n0\r\n\r\n").is_ok(),
+                        Ordering::Relaxed,
+                    );
+                };
+                if path == "/v2/" {
+                    if what == "token" {
+                        let _ = write!(
+                            s,
+                            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"hostile\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                    } else {
+                        let _ = write!(
+                            s,
+                            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                    }
+                } else if (path.starts_with("/token") && what == "token")
+                    || (path.contains("/manifests/") && what == "manifest")
+                {
+                    huge(&mut s, "200 OK");
+                } else if path.contains("/manifests/") && what == "error" {
+                    huge(&mut s, "404 Not Found");
+                } else {
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                }
+            }
+        });
+        Hostile {
+            port,
+            sent,
+            whole,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A registry (or its token service) answering 64 MiB, chunked: the pull refuses at its cap
+/// and closes the connection, having read a few MiB at most (the server never gets to send
+/// the whole body).
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn pull_refuses_a_hostile_answer_before_reading_it(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+    #[values(("manifest", "too-large"), ("token", "too-large"), ("error", "not-found"))] case: (
+        &'static str,
+        &'static str,
+    ),
+) {
+    need(who);
+    let (what, kind) = case;
+    let w = World::new("img-hostile-reg");
+    let st = store(&w, who, "store");
+    let server = Hostile::start(what);
+    let reference = format!("127.0.0.1:{}/kekkai/hostile:1.0", server.port);
+    let (code, v) = image(&w, who, &st, &["pull", "--insecure", &reference]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["error"]["kind"], kind, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("127.0.0.1:{}", server.port)),
+        "{message}"
+    );
+    if kind == "too-large" {
+        assert!(
+            message.contains("1048576 bytes") || message.contains("4194304 bytes"),
+            "{message}"
+        );
+    }
+    // The server's last write fails once kekkai has closed; give it that moment.
+    let start = Instant::now();
+    while server.sent.load(Ordering::Relaxed) == 0 && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = server.sent.load(Ordering::Relaxed);
+    assert!(
+        !server.whole.load(Ordering::Relaxed),
+        "{what}: all {sent} bytes were read"
+    );
+    assert!(sent < HOSTILE, "{what}: {sent} bytes sent");
+    drop(server);
+}
