@@ -14,6 +14,10 @@
 //! A pid in a record is never used on its own: [`Proc::open`] opens a pidfd for it and then
 //! checks that the process behind the pidfd still has the recorded start time (a recycled pid
 //! has another), so a signal sent through that pidfd can only reach the recorded process.
+//! What is read from /proc/PID/ after that check (a cgroup, a parent, children) is read through
+//! [`Proc::read`], which keeps it only if the pidfd's process is still alive after the read: the
+//! kernel does not reuse a pid while the process a pidfd names is alive, so the read was of that
+//! process, never of one that took its pid in between.
 
 pub mod usage;
 
@@ -122,6 +126,16 @@ impl Proc {
         self.open().is_some()
     }
 
+    /// What `read` reads of this process (from /proc/PID/), whose pidfd is `pidfd` (from
+    /// [`Proc::open`]), kept only if the process is still alive once it is read: while it is,
+    /// its pid is not reused, so the read was of this process. A pidfd checked earlier does not
+    /// make a later read by pid right: the process can end and another take its pid between the
+    /// check and the read (`stop` then wrote `cgroup.kill` of whatever cgroup that one was in).
+    pub fn read<T>(&self, pidfd: BorrowedFd<'_>, read: impl FnOnce(i32) -> T) -> Option<T> {
+        let value = read(self.pid);
+        (!exited(pidfd)).then_some(value)
+    }
+
     /// [`Proc::open`], and only if the process runs as `uid` (its effective uid, as the state
     /// directory's owner is the caller's): read after the pidfd is opened and before the start
     /// time is compared, so the uid is this process's.
@@ -132,6 +146,20 @@ impl Proc {
         let fd = crate::sys::pidfd_open(nix::unistd::Pid::from_raw(self.pid)).ok()?;
         let owner = effective_uid(self.pid);
         (owner == Some(uid) && start_time(self.pid) == Some(self.start)).then_some(fd)
+    }
+}
+
+/// Has the process behind `pidfd` exited? A pidfd polls readable once its process has exited
+/// (a zombie too); an error counts as exited.
+pub fn exited(pidfd: BorrowedFd<'_>) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    loop {
+        let mut fds = [PollFd::new(pidfd, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(0) => return false,
+            Err(Errno::EINTR) => continue,
+            _ => return true,
+        }
     }
 }
 
@@ -266,31 +294,45 @@ impl Record {
     pub fn sandbox_pidfd(&self) -> Option<(OwnedFd, Proc)> {
         let sup = self.supervisor?;
         let first = self.sandbox?;
-        let _sup_fd = self.supervisor_pidfd()?;
+        let sup_fd = self.supervisor_pidfd()?;
         let fd = first.open()?;
-        (parent_of(first.pid) == Some(sup.pid)).then_some((fd, first))
+        let parent = first.read(fd.as_fd(), parent_of)?;
+        (parent == Some(sup.pid) && !exited(sup_fd.as_fd())).then_some((fd, first))
+    }
+
+    /// The name of the sandbox's cgroups: `kekkai-PID-START` of its supervisor, which creates
+    /// them ([`crate::launch::cgroup::name`]). A cgroup of another name is not this sandbox's.
+    pub fn cgroup_name(&self) -> Option<String> {
+        let sup = self.supervisor?;
+        Some(format!("kekkai-{}-{}", sup.pid, sup.start))
     }
 }
 
-/// The program's process in a running sandbox whose first process is `first`: the first
-/// process itself when the program runs as PID 1, else its oldest living child, opened as a
-/// pidfd and then checked to still be that child. `enter` joins the namespaces through it: the
-/// first process of a sandbox is a non-dumpable copy of the launcher that never execs, which
-/// only a caller with CAP_SYS_PTRACE in the host's user namespace may join (`setns` checks
-/// ptrace access), while the program, after its execve, is an ordinary process of the caller's.
-pub fn program_of(first: Proc) -> Option<(OwnedFd, Proc)> {
-    let kids =
-        std::fs::read_to_string(format!("/proc/{}/task/{}/children", first.pid, first.pid)).ok()?;
+/// The program's process in a running sandbox whose first process is `first` (`first_fd`, its
+/// pidfd from [`Record::sandbox_pidfd`]): the first process itself when the program runs as PID 1,
+/// else its oldest living child, opened as a pidfd and then checked to still be that child.
+/// Every /proc read is kept only if the process read is still alive after ([`Proc::read`]).
+/// `enter` joins the namespaces through it: the first process of a sandbox is a non-dumpable
+/// copy of the launcher that never execs, which only a caller with CAP_SYS_PTRACE in the host's
+/// user namespace may join (`setns` checks ptrace access), while the program, after its execve,
+/// is an ordinary process of the caller's.
+pub fn program_of(first: Proc, first_fd: OwnedFd) -> Option<(OwnedFd, Proc)> {
+    let kids = first
+        .read(first_fd.as_fd(), |pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        })?
+        .ok()?;
     match kids
         .split_whitespace()
         .filter_map(|k| k.parse::<i32>().ok())
         .next()
     {
-        None => first.open().map(|fd| (fd, first)),
+        None => Some((first_fd, first)),
         Some(pid) => {
             let child = Proc::of(pid)?;
             let fd = child.open()?;
-            (parent_of(pid) == Some(first.pid)).then_some((fd, child))
+            let parent = child.read(fd.as_fd(), parent_of)?;
+            (parent == Some(first.pid)).then_some((fd, child))
         }
     }
 }
@@ -704,6 +746,49 @@ mod tests {
         assert!(check_name(&a).is_ok());
         assert_eq!(a.len(), 12);
         assert_ne!(a, b);
+    }
+
+    /// A read of /proc/PID/ through [`Proc::read`] is kept only while the pidfd's process is
+    /// alive: once it has ended (a zombie, or reaped and its pid free for another), what was
+    /// read may be another process's and is dropped.
+    #[rstest]
+    #[case::alive(None, true)]
+    #[case::zombie(Some(false), false)]
+    #[case::reaped(Some(true), false)]
+    fn a_read_is_kept_only_while_the_process_lives(
+        #[case] ended: Option<bool>,
+        #[case] kept: bool,
+    ) {
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let p = Proc::of(pid).unwrap();
+        let fd = p.open().unwrap();
+        if let Some(reap) = ended {
+            child.kill().unwrap();
+            if reap {
+                child.wait().unwrap();
+            } else {
+                // Exited, not reaped: the pidfd polls readable.
+                let mut fds = [nix::poll::PollFd::new(
+                    fd.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16)).unwrap();
+            }
+        }
+        let got = p.read(fd.as_fd(), parent_of);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(got.is_some(), kept);
+        if kept {
+            assert_eq!(
+                got.flatten(),
+                Some(i32::try_from(std::process::id()).unwrap())
+            );
+        }
     }
 
     #[test]
