@@ -641,3 +641,40 @@ fn a_record_naming_another_users_sandbox_is_not_theirs() {
     assert_code(&killed, 3);
     assert_eq!(running, Some(serde_json::json!("running")));
 }
+
+/// `enter` of a sandbox whose program is PID 1 (as-pid-1) and has a child joins PID 1, the
+/// program (`state::program_of`'s unit table shows which process is taken; the first child
+/// was): the entered command runs in the sandbox, sees the program as PID 1 and exits 0.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn enter_of_an_as_pid_1_sandbox_with_a_child_joins_pid_1(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    let e = Engine::new(who, "enterpid1");
+    e.w.dir
+        .write("p.yaml", "version: 1\nextends: default\nas-pid-1: true\n");
+    let n = e.name("pid1");
+    let o = e.kekkai(&[
+        "run",
+        "-d",
+        "-p",
+        "./p.yaml",
+        "--name",
+        &n,
+        "--",
+        "sh",
+        "-c",
+        "echo ready; sleep 1000 & wait",
+    ]);
+    assert_code(&o, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !stdout(&e.kekkai(&["logs", &n])).contains("ready") {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = e.kekkai(&["enter", &n, "--", "cat", "/proc/1/comm"]);
+    let seen = stdout(&o);
+    assert_code(&e.kekkai(&["rm", "-f", &n]), 0);
+    assert_code(&o, 0);
+    assert_eq!(seen.trim(), "sh");
+}

@@ -236,7 +236,7 @@ pub(crate) fn enter(args: &EnterArgs, verbosity: i8) -> Result<i32, Error> {
         )));
     };
     let v2 = v2.map_err(Error::Host)?;
-    let Some((program, _)) = state::program_of(first, pidfd) else {
+    let Some((program, _)) = state::program_of(first, pidfd, plan.as_pid_1) else {
         return Err(Error::Host(format!(
             "{}: the sandbox's program is gone",
             args.name

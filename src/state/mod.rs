@@ -308,33 +308,33 @@ impl Record {
     }
 }
 
-/// The program's process in a running sandbox whose first process is `first` (`first_fd`, its
-/// pidfd from [`Record::sandbox_pidfd`]): the first process itself when the program runs as PID 1,
-/// else its oldest living child, opened as a pidfd and then checked to still be that child.
-/// Every /proc read is kept only if the process read is still alive after ([`Proc::read`]).
-/// `enter` joins the namespaces through it: the first process of a sandbox is a non-dumpable
-/// copy of the launcher that never execs, which only a caller with CAP_SYS_PTRACE in the host's
-/// user namespace may join (`setns` checks ptrace access), while the program, after its execve,
-/// is an ordinary process of the caller's.
-pub fn program_of(first: Proc, first_fd: OwnedFd) -> Option<(OwnedFd, Proc)> {
+/// The process `enter` joins in a running sandbox whose first process is `first` (`first_fd`,
+/// its pidfd from [`Record::sandbox_pidfd`]): the sandbox's init, as bubblewrap's and nsjail's
+/// users expect. With `as_pid_1` (the plan's `as-pid-1`: the first process execs the program)
+/// that is the first process itself, whatever children the program has (the first child was
+/// taken, and a child may have unshared namespaces of its own; found in review, fixed). Else it
+/// is the first process's oldest living child, the program its reaper forked: the first process
+/// is then a non-dumpable copy of the launcher that never execs, which only a caller with
+/// CAP_SYS_PTRACE in the host's user namespace may join (`setns` checks ptrace access), while
+/// the program, after its execve, is an ordinary process of the caller's. Every /proc read is
+/// kept only if the process read is still alive after ([`Proc::read`]).
+pub fn program_of(first: Proc, first_fd: OwnedFd, as_pid_1: bool) -> Option<(OwnedFd, Proc)> {
+    if as_pid_1 {
+        return (!exited(first_fd.as_fd())).then_some((first_fd, first));
+    }
     let kids = first
         .read(first_fd.as_fd(), |pid| {
             std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         })?
         .ok()?;
-    match kids
+    let pid = kids
         .split_whitespace()
         .filter_map(|k| k.parse::<i32>().ok())
-        .next()
-    {
-        None => Some((first_fd, first)),
-        Some(pid) => {
-            let child = Proc::of(pid)?;
-            let fd = child.open()?;
-            let parent = child.read(fd.as_fd(), parent_of)?;
-            (parent == Some(first.pid)).then_some((fd, child))
-        }
-    }
+        .next()?;
+    let child = Proc::of(pid)?;
+    let fd = child.open()?;
+    let parent = child.read(fd.as_fd(), parent_of)?;
+    (parent == Some(first.pid)).then_some((fd, child))
 }
 
 /// The parent pid of a process (field 4 of /proc/PID/stat).
@@ -746,6 +746,57 @@ mod tests {
         assert!(check_name(&a).is_ok());
         assert_eq!(a.len(), 12);
         assert_ne!(a, b);
+    }
+
+    /// `enter` joins the sandbox's init: the first process when the program runs as PID 1
+    /// (as-pid-1), even when the program has children (one of which may have namespaces of its
+    /// own); else the first process's child, the program under the reaper, and none when the
+    /// reaper has no child left (the program is gone).
+    #[rstest]
+    #[case::as_pid_1_with_a_child("sleep 100 & wait", true, Some(false))]
+    #[case::as_pid_1_alone("exec sleep 100", true, Some(false))]
+    #[case::under_a_reaper("sleep 100 & wait", false, Some(true))]
+    #[case::a_reaper_without_a_program("exec sleep 100", false, None)]
+    fn enter_joins_pid_1_or_the_reapers_child(
+        #[case] script: &str,
+        #[case] as_pid_1: bool,
+        #[case] child: Option<bool>,
+    ) {
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", script])
+            .spawn()
+            .unwrap();
+        let forks = script.contains('&');
+        let pid = i32::try_from(sh.id()).unwrap();
+        let children = format!("/proc/{pid}/task/{pid}/children");
+        let mut kid = None;
+        for _ in 0..if forks { 500 } else { 0 } {
+            kid = std::fs::read_to_string(&children)
+                .ok()
+                .and_then(|k| k.split_whitespace().next()?.parse::<i32>().ok());
+            if kid.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let first = Proc::of(pid).unwrap();
+        let fd = first.open().unwrap();
+        let got = program_of(first, fd, as_pid_1).map(|(_, p)| p.pid);
+        if let Some(k) = kid {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(k),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = sh.kill();
+        let _ = sh.wait();
+        assert_eq!(kid.is_some(), forks, "sh's children");
+        let want = match child {
+            Some(true) => kid,
+            Some(false) => Some(pid),
+            None => None,
+        };
+        assert_eq!(got, want);
     }
 
     /// A read of /proc/PID/ through [`Proc::read`] is kept only while the pidfd's process is
