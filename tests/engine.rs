@@ -678,3 +678,97 @@ fn enter_of_an_as_pid_1_sandbox_with_a_child_joins_pid_1(
     assert_code(&o, 0);
     assert_eq!(seen.trim(), "sh");
 }
+
+/// Root's `ps` reads every user's `/run/user/UID/kekkai`: a fifo the user planted as a record
+/// is refused without blocking (opened O_NONBLOCK, then must be a regular file), and of a
+/// directory with more than 4096 entries only 4096 are read, and root's `ps` says so.
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn roots_ps_is_held_by_no_fifo_and_reads_a_bounded_count() {
+    use std::os::unix::fs::chown;
+    let root = Engine::new(Who::Root, "engine-root-fifo");
+    let (uid, gid) = test_user().unwrap();
+    let made_parent = !std::path::Path::new("/run/user").exists();
+    let run_user = PathBuf::from(format!("/run/user/{uid}"));
+    let made = !run_user.exists();
+    let state = run_user.join("kekkai");
+    let ps = |what: &str| {
+        let mut child = root
+            .w
+            .command(Who::Root)
+            .args(["ps", "-a"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("root's ps hung on {what}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    };
+    let own = |p: &std::path::Path, mode: u32| {
+        chown(p, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    if made {
+        std::fs::create_dir_all(&run_user).unwrap();
+        own(&run_user, 0o700);
+    }
+    let made_state = !state.exists();
+    if made_state {
+        std::fs::create_dir(&state).unwrap();
+        own(&state, 0o700);
+    }
+    let entry = state.join(format!("fifo{}-{}", std::process::id(), unique()));
+    std::fs::create_dir(&entry).unwrap();
+    own(&entry, 0o700);
+    nix::unistd::mkfifo(
+        &entry.join("state.json"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    own(&entry.join("state.json"), 0o600);
+    let with_fifo = ps("a fifo");
+    let many: Vec<PathBuf> = (0..4097)
+        .map(|i| state.join(format!("many{}-{i}", std::process::id())))
+        .collect();
+    for d in &many {
+        std::fs::create_dir(d).unwrap();
+    }
+    let with_many = ps("4097 entries");
+    for d in &many {
+        std::fs::remove_dir(d).unwrap();
+    }
+    std::fs::remove_file(entry.join("state.json")).unwrap();
+    std::fs::remove_dir(&entry).unwrap();
+    if made_state {
+        std::fs::remove_dir(&state).unwrap();
+    }
+    if made {
+        std::fs::remove_dir_all(&run_user).unwrap();
+    }
+    if made_parent {
+        std::fs::remove_dir("/run/user").unwrap();
+    }
+    assert_code(&with_fifo, 0);
+    let err = String::from_utf8_lossy(&with_fifo.stderr);
+    assert!(
+        err.contains("state.json is not a regular file with one link"),
+        "{err}"
+    );
+    assert_code(&with_many, 0);
+    let err = String::from_utf8_lossy(&with_many.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}: more than 4096 entries; only the first 4096 were read",
+            state.display()
+        )),
+        "{err}"
+    );
+}

@@ -131,7 +131,19 @@ pub(crate) fn ps(args: &PsArgs) -> Result<i32, Error> {
         dirs.extend(users_state_dirs());
     }
     for sd in &dirs {
-        for name in sd.names() {
+        // A user's directory holds what the user put there: at most RECORDS_MAX entries of
+        // each are read (every record is opened non-blocking and must be a regular file, so a
+        // fifo planted as a record can't hold root's `ps` either).
+        let (names, cut) = sd.names_at_most(state::RECORDS_MAX);
+        if cut {
+            log::warn(&format!(
+                "{}: more than {} entries; only the first {} were read",
+                sd.path.display(),
+                state::RECORDS_MAX,
+                state::RECORDS_MAX
+            ));
+        }
+        for name in names {
             match find(sd, &name) {
                 Ok((_, r)) => {
                     let row = row(&r);

@@ -35,6 +35,9 @@ use crate::hostfs::{self, is_dir, is_regular};
 /// The longest name accepted.
 pub const NAME_MAX: usize = 64;
 
+/// The most entries of one state directory `ps` reads (root's `ps` reads every user's).
+pub const RECORDS_MAX: usize = 4096;
+
 /// The most a detached sandbox's log holds before it is rotated to `log.1`.
 pub const LOG_MAX: u64 = 1 << 20;
 
@@ -510,20 +513,32 @@ impl StateDir {
     /// The names of the sandboxes here, sorted (entries whose names are not valid are passed
     /// over: kekkai never made them).
     pub fn names(&self) -> Vec<String> {
+        self.names_at_most(usize::MAX).0
+    }
+
+    /// [`StateDir::names`], from at most `limit` directory entries (`.` and `..` aside), and
+    /// whether there were more: root's `ps` reads every user's directory, which the user fills
+    /// as they like, and reads at most [`RECORDS_MAX`] of each.
+    pub fn names_at_most(&self, limit: usize) -> (Vec<String>, bool) {
         let Ok(dup) = nix::unistd::dup(&self.fd) else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
         let Ok(mut dir) = nix::dir::Dir::from_fd(dup) else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
-        let mut names: Vec<String> = dir
+        let mut entries = dir
             .iter()
             .filter_map(Result::ok)
+            .filter(|e| !matches!(e.file_name().to_bytes(), b"." | b".."));
+        let mut names: Vec<String> = entries
+            .by_ref()
+            .take(limit)
             .filter_map(|e| e.file_name().to_str().ok().map(str::to_owned))
             .filter(|n| check_name(n).is_ok())
             .collect();
+        let cut = entries.next().is_some();
         names.sort();
-        names
+        (names, cut)
     }
 
     /// Removes a sandbox's entry (its record, plan and log).
@@ -746,6 +761,26 @@ mod tests {
         assert!(check_name(&a).is_ok());
         assert_eq!(a.len(), 12);
         assert_ne!(a, b);
+    }
+
+    /// A state directory is read up to a bound, and says when there was more.
+    #[rstest]
+    #[case::under(3, 4, 3, false)]
+    #[case::at(4, 4, 4, false)]
+    #[case::over(6, 4, 4, true)]
+    fn a_listing_is_bounded_and_says_it_was_cut(
+        #[case] made: usize,
+        #[case] limit: usize,
+        #[case] listed: usize,
+        #[case] cut: bool,
+    ) {
+        let (dir, sd) = private_tmp();
+        for i in 0..made {
+            sd.create(&format!("n{i}")).unwrap();
+        }
+        let (names, was_cut) = sd.names_at_most(limit);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!((names.len(), was_cut), (listed, cut));
     }
 
     /// `enter` joins the sandbox's init: the first process when the program runs as PID 1
