@@ -226,7 +226,7 @@ pub(crate) fn enter(args: &EnterArgs, verbosity: i8) -> Result<i32, Error> {
     // if the first process is still alive after (a process that took its pid in between would
     // have named its own).
     let name = r.cgroup_name();
-    let Some((v2, v1)) = first.read(pidfd.as_fd(), |pid| {
+    let Some((v2, v1, v1_ours)) = first.read(pidfd.as_fd(), |pid| {
         let (v2, v1) = usage::cgroups_of(pid);
         let v2 = match (v2, name.as_deref()) {
             (Some(dir), Some(name)) => Some(
@@ -240,7 +240,12 @@ pub(crate) fn enter(args: &EnterArgs, verbosity: i8) -> Result<i32, Error> {
             ))),
             (None, _) => None,
         };
-        (v2.transpose(), v1)
+        // The v1 cgroups are joined by path (cgroup.procs): each must be named after the
+        // record's supervisor too.
+        let v1_ours = v1
+            .iter()
+            .all(|(_, d)| d.file_name().and_then(|n| n.to_str()) == name.as_deref());
+        (v2.transpose(), v1, v1_ours)
     }) else {
         return Err(Error::Host(format!(
             "{}: the sandbox is not running",
@@ -248,6 +253,12 @@ pub(crate) fn enter(args: &EnterArgs, verbosity: i8) -> Result<i32, Error> {
         )));
     };
     let v2 = v2.map_err(Error::Host)?;
+    if !v1_ours {
+        return Err(Error::Host(format!(
+            "{}: a cgroup v1 directory of the sandbox is not named after its supervisor",
+            args.name
+        )));
+    }
     let Some((program, _)) = state::program_of(first, pidfd, plan.as_pid_1) else {
         return Err(Error::Host(format!(
             "{}: the sandbox's program is gone",
