@@ -641,3 +641,138 @@ fn a_record_naming_another_users_sandbox_is_not_theirs() {
     assert_code(&killed, 3);
     assert_eq!(running, Some(serde_json::json!("running")));
 }
+
+/// `enter` of a sandbox whose program is PID 1 (as-pid-1) and has a child joins PID 1, the
+/// program (`state::program_of`'s unit table shows which process is taken; the first child
+/// was): the entered command runs in the sandbox, sees the program as PID 1 and exits 0.
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn enter_of_an_as_pid_1_sandbox_with_a_child_joins_pid_1(
+    #[values(Who::Root, Who::Rootless)] who: Who,
+) {
+    let e = Engine::new(who, "enterpid1");
+    e.w.dir
+        .write("p.yaml", "version: 1\nextends: default\nas-pid-1: true\n");
+    let n = e.name("pid1");
+    let o = e.kekkai(&[
+        "run",
+        "-d",
+        "-p",
+        "./p.yaml",
+        "--name",
+        &n,
+        "--",
+        "sh",
+        "-c",
+        "echo ready; sleep 1000 & wait",
+    ]);
+    assert_code(&o, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !stdout(&e.kekkai(&["logs", &n])).contains("ready") {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = e.kekkai(&["enter", &n, "--", "cat", "/proc/1/comm"]);
+    let seen = stdout(&o);
+    assert_code(&e.kekkai(&["rm", "-f", &n]), 0);
+    assert_code(&o, 0);
+    assert_eq!(seen.trim(), "sh");
+}
+
+/// Root's `ps` reads every user's `/run/user/UID/kekkai`: a fifo the user planted as a record
+/// is refused without blocking (opened O_NONBLOCK, then must be a regular file), and of a
+/// directory with more than 4096 entries only 4096 are read, and root's `ps` says so.
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn roots_ps_is_held_by_no_fifo_and_reads_a_bounded_count() {
+    use std::os::unix::fs::chown;
+    let root = Engine::new(Who::Root, "engine-root-fifo");
+    let (uid, gid) = test_user().unwrap();
+    let made_parent = !std::path::Path::new("/run/user").exists();
+    let run_user = PathBuf::from(format!("/run/user/{uid}"));
+    let made = !run_user.exists();
+    let state = run_user.join("kekkai");
+    let ps = || {
+        let child = root
+            .w
+            .command(Who::Root)
+            .args(["ps", "-a"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Its output is read while it runs (4097 warnings fill a pipe); a hang ends the test.
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait_with_output()));
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(out) => Some(out.unwrap()),
+            Err(_) => {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = rx.recv();
+                None
+            }
+        }
+    };
+    let own = |p: &std::path::Path, mode: u32| {
+        chown(p, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    if made {
+        std::fs::create_dir_all(&run_user).unwrap();
+        own(&run_user, 0o700);
+    }
+    let made_state = !state.exists();
+    if made_state {
+        std::fs::create_dir(&state).unwrap();
+        own(&state, 0o700);
+    }
+    let entry = state.join(format!("fifo{}-{}", std::process::id(), unique()));
+    std::fs::create_dir(&entry).unwrap();
+    own(&entry, 0o700);
+    nix::unistd::mkfifo(
+        &entry.join("state.json"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    own(&entry.join("state.json"), 0o600);
+    let with_fifo = ps();
+    let many: Vec<PathBuf> = (0..4097)
+        .map(|i| state.join(format!("many{}-{i}", std::process::id())))
+        .collect();
+    for d in &many {
+        std::fs::create_dir(d).unwrap();
+    }
+    let with_many = ps();
+    for d in &many {
+        std::fs::remove_dir(d).unwrap();
+    }
+    std::fs::remove_file(entry.join("state.json")).unwrap();
+    std::fs::remove_dir(&entry).unwrap();
+    if made_state {
+        std::fs::remove_dir(&state).unwrap();
+    }
+    if made {
+        std::fs::remove_dir_all(&run_user).unwrap();
+    }
+    if made_parent {
+        std::fs::remove_dir("/run/user").unwrap();
+    }
+    let with_fifo = with_fifo.expect("root's ps hung on a fifo");
+    let with_many = with_many.expect("root's ps hung on 4097 entries");
+    assert_code(&with_fifo, 0);
+    let err = String::from_utf8_lossy(&with_fifo.stderr);
+    assert!(
+        err.contains("state.json is not a regular file with one link"),
+        "{err}"
+    );
+    assert_code(&with_many, 0);
+    let err = String::from_utf8_lossy(&with_many.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}: more than 4096 entries; only the first 4096 were read",
+            state.display()
+        )),
+        "{err}"
+    );
+}

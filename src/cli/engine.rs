@@ -13,6 +13,7 @@ use nix::sys::signal::Signal;
 
 use kekkai::error::Error;
 use kekkai::exit;
+use kekkai::launch::cgroup::v2;
 use kekkai::log;
 use kekkai::state::{self, Entry, Record, StateDir, Status, usage};
 
@@ -81,7 +82,9 @@ struct PsRow {
 fn row(r: &Record) -> PsRow {
     let status = r.status();
     let running = r.sandbox_pidfd().filter(|_| status.running());
-    let u = running.as_ref().map(|(_, p)| usage::of(p.pid));
+    let u = running
+        .as_ref()
+        .and_then(|(fd, p)| p.read(fd.as_fd(), usage::of));
     PsRow {
         name: r.name.clone(),
         owner: r.owner,
@@ -128,7 +131,19 @@ pub(crate) fn ps(args: &PsArgs) -> Result<i32, Error> {
         dirs.extend(users_state_dirs());
     }
     for sd in &dirs {
-        for name in sd.names() {
+        // A user's directory holds what the user put there: at most RECORDS_MAX entries of
+        // each are read (every record is opened non-blocking and must be a regular file, so a
+        // fifo planted as a record can't hold root's `ps` either).
+        let (names, cut) = sd.names_at_most(state::RECORDS_MAX);
+        if cut {
+            log::warn(&format!(
+                "{}: more than {} entries; only the first {} were read",
+                sd.path.display(),
+                state::RECORDS_MAX,
+                state::RECORDS_MAX
+            ));
+        }
+        for name in names {
             match find(sd, &name) {
                 Ok((_, r)) => {
                     let row = row(&r);
@@ -207,14 +222,49 @@ pub(crate) fn enter(args: &EnterArgs, verbosity: i8) -> Result<i32, Error> {
     } else if args.no_pty {
         plan.terminal = kekkai::plan::Terminal::Inherit;
     }
-    let (v2, v1) = usage::cgroups_of(first.pid);
-    let Some((program, _)) = state::program_of(first) else {
+    // The cgroups are read of the first process, the v2 one opened and checked, and kept only
+    // if the first process is still alive after (a process that took its pid in between would
+    // have named its own).
+    let name = r.cgroup_name();
+    let Some((v2, v1, v1_ours)) = first.read(pidfd.as_fd(), |pid| {
+        let (v2, v1) = usage::cgroups_of(pid);
+        let v2 = match (v2, name.as_deref()) {
+            (Some(dir), Some(name)) => Some(
+                v2::open_sandbox(&dir, name)
+                    .map_err(|e| format!("{}: open({}): {e}", args.name, dir.display())),
+            ),
+            (Some(dir), None) => Some(Err(format!(
+                "{}: {} is not the sandbox's cgroup",
+                args.name,
+                dir.display()
+            ))),
+            (None, _) => None,
+        };
+        // The v1 cgroups are joined by path (cgroup.procs): each must be named after the
+        // record's supervisor too.
+        let v1_ours = v1
+            .iter()
+            .all(|(_, d)| d.file_name().and_then(|n| n.to_str()) == name.as_deref());
+        (v2.transpose(), v1, v1_ours)
+    }) else {
+        return Err(Error::Host(format!(
+            "{}: the sandbox is not running",
+            args.name
+        )));
+    };
+    let v2 = v2.map_err(Error::Host)?;
+    if !v1_ours {
+        return Err(Error::Host(format!(
+            "{}: a cgroup v1 directory of the sandbox is not named after its supervisor",
+            args.name
+        )));
+    }
+    let Some((program, _)) = state::program_of(first, pidfd, plan.as_pid_1) else {
         return Err(Error::Host(format!(
             "{}: the sandbox's program is gone",
             args.name
         )));
     };
-    drop(pidfd);
     let target = kekkai::launch::enter::Target {
         pidfd: program.as_fd(),
         v2,
@@ -249,13 +299,42 @@ fn signal(r: &Record, signo: libc::c_int) -> Option<()> {
 
 /// Kills every process of the sandbox: SIGKILL to its first process (which, as PID 1 of its
 /// pid namespace, takes the namespace with it), and its cgroup's `cgroup.kill` where it has one.
+/// The cgroup is read from /proc/PID/cgroup of the first process and its directory opened and
+/// checked (`cgroup::v2::open_sandbox`: cgroupfs, named after the record's supervisor) before
+/// the first process is confirmed still alive ([`state::Proc::read`]): a process that took its
+/// pid in between never names the cgroup killed. `cgroup.kill` is written below that descriptor.
 fn kill_all(r: &Record) {
-    if let Some((fd, first)) = r.sandbox_pidfd() {
-        let (v2, _) = usage::cgroups_of(first.pid);
-        let _ = kekkai::sys::pidfd_send_signal(fd.as_fd(), Signal::SIGKILL);
-        if let Some(dir) = v2 {
-            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+    let Some((fd, first)) = r.sandbox_pidfd() else {
+        return;
+    };
+    let name = r.cgroup_name();
+    let cgroup = first
+        .read(fd.as_fd(), |pid| {
+            let dir = usage::cgroups_of(pid).0?;
+            let name = name.as_deref()?;
+            Some((v2::open_sandbox(&dir, name), dir))
+        })
+        .flatten();
+    match kekkai::sys::pidfd_send_signal(fd.as_fd(), Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => log::warn(&format!("{}: pidfd_send_signal(SIGKILL): {e}", r.name)),
+    }
+    match cgroup {
+        Some((Ok(dir_fd), dir)) => {
+            if let Err(e) = v2::kill_at(dir_fd.as_fd()) {
+                log::warn(&format!(
+                    "{}: write({}/cgroup.kill): {e}",
+                    r.name,
+                    dir.display()
+                ));
+            }
         }
+        Some((Err(e), dir)) => log::warn(&format!(
+            "{}: {} is not the sandbox's cgroup, not killed: {e}",
+            r.name,
+            dir.display()
+        )),
+        None => {}
     }
 }
 
@@ -456,10 +535,10 @@ pub(crate) fn stats(args: &StatsArgs) -> Result<i32, Error> {
         for name in names {
             let (_, r) = find(&sd, &name)?;
             match r.sandbox_pidfd().filter(|_| r.status().running()) {
-                Some((_, p)) => rows.push(StatsRow {
+                Some((fd, p)) => rows.push(StatsRow {
                     name,
                     pid: p.pid,
-                    usage: usage::of(p.pid),
+                    usage: p.read(fd.as_fd(), usage::of).unwrap_or_default(),
                 }),
                 None if args.name.is_some() => {
                     log::error(&format!("{name}: the sandbox is not running"));

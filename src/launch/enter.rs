@@ -47,8 +47,9 @@ use crate::plan::{Namespace, Plan};
 pub struct Target<'a> {
     /// The sandbox's first process.
     pub pidfd: BorrowedFd<'a>,
-    /// Its cgroup v2 directory, if it is in one of kekkai's.
-    pub v2: Option<PathBuf>,
+    /// Its cgroup v2 directory, open and checked (`cgroup::v2::open_sandbox`), if it is in one
+    /// of kekkai's.
+    pub v2: Option<OwnedFd>,
     /// Its cgroup v1 directories.
     pub v1: Vec<PathBuf>,
 }
@@ -85,19 +86,7 @@ pub fn enter(
         watch: None,
         ..opts.clone()
     };
-    let v2 = match &target.v2 {
-        Some(dir) => Some(
-            nix::fcntl::open(
-                dir,
-                nix::fcntl::OFlag::O_PATH
-                    | nix::fcntl::OFlag::O_DIRECTORY
-                    | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .step(Step::Clone, || format!("open({dir:?}, O_PATH)"))?,
-        ),
-        None => None,
-    };
+    let v2 = target.v2.as_ref();
     opts.enter(Step::Clone);
     // Without a pid namespace, what the entered program leaves behind is not the sandbox's
     // PID 1's to reap and end: it becomes ours, and is killed when the program has ended
@@ -114,7 +103,7 @@ pub fn enter(
     let (pid_r, pid_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .step(Step::Clone, || "pipe2(O_CLOEXEC)".into())?;
     let start = Instant::now();
-    let joiner = match crate::sys::clone3(0, v2.as_ref().map(|f| f.as_fd())) {
+    let joiner = match crate::sys::clone3(0, v2.map(|f| f.as_fd())) {
         Ok(None) => {
             drop((chan, sources, pid_r));
             join(plan, target.pidfd, command, child_chan, pid_w, opts)

@@ -14,6 +14,10 @@
 //! A pid in a record is never used on its own: [`Proc::open`] opens a pidfd for it and then
 //! checks that the process behind the pidfd still has the recorded start time (a recycled pid
 //! has another), so a signal sent through that pidfd can only reach the recorded process.
+//! What is read from /proc/PID/ after that check (a cgroup, a parent, children) is read through
+//! [`Proc::read`], which keeps it only if the pidfd's process is still alive after the read: the
+//! kernel does not reuse a pid while the process a pidfd names is alive, so the read was of that
+//! process, never of one that took its pid in between.
 
 pub mod usage;
 
@@ -30,6 +34,9 @@ use crate::hostfs::{self, is_dir, is_regular};
 
 /// The longest name accepted.
 pub const NAME_MAX: usize = 64;
+
+/// The most entries of one state directory `ps` reads (root's `ps` reads every user's).
+pub const RECORDS_MAX: usize = 4096;
 
 /// The most a detached sandbox's log holds before it is rotated to `log.1`.
 pub const LOG_MAX: u64 = 1 << 20;
@@ -122,6 +129,16 @@ impl Proc {
         self.open().is_some()
     }
 
+    /// What `read` reads of this process (from /proc/PID/), whose pidfd is `pidfd` (from
+    /// [`Proc::open`]), kept only if the process is still alive once it is read: while it is,
+    /// its pid is not reused, so the read was of this process. A pidfd checked earlier does not
+    /// make a later read by pid right: the process can end and another take its pid between the
+    /// check and the read (`stop` then wrote `cgroup.kill` of whatever cgroup that one was in).
+    pub fn read<T>(&self, pidfd: BorrowedFd<'_>, read: impl FnOnce(i32) -> T) -> Option<T> {
+        let value = read(self.pid);
+        (!exited(pidfd)).then_some(value)
+    }
+
     /// [`Proc::open`], and only if the process runs as `uid` (its effective uid, as the state
     /// directory's owner is the caller's): read after the pidfd is opened and before the start
     /// time is compared, so the uid is this process's.
@@ -132,6 +149,20 @@ impl Proc {
         let fd = crate::sys::pidfd_open(nix::unistd::Pid::from_raw(self.pid)).ok()?;
         let owner = effective_uid(self.pid);
         (owner == Some(uid) && start_time(self.pid) == Some(self.start)).then_some(fd)
+    }
+}
+
+/// Has the process behind `pidfd` exited? A pidfd polls readable once its process has exited
+/// (a zombie too); an error counts as exited.
+pub fn exited(pidfd: BorrowedFd<'_>) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    loop {
+        let mut fds = [PollFd::new(pidfd, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(0) => return false,
+            Err(Errno::EINTR) => continue,
+            _ => return true,
+        }
     }
 }
 
@@ -266,33 +297,47 @@ impl Record {
     pub fn sandbox_pidfd(&self) -> Option<(OwnedFd, Proc)> {
         let sup = self.supervisor?;
         let first = self.sandbox?;
-        let _sup_fd = self.supervisor_pidfd()?;
+        let sup_fd = self.supervisor_pidfd()?;
         let fd = first.open()?;
-        (parent_of(first.pid) == Some(sup.pid)).then_some((fd, first))
+        let parent = first.read(fd.as_fd(), parent_of)?;
+        (parent == Some(sup.pid) && !exited(sup_fd.as_fd())).then_some((fd, first))
+    }
+
+    /// The name of the sandbox's cgroups: `kekkai-PID-START` of its supervisor, which creates
+    /// them ([`crate::launch::cgroup::name`]). A cgroup of another name is not this sandbox's.
+    pub fn cgroup_name(&self) -> Option<String> {
+        let sup = self.supervisor?;
+        Some(format!("kekkai-{}-{}", sup.pid, sup.start))
     }
 }
 
-/// The program's process in a running sandbox whose first process is `first`: the first
-/// process itself when the program runs as PID 1, else its oldest living child, opened as a
-/// pidfd and then checked to still be that child. `enter` joins the namespaces through it: the
-/// first process of a sandbox is a non-dumpable copy of the launcher that never execs, which
-/// only a caller with CAP_SYS_PTRACE in the host's user namespace may join (`setns` checks
-/// ptrace access), while the program, after its execve, is an ordinary process of the caller's.
-pub fn program_of(first: Proc) -> Option<(OwnedFd, Proc)> {
-    let kids =
-        std::fs::read_to_string(format!("/proc/{}/task/{}/children", first.pid, first.pid)).ok()?;
-    match kids
+/// The process `enter` joins in a running sandbox whose first process is `first` (`first_fd`,
+/// its pidfd from [`Record::sandbox_pidfd`]): the sandbox's init, as bubblewrap's and nsjail's
+/// users expect. With `as_pid_1` (the plan's `as-pid-1`: the first process execs the program)
+/// that is the first process itself, whatever children the program has (the first child was
+/// taken, and a child may have unshared namespaces of its own; found in review, fixed). Else it
+/// is the first process's oldest living child, the program its reaper forked: the first process
+/// is then a non-dumpable copy of the launcher that never execs, which only a caller with
+/// CAP_SYS_PTRACE in the host's user namespace may join (`setns` checks ptrace access), while
+/// the program, after its execve, is an ordinary process of the caller's. Every /proc read is
+/// kept only if the process read is still alive after ([`Proc::read`]).
+pub fn program_of(first: Proc, first_fd: OwnedFd, as_pid_1: bool) -> Option<(OwnedFd, Proc)> {
+    if as_pid_1 {
+        return (!exited(first_fd.as_fd())).then_some((first_fd, first));
+    }
+    let kids = first
+        .read(first_fd.as_fd(), |pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        })?
+        .ok()?;
+    let pid = kids
         .split_whitespace()
         .filter_map(|k| k.parse::<i32>().ok())
-        .next()
-    {
-        None => first.open().map(|fd| (fd, first)),
-        Some(pid) => {
-            let child = Proc::of(pid)?;
-            let fd = child.open()?;
-            (parent_of(pid) == Some(first.pid)).then_some((fd, child))
-        }
-    }
+        .next()?;
+    let child = Proc::of(pid)?;
+    let fd = child.open()?;
+    let parent = child.read(fd.as_fd(), parent_of)?;
+    (parent == Some(first.pid)).then_some((fd, child))
 }
 
 /// The parent pid of a process (field 4 of /proc/PID/stat).
@@ -468,20 +513,32 @@ impl StateDir {
     /// The names of the sandboxes here, sorted (entries whose names are not valid are passed
     /// over: kekkai never made them).
     pub fn names(&self) -> Vec<String> {
+        self.names_at_most(usize::MAX).0
+    }
+
+    /// [`StateDir::names`], from at most `limit` directory entries (`.` and `..` aside), and
+    /// whether there were more: root's `ps` reads every user's directory, which the user fills
+    /// as they like, and reads at most [`RECORDS_MAX`] of each.
+    pub fn names_at_most(&self, limit: usize) -> (Vec<String>, bool) {
         let Ok(dup) = nix::unistd::dup(&self.fd) else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
         let Ok(mut dir) = nix::dir::Dir::from_fd(dup) else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
-        let mut names: Vec<String> = dir
+        let mut entries = dir
             .iter()
             .filter_map(Result::ok)
+            .filter(|e| !matches!(e.file_name().to_bytes(), b"." | b".."));
+        let mut names: Vec<String> = entries
+            .by_ref()
+            .take(limit)
             .filter_map(|e| e.file_name().to_str().ok().map(str::to_owned))
             .filter(|n| check_name(n).is_ok())
             .collect();
+        let cut = entries.next().is_some();
         names.sort();
-        names
+        (names, cut)
     }
 
     /// Removes a sandbox's entry (its record, plan and log).
@@ -704,6 +761,120 @@ mod tests {
         assert!(check_name(&a).is_ok());
         assert_eq!(a.len(), 12);
         assert_ne!(a, b);
+    }
+
+    /// A state directory is read up to a bound, and says when there was more.
+    #[rstest]
+    #[case::under(3, 4, 3, false)]
+    #[case::at(4, 4, 4, false)]
+    #[case::over(6, 4, 4, true)]
+    fn a_listing_is_bounded_and_says_it_was_cut(
+        #[case] made: usize,
+        #[case] limit: usize,
+        #[case] listed: usize,
+        #[case] cut: bool,
+    ) {
+        let (dir, sd) = private_tmp();
+        for i in 0..made {
+            sd.create(&format!("n{i}")).unwrap();
+        }
+        let (names, was_cut) = sd.names_at_most(limit);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!((names.len(), was_cut), (listed, cut));
+    }
+
+    /// `enter` joins the sandbox's init: the first process when the program runs as PID 1
+    /// (as-pid-1), even when the program has children (one of which may have namespaces of its
+    /// own); else the first process's child, the program under the reaper, and none when the
+    /// reaper has no child left (the program is gone).
+    #[rstest]
+    #[case::as_pid_1_with_a_child("sleep 100 & wait", true, Some(false))]
+    #[case::as_pid_1_alone("exec sleep 100", true, Some(false))]
+    #[case::under_a_reaper("sleep 100 & wait", false, Some(true))]
+    #[case::a_reaper_without_a_program("exec sleep 100", false, None)]
+    fn enter_joins_pid_1_or_the_reapers_child(
+        #[case] script: &str,
+        #[case] as_pid_1: bool,
+        #[case] child: Option<bool>,
+    ) {
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", script])
+            .spawn()
+            .unwrap();
+        let forks = script.contains('&');
+        let pid = i32::try_from(sh.id()).unwrap();
+        let children = format!("/proc/{pid}/task/{pid}/children");
+        let mut kid = None;
+        for _ in 0..if forks { 500 } else { 0 } {
+            kid = std::fs::read_to_string(&children)
+                .ok()
+                .and_then(|k| k.split_whitespace().next()?.parse::<i32>().ok());
+            if kid.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let first = Proc::of(pid).unwrap();
+        let fd = first.open().unwrap();
+        let got = program_of(first, fd, as_pid_1).map(|(_, p)| p.pid);
+        if let Some(k) = kid {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(k),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = sh.kill();
+        let _ = sh.wait();
+        assert_eq!(kid.is_some(), forks, "sh's children");
+        let want = match child {
+            Some(true) => kid,
+            Some(false) => Some(pid),
+            None => None,
+        };
+        assert_eq!(got, want);
+    }
+
+    /// A read of /proc/PID/ through [`Proc::read`] is kept only while the pidfd's process is
+    /// alive: once it has ended (a zombie, or reaped and its pid free for another), what was
+    /// read may be another process's and is dropped.
+    #[rstest]
+    #[case::alive(None, true)]
+    #[case::zombie(Some(false), false)]
+    #[case::reaped(Some(true), false)]
+    fn a_read_is_kept_only_while_the_process_lives(
+        #[case] ended: Option<bool>,
+        #[case] kept: bool,
+    ) {
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let p = Proc::of(pid).unwrap();
+        let fd = p.open().unwrap();
+        if let Some(reap) = ended {
+            child.kill().unwrap();
+            if reap {
+                child.wait().unwrap();
+            } else {
+                // Exited, not reaped: the pidfd polls readable.
+                let mut fds = [nix::poll::PollFd::new(
+                    fd.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16)).unwrap();
+            }
+        }
+        let got = p.read(fd.as_fd(), parent_of);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(got.is_some(), kept);
+        if kept {
+            assert_eq!(
+                got.flatten(),
+                Some(i32::try_from(std::process::id()).unwrap())
+            );
+        }
     }
 
     #[test]

@@ -178,6 +178,52 @@ pub fn kill(dir: &Path) -> bool {
     }
 }
 
+/// Opens a running sandbox's cgroup directory `dir` (as `kekkai stop`, `rm -f` and `enter`
+/// found it in /proc/PID/cgroup) once, and checks the descriptor: no symbolic link anywhere on
+/// the way (`openat2(RESOLVE_NO_SYMLINKS)`, else `ELOOP`), on cgroupfs v2 (`fstatfs`, else
+/// `EXDEV`), and named `name`, the `kekkai-PID-START` of the sandbox's record (else `EPERM`):
+/// what is written below it then goes to that cgroup, whatever its path comes to name later.
+pub fn open_sandbox(dir: &Path, name: &str) -> nix::Result<OwnedFd> {
+    if dir.file_name().and_then(|n| n.to_str()) != Some(name) || !name.starts_with("kekkai-") {
+        return Err(nix::errno::Errno::EPERM);
+    }
+    let rel = dir
+        .strip_prefix("/")
+        .map_err(|_| nix::errno::Errno::EXDEV)?;
+    let root = open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let fd = crate::hostfs::open_beneath(
+        std::os::fd::AsFd::as_fd(&root),
+        rel,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+    )?;
+    let fs = nix::sys::statfs::fstatfs(&fd)?;
+    if fs.filesystem_type() != nix::sys::statfs::CGROUP2_SUPER_MAGIC {
+        return Err(nix::errno::Errno::EXDEV);
+    }
+    Ok(fd)
+}
+
+/// Writes `cgroup.kill` of the cgroup whose directory is open as `dir` ([`open_sandbox`]):
+/// `openat` below the descriptor, never a path.
+pub fn kill_at(dir: std::os::fd::BorrowedFd<'_>) -> nix::Result<()> {
+    let fd = nix::fcntl::openat(
+        dir,
+        "cgroup.kill",
+        OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let n = nix::unistd::write(&fd, b"1")?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(nix::errno::Errno::EIO)
+    }
+}
+
 /// Whether an open cgroup.events says `populated 0`; `None` when it can't be read. Each read
 /// also arms the next POLLPRI notification.
 fn unpopulated(events: &std::fs::File, buf: &mut [u8]) -> Option<bool> {
@@ -250,6 +296,7 @@ pub fn stats(dir: &Path, available: &[String], s: &mut CgroupStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::errno::Errno;
     use rstest::rstest;
 
     /// Only a line that is exactly `populated 0` says the cgroup is empty; anything else
@@ -271,6 +318,29 @@ mod tests {
         let got = unpopulated(&std::fs::File::open(&p).unwrap(), &mut [0u8; 256]);
         let _ = std::fs::remove_file(&p);
         assert_eq!(got, want);
+    }
+
+    /// A sandbox's cgroup directory is opened only if its name is the record's `kekkai-*`
+    /// (`EPERM`), no link is on the way (`ELOOP`) and it is on cgroupfs v2 (`EXDEV`).
+    #[rstest]
+    #[case::other_name("kekkai-1-2", "kekkai-1-3", Errno::EPERM)]
+    #[case::not_kekkais("user.slice", "user.slice", Errno::EPERM)]
+    #[case::through_a_link("link/kekkai-1-2", "kekkai-1-2", Errno::ELOOP)]
+    #[case::not_cgroupfs("real/kekkai-1-2", "kekkai-1-2", Errno::EXDEV)]
+    #[case::missing("real/kekkai-9-9", "kekkai-9-9", Errno::ENOENT)]
+    fn only_the_records_cgroup_on_cgroupfs_is_opened(
+        #[case] rel: &str,
+        #[case] name: &str,
+        #[case] want: Errno,
+    ) {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let top = std::env::temp_dir().join(format!("kekkai-cg-open-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(top.join("real/kekkai-1-2")).unwrap();
+        std::os::unix::fs::symlink(top.join("real"), top.join("link")).unwrap();
+        let got = open_sandbox(&top.join(rel), name).map(drop);
+        let _ = std::fs::remove_dir_all(&top);
+        assert_eq!(got, Err(want));
     }
 
     /// A descriptor that can't be read (opened for writing only) is a doubt: no answer.
