@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use super::directive::{Directive, Unit, Value, bytes, path_word};
+use crate::plan::landlock::access;
 use crate::plan::{MountKind, Plan};
 
 pub(super) fn write(plan: &Plan, o: &mut Unit) {
@@ -202,6 +203,9 @@ fn mounts(plan: &Plan, o: &mut Unit) {
             MountKind::Dev => {
                 if !dev {
                     o.set(Directive::PrivateDevices, Value::Yes);
+                    if target == Path::new("/dev") {
+                        dev_shm(plan, o);
+                    }
                 }
                 dev = true;
             }
@@ -233,6 +237,37 @@ fn mounts(plan: &Plan, o: &mut Unit) {
              and the like.",
         );
     }
+}
+
+/// The size of the private tmpfs kekkai mounts at /dev/shm (src/launch/rootfs.rs, `mount_dev`).
+const DEV_SHM_BYTES: u64 = 64 << 20;
+
+/// PrivateDevices= bind-mounts the host's own /dev/shm into the unit's /dev, writable and shared
+/// with every process on the host (systemd's namespace.c: `mount("/dev/shm", devshm, NULL,
+/// MS_BIND, NULL)`, and the read-only /dev is "not submounts like /dev/shm"). kekkai's is a fresh
+/// tmpfs: a tmpfs over it gives the unit one too, without exec where Landlock gives none.
+fn dev_shm(plan: &Plan, o: &mut Unit) {
+    let shm = Path::new("/dev/shm");
+    let landlock_noexec = plan.landlock.enabled
+        && !crate::plan::landlock::allows(&plan.landlock, shm, access::EXECUTE);
+    let noexec = if landlock_noexec { ",noexec" } else { "" };
+    o.set_why(
+        Directive::TemporaryFileSystem,
+        Value::Text(format!(
+            "/dev/shm:size={},mode=1777,nosuid{noexec}",
+            bytes(DEV_SHM_BYTES)
+        )),
+        format!(
+            "PrivateDevices= alone binds the host's /dev/shm, writable and shared with every \
+             host process; kekkai's /dev/shm is a private {} tmpfs{}.",
+            bytes(DEV_SHM_BYTES),
+            if landlock_noexec {
+                " where Landlock allows no execution"
+            } else {
+                ""
+            }
+        ),
+    );
 }
 
 /// kekkai mounts in policy order; systemd sorts by path, so a later mount over a deeper earlier

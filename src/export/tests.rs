@@ -103,6 +103,7 @@ fn shipped() -> Vec<&'static str> {
         "SocketBindDeny=tcp",
         "ProtectProc=invisible",
         "PrivateDevices=yes",
+        "TemporaryFileSystem=/dev/shm:size=64M,mode=1777,nosuid,noexec",
         "NoNewPrivileges=yes",
         "LockPersonality=yes",
     ],
@@ -145,6 +146,7 @@ fn shipped() -> Vec<&'static str> {
         "ProtectClock=yes",
         "RestrictRealtime=yes",
         "RestrictSUIDSGID=yes",
+        "TemporaryFileSystem=/dev/shm:size=64M,mode=1777,nosuid,noexec",
     ],
     &["AmbientCapabilities=", "RuntimeMaxSec=", "SocketBindAllow=", "NoExecPaths="],
 )]
@@ -174,6 +176,7 @@ fn shipped() -> Vec<&'static str> {
         "InaccessiblePaths=-/media",
         "InaccessiblePaths=-/srv",
         "PrivateNetwork=yes",
+        "TemporaryFileSystem=/dev/shm:size=64M,mode=1777,nosuid,noexec",
     ],
     &["AmbientCapabilities="],
 )]
@@ -420,6 +423,28 @@ fn landlock_and_the_overlay_root_are_commented() {
     "{version: 1, mounts: [{tmpfs: '/a b', size: 1M}, {tmpfs: '/c:d', size: 1M}, {hide: '/e f'}]}",
     &["ProtectSystem=strict"],
     &["TemporaryFileSystem=", "InaccessiblePaths="],
+)]
+// PrivateDevices= binds the host's /dev/shm (shared, writable); kekkai's is a private tmpfs,
+// without exec only where Landlock grants none.
+#[case::dev_shm_private(
+    "{version: 1, mounts: [{dev: /dev}]}",
+    &["PrivateDevices=yes", "TemporaryFileSystem=/dev/shm:size=64M,mode=1777,nosuid"],
+    &[],
+)]
+#[case::dev_shm_landlock_executes(
+    "{version: 1, extends: default, landlock: {execute: [/dev/shm]}}",
+    &["PrivateDevices=yes", "TemporaryFileSystem=/dev/shm:size=64M,mode=1777,nosuid"],
+    &[],
+)]
+#[case::dev_shm_only_at_dev(
+    "{version: 1, mounts: [{dev: /srv/d}]}",
+    &["PrivateDevices=yes"],
+    &["TemporaryFileSystem=/dev/shm"],
+)]
+#[case::dev_shm_no_dev_mount(
+    "{version: 1, mounts: [{tmpfs: /tmp, size: 1M}]}",
+    &["PrivateDevices=yes"],
+    &["TemporaryFileSystem=/dev/shm"],
 )]
 #[case::ports(
     "{version: 1, network: host, landlock: {tcp-bind: [8081, 80, 8080, 8082]}}",
