@@ -239,7 +239,8 @@ fn mounts(plan: &Plan, o: &mut Unit) {
     }
 }
 
-/// The size of the private tmpfs kekkai mounts at /dev/shm (src/launch/rootfs.rs, `mount_dev`).
+/// The size of the private tmpfs kekkai mounts at /dev/shm
+/// ([`crate::launch::rootfs::DEV_SHM_OPTIONS`]; a test keeps the two the same).
 const DEV_SHM_BYTES: u64 = 64 << 20;
 
 /// PrivateDevices= bind-mounts the host's own /dev/shm into the unit's /dev, writable and shared
@@ -296,4 +297,18 @@ fn unexpressible(o: &mut Unit, key: String, path: &Path) {
          where systemd splits): kekkai only.",
         path.display()
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    /// The export's `/dev/shm` is the size of the one a launch mounts.
+    #[test]
+    fn dev_shm_is_the_launchs_size() {
+        let want = format!("size={}m,", super::DEV_SHM_BYTES >> 20);
+        assert!(
+            crate::launch::rootfs::DEV_SHM_OPTIONS.starts_with(&want),
+            "{} vs {want}",
+            crate::launch::rootfs::DEV_SHM_OPTIONS
+        );
+    }
 }

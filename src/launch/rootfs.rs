@@ -1087,6 +1087,10 @@ fn harden_proc(k: &dyn Kernel, on: &Onto<'_>, rel: &Path, shown: &str) -> Result
     Ok(())
 }
 
+/// The private tmpfs at `/dev/shm`'s options (its size is also `kekkai export systemd`'s, for
+/// the unit's `TemporaryFileSystem=/dev/shm`).
+pub const DEV_SHM_OPTIONS: &str = "size=64m,mode=1777";
+
 /// A minimal /dev: a small tmpfs with the host's null, zero, full, random, urandom and tty
 /// bound in, a private devpts instance, shm, and the fd links. Nothing else.
 fn mount_dev(
@@ -1150,7 +1154,7 @@ fn mount_dev(
         &shm,
         &format!("{shown}/shm"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("size=64m,mode=1777"),
+        Some(DEV_SHM_OPTIONS),
         step,
     )?;
     for (link, to) in [
