@@ -326,6 +326,49 @@ fn a_tmpfs_size_limit_holds(#[values(Who::Root, Who::Rootless)] who: Who) {
     assert_eq!(stdout(&o).trim(), "ENOSPC", "the default tmpfs size is 64M");
 }
 
+/// Empty files don't count against a tmpfs's `size`: with the kernel's default `nr_inodes`
+/// (half the host's pages) a 256M `/tmp` took a million empty files, a GB of kernel memory no
+/// rlimit bounds (rootless without a delegated cgroup), with `df` saying 0 bytes used. Every
+/// tmpfs kekkai makes holds one inode per 4 KiB of its size (at least 1024), and the next
+/// file is ENOSPC.
+const COUNT_INODES: &str = "import errno, os
+print(' '.join(str(os.statvfs(p).f_files) for p in ['/tmp', '/var/tmp', '/dev/shm', '/dev', '/scratch']))
+n = 0
+try:
+    while n < 20000:
+        open('/scratch/%d' % n, 'w').close()
+        n += 1
+    print('ok', n)
+except OSError as e:
+    print(errno.errorcode[e.errno], n)";
+
+#[rstest]
+#[ignore = "needs root: run by scripts/test"]
+fn a_tmpfs_holds_no_more_inodes_than_its_size_allows(#[values(Who::Root, Who::Rootless)] who: Who) {
+    need(who);
+    let _turn = turn();
+    let w = World::new("tmpfs-inodes");
+    let o = w.run(
+        who,
+        [
+            "run",
+            "--tmpfs",
+            "/scratch",
+            "--",
+            "python3",
+            "-c",
+            COUNT_INODES,
+        ],
+    );
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    // /tmp 256M, /var/tmp 64M, /dev/shm 64M, /dev 64K, --tmpfs's default 64M.
+    assert_eq!(lines.next(), Some("65536 16384 16384 1024 16384"));
+    // The root directory is an inode of its own.
+    assert_eq!(lines.next(), Some("ENOSPC 16383"));
+}
+
 #[rstest]
 #[ignore = "needs root: run by scripts/test"]
 fn rlimits_are_seen_inside(#[values(Who::Root, Who::Rootless)] who: Who) {

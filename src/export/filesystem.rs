@@ -239,10 +239,6 @@ fn mounts(plan: &Plan, o: &mut Unit) {
     }
 }
 
-/// The size of the private tmpfs kekkai mounts at /dev/shm
-/// ([`crate::launch::rootfs::DEV_SHM_OPTIONS`]; a test keeps the two the same).
-const DEV_SHM_BYTES: u64 = 64 << 20;
-
 /// PrivateDevices= bind-mounts the host's own /dev/shm into the unit's /dev, writable and shared
 /// with every process on the host (systemd's namespace.c: `mount("/dev/shm", devshm, NULL,
 /// MS_BIND, NULL)`, and the read-only /dev is "not submounts like /dev/shm"). kekkai's is a fresh
@@ -256,12 +252,12 @@ fn dev_shm(plan: &Plan, o: &mut Unit) {
         Directive::TemporaryFileSystem,
         Value::Text(format!(
             "/dev/shm:size={},mode=1777,nosuid{noexec}",
-            bytes(DEV_SHM_BYTES)
+            bytes(crate::launch::rootfs::DEV_SHM_BYTES)
         )),
         format!(
             "PrivateDevices= alone binds the host's /dev/shm, writable and shared with every \
              host process; kekkai's /dev/shm is a private {} tmpfs{}.",
-            bytes(DEV_SHM_BYTES),
+            bytes(crate::launch::rootfs::DEV_SHM_BYTES),
             if landlock_noexec {
                 " where Landlock allows no execution"
             } else {
@@ -297,18 +293,4 @@ fn unexpressible(o: &mut Unit, key: String, path: &Path) {
          where systemd splits): kekkai only.",
         path.display()
     ));
-}
-
-#[cfg(test)]
-mod tests {
-    /// The export's `/dev/shm` is the size of the one a launch mounts.
-    #[test]
-    fn dev_shm_is_the_launchs_size() {
-        let want = format!("size={}m,", super::DEV_SHM_BYTES >> 20);
-        assert!(
-            crate::launch::rootfs::DEV_SHM_OPTIONS.starts_with(&want),
-            "{} vs {want}",
-            crate::launch::rootfs::DEV_SHM_OPTIONS
-        );
-    }
 }
