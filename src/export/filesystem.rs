@@ -252,12 +252,12 @@ fn dev_shm(plan: &Plan, o: &mut Unit) {
         Directive::TemporaryFileSystem,
         Value::Text(format!(
             "/dev/shm:size={},mode=1777,nosuid{noexec}",
-            bytes(crate::launch::rootfs::DEV_SHM_BYTES)
+            bytes(crate::plan::fs::DEV_SHM_BYTES)
         )),
         format!(
             "PrivateDevices= alone binds the host's /dev/shm, writable and shared with every \
              host process; kekkai's /dev/shm is a private {} tmpfs{}.",
-            bytes(crate::launch::rootfs::DEV_SHM_BYTES),
+            bytes(crate::plan::fs::DEV_SHM_BYTES),
             if landlock_noexec {
                 " where Landlock allows no execution"
             } else {

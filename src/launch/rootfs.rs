@@ -1103,10 +1103,6 @@ fn harden_proc(k: &dyn Kernel, on: &Onto<'_>, rel: &Path, shown: &str) -> Result
     Ok(())
 }
 
-/// The size of the private tmpfs at `/dev/shm` (also `kekkai export systemd`'s, for the unit's
-/// `TemporaryFileSystem=/dev/shm`).
-pub const DEV_SHM_BYTES: u64 = 64 << 20;
-
 /// A minimal /dev: a small tmpfs with the host's null, zero, full, random, urandom and tty
 /// bound in, a private devpts instance, shm, and the fd links. Nothing else.
 fn mount_dev(
@@ -1170,7 +1166,7 @@ fn mount_dev(
         &shm,
         &format!("{shown}/shm"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(&tmpfs_opts(DEV_SHM_BYTES, 0o1777)),
+        Some(&tmpfs_opts(crate::plan::fs::DEV_SHM_BYTES, 0o1777)),
         step,
     )?;
     for (link, to) in [

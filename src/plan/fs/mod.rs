@@ -22,7 +22,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 pub use super::units::normalize_abs;
-pub use mounts::{DEFAULT_TMPFS_SIZE, MountKind, MountPlan, image_host_files, plan_mounts};
+pub use mounts::{
+    DEFAULT_TMPFS_SIZE, DEV_SHM_BYTES, MountKind, MountPlan, image_host_files, plan_mounts,
+};
 pub use protect::{Guard, SECRETS, homes, protect};
 pub use rootfs::{
     DEFAULT_ROOT_SIZE, EntryKind, RootEntry, RootfsPlan, SharedLower, opaque, plan_rootfs,

@@ -17,6 +17,10 @@ use crate::policy::model::Mount;
 /// Default size of a tmpfs mount.
 pub const DEFAULT_TMPFS_SIZE: u64 = 64 << 20;
 
+/// The size of the private tmpfs a `dev` mount gets at `shm` (the launch mounts it; `kekkai
+/// export systemd` gives the unit's `/dev/shm` the same).
+pub const DEV_SHM_BYTES: u64 = 64 << 20;
+
 /// A mount from the policy, resolved.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MountPlan {
