@@ -653,10 +653,12 @@ fn run_nft(
         },
     )
     .map_err(|e| NftError::Spawn(errno(&e)))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A failed write shows as nft's own failure below.
-        let _ = stdin.write_all(script.as_bytes());
-    }
+    // nft applies what it read as one transaction: a script cut short could still parse (fewer
+    // rules), so a failed write fails the rules even when nft says it succeeded.
+    let wrote = match child.stdin.take() {
+        Some(mut stdin) => stdin.write_all(script.as_bytes()),
+        None => Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
+    };
     let out = child
         .wait_with_output()
         .map_err(|e| NftError::Wait(errno(&e)))?;
@@ -664,7 +666,7 @@ fn run_nft(
         let why = String::from_utf8_lossy(&out.stderr);
         return Err(NftError::Failed(format!("{}: {}", out.status, why.trim())));
     }
-    Ok(())
+    wrote.map_err(|e| NftError::Failed(format!("writing the rules to nft's stdin: {e}")))
 }
 
 /// The host's addresses while the sandbox runs: a netlink socket that hears of every address
